@@ -1,0 +1,440 @@
+//! Host n-d arrays: the concrete values at both ends of the pipeline.
+//!
+//! An [`Array`] is a shape, a dtype and a contiguous row-major buffer behind an `Arc`, so
+//! cloning is cheap and programs, linear maps and tensors can share residual values without
+//! copying. Arrays are immutable once built. The evaluator (`eval`) consumes and produces
+//! them; tracing only ever sees their avals.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal, Uniform};
+
+use crate::dtype::{Aval, DType, Scalar};
+use crate::error::{Error, Result};
+
+/// The typed storage of an array, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    Bool(Vec<bool>),
+}
+
+impl Data {
+    pub fn len(&self) -> usize {
+        match self {
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::I64(v) => v.len(),
+            Data::Bool(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Data::F32(_) => DType::F32,
+            Data::F64(_) => DType::F64,
+            Data::I32(_) => DType::I32,
+            Data::I64(_) => DType::I64,
+            Data::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// Element `i` as a scalar. The caller guarantees `i < len`.
+    pub(crate) fn get(&self, i: usize) -> Scalar {
+        match self {
+            Data::F32(v) => Scalar::F32(v[i]),
+            Data::F64(v) => Scalar::F64(v[i]),
+            Data::I32(v) => Scalar::I32(v[i]),
+            Data::I64(v) => Scalar::I64(v[i]),
+            Data::Bool(v) => Scalar::Bool(v[i]),
+        }
+    }
+
+    /// `n` copies of a scalar.
+    pub(crate) fn filled(s: Scalar, n: usize) -> Data {
+        match s {
+            Scalar::F32(x) => Data::F32(vec![x; n]),
+            Scalar::F64(x) => Data::F64(vec![x; n]),
+            Scalar::I32(x) => Data::I32(vec![x; n]),
+            Scalar::I64(x) => Data::I64(vec![x; n]),
+            Scalar::Bool(x) => Data::Bool(vec![x; n]),
+        }
+    }
+}
+
+/// Rust element types that can live in an [`Array`].
+pub trait Element: Copy + fmt::Debug + PartialEq + Send + Sync + 'static {
+    const DTYPE: DType;
+    fn into_data(v: Vec<Self>) -> Data;
+    fn slice_of(d: &Data) -> Option<&[Self]>;
+    fn into_scalar(self) -> Scalar;
+}
+
+macro_rules! element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            fn into_data(v: Vec<Self>) -> Data {
+                Data::$variant(v)
+            }
+            fn slice_of(d: &Data) -> Option<&[Self]> {
+                match d {
+                    Data::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_scalar(self) -> Scalar {
+                Scalar::$variant(self)
+            }
+        }
+    };
+}
+element!(f32, F32);
+element!(f64, F64);
+element!(i32, I32);
+element!(i64, I64);
+element!(bool, Bool);
+
+/// A host n-d array: shape, dtype, contiguous row-major reference-counted buffer.
+#[derive(Clone, PartialEq)]
+pub struct Array {
+    shape: Vec<usize>,
+    data: Arc<Data>,
+}
+
+impl Array {
+    /// An array from a typed buffer and a shape; the buffer length must match the shape.
+    pub fn from_data(data: Data, shape: &[usize]) -> Result<Array> {
+        let size: usize = shape.iter().product();
+        if data.len() != size {
+            return Err(Error::shape(
+                "Array::from_vec",
+                format!(
+                    "{} elements given for shape {:?}, which holds {size}",
+                    data.len(),
+                    shape
+                ),
+            ));
+        }
+        Ok(Array {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+        })
+    }
+
+    /// An array from a `Vec` and a shape.
+    ///
+    /// ```
+    /// let a = ferrax::Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.shape(), &[2, 2]);
+    /// assert!(ferrax::Array::from_vec(vec![1.0f64], &[2]).is_err());
+    /// ```
+    pub fn from_vec<T: Element>(v: Vec<T>, shape: &[usize]) -> Result<Array> {
+        Array::from_data(T::into_data(v), shape)
+    }
+
+    /// A 1-d array copied from a slice.
+    pub fn from_slice<T: Element>(v: &[T]) -> Array {
+        Array {
+            shape: vec![v.len()],
+            data: Arc::new(T::into_data(v.to_vec())),
+        }
+    }
+
+    /// A rank-0 array.
+    pub fn scalar<T: Element>(v: T) -> Array {
+        Array::from_scalar(v.into_scalar())
+    }
+
+    /// A rank-0 array holding a [`Scalar`].
+    pub fn from_scalar(s: Scalar) -> Array {
+        Array {
+            shape: vec![],
+            data: Arc::new(Data::filled(s, 1)),
+        }
+    }
+
+    /// An array of the given shape with every element equal to `value` (converted to dtype).
+    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
+        let n = shape.iter().product();
+        Array {
+            shape: shape.to_vec(),
+            data: Arc::new(Data::filled(Scalar::F64(value).cast(dtype), n)),
+        }
+    }
+
+    /// Like [`Array::full`] for a scalar already of the right dtype.
+    pub fn filled(shape: &[usize], value: Scalar) -> Array {
+        let n = shape.iter().product();
+        Array {
+            shape: shape.to_vec(),
+            data: Arc::new(Data::filled(value, n)),
+        }
+    }
+
+    pub fn zeros(shape: &[usize], dtype: DType) -> Array {
+        Array::full(shape, 0.0, dtype)
+    }
+
+    pub fn ones(shape: &[usize], dtype: DType) -> Array {
+        Array::full(shape, 1.0, dtype)
+    }
+
+    /// `[0, 1, ..., n-1]` in the given numeric dtype.
+    pub fn arange(n: usize, dtype: DType) -> Array {
+        Array::iota(&[n], 0, dtype)
+    }
+
+    /// An array whose element at index `i` is `i[dimension]` (as the `iota` primitive).
+    pub fn iota(shape: &[usize], dimension: usize, dtype: DType) -> Array {
+        let strides = strides(shape);
+        let n: usize = shape.iter().product();
+        let (stride, dim) = if dimension < shape.len() {
+            (strides[dimension], shape[dimension])
+        } else {
+            (1, 1)
+        };
+        let vals: Vec<i64> = (0..n).map(|i| ((i / stride) % dim.max(1)) as i64).collect();
+        let data = match dtype {
+            DType::F32 => Data::F32(vals.iter().map(|&v| v as f32).collect()),
+            DType::F64 => Data::F64(vals.iter().map(|&v| v as f64).collect()),
+            DType::I32 => Data::I32(vals.iter().map(|&v| v as i32).collect()),
+            DType::I64 => Data::I64(vals),
+            DType::Bool => Data::Bool(vals.iter().map(|&v| v != 0).collect()),
+        };
+        Array {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+        }
+    }
+
+    /// Standard normal samples from a seeded generator (ChaCha8): the same seed gives the
+    /// same array on every machine. Float dtypes only.
+    pub fn random_normal(seed: u64, shape: &[usize], dtype: DType) -> Result<Array> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        let data = match dtype {
+            DType::F32 => Data::F32((0..n).map(|_| StandardNormal.sample(&mut rng)).collect()),
+            DType::F64 => Data::F64((0..n).map(|_| StandardNormal.sample(&mut rng)).collect()),
+            d => {
+                return Err(Error::dtype(
+                    "Array::random_normal",
+                    format!("needs a float dtype, got {d}"),
+                ))
+            }
+        };
+        Array::from_data(data, shape)
+    }
+
+    /// Uniform samples in `[low, high)` from a seeded generator (ChaCha8). Float dtypes only.
+    pub fn random_uniform(
+        seed: u64,
+        shape: &[usize],
+        low: f64,
+        high: f64,
+        dtype: DType,
+    ) -> Result<Array> {
+        let op = "Array::random_uniform";
+        if !(low < high) || !low.is_finite() || !high.is_finite() {
+            return Err(Error::input(
+                op,
+                format!("needs finite low < high, got [{low}, {high})"),
+            ));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        let data = match dtype {
+            DType::F32 => {
+                let u = Uniform::new(low as f32, high as f32);
+                Data::F32((0..n).map(|_| u.sample(&mut rng)).collect())
+            }
+            DType::F64 => {
+                let u = Uniform::new(low, high);
+                Data::F64((0..n).map(|_| u.sample(&mut rng)).collect())
+            }
+            d => {
+                return Err(Error::dtype(op, format!("needs a float dtype, got {d}")));
+            }
+        };
+        Array::from_data(data, shape)
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    pub fn aval(&self) -> Aval {
+        Aval::new(self.shape.clone(), self.dtype())
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Bytes of the buffer.
+    pub fn bytes(&self) -> usize {
+        self.size() * self.dtype().size_bytes()
+    }
+
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// The buffer as a typed slice; an error when `T` is not the array's dtype.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        T::slice_of(&self.data).ok_or_else(|| {
+            Error::dtype(
+                "Array::as_slice",
+                format!(
+                    "asked for {} elements of a {} array",
+                    T::DTYPE,
+                    self.dtype()
+                ),
+            )
+        })
+    }
+
+    /// The elements as a `Vec` (row-major); an error when `T` is not the array's dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.as_slice::<T>().map(|s| s.to_vec())
+    }
+
+    /// The elements converted to f64, whatever the dtype.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        (0..self.size())
+            .map(|i| self.data.get(i).to_f64())
+            .collect()
+    }
+
+    /// The element at a multi-index.
+    pub fn get(&self, index: &[usize]) -> Result<Scalar> {
+        if index.len() != self.ndim() || index.iter().zip(&self.shape).any(|(i, d)| i >= d) {
+            return Err(Error::shape(
+                "Array::get",
+                format!("index {index:?} is outside shape {:?}", self.shape),
+            ));
+        }
+        let flat = index
+            .iter()
+            .zip(strides(&self.shape))
+            .map(|(i, s)| i * s)
+            .sum();
+        Ok(self.data.get(flat))
+    }
+
+    /// The single element of a size-1 array.
+    pub fn item(&self) -> Result<Scalar> {
+        if self.size() != 1 {
+            return Err(Error::shape(
+                "Array::item",
+                format!("needs exactly one element, shape is {:?}", self.shape),
+            ));
+        }
+        Ok(self.data.get(0))
+    }
+
+    /// The same buffer seen with another shape of the same size.
+    pub fn reshaped(&self, shape: &[usize]) -> Result<Array> {
+        if shape.iter().product::<usize>() != self.size() {
+            return Err(Error::shape(
+                "Array::reshaped",
+                format!("cannot view shape {:?} as {:?}", self.shape, shape),
+            ));
+        }
+        Ok(Array {
+            shape: shape.to_vec(),
+            data: self.data.clone(),
+        })
+    }
+
+    /// Whether two arrays are equal element by element, with NaN equal to NaN (for tests
+    /// that compare two evaluations of the same computation bit for bit).
+    pub fn same_values(&self, other: &Array) -> bool {
+        self.shape == other.shape
+            && self.dtype() == other.dtype()
+            && (0..self.size()).all(|i| self.data.get(i) == other.data.get(i))
+    }
+}
+
+/// Row-major strides (in elements) of a shape.
+pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+impl fmt::Debug for Array {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Array({} ", self.aval())?;
+        write_values(f, self)?;
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for Array {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_values(f, self)
+    }
+}
+
+/// `[v0, v1, ...]`, flat row-major, each value in shortest round-trip form.
+pub(crate) fn write_values(f: &mut impl fmt::Write, a: &Array) -> fmt::Result {
+    f.write_str("[")?;
+    for i in 0..a.size() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        crate::dtype::write_value(f, a.data.get(i))?;
+    }
+    f.write_str("]")
+}
+
+impl<T: Element> From<T> for Array {
+    fn from(v: T) -> Array {
+        Array::scalar(v)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+mod ndarray_conv {
+    //! Conversion to and from `ndarray` (cargo feature `ndarray`).
+    use super::*;
+
+    impl<T: Element> TryFrom<&Array> for ndarray::ArrayD<T> {
+        type Error = Error;
+        fn try_from(a: &Array) -> Result<Self> {
+            let v = a.to_vec::<T>()?;
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(a.shape()), v)
+                .map_err(|e| Error::shape("ndarray conversion", e.to_string()))
+        }
+    }
+
+    impl<T: Element, D: ndarray::Dimension> From<&ndarray::Array<T, D>> for Array {
+        fn from(a: &ndarray::Array<T, D>) -> Array {
+            let v: Vec<T> = a.iter().copied().collect();
+            Array::from_vec(v, a.shape()).expect("an ndarray's length matches its shape")
+        }
+    }
+}

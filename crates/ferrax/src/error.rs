@@ -1,0 +1,166 @@
+//! Errors: the one `Error` type every public entry point returns.
+//!
+//! Sits beside every stage of the pipeline. Shape and dtype rules (`primitive`), the tracer
+//! (`trace`), the evaluator (`eval`), the text parser (`text`) and the checker (`program`)
+//! all report through this enum. Errors raised by a user's operation inside a traced closure
+//! carry the user's `file:line:col`, captured with `#[track_caller]` on every surface
+//! operation, so a mistake deep in a transformed function points at the line that made it.
+
+use std::fmt;
+
+/// A position in the user's Rust source, captured with `#[track_caller]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SourceLoc {
+    pub file: &'static str,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl SourceLoc {
+    /// The location of the caller of the function that calls this (through the chain of
+    /// `#[track_caller]` functions).
+    #[track_caller]
+    pub fn caller() -> Self {
+        let l = std::panic::Location::caller();
+        SourceLoc {
+            file: l.file(),
+            line: l.line(),
+            col: l.column(),
+        }
+    }
+}
+
+impl fmt::Display for SourceLoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+fn at(loc: &Option<SourceLoc>) -> String {
+    match loc {
+        Some(l) => format!(" (at {l})"),
+        None => String::new(),
+    }
+}
+
+/// Everything that can go wrong in ferrax. Each variant names what was wrong and, where it
+/// applies, the operation and the user's source location.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// Operand shapes that an operation does not accept, or parameters inconsistent with them.
+    #[error("shape error in `{op}`: {msg}{}", at(.loc))]
+    Shape {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
+    /// Operand dtypes that an operation does not accept.
+    #[error("dtype error in `{op}`: {msg}{}", at(.loc))]
+    DType {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
+    /// An axis or permutation out of range, repeated, or otherwise malformed.
+    #[error("axis error in `{op}`: {msg}{}", at(.loc))]
+    Axis {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
+    /// Asking for the contents of a traced tensor (its value is not known while tracing).
+    #[error("cannot read the value of a traced tensor {aval} in `{op}`{}: its value is not known while tracing; control flow on traced values must go through `select`", at(.loc))]
+    TracedValue {
+        op: String,
+        aval: String,
+        loc: Option<SourceLoc>,
+    },
+    /// A traced tensor used after the trace that made it has ended.
+    #[error("a traced tensor {aval} escaped the transformation that traced it and was used in `{op}`{}", at(.loc))]
+    EscapedTracer {
+        op: String,
+        aval: String,
+        loc: Option<SourceLoc>,
+    },
+    /// Malformed program text.
+    #[error("parse error at line {line}, column {col}: {msg}")]
+    Parse {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+    /// A program that is not well typed.
+    #[error("ill-typed program: {msg}")]
+    Check { msg: String },
+    /// Arguments that do not fit what a function or program expects (count, shape, dtype).
+    #[error("bad input to `{op}`: {msg}")]
+    Input { op: String, msg: String },
+    /// Trees whose structure does not match.
+    #[error("tree structure mismatch in `{op}`: {msg}")]
+    Tree { op: String, msg: String },
+}
+
+impl Error {
+    pub(crate) fn shape(op: &str, msg: impl Into<String>) -> Self {
+        Error::Shape {
+            op: op.to_string(),
+            msg: msg.into(),
+            loc: None,
+        }
+    }
+    pub(crate) fn dtype(op: &str, msg: impl Into<String>) -> Self {
+        Error::DType {
+            op: op.to_string(),
+            msg: msg.into(),
+            loc: None,
+        }
+    }
+    pub(crate) fn axis(op: &str, msg: impl Into<String>) -> Self {
+        Error::Axis {
+            op: op.to_string(),
+            msg: msg.into(),
+            loc: None,
+        }
+    }
+    pub(crate) fn input(op: &str, msg: impl Into<String>) -> Self {
+        Error::Input {
+            op: op.to_string(),
+            msg: msg.into(),
+        }
+    }
+    pub(crate) fn check(msg: impl Into<String>) -> Self {
+        Error::Check { msg: msg.into() }
+    }
+
+    /// The user's source location carried by this error, if any.
+    pub fn loc(&self) -> Option<SourceLoc> {
+        match self {
+            Error::Shape { loc, .. }
+            | Error::DType { loc, .. }
+            | Error::Axis { loc, .. }
+            | Error::TracedValue { loc, .. }
+            | Error::EscapedTracer { loc, .. } => *loc,
+            _ => None,
+        }
+    }
+
+    /// Attach a source location unless one is already there (the innermost user call wins).
+    pub(crate) fn with_loc(mut self, new: SourceLoc) -> Self {
+        match &mut self {
+            Error::Shape { loc, .. }
+            | Error::DType { loc, .. }
+            | Error::Axis { loc, .. }
+            | Error::TracedValue { loc, .. }
+            | Error::EscapedTracer { loc, .. } => {
+                if loc.is_none() {
+                    *loc = Some(new);
+                }
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// ferrax's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,50 @@
+//! # ferrax
+//!
+//! Composable transformations of numerical array programs, in the spirit of JAX.
+//!
+//! The pipeline (see `ARCHITECTURE.md`):
+//!
+//! ```text
+//! Rust closure over Tensors --trace--> Program --passes--> Program(s) --eval--> Arrays
+//! ```
+//!
+//! * [`array`]: host n-d arrays ([`Array`]) and their dtypes.
+//! * [`primitive`]: the closed set of primitives and their shape/dtype rules.
+//! * [`tensor`]: [`Tensor`], what user closures see, and the numpy-like surface.
+//! * [`trace`]: recording closures into [`Program`]s ([`make_jaxpr`]), nested tracing.
+//! * [`program`]: the typed SSA IR, its checker and dead-code elimination.
+//! * [`text`]: the printed form of programs and its parser.
+//! * [`eval`]: the reference evaluator, the definition of every primitive.
+//!
+//! Every public entry point returns [`Result`]; a user mistake inside a traced closure comes
+//! back as an [`Error`] naming the operation, the shapes and the user's source line.
+//!
+//! ```
+//! use ferrax::{make_jaxpr, Tensor};
+//! let f = |x: Tensor| 3.0 * x.sin() + (&x / 2.0).cos();
+//! let y = f(Tensor::scalar(2.0f64)).item().unwrap();
+//! assert!((y - (3.0 * 2f64.sin() + 1f64.cos())).abs() < 1e-15);
+//! let program = make_jaxpr(f, &Tensor::scalar(2.0f64)).unwrap();
+//! assert_eq!(program.eval(&[ferrax::Array::scalar(2.0f64)]).unwrap()[0].item().unwrap().to_f64(), y);
+//! ```
+
+pub mod array;
+pub mod dtype;
+pub mod error;
+pub mod eval;
+pub mod primitive;
+pub mod program;
+pub mod tensor;
+pub mod text;
+pub mod trace;
+pub mod tree;
+
+pub use array::{Array, Data, Element};
+pub use dtype::{Aval, DType, Scalar};
+pub use error::{Error, Result, SourceLoc};
+pub use eval::eval_primitive;
+pub use primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
+pub use program::{Atom, Equation, Program, Var};
+pub use tensor::{where_, Operand, Tensor};
+pub use trace::{is_tracing, make_jaxpr, stage};
+pub use tree::{flatten, unflatten, Tree, TreeDef};

@@ -1,0 +1,408 @@
+//! Tracing: recording what a Rust closure does to tensors into a [`Program`].
+//!
+//! The first stage of the pipeline. A thread-local stack holds one *builder* per trace in
+//! progress. Every primitive application goes through [`bind`]:
+//!
+//! * with no trace in progress, it computes at once (eager mode, through `eval`);
+//! * otherwise it is recorded as an equation in the innermost trace ("omnistaging": even
+//!   operations on concrete arrays are staged, so a transformation sees all the work).
+//!
+//! **Closure conversion.** When a trace starts while another is in progress (a transformation
+//! called inside a transformed function), the inner closure may use tensors of the outer
+//! trace. Such a tensor is *lifted*: it becomes an extra input of the inner program (a
+//! capture), and the inner program is later emitted into the outer trace with the outer
+//! tensor in that place. Lifting goes through every level in between, so each program only
+//! ever refers to its own variables. This is what keeps nested derivatives free of
+//! perturbation confusion. A tensor whose trace has ended cannot be lifted: it has escaped,
+//! and using it is an error.
+//!
+//! **Errors.** A user mistake (bad shapes, axes, dtypes) does not abort: the operation returns
+//! a *failed* tensor carrying the error, later operations pass it on, the first error is
+//! remembered by the trace, and the entry point that started the trace returns it as `Err`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use crate::array::Array;
+use crate::dtype::Aval;
+use crate::error::{Error, Result, SourceLoc};
+use crate::eval::eval_primitive;
+use crate::primitive::Primitive;
+use crate::program::{Atom, Equation, Program, Var};
+use crate::tensor::{Repr, Tensor, TracedVal};
+use crate::tree::{flatten, unflatten, Tree, TreeDef};
+
+/// One trace in progress.
+struct Builder {
+    id: u64,
+    avals: Vec<Aval>,
+    consts: Vec<(Var, Array)>,
+    inputs: Vec<Var>,
+    eqns: Vec<Equation>,
+    /// Tensors of the enclosing trace that this one uses, with the input variable each
+    /// became here.
+    captures: Vec<(Tensor, Var)>,
+    /// (trace id, variable there) of every captured tensor, to capture each only once.
+    capture_map: HashMap<(u64, Var), Var>,
+    /// The first user error met while tracing.
+    error: Option<Error>,
+}
+
+impl Builder {
+    fn new_var(&mut self, aval: Aval) -> Var {
+        self.avals.push(aval);
+        Var(self.avals.len() as u32 - 1)
+    }
+    fn record(&mut self, e: &Error) {
+        if self.error.is_none() {
+            self.error = Some(e.clone());
+        }
+    }
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Builder>> = const { RefCell::new(Vec::new()) };
+    static NEXT_TRACE_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+/// Whether a trace is in progress on this thread.
+pub fn is_tracing() -> bool {
+    STACK.with(|s| !s.borrow().is_empty())
+}
+
+/// A failed tensor; the error is also remembered by the innermost trace, if any, so that it
+/// is reported even when the failed tensor is then dropped.
+pub(crate) fn fail(e: Error) -> Tensor {
+    STACK.with(|s| {
+        if let Some(b) = s.borrow_mut().last_mut() {
+            b.record(&e);
+        }
+    });
+    Tensor::failed(e)
+}
+
+/// Applies a primitive to tensors: computes it (no trace in progress) or records it.
+pub(crate) fn bind(prim: Primitive, args: &[&Tensor], loc: SourceLoc) -> Tensor {
+    if let Some(failed) = args.iter().find(|a| matches!(a.repr, Repr::Failed(_))) {
+        return (*failed).clone();
+    }
+    if !is_tracing() {
+        let mut arrays = Vec::with_capacity(args.len());
+        for a in args {
+            match &a.repr {
+                Repr::Concrete(x) => arrays.push(x),
+                Repr::Traced(t) => return fail(escaped(prim.name(), &t.aval, loc)),
+                Repr::Failed(_) => unreachable!("failed operands returned above"),
+            }
+        }
+        return match eval_primitive(&prim, &arrays) {
+            Ok(a) => Tensor::concrete(a),
+            Err(e) => Tensor::failed(e.with_loc(loc)),
+        };
+    }
+    STACK.with(|s| {
+        let mut stack = s.borrow_mut();
+        let top = stack.len() - 1;
+        let mut atoms = Vec::with_capacity(args.len());
+        let mut avals = Vec::with_capacity(args.len());
+        for a in args {
+            match to_atom(&mut stack, top, a, prim.name(), loc) {
+                Ok((atom, aval)) => {
+                    atoms.push(atom);
+                    avals.push(aval);
+                }
+                Err(e) => {
+                    stack[top].record(&e);
+                    return Tensor::failed(e);
+                }
+            }
+        }
+        let refs: Vec<&Aval> = avals.iter().collect();
+        let b = &mut stack[top];
+        match prim.abstract_eval(&refs) {
+            Ok(out) => {
+                let v = b.new_var(out.clone());
+                b.eqns.push(Equation {
+                    prim,
+                    inputs: atoms,
+                    out: v,
+                    loc: Some(loc),
+                });
+                Tensor::traced(b.id, v, out)
+            }
+            Err(e) => {
+                let e = e.with_loc(loc);
+                b.record(&e);
+                Tensor::failed(e)
+            }
+        }
+    })
+}
+
+fn escaped(op: &str, aval: &Aval, loc: SourceLoc) -> Error {
+    Error::EscapedTracer {
+        op: op.to_string(),
+        aval: aval.to_string(),
+        loc: Some(loc),
+    }
+}
+
+/// The atom standing for a tensor in the trace at `level`: scalars become literals, other
+/// concrete arrays constants, and tensors of enclosing traces are lifted into captures.
+fn to_atom(
+    stack: &mut [Builder],
+    level: usize,
+    t: &Tensor,
+    op: &str,
+    loc: SourceLoc,
+) -> Result<(Atom, Aval)> {
+    match &t.repr {
+        Repr::Concrete(a) if a.ndim() == 0 => Ok((Atom::Lit(a.data().get(0)), a.aval())),
+        Repr::Concrete(a) => {
+            let b = &mut stack[level];
+            let v = b.new_var(a.aval());
+            b.consts.push((v, a.clone()));
+            Ok((Atom::Var(v), a.aval()))
+        }
+        Repr::Traced(tv) => Ok((
+            Atom::Var(lift(stack, level, tv).ok_or_else(|| escaped(op, &tv.aval, loc))?),
+            tv.aval.clone(),
+        )),
+        Repr::Failed(e) => Err((**e).clone()),
+    }
+}
+
+/// The variable of trace `level` standing for a traced value, capturing it (and, through
+/// every enclosing level in between) if it belongs to an enclosing trace. `None` when its
+/// trace is not in progress any more.
+fn lift(stack: &mut [Builder], level: usize, t: &TracedVal) -> Option<Var> {
+    if stack[level].id == t.trace {
+        return Some(t.var);
+    }
+    if let Some(v) = stack[level].capture_map.get(&(t.trace, t.var)) {
+        return Some(*v);
+    }
+    if level == 0 || !stack[..level].iter().any(|b| b.id == t.trace) {
+        return None;
+    }
+    let outer_var = lift(stack, level - 1, t)?;
+    let outer = Tensor::traced(stack[level - 1].id, outer_var, t.aval.clone());
+    let b = &mut stack[level];
+    let v = b.new_var(t.aval.clone());
+    b.captures.push((outer, v));
+    b.capture_map.insert((t.trace, t.var), v);
+    Some(v)
+}
+
+/// Pops the builder it guards if the traced closure panics, so the stack stays consistent.
+struct PopGuard {
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for PopGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            STACK.with(|s| {
+                let mut st = s.borrow_mut();
+                if let Some(pos) = st.iter().position(|b| b.id == self.id) {
+                    st.truncate(pos);
+                }
+            });
+        }
+    }
+}
+
+/// A closure traced into a program.
+pub(crate) struct TracedFn {
+    /// Inputs: the closure's own inputs, then one per captured tensor.
+    pub program: Program,
+    /// Tensors of the enclosing trace standing for the captured inputs, in order.
+    pub captured: Vec<Tensor>,
+    pub out_def: TreeDef,
+}
+
+/// Traces a closure on flat inputs of the given avals.
+pub(crate) fn trace_flat(
+    in_avals: &[Aval],
+    f: impl FnOnce(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<(Program, Vec<Tensor>)> {
+    let id = NEXT_TRACE_ID.with(|n| {
+        let id = n.get();
+        n.set(id + 1);
+        id
+    });
+    let mut builder = Builder {
+        id,
+        avals: vec![],
+        consts: vec![],
+        inputs: vec![],
+        eqns: vec![],
+        captures: vec![],
+        capture_map: HashMap::new(),
+        error: None,
+    };
+    let mut args = Vec::with_capacity(in_avals.len());
+    for a in in_avals {
+        let v = builder.new_var(a.clone());
+        builder.inputs.push(v);
+        args.push(Tensor::traced(id, v, a.clone()));
+    }
+    STACK.with(|s| s.borrow_mut().push(builder));
+    let mut guard = PopGuard { id, armed: true };
+    let result = f(args);
+    let loc = SourceLoc::caller();
+    let (builder, outputs) = STACK.with(|s| {
+        let mut stack = s.borrow_mut();
+        let top = stack.len() - 1;
+        debug_assert_eq!(stack[top].id, id, "traces are nested properly");
+        let outputs = result.and_then(|outs| {
+            outs.iter()
+                .map(|t| to_atom(&mut stack, top, t, "output", loc).map(|(a, _)| a))
+                .collect::<Result<Vec<_>>>()
+        });
+        (stack.pop().expect("the builder pushed above"), outputs)
+    });
+    guard.armed = false;
+    if let Some(e) = builder.error {
+        return Err(e);
+    }
+    let outputs = outputs?;
+    let mut inputs = builder.inputs;
+    let mut captured = Vec::with_capacity(builder.captures.len());
+    for (t, v) in builder.captures {
+        inputs.push(v);
+        captured.push(t);
+    }
+    let program = Program {
+        avals: builder.avals,
+        consts: builder.consts,
+        inputs,
+        eqns: builder.eqns,
+        outputs,
+    };
+    Ok((program, captured))
+}
+
+/// Traces a closure on trees: the argument is rebuilt from `in_def` over traced leaves of
+/// the given avals.
+pub(crate) fn trace_tree<I: Tree, O: Tree>(
+    f: impl FnOnce(I) -> O,
+    in_def: &TreeDef,
+    in_avals: &[Aval],
+) -> Result<TracedFn> {
+    let mut out_def = None;
+    let (program, captured) = trace_flat(in_avals, |leaves| {
+        let arg = unflatten::<I>(in_def, leaves)?;
+        let (outs, def) = flatten(&f(arg));
+        out_def = Some(def);
+        Ok(outs)
+    })?;
+    Ok(TracedFn {
+        program,
+        captured,
+        out_def: out_def.expect("set by the traced closure"),
+    })
+}
+
+/// The avals of a tree's leaves (an error if a leaf failed).
+pub(crate) fn leaf_avals(leaves: &[Tensor]) -> Result<Vec<Aval>> {
+    leaves.iter().map(|t| t.aval()).collect()
+}
+
+/// Traces `f` on inputs shaped like `example` into a [`Program`] (JAX's `make_jaxpr`).
+///
+/// The program's inputs are the leaves of `example`, in order. Called inside another trace,
+/// tensors of that trace which `f` uses become extra inputs after those.
+///
+/// ```
+/// use ferrax::{make_jaxpr, Tensor};
+/// let p = make_jaxpr(|x: Tensor| x.sin() * 2.0, &Tensor::scalar(1.0f64)).unwrap();
+/// assert_eq!(p.to_string(), "{ lambda ; a:f64[] . let\n    b:f64[] = sin a\n    c:f64[] = mul b 2.0:f64\n  in (c) }");
+/// ```
+pub fn make_jaxpr<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, example: &I) -> Result<Program> {
+    let (leaves, def) = flatten(example);
+    let avals = leaf_avals(&leaves)?;
+    Ok(trace_tree(f, &def, &avals)?.program)
+}
+
+impl Program {
+    /// Applies the program to tensors: computes it on concrete tensors, or emits its
+    /// equations into the trace in progress. This is how a transformed program is put back
+    /// into an enclosing computation.
+    #[track_caller]
+    pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        let loc = SourceLoc::caller();
+        if args.len() != self.inputs.len() {
+            return Err(Error::input(
+                "Program::call",
+                format!(
+                    "the program takes {} input(s), {} given",
+                    self.inputs.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let mut env: Vec<Option<Tensor>> = vec![None; self.avals.len()];
+        for (i, (v, t)) in self.inputs.iter().zip(args).enumerate() {
+            let aval = t.aval()?;
+            if aval != *self.aval(*v) {
+                return Err(Error::input(
+                    "Program::call",
+                    format!("input {i} must be {}, got {aval}", self.aval(*v)),
+                ));
+            }
+            env[v.index()] = Some(t.clone());
+        }
+        for (v, a) in &self.consts {
+            env[v.index()] = Some(Tensor::concrete(a.clone()));
+        }
+        let read = |env: &Vec<Option<Tensor>>, a: &Atom| -> Result<Tensor> {
+            match a {
+                Atom::Lit(s) => Ok(Tensor::concrete(Array::from_scalar(*s))),
+                Atom::Var(v) => env[v.index()].clone().ok_or_else(|| {
+                    Error::check(format!("variable {} is used before it is defined", v.0))
+                }),
+            }
+        };
+        for e in &self.eqns {
+            let ins = e
+                .inputs
+                .iter()
+                .map(|a| read(&env, a))
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = ins.iter().collect();
+            let out = bind(e.prim.clone(), &refs, e.loc.unwrap_or(loc));
+            if let Some(err) = out.error() {
+                return Err(err.clone());
+            }
+            env[e.out.index()] = Some(out);
+        }
+        self.outputs.iter().map(|a| read(&env, a)).collect()
+    }
+}
+
+/// Traces `f` into its own program, then applies that program to `x`: the identity
+/// transformation. It goes through exactly the path every transformation takes when it is
+/// called inside another (trace the inner closure, lift the outer tensors it uses into extra
+/// inputs, emit the program back with those tensors in place), so nested tracing and
+/// closure conversion can be used and tested on their own.
+///
+/// ```
+/// use ferrax::{make_jaxpr, stage, Tensor};
+/// // The inner closure captures `y`, a traced value of the outer trace.
+/// let p = make_jaxpr(|(x, y): (Tensor, Tensor)| stage(|x: Tensor| &x * &y, &x).unwrap(),
+///                    &(Tensor::scalar(2.0f64), Tensor::scalar(3.0f64))).unwrap();
+/// assert_eq!(p.eval(&[ferrax::Array::scalar(2.0f64), ferrax::Array::scalar(3.0f64)]).unwrap()[0]
+///            .to_vec::<f64>().unwrap(), vec![6.0]);
+/// ```
+#[track_caller]
+pub fn stage<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<O> {
+    let (leaves, def) = flatten(x);
+    let avals = leaf_avals(&leaves)?;
+    let traced = trace_tree(f, &def, &avals)?;
+    let mut args = leaves;
+    args.extend(traced.captured);
+    let outs = traced.program.call(&args)?;
+    unflatten(&traced.out_def, outs)
+}
