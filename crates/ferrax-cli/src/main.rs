@@ -1,1 +1,128 @@
-fn main() {}
+//! The `ferrax` command line: reads program texts, checks and evaluates them.
+//!
+//! * `ferrax check FILE`: parse and type-check a program text.
+//! * `ferrax eval FILE --inputs JSON`: evaluate it on JSON inputs, print JSON outputs.
+//! * `ferrax print FILE`: print the program in canonical form.
+//!
+//! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
+//! status is 1; usage errors exit with 2.
+
+mod json;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ferrax::{Error, Program};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrax",
+    version,
+    about = "Check, evaluate and transform ferrax programs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and type-check a program text.
+    Check { file: String },
+    /// Print a program text in canonical form.
+    Print { file: String },
+    /// Evaluate a program on inputs given as JSON (a list with one entry per input).
+    Eval {
+        file: String,
+        /// The inputs as JSON text, e.g. '[2.0, [[1, 2], [3, 4]]]'.
+        #[arg(long, conflicts_with = "inputs_file")]
+        inputs: Option<String>,
+        /// A file holding the inputs as JSON.
+        #[arg(long)]
+        inputs_file: Option<String>,
+    },
+}
+
+fn read_program(file: &str) -> Result<Program, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    Program::parse(&text).map_err(|e| match e {
+        Error::Parse { line, col, msg } => format!("{file}:{line}:{col}: {msg}"),
+        other => format!("{file}: {other}"),
+    })
+}
+
+fn run(cli: Cli) -> Result<String, String> {
+    match cli.command {
+        Command::Check { file } => {
+            let p = read_program(&file)?;
+            p.check().map_err(|e| format!("{file}: {e}"))?;
+            let ins: Vec<String> = p.in_avals().iter().map(|a| a.to_string()).collect();
+            let outs: Vec<String> = p.out_avals().iter().map(|a| a.to_string()).collect();
+            Ok(format!(
+                "{file}: ok: {} equation(s), ({}) -> ({})",
+                p.eqns.len(),
+                ins.join(", "),
+                outs.join(", ")
+            ))
+        }
+        Command::Print { file } => Ok(read_program(&file)?.to_string()),
+        Command::Eval {
+            file,
+            inputs,
+            inputs_file,
+        } => {
+            let p = read_program(&file)?;
+            let text = match (inputs, inputs_file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => {
+                    std::fs::read_to_string(&f).map_err(|e| format!("{f}: cannot read: {e}"))?
+                }
+                (None, None) if p.inputs.is_empty() => "[]".to_string(),
+                (None, None) => {
+                    return Err(format!(
+                        "{file}: the program takes {} input(s): give them with --inputs",
+                        p.inputs.len()
+                    ))
+                }
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("inputs: malformed JSON: {e}"))?;
+            let serde_json::Value::Array(items) = value else {
+                return Err("inputs: expected a JSON list with one entry per program input".into());
+            };
+            let avals = p.in_avals();
+            if items.len() != avals.len() {
+                return Err(format!(
+                    "inputs: the program takes {} input(s), {} given",
+                    avals.len(),
+                    items.len()
+                ));
+            }
+            let args = items
+                .iter()
+                .zip(&avals)
+                .enumerate()
+                .map(|(i, (v, a))| {
+                    json::array_from_json(v, a).map_err(|e| format!("inputs: input {i} ({a}): {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let outs = p.eval(&args).map_err(|e| format!("{file}: {e}"))?;
+            let parts: Vec<String> = outs.iter().map(json::array_to_json).collect();
+            Ok(format!("[{}]", parts.join(", ")))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

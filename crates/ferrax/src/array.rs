@@ -246,7 +246,7 @@ impl Array {
         dtype: DType,
     ) -> Result<Array> {
         let op = "Array::random_uniform";
-        if !(low < high) || !low.is_finite() || !high.is_finite() {
+        if low >= high || !low.is_finite() || !high.is_finite() {
             return Err(Error::input(
                 op,
                 format!("needs finite low < high, got [{low}, {high})"),

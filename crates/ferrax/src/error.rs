@@ -151,10 +151,10 @@ impl Error {
             | Error::DType { loc, .. }
             | Error::Axis { loc, .. }
             | Error::TracedValue { loc, .. }
-            | Error::EscapedTracer { loc, .. } => {
-                if loc.is_none() {
-                    *loc = Some(new);
-                }
+            | Error::EscapedTracer { loc, .. }
+                if loc.is_none() =>
+            {
+                *loc = Some(new);
             }
             _ => {}
         }

@@ -20,12 +20,15 @@
 //! back as an [`Error`] naming the operation, the shapes and the user's source line.
 //!
 //! ```
-//! use ferrax::{make_jaxpr, Tensor};
-//! let f = |x: Tensor| 3.0 * x.sin() + (&x / 2.0).cos();
+//! use ferrax::{make_jaxpr, Array, Tensor};
+//! fn f(x: Tensor) -> Tensor {
+//!     3.0 * x.sin() + (&x / 2.0).cos()
+//! }
 //! let y = f(Tensor::scalar(2.0f64)).item().unwrap();
 //! assert!((y - (3.0 * 2f64.sin() + 1f64.cos())).abs() < 1e-15);
 //! let program = make_jaxpr(f, &Tensor::scalar(2.0f64)).unwrap();
-//! assert_eq!(program.eval(&[ferrax::Array::scalar(2.0f64)]).unwrap()[0].item().unwrap().to_f64(), y);
+//! let out = program.eval(&[Array::scalar(2.0f64)]).unwrap();
+//! assert_eq!(out[0].item().unwrap().to_f64(), y);
 //! ```
 
 pub mod array;

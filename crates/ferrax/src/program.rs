@@ -206,7 +206,8 @@ impl Program {
                 .eqns
                 .iter()
                 .zip(keep)
-                .filter_map(|(e, k)| k.then(|| e.clone()))
+                .filter(|(_, k)| *k)
+                .map(|(e, _)| e.clone())
                 .collect(),
             outputs: self.outputs.clone(),
         }

@@ -1,0 +1,163 @@
+//! The `ferrax` binary end to end: check, print and eval, and each of their error paths.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrax"))
+}
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/programs/tanh_layer.fx")
+}
+
+/// Writes `text` to a fresh file in the temp directory.
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_accepts_the_sample() {
+    let f = sample();
+    let (code, out, _) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.ends_with("ok: 3 equation(s), (f64[2], f64[2,2]) -> (f64[], f64[2])\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn eval_prints_json_at_full_precision() {
+    let f = sample();
+    let (code, out, err) = run(&[
+        "eval",
+        f.to_str().unwrap(),
+        "--inputs",
+        "[[1, 2], [[1, 0], [0, 1]]]",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let t1 = 1f64.tanh();
+    let t2 = 2f64.tanh();
+    assert_eq!(out.trim(), format!("[{:?}, [{t1:?}, {t2:?}]]", t1 + t2));
+}
+
+#[test]
+fn eval_reads_inputs_from_a_file() {
+    let f = sample();
+    let inputs = temp_file("inputs.json", "[[0, 0], [[1, 2], [3, 4]]]");
+    let (code, out, _) = run(&[
+        "eval",
+        f.to_str().unwrap(),
+        "--inputs-file",
+        inputs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "[0.0, [0.0, 0.0]]");
+}
+
+#[test]
+fn print_is_canonical() {
+    let f = temp_file(
+        "names.fx",
+        "{ lambda ; x:f32[] . let y:f32[] = neg x in (y) }",
+    );
+    let (code, out, _) = run(&["print", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{ lambda ; a:f32[] . let\n    b:f32[] = neg a\n  in (b) }\n"
+    );
+}
+
+#[test]
+fn malformed_text_reports_file_line_and_column() {
+    let f = temp_file(
+        "bad.fx",
+        "{ lambda ; a:f64[] . let\n    b:f64[] = sin c\n  in (b) }",
+    );
+    let (code, out, err) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(
+        err.trim(),
+        format!("error: {}:2:19: variable `c` is not defined", f.display())
+    );
+}
+
+#[test]
+fn type_errors_report_the_equation_position() {
+    let f = temp_file(
+        "ill.fx",
+        "{ lambda ; a:f64[2] . let\n    b:f64[3] = sin a\n  in (b) }",
+    );
+    let (code, _, err) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: {}:2:5: declared f64[3] but `sin` of these operands gives f64[2]",
+            f.display()
+        )
+    );
+}
+
+#[test]
+fn eval_input_errors() {
+    let f = sample();
+    let p = f.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["eval", p, "--inputs", "[1, 2"],
+            "error: inputs: malformed JSON: EOF while parsing a list",
+        ),
+        (
+            &["eval", p, "--inputs", "{}"],
+            "error: inputs: expected a JSON list with one entry per program input",
+        ),
+        (
+            &["eval", p, "--inputs", "[[1, 2]]"],
+            "error: inputs: the program takes 2 input(s), 1 given",
+        ),
+        (
+            &["eval", p, "--inputs", "[[1, 2], [[1, 0], [0, true]]]"],
+            "error: inputs: input 1 (f64[2,2]): element [1][1] should be a f64 number, found true",
+        ),
+        (
+            &["eval", p],
+            "the program takes 2 input(s): give them with --inputs",
+        ),
+        (
+            &["eval", "/nonexistent/x.fx", "--inputs", "[]"],
+            "error: /nonexistent/x.fx: cannot read",
+        ),
+    ];
+    for (args, fragment) in cases {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(
+            err.contains(fragment),
+            "{args:?}: `{err}` lacks `{fragment}`"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_two() {
+    let (code, _, err) = run(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+}
