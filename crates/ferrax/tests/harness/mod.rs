@@ -850,6 +850,17 @@ pub fn op_table() -> Vec<OpRow> {
             }),
         },
         OpRow {
+            name: "iota_f32",
+            prim: P::Iota { dtype: DType::F32, shape: vec![3], dimension: 0 },
+            avals: |_| vec![],
+            dtypes: &[DType::F32],
+            domain: Real,
+            tol: (0.0, 0.0),
+            known: vec![k(vec![], vec![0.0, 1.0, 2.0])],
+            rejects: vec![(vec![av(&[3], f64_)], "takes 0 operand(s), got 1")],
+            gen: Gen::Skip,
+        },
+        OpRow {
             name: "dot_general",
             prim: P::DotGeneral {
                 lhs_contracting: vec![1],
