@@ -3,6 +3,7 @@
 //! * `ferrax check FILE`: parse and type-check a program text.
 //! * `ferrax eval FILE --inputs JSON`: evaluate it on JSON inputs, print JSON outputs.
 //! * `ferrax print FILE`: print the program in canonical form.
+//! * `ferrax transform jvp|linearize FILE`: print the transformed program(s).
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
@@ -31,6 +32,12 @@ enum Command {
     Check { file: String },
     /// Print a program text in canonical form.
     Print { file: String },
+    /// Print a transformed program.
+    Transform {
+        #[arg(value_enum)]
+        transformation: Transformation,
+        file: String,
+    },
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
         file: String,
@@ -41,6 +48,58 @@ enum Command {
         #[arg(long)]
         inputs_file: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Transformation {
+    /// Inputs: the primals, then one tangent per input; outputs: the outputs, then their
+    /// tangents.
+    Jvp,
+    /// The primal program (outputs, then residuals) and the linear program (residuals, then
+    /// tangents, to output tangents).
+    Linearize,
+}
+
+fn transform(t: Transformation, p: &Program) -> Result<String, ferrax::Error> {
+    match t {
+        Transformation::Jvp => Ok(ferrax::jvp_program(p, &vec![true; p.inputs.len()])?.to_string()),
+        Transformation::Linearize => {
+            let s = ferrax::linearize_program(p)?;
+            let sources: Vec<String> = s
+                .residuals
+                .iter()
+                .enumerate()
+                .map(|(i, r)| match r {
+                    ferrax::partial_eval::ResidualSource::Input(k) => {
+                        format!("r{i} = primal input {k}")
+                    }
+                    ferrax::partial_eval::ResidualSource::Output(k) if *k < s.n_outputs => {
+                        format!("r{i} = output {k}")
+                    }
+                    ferrax::partial_eval::ResidualSource::Output(k) => {
+                        format!("r{i} = residual output {k}")
+                    }
+                })
+                .collect();
+            Ok(format!(
+                "# primal program: {} output(s), then {} computed residual(s)
+{}
+# linear program: {} residual(s) ({}), then {} tangent(s)
+{}",
+                s.n_outputs,
+                s.primal.outputs.len() - s.n_outputs,
+                s.primal,
+                s.residuals.len(),
+                if sources.is_empty() {
+                    "none".to_string()
+                } else {
+                    sources.join(", ")
+                },
+                p.inputs.len(),
+                s.linear
+            ))
+        }
+    }
 }
 
 fn read_program(file: &str) -> Result<Program, String> {
@@ -66,6 +125,13 @@ fn run(cli: Cli) -> Result<String, String> {
             ))
         }
         Command::Print { file } => Ok(read_program(&file)?.to_string()),
+        Command::Transform {
+            transformation,
+            file,
+        } => {
+            let p = read_program(&file)?;
+            transform(transformation, &p).map_err(|e| format!("{file}: {e}"))
+        }
         Command::Eval {
             file,
             inputs,

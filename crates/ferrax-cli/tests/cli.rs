@@ -161,3 +161,36 @@ fn usage_errors_exit_with_two() {
     assert_eq!(code, 2);
     assert!(err.contains("unrecognized subcommand"), "{err}");
 }
+
+#[test]
+fn transform_jvp_and_linearize() {
+    let f = temp_file(
+        "sin.fx",
+        "{ lambda ; a:f64[] . let b:f64[] = sin a in (b) }",
+    );
+    let (code, out, err) = run(&["transform", "jvp", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "{ lambda ; a:f64[] b:f64[] . let\n    c:f64[] = sin a\n    d:f64[] = cos a\n    e:f64[] = mul b d\n  in (c, e) }\n"
+    );
+    let (code, out, _) = run(&["transform", "linearize", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "# primal program: 1 output(s), then 1 computed residual(s)\n\
+         { lambda ; a:f64[] . let\n    b:f64[] = sin a\n    c:f64[] = cos a\n  in (b, c) }\n\
+         # linear program: 1 residual(s) (r0 = residual output 1), then 1 tangent(s)\n\
+         { lambda ; a:f64[] b:f64[] . let\n    c:f64[] = mul b a\n  in (c) }\n"
+    );
+    // the printed programs read back
+    let printed = out
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(printed.contains("mul b a"));
+    let (code, _, err) = run(&["transform", "vmap", f.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value 'vmap'"), "{err}");
+}

@@ -367,6 +367,11 @@ impl Array {
         })
     }
 
+    /// Whether two arrays share one buffer (one was made from the other without copying).
+    pub fn shares_buffer(&self, other: &Array) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
+    }
+
     /// Whether two arrays are equal element by element, with NaN equal to NaN (for tests
     /// that compare two evaluations of the same computation bit for bit).
     pub fn same_values(&self, other: &Array) -> bool {

@@ -95,6 +95,14 @@ pub enum Error {
     /// Arguments that do not fit what a function or program expects (count, shape, dtype).
     #[error("bad input to `{op}`: {msg}")]
     Input { op: String, msg: String },
+    /// A program or function that was required to be linear is not: a nonlinear primitive
+    /// applied to a linear value, a product of two linear values, or an affine constant.
+    #[error("not linear: `{op}` {msg}{}", at(.loc))]
+    NotLinear {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
     /// Trees whose structure does not match.
     #[error("tree structure mismatch in `{op}`: {msg}")]
     Tree { op: String, msg: String },
@@ -139,7 +147,8 @@ impl Error {
             | Error::DType { loc, .. }
             | Error::Axis { loc, .. }
             | Error::TracedValue { loc, .. }
-            | Error::EscapedTracer { loc, .. } => *loc,
+            | Error::EscapedTracer { loc, .. }
+            | Error::NotLinear { loc, .. } => *loc,
             _ => None,
         }
     }

@@ -24,11 +24,33 @@ use crate::program::{Atom, Program};
 /// assert_eq!(y.to_vec::<f64>().unwrap(), vec![1.0, std::f64::consts::E]);
 /// ```
 pub fn eval_primitive(prim: &Primitive, args: &[&Array]) -> Result<Array> {
+    count(prim.name());
     let avals: Vec<Aval> = args.iter().map(|a| a.aval()).collect();
     let refs: Vec<&Aval> = avals.iter().collect();
     let out = prim.abstract_eval(&refs)?;
     let data = compute(prim, args, &out);
     Array::from_data(data, &out.shape)
+}
+
+thread_local! {
+    static COUNTS: std::cell::RefCell<std::collections::BTreeMap<&'static str, u64>> =
+        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+fn count(name: &'static str) {
+    COUNTS.with(|c| *c.borrow_mut().entry(name).or_insert(0) += 1);
+}
+
+/// How many times each primitive has been evaluated on this thread since the last
+/// [`reset_eval_counts`]: the instrument tests use to show that, for example, applying a
+/// linear map evaluates no nonlinear primitive.
+pub fn eval_counts() -> std::collections::BTreeMap<&'static str, u64> {
+    COUNTS.with(|c| c.borrow().clone())
+}
+
+/// Resets the counters of [`eval_counts`].
+pub fn reset_eval_counts() {
+    COUNTS.with(|c| c.borrow_mut().clear());
 }
 
 impl Program {

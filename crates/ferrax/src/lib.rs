@@ -15,6 +15,10 @@
 //! * [`program`]: the typed SSA IR, its checker and dead-code elimination.
 //! * [`text`]: the printed form of programs and its parser.
 //! * [`eval`]: the reference evaluator, the definition of every primitive.
+//! * [`jvp`]: forward mode ([`jvp()`], [`jacfwd`]) and the jvp pass.
+//! * [`partial_eval`]: splitting a jvp program into primal work and a linear program.
+//! * [`linearity`]: the checker of typed linearity.
+//! * [`linearize`]: [`linearize()`] and the first-class [`LinearMap`].
 //!
 //! Every public entry point returns [`Result`]; a user mistake inside a traced closure comes
 //! back as an [`Error`] naming the operation, the shapes and the user's source line.
@@ -33,8 +37,13 @@
 
 pub mod array;
 pub mod dtype;
+mod emit;
 pub mod error;
 pub mod eval;
+pub mod jvp;
+pub mod linearity;
+pub mod linearize;
+pub mod partial_eval;
 pub mod primitive;
 pub mod program;
 pub mod tensor;
@@ -45,7 +54,9 @@ pub mod tree;
 pub use array::{Array, Data, Element};
 pub use dtype::{Aval, DType, Scalar};
 pub use error::{Error, Result, SourceLoc};
-pub use eval::eval_primitive;
+pub use eval::{eval_counts, eval_primitive, reset_eval_counts};
+pub use jvp::{jacfwd, jvp, jvp_program};
+pub use linearize::{linearize, linearize_program, LinearMap};
 pub use primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
 pub use program::{Atom, Equation, Program, Var};
 pub use tensor::{where_, Operand, Tensor};

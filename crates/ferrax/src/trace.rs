@@ -83,6 +83,15 @@ pub(crate) fn fail(e: Error) -> Tensor {
 
 /// Applies a primitive to tensors: computes it (no trace in progress) or records it.
 pub(crate) fn bind(prim: Primitive, args: &[&Tensor], loc: SourceLoc) -> Tensor {
+    bind_at(prim, args, Some(loc))
+}
+
+/// [`bind`] with an optional source location (equations parsed from text have none).
+pub(crate) fn bind_at(prim: Primitive, args: &[&Tensor], loc: Option<SourceLoc>) -> Tensor {
+    let at = |e: Error| match loc {
+        Some(l) => e.with_loc(l),
+        None => e,
+    };
     if let Some(failed) = args.iter().find(|a| matches!(a.repr, Repr::Failed(_))) {
         return (*failed).clone();
     }
@@ -97,7 +106,7 @@ pub(crate) fn bind(prim: Primitive, args: &[&Tensor], loc: SourceLoc) -> Tensor 
         }
         return match eval_primitive(&prim, &arrays) {
             Ok(a) => Tensor::concrete(a),
-            Err(e) => Tensor::failed(e.with_loc(loc)),
+            Err(e) => Tensor::failed(at(e)),
         };
     }
     STACK.with(|s| {
@@ -126,12 +135,12 @@ pub(crate) fn bind(prim: Primitive, args: &[&Tensor], loc: SourceLoc) -> Tensor 
                     prim,
                     inputs: atoms,
                     out: v,
-                    loc: Some(loc),
+                    loc,
                 });
                 Tensor::traced(b.id, v, out)
             }
             Err(e) => {
-                let e = e.with_loc(loc);
+                let e = at(e);
                 b.record(&e);
                 Tensor::failed(e)
             }
@@ -139,11 +148,11 @@ pub(crate) fn bind(prim: Primitive, args: &[&Tensor], loc: SourceLoc) -> Tensor 
     })
 }
 
-fn escaped(op: &str, aval: &Aval, loc: SourceLoc) -> Error {
+fn escaped(op: &str, aval: &Aval, loc: Option<SourceLoc>) -> Error {
     Error::EscapedTracer {
         op: op.to_string(),
         aval: aval.to_string(),
-        loc: Some(loc),
+        loc,
     }
 }
 
@@ -154,7 +163,7 @@ fn to_atom(
     level: usize,
     t: &Tensor,
     op: &str,
-    loc: SourceLoc,
+    loc: Option<SourceLoc>,
 ) -> Result<(Atom, Aval)> {
     match &t.repr {
         Repr::Concrete(a) if a.ndim() == 0 => Ok((Atom::Lit(a.data().get(0)), a.aval())),
@@ -251,14 +260,13 @@ pub(crate) fn trace_flat(
     STACK.with(|s| s.borrow_mut().push(builder));
     let mut guard = PopGuard { id, armed: true };
     let result = f(args);
-    let loc = SourceLoc::caller();
     let (builder, outputs) = STACK.with(|s| {
         let mut stack = s.borrow_mut();
         let top = stack.len() - 1;
         debug_assert_eq!(stack[top].id, id, "traces are nested properly");
         let outputs = result.and_then(|outs| {
             outs.iter()
-                .map(|t| to_atom(&mut stack, top, t, "output", loc).map(|(a, _)| a))
+                .map(|t| to_atom(&mut stack, top, t, "output", None).map(|(a, _)| a))
                 .collect::<Result<Vec<_>>>()
         });
         (stack.pop().expect("the builder pushed above"), outputs)
@@ -372,7 +380,7 @@ impl Program {
                 .map(|a| read(&env, a))
                 .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
-            let out = bind(e.prim.clone(), &refs, e.loc.unwrap_or(loc));
+            let out = bind_at(e.prim.clone(), &refs, e.loc.or(Some(loc)));
             if let Some(err) = out.error() {
                 return Err(err.clone());
             }

@@ -851,7 +851,11 @@ pub fn op_table() -> Vec<OpRow> {
         },
         OpRow {
             name: "iota_f32",
-            prim: P::Iota { dtype: DType::F32, shape: vec![3], dimension: 0 },
+            prim: P::Iota {
+                dtype: DType::F32,
+                shape: vec![3],
+                dimension: 0,
+            },
             avals: |_| vec![],
             dtypes: &[DType::F32],
             domain: Real,
@@ -1227,6 +1231,95 @@ pub fn build_program(rows: &[OpRow], r: &Recipe) -> Program {
         eqns,
         outputs,
     }
+}
+
+/// Rows whose primitives are smooth and bounded on all of R (or polynomial): random programs
+/// made of them can be checked against finite differences anywhere.
+pub const SMOOTH: &[&str] = &[
+    "neg",
+    "sin",
+    "cos",
+    "tanh",
+    "logistic",
+    "erf",
+    "add",
+    "sub",
+    "mul",
+    "reduce_sum",
+    "broadcast_in_dim",
+    "reshape",
+    "transpose",
+    "squeeze",
+    "expand_dims",
+    "slice",
+    "pad",
+    "concatenate",
+    "rev",
+    "dot_general",
+    "cumsum",
+    "convert_element_type",
+    "iota",
+];
+
+fn recipe(max_steps: usize) -> impl Strategy<Value = Recipe> {
+    (
+        prop::collection::vec(0u8..4, 1..=3),
+        prop::collection::vec(prop::collection::vec(any::<u32>(), 6), 1..=max_steps),
+        1u8..=2,
+    )
+        .prop_map(|(inputs, steps, n_outputs)| Recipe {
+            inputs,
+            steps,
+            n_outputs,
+        })
+}
+
+/// Random programs of smooth primitives only (see [`SMOOTH`]).
+pub fn arb_smooth_program(max_steps: usize) -> impl Strategy<Value = Program> {
+    recipe(max_steps).prop_map(|r| {
+        let rows: Vec<OpRow> = op_table()
+            .into_iter()
+            .filter(|r| SMOOTH.contains(&r.name))
+            .collect();
+        build_program(&rows, &r)
+    })
+}
+
+/// Central differences with one step of Richardson extrapolation: error O(h^4), so the
+/// tolerance against an exact derivative can be tight. `f(eps)` evaluates the function at
+/// `x + eps * t`.
+pub fn richardson(f: &dyn Fn(f64) -> Vec<f64>, h: f64) -> Vec<f64> {
+    let d = |h: f64| -> Vec<f64> {
+        let (a, b) = (f(h), f(-h));
+        a.iter().zip(&b).map(|(x, y)| (x - y) / (2.0 * h)).collect()
+    };
+    let (d1, d2) = (d(h), d(h / 2.0));
+    d1.iter()
+        .zip(&d2)
+        .map(|(a, b)| (4.0 * b - a) / 3.0)
+        .collect()
+}
+
+/// `x + eps * t`, elementwise, for f64 arrays (other dtypes are returned unchanged).
+pub fn perturb(x: &Array, t: &Array, eps: f64) -> Array {
+    if x.dtype() != DType::F64 {
+        return x.clone();
+    }
+    let v: Vec<f64> = x
+        .to_f64_vec()
+        .iter()
+        .zip(t.to_f64_vec())
+        .map(|(a, b)| a + eps * b)
+        .collect();
+    Array::from_vec(v, x.shape()).unwrap()
+}
+
+/// Whether two f64 vectors agree to `rtol` relative to the larger magnitude (at least 1).
+pub fn agree(a: &[f64], b: &[f64], rtol: f64) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (x.is_nan() && y.is_nan()) || (x - y).abs() <= rtol * x.abs().max(y.abs()).max(1.0)
+        })
 }
 
 /// A proptest strategy for random well-typed f64 programs (up to `max_steps` equations).
