@@ -3,7 +3,9 @@
 //! * `ferrax check FILE`: parse and type-check a program text.
 //! * `ferrax eval FILE --inputs JSON`: evaluate it on JSON inputs, print JSON outputs.
 //! * `ferrax print FILE`: print the program in canonical form.
-//! * `ferrax transform jvp|linearize FILE`: print the transformed program(s).
+//! * `ferrax transform jvp|linearize|vjp|grad FILE`: print the transformed program(s).
+//! * `ferrax transform transpose FILE --residuals N`: transpose a linear program whose first
+//!   N inputs are residuals.
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
@@ -37,6 +39,10 @@ enum Command {
         #[arg(value_enum)]
         transformation: Transformation,
         file: String,
+        /// For `transpose`: how many leading inputs are residuals (fixed values); the rest
+        /// are the linear inputs.
+        #[arg(long, default_value_t = 0)]
+        residuals: usize,
     },
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
@@ -58,47 +64,73 @@ enum Transformation {
     /// The primal program (outputs, then residuals) and the linear program (residuals, then
     /// tangents, to output tangents).
     Linearize,
+    /// The transpose of a linear program (see --residuals): residuals, then one cotangent
+    /// per output, to one cotangent per linear input.
+    Transpose,
+    /// The primal program and the transposed linear program.
+    Vjp,
+    /// For a program with one float scalar output: inputs to (value, gradients...).
+    Grad,
 }
 
-fn transform(t: Transformation, p: &Program) -> Result<String, ferrax::Error> {
+fn residual_sources(s: &ferrax::partial_eval::Split) -> String {
+    let sources: Vec<String> = s
+        .residuals
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            ferrax::partial_eval::ResidualSource::Input(k) => format!("r{i} = primal input {k}"),
+            ferrax::partial_eval::ResidualSource::Output(k) if *k < s.n_outputs => {
+                format!("r{i} = output {k}")
+            }
+            ferrax::partial_eval::ResidualSource::Output(k) => {
+                format!("r{i} = residual output {k}")
+            }
+        })
+        .collect();
+    if sources.is_empty() {
+        "none".to_string()
+    } else {
+        sources.join(", ")
+    }
+}
+
+fn primal_header(s: &ferrax::partial_eval::Split) -> String {
+    format!(
+        "# primal program: {} output(s), then {} computed residual(s)\n{}",
+        s.n_outputs,
+        s.primal.outputs.len() - s.n_outputs,
+        s.primal
+    )
+}
+
+fn transform(t: Transformation, p: &Program, residuals: usize) -> Result<String, ferrax::Error> {
     match t {
         Transformation::Jvp => Ok(ferrax::jvp_program(p, &vec![true; p.inputs.len()])?.to_string()),
         Transformation::Linearize => {
             let s = ferrax::linearize_program(p)?;
-            let sources: Vec<String> = s
-                .residuals
-                .iter()
-                .enumerate()
-                .map(|(i, r)| match r {
-                    ferrax::partial_eval::ResidualSource::Input(k) => {
-                        format!("r{i} = primal input {k}")
-                    }
-                    ferrax::partial_eval::ResidualSource::Output(k) if *k < s.n_outputs => {
-                        format!("r{i} = output {k}")
-                    }
-                    ferrax::partial_eval::ResidualSource::Output(k) => {
-                        format!("r{i} = residual output {k}")
-                    }
-                })
-                .collect();
             Ok(format!(
-                "# primal program: {} output(s), then {} computed residual(s)
-{}
-# linear program: {} residual(s) ({}), then {} tangent(s)
-{}",
-                s.n_outputs,
-                s.primal.outputs.len() - s.n_outputs,
-                s.primal,
+                "{}\n# linear program: {} residual(s) ({}), then {} tangent(s)\n{}",
+                primal_header(&s),
                 s.residuals.len(),
-                if sources.is_empty() {
-                    "none".to_string()
-                } else {
-                    sources.join(", ")
-                },
+                residual_sources(&s),
                 p.inputs.len(),
                 s.linear
             ))
         }
+        Transformation::Transpose => Ok(ferrax::transpose_program(p, residuals)?.to_string()),
+        Transformation::Vjp => {
+            let (s, t) = ferrax::vjp_program(p)?;
+            Ok(format!(
+                "{}\n# transposed linear program: {} residual(s) ({}), then {} cotangent(s)\n{}",
+                primal_header(&s),
+                s.residuals.len(),
+                residual_sources(&s),
+                p.outputs.len(),
+                t
+            ))
+        }
+        Transformation::Grad => Ok(ferrax::grad_program(p)?.to_string()),
     }
 }
 
@@ -128,9 +160,10 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::Transform {
             transformation,
             file,
+            residuals,
         } => {
             let p = read_program(&file)?;
-            transform(transformation, &p).map_err(|e| format!("{file}: {e}"))
+            transform(transformation, &p, residuals).map_err(|e| format!("{file}: {e}"))
         }
         Command::Eval {
             file,

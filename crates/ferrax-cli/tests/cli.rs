@@ -194,3 +194,51 @@ fn transform_jvp_and_linearize() {
     assert_eq!(code, 2);
     assert!(err.contains("invalid value 'vmap'"), "{err}");
 }
+
+#[test]
+fn transform_transpose_vjp_and_grad() {
+    let lin = temp_file(
+        "lin.fx",
+        "{ lambda ; r:f64[3] t:f64[3] . let u:f64[3] = mul t r\n v:f64[] = reduce_sum[axes=(0,)] u in (v) }",
+    );
+    let (code, out, err) = run(&[
+        "transform",
+        "transpose",
+        lin.to_str().unwrap(),
+        "--residuals",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "{ lambda ; a:f64[3] b:f64[] . let\n    c:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] b\n    d:f64[3] = mul c a\n  in (d) }\n"
+    );
+    // without --residuals the program is not linear in all its inputs
+    let (code, _, err) = run(&["transform", "transpose", lin.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not linear: `mul` multiplies two linear values"),
+        "{err}"
+    );
+
+    let f = temp_file(
+        "sumsin.fx",
+        "{ lambda ; a:f64[2] . let b:f64[2] = sin a\n c:f64[] = reduce_sum[axes=(0,)] b in (c) }",
+    );
+    let (code, out, err) = run(&["transform", "vjp", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("# transposed linear program: 1 residual(s) (r0 = residual output 1), then 1 cotangent(s)"), "{out}");
+    let (code, out, err) = run(&["transform", "grad", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "{ lambda ; a:f64[2] . let\n    b:f64[2] = sin a\n    c:f64[2] = cos a\n    d:f64[] = reduce_sum[axes=(0,)] b\n    e:f64[2] = broadcast_in_dim[shape=(2,) broadcast_dimensions=()] 1.0:f64\n    f:f64[2] = mul e c\n  in (d, f) }\n"
+    );
+    // grad of a non-scalar program is refused
+    let (code, _, err) = run(&["transform", "grad", sample().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the program must have one float scalar output, it has (f64[], f64[2])"),
+        "{err}"
+    );
+}

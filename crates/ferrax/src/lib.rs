@@ -19,6 +19,10 @@
 //! * [`partial_eval`]: splitting a jvp program into primal work and a linear program.
 //! * [`linearity`]: the checker of typed linearity.
 //! * [`linearize`]: [`linearize()`] and the first-class [`LinearMap`].
+//! * [`transpose`]: the transpose pass over linear programs.
+//! * [`reverse`]: reverse mode built from the passes ([`vjp`], [`grad`], [`jacrev`],
+//!   [`hessian`], [`hvp`]).
+//! * [`gauss_newton`]: Gauss-Newton operators from one linearization.
 //!
 //! Every public entry point returns [`Result`]; a user mistake inside a traced closure comes
 //! back as an [`Error`] naming the operation, the shapes and the user's source line.
@@ -40,25 +44,33 @@ pub mod dtype;
 mod emit;
 pub mod error;
 pub mod eval;
+pub mod gauss_newton;
 pub mod jvp;
 pub mod linearity;
 pub mod linearize;
 pub mod partial_eval;
 pub mod primitive;
 pub mod program;
+pub mod reverse;
 pub mod tensor;
 pub mod text;
 pub mod trace;
+pub mod transpose;
 pub mod tree;
 
 pub use array::{Array, Data, Element};
 pub use dtype::{Aval, DType, Scalar};
 pub use error::{Error, Result, SourceLoc};
 pub use eval::{eval_counts, eval_primitive, reset_eval_counts};
+pub use gauss_newton::{gauss_newton, gauss_newton_with_loss, GaussNewton};
 pub use jvp::{jacfwd, jvp, jvp_program};
-pub use linearize::{linearize, linearize_program, LinearMap};
+pub use linearize::{linear_map, linear_transpose, linearize, linearize_program, LinearMap};
 pub use primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
 pub use program::{Atom, Equation, Program, Var};
+pub use reverse::{
+    grad, grad_program, hessian, hvp, jacrev, value_and_grad, value_and_grad_with, vjp, vjp_program,
+};
 pub use tensor::{where_, Operand, Tensor};
 pub use trace::{is_tracing, make_jaxpr, stage};
+pub use transpose::transpose_program;
 pub use tree::{flatten, unflatten, Tree, TreeDef};

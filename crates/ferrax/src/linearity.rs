@@ -22,8 +22,9 @@ use crate::error::{Error, Result};
 use crate::primitive::Primitive;
 use crate::program::{Atom, Program};
 
+/// What a variable of a linear program is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Residual,
     Zero,
     Linear,
@@ -43,6 +44,12 @@ fn is_zero_literal(s: &Scalar) -> bool {
 /// assert!(check_linear(&affine, 0).is_err());
 /// ```
 pub fn check_linear(p: &Program, n_residuals: usize) -> Result<()> {
+    classify(p, n_residuals).map(|_| ())
+}
+
+/// The kind of every variable of a linear program (indexed by variable), or the error that
+/// shows it is not linear.
+pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
     if n_residuals > p.inputs.len() {
         return Err(Error::input(
             "check_linear",
@@ -70,8 +77,18 @@ pub fn check_linear(p: &Program, n_residuals: usize) -> Result<()> {
         };
         let any_linear = ks.contains(&Kind::Linear);
         let out = if !any_linear {
-            // No linear operand: a residual, or a zero when a structural op copies a zero.
-            if ks.iter().all(|k| *k == Kind::Zero) && structural(&e.prim) && !ks.is_empty() {
+            // No linear operand: a residual, or a zero when the result is certainly zero (a
+            // structural copy of zeros, a product with a zero, a choice between zeros).
+            use Primitive::*;
+            let all_zero = !ks.is_empty() && ks.iter().all(|k| *k == Kind::Zero);
+            let zero = match &e.prim {
+                Mul | DotGeneral { .. } => ks.contains(&Kind::Zero),
+                Div => ks[0] == Kind::Zero,
+                Select => ks[1] == Kind::Zero && ks[2] == Kind::Zero,
+                Add | Sub | Concatenate { .. } | Pad { .. } => all_zero,
+                p => all_zero && structural(p),
+            };
+            if zero {
                 Kind::Zero
             } else {
                 Kind::Residual
@@ -139,11 +156,11 @@ pub fn check_linear(p: &Program, n_residuals: usize) -> Result<()> {
             });
         }
     }
-    Ok(())
+    Ok(kind)
 }
 
 /// Primitives that are linear in their single operand (copies, sums and rearrangements).
-fn structural(p: &Primitive) -> bool {
+pub(crate) fn structural(p: &Primitive) -> bool {
     use Primitive::*;
     match p {
         Neg

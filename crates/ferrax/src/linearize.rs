@@ -5,24 +5,31 @@
 //! returns `f(x)` with a [`LinearMap`]: the linear half plus the residuals it reads. Applying
 //! the map to a tangent runs only the linear program, never a nonlinear primitive, and
 //! reuses the stored residuals; the map can be applied as often as tangents arrive, printed,
-//! measured, and applied inside other transformations. Transposition (reverse mode) and
-//! batching of the map come with the next passes.
+//! measured, applied inside other transformations, and **transposed** without
+//! re-linearizing or re-tracing: the transposed map shares the same residuals, its program
+//! is the transpose pass (`transpose`) applied to the linear program once, and transposing
+//! again gives back the very same map.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::dtype::Aval;
 use crate::error::{Error, Result};
 use crate::jvp::jvp_program;
+use crate::linearity::check_linear;
 use crate::partial_eval::{partial_eval, ResidualSource, Split};
 use crate::program::Program;
 use crate::tensor::Tensor;
 use crate::trace::{leaf_avals, trace_tree};
+use crate::transpose::transpose_program;
 use crate::tree::{flatten, unflatten, Tree, TreeDef};
 
 struct Inner {
     /// Inputs: residuals, then one per tangent leaf; outputs: one per output tangent leaf.
     program: Program,
+    /// The transpose of `program` (residuals, then one cotangent per output leaf, to one
+    /// cotangent per input leaf), made on the first `transpose`.
+    transposed: OnceLock<Program>,
     residuals: Vec<Tensor>,
     /// How many residuals were forwarded primal inputs or outputs rather than computed.
     forwarded: usize,
@@ -32,64 +39,144 @@ struct Inner {
     out_avals: Vec<Aval>,
 }
 
-/// A linear map `T a ⊸ T b`: a linear program and the residuals it reads. Cheap to clone
-/// (shared).
+/// A linear map `T a ⊸ T b`: a linear program and the residuals it reads, or the transpose
+/// of one (`T b ⊸ T a`). Cheap to clone (shared).
 #[derive(Clone)]
 pub struct LinearMap {
     inner: Arc<Inner>,
+    /// Whether this is the transpose of `inner.program`.
+    transposed: bool,
 }
 
 impl LinearMap {
+    fn new(program: Program, residuals: Vec<Tensor>, forwarded: usize, defs: Defs) -> LinearMap {
+        LinearMap {
+            inner: Arc::new(Inner {
+                program,
+                transposed: OnceLock::new(),
+                residuals,
+                forwarded,
+                in_def: defs.0,
+                in_avals: defs.1,
+                out_def: defs.2,
+                out_avals: defs.3,
+            }),
+            transposed: false,
+        }
+    }
+
+    /// The transposed map (`T b ⊸ T a`): same residuals, no re-linearization, no
+    /// re-tracing. Transposing twice gives back this map. An error if the map's program is
+    /// not linear (possible only for maps built from user functions).
+    ///
+    /// ```
+    /// use ferrax::{linearize, Tensor};
+    /// let (_, j) = linearize(|x: Tensor| x.sin(), &Tensor::scalar(0.5f64)).unwrap();
+    /// let jt = j.transpose().unwrap();
+    /// let ct: Tensor = jt.apply(&Tensor::scalar(1.0f64)).unwrap();
+    /// assert_eq!(ct.item().unwrap(), 0.5f64.cos());
+    /// assert!(jt.transpose().unwrap().same_map(&j));
+    /// ```
+    pub fn transpose(&self) -> Result<LinearMap> {
+        if !self.transposed && self.inner.transposed.get().is_none() {
+            let t = transpose_program(&self.inner.program, self.inner.residuals.len())?;
+            let _ = self.inner.transposed.set(t);
+        }
+        Ok(LinearMap {
+            inner: self.inner.clone(),
+            transposed: !self.transposed,
+        })
+    }
+
+    /// Whether two maps are the same map in the same direction (sharing program and
+    /// residuals), as a map and the transpose of its transpose are.
+    pub fn same_map(&self, other: &LinearMap) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner) && self.transposed == other.transposed
+    }
+
+    /// Whether this map is the transpose of a linearized (or declared linear) function.
+    pub fn is_transposed(&self) -> bool {
+        self.transposed
+    }
+
+    fn in_def(&self) -> &TreeDef {
+        if self.transposed {
+            &self.inner.out_def
+        } else {
+            &self.inner.in_def
+        }
+    }
+
+    fn out_def(&self) -> &TreeDef {
+        if self.transposed {
+            &self.inner.in_def
+        } else {
+            &self.inner.out_def
+        }
+    }
+
     /// Applies the map to a tangent tree with the structure, shapes and dtypes of the
     /// primal inputs; returns a tree shaped like the outputs. Runs the linear program only.
     /// Inside a trace in progress it records the linear program there.
     #[track_caller]
     pub fn apply<T: Tree, U: Tree>(&self, tangent: &T) -> Result<U> {
         let (leaves, def) = flatten(tangent);
-        if def != self.inner.in_def {
+        if def != *self.in_def() {
             return Err(Error::Tree {
                 op: "LinearMap::apply".into(),
                 msg: format!(
-                    "the tangent has structure {def:?}, the map takes {:?}",
-                    self.inner.in_def
+                    "the argument has structure {def:?}, the map takes {:?}",
+                    self.in_def()
                 ),
             });
         }
         let outs = self.apply_flat(&leaves)?;
-        unflatten(&self.inner.out_def, outs)
+        unflatten(self.out_def(), outs)
     }
 
     /// Applies the map to flat tangent leaves.
     #[track_caller]
     pub fn apply_flat(&self, tangents: &[Tensor]) -> Result<Vec<Tensor>> {
-        let inner = &self.inner;
-        if tangents.len() != inner.in_avals.len() {
+        let what = if self.transposed {
+            "cotangent"
+        } else {
+            "tangent"
+        };
+        let want_avals = self.in_avals();
+        if tangents.len() != want_avals.len() {
             return Err(Error::input(
                 "LinearMap::apply",
                 format!(
-                    "the map takes {} tangent(s), {} given",
-                    inner.in_avals.len(),
+                    "the map takes {} {what}(s), {} given",
+                    want_avals.len(),
                     tangents.len()
                 ),
             ));
         }
-        for (i, (t, want)) in tangents.iter().zip(&inner.in_avals).enumerate() {
+        for (i, (t, want)) in tangents.iter().zip(want_avals).enumerate() {
             let got = t.aval()?;
             if got != *want {
                 return Err(Error::input(
                     "LinearMap::apply",
-                    format!("tangent {i} must be {want}, got {got}"),
+                    format!("{what} {i} must be {want}, got {got}"),
                 ));
             }
         }
-        let mut args = inner.residuals.clone();
+        let mut args = self.inner.residuals.clone();
         args.extend_from_slice(tangents);
-        inner.program.call(&args)
+        self.program().call(&args)
     }
 
-    /// The linear program: inputs are the residuals, then the tangents.
+    /// The program this map runs: inputs are the residuals, then the map's arguments.
     pub fn program(&self) -> &Program {
-        &self.inner.program
+        if self.transposed {
+            self.inner
+                .transposed
+                .get()
+                .expect("made when the transposed map was made")
+        } else {
+            &self.inner.program
+        }
     }
 
     /// The stored residuals, in the order of the program's leading inputs.
@@ -117,20 +204,31 @@ impl LinearMap {
             .sum()
     }
 
-    /// Avals of the tangent leaves the map takes.
+    /// Avals of the leaves the map takes.
     pub fn in_avals(&self) -> &[Aval] {
-        &self.inner.in_avals
+        if self.transposed {
+            &self.inner.out_avals
+        } else {
+            &self.inner.in_avals
+        }
     }
 
     /// Avals of the leaves it returns.
     pub fn out_avals(&self) -> &[Aval] {
-        &self.inner.out_avals
+        if self.transposed {
+            &self.inner.in_avals
+        } else {
+            &self.inner.out_avals
+        }
     }
 }
 
+/// Input structure and avals, output structure and avals.
+type Defs = (TreeDef, Vec<Aval>, TreeDef, Vec<Aval>);
+
 impl fmt::Display for LinearMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.inner.program)
+        write!(f, "{}", self.program())
     }
 }
 
@@ -141,7 +239,7 @@ impl fmt::Debug for LinearMap {
             "LinearMap({} residuals, {} bytes)\n{}",
             self.num_residuals(),
             self.residual_bytes(),
-            self.inner.program
+            self.program()
         )
     }
 }
@@ -197,17 +295,47 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
         })
         .collect();
     let outs: Vec<Tensor> = primal_outs[..split.n_outputs].to_vec();
-    let out_avals = p.out_avals();
-    let map = LinearMap {
-        inner: Arc::new(Inner {
-            program: split.linear,
-            residuals,
-            forwarded,
-            in_def,
-            in_avals,
-            out_def: traced.out_def.clone(),
-            out_avals,
-        }),
-    };
+    let defs = (in_def, in_avals, traced.out_def.clone(), p.out_avals());
+    let map = LinearMap::new(split.linear, residuals, forwarded, defs);
     Ok((unflatten(&traced.out_def, outs)?, map))
+}
+
+/// The linear map of a function the caller declares linear, at arguments shaped like
+/// `example` (their values are not used). Values the function captures from an enclosing
+/// trace become the map's residuals. An error names the primitive and source line if the
+/// function is not linear: a product of inputs (`x * x`), a nonlinear function of an input,
+/// or an added constant (`x + 1`, which is affine; JAX would silently drop the constant).
+#[track_caller]
+pub fn linear_map<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, example: &I) -> Result<LinearMap> {
+    let (leaves, in_def) = flatten(example);
+    let in_avals = leaf_avals(&leaves)?;
+    let traced = trace_tree(f, &in_def, &in_avals)?;
+    let mut p = traced.program;
+    // Residuals (the captured values) first, then the linear inputs.
+    let n = leaves.len();
+    let mut inputs = p.inputs.split_off(n);
+    inputs.extend(p.inputs);
+    p.inputs = inputs;
+    let n_res = traced.captured.len();
+    check_linear(&p, n_res)?;
+    let defs = (in_def, in_avals, traced.out_def, p.out_avals());
+    Ok(LinearMap::new(p, traced.captured, 0, defs))
+}
+
+/// The transpose of a function the caller declares linear (see [`linear_map`]).
+///
+/// ```
+/// use ferrax::{linear_transpose, Array, Tensor};
+/// let a = Tensor::new(Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap());
+/// let at = linear_transpose(|x: Tensor| a.matmul(&x), &Tensor::zeros(&[3], ferrax::DType::F64)).unwrap();
+/// let y: Tensor = at.apply(&Tensor::new(Array::from_slice(&[1.0f64, 1.0]))).unwrap();
+/// assert_eq!(y.to_vec::<f64>().unwrap(), vec![5.0, 7.0, 9.0]);
+/// assert!(linear_transpose(|x: Tensor| &x + 1.0, &Tensor::scalar(0.0f64)).is_err());
+/// ```
+#[track_caller]
+pub fn linear_transpose<I: Tree, O: Tree>(
+    f: impl FnOnce(I) -> O,
+    example: &I,
+) -> Result<LinearMap> {
+    linear_map(f, example)?.transpose()
 }

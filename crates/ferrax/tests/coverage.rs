@@ -7,6 +7,29 @@ mod harness;
 use ferrax::{DType, PRIMITIVE_NAMES};
 use harness::op_table;
 
+/// The primitives with a transpose rule (linear in some operand).
+const LINEAR: &[&str] = &[
+    "neg",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "select",
+    "convert_element_type",
+    "reduce_sum",
+    "broadcast_in_dim",
+    "reshape",
+    "transpose",
+    "squeeze",
+    "expand_dims",
+    "slice",
+    "pad",
+    "concatenate",
+    "rev",
+    "dot_general",
+    "cumsum",
+];
+
 fn matrix() -> String {
     let rows = op_table();
     let mut out = String::from(
@@ -15,8 +38,10 @@ fn matrix() -> String {
          (`crates/ferrax/tests/harness/mod.rs`); each mark means the per-row test of that\n\
          column runs on at least one row of the primitive. Regenerate with\n\
          `FERRAX_BLESS=1 cargo test -p ferrax --test coverage`.\n\n\
-         | primitive | rows | known values f64 | known values f32 | shape rule rejects | text round trip | jvp vs finite differences | linearize = jvp, linear check | random programs |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         A transpose rule exists for the primitives that are linear in some operand; the\n\
+         adjoint identity is checked for every row, linear or not, through its jvp.\n\n\
+         | primitive | rows | known values f64 | known values f32 | shape rule rejects | text round trip | jvp vs finite differences | linearize = jvp, linear check | transpose rule | adjoint identity, transpose twice | random programs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for name in PRIMITIVE_NAMES {
         let mine: Vec<_> = rows.iter().filter(|r| r.prim.name() == *name).collect();
@@ -30,14 +55,21 @@ fn matrix() -> String {
         let rej = mine.iter().any(|r| !r.rejects.is_empty());
         // `select` is made by the comparison rows' generator.
         let gen = mine.iter().any(|r| !matches!(r.gen, harness::Gen::Skip)) || *name == "select";
+        let transpose_rule = if LINEAR.contains(name) {
+            "✓"
+        } else {
+            "— (not linear)"
+        };
         out.push_str(&format!(
-            "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             mine.len(),
             mark(f64_),
             mark(f32_),
             mark(rej),
             mark(!mine.is_empty()),
             mark(f64_),
+            mark(f64_),
+            transpose_rule,
             mark(f64_),
             mark(gen),
         ));
@@ -54,6 +86,7 @@ fn coverage_matrix_is_current_and_complete() {
         assert_eq!(cells[6], "✓", "text round trip missing: {line}");
         assert_eq!(cells[7], "✓", "jvp missing: {line}");
         assert_eq!(cells[4], "✓", "f32 known values missing: {line}");
+        assert_eq!(cells[10], "✓", "adjoint identity missing: {line}");
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/coverage.md");
     if std::env::var("FERRAX_BLESS").is_ok() {

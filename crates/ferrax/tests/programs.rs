@@ -9,7 +9,7 @@ use harness::{arb_program, random_inputs};
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: harness::cases(200), ..ProptestConfig::default() })]
 
     #[test]
     fn random_programs_type_check_round_trip_and_evaluate(p in arb_program(12), seed in 0u64..1000) {

@@ -143,7 +143,7 @@ fn surface_ops() -> Vec<(&'static str, Vec<Vec<usize>>, Domain, SurfaceFn)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: harness::cases(24), ..ProptestConfig::default() })]
 
     /// Eager evaluation and trace-then-evaluate agree bit for bit for every surface op.
     #[test]

@@ -20,6 +20,15 @@
 use ferrax::{Array, Atom, Aval, DType, Equation, Primitive, Program, Var};
 use proptest::prelude::*;
 
+/// The number of proptest cases: `default`, or `PROPTEST_CASES` when set (for long stress
+/// runs, e.g. `PROPTEST_CASES=5000 cargo test --release`).
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Where random inputs for a row should come from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Domain {
@@ -446,6 +455,22 @@ pub fn op_table() -> Vec<OpRow> {
                     vec![x],
                 ))
             }),
+        },
+        OpRow {
+            name: "convert_element_type_f32",
+            prim: P::ConvertElementType {
+                new_dtype: DType::F32,
+            },
+            avals: v3,
+            dtypes: FLOATS,
+            domain: Real,
+            tol: (0.0, 0.0),
+            known: vec![k(vec![vec![0.5, -2.0, 3.0]], vec![0.5, -2.0, 3.0])],
+            rejects: vec![(
+                vec![av(&[3], f64_), av(&[3], f64_)],
+                "takes 1 operand(s), got 2",
+            )],
+            gen: Gen::Skip,
         },
         OpRow {
             name: "reduce_sum",

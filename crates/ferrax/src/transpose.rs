@@ -1,0 +1,541 @@
+//! Transposition: the pass from a linear program to its transpose (reverse mode).
+//!
+//! Sits after partial evaluation: `vjp` is `linearize` followed by this pass, never a set of
+//! hand-written reverse rules. Like the jvp pass it is an interpreter over tensors
+//! ([`transpose_call`]), so it computes eagerly, records under a fresh trace
+//! ([`transpose_program`]) or emits into an enclosing trace.
+//!
+//! The program is first classified by the linearity checker (`linearity`): a program that is
+//! not linear is rejected with the primitive and the user's source line. Then:
+//!
+//! 1. **Residual-only equations run forward first**: they compute values from residuals that
+//!    the transposed equations read (coefficients, predicates).
+//! 2. **Linear equations run backwards**, each through its primitive's transpose rule
+//!    ([`transpose_rule`], one exhaustive `match`, no wildcard arm), turning the cotangent of
+//!    its output into cotangents of its linear operands. Contributions to the same variable
+//!    are accumulated with `add`; a variable that receives none has a **symbolic zero**
+//!    cotangent and costs nothing. Operands that are zeros (a `broadcast_in_dim 0.0`) receive
+//!    nothing.
+//! 3. The transposed program returns the cotangents of the linear inputs (zeros built only
+//!    there, at the boundary).
+//!
+//! The transposed program takes the same residuals, then one cotangent per output of the
+//! original; so a transposed linear map shares its residuals with the original.
+
+use crate::array::Array;
+use crate::dtype::Aval;
+use crate::emit::Emit;
+use crate::error::{Error, Result};
+use crate::linearity::{classify, Kind};
+use crate::primitive::Primitive;
+use crate::program::{Atom, Program, Var};
+use crate::tensor::Tensor;
+use crate::trace::trace_flat;
+
+/// Applies the transpose of the linear program `p` (first `n_res` inputs residuals) to
+/// output cotangents (`None` = zero). Returns the cotangents of the linear inputs.
+pub(crate) fn transpose_call(
+    p: &Program,
+    n_res: usize,
+    residuals: &[Tensor],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    let kinds = classify(p, n_res)?;
+    if residuals.len() != n_res || cts.len() != p.outputs.len() {
+        return Err(Error::input(
+            "transpose",
+            format!(
+                "the program takes {n_res} residual(s) and {} cotangent(s); {} and {} given",
+                p.outputs.len(),
+                residuals.len(),
+                cts.len()
+            ),
+        ));
+    }
+    let kind = |a: &Atom| match a {
+        Atom::Var(v) => kinds[v.index()],
+        Atom::Lit(s) if s.to_f64() == 0.0 => Kind::Zero,
+        Atom::Lit(_) => Kind::Residual,
+    };
+    // Forward: residual values.
+    let mut val: Vec<Option<Tensor>> = vec![None; p.avals.len()];
+    for (v, r) in p.inputs.iter().zip(residuals) {
+        val[v.index()] = Some(r.clone());
+    }
+    for (v, a) in &p.consts {
+        val[v.index()] = Some(Tensor::new(a.clone()));
+    }
+    let read = |val: &Vec<Option<Tensor>>, a: &Atom| -> Result<Tensor> {
+        match a {
+            Atom::Lit(s) => Ok(Tensor::new(Array::from_scalar(*s))),
+            Atom::Var(v) => val[v.index()]
+                .clone()
+                .ok_or_else(|| Error::check(format!("residual {} is not available", v.0))),
+        }
+    };
+    for e in &p.eqns {
+        if kinds[e.out.index()] != Kind::Residual {
+            continue;
+        }
+        let xs = e
+            .inputs
+            .iter()
+            .map(|a| read(&val, a))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let out = Emit { loc: e.loc }.op(e.prim.clone(), &refs);
+        if let Some(err) = out.error() {
+            return Err(err.clone());
+        }
+        val[e.out.index()] = Some(out);
+    }
+    // Backward: cotangents.
+    let mut ct: Vec<Option<Tensor>> = vec![None; p.avals.len()];
+    let accumulate = |ct: &mut Vec<Option<Tensor>>, v: Var, c: Tensor, e: &Emit| {
+        let slot = &mut ct[v.index()];
+        *slot = Some(match slot.take() {
+            None => c,
+            Some(prev) => e.add(&prev, &c),
+        });
+    };
+    let boundary = Emit { loc: None };
+    for (a, c) in p.outputs.iter().zip(cts) {
+        if let (Atom::Var(v), Some(c)) = (a, c) {
+            if kinds[v.index()] == Kind::Linear {
+                accumulate(&mut ct, *v, c.clone(), &boundary);
+            }
+        }
+    }
+    for e in p.eqns.iter().rev() {
+        if kinds[e.out.index()] != Kind::Linear {
+            continue;
+        }
+        let Some(c) = ct[e.out.index()].take() else {
+            continue;
+        };
+        let emit = Emit { loc: e.loc };
+        let linear: Vec<bool> = e.inputs.iter().map(|a| kind(a) == Kind::Linear).collect();
+        let operands: Vec<Operand> = e
+            .inputs
+            .iter()
+            .zip(&linear)
+            .map(|(a, &lin)| {
+                if lin {
+                    Ok(Operand::Linear(p.atom_aval(a)))
+                } else if kind(a) == Kind::Zero {
+                    Ok(Operand::Zero(p.atom_aval(a)))
+                } else {
+                    read(&val, a).map(Operand::Residual)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let contributions = transpose_rule(&emit, &e.prim, &operands, &c)?;
+        for (a, contribution) in e.inputs.iter().zip(contributions) {
+            if let (Atom::Var(v), Some(x)) = (a, contribution) {
+                if kinds[v.index()] == Kind::Linear {
+                    if let Some(err) = x.error() {
+                        return Err(err.clone());
+                    }
+                    accumulate(&mut ct, *v, x, &emit);
+                }
+            }
+        }
+    }
+    Ok(p.inputs[n_res..]
+        .iter()
+        .map(|v| ct[v.index()].take())
+        .collect())
+}
+
+/// An operand of a linear equation as its transpose rule sees it.
+pub(crate) enum Operand {
+    /// A linear operand: its aval (its value is what we are solving for).
+    Linear(Aval),
+    /// A zero operand: receives no cotangent.
+    Zero(Aval),
+    /// A residual operand: its value.
+    Residual(Tensor),
+}
+
+impl Operand {
+    fn aval(&self) -> Aval {
+        match self {
+            Operand::Linear(a) | Operand::Zero(a) => a.clone(),
+            Operand::Residual(t) => t.aval().expect("residuals did not fail"),
+        }
+    }
+    fn is_linear(&self) -> bool {
+        matches!(self, Operand::Linear(_))
+    }
+    fn value(&self) -> &Tensor {
+        match self {
+            Operand::Residual(t) => t,
+            _ => unreachable!("the linearity checker guarantees a residual operand here"),
+        }
+    }
+}
+
+/// The cotangents of an equation's operands (`None` for operands that are not linear, or
+/// receive nothing) given the cotangent `ct` of its output.
+pub(crate) fn transpose_rule(
+    e: &Emit,
+    prim: &Primitive,
+    x: &[Operand],
+    ct: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    use Primitive::*;
+    let only = |i: usize, t: Tensor| -> Vec<Option<Tensor>> {
+        (0..x.len()).map(|k| (k == i).then(|| t.clone())).collect()
+    };
+    let lin = |i: usize| x[i].is_linear();
+    let out = match prim {
+        Neg => only(0, e.neg(ct)),
+        Add => (0..2).map(|i| lin(i).then(|| ct.clone())).collect(),
+        Sub => vec![lin(0).then(|| ct.clone()), lin(1).then(|| e.neg(ct))],
+        Mul => {
+            if lin(0) {
+                only(0, e.mul(ct, x[1].value()))
+            } else {
+                only(1, e.mul(x[0].value(), ct))
+            }
+        }
+        Div => only(0, e.div(ct, x[1].value())),
+        ConvertElementType { .. } => only(0, e.convert(ct, x[0].aval().dtype)),
+        ReduceSum { axes } => {
+            let xa = x[0].aval();
+            let kept: Vec<usize> = (0..xa.ndim()).filter(|d| !axes.contains(d)).collect();
+            only(
+                0,
+                e.un(
+                    BroadcastInDim {
+                        shape: xa.shape.clone(),
+                        broadcast_dimensions: kept,
+                    },
+                    ct,
+                ),
+            )
+        }
+        BroadcastInDim {
+            shape,
+            broadcast_dimensions: bd,
+        } => {
+            // Sum over the new dimensions and over the size-1 dimensions that were expanded.
+            let xa = x[0].aval();
+            let summed: Vec<usize> = (0..shape.len())
+                .filter(|d| match bd.iter().position(|b| b == d) {
+                    None => true,
+                    Some(i) => xa.shape[i] == 1 && shape[*d] != 1,
+                })
+                .collect();
+            let s = if summed.is_empty() {
+                ct.clone()
+            } else {
+                e.un(ReduceSum { axes: summed }, ct)
+            };
+            only(0, reshape_to(e, &s, &xa.shape))
+        }
+        Reshape { .. } | Squeeze { .. } | ExpandDims { .. } => {
+            only(0, reshape_to(e, ct, &x[0].aval().shape))
+        }
+        Transpose { permutation } => {
+            let mut inverse = vec![0; permutation.len()];
+            for (i, &p) in permutation.iter().enumerate() {
+                inverse[p] = i;
+            }
+            only(
+                0,
+                e.un(
+                    Transpose {
+                        permutation: inverse,
+                    },
+                    ct,
+                ),
+            )
+        }
+        Rev { .. } => only(0, e.un(prim.clone(), ct)),
+        Cumsum { axis, reverse } => only(
+            0,
+            e.un(
+                Cumsum {
+                    axis: *axis,
+                    reverse: !reverse,
+                },
+                ct,
+            ),
+        ),
+        Slice {
+            start,
+            limit: _,
+            strides,
+        } => {
+            // Scatter the cotangent back into zeros: a pad with interior stride - 1.
+            let xa = x[0].aval();
+            let oa = ct.aval().expect("cotangents did not fail");
+            let (mut low, mut high, mut interior) = (vec![], vec![], vec![]);
+            for d in 0..xa.ndim() {
+                if oa.shape[d] == 0 {
+                    low.push(xa.shape[d]);
+                    high.push(0);
+                    interior.push(0);
+                } else {
+                    let last = start[d] + (oa.shape[d] - 1) * strides[d];
+                    low.push(start[d]);
+                    high.push(xa.shape[d] - last - 1);
+                    interior.push(strides[d] - 1);
+                }
+            }
+            let zero = e.zeros(&Aval::scalar(xa.dtype));
+            only(
+                0,
+                e.op(
+                    Pad {
+                        low,
+                        high,
+                        interior,
+                    },
+                    &[ct, &zero],
+                ),
+            )
+        }
+        Pad { low, interior, .. } => {
+            // The operand's cotangent is the strided slice of the positions it landed on;
+            // the padding value's is the sum over all the other positions.
+            let xa = x[0].aval();
+            let start = low.clone();
+            let strides: Vec<usize> = interior.iter().map(|i| i + 1).collect();
+            let limit: Vec<usize> = (0..xa.ndim())
+                .map(|d| {
+                    if xa.shape[d] == 0 {
+                        low[d]
+                    } else {
+                        low[d] + (xa.shape[d] - 1) * strides[d] + 1
+                    }
+                })
+                .collect();
+            let ct_x = e.un(
+                Slice {
+                    start,
+                    limit,
+                    strides,
+                },
+                ct,
+            );
+            let ct_v = lin(1).then(|| {
+                let all = |t: &Tensor| {
+                    let r = t.ndim();
+                    e.un(
+                        ReduceSum {
+                            axes: (0..r).collect(),
+                        },
+                        t,
+                    )
+                };
+                e.sub(&all(ct), &all(&ct_x))
+            });
+            vec![lin(0).then_some(ct_x), ct_v]
+        }
+        Concatenate { dimension } => {
+            let d = *dimension;
+            let ca = ct.aval().expect("cotangents did not fail");
+            let mut offset = 0;
+            let mut outs = vec![];
+            for op in x {
+                let a = op.aval();
+                let len = a.shape[d];
+                outs.push(op.is_linear().then(|| {
+                    let mut start = vec![0; ca.ndim()];
+                    let mut limit = ca.shape.clone();
+                    start[d] = offset;
+                    limit[d] = offset + len;
+                    e.un(
+                        Slice {
+                            start,
+                            limit,
+                            strides: vec![1; ca.ndim()],
+                        },
+                        ct,
+                    )
+                }));
+                offset += len;
+            }
+            outs
+        }
+        Select => {
+            let zeros = e.zeros(&ct.aval().expect("cotangents did not fail"));
+            let p = x[0].value();
+            vec![
+                None,
+                lin(1).then(|| e.op(Select, &[p, ct, &zeros])),
+                lin(2).then(|| e.op(Select, &[p, &zeros, ct])),
+            ]
+        }
+        DotGeneral {
+            lhs_contracting: lc,
+            rhs_contracting: rc,
+            lhs_batch: lb,
+            rhs_batch: rb,
+        } => {
+            if lin(0) {
+                let (la, r) = (x[0].aval(), x[1].value());
+                only(0, dot_transpose_lhs(e, ct, r, &la, lc, rc, lb, rb))
+            } else {
+                // out = lhs · rhs  ⇔  out' = rhs · lhs with the output dimensions
+                // rearranged: transpose the rhs by the same rule with the roles swapped.
+                let (l, ra) = (x[0].value(), x[1].aval());
+                let nb = lb.len();
+                let la = l.aval().expect("residuals did not fail");
+                let n_lfree = la.ndim() - nb - lc.len();
+                let n_rfree = ra.ndim() - nb - rc.len();
+                // ct dims: batch, lhs free, rhs free -> batch, rhs free, lhs free
+                let mut perm: Vec<usize> = (0..nb).collect();
+                perm.extend(nb + n_lfree..nb + n_lfree + n_rfree);
+                perm.extend(nb..nb + n_lfree);
+                let ct_swapped = if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                    ct.clone()
+                } else {
+                    e.un(Transpose { permutation: perm }, ct)
+                };
+                only(1, dot_transpose_lhs(e, &ct_swapped, l, &ra, rc, lc, rb, lb))
+            }
+        }
+        // Not linear in any operand: the linearity checker rejects these before any rule
+        // runs, so reaching one is an internal error, reported as such.
+        Sin
+        | Cos
+        | Tan
+        | Exp
+        | Log
+        | Log1p
+        | Expm1
+        | Tanh
+        | Logistic
+        | Sqrt
+        | Rsqrt
+        | Abs
+        | Sign
+        | Floor
+        | Ceil
+        | Round
+        | Erf
+        | IntegerPow { .. }
+        | Pow
+        | Max
+        | Min
+        | Atan2
+        | Eq
+        | Ne
+        | Lt
+        | Le
+        | Gt
+        | Ge
+        | ReduceMax { .. }
+        | ReduceMin { .. }
+        | Argmax { .. }
+        | Iota { .. } => {
+            return Err(Error::NotLinear {
+                op: prim.name().to_string(),
+                msg: "has no transpose rule: it is not linear".into(),
+                loc: e.loc,
+            })
+        }
+    };
+    Ok(out)
+}
+
+fn reshape_to(e: &Emit, t: &Tensor, shape: &[usize]) -> Tensor {
+    if t.shape() == shape {
+        t.clone()
+    } else {
+        e.un(
+            Primitive::Reshape {
+                new_sizes: shape.to_vec(),
+            },
+            t,
+        )
+    }
+}
+
+/// The cotangent of the lhs of `dot_general(lhs, rhs)` (lhs aval `la`) given the output's
+/// cotangent `ct` (dimensions: batch, lhs free, rhs free).
+#[allow(clippy::too_many_arguments)]
+fn dot_transpose_lhs(
+    e: &Emit,
+    ct: &Tensor,
+    rhs: &Tensor,
+    la: &Aval,
+    lc: &[usize],
+    rc: &[usize],
+    lb: &[usize],
+    rb: &[usize],
+) -> Tensor {
+    let ra = rhs.aval().expect("residuals did not fail");
+    let nb = lb.len();
+    let lfree: Vec<usize> = (0..la.ndim())
+        .filter(|d| !lc.contains(d) && !lb.contains(d))
+        .collect();
+    let rfree: Vec<usize> = (0..ra.ndim())
+        .filter(|d| !rc.contains(d) && !rb.contains(d))
+        .collect();
+    // Contract ct's rhs-free dimensions with rhs's free dimensions, batch with batch.
+    let ct_rfree: Vec<usize> = (nb + lfree.len()..nb + lfree.len() + rfree.len()).collect();
+    let g = e.op(
+        Primitive::DotGeneral {
+            lhs_contracting: ct_rfree,
+            rhs_contracting: rfree.clone(),
+            lhs_batch: (0..nb).collect(),
+            rhs_batch: rb.to_vec(),
+        },
+        &[ct, rhs],
+    );
+    // g's dimensions: batch, lhs free, then rhs's remaining (contracting) dimensions in
+    // increasing order, each standing for its partner lhs contracting dimension.
+    let mut rc_sorted: Vec<(usize, usize)> = rc.iter().copied().zip(lc.iter().copied()).collect();
+    rc_sorted.sort();
+    let src: Vec<usize> = lb
+        .iter()
+        .copied()
+        .chain(lfree.iter().copied())
+        .chain(rc_sorted.iter().map(|&(_, l)| l))
+        .collect();
+    let perm: Vec<usize> = (0..la.ndim())
+        .map(|d| {
+            src.iter()
+                .position(|&s| s == d)
+                .expect("every lhs dimension appears")
+        })
+        .collect();
+    if perm.iter().enumerate().all(|(i, &p)| i == p) {
+        g
+    } else {
+        e.un(Primitive::Transpose { permutation: perm }, &g)
+    }
+}
+
+/// The transpose of a linear program as a program: inputs are the same residuals, then one
+/// cotangent per output; outputs are the cotangents of the linear inputs.
+///
+/// ```
+/// use ferrax::{transpose_program, Program};
+/// let lin = Program::parse("{ lambda ; r:f64[2] t:f64[2] . let u:f64[] = dot_general[lhs_contracting=(0,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] r t in (u) }").unwrap();
+/// let tr = transpose_program(&lin, 1).unwrap();
+/// assert_eq!(tr.to_string(), "{ lambda ; a:f64[2] b:f64[] . let\n    c:f64[2] = dot_general[lhs_contracting=() rhs_contracting=() lhs_batch=() rhs_batch=()] b a\n  in (c) }");
+/// ```
+pub fn transpose_program(p: &Program, n_res: usize) -> Result<Program> {
+    classify(p, n_res)?;
+    let mut avals: Vec<Aval> = p.inputs[..n_res]
+        .iter()
+        .map(|v| p.aval(*v).clone())
+        .collect();
+    avals.extend(p.out_avals());
+    let lin_avals: Vec<Aval> = p.inputs[n_res..]
+        .iter()
+        .map(|v| p.aval(*v).clone())
+        .collect();
+    let (prog, _) = trace_flat(&avals, |args| {
+        let (res, cts) = args.split_at(n_res);
+        let cts: Vec<Option<Tensor>> = cts.iter().cloned().map(Some).collect();
+        let outs = transpose_call(p, n_res, res, &cts)?;
+        Ok(crate::jvp::materialize(outs, &lin_avals))
+    })?;
+    Ok(prog)
+}
