@@ -6,6 +6,7 @@
 //! * `ferrax transform jvp|linearize|vjp|grad FILE`: print the transformed program(s).
 //! * `ferrax transform transpose FILE --residuals N`: transpose a linear program whose first
 //!   N inputs are residuals.
+//! * `ferrax transform vmap FILE --in-axes 0,none,... --axis-size N`: the batched program.
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
@@ -43,6 +44,13 @@ enum Command {
         /// are the linear inputs.
         #[arg(long, default_value_t = 0)]
         residuals: usize,
+        /// For `vmap`: one entry per input, an axis number or `none`, comma separated
+        /// (default: 0 for every input).
+        #[arg(long)]
+        in_axes: Option<String>,
+        /// For `vmap`: the length of the mapped axis.
+        #[arg(long)]
+        axis_size: Option<usize>,
     },
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
@@ -71,6 +79,35 @@ enum Transformation {
     Vjp,
     /// For a program with one float scalar output: inputs to (value, gradients...).
     Grad,
+    /// The batched program (see --in-axes, --axis-size): outputs batched along axis 0.
+    Vmap,
+}
+
+/// Options of `transform` that only some transformations use.
+struct TransformOptions {
+    residuals: usize,
+    in_axes: Option<String>,
+    axis_size: Option<usize>,
+}
+
+fn parse_in_axes(text: &str, n: usize) -> Result<Vec<Option<usize>>, String> {
+    let items: Vec<&str> = text.split(',').map(str::trim).collect();
+    if items.len() != n {
+        return Err(format!(
+            "--in-axes has {} entries but the program has {n} input(s)",
+            items.len()
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match *s {
+            "none" | "None" => Ok(None),
+            s => s.parse::<usize>().map(Some).map_err(|_| {
+                format!("--in-axes entry {i} is `{s}`: expected an axis number or `none`")
+            }),
+        })
+        .collect()
 }
 
 fn residual_sources(s: &ferrax::partial_eval::Split) -> String {
@@ -104,8 +141,25 @@ fn primal_header(s: &ferrax::partial_eval::Split) -> String {
     )
 }
 
-fn transform(t: Transformation, p: &Program, residuals: usize) -> Result<String, ferrax::Error> {
+fn transform(t: Transformation, p: &Program, o: &TransformOptions) -> Result<String, String> {
+    if let Transformation::Vmap = t {
+        let in_axes = match &o.in_axes {
+            Some(text) => parse_in_axes(text, p.inputs.len())?,
+            None => vec![Some(0); p.inputs.len()],
+        };
+        let size = o
+            .axis_size
+            .ok_or("vmap needs the length of the mapped axis: give --axis-size")?;
+        return ferrax::vmap_program(p, &in_axes, size)
+            .map(|q| q.to_string())
+            .map_err(|e| e.to_string());
+    }
+    transform_ad(t, p, o.residuals).map_err(|e| e.to_string())
+}
+
+fn transform_ad(t: Transformation, p: &Program, residuals: usize) -> Result<String, ferrax::Error> {
     match t {
+        Transformation::Vmap => unreachable!("handled by transform"),
         Transformation::Jvp => Ok(ferrax::jvp_program(p, &vec![true; p.inputs.len()])?.to_string()),
         Transformation::Linearize => {
             let s = ferrax::linearize_program(p)?;
@@ -161,9 +215,16 @@ fn run(cli: Cli) -> Result<String, String> {
             transformation,
             file,
             residuals,
+            in_axes,
+            axis_size,
         } => {
             let p = read_program(&file)?;
-            transform(transformation, &p, residuals).map_err(|e| format!("{file}: {e}"))
+            let o = TransformOptions {
+                residuals,
+                in_axes,
+                axis_size,
+            };
+            transform(transformation, &p, &o).map_err(|e| format!("{file}: {e}"))
         }
         Command::Eval {
             file,

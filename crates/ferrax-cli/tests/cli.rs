@@ -190,9 +190,9 @@ fn transform_jvp_and_linearize() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(printed.contains("mul b a"));
-    let (code, _, err) = run(&["transform", "vmap", f.to_str().unwrap()]);
+    let (code, _, err) = run(&["transform", "frob", f.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("invalid value 'vmap'"), "{err}");
+    assert!(err.contains("invalid value 'frob'"), "{err}");
 }
 
 #[test]
@@ -241,4 +241,72 @@ fn transform_transpose_vjp_and_grad() {
         err.contains("the program must have one float scalar output, it has (f64[], f64[2])"),
         "{err}"
     );
+}
+
+#[test]
+fn transform_vmap() {
+    let f = sample();
+    let p = f.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "0,none",
+        "--axis-size",
+        "4",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("{ lambda ; a:f64[4,2] b:f64[2,2] . let\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "dot_general[lhs_contracting=(1,) rhs_contracting=(1,) lhs_batch=() rhs_batch=()] b a"
+        ),
+        "{out}"
+    );
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["transform", "vmap", p, "--in-axes", "0,none"],
+            "give --axis-size",
+        ),
+        (
+            &["transform", "vmap", p, "--in-axes", "0", "--axis-size", "2"],
+            "--in-axes has 1 entries but the program has 2 input(s)",
+        ),
+        (
+            &[
+                "transform",
+                "vmap",
+                p,
+                "--in-axes",
+                "0,x",
+                "--axis-size",
+                "2",
+            ],
+            "--in-axes entry 1 is `x`",
+        ),
+        (
+            &[
+                "transform",
+                "vmap",
+                p,
+                "--in-axes",
+                "5,none",
+                "--axis-size",
+                "2",
+            ],
+            "axis 5 is out of range",
+        ),
+    ];
+    for (args, fragment) in cases {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(
+            err.contains(fragment),
+            "{args:?}: `{err}` lacks `{fragment}`"
+        );
+    }
 }

@@ -420,7 +420,8 @@ pub fn jvp<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I, tangents: &I) 
 }
 
 /// The Jacobian of `f` at `x` by forward mode: shape `out.shape ++ x.shape`. One
-/// linearization, then one application of the linear map per input element.
+/// linearization, then the linear map applied to the whole identity basis at once (vmap:
+/// one batched linear program, matrix-matrix work).
 ///
 /// ```
 /// use ferrax::{jacfwd, Array, Tensor};
@@ -441,25 +442,30 @@ pub fn jacfwd(f: impl FnOnce(Tensor) -> Tensor, x: &Tensor) -> Result<Tensor> {
     let (y, lin) = crate::linearize::linearize(f, x)?;
     let ya = y.aval()?;
     let n = xa.size();
-    let m = ya.size();
-    let mut columns = Vec::with_capacity(n);
-    for j in 0..n {
-        let mut basis = Array::zeros(&[n], xa.dtype).to_f64_vec();
-        basis[j] = 1.0;
-        let e = Tensor::new(one_hot(&basis, &xa)?);
-        let col: Tensor = lin.apply(&e)?;
-        columns.push(col.reshape(&[m as isize, 1]));
-    }
-    let mut shape: Vec<isize> = ya.shape.iter().map(|&d| d as isize).collect();
-    shape.extend(xa.shape.iter().map(|&d| d as isize));
-    let jac = if n == 0 {
-        Tensor::zeros(&[m, 0], ya.dtype)
+    // The basis: n tangents stacked along axis 0.
+    let mut shape = vec![n];
+    shape.extend(&xa.shape);
+    let basis = Tensor::new(identity(n, &shape, xa.dtype)?);
+    let cols: Tensor = if n == 0 {
+        Tensor::zeros(&[ya.size(), 0], ya.dtype)
     } else {
-        Tensor::concatenate(&columns, 1)
+        let c: Tensor = lin.apply_batch(&basis)?; // [n, ...y.shape]
+        c.reshape(&[n as isize, ya.size() as isize]).t()
     };
-    let jac = jac.reshape(&shape);
+    let mut out: Vec<isize> = ya.shape.iter().map(|&d| d as isize).collect();
+    out.extend(xa.shape.iter().map(|&d| d as isize));
+    let jac = cols.reshape(&out);
     jac.aval()?;
     Ok(jac)
+}
+
+/// `n` basis arrays stacked: shape `[n, ...]`, the i-th with a one at flat position i.
+pub(crate) fn identity(n: usize, shape: &[usize], dtype: DType) -> Result<Array> {
+    let mut v = vec![0.0f64; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    one_hot(&v, &Aval::new(shape.to_vec(), dtype))
 }
 
 fn one_hot(vals: &[f64], aval: &Aval) -> Result<Array> {

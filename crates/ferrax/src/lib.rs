@@ -23,6 +23,7 @@
 //! * [`reverse`]: reverse mode built from the passes ([`vjp`], [`grad`], [`jacrev`],
 //!   [`hessian`], [`hvp`]).
 //! * [`gauss_newton`]: Gauss-Newton operators from one linearization.
+//! * [`vmap`]: the batching pass and [`vmap()`].
 //!
 //! Every public entry point returns [`Result`]; a user mistake inside a traced closure comes
 //! back as an [`Error`] naming the operation, the shapes and the user's source line.
@@ -57,6 +58,7 @@ pub mod text;
 pub mod trace;
 pub mod transpose;
 pub mod tree;
+pub mod vmap;
 
 pub use array::{Array, Data, Element};
 pub use dtype::{Aval, DType, Scalar};
@@ -74,3 +76,4 @@ pub use tensor::{where_, Operand, Tensor};
 pub use trace::{is_tracing, make_jaxpr, stage};
 pub use transpose::transpose_program;
 pub use tree::{flatten, unflatten, Tree, TreeDef};
+pub use vmap::{vmap, vmap_axes, vmap_program, VmapAxes};

@@ -134,6 +134,38 @@ impl LinearMap {
         unflatten(self.out_def(), outs)
     }
 
+    /// Applies the map to a whole batch at once: every leaf of `batch` carries the batch
+    /// along axis 0, and so does every leaf of the result. The same as applying the map to
+    /// each slice and stacking, computed as one batched linear program (a batch of
+    /// matrix-vector products becomes one matrix-matrix product).
+    ///
+    /// ```
+    /// use ferrax::{linearize, Array, Tensor};
+    /// let w = Tensor::new(Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap());
+    /// let (_, lin) = linearize(|x: Tensor| w.matmul(&x), &Tensor::zeros(&[2], ferrax::DType::F64)).unwrap();
+    /// let ts = Tensor::new(Array::from_vec(vec![1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2]).unwrap());
+    /// let ys: Tensor = lin.apply_batch(&ts).unwrap();
+    /// assert_eq!(ys.to_vec::<f64>().unwrap(), vec![1.0, 3.0, 2.0, 4.0, 3.0, 7.0]);
+    /// ```
+    #[track_caller]
+    pub fn apply_batch<T: Tree, U: Tree>(&self, batch: &T) -> Result<U> {
+        crate::vmap::vmap(
+            |t: T| -> U {
+                match self.apply::<T, U>(&t) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        // Record the error in the vmap's trace and return failed leaves of
+                        // the right structure, so vmap reports it.
+                        let failed = crate::trace::fail(e);
+                        let leaves = vec![failed; self.out_def().num_leaves()];
+                        unflatten(self.out_def(), leaves).expect("leaf count matches")
+                    }
+                }
+            },
+            batch,
+        )
+    }
+
     /// Applies the map to flat tangent leaves.
     #[track_caller]
     pub fn apply_flat(&self, tangents: &[Tensor]) -> Result<Vec<Tensor>> {

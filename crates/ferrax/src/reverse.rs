@@ -7,7 +7,7 @@
 //! `grad`, `jvp` of `grad`).
 
 use crate::array::Array;
-use crate::dtype::{Aval, Scalar};
+use crate::dtype::Scalar;
 use crate::error::{Error, Result, SourceLoc};
 use crate::jvp::{jacfwd, jvp};
 use crate::linearize::{linearize, LinearMap};
@@ -90,7 +90,8 @@ pub fn value_and_grad_with<A: Tree, B: Tree + Clone>(
 }
 
 /// The Jacobian of `f` at `x` by reverse mode: shape `out.shape ++ x.shape`. One
-/// linearization, transposed once, applied to each output element's cotangent.
+/// linearization, transposed once, applied to the whole basis of output cotangents at once
+/// (vmap).
 ///
 /// ```
 /// use ferrax::{jacrev, Array, Tensor};
@@ -111,37 +112,20 @@ pub fn jacrev(f: impl FnOnce(Tensor) -> Tensor, x: &Tensor) -> Result<Tensor> {
     let (y, f_vjp) = vjp(f, x)?;
     let ya = y.aval()?;
     let (m, n) = (ya.size(), xa.size());
-    let mut rows = Vec::with_capacity(m);
-    for i in 0..m {
-        let ct = Tensor::new(basis(i, &ya)?);
-        let row: Tensor = f_vjp.apply(&ct)?;
-        rows.push(row.reshape(&[1, n as isize]));
-    }
-    let mut shape: Vec<isize> = ya.shape.iter().map(|&d| d as isize).collect();
-    shape.extend(xa.shape.iter().map(|&d| d as isize));
-    let jac = if m == 0 {
+    let mut shape = vec![m];
+    shape.extend(&ya.shape);
+    let rows: Tensor = if m == 0 {
         Tensor::zeros(&[0, n], xa.dtype)
     } else {
-        Tensor::concatenate(&rows, 0)
+        let basis = Tensor::new(crate::jvp::identity(m, &shape, ya.dtype)?);
+        let r: Tensor = f_vjp.apply_batch(&basis)?; // [m, ...x.shape]
+        r.reshape(&[m as isize, n as isize])
     };
-    let jac = jac.reshape(&shape);
+    let mut out: Vec<isize> = ya.shape.iter().map(|&d| d as isize).collect();
+    out.extend(xa.shape.iter().map(|&d| d as isize));
+    let jac = rows.reshape(&out);
     jac.aval()?;
     Ok(jac)
-}
-
-/// The `i`-th basis array of an aval (one at flat position `i`).
-pub(crate) fn basis(i: usize, a: &Aval) -> Result<Array> {
-    let mut v = vec![0.0f64; a.size()];
-    v[i] = 1.0;
-    let x = Array::from_vec(v, &a.shape)?;
-    if a.dtype == crate::DType::F64 {
-        Ok(x)
-    } else {
-        crate::eval::eval_primitive(
-            &crate::Primitive::ConvertElementType { new_dtype: a.dtype },
-            &[&x],
-        )
-    }
 }
 
 /// The Hessian of a float-scalar function, forward over reverse (`jacfwd` of `grad`):

@@ -206,6 +206,22 @@ impl Tensor {
 
     // ---- construction ----
 
+    /// A failed tensor carrying `e`. Inside a closure being transformed, this is how a
+    /// fallible call (a nested `jvp`, `grad`, ...) hands its error outward: the enclosing
+    /// trace records it and the entry point that started the trace returns it.
+    ///
+    /// ```
+    /// use ferrax::{grad, make_jaxpr, Tensor};
+    /// let r = make_jaxpr(
+    ///     |x: Tensor| grad(|z: Tensor| z.sin(), &x).unwrap_or_else(Tensor::from_error),
+    ///     &Tensor::zeros(&[2], ferrax::DType::F64),
+    /// );
+    /// assert!(r.unwrap_err().to_string().contains("must return a float scalar"));
+    /// ```
+    pub fn from_error(e: Error) -> Tensor {
+        fail(e)
+    }
+
     /// A concrete tensor holding an array.
     pub fn new(a: Array) -> Tensor {
         Tensor::concrete(a)

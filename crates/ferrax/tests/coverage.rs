@@ -40,8 +40,8 @@ fn matrix() -> String {
          `FERRAX_BLESS=1 cargo test -p ferrax --test coverage`.\n\n\
          A transpose rule exists for the primitives that are linear in some operand; the\n\
          adjoint identity is checked for every row, linear or not, through its jvp.\n\n\
-         | primitive | rows | known values f64 | known values f32 | shape rule rejects | text round trip | jvp vs finite differences | linearize = jvp, linear check | transpose rule | adjoint identity, transpose twice | random programs |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         | primitive | rows | known values f64 | known values f32 | shape rule rejects | text round trip | jvp vs finite differences | linearize = jvp, linear check | transpose rule | adjoint identity, transpose twice | vmap = loop, all axis choices | random programs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for name in PRIMITIVE_NAMES {
         let mine: Vec<_> = rows.iter().filter(|r| r.prim.name() == *name).collect();
@@ -61,7 +61,7 @@ fn matrix() -> String {
             "— (not linear)"
         };
         out.push_str(&format!(
-            "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             mine.len(),
             mark(f64_),
             mark(f32_),
@@ -71,6 +71,7 @@ fn matrix() -> String {
             mark(f64_),
             transpose_rule,
             mark(f64_),
+            mark(!mine.is_empty()),
             mark(gen),
         ));
     }
@@ -87,6 +88,7 @@ fn coverage_matrix_is_current_and_complete() {
         assert_eq!(cells[7], "✓", "jvp missing: {line}");
         assert_eq!(cells[4], "✓", "f32 known values missing: {line}");
         assert_eq!(cells[10], "✓", "adjoint identity missing: {line}");
+        assert_eq!(cells[11], "✓", "vmap missing: {line}");
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/coverage.md");
     if std::env::var("FERRAX_BLESS").is_ok() {

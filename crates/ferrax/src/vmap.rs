@@ -1,0 +1,663 @@
+//! Vectorization: the batching pass and `vmap`.
+//!
+//! A pass from programs to programs, written like the others as an interpreter over tensors
+//! ([`batch_call`]): every value carries an optional *batch dimension* (where the mapped axis
+//! sits in it, or `None` when the value does not vary along the mapped axis), and each
+//! primitive's batching rule ([`batch_rule`], one exhaustive `match`, no wildcard arm) maps
+//! batched operands to a batched result. Values that do not vary are never broadcast unless
+//! a rule must combine them with ones that do.
+//!
+//! Rules avoid moving the batch dimension where they can: elementwise operations, slices,
+//! reductions, reversals and scans keep it where it is; `transpose` folds it into its own
+//! permutation; and `dot_general` turns a batch on one side into a *free* dimension of that
+//! side (so a batch of matrix-vector products becomes one matrix-matrix product) and a
+//! batch on both sides into a batch dimension of the product.
+//!
+//! `vmap(f, x)` traces `f` on one example (the mapped axes removed), then runs the batching
+//! interpreter on the real, batched arguments: eagerly, or into an enclosing trace, so vmap
+//! composes with every other transformation in either order.
+
+use crate::array::Array;
+use crate::dtype::Aval;
+use crate::emit::Emit;
+use crate::error::{Error, Result, SourceLoc};
+use crate::primitive::Primitive;
+use crate::program::{Atom, Program};
+use crate::tensor::Tensor;
+use crate::trace::{leaf_avals, trace_flat, trace_tree};
+use crate::tree::{flatten, unflatten, Tree};
+
+/// A value of the batched computation and where its batch dimension is.
+type Batched = (Tensor, Option<usize>);
+
+/// Runs `p` on batched arguments (`dims[i]`: the batch dimension of argument `i`, or `None`),
+/// with `size` the length of the mapped axis. Returns the outputs and their batch dims.
+pub(crate) fn batch_call(
+    p: &Program,
+    args: &[Tensor],
+    dims: &[Option<usize>],
+    size: usize,
+) -> Result<(Vec<Tensor>, Vec<Option<usize>>)> {
+    if args.len() != p.inputs.len() || dims.len() != p.inputs.len() {
+        return Err(Error::input(
+            "vmap",
+            format!(
+                "the program takes {} input(s); {} argument(s) and {} batch dim(s) given",
+                p.inputs.len(),
+                args.len(),
+                dims.len()
+            ),
+        ));
+    }
+    let mut env: Vec<Option<Batched>> = vec![None; p.avals.len()];
+    for ((v, a), d) in p.inputs.iter().zip(args).zip(dims) {
+        env[v.index()] = Some((a.clone(), *d));
+    }
+    for (v, a) in &p.consts {
+        env[v.index()] = Some((Tensor::new(a.clone()), None));
+    }
+    let read = |env: &Vec<Option<Batched>>, a: &Atom| -> Result<Batched> {
+        match a {
+            Atom::Lit(s) => Ok((Tensor::new(Array::from_scalar(*s)), None)),
+            Atom::Var(v) => env[v.index()].clone().ok_or_else(|| {
+                Error::check(format!("variable {} is used before it is defined", v.0))
+            }),
+        }
+    };
+    for e in &p.eqns {
+        let ops = e
+            .inputs
+            .iter()
+            .map(|a| read(&env, a))
+            .collect::<Result<Vec<_>>>()?;
+        let emit = Emit { loc: e.loc };
+        let out = if ops.iter().all(|(_, d)| d.is_none()) {
+            let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
+            (emit.op(e.prim.clone(), &refs), None)
+        } else {
+            let (t, d) = batch_rule(&emit, &e.prim, &ops, size);
+            (t, Some(d))
+        };
+        if let Some(err) = out.0.error() {
+            return Err(err.clone());
+        }
+        env[e.out.index()] = Some(out);
+    }
+    let outs = p
+        .outputs
+        .iter()
+        .map(|a| read(&env, a))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(outs.into_iter().unzip())
+}
+
+/// Dimension indices of an unbatched operand, renumbered for the batch dimension inserted
+/// at `b`.
+fn shift(dims: &[usize], b: usize) -> Vec<usize> {
+    dims.iter()
+        .map(|&d| if d >= b { d + 1 } else { d })
+        .collect()
+}
+
+fn aval(t: &Tensor) -> Aval {
+    t.aval().expect("rules only see tensors that did not fail")
+}
+
+/// The tensor with its batch dimension moved to the front.
+fn to_front(e: &Emit, t: &Tensor, b: usize) -> Tensor {
+    if b == 0 {
+        return t.clone();
+    }
+    let r = aval(t).ndim();
+    let mut perm = vec![b];
+    perm.extend((0..r).filter(|&d| d != b));
+    e.un(Primitive::Transpose { permutation: perm }, t)
+}
+
+/// The tensor with its batch dimension moved from `from` to `to`.
+fn move_axis(e: &Emit, t: &Tensor, from: usize, to: usize) -> Tensor {
+    if from == to {
+        return t.clone();
+    }
+    let r = aval(t).ndim();
+    let mut rest: Vec<usize> = (0..r).filter(|&d| d != from).collect();
+    rest.insert(to, from);
+    e.un(Primitive::Transpose { permutation: rest }, t)
+}
+
+/// A batched value with its batch dimension at the front; an unbatched one is broadcast.
+fn front(e: &Emit, x: &Batched, size: usize) -> Tensor {
+    match x.1 {
+        Some(b) => to_front(e, &x.0, b),
+        None => {
+            let a = aval(&x.0);
+            let mut shape = vec![size];
+            shape.extend(&a.shape);
+            e.un(
+                Primitive::BroadcastInDim {
+                    shape,
+                    broadcast_dimensions: (1..=a.ndim()).collect(),
+                },
+                &x.0,
+            )
+        }
+    }
+}
+
+/// The batching rule of a primitive with at least one batched operand: the result and
+/// its batch dimension.
+pub(crate) fn batch_rule(
+    e: &Emit,
+    prim: &Primitive,
+    x: &[Batched],
+    size: usize,
+) -> (Tensor, usize) {
+    use Primitive::*;
+    let one = || {
+        let (t, b) = (&x[0].0, x[0].1.expect("a single operand is batched"));
+        (t, b)
+    };
+    match prim {
+        // Elementwise with one operand: the batch dimension stays.
+        Neg
+        | Sin
+        | Cos
+        | Tan
+        | Exp
+        | Log
+        | Log1p
+        | Expm1
+        | Tanh
+        | Logistic
+        | Sqrt
+        | Rsqrt
+        | Abs
+        | Sign
+        | Floor
+        | Ceil
+        | Round
+        | Erf
+        | IntegerPow { .. }
+        | ConvertElementType { .. } => {
+            let (t, b) = one();
+            (e.un(prim.clone(), t), b)
+        }
+        // Elementwise with several operands: as they are when all are batched alike,
+        // otherwise at the front with the unbatched ones broadcast.
+        Add | Sub | Mul | Div | Pow | Max | Min | Atan2 | Eq | Ne | Lt | Le | Gt | Ge | Select => {
+            match x[0].1 {
+                Some(b) if x.iter().all(|(_, d)| *d == Some(b)) => {
+                    let refs: Vec<&Tensor> = x.iter().map(|(t, _)| t).collect();
+                    (e.op(prim.clone(), &refs), b)
+                }
+                _ => {
+                    let ts: Vec<Tensor> = x.iter().map(|v| front(e, v, size)).collect();
+                    let refs: Vec<&Tensor> = ts.iter().collect();
+                    (e.op(prim.clone(), &refs), 0)
+                }
+            }
+        }
+        ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } => {
+            let (t, b) = one();
+            let axes = shift(axes, b);
+            let out_b = b - axes.iter().filter(|&&a| a < b).count();
+            let p = match prim {
+                ReduceSum { .. } => ReduceSum { axes },
+                ReduceMax { .. } => ReduceMax { axes },
+                _ => ReduceMin { axes },
+            };
+            (e.un(p, t), out_b)
+        }
+        Argmax { axis, index_dtype } => {
+            let (t, b) = one();
+            let axis = shift(&[*axis], b)[0];
+            let out_b = if axis < b { b - 1 } else { b };
+            (
+                e.un(
+                    Argmax {
+                        axis,
+                        index_dtype: *index_dtype,
+                    },
+                    t,
+                ),
+                out_b,
+            )
+        }
+        Cumsum { axis, reverse } => {
+            let (t, b) = one();
+            let axis = shift(&[*axis], b)[0];
+            (
+                e.un(
+                    Cumsum {
+                        axis,
+                        reverse: *reverse,
+                    },
+                    t,
+                ),
+                b,
+            )
+        }
+        Rev { dimensions } => {
+            let (t, b) = one();
+            (
+                e.un(
+                    Rev {
+                        dimensions: shift(dimensions, b),
+                    },
+                    t,
+                ),
+                b,
+            )
+        }
+        Squeeze { dimensions } => {
+            let (t, b) = one();
+            let dims = shift(dimensions, b);
+            let out_b = b - dims.iter().filter(|&&d| d < b).count();
+            (e.un(Squeeze { dimensions: dims }, t), out_b)
+        }
+        Slice {
+            start,
+            limit,
+            strides,
+        } => {
+            let (t, b) = one();
+            let (mut s, mut l, mut st) = (start.clone(), limit.clone(), strides.clone());
+            s.insert(b, 0);
+            l.insert(b, size);
+            st.insert(b, 1);
+            (
+                e.un(
+                    Slice {
+                        start: s,
+                        limit: l,
+                        strides: st,
+                    },
+                    t,
+                ),
+                b,
+            )
+        }
+        Transpose { permutation } => {
+            // One transpose that also brings the batch dimension to the front.
+            let (t, b) = one();
+            let mut perm = vec![b];
+            perm.extend(shift(permutation, b));
+            (e.un(Transpose { permutation: perm }, t), 0)
+        }
+        ExpandDims { dimensions } => {
+            let (t, b) = one();
+            let t = to_front(e, t, b);
+            let dims = dimensions.iter().map(|d| d + 1).collect();
+            (e.un(ExpandDims { dimensions: dims }, &t), 0)
+        }
+        BroadcastInDim {
+            shape,
+            broadcast_dimensions,
+        } => {
+            let (t, b) = one();
+            let t = to_front(e, t, b);
+            let mut s = vec![size];
+            s.extend(shape);
+            let mut bd = vec![0];
+            bd.extend(broadcast_dimensions.iter().map(|d| d + 1));
+            (
+                e.un(
+                    BroadcastInDim {
+                        shape: s,
+                        broadcast_dimensions: bd,
+                    },
+                    &t,
+                ),
+                0,
+            )
+        }
+        Reshape { new_sizes } => {
+            let (t, b) = one();
+            let t = to_front(e, t, b);
+            let mut s = vec![size];
+            s.extend(new_sizes);
+            (e.un(Reshape { new_sizes: s }, &t), 0)
+        }
+        Pad {
+            low,
+            high,
+            interior,
+        } => {
+            let ((xv, xb), (vv, vb)) = (&x[0], &x[1]);
+            match vb {
+                None => {
+                    let b = xb.expect("an operand is batched");
+                    let (mut l, mut h, mut i) = (low.clone(), high.clone(), interior.clone());
+                    l.insert(b, 0);
+                    h.insert(b, 0);
+                    i.insert(b, 0);
+                    let p = Pad {
+                        low: l,
+                        high: h,
+                        interior: i,
+                    };
+                    (e.op(p, &[xv, vv]), b)
+                }
+                Some(_) => {
+                    // A batched padding value: pad with zero, then add the value times a
+                    // mask of the padded positions.
+                    let xf = front(e, &x[0], size);
+                    let xa = aval(&xf);
+                    let zero = e.zeros(&Aval::scalar(xa.dtype));
+                    let one_ = e.full(1.0, &Aval::scalar(xa.dtype));
+                    let (mut l, mut h, mut i) = (low.clone(), high.clone(), interior.clone());
+                    l.insert(0, 0);
+                    h.insert(0, 0);
+                    i.insert(0, 0);
+                    let p = Pad {
+                        low: l,
+                        high: h,
+                        interior: i,
+                    };
+                    let padded = e.op(p.clone(), &[&xf, &zero]);
+                    let mask = e.op(p, &[&e.zeros(&xa), &one_]);
+                    let pa = aval(&padded);
+                    let v = e.un(
+                        BroadcastInDim {
+                            shape: pa.shape.clone(),
+                            broadcast_dimensions: vec![0],
+                        },
+                        &front(e, &x[1], size),
+                    );
+                    (e.add(&padded, &e.mul(&mask, &v)), 0)
+                }
+            }
+        }
+        Concatenate { dimension } => {
+            let ts: Vec<Tensor> = x.iter().map(|v| front(e, v, size)).collect();
+            let refs: Vec<&Tensor> = ts.iter().collect();
+            (
+                e.op(
+                    Concatenate {
+                        dimension: dimension + 1,
+                    },
+                    &refs,
+                ),
+                0,
+            )
+        }
+        Iota { .. } => unreachable!("iota has no operands, so it is never batched"),
+        DotGeneral {
+            lhs_contracting: lc,
+            rhs_contracting: rc,
+            lhs_batch: lb,
+            rhs_batch: rb,
+        } => {
+            let ((l, bl), (r, br)) = (&x[0], &x[1]);
+            let nb = lb.len();
+            match (bl, br) {
+                (Some(bl), Some(br)) => {
+                    // Both batched: the mapped axis becomes a batch dimension of the product.
+                    let mut lb2 = vec![*bl];
+                    lb2.extend(shift(lb, *bl));
+                    let mut rb2 = vec![*br];
+                    rb2.extend(shift(rb, *br));
+                    let p = DotGeneral {
+                        lhs_contracting: shift(lc, *bl),
+                        rhs_contracting: shift(rc, *br),
+                        lhs_batch: lb2,
+                        rhs_batch: rb2,
+                    };
+                    (e.op(p, &[l, r]), 0)
+                }
+                (Some(bl), None) => {
+                    // Only the lhs: its mapped axis is one more free dimension.
+                    let (lc2, lb2) = (shift(lc, *bl), shift(lb, *bl));
+                    let before = (0..*bl)
+                        .filter(|d| !lc2.contains(d) && !lb2.contains(d))
+                        .count();
+                    let p = DotGeneral {
+                        lhs_contracting: lc2,
+                        rhs_contracting: rc.clone(),
+                        lhs_batch: lb2,
+                        rhs_batch: rb.clone(),
+                    };
+                    (e.op(p, &[l, r]), nb + before)
+                }
+                (None, Some(br)) => {
+                    // Only the rhs: its mapped axis is one more free dimension.
+                    let (rc2, rb2) = (shift(rc, *br), shift(rb, *br));
+                    let la = aval(l);
+                    let n_lfree = la.ndim() - lc.len() - lb.len();
+                    let before = (0..*br)
+                        .filter(|d| !rc2.contains(d) && !rb2.contains(d))
+                        .count();
+                    let p = DotGeneral {
+                        lhs_contracting: lc.clone(),
+                        rhs_contracting: rc2,
+                        lhs_batch: lb.clone(),
+                        rhs_batch: rb2,
+                    };
+                    (e.op(p, &[l, r]), nb + n_lfree + before)
+                }
+                (None, None) => unreachable!("some operand is batched"),
+            }
+        }
+    }
+}
+
+/// The mapped axes of a vmap and its size, where they cannot be inferred.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VmapAxes {
+    /// One entry per input leaf (or a single entry for all): the mapped axis (negative
+    /// counts from the end), or `None` for a leaf that is not mapped. Empty means axis 0
+    /// for every leaf.
+    pub in_axes: Vec<Option<isize>>,
+    /// One entry per output leaf (or a single entry for all): where the mapped axis goes, or
+    /// `None` for an output that does not vary along it. Empty means axis 0 for every leaf.
+    pub out_axes: Vec<Option<isize>>,
+    /// The length of the mapped axis, needed when no input is mapped.
+    pub axis_size: Option<usize>,
+}
+
+impl VmapAxes {
+    pub fn new() -> VmapAxes {
+        VmapAxes::default()
+    }
+    pub fn in_axes(mut self, axes: &[Option<isize>]) -> VmapAxes {
+        self.in_axes = axes.to_vec();
+        self
+    }
+    pub fn out_axes(mut self, axes: &[Option<isize>]) -> VmapAxes {
+        self.out_axes = axes.to_vec();
+        self
+    }
+    pub fn axis_size(mut self, n: usize) -> VmapAxes {
+        self.axis_size = Some(n);
+        self
+    }
+}
+
+fn per_leaf(op: &str, what: &str, axes: &[Option<isize>], n: usize) -> Result<Vec<Option<isize>>> {
+    match axes.len() {
+        0 => Ok(vec![Some(0); n]),
+        1 => Ok(vec![axes[0]; n]),
+        k if k == n => Ok(axes.to_vec()),
+        k => Err(Error::input(
+            op,
+            format!("{k} {what} given for {n} leaves: give one per leaf, or one for all"),
+        )),
+    }
+}
+
+fn norm_axis(op: &str, axis: isize, rank: usize, what: String) -> Result<usize> {
+    let r = rank as isize;
+    if axis < -r || axis >= r {
+        return Err(Error::Axis {
+            op: op.into(),
+            msg: format!("{what}: axis {axis} is out of range for rank {rank}"),
+            loc: None,
+        });
+    }
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
+}
+
+/// Maps `f` over axis 0 of every leaf of `x`, stacking every output along axis 0.
+///
+/// ```
+/// use ferrax::{vmap, Array, Tensor};
+/// let xs = Tensor::new(Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap());
+/// let sums: Tensor = vmap(|x: Tensor| x.sum_all(), &xs).unwrap();
+/// assert_eq!(sums.to_vec::<f64>().unwrap(), vec![3.0, 7.0]);
+/// ```
+#[track_caller]
+pub fn vmap<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<O> {
+    vmap_axes(f, x, &VmapAxes::new())
+}
+
+/// Maps `f` over the given axes (see [`VmapAxes`]): the same as applying `f` to each slice
+/// and stacking, computed as one batched computation.
+///
+/// ```
+/// use ferrax::{vmap_axes, Array, Tensor, VmapAxes};
+/// let w = Tensor::new(Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap());
+/// let xs = Tensor::new(Array::from_vec(vec![1.0f64, 0.0, 1.0, 0.0, 1.0, 1.0], &[2, 3]).unwrap());
+/// // columns of xs ([1,0], [0,1], [1,1]) mapped, w shared; results stacked along axis 1
+/// let ys: Tensor = vmap_axes(|(w, x): (Tensor, Tensor)| w.matmul(&x), &(w, xs),
+///     &VmapAxes::new().in_axes(&[None, Some(1)]).out_axes(&[Some(1)])).unwrap();
+/// assert_eq!(ys.to_vec::<f64>().unwrap(), vec![1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+/// ```
+#[track_caller]
+pub fn vmap_axes<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I, axes: &VmapAxes) -> Result<O> {
+    let op = "vmap";
+    let loc = SourceLoc::caller();
+    let (leaves, def) = flatten(x);
+    let avals = leaf_avals(&leaves)?;
+    let in_axes = per_leaf(op, "in_axes", &axes.in_axes, leaves.len())?;
+    let mut dims = Vec::with_capacity(leaves.len());
+    let mut size: Option<(usize, String)> =
+        axes.axis_size.map(|n| (n, format!("axis_size is {n}")));
+    let mut example = Vec::with_capacity(leaves.len());
+    for (i, (a, ax)) in avals.iter().zip(&in_axes).enumerate() {
+        match ax {
+            None => {
+                dims.push(None);
+                example.push(a.clone());
+            }
+            Some(ax) => {
+                let d = norm_axis(op, *ax, a.ndim(), format!("in_axes of input {i} ({a})"))?;
+                let n = a.shape[d];
+                match &size {
+                    Some((m, from)) if *m != n => {
+                        return Err(Error::Shape {
+                            op: op.into(),
+                            msg: format!(
+                                "inconsistent sizes for the mapped axis: {from}, but input {i} ({a}) has size {n} along axis {d}"
+                            ),
+                            loc: Some(loc),
+                        })
+                    }
+                    Some(_) => {}
+                    None => size = Some((n, format!("input {i} ({a}) has size {n} along axis {d}"))),
+                }
+                let mut shape = a.shape.clone();
+                shape.remove(d);
+                example.push(Aval::new(shape, a.dtype));
+                dims.push(Some(d));
+            }
+        }
+    }
+    let Some((size, _)) = size else {
+        return Err(Error::input(
+            op,
+            "no input is mapped: give the axis size with VmapAxes::axis_size",
+        ));
+    };
+    let traced = trace_tree(f, &def, &example)?;
+    let n_captured = traced.captured.len();
+    let mut args = leaves;
+    args.extend(traced.captured);
+    dims.extend(std::iter::repeat_n(None, n_captured));
+    let (outs, out_dims) = batch_call(&traced.program, &args, &dims, size)?;
+    let out_axes = per_leaf(op, "out_axes", &axes.out_axes, outs.len())?;
+    let e = Emit { loc: Some(loc) };
+    let mut results = Vec::with_capacity(outs.len());
+    for (k, ((t, d), ax)) in outs.iter().zip(&out_dims).zip(&out_axes).enumerate() {
+        results.push(place_output(&e, k, t, *d, *ax, size)?);
+    }
+    unflatten(&traced.out_def, results)
+}
+
+/// Puts an output's batch dimension where `out_axes` asks (broadcasting an output that does
+/// not vary), or refuses an output that varies but was declared unmapped.
+fn place_output(
+    e: &Emit,
+    k: usize,
+    t: &Tensor,
+    d: Option<usize>,
+    ax: Option<isize>,
+    size: usize,
+) -> Result<Tensor> {
+    let a = t.aval()?;
+    match (d, ax) {
+        (None, None) => Ok(t.clone()),
+        (Some(_), None) => Err(Error::input(
+            "vmap",
+            format!("output {k} varies along the mapped axis but its out_axes entry is None"),
+        )),
+        (Some(b), Some(ax)) => {
+            let to = norm_axis("vmap", ax, a.ndim(), format!("out_axes of output {k}"))?;
+            Ok(move_axis(e, t, b, to))
+        }
+        (None, Some(ax)) => {
+            let to = norm_axis("vmap", ax, a.ndim() + 1, format!("out_axes of output {k}"))?;
+            let mut shape = a.shape.clone();
+            shape.insert(to, size);
+            let bd = (0..=a.ndim()).filter(|&i| i != to).collect();
+            let out = e.un(
+                Primitive::BroadcastInDim {
+                    shape,
+                    broadcast_dimensions: bd,
+                },
+                t,
+            );
+            out.aval()?;
+            Ok(out)
+        }
+    }
+}
+
+/// The batched version of a program: each input batched at `in_axes[i]` (or not), every
+/// output batched at axis 0 (broadcast where it does not vary).
+pub fn vmap_program(p: &Program, in_axes: &[Option<usize>], size: usize) -> Result<Program> {
+    if in_axes.len() != p.inputs.len() {
+        return Err(Error::input(
+            "vmap_program",
+            format!("{} in_axes for {} inputs", in_axes.len(), p.inputs.len()),
+        ));
+    }
+    let mut avals = vec![];
+    for (i, (a, ax)) in p.in_avals().iter().zip(in_axes).enumerate() {
+        let mut shape = a.shape.clone();
+        if let Some(d) = ax {
+            if *d > a.ndim() {
+                return Err(Error::Axis {
+                    op: "vmap_program".into(),
+                    msg: format!("in_axes of input {i} ({a}): axis {d} is out of range for the batched rank {}", a.ndim() + 1),
+                    loc: None,
+                });
+            }
+            shape.insert(*d, size);
+        }
+        avals.push(Aval::new(shape, a.dtype));
+    }
+    let (prog, _) = trace_flat(&avals, |args| {
+        let (outs, dims) = batch_call(p, &args, in_axes, size)?;
+        let e = Emit { loc: None };
+        outs.iter()
+            .zip(dims)
+            .enumerate()
+            .map(|(k, (t, d))| place_output(&e, k, t, d, Some(0), size))
+            .collect()
+    })?;
+    Ok(prog)
+}
