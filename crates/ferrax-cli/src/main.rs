@@ -7,6 +7,7 @@
 //! * `ferrax transform transpose FILE --residuals N`: transpose a linear program whose first
 //!   N inputs are residuals.
 //! * `ferrax transform vmap FILE --in-axes 0,none,... --axis-size N`: the batched program.
+//! * `ferrax nist [NAME...|--all] [--json] [--progress]`: fit the NIST StRD problems.
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
@@ -51,6 +52,27 @@ enum Command {
         /// For `vmap`: the length of the mapped axis.
         #[arg(long)]
         axis_size: Option<usize>,
+    },
+    /// Fit NIST StRD nonlinear regression problems from both starts and report the
+    /// correct digits (LRE) of the parameters, the RSS and the standard errors.
+    Nist {
+        /// Problem names (e.g. BoxBOD Misra1a); see --all.
+        names: Vec<String>,
+        /// Every one of the 27 problems.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line and run instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Print every outer iteration (RSS, trust radius, Levenberg parameter).
+        #[arg(long)]
+        progress: bool,
+        /// Only this start (1 or 2); both by default.
+        #[arg(long)]
+        start: Option<usize>,
+        /// The folder of the .dat files (default: the copy shipped with ferrax-solvers).
+        #[arg(long)]
+        data: Option<String>,
     },
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
@@ -196,8 +218,76 @@ fn read_program(file: &str) -> Result<Program, String> {
     })
 }
 
+fn nist(
+    names: Vec<String>,
+    all: bool,
+    json: bool,
+    progress: bool,
+    start: Option<usize>,
+    data: Option<String>,
+) -> Result<String, String> {
+    use ferrax_solvers::nist;
+    let dir = data
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(nist::data_dir);
+    let names: Vec<String> = if all {
+        nist::ALL.iter().map(|s| s.to_string()).collect()
+    } else if names.is_empty() {
+        return Err(
+            "name one or more problems, or give --all (problems: ".to_string()
+                + &nist::ALL.join(", ")
+                + ")",
+        );
+    } else {
+        names
+    };
+    let starts: Vec<usize> = match start {
+        Some(s @ (1 | 2)) => vec![s],
+        Some(s) => return Err(format!("--start must be 1 or 2, got {s}")),
+        None => vec![1, 2],
+    };
+    let opts = ferrax_solvers::LsqOptions::default();
+    let mut runs = vec![];
+    let mut out = String::new();
+    for name in &names {
+        let p = nist::load(&dir, name).map_err(|e| e.to_string())?;
+        for &s in &starts {
+            let r = nist::run(&p, s, &opts).map_err(|e| format!("{name} start {s}: {e}"))?;
+            if progress {
+                for h in &r.fit.history {
+                    eprintln!(
+                        "{name} start {s} iteration {:4}: rss {:.10e} radius {:.3e} lambda {:.3e} trials {}",
+                        h.iteration, h.rss, h.radius, h.lambda, h.trials
+                    );
+                }
+            }
+            if json {
+                out.push_str(&nist::json(&r));
+                out.push('\n');
+            }
+            runs.push(r);
+        }
+    }
+    if json {
+        return Ok(out.trim_end().to_string());
+    }
+    let (median, min, good, total) = nist::summary(&runs);
+    Ok(format!(
+        "{}\n{total} runs: LRE >= 6 in {good}, median LRE {median:.1}, smallest {min:.1}",
+        nist::markdown(&runs).trim_end()
+    ))
+}
+
 fn run(cli: Cli) -> Result<String, String> {
     match cli.command {
+        Command::Nist {
+            names,
+            all,
+            json,
+            progress,
+            start,
+            data,
+        } => nist(names, all, json, progress, start, data),
         Command::Check { file } => {
             let p = read_program(&file)?;
             p.check().map_err(|e| format!("{file}: {e}"))?;

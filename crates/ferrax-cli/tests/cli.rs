@@ -310,3 +310,53 @@ fn transform_vmap() {
         );
     }
 }
+
+#[test]
+fn nist_json_table_and_errors() {
+    let (code, out, err) = run(&["nist", "BoxBOD", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    for (i, line) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["problem"], "BoxBOD");
+        assert_eq!(v["start"], i as u64 + 1);
+        let p = v["params"].as_array().unwrap();
+        assert!((p[0].as_f64().unwrap() - 213.80940889).abs() < 1e-6);
+        assert!((v["rss"].as_f64().unwrap() - 1168.0088766).abs() < 1e-6);
+        assert!(v["evaluations"].as_u64().unwrap() > 0);
+        assert!(["ftol", "xtol", "gtol"].contains(&v["termination"].as_str().unwrap()));
+    }
+    let (code, out, _) = run(&["nist", "Misra1a", "--start", "2"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("| Misra1a | Lower | 2 |"), "{out}");
+    assert!(
+        out.ends_with("1 runs: LRE >= 6 in 1, median LRE 10.1, smallest 10.1\n")
+            || out.contains("1 runs: LRE >= 6 in 1"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["nist", "Misra1a", "--start", "1", "--progress"]);
+    assert_eq!(code, 0);
+    assert!(err.contains("Misra1a start 1 iteration    0: rss"), "{err}");
+    let (code, _, err) = run(&["nist"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("name one or more problems, or give --all"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["nist", "Misra1a", "--start", "3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--start must be 1 or 2, got 3"));
+    let (code, _, err) = run(&["nist", "Nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Nope.dat:0: cannot read"), "{err}");
+    let dir = std::env::temp_dir().join(format!("ferrax-nist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Bad.dat"), "not a NIST file\n").unwrap();
+    let (code, _, err) = run(&["nist", "Bad", "--data", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Bad.dat:0: the header does not give a valid line range"),
+        "{err}"
+    );
+}

@@ -1,0 +1,269 @@
+//! Matrix-free conjugate gradients, plain and truncated (Steihaug) for trust regions.
+//!
+//! Both only multiply by the operator, so any `LinearOperator` works: a linear map of
+//! ferrax, a Gauss-Newton operator (`Jᵀ J v` from one linearization), a Hessian-vector
+//! product, a closure.
+
+use crate::error::{input, Result};
+use crate::operator::{axpy, dot, norm, LinearOperator};
+
+/// How conjugate gradients ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgTermination {
+    /// The residual norm fell below `tol · ‖b‖`.
+    Converged,
+    /// `max_iterations` were used up first.
+    IterationLimit,
+    /// A direction `p` with `pᵀ A p ≤ 0` was met: the operator is not positive definite.
+    NegativeCurvature,
+    /// A product or step produced NaN or infinity.
+    NonFinite,
+    /// (Steihaug) the step reached the trust-region boundary.
+    Boundary,
+}
+
+#[derive(Clone, Debug)]
+pub struct CgOptions {
+    /// Relative tolerance on the residual: stop when `‖b − A x‖ ≤ tol · ‖b‖`.
+    pub tol: f64,
+    pub max_iterations: usize,
+}
+
+impl Default for CgOptions {
+    fn default() -> Self {
+        CgOptions {
+            tol: 1e-10,
+            max_iterations: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CgResult {
+    pub x: Vec<f64>,
+    pub iterations: usize,
+    /// `‖b − A x‖` as tracked by the iteration.
+    pub residual_norm: f64,
+    pub termination: CgTermination,
+    /// Operator applications.
+    pub products: usize,
+}
+
+/// Solves `A x = b` for a symmetric positive definite `A` by conjugate gradients, from
+/// `x0` (zero when `None`), with an optional preconditioner `M ≈ A⁻¹` (symmetric positive
+/// definite). Reports negative curvature instead of pressing on.
+///
+/// ```
+/// use ferrax_solvers::{conjugate_gradient, CgOptions, CgTermination, FnOperator};
+/// let a = FnOperator { dim: 2, f: |v: &[f64]| vec![4.0 * v[0] + v[1], v[0] + 3.0 * v[1]] };
+/// let r = conjugate_gradient(&a, &[1.0, 2.0], None, None, &CgOptions::default()).unwrap();
+/// assert_eq!(r.termination, CgTermination::Converged);
+/// assert!((r.x[0] - 1.0 / 11.0).abs() < 1e-12 && (r.x[1] - 7.0 / 11.0).abs() < 1e-12);
+/// ```
+pub fn conjugate_gradient(
+    a: &dyn LinearOperator,
+    b: &[f64],
+    x0: Option<&[f64]>,
+    preconditioner: Option<&dyn LinearOperator>,
+    opts: &CgOptions,
+) -> Result<CgResult> {
+    let n = a.dim();
+    if b.len() != n || x0.is_some_and(|x| x.len() != n) {
+        return Err(input(
+            "conjugate_gradient",
+            format!(
+                "the operator has dimension {n}, b has {} entries{}",
+                b.len(),
+                x0.map(|x| format!(", x0 has {}", x.len()))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(m) = preconditioner {
+        if m.dim() != n {
+            return Err(input(
+                "conjugate_gradient",
+                format!(
+                    "the preconditioner has dimension {}, the operator {n}",
+                    m.dim()
+                ),
+            ));
+        }
+    }
+    let mut products = 0;
+    let mut x = x0.map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; n]);
+    let mut r = if x0.is_some() {
+        products += 1;
+        let ax = a.apply(&x)?;
+        b.iter().zip(&ax).map(|(bi, ai)| bi - ai).collect()
+    } else {
+        b.to_vec()
+    };
+    let precond = |r: &[f64]| -> Result<Vec<f64>> {
+        match preconditioner {
+            Some(m) => m.apply(r),
+            None => Ok(r.to_vec()),
+        }
+    };
+    let bnorm = norm(b);
+    let target = opts.tol * bnorm;
+    let mut z = precond(&r)?;
+    let mut p = z.clone();
+    let mut rz = dot(&r, &z);
+    let mut rnorm = norm(&r);
+    let done = |x: Vec<f64>, it, rn, t, products| CgResult {
+        x,
+        iterations: it,
+        residual_norm: rn,
+        termination: t,
+        products,
+    };
+    if rnorm <= target || bnorm == 0.0 {
+        return Ok(done(x, 0, rnorm, CgTermination::Converged, products));
+    }
+    for it in 0..opts.max_iterations {
+        let ap = a.apply(&p)?;
+        products += 1;
+        let pap = dot(&p, &ap);
+        if !pap.is_finite() {
+            return Ok(done(x, it, rnorm, CgTermination::NonFinite, products));
+        }
+        if pap <= 0.0 {
+            return Ok(done(
+                x,
+                it,
+                rnorm,
+                CgTermination::NegativeCurvature,
+                products,
+            ));
+        }
+        let alpha = rz / pap;
+        x = axpy(alpha, &p, &x);
+        r = axpy(-alpha, &ap, &r);
+        rnorm = norm(&r);
+        if !rnorm.is_finite() {
+            return Ok(done(x, it + 1, rnorm, CgTermination::NonFinite, products));
+        }
+        if rnorm <= target {
+            return Ok(done(x, it + 1, rnorm, CgTermination::Converged, products));
+        }
+        z = precond(&r)?;
+        let rz_new = dot(&r, &z);
+        let beta = rz_new / rz;
+        rz = rz_new;
+        p = axpy(beta, &p, &z);
+    }
+    Ok(done(
+        x,
+        opts.max_iterations,
+        rnorm,
+        CgTermination::IterationLimit,
+        products,
+    ))
+}
+
+/// The result of a truncated CG step for the trust-region model
+/// `m(p) = gᵀ p + ½ pᵀ H p`, `‖p‖ ≤ Δ`.
+#[derive(Clone, Debug)]
+pub struct SteihaugResult {
+    pub p: Vec<f64>,
+    /// `m(p)`: the model's change (negative for a descent step).
+    pub model_change: f64,
+    pub termination: CgTermination,
+    pub products: usize,
+}
+
+/// Steihaug's truncated conjugate gradients: approximately minimizes `gᵀ p + ½ pᵀ H p`
+/// inside `‖p‖ ≤ Δ`, stopping at the boundary, at negative curvature (following it to the
+/// boundary), or when the residual `‖H p + g‖ ≤ tol ‖g‖`.
+pub fn steihaug(
+    h: &dyn LinearOperator,
+    g: &[f64],
+    delta: f64,
+    opts: &CgOptions,
+) -> Result<SteihaugResult> {
+    let n = h.dim();
+    if g.len() != n {
+        return Err(input(
+            "steihaug",
+            format!("the operator has dimension {n}, g has {} entries", g.len()),
+        ));
+    }
+    let mut p = vec![0.0; n];
+    let mut hp = vec![0.0; n];
+    let mut r = g.to_vec(); // r = H p + g
+    let mut d: Vec<f64> = r.iter().map(|v| -v).collect();
+    let gnorm = norm(g);
+    let model = |p: &[f64], hp: &[f64]| dot(g, p) + 0.5 * dot(p, hp);
+    let mut products = 0;
+    if gnorm == 0.0 {
+        return Ok(SteihaugResult {
+            p,
+            model_change: 0.0,
+            termination: CgTermination::Converged,
+            products,
+        });
+    }
+    // the τ ≥ 0 with ‖p + τ d‖ = Δ
+    let to_boundary = |p: &[f64], d: &[f64]| {
+        let (dd, pd, pp) = (dot(d, d), dot(p, d), dot(p, p));
+        (-pd + (pd * pd + dd * (delta * delta - pp)).max(0.0).sqrt()) / dd
+    };
+    for _ in 0..opts.max_iterations {
+        let hd = h.apply(&d)?;
+        products += 1;
+        let dhd = dot(&d, &hd);
+        if !dhd.is_finite() {
+            return Ok(SteihaugResult {
+                model_change: model(&p, &hp),
+                p,
+                termination: CgTermination::NonFinite,
+                products,
+            });
+        }
+        if dhd <= 0.0 {
+            let tau = to_boundary(&p, &d);
+            let p2 = axpy(tau, &d, &p);
+            let hp2 = axpy(tau, &hd, &hp);
+            return Ok(SteihaugResult {
+                model_change: model(&p2, &hp2),
+                p: p2,
+                termination: CgTermination::NegativeCurvature,
+                products,
+            });
+        }
+        let rr = dot(&r, &r);
+        let alpha = rr / dhd;
+        let p_next = axpy(alpha, &d, &p);
+        if norm(&p_next) >= delta {
+            let tau = to_boundary(&p, &d);
+            let p2 = axpy(tau, &d, &p);
+            let hp2 = axpy(tau, &hd, &hp);
+            return Ok(SteihaugResult {
+                model_change: model(&p2, &hp2),
+                p: p2,
+                termination: CgTermination::Boundary,
+                products,
+            });
+        }
+        p = p_next;
+        hp = axpy(alpha, &hd, &hp);
+        r = axpy(alpha, &hd, &r);
+        if norm(&r) <= opts.tol * gnorm {
+            return Ok(SteihaugResult {
+                model_change: model(&p, &hp),
+                p,
+                termination: CgTermination::Converged,
+                products,
+            });
+        }
+        let beta = dot(&r, &r) / rr;
+        d = axpy(beta, &d, &r.iter().map(|v| -v).collect::<Vec<_>>());
+    }
+    Ok(SteihaugResult {
+        model_change: model(&p, &hp),
+        p,
+        termination: CgTermination::IterationLimit,
+        products,
+    })
+}

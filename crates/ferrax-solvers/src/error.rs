@@ -1,0 +1,31 @@
+//! The solvers' error type: ferrax's errors, plus what can go wrong with data and iterates.
+
+/// Everything a solver or a data reader can report.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SolverError {
+    /// An error of the transformations underneath (shapes, tracing, linearity...).
+    #[error(transparent)]
+    Ferrax(#[from] ferrax::Error),
+    /// A malformed data file: which file, which line (1-based), what was wrong.
+    #[error("{file}:{line}: {msg}")]
+    Data {
+        file: String,
+        line: usize,
+        msg: String,
+    },
+    /// A function returned NaN or infinity where a solver cannot continue.
+    #[error("non-finite value: {0}")]
+    NonFinite(String),
+    /// Arguments that do not fit (lengths, shapes, options).
+    #[error("bad input to `{op}`: {msg}")]
+    Input { op: String, msg: String },
+}
+
+pub type Result<T, E = SolverError> = std::result::Result<T, E>;
+
+pub(crate) fn input(op: &str, msg: impl Into<String>) -> SolverError {
+    SolverError::Input {
+        op: op.to_string(),
+        msg: msg.into(),
+    }
+}

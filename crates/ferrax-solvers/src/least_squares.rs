@@ -1,0 +1,692 @@
+//! Nonlinear least squares: `least_squares(residual_fn, x0, options)`.
+//!
+//! Two methods, both built on ferrax's transformations:
+//!
+//! * **Levenberg-Marquardt** (dense, MINPACK-style). The residual function is traced once
+//!   into a program and its Jacobian program is made once by `jacfwd` or `jacrev`
+//!   (whichever is cheaper for the shape: forward when there are no more parameters than
+//!   residuals); every iteration then just evaluates those programs. The step solves the
+//!   scaled trust-region subproblem `min ‖J p + r‖, ‖D p‖ ≤ Δ` through the SVD of `J D⁻¹`
+//!   (faer), with MINPACK's column scaling `D` (running maxima of the column norms), its
+//!   radius updates and its `ftol`/`xtol`/`gtol` tests. Rank-deficient Jacobians are handled
+//!   by the SVD (a minimum-norm Gauss-Newton step). After convergence a few undamped
+//!   Gauss-Newton steps polish the solution while they still lower the residual.
+//! * **Gauss-Newton-CG** (matrix-free, for many parameters): each outer iteration makes one
+//!   linearization (`ferrax::gauss_newton`: `J` and `Jᵀ` sharing residuals) and solves the
+//!   trust-region model with Steihaug's truncated CG on `Jᵀ J v` products, which do no
+//!   primal work; rejected steps shrink the radius and reuse the same linearization.
+//!
+//! Results carry the parameters, the residual sum of squares, the counts of residual and
+//! Jacobian evaluations (and linearizations), how the run ended, and the parameters'
+//! standard errors from the final Jacobian.
+
+use faer::Mat;
+use ferrax::{jacfwd, jacrev, make_jaxpr, Array, DType, Program, Tensor};
+
+use crate::cg::{steihaug, CgOptions};
+use crate::error::{input, Result, SolverError};
+use crate::operator::{axpy, check_finite, dot, norm, TensorOperator};
+
+/// Which algorithm `least_squares` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Dense Jacobian, scaled trust region (MINPACK-style).
+    LevenbergMarquardt,
+    /// Matrix-free Gauss-Newton with Steihaug's truncated CG (trust region).
+    GaussNewtonCg,
+}
+
+/// How the dense Jacobian is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JacobianMode {
+    /// Forward mode when parameters ≤ residuals, reverse mode otherwise.
+    Auto,
+    Forward,
+    Reverse,
+}
+
+#[derive(Clone, Debug)]
+pub struct LsqOptions {
+    pub method: Method,
+    pub jacobian: JacobianMode,
+    /// Stop when both the actual and the predicted relative reduction of the sum of squares
+    /// are at most `ftol`.
+    pub ftol: f64,
+    /// Stop when the trust radius is at most `xtol` times the scaled norm of the parameters.
+    pub xtol: f64,
+    /// Stop when the largest cosine between the residual and a Jacobian column is at most
+    /// `gtol` (Gauss-Newton-CG: when `‖Jᵀ r‖ ≤ gtol · ‖r‖²`).
+    pub gtol: f64,
+    /// Outer iterations (Jacobian evaluations / linearizations).
+    pub max_iterations: usize,
+    /// The first trust radius is `factor · ‖D x0‖` (or `factor` when that is zero).
+    /// MINPACK suggests 100; ferrax uses 1, a more careful first step (see ARCHITECTURE.md:
+    /// with 100, BoxBOD from NIST's start 1 runs off to the flat region where SciPy stops).
+    pub initial_step_factor: f64,
+    /// Undamped Gauss-Newton steps tried after convergence, kept while they lower the sum
+    /// of squares (dense method only).
+    pub polish_steps: usize,
+    /// For Gauss-Newton-CG: the inner CG's tolerance and iteration limit.
+    pub cg: CgOptions,
+}
+
+impl Default for LsqOptions {
+    fn default() -> Self {
+        LsqOptions {
+            method: Method::LevenbergMarquardt,
+            jacobian: JacobianMode::Auto,
+            ftol: 1e-15,
+            xtol: 1e-15,
+            gtol: 1e-15,
+            max_iterations: 5000,
+            initial_step_factor: 1.0,
+            polish_steps: 5,
+            cg: CgOptions {
+                tol: 1e-6,
+                max_iterations: 200,
+            },
+        }
+    }
+}
+
+/// How a least-squares run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// The relative reduction of the sum of squares fell below `ftol`.
+    Ftol,
+    /// The trust radius fell below `xtol` relative to the parameters.
+    Xtol,
+    /// The gradient test (`gtol`) held.
+    Gtol,
+    /// The residual is exactly zero.
+    ZeroResidual,
+    /// `max_iterations` were used up.
+    MaxIterations,
+}
+
+impl Termination {
+    pub fn name(self) -> &'static str {
+        match self {
+            Termination::Ftol => "ftol",
+            Termination::Xtol => "xtol",
+            Termination::Gtol => "gtol",
+            Termination::ZeroResidual => "zero-residual",
+            Termination::MaxIterations => "max-iterations",
+        }
+    }
+}
+
+/// One outer iteration, for progress reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IterationInfo {
+    pub iteration: usize,
+    /// Residual sum of squares at the start of the iteration.
+    pub rss: f64,
+    /// Trust radius after the iteration.
+    pub radius: f64,
+    /// Levenberg parameter of the last step tried (dense method).
+    pub lambda: f64,
+    /// Steps tried (rejected ones included).
+    pub trials: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct LsqResult {
+    pub params: Vec<f64>,
+    /// Residual sum of squares `‖r‖²` (NIST's RSS; the cost `½‖r‖²` is half of it).
+    pub rss: f64,
+    pub residuals: Vec<f64>,
+    /// Outer iterations.
+    pub iterations: usize,
+    pub residual_evaluations: usize,
+    /// Dense Jacobian evaluations (dense method).
+    pub jacobian_evaluations: usize,
+    /// Linearizations of the residual function (Gauss-Newton-CG: one per outer iteration).
+    pub linearizations: usize,
+    /// Gauss-Newton products `Jᵀ J v` (Gauss-Newton-CG).
+    pub products: usize,
+    pub termination: Termination,
+    /// `sqrt(diag((JᵀJ)⁻¹) · rss / (m − n))` at the solution (dense method, m > n);
+    /// infinite for a parameter the Jacobian does not determine.
+    pub standard_errors: Option<Vec<f64>>,
+    pub history: Vec<IterationInfo>,
+}
+
+/// Fits `residual_fn(x) ≈ 0` in the least-squares sense from `x0` (f64 parameters).
+///
+/// ```
+/// use ferrax::{Array, Tensor};
+/// use ferrax_solvers::{least_squares, LsqOptions};
+/// // y = a exp(b t): three exact points of a = 2, b = -0.5
+/// let t = Tensor::new(Array::from_slice(&[0.0f64, 1.0, 2.0]));
+/// let y = Tensor::new(Array::from_slice(&[2.0f64, 2.0 * (-0.5f64).exp(), 2.0 * (-1.0f64).exp()]));
+/// let r = |p: Tensor| p.index_axis(0, 0) * (p.index_axis(0, 1) * &t).exp() - &y;
+/// let fit = least_squares(r, &[1.0, 0.0], &LsqOptions::default()).unwrap();
+/// assert!((fit.params[0] - 2.0).abs() < 1e-12 && (fit.params[1] + 0.5).abs() < 1e-12);
+/// ```
+pub fn least_squares(
+    residual_fn: impl Fn(Tensor) -> Tensor,
+    x0: &[f64],
+    opts: &LsqOptions,
+) -> Result<LsqResult> {
+    if x0.is_empty() {
+        return Err(input("least_squares", "no parameters: x0 is empty"));
+    }
+    check_finite("x0", x0)?;
+    match opts.method {
+        Method::LevenbergMarquardt => levenberg_marquardt(&residual_fn, x0, opts),
+        Method::GaussNewtonCg => gauss_newton_cg(&residual_fn, x0, opts),
+    }
+}
+
+fn tensor(x: &[f64]) -> Result<Tensor> {
+    Ok(Tensor::new(Array::from_vec(x.to_vec(), &[x.len()])?))
+}
+
+/// The first output of a program applied to one tensor (a failed tensor on error).
+fn call1(p: &Program, x: Tensor) -> Tensor {
+    match p.call(&[x]) {
+        Ok(mut outs) => outs.remove(0),
+        Err(e) => Tensor::from_error(e),
+    }
+}
+
+/// The residual and Jacobian programs of a residual function, made once.
+struct Dense {
+    residual: Program,
+    jacobian: Program,
+    m: usize,
+    n: usize,
+    residual_evaluations: usize,
+    jacobian_evaluations: usize,
+}
+
+impl Dense {
+    fn new(f: &dyn Fn(Tensor) -> Tensor, x0: &[f64], mode: JacobianMode) -> Result<Dense> {
+        let n = x0.len();
+        let xt = tensor(x0)?;
+        let residual = make_jaxpr(f, &xt)?;
+        let outs = residual.out_avals();
+        let out = &outs[0];
+        if out.dtype != DType::F64 {
+            return Err(input(
+                "least_squares",
+                format!("the residual function must return f64 values, it returns {out}"),
+            ));
+        }
+        let m = out.size();
+        let forward = match mode {
+            JacobianMode::Forward => true,
+            JacobianMode::Reverse => false,
+            JacobianMode::Auto => n <= m,
+        };
+        let rp = &residual;
+        let jacobian = make_jaxpr(
+            |x: Tensor| {
+                let j = if forward {
+                    jacfwd(|z: Tensor| call1(rp, z), &x)
+                } else {
+                    jacrev(|z: Tensor| call1(rp, z), &x)
+                };
+                j.map(|j| j.reshape(&[m as isize, n as isize]))
+                    .unwrap_or_else(Tensor::from_error)
+            },
+            &xt,
+        )?;
+        Ok(Dense {
+            residual,
+            jacobian,
+            m,
+            n,
+            residual_evaluations: 0,
+            jacobian_evaluations: 0,
+        })
+    }
+
+    fn residual(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+        self.residual_evaluations += 1;
+        let out = self
+            .residual
+            .eval(&[Array::from_vec(x.to_vec(), &[self.n])?])?;
+        Ok(out[0].to_vec::<f64>()?)
+    }
+
+    fn jacobian(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+        self.jacobian_evaluations += 1;
+        let out = self
+            .jacobian
+            .eval(&[Array::from_vec(x.to_vec(), &[self.n])?])?;
+        Ok(out[0].to_vec::<f64>()?)
+    }
+}
+
+/// Column norms of a row-major m×n matrix.
+fn column_norms(j: &[f64], m: usize, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|c| {
+            (0..m)
+                .map(|i| j[i * n + c] * j[i * n + c])
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect()
+}
+
+/// The SVD of `J D⁻¹`: (singular values, U as m×k row-major, V as n×k row-major).
+struct ScaledSvd {
+    s: Vec<f64>,
+    u: Vec<f64>,
+    v: Vec<f64>,
+    k: usize,
+}
+
+fn scaled_svd(j: &[f64], m: usize, n: usize, d: &[f64]) -> Result<ScaledSvd> {
+    let a = Mat::<f64>::from_fn(m, n, |i, c| j[i * n + c] / d[c]);
+    let svd = a
+        .thin_svd()
+        .map_err(|e| SolverError::NonFinite(format!("the SVD of the Jacobian failed: {e:?}")))?;
+    let k = m.min(n);
+    let s: Vec<f64> = (0..k).map(|i| svd.S().column_vector()[i]).collect();
+    let (u, v) = (svd.U(), svd.V());
+    let u = (0..m)
+        .flat_map(|i| (0..k).map(move |c| u[(i, c)]))
+        .collect();
+    let v = (0..n)
+        .flat_map(|i| (0..k).map(move |c| v[(i, c)]))
+        .collect();
+    Ok(ScaledSvd { s, u, v, k })
+}
+
+impl ScaledSvd {
+    /// The scaled step `D p` for Levenberg parameter `lam` (pseudo-inverse at 0).
+    fn step(&self, b: &[f64], lam: f64, keep: &[bool], n: usize) -> Vec<f64> {
+        let c: Vec<f64> = (0..self.k)
+            .map(|i| {
+                if keep[i] {
+                    self.s[i] * b[i] / (self.s[i] * self.s[i] + lam)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        (0..n)
+            .map(|row| {
+                -(0..self.k)
+                    .map(|i| self.v[row * self.k + i] * c[i])
+                    .sum::<f64>()
+            })
+            .collect()
+    }
+}
+
+/// The Levenberg-Marquardt step for radius `delta`: `(p, λ)` with `‖D p‖ ≈ Δ` (within 10%)
+/// or the Gauss-Newton step (λ = 0) when that is inside.
+fn lm_step(
+    j: &[f64],
+    m: usize,
+    n: usize,
+    r: &[f64],
+    d: &[f64],
+    delta: f64,
+) -> Result<(Vec<f64>, f64)> {
+    let svd = scaled_svd(j, m, n, d)?;
+    let k = svd.k;
+    let b: Vec<f64> = (0..k)
+        .map(|i| (0..m).map(|row| svd.u[row * k + i] * r[row]).sum())
+        .collect();
+    let smax = svd.s.iter().cloned().fold(0.0, f64::max);
+    let keep: Vec<bool> = svd
+        .s
+        .iter()
+        .map(|&s| s > smax * f64::EPSILON * m.max(n) as f64)
+        .collect();
+    let unscale = |ps: Vec<f64>| ps.iter().zip(d).map(|(p, d)| p / d).collect::<Vec<_>>();
+    let p0 = svd.step(&b, 0.0, &keep, n);
+    if norm(&p0) <= 1.1 * delta {
+        return Ok((unscale(p0), 0.0));
+    }
+    // ‖D p(λ)‖ decreases in λ: Newton on 1/‖D p(λ)‖ = 1/Δ (nearly linear), safeguarded
+    // by a bracket.
+    let sb: f64 = (0..k)
+        .map(|i| (svd.s[i] * b[i]).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let (mut lo, mut hi) = (0.0f64, sb / delta);
+    let mut lam = 0.0;
+    let mut p = p0;
+    for _ in 0..100 {
+        let pn = norm(&p);
+        if (pn - delta).abs() <= 0.1 * delta {
+            break;
+        }
+        if pn > delta {
+            lo = lo.max(lam);
+        } else {
+            hi = hi.min(lam);
+        }
+        let dn2: f64 = -2.0
+            * (0..k)
+                .filter(|&i| keep[i])
+                .map(|i| {
+                    let s2 = svd.s[i] * svd.s[i];
+                    s2 * b[i] * b[i] / (s2 + lam).powi(3)
+                })
+                .sum::<f64>();
+        let dn = dn2 / (2.0 * pn);
+        let newton = lam + (1.0 / pn - 1.0 / delta) / (dn / (pn * pn));
+        lam = if newton > lo && newton < hi && newton.is_finite() {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        p = svd.step(&b, lam, &keep, n);
+    }
+    Ok((unscale(p), lam))
+}
+
+fn levenberg_marquardt(
+    f: &dyn Fn(Tensor) -> Tensor,
+    x0: &[f64],
+    opts: &LsqOptions,
+) -> Result<LsqResult> {
+    let mut pr = Dense::new(f, x0, opts.jacobian)?;
+    let (m, n) = (pr.m, pr.n);
+    let mut x = x0.to_vec();
+    let mut r = pr.residual(&x)?;
+    check_finite("the residual function at x0", &r)?;
+    let mut fnorm = norm(&r);
+    let mut d: Vec<f64> = vec![];
+    let mut delta = 0.0;
+    let mut first = true;
+    let mut termination = Termination::MaxIterations;
+    let mut history = vec![];
+    let mut iterations = 0;
+    'outer: for it in 0..opts.max_iterations {
+        iterations = it + 1;
+        let j = pr.jacobian(&x)?;
+        check_finite("the Jacobian", &j)?;
+        let cn = column_norms(&j, m, n);
+        if d.is_empty() {
+            d = cn.iter().map(|&c| if c > 0.0 { c } else { 1.0 }).collect();
+            let xn = norm(&x.iter().zip(&d).map(|(a, b)| a * b).collect::<Vec<_>>());
+            delta = if xn > 0.0 {
+                opts.initial_step_factor * xn
+            } else {
+                opts.initial_step_factor
+            };
+        } else {
+            for (di, ci) in d.iter_mut().zip(&cn) {
+                *di = di.max(*ci);
+            }
+        }
+        if fnorm == 0.0 {
+            termination = Termination::ZeroResidual;
+            break;
+        }
+        // gradient test: the largest cosine between r and a column of J
+        let gnorm = (0..n)
+            .filter(|&c| cn[c] > 0.0)
+            .map(|c| ((0..m).map(|i| j[i * n + c] * r[i]).sum::<f64>() / (cn[c] * fnorm)).abs())
+            .fold(0.0, f64::max);
+        if gnorm <= opts.gtol {
+            termination = Termination::Gtol;
+            break;
+        }
+        let mut trials = 0;
+        let mut lambda;
+        loop {
+            trials += 1;
+            let (p, par) = lm_step(&j, m, n, &r, &d, delta)?;
+            lambda = par;
+            let dp: Vec<f64> = p.iter().zip(&d).map(|(a, b)| a * b).collect();
+            let pnorm = norm(&dp);
+            if first {
+                delta = delta.min(pnorm);
+                first = false;
+            }
+            let xn = axpy(1.0, &p, &x);
+            let rn = pr.residual(&xn)?;
+            let fnorm1 = if rn.iter().all(|v| v.is_finite()) {
+                norm(&rn)
+            } else {
+                f64::INFINITY
+            };
+            let actred = if 0.1 * fnorm1 < fnorm {
+                1.0 - (fnorm1 / fnorm).powi(2)
+            } else {
+                -1.0
+            };
+            let jp: Vec<f64> = (0..m)
+                .map(|i| (0..n).map(|c| j[i * n + c] * p[c]).sum())
+                .collect();
+            let t1 = norm(&jp) / fnorm;
+            let t2 = par.sqrt() * pnorm / fnorm;
+            let prered = t1 * t1 + t2 * t2 / 0.5;
+            let dirder = -(t1 * t1 + t2 * t2);
+            let ratio = if prered != 0.0 { actred / prered } else { 0.0 };
+            if ratio <= 0.25 {
+                let mut temp = if actred >= 0.0 {
+                    0.5
+                } else {
+                    0.5 * dirder / (dirder + 0.5 * actred)
+                };
+                if 0.1 * fnorm1 >= fnorm || temp < 0.1 {
+                    temp = 0.1;
+                }
+                delta = temp * delta.min(pnorm / 0.1);
+            } else if par == 0.0 || ratio >= 0.75 {
+                delta = pnorm / 0.5;
+            }
+            if ratio >= 1e-4 {
+                x = xn;
+                r = rn;
+                fnorm = fnorm1;
+            }
+            let xnorm = norm(&x.iter().zip(&d).map(|(a, b)| a * b).collect::<Vec<_>>());
+            let stop = if actred.abs() <= opts.ftol && prered <= opts.ftol && 0.5 * ratio <= 1.0 {
+                Some(Termination::Ftol)
+            } else if delta <= opts.xtol * xnorm {
+                Some(Termination::Xtol)
+            } else {
+                None
+            };
+            if let Some(t) = stop {
+                history.push(IterationInfo {
+                    iteration: it,
+                    rss: fnorm * fnorm,
+                    radius: delta,
+                    lambda,
+                    trials,
+                });
+                termination = t;
+                break 'outer;
+            }
+            if ratio >= 1e-4 {
+                break;
+            }
+        }
+        history.push(IterationInfo {
+            iteration: it,
+            rss: fnorm * fnorm,
+            radius: delta,
+            lambda,
+            trials,
+        });
+    }
+    // Polish: undamped Gauss-Newton steps while they do not increase the sum of squares.
+    for _ in 0..opts.polish_steps {
+        if fnorm == 0.0 {
+            break;
+        }
+        let j = pr.jacobian(&x)?;
+        let cn = column_norms(&j, m, n);
+        let dd: Vec<f64> = cn.iter().map(|&c| if c > 0.0 { c } else { 1.0 }).collect();
+        let (p, _) = lm_step(&j, m, n, &r, &dd, f64::INFINITY)?;
+        let xn = axpy(1.0, &p, &x);
+        let rn = pr.residual(&xn)?;
+        let f1 = norm(&rn);
+        if !(f1.is_finite() && f1 <= fnorm) {
+            break;
+        }
+        x = xn;
+        r = rn;
+        fnorm = f1;
+    }
+    let j = pr.jacobian(&x)?;
+    let rss = fnorm * fnorm;
+    let standard_errors = if m > n {
+        Some(standard_errors(&j, m, n, rss)?)
+    } else {
+        None
+    };
+    Ok(LsqResult {
+        params: x,
+        rss,
+        residuals: r,
+        iterations,
+        residual_evaluations: pr.residual_evaluations,
+        jacobian_evaluations: pr.jacobian_evaluations,
+        linearizations: 0,
+        products: 0,
+        termination,
+        standard_errors,
+        history,
+    })
+}
+
+/// `sqrt(diag((JᵀJ)⁻¹) · rss/(m − n))`, through the SVD of the column-scaled Jacobian.
+pub fn standard_errors(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f64>> {
+    if j.len() != m * n || m <= n {
+        return Err(input(
+            "standard_errors",
+            format!(
+                "need an m×n Jacobian with m > n, got {} values for {m}×{n}",
+                j.len()
+            ),
+        ));
+    }
+    let cn = column_norms(j, m, n);
+    let d: Vec<f64> = cn.iter().map(|&c| if c > 0.0 { c } else { 1.0 }).collect();
+    let svd = scaled_svd(j, m, n, &d)?;
+    let smax = svd.s.iter().cloned().fold(0.0, f64::max);
+    let sigma2 = rss / (m - n) as f64;
+    Ok((0..n)
+        .map(|c| {
+            let mut var = 0.0;
+            for i in 0..svd.k {
+                let s = svd.s[i];
+                let vi = svd.v[c * svd.k + i];
+                if s <= smax * f64::EPSILON * m as f64 {
+                    if vi.abs() > 1e-12 {
+                        return f64::INFINITY;
+                    }
+                    continue;
+                }
+                var += (vi / s).powi(2);
+            }
+            (var * sigma2).sqrt() / d[c]
+        })
+        .collect())
+}
+
+fn gauss_newton_cg(
+    f: &dyn Fn(Tensor) -> Tensor,
+    x0: &[f64],
+    opts: &LsqOptions,
+) -> Result<LsqResult> {
+    let n = x0.len();
+    let mut x = x0.to_vec();
+    let mut delta = opts.initial_step_factor * norm(x0).max(1.0);
+    let mut linearizations = 0;
+    let mut residual_evaluations = 0;
+    let mut products = 0;
+    let mut history = vec![];
+    let mut termination = Termination::MaxIterations;
+    let mut iterations = 0;
+    let mut rss = f64::NAN;
+    let mut residuals = vec![];
+    'outer: for it in 0..opts.max_iterations {
+        iterations = it + 1;
+        // One linearization per outer iteration: J and Jᵀ share its residuals.
+        let gn = ferrax::gauss_newton(f, &tensor(&x)?)?;
+        linearizations += 1;
+        residual_evaluations += 1;
+        let r = gn.residual().to_vec::<f64>().map_err(SolverError::from)?;
+        check_finite("the residual function", &r)?;
+        rss = dot(&r, &r);
+        residuals = r;
+        if rss == 0.0 {
+            termination = Termination::ZeroResidual;
+            break;
+        }
+        let g: Tensor = gn.gradient()?;
+        let g = g.to_vec::<f64>()?;
+        if norm(&g) <= opts.gtol * rss {
+            termination = Termination::Gtol;
+            break;
+        }
+        let op = TensorOperator::new(&[n], |v: &Tensor| gn.apply(v));
+        let mut trials = 0;
+        loop {
+            trials += 1;
+            let st = steihaug(&op, &g, delta, &opts.cg)?;
+            products += st.products;
+            let xn = axpy(1.0, &st.p, &x);
+            residual_evaluations += 1;
+            let rn = f(tensor(&xn)?).to_vec::<f64>()?;
+            let rss1 = if rn.iter().all(|v| v.is_finite()) {
+                dot(&rn, &rn)
+            } else {
+                f64::INFINITY
+            };
+            let actual = 0.5 * (rss - rss1);
+            let predicted = -st.model_change;
+            let ratio = if predicted > 0.0 {
+                actual / predicted
+            } else {
+                -1.0
+            };
+            let pnorm = norm(&st.p);
+            if ratio < 0.25 {
+                delta = 0.25 * pnorm.min(delta);
+            } else if ratio > 0.75 && pnorm >= 0.99 * delta {
+                delta *= 2.0;
+            }
+            if ratio > 1e-4 {
+                x = xn;
+                let done = actual <= opts.ftol * 0.5 * rss;
+                rss = rss1;
+                residuals = rn;
+                history.push(IterationInfo {
+                    iteration: it,
+                    rss,
+                    radius: delta,
+                    lambda: 0.0,
+                    trials,
+                });
+                if done {
+                    termination = Termination::Ftol;
+                    break 'outer;
+                }
+                break;
+            }
+            if delta <= opts.xtol * norm(&x).max(1.0) {
+                termination = Termination::Xtol;
+                break 'outer;
+            }
+        }
+    }
+    Ok(LsqResult {
+        params: x,
+        rss,
+        residuals,
+        iterations,
+        residual_evaluations,
+        jacobian_evaluations: 0,
+        linearizations,
+        products,
+        termination,
+        standard_errors: None,
+        history,
+    })
+}

@@ -1,0 +1,30 @@
+//! # ferrax-solvers
+//!
+//! Solvers built on ferrax's transformations, and the reference problems that test them.
+//!
+//! * [`cg`]: matrix-free conjugate gradients (plain and Steihaug-truncated) on any
+//!   [`LinearOperator`]: a linear map, a Gauss-Newton operator, a closure.
+//! * [`least_squares`](mod@least_squares): Levenberg-Marquardt (dense Jacobian by jacfwd or
+//!   jacrev, SVD through faer) and matrix-free Gauss-Newton-CG (one linearization per outer
+//!   step).
+//! * [`minimize`](mod@minimize): Newton-CG on Hessian-vector products and L-BFGS, with line
+//!   searches.
+//! * [`nist`]: the NIST StRD nonlinear regression problems: parser, the 27 models, runs and
+//!   the report table; [`mgh`]: twelve Moré-Garbow-Hillstrom problems.
+
+pub mod cg;
+pub mod error;
+pub mod least_squares;
+pub mod mgh;
+pub mod minimize;
+pub mod mlp;
+pub mod nist;
+pub mod operator;
+
+pub use cg::{conjugate_gradient, steihaug, CgOptions, CgResult, CgTermination, SteihaugResult};
+pub use error::{Result, SolverError};
+pub use least_squares::{
+    least_squares, IterationInfo, JacobianMode, LsqOptions, LsqResult, Method, Termination,
+};
+pub use minimize::{minimize, MinMethod, MinOptions, MinResult, MinTermination};
+pub use operator::{FnOperator, LinearOperator, TensorOperator};

@@ -1,0 +1,607 @@
+//! The solvers on reference problems nobody here wrote: all 54 NIST StRD runs to at least 6
+//! correct digits (BoxBOD from start 1 included), standard errors against NIST's certified
+//! standard deviations, the MGH minima; conjugate gradients on random SPD and indefinite
+//! systems; one linearization per outer step in the matrix-free fit; L-BFGS and Newton-CG;
+//! every bad-input path.
+
+use ferrax::{eval_counts, reset_eval_counts, Array, DType, Tensor};
+use ferrax_solvers::mgh::problems;
+use ferrax_solvers::mlp::{self, MlpSize};
+use ferrax_solvers::nist::{self, data_dir, lre, parse_dat, NistProblem};
+use ferrax_solvers::{
+    conjugate_gradient, least_squares, minimize, steihaug, CgOptions, CgTermination, FnOperator,
+    JacobianMode, LsqOptions, Method, MinMethod, MinOptions, MinTermination, SolverError,
+    TensorOperator,
+};
+use proptest::prelude::*;
+
+fn load(name: &str) -> NistProblem {
+    nist::load(&data_dir(), name).unwrap()
+}
+
+#[test]
+fn all_54_nist_runs_reach_six_digits_and_the_standard_errors_three() {
+    let opts = LsqOptions::default();
+    let mut runs = vec![];
+    for name in nist::ALL {
+        let p = load(name);
+        for start in [1, 2] {
+            let r = nist::run(&p, start, &opts).unwrap();
+            assert!(
+                r.lre >= 6.0,
+                "{name} start {start}: only {:.2} correct digits, params {:?}",
+                r.lre,
+                r.fit.params
+            );
+            assert!(
+                r.lre_sd >= 3.0,
+                "{name} start {start}: standard errors to {:.2} digits: {:?} vs {:?}",
+                r.lre_sd,
+                r.fit.standard_errors,
+                p.certified_sd
+            );
+            // Lanczos1's certified RSS is below double precision (judge by parameters)
+            if name != "Lanczos1" {
+                assert!(r.lre_rss >= 6.0, "{name} start {start}: RSS {}", r.fit.rss);
+            }
+            runs.push(r);
+        }
+    }
+    let (median, min, good, total) = nist::summary(&runs);
+    assert_eq!((good, total), (54, 54));
+    assert!(min >= 6.0 && median >= 8.0, "median {median}, min {min}");
+}
+
+#[test]
+fn boxbod_from_start_1_finds_the_certified_minimum_not_the_plateau() {
+    // SciPy's MINPACK-based LM stops at b1 = 172.5, b2 ≈ 100 (RSS 9771.5) from here.
+    let p = load("BoxBOD");
+    let r = nist::run(&p, 1, &LsqOptions::default()).unwrap();
+    assert!((r.fit.rss - 1168.0088766).abs() < 1e-6, "{}", r.fit.rss);
+    assert!(r.lre >= 8.0);
+}
+
+#[test]
+fn with_minpacks_initial_radius_boxbod_falls_into_scipys_trap() {
+    // The reason for the default initial_step_factor = 1 (ARCHITECTURE.md): with MINPACK's
+    // 100 the first steps reach the flat region where the b2 column of J vanishes.
+    let opts = LsqOptions {
+        initial_step_factor: 100.0,
+        ..LsqOptions::default()
+    };
+    let r = nist::run(&load("BoxBOD"), 1, &opts).unwrap();
+    assert!(
+        r.lre < 1.0 && (r.fit.rss - 9771.5).abs() < 1e-6,
+        "{} {:?}",
+        r.fit.rss,
+        r.fit.params
+    );
+    assert!(r.fit.params[1] > 50.0);
+}
+
+#[test]
+fn the_documented_traps_of_the_data() {
+    // Rat43's file says 9 degrees of freedom; m − n = 11 is what its certified values use.
+    let p = load("Rat43");
+    assert_eq!(p.dof, 11);
+    assert_eq!(p.dof_file, Some(9));
+    assert_eq!((p.y.len(), p.certified.len()), (15, 4));
+    // Roszman1 needs atan2: at the certified parameters the residuals give the certified
+    // RSS; with the principal arctan (b1 off by one) they would not.
+    let p = load("Roszman1");
+    let r = nist::residual_fn(&p).unwrap();
+    let at = |b: &[f64]| -> f64 {
+        r(Tensor::new(Array::from_slice(b)))
+            .to_vec::<f64>()
+            .unwrap()
+            .iter()
+            .map(|v| v * v)
+            .sum()
+    };
+    assert!(lre(at(&p.certified), p.rss, 11) > 9.0);
+    // Nelson fits log(y): the certified RSS comes back only with the log.
+    let p = load("Nelson");
+    assert_eq!(p.x.len(), 2);
+    let r = nist::residual_fn(&p).unwrap();
+    let rss: f64 = r(Tensor::new(Array::from_slice(&p.certified)))
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .map(|v| v * v)
+        .sum();
+    assert!(lre(rss, p.rss, 11) > 9.0);
+    // Every problem's certified parameters reproduce its certified RSS (Lanczos1 aside).
+    for name in nist::ALL {
+        let p = load(name);
+        let r = nist::residual_fn(&p).unwrap();
+        let rss: f64 = r(Tensor::new(Array::from_slice(&p.certified)))
+            .to_vec::<f64>()
+            .unwrap()
+            .iter()
+            .map(|v| v * v)
+            .sum();
+        if name != "Lanczos1" {
+            assert!(lre(rss, p.rss, 11) > 9.0, "{name}: {rss} vs {}", p.rss);
+        }
+    }
+}
+
+#[test]
+fn jacobian_modes_agree() {
+    let p = load("Misra1a");
+    let base = LsqOptions::default();
+    let fwd = least_squares(
+        nist::residual_fn(&p).unwrap(),
+        &p.start2,
+        &LsqOptions {
+            jacobian: JacobianMode::Forward,
+            ..base.clone()
+        },
+    )
+    .unwrap();
+    let rev = least_squares(
+        nist::residual_fn(&p).unwrap(),
+        &p.start2,
+        &LsqOptions {
+            jacobian: JacobianMode::Reverse,
+            ..base
+        },
+    )
+    .unwrap();
+    for (a, b) in fwd.params.iter().zip(&rev.params) {
+        assert!((a - b).abs() <= 1e-10 * a.abs());
+    }
+}
+
+// ---- malformed data ----
+
+fn mangle(name: &str, f: impl Fn(Vec<String>) -> Vec<String>) -> String {
+    let text = std::fs::read_to_string(data_dir().join(format!("{name}.dat"))).unwrap();
+    f(text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect())
+    .join("\n")
+}
+
+fn data_error(text: &str) -> (usize, String) {
+    match parse_dat(text, "x.dat") {
+        Err(SolverError::Data { file, line, msg }) => {
+            assert_eq!(file, "x.dat");
+            (line, msg)
+        }
+        other => panic!("expected a data error, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_dat_files_are_errors_naming_the_line() {
+    // a bad number in the starting values (line 41 of Misra1a)
+    let t = mangle("Misra1a", |mut l| {
+        l[40] = l[40].replace("500", "5x0");
+        l
+    });
+    assert_eq!(data_error(&t), (41, "start 1 `5x0` is not a number".into()));
+    // a missing column
+    let t = mangle("Misra1a", |mut l| {
+        l[41] = "  b2 =     0.0001      0.0005".into();
+        l
+    });
+    assert_eq!(
+        data_error(&t),
+        (42, "expected 4 numbers after `=`, found 2".into())
+    );
+    // a ragged data row
+    let t = mangle("Misra1a", |mut l| {
+        l[62] = "  17.94E0".into();
+        l
+    });
+    assert_eq!(data_error(&t).0, 63);
+    let t = mangle("Misra1a", |mut l| {
+        l[62] = "  17.94E0  141.1E0  3.0".into();
+        l
+    });
+    assert_eq!(
+        data_error(&t),
+        (63, "this data row has 3 columns, the first had 2".into())
+    );
+    // a data row dropped: the observation count disagrees
+    let t = mangle("Misra1a", |mut l| {
+        l[70] = String::new();
+        l
+    });
+    assert_eq!(
+        data_error(&t),
+        (
+            61,
+            "the file states 14 observations but has 13 data rows".into()
+        )
+    );
+    // no line ranges in the header
+    let t = mangle("Misra1a", |l| {
+        l.into_iter()
+            .map(|s| s.replace("(lines", "(rows"))
+            .collect()
+    });
+    assert_eq!(
+        data_error(&t),
+        (
+            0,
+            "the header does not give a valid line range for the starting values".into()
+        )
+    );
+    // no RSS line
+    let t = mangle("Misra1a", |l| {
+        l.into_iter()
+            .map(|s| s.replace("Residual Sum of Squares:", "RSS:"))
+            .collect()
+    });
+    assert_eq!(
+        data_error(&t).1,
+        "no `Residual Sum of Squares:` line among the certified values"
+    );
+    // a file that does not exist
+    let e = nist::load(&data_dir(), "NoSuchProblem").unwrap_err();
+    assert!(
+        e.to_string().contains("NoSuchProblem.dat:0: cannot read"),
+        "{e}"
+    );
+    // a valid file of a problem we have no model for
+    let mut p = load("Misra1a");
+    p.name = "Unknown".into();
+    assert!(nist::residual_fn(&p).is_err());
+    assert!(nist::run(&load("Misra1a"), 3, &LsqOptions::default()).is_err());
+}
+
+// ---- MGH ----
+
+#[test]
+fn mgh_problems_reach_their_published_minima() {
+    let opts = LsqOptions::default();
+    for p in problems() {
+        let r = least_squares(p.residual, &p.x0, &opts).unwrap();
+        if p.f_min > 0.0 {
+            assert!(
+                (r.rss - p.f_min).abs() <= 1e-8 * p.f_min,
+                "MGH {} {}: F = {:e}, expected {:e}",
+                p.number,
+                p.name,
+                r.rss,
+                p.f_min
+            );
+        } else {
+            assert!(
+                r.rss <= 1e-20,
+                "MGH {} {}: F = {:e}",
+                p.number,
+                p.name,
+                r.rss
+            );
+        }
+        if let (Some(xm), true) = (&p.x_min, p.number != 13) {
+            for (a, b) in r.params.iter().zip(xm) {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                    "MGH {}: x = {:?}",
+                    p.number,
+                    r.params
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn minimizers_on_sums_of_squares_and_rosenbrock() {
+    // F(x) = Σ f_i² of a few MGH problems, minimized directly
+    for number in [1u32, 5, 14] {
+        let p = problems().into_iter().find(|p| p.number == number).unwrap();
+        let f = move |x: Tensor| (p.residual)(x).powi(2).sum_all();
+        let x0 = problems()
+            .into_iter()
+            .find(|q| q.number == number)
+            .unwrap()
+            .x0;
+        for method in [MinMethod::NewtonCg, MinMethod::Lbfgs { memory: 10 }] {
+            let opts = MinOptions {
+                method,
+                gtol: 1e-12,
+                ..MinOptions::default()
+            };
+            let r = minimize(f, &x0, &opts).unwrap();
+            assert!(
+                r.f <= 1e-16,
+                "MGH {number} by {method:?}: F = {:e} ({:?})",
+                r.f,
+                r.termination
+            );
+            if method == MinMethod::NewtonCg {
+                // one linearization of the gradient per iteration (the last one finds gtol)
+                assert_eq!(r.linearizations, r.iterations);
+                assert!(r.hessian_products > 0);
+            }
+        }
+    }
+    // the extended Rosenbrock function in 20 dimensions
+    let rosen = |x: Tensor| {
+        let n = x.shape()[0];
+        let a = x.slice_axis(0, 0, n - 1);
+        let b = x.slice_axis(0, 1, n);
+        (100.0 * (&b - &a * &a).powi(2) + (1.0 - &a).powi(2)).sum_all()
+    };
+    let x0: Vec<f64> = (0..20)
+        .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
+        .collect();
+    for method in [MinMethod::NewtonCg, MinMethod::Lbfgs { memory: 10 }] {
+        let r = minimize(
+            rosen,
+            &x0,
+            &MinOptions {
+                method,
+                ..MinOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            r.x.iter().all(|v| (v - 1.0).abs() < 1e-7),
+            "{method:?}: {:?}",
+            r.x
+        );
+        assert_eq!(r.termination, MinTermination::Gtol);
+    }
+}
+
+// ---- conjugate gradients ----
+
+fn spd(seed: u64, n: usize) -> Vec<f64> {
+    // A = Bᵀ B + I
+    let b = Array::random_normal(seed, &[n, n], DType::F64)
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap();
+    let mut a = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            a[i * n + j] = (0..n).map(|k| b[k * n + i] * b[k * n + j]).sum::<f64>()
+                + if i == j { 1.0 } else { 0.0 };
+        }
+    }
+    a
+}
+
+fn matvec(a: &[f64], v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    (0..n)
+        .map(|i| (0..n).map(|j| a[i * n + j] * v[j]).sum())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cg_solves_random_spd_systems(seed in 0u64..10_000, n in 1usize..25) {
+        let a = spd(seed, n);
+        let b = Array::random_normal(seed + 1, &[n], DType::F64).unwrap().to_vec::<f64>().unwrap();
+        let op = FnOperator { dim: n, f: |v: &[f64]| matvec(&a, v) };
+        let opts = CgOptions { tol: 1e-12, max_iterations: 10 * n };
+        let r = conjugate_gradient(&op, &b, None, None, &opts).unwrap();
+        prop_assert_eq!(r.termination, CgTermination::Converged);
+        let res: Vec<f64> = matvec(&a, &r.x).iter().zip(&b).map(|(x, y)| x - y).collect();
+        let rn = res.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let bn = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+        prop_assert!(rn <= 1e-10 * bn, "true residual {} vs |b| {}", rn, bn);
+        // a Jacobi preconditioner solves the same system
+        let diag: Vec<f64> = (0..n).map(|i| a[i * n + i]).collect();
+        let m = FnOperator { dim: n, f: |v: &[f64]| v.iter().zip(&diag).map(|(x, d)| x / d).collect() };
+        let rp = conjugate_gradient(&op, &b, None, Some(&m), &opts).unwrap();
+        prop_assert_eq!(rp.termination, CgTermination::Converged);
+        for (x, y) in rp.x.iter().zip(&r.x) {
+            prop_assert!((x - y).abs() <= 1e-8 * y.abs().max(1.0));
+        }
+    }
+}
+
+#[test]
+fn cg_reports_negative_curvature_limits_and_non_finite_values() {
+    let indefinite = FnOperator {
+        dim: 2,
+        f: |v: &[f64]| vec![v[0], -2.0 * v[1]],
+    };
+    let r =
+        conjugate_gradient(&indefinite, &[1.0, 1.0], None, None, &CgOptions::default()).unwrap();
+    assert_eq!(r.termination, CgTermination::NegativeCurvature);
+    let a = spd(3, 30);
+    let op = FnOperator {
+        dim: 30,
+        f: |v: &[f64]| matvec(&a, v),
+    };
+    let b = vec![1.0; 30];
+    let r = conjugate_gradient(
+        &op,
+        &b,
+        None,
+        None,
+        &CgOptions {
+            tol: 1e-14,
+            max_iterations: 3,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (r.termination, r.iterations),
+        (CgTermination::IterationLimit, 3)
+    );
+    let nan = FnOperator {
+        dim: 2,
+        f: |_v: &[f64]| vec![f64::NAN, 0.0],
+    };
+    let r = conjugate_gradient(&nan, &[1.0, 1.0], None, None, &CgOptions::default()).unwrap();
+    assert_eq!(r.termination, CgTermination::NonFinite);
+    // warm start from the solution: nothing to do
+    let r0 = conjugate_gradient(&op, &b, None, None, &CgOptions::default()).unwrap();
+    let r1 = conjugate_gradient(
+        &op,
+        &b,
+        Some(&r0.x),
+        None,
+        &CgOptions {
+            tol: 1e-6,
+            max_iterations: 100,
+        },
+    )
+    .unwrap();
+    assert_eq!(r1.iterations, 0);
+    let e = conjugate_gradient(&op, &[1.0], None, None, &CgOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `conjugate_gradient`: the operator has dimension 30, b has 1 entries"
+    );
+    let e =
+        conjugate_gradient(&op, &b, None, Some(&indefinite), &CgOptions::default()).unwrap_err();
+    assert!(e
+        .to_string()
+        .contains("the preconditioner has dimension 2, the operator 30"));
+}
+
+#[test]
+fn steihaug_stops_at_the_boundary_and_follows_negative_curvature() {
+    let h = FnOperator {
+        dim: 2,
+        f: |v: &[f64]| vec![2.0 * v[0], 4.0 * v[1]],
+    };
+    let g = [-2.0, -4.0]; // Newton step (1, 1), norm √2
+    let inside = steihaug(&h, &g, 10.0, &CgOptions::default()).unwrap();
+    assert_eq!(inside.termination, CgTermination::Converged);
+    assert!((inside.p[0] - 1.0).abs() < 1e-12 && (inside.p[1] - 1.0).abs() < 1e-12);
+    assert!((inside.model_change + 3.0).abs() < 1e-12); // gᵀp + ½pᵀHp = -6 + 3
+    let edge = steihaug(&h, &g, 0.5, &CgOptions::default()).unwrap();
+    assert_eq!(edge.termination, CgTermination::Boundary);
+    assert!(((edge.p[0].powi(2) + edge.p[1].powi(2)).sqrt() - 0.5).abs() < 1e-12);
+    let neg = FnOperator {
+        dim: 2,
+        f: |v: &[f64]| vec![-v[0], v[1]],
+    };
+    let r = steihaug(&neg, &[1.0, 0.0], 2.0, &CgOptions::default()).unwrap();
+    assert_eq!(r.termination, CgTermination::NegativeCurvature);
+    assert!((r.p[0] + 2.0).abs() < 1e-12, "{:?}", r.p);
+}
+
+#[test]
+fn cg_on_a_linear_map_and_a_gauss_newton_operator() {
+    // Solve (Jᵀ J) x = Jᵀ y for a linear model: the least-squares solution
+    let a = Tensor::random_normal(5, &[12, 4], DType::F64);
+    let y = Tensor::random_normal(6, &[12], DType::F64);
+    let gn = ferrax::gauss_newton(
+        |x: Tensor| a.matmul(&x) - &y,
+        &Tensor::zeros(&[4], DType::F64),
+    )
+    .unwrap();
+    let op = TensorOperator::new(&[4], |v: &Tensor| gn.apply(v));
+    let jty: Tensor = gn.gradient().unwrap();
+    let b: Vec<f64> = jty.to_vec::<f64>().unwrap().iter().map(|v| -v).collect();
+    let r = conjugate_gradient(&op, &b, None, None, &CgOptions::default()).unwrap();
+    assert_eq!(r.termination, CgTermination::Converged);
+    let fit = least_squares(
+        |x: Tensor| a.matmul(&x) - &y,
+        &[0.0; 4],
+        &LsqOptions::default(),
+    )
+    .unwrap();
+    for (u, v) in r.x.iter().zip(&fit.params) {
+        assert!((u - v).abs() < 1e-9, "{:?} vs {:?}", r.x, fit.params);
+    }
+}
+
+// ---- the matrix-free fit ----
+
+#[test]
+fn gauss_newton_cg_makes_exactly_one_linearization_per_outer_step() {
+    let size = MlpSize {
+        samples: 128,
+        inputs: 6,
+        hidden: 10,
+    };
+    let (x, y, theta0) = mlp::problem(size, 3);
+    let opts = LsqOptions {
+        method: Method::GaussNewtonCg,
+        max_iterations: 8,
+        cg: CgOptions {
+            tol: 1e-4,
+            max_iterations: 50,
+        },
+        ..LsqOptions::default()
+    };
+    reset_eval_counts();
+    let fit = least_squares(mlp::residual(size, x.clone(), y.clone()), &theta0, &opts).unwrap();
+    let counts = eval_counts();
+    assert_eq!(fit.linearizations, fit.iterations);
+    assert!(fit.products > fit.iterations, "CG ran");
+    // Independent evidence: tanh (primal work) ran once per linearization and once per
+    // trial point, never in the Gauss-Newton products.
+    assert_eq!(counts["tanh"] as usize, fit.residual_evaluations);
+    assert!(fit.residual_evaluations < fit.products);
+    let rss0: f64 = mlp::residual(size, x, y)(Tensor::new(Array::from_slice(&theta0)))
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .map(|v| v * v)
+        .sum();
+    assert!(fit.rss < 0.2 * rss0, "rss {} from {}", fit.rss, rss0);
+    assert_eq!(size.num_params(), 6 * 10 + 2 * 10 + 1);
+    assert_eq!(MlpSize::BENCHMARK.num_params(), 10_201);
+}
+
+// ---- bad input ----
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let opts = LsqOptions::default();
+    let e = least_squares(|x: Tensor| x.log(), &[-1.0, 2.0], &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "non-finite value: the residual function at x0: component 0 is NaN"
+    );
+    let e = least_squares(|x: Tensor| x, &[], &opts).unwrap_err();
+    assert!(e.to_string().contains("x0 is empty"));
+    let e = least_squares(|x: Tensor| x, &[f64::NAN], &opts).unwrap_err();
+    assert!(matches!(e, SolverError::NonFinite(_)));
+    let e = least_squares(|x: Tensor| x.astype(DType::F32), &[1.0], &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the residual function must return f64 values, it returns f32[1]"),
+        "{e}"
+    );
+    // a shape mistake inside the residual function comes back as ferrax's error
+    let e = least_squares(
+        |x: Tensor| &x + Tensor::zeros(&[3], DType::F64),
+        &[1.0, 2.0],
+        &opts,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SolverError::Ferrax(ferrax::Error::Shape { .. })),
+        "{e:?}"
+    );
+    let e = least_squares(
+        |x: Tensor| x.exp().exp().exp(),
+        &[1e3],
+        &LsqOptions {
+            method: Method::GaussNewtonCg,
+            ..opts.clone()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, SolverError::NonFinite(_)), "{e:?}");
+    let e = minimize(|x: Tensor| x.sin(), &[1.0, 2.0], &MinOptions::default()).unwrap_err();
+    assert!(e
+        .to_string()
+        .contains("the objective must return an f64 scalar, it returns f64[2]"));
+    let op = TensorOperator::new(&[2], |v: &Tensor| Ok(v.sum_all()));
+    let e = ferrax_solvers::LinearOperator::apply(&op, &[1.0, 2.0]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the operator must map f64[2] to f64[2]"),
+        "{e}"
+    );
+}
