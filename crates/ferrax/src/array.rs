@@ -367,6 +367,16 @@ impl Array {
         })
     }
 
+    /// Whether this array is the only holder of its buffer (so it may be updated in place).
+    pub(crate) fn is_unique(&self) -> bool {
+        Arc::strong_count(&self.data) == 1
+    }
+
+    /// The buffer, moved out when unique, copied otherwise.
+    pub(crate) fn into_data(self) -> Data {
+        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
+    }
+
     /// Whether two arrays share one buffer (one was made from the other without copying).
     pub fn shares_buffer(&self, other: &Array) -> bool {
         Arc::ptr_eq(&self.data, &other.data)

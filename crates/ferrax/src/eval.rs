@@ -24,7 +24,7 @@ use crate::program::{Atom, Program};
 /// assert_eq!(y.to_vec::<f64>().unwrap(), vec![1.0, std::f64::consts::E]);
 /// ```
 pub fn eval_primitive(prim: &Primitive, args: &[&Array]) -> Result<Array> {
-    count(prim.name());
+    count(prim);
     let avals: Vec<Aval> = args.iter().map(|a| a.aval()).collect();
     let refs: Vec<&Aval> = avals.iter().collect();
     let out = prim.abstract_eval(&refs)?;
@@ -33,24 +33,36 @@ pub fn eval_primitive(prim: &Primitive, args: &[&Array]) -> Result<Array> {
 }
 
 thread_local! {
-    static COUNTS: std::cell::RefCell<std::collections::BTreeMap<&'static str, u64>> =
-        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+    static COUNTS: std::cell::Cell<[u64; 51]> = const { std::cell::Cell::new([0; 51]) };
 }
 
-fn count(name: &'static str) {
-    COUNTS.with(|c| *c.borrow_mut().entry(name).or_insert(0) += 1);
+/// Counts one evaluation of a primitive (by the reference evaluator or a compiled plan).
+pub(crate) fn count(prim: &Primitive) {
+    COUNTS.with(|c| {
+        let mut a = c.get();
+        a[prim.ordinal()] += 1;
+        c.set(a);
+    });
 }
 
-/// How many times each primitive has been evaluated on this thread since the last
-/// [`reset_eval_counts`]: the instrument tests use to show that, for example, applying a
-/// linear map evaluates no nonlinear primitive.
+/// How many times each primitive has been evaluated on this thread (by the reference
+/// evaluator or by compiled plans) since the last [`reset_eval_counts`]: the instrument
+/// tests use to show that, for example, applying a linear map evaluates no nonlinear
+/// primitive.
 pub fn eval_counts() -> std::collections::BTreeMap<&'static str, u64> {
-    COUNTS.with(|c| c.borrow().clone())
+    COUNTS.with(|c| {
+        c.get()
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (crate::primitive::PRIMITIVE_NAMES[i], n))
+            .collect()
+    })
 }
 
 /// Resets the counters of [`eval_counts`].
 pub fn reset_eval_counts() {
-    COUNTS.with(|c| c.borrow_mut().clear());
+    COUNTS.with(|c| c.set([0; 51]));
 }
 
 impl Program {

@@ -24,6 +24,8 @@
 //!   [`hessian`], [`hvp`]).
 //! * [`gauss_newton`]: Gauss-Newton operators from one linearization.
 //! * [`vmap`]: the batching pass and [`vmap()`].
+//! * [`jit`]: compilation ([`jit()`]): optimization passes, execution plans, fast kernels
+//!   ([`kernels`]).
 //!
 //! Every public entry point returns [`Result`]; a user mistake inside a traced closure comes
 //! back as an [`Error`] naming the operation, the shapes and the user's source line.
@@ -46,7 +48,9 @@ mod emit;
 pub mod error;
 pub mod eval;
 pub mod gauss_newton;
+pub mod jit;
 pub mod jvp;
+pub mod kernels;
 pub mod linearity;
 pub mod linearize;
 pub mod partial_eval;
@@ -65,8 +69,12 @@ pub use dtype::{Aval, DType, Scalar};
 pub use error::{Error, Result, SourceLoc};
 pub use eval::{eval_counts, eval_primitive, reset_eval_counts};
 pub use gauss_newton::{gauss_newton, gauss_newton_with_loss, GaussNewton};
+pub use jit::{jit, optimize, run_compiled, Jit, Plan};
 pub use jvp::{jacfwd, jvp, jvp_program};
-pub use linearize::{linear_map, linear_transpose, linearize, linearize_program, LinearMap};
+pub use linearize::{
+    jit_linearize, linear_map, linear_transpose, linearize, linearize_program, JitLinearize,
+    LinearMap,
+};
 pub use primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
 pub use program::{Atom, Equation, Program, Var};
 pub use reverse::{

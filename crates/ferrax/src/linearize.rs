@@ -15,21 +15,42 @@ use std::sync::{Arc, OnceLock};
 
 use crate::dtype::Aval;
 use crate::error::{Error, Result};
+use crate::jit::Plan;
 use crate::jvp::jvp_program;
 use crate::linearity::check_linear;
 use crate::partial_eval::{partial_eval, ResidualSource, Split};
 use crate::program::Program;
 use crate::tensor::Tensor;
-use crate::trace::{leaf_avals, trace_tree};
+use crate::trace::{is_tracing, leaf_avals, trace_tree};
 use crate::transpose::transpose_program;
 use crate::tree::{flatten, unflatten, Tree, TreeDef};
 
-struct Inner {
+/// The code of a linear map, shareable between maps that differ only in their residuals
+/// (as the maps a jitted linearization returns do).
+pub(crate) struct LinearCode {
     /// Inputs: residuals, then one per tangent leaf; outputs: one per output tangent leaf.
     program: Program,
     /// The transpose of `program` (residuals, then one cotangent per output leaf, to one
     /// cotangent per input leaf), made on the first `transpose`.
     transposed: OnceLock<Program>,
+    /// Compiled plans of the two programs, made on first concrete use.
+    plan: OnceLock<Plan>,
+    transposed_plan: OnceLock<Plan>,
+}
+
+impl LinearCode {
+    pub(crate) fn new(program: Program) -> Arc<LinearCode> {
+        Arc::new(LinearCode {
+            program,
+            transposed: OnceLock::new(),
+            plan: OnceLock::new(),
+            transposed_plan: OnceLock::new(),
+        })
+    }
+}
+
+struct Inner {
+    code: Arc<LinearCode>,
     residuals: Vec<Tensor>,
     /// How many residuals were forwarded primal inputs or outputs rather than computed.
     forwarded: usize,
@@ -50,10 +71,18 @@ pub struct LinearMap {
 
 impl LinearMap {
     fn new(program: Program, residuals: Vec<Tensor>, forwarded: usize, defs: Defs) -> LinearMap {
+        LinearMap::with_code(LinearCode::new(program), residuals, forwarded, defs)
+    }
+
+    pub(crate) fn with_code(
+        code: Arc<LinearCode>,
+        residuals: Vec<Tensor>,
+        forwarded: usize,
+        defs: Defs,
+    ) -> LinearMap {
         LinearMap {
             inner: Arc::new(Inner {
-                program,
-                transposed: OnceLock::new(),
+                code,
                 residuals,
                 forwarded,
                 in_def: defs.0,
@@ -78,9 +107,10 @@ impl LinearMap {
     /// assert!(jt.transpose().unwrap().same_map(&j));
     /// ```
     pub fn transpose(&self) -> Result<LinearMap> {
-        if !self.transposed && self.inner.transposed.get().is_none() {
-            let t = transpose_program(&self.inner.program, self.inner.residuals.len())?;
-            let _ = self.inner.transposed.set(t);
+        let code = &self.inner.code;
+        if !self.transposed && code.transposed.get().is_none() {
+            let t = transpose_program(&code.program, self.inner.residuals.len())?;
+            let _ = code.transposed.set(t);
         }
         Ok(LinearMap {
             inner: self.inner.clone(),
@@ -196,6 +226,18 @@ impl LinearMap {
         }
         let mut args = self.inner.residuals.clone();
         args.extend_from_slice(tangents);
+        // Concrete arguments outside any trace: run the cached compiled plan.
+        if !is_tracing() && args.iter().all(|t| !t.is_traced() && t.error().is_none()) {
+            let code = &self.inner.code;
+            let cell = if self.transposed {
+                &code.transposed_plan
+            } else {
+                &code.plan
+            };
+            let plan = cell.get_or_init(|| Plan::new(self.program()));
+            let arrays = args.iter().map(|t| t.array()).collect::<Result<Vec<_>>>()?;
+            return Ok(plan.run(arrays)?.into_iter().map(Tensor::new).collect());
+        }
         self.program().call(&args)
     }
 
@@ -203,11 +245,12 @@ impl LinearMap {
     pub fn program(&self) -> &Program {
         if self.transposed {
             self.inner
+                .code
                 .transposed
                 .get()
                 .expect("made when the transposed map was made")
         } else {
-            &self.inner.program
+            &self.inner.code.program
         }
     }
 
@@ -256,7 +299,7 @@ impl LinearMap {
 }
 
 /// Input structure and avals, output structure and avals.
-type Defs = (TreeDef, Vec<Aval>, TreeDef, Vec<Aval>);
+pub(crate) type Defs = (TreeDef, Vec<Aval>, TreeDef, Vec<Aval>);
 
 impl fmt::Display for LinearMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -370,4 +413,121 @@ pub fn linear_transpose<I: Tree, O: Tree>(
     example: &I,
 ) -> Result<LinearMap> {
     linear_map(f, example)?.transpose()
+}
+
+/// A compiled linearization (JAX's `jit(linearize)`): per input signature, `f` is traced,
+/// linearized and split once; each call then runs only the compiled primal plan and
+/// returns the outputs with a linear map whose code (and compiled plans) all calls share.
+pub struct JitLinearize<I, O, F> {
+    f: F,
+    cache: std::cell::RefCell<LinCache>,
+    _types: std::marker::PhantomData<fn(I) -> O>,
+}
+
+type LinCache = std::collections::HashMap<(TreeDef, Vec<Aval>), std::rc::Rc<LinCompiled>>;
+
+struct LinCompiled {
+    primal: Plan,
+    residuals: Vec<ResidualSource>,
+    n_outputs: usize,
+    code: Arc<LinearCode>,
+    defs: Defs,
+}
+
+/// Compiles the linearization of `f` (see [`JitLinearize`]).
+///
+/// ```
+/// use ferrax::{jit_linearize, Tensor};
+/// let lin = jit_linearize(|x: Tensor| x.sin() * 2.0);
+/// for x in [0.1f64, 0.2] {
+///     let (y, f_jvp) = lin.call(&Tensor::scalar(x)).unwrap();
+///     let d: Tensor = f_jvp.apply(&Tensor::scalar(1.0f64)).unwrap();
+///     assert!((d.item().unwrap() - 2.0 * x.cos()).abs() < 1e-15);
+///     assert_eq!(y.item().unwrap(), x.sin() * 2.0);
+/// }
+/// assert_eq!(lin.cache_size(), 1);
+/// ```
+pub fn jit_linearize<I: Tree, O: Tree, F: Fn(I) -> O>(f: F) -> JitLinearize<I, O, F> {
+    JitLinearize {
+        f,
+        cache: Default::default(),
+        _types: std::marker::PhantomData,
+    }
+}
+
+impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
+    /// `f(x)` and the linear map of `f` at `x`.
+    pub fn call(&self, x: &I) -> Result<(O, LinearMap)> {
+        if is_tracing() {
+            return linearize(&self.f, x);
+        }
+        let (leaves, in_def) = flatten(x);
+        let in_avals = leaf_avals(&leaves)?;
+        let key = (in_def.clone(), in_avals.clone());
+        let cached = self.cache.borrow().get(&key).cloned();
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let traced = trace_tree(&self.f, &in_def, &in_avals)?;
+                let p = &traced.program;
+                let n = leaves.len();
+                let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n).collect();
+                let j = jvp_program(p, &with_tangent)?;
+                let split = partial_eval(&j, p.inputs.len(), p.outputs.len());
+                let c = std::rc::Rc::new(LinCompiled {
+                    primal: Plan::new(&split.primal),
+                    residuals: split.residuals.clone(),
+                    n_outputs: split.n_outputs,
+                    code: LinearCode::new(split.linear),
+                    defs: (
+                        in_def.clone(),
+                        in_avals.clone(),
+                        traced.out_def.clone(),
+                        p.out_avals(),
+                    ),
+                });
+                self.cache.borrow_mut().insert(key, c.clone());
+                c
+            }
+        };
+        let arrays = leaves
+            .iter()
+            .map(|t| t.array())
+            .collect::<Result<Vec<_>>>()?;
+        let outs = compiled.primal.run(arrays.clone())?;
+        let mut forwarded = 0;
+        let residuals = compiled
+            .residuals
+            .iter()
+            .map(|r| match *r {
+                ResidualSource::Input(i) => {
+                    forwarded += 1;
+                    Tensor::new(arrays[i].clone())
+                }
+                ResidualSource::Output(k) => {
+                    if k < compiled.n_outputs {
+                        forwarded += 1;
+                    }
+                    Tensor::new(outs[k].clone())
+                }
+            })
+            .collect();
+        let map = LinearMap::with_code(
+            compiled.code.clone(),
+            residuals,
+            forwarded,
+            compiled.defs.clone(),
+        );
+        let y: Vec<Tensor> = outs[..compiled.n_outputs]
+            .iter()
+            .cloned()
+            .map(Tensor::new)
+            .collect();
+        Ok((unflatten(&compiled.defs.2, y)?, map))
+    }
+
+    /// How many signatures have been compiled.
+    pub fn cache_size(&self) -> usize {
+        self.cache.borrow().len()
+    }
 }

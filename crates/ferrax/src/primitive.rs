@@ -332,6 +332,64 @@ impl Primitive {
         }
     }
 
+    /// The primitive's position in [`PRIMITIVE_NAMES`] (for cheap per-primitive tables).
+    pub fn ordinal(&self) -> usize {
+        use Primitive::*;
+        match self {
+            Neg => 0,
+            Sin => 1,
+            Cos => 2,
+            Tan => 3,
+            Exp => 4,
+            Log => 5,
+            Log1p => 6,
+            Expm1 => 7,
+            Tanh => 8,
+            Logistic => 9,
+            Sqrt => 10,
+            Rsqrt => 11,
+            Abs => 12,
+            Sign => 13,
+            Floor => 14,
+            Ceil => 15,
+            Round => 16,
+            Erf => 17,
+            IntegerPow { .. } => 18,
+            Add => 19,
+            Sub => 20,
+            Mul => 21,
+            Div => 22,
+            Pow => 23,
+            Max => 24,
+            Min => 25,
+            Atan2 => 26,
+            Eq => 27,
+            Ne => 28,
+            Lt => 29,
+            Le => 30,
+            Gt => 31,
+            Ge => 32,
+            Select => 33,
+            ConvertElementType { .. } => 34,
+            ReduceSum { .. } => 35,
+            ReduceMax { .. } => 36,
+            ReduceMin { .. } => 37,
+            Argmax { .. } => 38,
+            BroadcastInDim { .. } => 39,
+            Reshape { .. } => 40,
+            Transpose { .. } => 41,
+            Squeeze { .. } => 42,
+            ExpandDims { .. } => 43,
+            Slice { .. } => 44,
+            Pad { .. } => 45,
+            Concatenate { .. } => 46,
+            Rev { .. } => 47,
+            Iota { .. } => 48,
+            DotGeneral { .. } => 49,
+            Cumsum { .. } => 50,
+        }
+    }
+
     /// How many operands the primitive takes.
     pub fn arity(&self) -> Arity {
         use Primitive::*;

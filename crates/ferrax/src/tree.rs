@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// The structure of a tree, without its leaves.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TreeDef {
     Leaf,
     /// A tuple, `Vec` or array (`kind`) with its children's structures.

@@ -1,0 +1,272 @@
+//! jit: compiled plans equal the reference evaluator on every op-table row and on random
+//! programs; the optimization passes (simplification, constant folding, CSE, DCE); caching
+//! per signature; composition with the transformations; strided matrix products; in-place
+//! updates never touch the caller's arrays.
+
+mod harness;
+
+use std::cell::Cell;
+
+use ferrax::{
+    eval_counts, grad, jit, jit_linearize, jvp, linearize, make_jaxpr, optimize, reset_eval_counts,
+    vmap, Array, DType, Plan, Program, Tensor,
+};
+use harness::{arb_program, close, op_table, random_array, random_inputs, single_eqn_program};
+use proptest::prelude::*;
+
+fn tol(d: DType) -> f64 {
+    if d == DType::F32 {
+        1e-6
+    } else {
+        1e-14
+    }
+}
+
+#[test]
+fn plans_equal_the_reference_evaluator_for_every_row_and_dtype() {
+    for row in op_table() {
+        for &d in row.dtypes {
+            let avals = (row.avals)(d);
+            let p = single_eqn_program(&row.prim, &avals).unwrap();
+            for seed in 0..3 {
+                let args: Vec<Array> = avals
+                    .iter()
+                    .map(|a| random_array(seed, a, row.domain))
+                    .collect();
+                let want = p.eval(&args).unwrap();
+                let got = Plan::new(&p).run(args.clone()).unwrap();
+                assert!(
+                    close(&got[0], &want[0], tol(want[0].dtype())),
+                    "{} on {d}: plan {:?} reference {:?}",
+                    row.name,
+                    got[0],
+                    want[0]
+                );
+                // the caller's arrays are untouched (no in-place update of shared buffers)
+                let again: Vec<Array> = avals
+                    .iter()
+                    .map(|a| random_array(seed, a, row.domain))
+                    .collect();
+                for (a, b) in args.iter().zip(&again) {
+                    assert!(a.same_values(b), "{}: an input was modified", row.name);
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: harness::cases(128), ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_programs_plans_equal_the_reference(p in arb_program(14), seed in 0u64..10_000) {
+        let args = random_inputs(&p, seed);
+        let want = p.eval(&args).unwrap();
+        let opt = optimize(&p);
+        opt.check().unwrap();
+        prop_assert_eq!(Program::parse(&opt.to_string()).unwrap().to_string(), opt.to_string());
+        let got = Plan::new(&p).run(args).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert!(close(g, w, 1e-12), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
+        }
+    }
+}
+
+// ---- optimization ----
+
+#[test]
+fn transformations_leftovers_are_simplified_away() {
+    // the vjp of x ↦ sum(sin x) seeds the cotangent with a broadcast 1.0 and multiplies by it
+    let g = |x: Tensor| grad(|z: Tensor| z.sin().sum_all(), &x).unwrap();
+    let p = make_jaxpr(g, &Tensor::zeros(&[4], DType::F64)).unwrap();
+    assert!(p.eqns.len() > 2, "{p}");
+    let o = optimize(&p);
+    assert_eq!(
+        o.to_string(),
+        "{ lambda ; a:f64[4] . let\n    b:f64[4] = cos a\n  in (b) }"
+    );
+}
+
+#[test]
+fn cse_constant_folding_and_identities() {
+    let p = Program::parse(
+        "{ lambda ; a:f64[3] . let
+    b:f64[3] = sin a
+    c:f64[3] = sin a
+    d:f64[3] = add b c
+    e:f64[] = mul 2.0:f64 3.0:f64
+    f:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] e
+    g:f64[3] = mul d f
+    h:f64[3] = reshape[new_sizes=(3,)] g
+    i:f64[3] = neg h
+    j:f64[3] = neg i
+    k:f64[3] = transpose[permutation=(0,)] j
+    m:bool[3] = gt k k
+    l:f64[3] = select m k k
+  in (l) }",
+    );
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let o = optimize(&p);
+    assert_eq!(
+        o.to_string(),
+        "{ lambda a:f64[3] = [6.0, 6.0, 6.0] ; b:f64[3] . let
+    c:f64[3] = sin b
+    d:f64[3] = add c c
+    e:f64[3] = mul d a
+  in (e) }"
+    );
+    let x = Array::from_slice(&[0.1f64, 0.2, 0.3]);
+    assert!(close(
+        &o.eval(std::slice::from_ref(&x)).unwrap()[0],
+        &p.eval(&[x]).unwrap()[0],
+        1e-15
+    ));
+}
+
+// ---- jit ----
+
+#[test]
+fn jit_traces_once_per_signature() {
+    let traces = Cell::new(0);
+    let f = jit(|x: Tensor| {
+        traces.set(traces.get() + 1);
+        (x.exp() + 1.0).log()
+    });
+    let a = Tensor::random_normal(1, &[5], DType::F64);
+    let y1 = f.call(&a).unwrap();
+    let y2 = f.call(&a).unwrap();
+    assert_eq!(traces.get(), 1);
+    assert!(y1.array().unwrap().same_values(&y2.array().unwrap()));
+    let want = (a.exp() + 1.0).log().array().unwrap();
+    assert!(close(&y1.array().unwrap(), &want, 1e-15));
+    f.call(&Tensor::random_normal(2, &[6], DType::F64)).unwrap();
+    f.call(&Tensor::random_normal(2, &[5], DType::F32)).unwrap();
+    assert_eq!((traces.get(), f.cache_size()), (3, 3));
+    // the caller's tensor is not updated in place
+    assert!(a
+        .array()
+        .unwrap()
+        .same_values(&Tensor::random_normal(1, &[5], DType::F64).array().unwrap()));
+}
+
+#[test]
+fn jit_composes_with_the_transformations() {
+    let loss = |w: Tensor| (w.sin() * &w).sum_all();
+    let w = Tensor::random_normal(3, &[4], DType::F64);
+    // jit of grad
+    let g = jit(|w: Tensor| grad(loss, &w).unwrap());
+    assert!(close(
+        &g.call(&w).unwrap().array().unwrap(),
+        &grad(loss, &w).unwrap().array().unwrap(),
+        1e-14
+    ));
+    // jit of vmap of jvp
+    let ts = Tensor::random_normal(4, &[3, 4], DType::F64);
+    let vj = jit(|(w, ts): (Tensor, Tensor)| {
+        vmap(|t: Tensor| jvp(loss, &w, &t).unwrap().1, &ts).unwrap()
+    });
+    let got = vj.call(&(w.clone(), ts.clone())).unwrap();
+    for i in 0..3 {
+        let want = jvp(loss, &w, &ts.index_axis(0, i))
+            .unwrap()
+            .1
+            .item()
+            .unwrap();
+        assert!((got.to_vec::<f64>().unwrap()[i] - want).abs() < 1e-14);
+    }
+    // jit inside another trace is traced through
+    let inner = jit(|x: Tensor| x.cos());
+    let p = make_jaxpr(|x: Tensor| inner.call(&x).unwrap() * 2.0, &w).unwrap();
+    assert_eq!(p.count_prim("cos"), 1);
+    assert_eq!(inner.cache_size(), 0);
+    // grad of a jitted function
+    let jl = jit(loss);
+    let gj = grad(|w: Tensor| jl.call(&w).unwrap(), &w).unwrap();
+    assert!(close(
+        &gj.array().unwrap(),
+        &grad(loss, &w).unwrap().array().unwrap(),
+        1e-15
+    ));
+}
+
+#[test]
+fn jit_linearize_and_linear_maps_run_cached_plans() {
+    let f = |x: Tensor| (x.sin() * x.exp()).tanh();
+    let lin = jit_linearize(f);
+    for seed in 0..3 {
+        let x = Tensor::random_normal(seed, &[6], DType::F64);
+        let t = Tensor::random_normal(seed + 10, &[6], DType::F64);
+        let (y, f_jvp) = lin.call(&x).unwrap();
+        let (y2, d2) = jvp(f, &x, &t).unwrap();
+        assert!(close(&y.array().unwrap(), &y2.array().unwrap(), 1e-14));
+        reset_eval_counts();
+        let d: Tensor = f_jvp.apply(&t).unwrap();
+        let counts = eval_counts();
+        assert!(
+            counts.keys().all(|k| ["mul", "add"].contains(k)),
+            "{counts:?}"
+        );
+        assert!(close(&d.array().unwrap(), &d2.array().unwrap(), 1e-14));
+        let ct: Tensor = f_jvp.transpose().unwrap().apply(&t).unwrap();
+        let (_, lin2) = linearize(f, &x).unwrap();
+        let ct2: Tensor = lin2.transpose().unwrap().apply(&t).unwrap();
+        assert!(close(&ct.array().unwrap(), &ct2.array().unwrap(), 1e-14));
+    }
+    assert_eq!(lin.cache_size(), 1);
+}
+
+#[test]
+fn strided_matrix_products_equal_the_reference_for_every_layout() {
+    let cases: Vec<(Vec<usize>, Vec<usize>, usize, usize)> = vec![
+        (vec![3, 4], vec![4, 5], 1, 0),
+        (vec![4, 3], vec![4, 5], 0, 0),
+        (vec![3, 4], vec![5, 4], 1, 1),
+        (vec![4, 3], vec![5, 4], 0, 1),
+        (vec![4], vec![4, 5], 0, 0),
+        (vec![4], vec![5, 4], 0, 1),
+        (vec![3, 4], vec![4], 1, 0),
+        (vec![4, 3], vec![4], 0, 0),
+        (vec![4], vec![4], 0, 0),
+        (vec![64, 200], vec![200, 96], 1, 0),
+    ];
+    for d in [DType::F64, DType::F32] {
+        for (ls, rs, lc, rc) in &cases {
+            let l = random_array(1, &ferrax::Aval::new(ls.clone(), d), harness::Domain::Real);
+            let r = random_array(2, &ferrax::Aval::new(rs.clone(), d), harness::Domain::Real);
+            let prim = ferrax::Primitive::DotGeneral {
+                lhs_contracting: vec![*lc],
+                rhs_contracting: vec![*rc],
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+            };
+            let p = single_eqn_program(&prim, &[l.aval(), r.aval()]).unwrap();
+            let want = p.eval(&[l.clone(), r.clone()]).unwrap();
+            let got = Plan::new(&p).run(vec![l, r]).unwrap();
+            let t = if d == DType::F32 { 1e-4 } else { 1e-12 };
+            assert!(close(&got[0], &want[0], t), "{ls:?}·{rs:?} ({lc},{rc}) {d}");
+        }
+    }
+}
+
+#[test]
+fn plan_input_errors() {
+    let p = Program::parse("{ lambda ; a:f64[2] . let b:f64[2] = sin a in (b) }").unwrap();
+    let plan = Plan::new(&p);
+    let e = plan.run(vec![]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `Plan::run`: the plan takes 1 input(s), 0 given"
+    );
+    let e = plan.run(vec![Array::zeros(&[3], DType::F64)]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `Plan::run`: input 0 must be f64[2], got f64[3]"
+    );
+    let f = jit(|x: Tensor| x.sum(&[4]));
+    let line = line!() - 1;
+    let e = f.call(&Tensor::zeros(&[2], DType::F64)).unwrap_err();
+    assert_eq!(e.loc().unwrap().line, line);
+}
