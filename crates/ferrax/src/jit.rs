@@ -31,6 +31,7 @@ use crate::array::{Array, Data};
 use crate::dtype::{Aval, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::eval::eval_primitive;
+use crate::fusion::{self, Group};
 use crate::primitive::Primitive;
 use crate::program::{Atom, Program, Var};
 use crate::tensor::Tensor;
@@ -135,6 +136,100 @@ fn simplify(p: &mut Program) -> bool {
     true
 }
 
+/// Folds 2-d transposes into matrix products: `dot_general(transpose(x), y)` contracts `x`
+/// directly (the transposed operand's single free dimension keeps the output layout), and a
+/// transposed 2-d product whose only user is the transpose becomes the swapped product
+/// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
+fn fold_transposes(p: &mut Program) -> bool {
+    use Primitive::*;
+    let defs: HashMap<Var, usize> = p.eqns.iter().enumerate().map(|(k, e)| (e.out, k)).collect();
+    let mut uses: HashMap<Var, usize> = HashMap::new();
+    for e in &p.eqns {
+        for a in &e.inputs {
+            if let Atom::Var(v) = a {
+                *uses.entry(*v).or_insert(0) += 1;
+            }
+        }
+    }
+    for a in &p.outputs {
+        if let Atom::Var(v) = a {
+            *uses.entry(*v).or_insert(0) += 1;
+        }
+    }
+    let transpose_2d = |a: &Atom| -> Option<Atom> {
+        let Atom::Var(v) = a else { return None };
+        let e = &p.eqns[*defs.get(v)?];
+        match &e.prim {
+            Transpose { permutation } if permutation == &[1, 0] => Some(e.inputs[0].clone()),
+            _ => None,
+        }
+    };
+    let mut changed = false;
+    let mut new_eqns = p.eqns.clone();
+    for (k, e) in p.eqns.iter().enumerate() {
+        match &e.prim {
+            DotGeneral {
+                lhs_contracting,
+                rhs_contracting,
+                lhs_batch,
+                rhs_batch,
+            } if lhs_batch.is_empty() && rhs_batch.is_empty() && lhs_contracting.len() == 1 => {
+                let (mut lc, mut rc) = (lhs_contracting.clone(), rhs_contracting.clone());
+                let mut ins = e.inputs.clone();
+                if let Some(x) = transpose_2d(&ins[0]) {
+                    lc = vec![1 - lc[0]];
+                    ins[0] = x;
+                }
+                if let Some(y) = transpose_2d(&ins[1]) {
+                    rc = vec![1 - rc[0]];
+                    ins[1] = y;
+                }
+                if ins != e.inputs {
+                    new_eqns[k].inputs = ins;
+                    new_eqns[k].prim = DotGeneral {
+                        lhs_contracting: lc,
+                        rhs_contracting: rc,
+                        lhs_batch: vec![],
+                        rhs_batch: vec![],
+                    };
+                    changed = true;
+                }
+            }
+            Transpose { permutation } if permutation == &[1, 0] => {
+                let Atom::Var(v) = &e.inputs[0] else { continue };
+                let Some(&d) = defs.get(v) else { continue };
+                let de = &p.eqns[d];
+                if uses.get(v) != Some(&1) {
+                    continue;
+                }
+                if let DotGeneral {
+                    lhs_contracting,
+                    rhs_contracting,
+                    lhs_batch,
+                    rhs_batch,
+                } = &de.prim
+                {
+                    let two_d = p.atom_aval(&de.inputs[0]).ndim() == 2
+                        && p.atom_aval(&de.inputs[1]).ndim() == 2;
+                    if lhs_batch.is_empty() && rhs_batch.is_empty() && two_d {
+                        new_eqns[k].prim = DotGeneral {
+                            lhs_contracting: rhs_contracting.clone(),
+                            rhs_contracting: lhs_contracting.clone(),
+                            lhs_batch: vec![],
+                            rhs_batch: vec![],
+                        };
+                        new_eqns[k].inputs = vec![de.inputs[1].clone(), de.inputs[0].clone()];
+                        changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    p.eqns = new_eqns;
+    changed
+}
+
 /// Common-subexpression elimination; returns whether anything changed.
 fn cse(p: &mut Program) -> bool {
     let mut seen: HashMap<(Primitive, Vec<Atom>), Var> = HashMap::new();
@@ -221,8 +316,9 @@ pub fn optimize(p: &Program) -> Program {
         let a = simplify(&mut q);
         let b = fold_constants(&mut q);
         let c = cse(&mut q);
+        let d = fold_transposes(&mut q);
         q = q.dce();
-        if !(a || b || c) {
+        if !(a || b || c || d) {
             break;
         }
     }
@@ -248,15 +344,147 @@ struct Step {
     last: Vec<usize>,
 }
 
+/// A fused run of elementwise steps (see `fusion`).
+#[derive(Clone, Debug)]
+struct FusedItem {
+    group: Group,
+    inputs: Vec<Operand>,
+    /// Slots of the kept steps' values, in step order.
+    outs: Vec<usize>,
+    /// Primitives of the fused steps (for evaluation counts and profiles).
+    prims: Vec<Primitive>,
+    /// Slots whose last use is inside the group.
+    last: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Item {
+    Step(Step),
+    Fused(FusedItem),
+}
+
 /// An optimized program ready to run on arrays.
 #[derive(Clone, Debug)]
 pub struct Plan {
     program: Program,
     inputs: Vec<usize>,
     in_avals: Vec<Aval>,
-    steps: Vec<Step>,
+    items: Vec<Item>,
     outputs: Vec<Operand>,
     n_slots: usize,
+}
+
+/// Groups runs of fusible steps (same size and dtype, at least two) into fused items.
+fn fuse(program: &Program, steps: Vec<Step>, last_use: &HashMap<usize, usize>) -> Vec<Item> {
+    let fusible_step = |s: &Step| {
+        let in_avals: Vec<Aval> = s
+            .args
+            .iter()
+            .map(|a| match a {
+                Operand::Value(v) => v.aval(),
+                Operand::Slot(k) => program.avals[*k].clone(),
+            })
+            .collect();
+        fusion::fusible(&s.prim, &s.out_aval, &in_avals)
+    };
+    let mut items = vec![];
+    let mut k = 0;
+    while k < steps.len() {
+        if !fusible_step(&steps[k]) {
+            items.push(Item::Step(steps[k].clone()));
+            k += 1;
+            continue;
+        }
+        let (size, dtype) = (steps[k].out_aval.size(), steps[k].out_aval.dtype);
+        let mut end = k;
+        while end < steps.len()
+            && fusible_step(&steps[end])
+            && steps[end].out_aval.size() == size
+            && steps[end].out_aval.dtype == dtype
+        {
+            end += 1;
+        }
+        if end - k < 2 {
+            items.push(Item::Step(steps[k].clone()));
+            k += 1;
+            continue;
+        }
+        let run = &steps[k..end];
+        let produced: HashMap<usize, usize> =
+            run.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
+        let mut inputs: Vec<Operand> = vec![];
+        let mut input_of = |o: &Operand| -> usize {
+            if let Operand::Slot(sl) = o {
+                if let Some(p) = inputs
+                    .iter()
+                    .position(|x| matches!(x, Operand::Slot(y) if y == sl))
+                {
+                    return p;
+                }
+            }
+            inputs.push(o.clone());
+            inputs.len() - 1
+        };
+        let mut gsteps = vec![];
+        for s in run {
+            let srcs = s
+                .args
+                .iter()
+                .map(|a| match a {
+                    Operand::Slot(sl) if produced.contains_key(sl) => {
+                        fusion::Src::Step(produced[sl])
+                    }
+                    _ => {
+                        let i = input_of(a);
+                        let n = match a {
+                            Operand::Value(v) => v.size(),
+                            Operand::Slot(sl) => program.avals[*sl].size(),
+                        };
+                        if matches!(s.prim, Primitive::BroadcastInDim { .. }) {
+                            fusion::Src::Tiled(i, n)
+                        } else {
+                            fusion::Src::Input(i)
+                        }
+                    }
+                })
+                .collect();
+            gsteps.push(fusion::GroupStep {
+                prim: s.prim.clone(),
+                srcs,
+            });
+        }
+        let last_index = end - 1;
+        let keep: Vec<bool> = run
+            .iter()
+            .map(|s| last_use.get(&s.out).is_some_and(|&u| u > last_index))
+            .collect();
+        let outs = run
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &kp)| kp)
+            .map(|(s, _)| s.out)
+            .collect();
+        let last = run
+            .iter()
+            .flat_map(|s| s.last.iter().copied())
+            .filter(|sl| !produced.contains_key(sl))
+            .collect();
+        items.push(Item::Fused(FusedItem {
+            group: Group {
+                steps: gsteps,
+                keep,
+                size,
+                dtype,
+                shapes: run.iter().map(|s| s.out_aval.shape.clone()).collect(),
+            },
+            inputs,
+            outs,
+            prims: run.iter().map(|s| s.prim.clone()).collect(),
+            last,
+        }));
+        k = end;
+    }
+    items
 }
 
 impl Plan {
@@ -285,7 +513,7 @@ impl Plan {
                 last_use.insert(v.index(), usize::MAX);
             }
         }
-        let steps = program
+        let steps: Vec<Step> = program
             .eqns
             .iter()
             .enumerate()
@@ -309,12 +537,13 @@ impl Plan {
                 }
             })
             .collect();
+        let items = fuse(&program, steps, &last_use);
         Plan {
             inputs: program.inputs.iter().map(|v| v.index()).collect(),
             in_avals: program.in_avals(),
             outputs: program.outputs.iter().map(operand).collect(),
             n_slots: program.avals.len(),
-            steps,
+            items,
             program,
         }
     }
@@ -346,7 +575,49 @@ impl Plan {
             }
             slots[*slot] = Some(a);
         }
-        for s in &self.steps {
+        for item in &self.items {
+            let s = match item {
+                Item::Step(s) => s,
+                Item::Fused(f) => {
+                    let t0 = profiling().then(std::time::Instant::now);
+                    let ins = f
+                        .inputs
+                        .iter()
+                        .map(|o| match o {
+                            Operand::Value(v) => Ok(v.clone()),
+                            Operand::Slot(k) => slots[*k].clone().ok_or_else(|| {
+                                Error::check(format!("slot {k} read before it is written"))
+                            }),
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let outs = f.group.run(&ins)?;
+                    for p in &f.prims {
+                        crate::eval::count(p);
+                    }
+                    for k in &f.last {
+                        slots[*k] = None;
+                    }
+                    for (slot, a) in f.outs.iter().zip(outs) {
+                        slots[*slot] = Some(a);
+                    }
+                    if let Some(t0) = t0 {
+                        let name = f
+                            .prims
+                            .iter()
+                            .map(|p| p.name())
+                            .collect::<Vec<_>>()
+                            .join("+");
+                        PROFILE.with(|p| {
+                            if let Some(m) = p.borrow_mut().as_mut() {
+                                let e = m.entry(format!("fused[{name}]")).or_insert((0.0, 0));
+                                e.0 += t0.elapsed().as_secs_f64();
+                                e.1 += 1;
+                            }
+                        });
+                    }
+                    continue;
+                }
+            };
             // Take the operands that die here (so their buffers may be reused in place).
             let mut args = Vec::with_capacity(s.args.len());
             for a in &s.args {
@@ -366,7 +637,11 @@ impl Plan {
                     .ok_or_else(|| Error::check(format!("slot {k} read before it is written")))?,
                 });
             }
+            let t0 = profiling().then(std::time::Instant::now);
             let out = execute(&s.prim, args, &s.out_aval)?;
+            if let Some(t0) = t0 {
+                record(&s.prim, t0.elapsed().as_secs_f64());
+            }
             for k in &s.last {
                 slots[*k] = None;
             }
@@ -382,6 +657,37 @@ impl Plan {
             })
             .collect()
     }
+}
+
+thread_local! {
+    static PROFILE: std::cell::RefCell<Option<HashMap<String, (f64, usize)>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn profiling() -> bool {
+    PROFILE.with(|p| p.borrow().is_some())
+}
+
+fn record(prim: &Primitive, secs: f64) {
+    PROFILE.with(|p| {
+        if let Some(m) = p.borrow_mut().as_mut() {
+            let e = m.entry(prim.to_string()).or_insert((0.0, 0));
+            e.0 += secs;
+            e.1 += 1;
+        }
+    });
+}
+
+/// Starts recording the time plans spend per primitive (with parameters) on this thread.
+pub fn profile_start() {
+    PROFILE.with(|p| *p.borrow_mut() = Some(HashMap::new()));
+}
+
+/// Stops recording and returns `(primitive, seconds, steps)`, the most expensive first.
+pub fn profile_stop() -> Vec<(String, f64, usize)> {
+    let m = PROFILE.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    let mut v: Vec<(String, f64, usize)> = m.into_iter().map(|(k, (t, n))| (k, t, n)).collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
 }
 
 /// Elements above which kernels split work across threads.
@@ -496,24 +802,22 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
             let data = match out.dtype {
                 DType::F32 => {
                     let mut v = take_f32(x);
-                    let f: fn(f32) -> f32 = match prim {
-                        Neg => |a| -a,
-                        Sqrt => f32::sqrt,
-                        Rsqrt => |a| 1.0 / a.sqrt(),
-                        _ => f32::abs,
-                    };
-                    chunked(&mut v, |_, c| c.iter_mut().for_each(|a| *a = f(*a)));
+                    chunked(&mut v, |_, c| match prim {
+                        Neg => c.iter_mut().for_each(|a| *a = -*a),
+                        Sqrt => c.iter_mut().for_each(|a| *a = a.sqrt()),
+                        Rsqrt => c.iter_mut().for_each(|a| *a = 1.0 / a.sqrt()),
+                        _ => c.iter_mut().for_each(|a| *a = a.abs()),
+                    });
                     Data::F32(v)
                 }
                 _ => {
                     let mut v = take_f64(x);
-                    let f: fn(f64) -> f64 = match prim {
-                        Neg => |a| -a,
-                        Sqrt => f64::sqrt,
-                        Rsqrt => |a| 1.0 / a.sqrt(),
-                        _ => f64::abs,
-                    };
-                    chunked(&mut v, |_, c| c.iter_mut().for_each(|a| *a = f(*a)));
+                    chunked(&mut v, |_, c| match prim {
+                        Neg => c.iter_mut().for_each(|a| *a = -*a),
+                        Sqrt => c.iter_mut().for_each(|a| *a = a.sqrt()),
+                        Rsqrt => c.iter_mut().for_each(|a| *a = 1.0 / a.sqrt()),
+                        _ => c.iter_mut().for_each(|a| *a = a.abs()),
+                    });
                     Data::F64(v)
                 }
             };
@@ -560,10 +864,17 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
                     let o = other.as_slice::<$t>()?;
                     chunked(&mut out, |start, c| {
                         let o = &o[start..start + c.len()];
-                        if flipped {
-                            c.iter_mut().zip(o).for_each(|(y, &x)| *y = op(x, *y));
-                        } else {
-                            c.iter_mut().zip(o).for_each(|(x, &y)| *x = op(*x, y));
+                        // monomorphized loops for the common operations (no call per element)
+                        let z = c.iter_mut().zip(o);
+                        match (prim, flipped) {
+                            (Add, _) => z.for_each(|(x, &y)| *x += y),
+                            (Mul, _) => z.for_each(|(x, &y)| *x *= y),
+                            (Sub, false) => z.for_each(|(x, &y)| *x -= y),
+                            (Sub, true) => z.for_each(|(y, &x)| *y = x - *y),
+                            (Div, false) => z.for_each(|(x, &y)| *x /= y),
+                            (Div, true) => z.for_each(|(y, &x)| *y = x / *y),
+                            (_, false) => z.for_each(|(x, &y)| *x = op(*x, y)),
+                            (_, true) => z.for_each(|(y, &x)| *y = op(x, *y)),
                         }
                     });
                     Data::$variant(out)
@@ -588,6 +899,60 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
                     eval_primitive(prim, &refs)
                 }
             }
+        }
+        ReduceSum { axes }
+            if float
+                && !axes.is_empty()
+                && axes.len() < args[0].ndim()
+                && axes.iter().enumerate().all(|(i, &a)| i == a) =>
+        {
+            // sum over leading axes: add rows (vectorized)
+            let x = &args[0];
+            let inner = out.size();
+            macro_rules! rows {
+                ($t:ty, $variant:ident) => {{
+                    let v = x.as_slice::<$t>()?;
+                    let mut acc = vec![0 as $t; inner];
+                    for row in v.chunks_exact(inner.max(1)) {
+                        acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    }
+                    Data::$variant(acc)
+                }};
+            }
+            let data = match out.dtype {
+                DType::F32 => rows!(f32, F32),
+                _ => rows!(f64, F64),
+            };
+            Array::from_data(data, &out.shape)
+        }
+        BroadcastInDim {
+            shape,
+            broadcast_dimensions,
+        } if float
+            && args[0].shape() == &shape[shape.len() - broadcast_dimensions.len()..]
+            && broadcast_dimensions
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d == shape.len() - broadcast_dimensions.len() + i) =>
+        {
+            // the operand fills the trailing dimensions: tile it
+            let x = &args[0];
+            let reps = out.size() / x.size().max(1);
+            macro_rules! tile {
+                ($t:ty, $variant:ident) => {{
+                    let v = x.as_slice::<$t>()?;
+                    let mut o = Vec::with_capacity(out.size());
+                    for _ in 0..reps {
+                        o.extend_from_slice(v);
+                    }
+                    Data::$variant(o)
+                }};
+            }
+            let data = match out.dtype {
+                DType::F32 => tile!(f32, F32),
+                _ => tile!(f64, F64),
+            };
+            Array::from_data(data, &out.shape)
         }
         ReduceSum { axes } if float && axes.len() == args[0].ndim() => {
             // a full sum: pairwise-friendly chunked accumulation

@@ -3,7 +3,8 @@
 //! Used by compiled plans (`jit`); the reference evaluator (`eval`) stays the definition,
 //! and tests compare the two. Elementwise kernels are plain loops over slices that the
 //! compiler vectorizes; the transcendental functions are branch-free range reductions and
-//! polynomials (so they vectorize too), in f64, with f32 computed through f64:
+//! polynomials (written to vectorize), in f64, with f32 computed through f64. Which kernel a
+//! plan uses is chosen by measurement ([`fast_unary`]). Accuracy of ferrax's kernels:
 //!
 //! | function | f64 error vs libm (asserted in `tests/kernels.rs`) | f32 error |
 //! |---|---|---|
@@ -17,6 +18,21 @@
 //! (NaN, ±inf, ±0, subnormal inputs and results) follow IEEE as the reference does.
 
 use std::f64::consts::{FRAC_PI_2, LOG2_E};
+
+/// Adding and subtracting 1.5·2^52 rounds a float (|v| < 2^51) to the nearest integer with
+/// plain additions (vectorizable, unlike `round()` on baseline x86-64), and the low bits of
+/// the sum hold that integer in two's complement.
+const SHIFT: f64 = 6755399441055744.0;
+
+/// `(round(v) as f64, round(v) as i64)` for |v| < 2^51, branch- and call-free.
+#[inline(always)]
+fn round_split(v: f64) -> (f64, i64) {
+    let t = v + SHIFT;
+    (
+        t - SHIFT,
+        (t.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64),
+    )
+}
 
 /// `2^n` for `n` in `[-1022, 1023]`, by building the exponent bits.
 #[inline(always)]
@@ -58,12 +74,11 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 #[inline(always)]
 pub fn exp_f64(x: f64) -> f64 {
     let xc = x.clamp(-746.0, 710.0);
-    let n = (xc * LOG2_E).round();
+    let (n, ni) = round_split(xc * LOG2_E);
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     let p = exp_poly(r);
     // 2^n in two factors, so results near overflow and in the subnormal range come out right.
-    let ni = n as i64;
-    let h = ni >> 1;
+    let (_, h) = round_split(n * 0.5);
     let v = p * pow2i(h) * pow2i(ni - h);
     if x.is_nan() {
         x
@@ -212,14 +227,6 @@ fn cos_poly(r: f64) -> f64 {
     1.0 + z * p
 }
 
-/// (r, quadrant) with x = r + k·π/2, |r| ≤ π/4.
-#[inline(always)]
-fn reduce_pio2(x: f64) -> (f64, i64) {
-    let k = (x * (1.0 / FRAC_PI_2)).round();
-    let r = ((x - k * PIO2_1) - k * PIO2_2) - k * PIO2_3;
-    (r, k as i64)
-}
-
 const TRIG_LIMIT: f64 = 1048576.0; // 2^20
 
 /// Whether a trigonometric argument is beyond the vectorized reduction (or NaN/inf).
@@ -232,12 +239,17 @@ fn needs_libm(x: f64) -> bool {
 #[inline(always)]
 fn sin_reduced(x: f64, shift: i64) -> f64 {
     let xr = if x.abs() < TRIG_LIMIT { x } else { 0.0 };
-    let (r, k) = reduce_pio2(xr);
+    let (k, _) = round_split(xr * (1.0 / FRAC_PI_2));
+    let r = ((xr - k * PIO2_1) - k * PIO2_2) - k * PIO2_3;
     let (s, c) = (sin_poly(r), cos_poly(r));
-    // quadrant q: sin, cos, −sin, −cos; selects, not branches, so the loop vectorizes
-    let q = (k + shift) & 3;
-    let v = if q & 1 == 0 { s } else { c };
-    let v = if q & 2 == 0 { v } else { -v };
+    // quadrant q = (k + shift) mod 4, in floats only (float selects vectorize; integer
+    // ones did not): floor((k+shift)/4) = round((k+shift)/4 − 0.375) for integer k.
+    let kq = k + shift as f64;
+    let (fl, _) = round_split(kq * 0.25 - 0.375);
+    let q = kq - 4.0 * fl;
+    let odd = (q == 1.0) | (q == 3.0);
+    let v = if odd { c } else { s };
+    let v = if q >= 2.0 { -v } else { v };
     // sin(±0) = ±0 (the reduction's subtraction would turn −0 into +0)
     if shift == 0 && x == 0.0 {
         x
@@ -342,8 +354,44 @@ slice_kernels! {
     cos: |x: f64| super::sin_reduced(x, 1), Some(|x: f64| super::needs_libm(x).then(|| x.cos()));
 }
 
-/// The fast slice kernels of a unary float primitive, by name, if there are some.
-pub fn fast_unary(name: &str) -> Option<(SliceFn32, SliceFn64)> {
+macro_rules! libm_kernels {
+    ($($name:ident: $f32:expr, $f64:expr;)*) => {
+        $(
+            pub mod $name {
+                /// f64 slice kernel through the platform's libm.
+                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                    let f: fn(f64) -> f64 = $f64;
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = f(x);
+                    }
+                }
+                /// f32 slice kernel through the platform's libm.
+                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                    let f: fn(f32) -> f32 = $f32;
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = f(x);
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// The platform's scalar functions as slice kernels (the choice where they measured faster).
+pub mod libm {
+    libm_kernels! {
+        sin: f32::sin, f64::sin;
+        cos: f32::cos, f64::cos;
+        exp: f32::exp, f64::exp;
+        log: f32::ln, f64::ln;
+        expm1: f32::exp_m1, f64::exp_m1;
+        logistic: |x: f32| 1.0 / (1.0 + (-x).exp()), |x: f64| 1.0 / (1.0 + (-x).exp());
+    }
+}
+
+/// ferrax's vectorizable kernels of a unary float primitive, by name (tested for accuracy
+/// whatever [`fast_unary`] dispatches to).
+pub fn vectorized(name: &str) -> Option<(SliceFn32, SliceFn64)> {
     Some(match name {
         "exp" => (exp::f32s, exp::f64s),
         "expm1" => (expm1::f32s, expm1::f64s),
@@ -352,6 +400,27 @@ pub fn fast_unary(name: &str) -> Option<(SliceFn32, SliceFn64)> {
         "cos" => (cos::f32s, cos::f64s),
         "tanh" => (tanh::f32s, tanh::f64s),
         "logistic" => (logistic::f32s, logistic::f64s),
+        _ => return None,
+    })
+}
+
+/// The kernels plans use for a unary float primitive: whichever measured faster on this
+/// build (see `BENCHMARKS.md`). With AVX2 or better (the benchmark builds with
+/// `-C target-cpu=native`), ferrax's polynomials vectorize and win for exp, log, logistic
+/// and tanh; on the baseline x86-64 target only tanh does. sin and cos use libm everywhere:
+/// the vectorizable reduction measured 5× slower than libm's scalar `sinf` here (it did not
+/// vectorize), so it stays an accurate alternative, not the default.
+pub fn fast_unary(name: &str) -> Option<(SliceFn32, SliceFn64)> {
+    let simd = cfg!(target_feature = "avx2");
+    Some(match name {
+        "tanh" => (tanh::f32s, tanh::f64s),
+        "exp" | "log" | "logistic" | "expm1" if simd => return vectorized(name),
+        "exp" => (libm::exp::f32s, libm::exp::f64s),
+        "log" => (libm::log::f32s, libm::log::f64s),
+        "logistic" => (libm::logistic::f32s, libm::logistic::f64s),
+        "expm1" => (libm::expm1::f32s, libm::expm1::f64s),
+        "sin" => (libm::sin::f32s, libm::sin::f64s),
+        "cos" => (libm::cos::f32s, libm::cos::f64s),
         _ => return None,
     })
 }

@@ -47,6 +47,7 @@ pub mod dtype;
 mod emit;
 pub mod error;
 pub mod eval;
+mod fusion;
 pub mod gauss_newton;
 pub mod jit;
 pub mod jvp;

@@ -1,7 +1,7 @@
 //! The vectorised math kernels' accuracy, measured in ulps against the platform's libm
 //! (f64) and libm's f64 result rounded to f32 (f32) over many inputs in several ranges.
 
-use ferrax::kernels::fast_unary;
+use ferrax::kernels::vectorized as fast_unary;
 use ferrax::{Array, DType};
 
 fn ulps64(a: f64, b: f64) -> u64 {
