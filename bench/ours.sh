@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ferrax's side of the peer benchmark: builds ferrax-bench in release mode for this CPU
-# (like XLA, which compiles for the host) and prints only its JSON lines on stdout.
+# ferrax's side of the peer benchmark: builds ferrax-bench in release mode for AVX2 + FMA
+# (x86-64-v3; XLA compiles for the host too) and prints only its JSON lines on stdout.
+# (-C target-cpu=native, i.e. AVX-512 here, made several vectorized kernels 3-6x slower.)
 #
 #   bench/ours.sh [--quick] [--case NAME]... [--threads N]
 #
@@ -8,8 +9,8 @@
 # --single-thread run pins itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/native}"
-RUSTFLAGS="${RUSTFLAGS:--C target-cpu=native}" cargo build --release -q -p ferrax-bench >&2
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/v3}"
+RUSTFLAGS="${RUSTFLAGS:--C target-cpu=x86-64-v3}" cargo build --release -q -p ferrax-bench >&2
 bin="$CARGO_TARGET_DIR/release/ferrax-bench"
 threads=""
 prev=""

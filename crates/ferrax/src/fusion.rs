@@ -173,16 +173,34 @@ impl Group {
                 per_chunk[c].push(part);
             }
         }
-        let work = |(c, targets): (usize, Vec<&mut [T]>)| {
+        type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
+        let new_scratch = || -> Scratch<T> {
+            (
+                vec![vec![T::zero(); CHUNK]; self.steps.len()],
+                [vec![T::zero(); CHUNK], vec![T::zero(); CHUNK]],
+            )
+        };
+        // scratch buffers are made once per worker, not per chunk
+        let work = |bufs: &mut Scratch<T>, (c, targets): (usize, Vec<&mut [T]>)| {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
-            let mut scratch: Vec<Vec<T>> = vec![vec![T::zero(); len]; self.steps.len()];
-            let mut tiles: [Vec<T>; 2] = [vec![T::zero(); len], vec![T::zero(); len]];
+            let (scratch, tiles) = bufs;
             for (k, st) in self.steps.iter().enumerate() {
                 for (slot, s) in st.srcs.iter().enumerate() {
                     if let Src::Tiled(i, period) = s {
-                        for (t, idx) in tiles[slot].iter_mut().zip(start..start + len) {
-                            *t = ins[*i][idx % period];
+                        // a scalar is a fill; otherwise copy whole runs of the period (no
+                        // division per element)
+                        let src = ins[*i];
+                        if *period == 1 {
+                            tiles[slot][..len].fill(src[0]);
+                            continue;
+                        }
+                        let (mut pos, mut filled) = (start % period, 0);
+                        while filled < len {
+                            let run = (period - pos).min(len - filled);
+                            tiles[slot][filled..filled + run].copy_from_slice(&src[pos..pos + run]);
+                            filled += run;
+                            pos = 0;
                         }
                     }
                 }
@@ -207,9 +225,10 @@ impl Group {
         };
         let chunks: Vec<(usize, Vec<&mut [T]>)> = per_chunk.into_iter().enumerate().collect();
         if n_chunks > 8 && rayon::current_num_threads() > 1 {
-            chunks.into_par_iter().for_each(work);
+            chunks.into_par_iter().for_each_init(new_scratch, work);
         } else {
-            chunks.into_iter().for_each(work);
+            let mut bufs = new_scratch();
+            chunks.into_iter().for_each(|item| work(&mut bufs, item));
         }
         kept.iter()
             .zip(outs)

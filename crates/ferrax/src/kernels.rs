@@ -9,8 +9,8 @@
 //! | function | f64 error vs libm (asserted in `tests/kernels.rs`) | f32 error |
 //! |---|---|---|
 //! | `exp`, `log` | ≤ 1 ulp | ≤ 1 ulp (0 observed) |
-//! | `expm1`, `sin`, `cos` | ≤ 2 ulp | ≤ 1 ulp (0 observed) |
-//! | `tanh` | ≤ 3 ulp | ≤ 1 ulp (0 observed) |
+//! | `expm1`, `sin`, `cos` | ≤ 2 ulp | ≤ 1 ulp (f32 arithmetic for sin/cos) |
+//! | `tanh` | ≤ 3 ulp | ≤ 2 ulp (f32 arithmetic, [`tanh_f32`]) |
 //! | `logistic` | ≤ 4 ulp vs `1/(1 + exp(−x))` in libm | ≤ 1 ulp (0 observed) |
 //!
 //! `sin`/`cos` reduce arguments with a three-part Cody-Waite split of π/2, exact for
@@ -292,6 +292,109 @@ pub fn tanh_f64(x: f64) -> f64 {
     }
 }
 
+/// e^x in f32 arithmetic for |x| ≤ 80 (used by [`tanh_f32`]): Cody-Waite reduction with
+/// ln 2 split for f32, Taylor polynomial of degree 7, exponent built from bits.
+#[inline(always)]
+fn exp_f32_small(x: f32) -> f32 {
+    const SHIFT32: f32 = 12582912.0; // 1.5 · 2^23
+    const LN2_HI32: f32 = 0.693_145_751_953_125; // exact in f32, trailing zeros
+    const LN2_LO32: f32 = 1.428_606_8e-6;
+    let t = x * std::f32::consts::LOG2_E + SHIFT32;
+    let n = t - SHIFT32;
+    let ni = (t.to_bits() as i32).wrapping_sub(SHIFT32.to_bits() as i32);
+    let r = (x - n * LN2_HI32) - n * LN2_LO32;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    p * f32::from_bits(((ni + 127) as u32) << 23)
+}
+
+/// tanh(x) in f32 arithmetic (twice the vector lanes of the f64 route): an odd Taylor
+/// polynomial below |x| = 0.625, `1 − 2/(e^{2|x|} + 1)` above, 1 beyond |x| = 9.
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs().min(9.0);
+    let z = a * a;
+    const C: [f32; 9] = [
+        -1.0 / 3.0,
+        2.0 / 15.0,
+        -17.0 / 315.0,
+        62.0 / 2835.0,
+        -1382.0 / 155925.0,
+        21844.0 / 6081075.0,
+        -929569.0 / 638512875.0,
+        6404582.0 / 10854718875.0,
+        -443861162.0 / 1856156927625.0,
+    ];
+    let mut p = C[8];
+    for c in C[..8].iter().rev() {
+        p = p * z + c;
+    }
+    let small = a + a * z * p;
+    let e = exp_f32_small(2.0 * a);
+    let large = 1.0 - 2.0 / (e + 1.0);
+    let t = if a < 0.625 { small } else { large };
+    if x.is_nan() {
+        x
+    } else {
+        t.copysign(x)
+    }
+}
+
+/// sin (shift 0) or cos (shift 1) of an f32 for |x| < 2^20: the reduction by π/2 in f64
+/// (the three-part split of [`sin_f64`], exact enough that r keeps f32 accuracy even where
+/// sin x is tiny), the polynomials (degree 9/10 on |r| ≤ π/4) in f32, the quadrant by float
+/// selects.
+#[inline(always)]
+fn sincos_f32(x: f32, shift: f64) -> f32 {
+    let xd = if x.abs() < 1048576.0 { x as f64 } else { 0.0 };
+    let (k, _) = round_split(xd * (1.0 / FRAC_PI_2));
+    let r = (((xd - k * PIO2_1) - k * PIO2_2) - k * PIO2_3) as f32;
+    let z = r * r;
+    let s =
+        r + r * z * (-1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0))));
+    let c = 1.0
+        + z * (-0.5
+            + z * (1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0)))));
+    let kq = k + shift;
+    let (fl, _) = round_split(kq * 0.25 - 0.375); // floor(kq / 4) for integer kq
+    let q = kq - 4.0 * fl;
+    let v = if (q == 1.0) | (q == 3.0) { c } else { s };
+    let v = if q >= 2.0 { -v } else { v };
+    if shift == 0.0 && x == 0.0 {
+        x
+    } else {
+        v
+    }
+}
+
+/// sin on f32 slices (libm for |x| ≥ 2^20 and NaN/inf, in a second pass).
+pub fn sin_f32s(xs: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = sincos_f32(x, 0.0);
+    }
+    for (o, &x) in out.iter_mut().zip(xs) {
+        if x.is_nan() || x.abs() >= 1048576.0 {
+            *o = x.sin();
+        }
+    }
+}
+
+/// cos on f32 slices (libm for |x| ≥ 2^20 and NaN/inf, in a second pass).
+pub fn cos_f32s(xs: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = sincos_f32(x, 1.0);
+    }
+    for (o, &x) in out.iter_mut().zip(xs) {
+        if x.is_nan() || x.abs() >= 1048576.0 {
+            *o = x.cos();
+        }
+    }
+}
+
 /// The logistic function 1 / (1 + e^−x) in f64.
 #[inline(always)]
 pub fn logistic_f64(x: f64) -> f64 {
@@ -389,6 +492,13 @@ pub mod libm {
     }
 }
 
+/// tanh on f32 slices in f32 arithmetic ([`tanh_f32`]).
+pub fn tanh_f32s(xs: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = tanh_f32(x);
+    }
+}
+
 /// ferrax's vectorizable kernels of a unary float primitive, by name (tested for accuracy
 /// whatever [`fast_unary`] dispatches to).
 pub fn vectorized(name: &str) -> Option<(SliceFn32, SliceFn64)> {
@@ -396,31 +506,31 @@ pub fn vectorized(name: &str) -> Option<(SliceFn32, SliceFn64)> {
         "exp" => (exp::f32s, exp::f64s),
         "expm1" => (expm1::f32s, expm1::f64s),
         "log" => (log::f32s, log::f64s),
-        "sin" => (sin::f32s, sin::f64s),
-        "cos" => (cos::f32s, cos::f64s),
-        "tanh" => (tanh::f32s, tanh::f64s),
+        "sin" => (sin_f32s, sin::f64s),
+        "cos" => (cos_f32s, cos::f64s),
+        "tanh" => (tanh_f32s, tanh::f64s),
         "logistic" => (logistic::f32s, logistic::f64s),
         _ => return None,
     })
 }
 
 /// The kernels plans use for a unary float primitive: whichever measured faster on this
-/// build (see `BENCHMARKS.md`). With AVX2 or better (the benchmark builds with
-/// `-C target-cpu=native`), ferrax's polynomials vectorize and win for exp, log, logistic
-/// and tanh; on the baseline x86-64 target only tanh does. sin and cos use libm everywhere:
-/// the vectorizable reduction measured 5× slower than libm's scalar `sinf` here (it did not
-/// vectorize), so it stays an accurate alternative, not the default.
+/// build (see `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm on
+/// every build (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally
+/// distributed inputs); with AVX2 (the benchmark builds for `x86-64-v3`) the f64-route
+/// polynomials also win for exp, log, logistic; f64 sin/cos use libm (the f64 reduction did
+/// not vectorize).
 pub fn fast_unary(name: &str) -> Option<(SliceFn32, SliceFn64)> {
     let simd = cfg!(target_feature = "avx2");
     Some(match name {
-        "tanh" => (tanh::f32s, tanh::f64s),
+        "tanh" => (tanh_f32s, tanh::f64s),
         "exp" | "log" | "logistic" | "expm1" if simd => return vectorized(name),
         "exp" => (libm::exp::f32s, libm::exp::f64s),
         "log" => (libm::log::f32s, libm::log::f64s),
         "logistic" => (libm::logistic::f32s, libm::logistic::f64s),
         "expm1" => (libm::expm1::f32s, libm::expm1::f64s),
-        "sin" => (libm::sin::f32s, libm::sin::f64s),
-        "cos" => (libm::cos::f32s, libm::cos::f64s),
+        "sin" => (sin_f32s, libm::sin::f64s),
+        "cos" => (cos_f32s, libm::cos::f64s),
         _ => return None,
     })
 }
