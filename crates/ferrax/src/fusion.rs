@@ -210,7 +210,7 @@ impl Group {
                     match &st.srcs[slot] {
                         Src::Input(i) => &ins[*i][start..start + len],
                         Src::Step(j) => &done[*j][..len],
-                        Src::Tiled(..) => &tiles[slot][..],
+                        Src::Tiled(..) => &tiles[slot][..len],
                     }
                 };
                 match &st.prim {

@@ -297,7 +297,7 @@ pub fn tanh_f64(x: f64) -> f64 {
 #[inline(always)]
 fn exp_f32_small(x: f32) -> f32 {
     const SHIFT32: f32 = 12582912.0; // 1.5 · 2^23
-    const LN2_HI32: f32 = 0.693_145_751_953_125; // exact in f32, trailing zeros
+    const LN2_HI32: f32 = f32::from_bits(0x3f31_7200); // ln 2 to 16 bits: n · LN2_HI32 is exact
     const LN2_LO32: f32 = 1.428_606_8e-6;
     let t = x * std::f32::consts::LOG2_E + SHIFT32;
     let n = t - SHIFT32;
