@@ -1025,38 +1025,6 @@ fn strided_matmul(
         (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
         _ => return Ok(None),
     };
-    // Matrix-vector products: row dots (A x) or row combinations (xᵀ B), vectorized, when
-    // the matrix is row-major in memory.
-    if n == 1 && lcs == 1 && k > 0 {
-        macro_rules! gemv {
-            ($t:ty, $variant:ident) => {{
-                let (a, x) = (l.as_slice::<$t>()?, r.as_slice::<$t>()?);
-                let xs: Vec<$t> = (0..k).map(|q| x[q * rrs as usize]).collect();
-                let mut y = vec![0 as $t; m];
-                chunked(&mut y, |start, c| {
-                    for (i, yi) in c.iter_mut().enumerate() {
-                        let row = &a[(start + i) * lrs as usize..][..k];
-                        let mut acc = [0 as $t; 8];
-                        let (rc, xc) = (row.chunks_exact(8), xs.chunks_exact(8));
-                        let (rr, xr) = (rc.remainder(), xc.remainder());
-                        for (r8, x8) in rc.zip(xc) {
-                            for j in 0..8 {
-                                acc[j] += r8[j] * x8[j];
-                            }
-                        }
-                        let tail: $t = rr.iter().zip(xr).map(|(p, q)| p * q).sum();
-                        *yi = acc.iter().sum::<$t>() + tail;
-                    }
-                });
-                return Ok(Some(Array::from_data(Data::$variant(y), &out.shape)?));
-            }};
-        }
-        match out.dtype {
-            DType::F32 => gemv!(f32, F32),
-            DType::F64 => gemv!(f64, F64),
-            _ => {}
-        }
-    }
     let flops = m * n * k;
     let par = if flops >= (1 << 18) && threads() > 1 {
         gemm::Parallelism::Rayon(threads())
