@@ -33,16 +33,12 @@ pub fn eval_primitive(prim: &Primitive, args: &[&Array]) -> Result<Array> {
 }
 
 thread_local! {
-    static COUNTS: std::cell::Cell<[u64; 51]> = const { std::cell::Cell::new([0; 51]) };
+    static COUNTS: std::cell::RefCell<[u64; 51]> = const { std::cell::RefCell::new([0; 51]) };
 }
 
 /// Counts one evaluation of a primitive (by the reference evaluator or a compiled plan).
 pub(crate) fn count(prim: &Primitive) {
-    COUNTS.with(|c| {
-        let mut a = c.get();
-        a[prim.ordinal()] += 1;
-        c.set(a);
-    });
+    COUNTS.with(|c| c.borrow_mut()[prim.ordinal()] += 1);
 }
 
 /// How many times each primitive has been evaluated on this thread (by the reference
@@ -51,7 +47,7 @@ pub(crate) fn count(prim: &Primitive) {
 /// primitive.
 pub fn eval_counts() -> std::collections::BTreeMap<&'static str, u64> {
     COUNTS.with(|c| {
-        c.get()
+        c.borrow()
             .iter()
             .enumerate()
             .filter(|(_, &n)| n > 0)
@@ -62,7 +58,7 @@ pub fn eval_counts() -> std::collections::BTreeMap<&'static str, u64> {
 
 /// Resets the counters of [`eval_counts`].
 pub fn reset_eval_counts() {
-    COUNTS.with(|c| c.set([0; 51]));
+    COUNTS.with(|c| *c.borrow_mut() = [0; 51]);
 }
 
 impl Program {

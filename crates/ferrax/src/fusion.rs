@@ -24,6 +24,9 @@ pub(crate) enum Src {
     Step(usize),
     /// An input repeated along leading dimensions: element i is `input[i % period]`.
     Tiled(usize, usize),
+    /// An input whose elements are each repeated along trailing dimensions: element i is
+    /// `input[i / run]`.
+    Repeated(usize, usize),
 }
 
 #[derive(Clone, Debug)]
@@ -53,21 +56,47 @@ pub(crate) fn fusible(prim: &Primitive, out: &Aval, in_avals: &[Aval]) -> bool {
     match prim {
         Neg | Abs | Sqrt | Rsqrt | Exp | Expm1 | Log | Tanh | Logistic | Sin | Cos | Add | Sub
         | Mul | Div | Max | Min => in_avals.iter().all(|a| a.size() == out.size()),
-        BroadcastInDim {
-            shape,
-            broadcast_dimensions,
-        } => {
-            // a scalar, or an operand filling the trailing dimensions
-            let a = &in_avals[0];
-            a.size() == 1
-                || (a.shape.as_slice() == &shape[shape.len() - a.ndim()..]
-                    && broadcast_dimensions
-                        .iter()
-                        .enumerate()
-                        .all(|(i, &d)| d == shape.len() - a.ndim() + i))
-        }
+        BroadcastInDim { .. } => broadcast_kind(prim, &in_avals[0]).is_some(),
         _ => false,
     }
+}
+
+/// How a broadcast maps its operand onto the output: `Tile(period)` when the operand fills
+/// the trailing dimensions (a scalar is a tile of period 1), `Repeat(run)` when it fills the
+/// leading ones (each element repeated `run` times); `None` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum BroadcastKind {
+    Tile(usize),
+    Repeat(usize),
+}
+
+pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<BroadcastKind> {
+    let Primitive::BroadcastInDim {
+        shape,
+        broadcast_dimensions: bd,
+    } = prim
+    else {
+        return None;
+    };
+    let r = operand.ndim();
+    if operand.size() == 1 {
+        return Some(BroadcastKind::Tile(1));
+    }
+    let out: usize = shape.iter().product();
+    let trailing = operand.shape.as_slice() == &shape[shape.len() - r..]
+        && bd
+            .iter()
+            .enumerate()
+            .all(|(i, &d)| d == shape.len() - r + i);
+    if trailing {
+        return Some(BroadcastKind::Tile(operand.size()));
+    }
+    let leading =
+        operand.shape.as_slice() == &shape[..r] && bd.iter().enumerate().all(|(i, &d)| d == i);
+    if leading {
+        return Some(BroadcastKind::Repeat(out / operand.size()));
+    }
+    None
 }
 
 trait Elem: Copy + Send + Sync + 'static {
@@ -187,6 +216,19 @@ impl Group {
             let (scratch, tiles) = bufs;
             for (k, st) in self.steps.iter().enumerate() {
                 for (slot, s) in st.srcs.iter().enumerate() {
+                    if let Src::Repeated(i, run) = s {
+                        // element i is input[i / run]: fill whole runs
+                        let src = ins[*i];
+                        let (mut j, mut off, mut filled) = (start / run, start % run, 0);
+                        while filled < len {
+                            let n = (run - off).min(len - filled);
+                            tiles[slot][filled..filled + n].fill(src[j]);
+                            filled += n;
+                            j += 1;
+                            off = 0;
+                        }
+                        continue;
+                    }
                     if let Src::Tiled(i, period) = s {
                         // a scalar is a fill; otherwise copy whole runs of the period (no
                         // division per element)
@@ -210,7 +252,7 @@ impl Group {
                     match &st.srcs[slot] {
                         Src::Input(i) => &ins[*i][start..start + len],
                         Src::Step(j) => &done[*j][..len],
-                        Src::Tiled(..) => &tiles[slot][..len],
+                        Src::Tiled(..) | Src::Repeated(..) => &tiles[slot][..len],
                     }
                 };
                 match &st.prim {

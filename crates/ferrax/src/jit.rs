@@ -441,7 +441,16 @@ fn fuse(program: &Program, steps: Vec<Step>, last_use: &HashMap<usize, usize>) -
                             Operand::Slot(sl) => program.avals[*sl].size(),
                         };
                         if matches!(s.prim, Primitive::BroadcastInDim { .. }) {
-                            fusion::Src::Tiled(i, n)
+                            let operand_aval = match a {
+                                Operand::Value(v) => v.aval(),
+                                Operand::Slot(sl) => program.avals[*sl].clone(),
+                            };
+                            match fusion::broadcast_kind(&s.prim, &operand_aval) {
+                                Some(fusion::BroadcastKind::Repeat(run)) => {
+                                    fusion::Src::Repeated(i, run)
+                                }
+                                _ => fusion::Src::Tiled(i, n),
+                            }
                         } else {
                             fusion::Src::Input(i)
                         }
@@ -951,6 +960,32 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
             let data = match out.dtype {
                 DType::F32 => tile!(f32, F32),
                 _ => tile!(f64, F64),
+            };
+            Array::from_data(data, &out.shape)
+        }
+        BroadcastInDim { .. }
+            if float
+                && matches!(
+                    fusion::broadcast_kind(prim, &args[0].aval()),
+                    Some(fusion::BroadcastKind::Repeat(_))
+                ) =>
+        {
+            // each operand element repeated along the trailing dimensions
+            let x = &args[0];
+            let run = out.size() / x.size().max(1);
+            macro_rules! rep {
+                ($t:ty, $variant:ident) => {{
+                    let v = x.as_slice::<$t>()?;
+                    let mut o = Vec::with_capacity(out.size());
+                    for &e in v {
+                        o.extend(std::iter::repeat_n(e, run));
+                    }
+                    Data::$variant(o)
+                }};
+            }
+            let data = match out.dtype {
+                DType::F32 => rep!(f32, F32),
+                _ => rep!(f64, F64),
             };
             Array::from_data(data, &out.shape)
         }

@@ -144,6 +144,27 @@ fn front(e: &Emit, x: &Batched, size: usize) -> Tensor {
     }
 }
 
+/// A value with its batch dimension at `b`: moved there, or (unbatched) broadcast with the
+/// batch inserted there.
+fn align(e: &Emit, x: &Batched, b: usize, size: usize) -> Tensor {
+    match x.1 {
+        Some(d) => move_axis(e, &x.0, d, b),
+        None => {
+            let a = aval(&x.0);
+            let mut shape = a.shape.clone();
+            shape.insert(b, size);
+            let bd = (0..=a.ndim()).filter(|&i| i != b).collect();
+            e.un(
+                Primitive::BroadcastInDim {
+                    shape,
+                    broadcast_dimensions: bd,
+                },
+                &x.0,
+            )
+        }
+    }
+}
+
 /// The batching rule of a primitive with at least one batched operand: the result and
 /// its batch dimension.
 pub(crate) fn batch_rule(
@@ -185,17 +206,16 @@ pub(crate) fn batch_rule(
         // Elementwise with several operands: as they are when all are batched alike,
         // otherwise at the front with the unbatched ones broadcast.
         Add | Sub | Mul | Div | Pow | Max | Min | Atan2 | Eq | Ne | Lt | Le | Gt | Ge | Select => {
-            match x[0].1 {
-                Some(b) if x.iter().all(|(_, d)| *d == Some(b)) => {
-                    let refs: Vec<&Tensor> = x.iter().map(|(t, _)| t).collect();
-                    (e.op(prim.clone(), &refs), b)
-                }
-                _ => {
-                    let ts: Vec<Tensor> = x.iter().map(|v| front(e, v, size)).collect();
-                    let refs: Vec<&Tensor> = ts.iter().collect();
-                    (e.op(prim.clone(), &refs), 0)
-                }
-            }
+            // Align every operand to the first batched operand's batch dimension (moving
+            // others there, broadcasting unbatched ones with the batch inserted there), so a
+            // layout chosen upstream (e.g. by dot_general) survives elementwise work.
+            let b = x
+                .iter()
+                .find_map(|(_, d)| *d)
+                .expect("some operand is batched");
+            let ts: Vec<Tensor> = x.iter().map(|v| align(e, v, b, size)).collect();
+            let refs: Vec<&Tensor> = ts.iter().collect();
+            (e.op(prim.clone(), &refs), b)
         }
         ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } => {
             let (t, b) = one();

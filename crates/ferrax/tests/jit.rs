@@ -342,3 +342,34 @@ fn jit_profile_shows_fusion(plan: &Plan, arrays: Vec<Array>) {
         "{prof:?}"
     );
 }
+
+#[test]
+fn leading_broadcasts_fuse_and_run_fast_paths_correctly() {
+    // an operand filling the leading dimension: each element repeated along the rows
+    let p = Program::parse(
+        "{ lambda ; a:f64[100] b:f64[100,50] . let
+    c:f64[100,50] = broadcast_in_dim[shape=(100,50) broadcast_dimensions=(0,)] a
+    d:f64[100,50] = mul c b
+    e:f64[100,50] = sin d
+    f:f64[100,50] = broadcast_in_dim[shape=(100,50) broadcast_dimensions=(0,)] a
+  in (e, f) }",
+    )
+    .unwrap();
+    let a = random_array(
+        1,
+        &ferrax::Aval::new(vec![100], DType::F64),
+        harness::Domain::Real,
+    );
+    let b = random_array(
+        2,
+        &ferrax::Aval::new(vec![100, 50], DType::F64),
+        harness::Domain::Real,
+    );
+    let want = p.eval(&[a.clone(), b.clone()]).unwrap();
+    let plan = Plan::new(&p);
+    let got = plan.run(vec![a.clone(), b.clone()]).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert!(close(g, w, 1e-14), "{g:?} vs {w:?}");
+    }
+    jit_profile_shows_fusion(&plan, vec![a, b]);
+}
