@@ -99,7 +99,7 @@ pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<Broadca
     None
 }
 
-trait Elem: Copy + Send + Sync + 'static {
+trait Elem: crate::buffers::Pooled + Send + Sync + 'static {
     fn zero() -> Self;
     fn unary(prim: &Primitive, xs: &[Self], out: &mut [Self]);
     fn binary(prim: &Primitive, a: &[Self], b: &[Self], out: &mut [Self]);
@@ -193,7 +193,10 @@ impl Group {
             })
             .collect::<Result<_>>()?;
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
-        let mut outs: Vec<Vec<T>> = kept.iter().map(|_| vec![T::zero(); self.size]).collect();
+        let mut outs: Vec<Vec<T>> = kept
+            .iter()
+            .map(|_| crate::buffers::zeroed::<T>(self.size))
+            .collect();
         let n_chunks = self.size.div_ceil(CHUNK);
         // Split every output into chunk slices so chunks can be written in parallel.
         let mut per_chunk: Vec<Vec<&mut [T]>> = (0..n_chunks).map(|_| Vec::new()).collect();

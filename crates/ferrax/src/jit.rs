@@ -28,6 +28,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 
 use crate::array::{Array, Data};
+use crate::buffers::{self, BufferPool};
 use crate::dtype::{Aval, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::eval::eval_primitive;
@@ -372,6 +373,8 @@ pub struct Plan {
     items: Vec<Item>,
     outputs: Vec<Operand>,
     n_slots: usize,
+    /// Buffers freed by the last run, reused by the next (see [`crate::buffers`]).
+    pool: BufferPool,
 }
 
 /// Groups runs of fusible steps (same size and dtype, at least two) into fused items.
@@ -552,6 +555,7 @@ impl Plan {
             in_avals: program.in_avals(),
             outputs: program.outputs.iter().map(operand).collect(),
             n_slots: program.avals.len(),
+            pool: BufferPool::default(),
             items,
             program,
         }
@@ -560,6 +564,12 @@ impl Plan {
     /// The optimized program the plan runs.
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// How many freed intermediate buffers the plan holds for its next run (a diagnostic:
+    /// after one run, a plan whose large intermediates die before its end holds some).
+    pub fn pooled_buffers(&self) -> usize {
+        self.pool.kept()
     }
 
     /// Runs the plan on concrete arrays.
@@ -574,6 +584,7 @@ impl Plan {
                 ),
             ));
         }
+        let _installed = self.pool.install();
         let mut slots: Vec<Option<Array>> = vec![None; self.n_slots];
         for (i, ((slot, a), want)) in self.inputs.iter().zip(args).zip(&self.in_avals).enumerate() {
             if a.shape() != want.shape.as_slice() || a.dtype() != want.dtype {
@@ -603,8 +614,11 @@ impl Plan {
                     for p in &f.prims {
                         crate::eval::count(p);
                     }
+                    drop(ins);
                     for k in &f.last {
-                        slots[*k] = None;
+                        if let Some(a) = slots[*k].take() {
+                            buffers::recycle(a);
+                        }
                     }
                     for (slot, a) in f.outs.iter().zip(outs) {
                         slots[*slot] = Some(a);
@@ -647,12 +661,16 @@ impl Plan {
                 });
             }
             let t0 = profiling().then(std::time::Instant::now);
-            let out = execute(&s.prim, args, &s.out_aval)?;
+            let out = execute(&s.prim, &mut args, &s.out_aval)?;
+            // operands that died here and were not reused in place
+            args.into_iter().for_each(buffers::recycle);
             if let Some(t0) = t0 {
                 record(&s.prim, t0.elapsed().as_secs_f64());
             }
             for k in &s.last {
-                slots[*k] = None;
+                if let Some(a) = slots[*k].take() {
+                    buffers::recycle(a);
+                }
             }
             slots[s.out] = Some(out);
         }
@@ -736,7 +754,7 @@ fn chunked<T: Send + Sync + Copy>(out: &mut [T], f: impl Fn(usize, &mut [T]) + S
 }
 
 /// Runs one step: the fast kernel when there is one, the reference evaluator otherwise.
-fn execute(prim: &Primitive, args: Vec<Array>, out: &Aval) -> Result<Array> {
+fn execute(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Result<Array> {
     use Primitive::*;
     // the reference evaluator counts its own; fast kernels count here
     let fast = matches!(out.dtype, DType::F32 | DType::F64)
@@ -767,7 +785,7 @@ fn execute(prim: &Primitive, args: Vec<Array>, out: &Aval) -> Result<Array> {
     execute_uncounted(prim, args, out)
 }
 
-fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Result<Array> {
+fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Result<Array> {
     use Primitive::*;
     let float = matches!(out.dtype, DType::F32 | DType::F64);
     match prim {
@@ -868,7 +886,9 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
                     } else if b.is_unique() {
                         ($take(b), a, true)
                     } else {
-                        (a.to_vec::<$t>()?, b, false)
+                        let mut v = buffers::with_capacity::<$t>(a.size());
+                        v.extend_from_slice(a.as_slice::<$t>()?);
+                        (v, b, false)
                     };
                     let o = other.as_slice::<$t>()?;
                     chunked(&mut out, |start, c| {
@@ -921,7 +941,7 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
             macro_rules! rows {
                 ($t:ty, $variant:ident) => {{
                     let v = x.as_slice::<$t>()?;
-                    let mut acc = vec![0 as $t; inner];
+                    let mut acc = buffers::zeroed::<$t>(inner);
                     for row in v.chunks_exact(inner.max(1)) {
                         acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
                     }
@@ -950,7 +970,7 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
             macro_rules! tile {
                 ($t:ty, $variant:ident) => {{
                     let v = x.as_slice::<$t>()?;
-                    let mut o = Vec::with_capacity(out.size());
+                    let mut o = buffers::with_capacity::<$t>(out.size());
                     for _ in 0..reps {
                         o.extend_from_slice(v);
                     }
@@ -976,7 +996,7 @@ fn execute_uncounted(prim: &Primitive, mut args: Vec<Array>, out: &Aval) -> Resu
             macro_rules! rep {
                 ($t:ty, $variant:ident) => {{
                     let v = x.as_slice::<$t>()?;
-                    let mut o = Vec::with_capacity(out.size());
+                    let mut o = buffers::with_capacity::<$t>(out.size());
                     for &e in v {
                         o.extend(std::iter::repeat_n(e, run));
                     }
@@ -1069,7 +1089,7 @@ fn strided_matmul(
     macro_rules! go {
         ($t:ty, $variant:ident) => {{
             let (a, b) = (l.as_slice::<$t>()?, r.as_slice::<$t>()?);
-            let mut dst = vec![0 as $t; m * n];
+            let mut dst = buffers::zeroed::<$t>(m * n);
             if k > 0 {
                 // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
                 // within their buffers by construction from the shapes above; dst is a

@@ -43,6 +43,7 @@
 //! ```
 
 pub mod array;
+mod buffers;
 pub mod dtype;
 mod emit;
 pub mod error;

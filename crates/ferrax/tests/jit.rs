@@ -373,3 +373,66 @@ fn leading_broadcasts_fuse_and_run_fast_paths_correctly() {
     }
     jit_profile_shows_fusion(&plan, vec![a, b]);
 }
+
+#[test]
+fn recycled_buffers_never_leak_old_values() {
+    // Large intermediates (above the pool's size floor) die inside the plan: a matrix
+    // product's operands, fused runs, a leading-axis sum, broadcasts. The plan keeps their
+    // buffers and later steps and runs reuse them; every run, with new inputs each time, must
+    // still equal the reference evaluator exactly as the first did.
+    let p = Program::parse(
+        "{ lambda ; x:f64[96,96] w:f64[96,96] b:f64[96] . let
+    h:f64[96,96] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] x w
+    bb:f64[96,96] = broadcast_in_dim[shape=(96,96) broadcast_dimensions=(1,)] b
+    z:f64[96,96] = add h bb
+    a:f64[96,96] = tanh z
+    g:f64[96,96] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] a w
+    s:f64[96,96] = mul g g
+    t:f64[96,96] = sin s
+    u:f64[96,96] = dot_general[lhs_contracting=(0,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] t a
+    r:f64[96] = reduce_sum[axes=(0,)] u
+    q:f64[96,96] = broadcast_in_dim[shape=(96,96) broadcast_dimensions=(0,)] r
+    o:f64[96,96] = sub q u
+    v:f64[2,96,96] = broadcast_in_dim[shape=(2,96,96) broadcast_dimensions=(1,2)] o
+    y:f64[96,96] = reduce_sum[axes=(0,)] v
+  in (y, r) }",
+    )
+    .unwrap();
+    let plan = Plan::new(&p);
+    for run in 0..4u64 {
+        let args: Vec<Array> = p
+            .in_avals()
+            .iter()
+            .enumerate()
+            .map(|(i, aval)| random_array(10 * run + i as u64, aval, harness::Domain::Real))
+            .collect();
+        let want = p.eval(&args).unwrap();
+        // a plan with nothing carried over from earlier runs computes the same bits
+        let fresh = Plan::new(&p).run(args.clone()).unwrap();
+        let got = plan.run(args).unwrap();
+        for (g, f) in got.iter().zip(&fresh) {
+            assert!(
+                g.same_values(f),
+                "run {run}: a reused buffer changed a result"
+            );
+        }
+        // and both are the reference's values up to summation order (sin of large squares
+        // amplifies the products' rounding; a stale buffer would be off by O(1))
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            let (gv, wv) = (g.to_f64_vec(), w.to_f64_vec());
+            let worst = gv
+                .iter()
+                .zip(&wv)
+                .map(|(a, b)| (a - b).abs() / a.abs().max(b.abs()).max(1.0))
+                .fold(0.0, f64::max);
+            assert!(
+                worst < 1e-9,
+                "run {run}, output {k}: relative error {worst:e}"
+            );
+        }
+        assert!(
+            plan.pooled_buffers() > 0,
+            "run {run}: the plan kept no freed buffer"
+        );
+    }
+}
