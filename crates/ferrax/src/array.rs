@@ -385,7 +385,7 @@ impl Array {
     /// Whether two arrays are equal element by element, with NaN equal to NaN (for tests
     /// that compare two evaluations of the same computation bit for bit).
     pub fn same_values(&self, other: &Array) -> bool {
-        self.shape == other.shape
+        crate::dtype::same_shape(&self.shape, &other.shape)
             && self.dtype() == other.dtype()
             && (0..self.size()).all(|i| self.data.get(i) == other.data.get(i))
     }

@@ -83,7 +83,7 @@ pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<Broadca
         return Some(BroadcastKind::Tile(1));
     }
     let out: usize = shape.iter().product();
-    let trailing = operand.shape.as_slice() == &shape[shape.len() - r..]
+    let trailing = crate::dtype::same_shape(&operand.shape, &shape[shape.len() - r..])
         && bd
             .iter()
             .enumerate()
@@ -91,8 +91,8 @@ pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<Broadca
     if trailing {
         return Some(BroadcastKind::Tile(operand.size()));
     }
-    let leading =
-        operand.shape.as_slice() == &shape[..r] && bd.iter().enumerate().all(|(i, &d)| d == i);
+    let leading = crate::dtype::same_shape(&operand.shape, &shape[..r])
+        && bd.iter().enumerate().all(|(i, &d)| d == i);
     if leading {
         return Some(BroadcastKind::Repeat(out / operand.size()));
     }

@@ -587,7 +587,7 @@ impl Plan {
         let _installed = self.pool.install();
         let mut slots: Vec<Option<Array>> = vec![None; self.n_slots];
         for (i, ((slot, a), want)) in self.inputs.iter().zip(args).zip(&self.in_avals).enumerate() {
-            if a.shape() != want.shape.as_slice() || a.dtype() != want.dtype {
+            if !crate::dtype::same_shape(a.shape(), &want.shape) || a.dtype() != want.dtype {
                 return Err(Error::input(
                     "Plan::run",
                     format!("input {i} must be {want}, got {}", a.aval()),
@@ -958,7 +958,10 @@ fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Res
             shape,
             broadcast_dimensions,
         } if float
-            && args[0].shape() == &shape[shape.len() - broadcast_dimensions.len()..]
+            && crate::dtype::same_shape(
+                args[0].shape(),
+                &shape[shape.len() - broadcast_dimensions.len()..],
+            )
             && broadcast_dimensions
                 .iter()
                 .enumerate()
@@ -1197,10 +1200,9 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
         let hit = self.last.borrow().as_ref().and_then(|((d, avals), c)| {
             let same = *d == def
                 && avals.len() == leaves.len()
-                && leaves
-                    .iter()
-                    .zip(avals)
-                    .all(|(t, a)| t.shape() == a.shape.as_slice() && t.dtype() == Some(a.dtype));
+                && leaves.iter().zip(avals).all(|(t, a)| {
+                    crate::dtype::same_shape(t.shape(), &a.shape) && t.dtype() == Some(a.dtype)
+                });
             same.then(|| c.clone())
         });
         let c = match hit {

@@ -712,7 +712,7 @@ impl Primitive {
                         format!("on_true {t} and on_false {f} differ"),
                     ));
                 }
-                if p.shape != t.shape {
+                if !crate::dtype::same_shape(&p.shape, &t.shape) {
                     return Err(Error::shape(
                         op,
                         format!("predicate {p} and cases {t} have different shapes"),
@@ -1120,7 +1120,7 @@ fn same_avals(op: &str, a: &Aval, b: &Aval) -> Result<()> {
             format!("operands have different dtypes: {a} and {b}"),
         ));
     }
-    if a.shape != b.shape {
+    if !crate::dtype::same_shape(&a.shape, &b.shape) {
         return Err(Error::shape(
             op,
             format!("operands have different shapes: {a} and {b}"),

@@ -443,7 +443,7 @@ pub(crate) fn transpose_rule(
 }
 
 fn reshape_to(e: &Emit, t: &Tensor, shape: &[usize]) -> Tensor {
-    if t.shape() == shape {
+    if crate::dtype::same_shape(t.shape(), shape) {
         t.clone()
     } else {
         e.un(
