@@ -41,29 +41,44 @@ fn pow2i(n: i64) -> f64 {
 }
 
 /// e^x for |x| ≤ ~0.35 (after reduction), Taylor to degree 13 (f64-exact there).
+/// `c[0] + c[1]·x + … + c[n−1]·x^(n−1)` by Horner's rule, highest coefficient first (the
+/// polynomials below all go through here; inlined, the constant tables unroll).
 #[inline(always)]
-fn exp_poly(r: f64) -> f64 {
-    const C: [f64; 14] = [
-        1.0,
-        1.0,
-        0.5,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-        1.0 / 6227020800.0,
-    ];
-    let mut p = C[13];
-    for c in C[..13].iter().rev() {
-        p = p * r + c;
+fn horner<T: Copy + std::ops::Mul<Output = T> + std::ops::Add<Output = T>>(c: &[T], x: T) -> T {
+    let (&last, rest) = c.split_last().expect("a polynomial has a coefficient");
+    let mut p = last;
+    for &k in rest.iter().rev() {
+        p = p * x + k;
     }
     p
+}
+
+/// 1/k! for k = 0..=17: the Taylor coefficients of e^x (and, from k = 1, of (e^x − 1)/x).
+const INV_FACTORIAL: [f64; 18] = [
+    1.0,
+    1.0,
+    0.5,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5040.0,
+    1.0 / 40320.0,
+    1.0 / 362880.0,
+    1.0 / 3628800.0,
+    1.0 / 39916800.0,
+    1.0 / 479001600.0,
+    1.0 / 6227020800.0,
+    1.0 / 87178291200.0,
+    1.0 / 1307674368000.0,
+    1.0 / 20922789888000.0,
+    1.0 / 355687428096000.0,
+];
+
+/// e^r for the reduced argument (|r| ≤ ln2/2): Taylor to degree 13.
+#[inline(always)]
+fn exp_poly(r: f64) -> f64 {
+    horner(&INV_FACTORIAL[..14], r)
 }
 
 // ln 2 split in two: the high part has trailing zero bits so n · LN2_HI is exact.
@@ -91,29 +106,7 @@ pub fn exp_f64(x: f64) -> f64 {
 #[inline(always)]
 pub fn expm1_f64(x: f64) -> f64 {
     // Taylor for |x| < 0.5 (degree 17), e^x − 1 otherwise (no cancellation there).
-    const C: [f64; 17] = [
-        1.0,
-        0.5,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-        1.0 / 6227020800.0,
-        1.0 / 87178291200.0,
-        1.0 / 1307674368000.0,
-        1.0 / 20922789888000.0,
-        1.0 / 355687428096000.0,
-    ];
-    let mut p = C[16];
-    for c in C[..16].iter().rev() {
-        p = p * x + c;
-    }
+    let p = horner(&INV_FACTORIAL[1..], x);
     let small = x * p;
     let large = exp_f64(x) - 1.0;
     if x.abs() < 0.5 {
@@ -158,10 +151,7 @@ pub fn log_f64(x: f64) -> f64 {
         2.0 / 21.0,
         2.0 / 23.0,
     ];
-    let mut r = C[10];
-    for c in C[..10].iter().rev() {
-        r = r * z + c;
-    }
+    let r = horner(&C, z);
     let r = z * r;
     let hfsq = 0.5 * f * f;
     let ef = e as f64;
@@ -197,10 +187,7 @@ fn sin_poly(r: f64) -> f64 {
         1.0 / 355687428096000.0,
         -1.0 / 121645100408832000.0,
     ];
-    let mut p = C[8];
-    for c in C[..8].iter().rev() {
-        p = p * z + c;
-    }
+    let p = horner(&C, z);
     r + r * z * p
 }
 
@@ -220,10 +207,7 @@ fn cos_poly(r: f64) -> f64 {
         -1.0 / 6402373705728000.0,
         1.0 / 2432902008176640000.0,
     ];
-    let mut p = C[9];
-    for c in C[..9].iter().rev() {
-        p = p * z + c;
-    }
+    let p = horner(&C, z);
     1.0 + z * p
 }
 
@@ -329,10 +313,7 @@ pub fn tanh_f32(x: f32) -> f32 {
         6404582.0 / 10854718875.0,
         -443861162.0 / 1856156927625.0,
     ];
-    let mut p = C[8];
-    for c in C[..8].iter().rev() {
-        p = p * z + c;
-    }
+    let p = horner(&C, z);
     let small = a + a * z * p;
     let e = exp_f32_small(2.0 * a);
     let large = 1.0 - 2.0 / (e + 1.0);
