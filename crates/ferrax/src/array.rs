@@ -193,11 +193,33 @@ impl Array {
 
     /// `[0, 1, ..., n-1]` in the given numeric dtype.
     pub fn arange(n: usize, dtype: DType) -> Array {
-        Array::iota(&[n], 0, dtype)
+        Array::iota_in_range(&[n], 0, dtype)
     }
 
     /// An array whose element at index `i` is `i[dimension]` (as the `iota` primitive).
-    pub fn iota(shape: &[usize], dimension: usize, dtype: DType) -> Array {
+    /// A `dimension` outside the shape's rank is an axis error.
+    ///
+    /// ```
+    /// use ferrax::{Array, DType};
+    /// let a = Array::iota(&[2, 3], 1, DType::I64).unwrap();
+    /// assert_eq!(a.to_vec::<i64>().unwrap(), vec![0, 1, 2, 0, 1, 2]);
+    /// assert!(Array::iota(&[2, 3], 2, DType::I64).is_err());
+    /// ```
+    pub fn iota(shape: &[usize], dimension: usize, dtype: DType) -> Result<Array> {
+        if dimension >= shape.len() {
+            return Err(Error::axis(
+                "iota",
+                format!(
+                    "dimension {dimension} is out of range for the rank-{} shape {shape:?}",
+                    shape.len()
+                ),
+            ));
+        }
+        Ok(Array::iota_in_range(shape, dimension, dtype))
+    }
+
+    /// [`Array::iota`] for a dimension already checked (by the primitive's shape rule).
+    pub(crate) fn iota_in_range(shape: &[usize], dimension: usize, dtype: DType) -> Array {
         let strides = strides(shape);
         let n: usize = shape.iter().product();
         let (stride, dim) = if dimension < shape.len() {

@@ -716,7 +716,9 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Data {
             dtype,
             shape,
             dimension,
-        } => Array::iota(shape, *dimension, *dtype).data().clone(),
+        } => Array::iota_in_range(shape, *dimension, *dtype)
+            .data()
+            .clone(),
         DotGeneral {
             lhs_contracting: lc,
             rhs_contracting: rc,

@@ -324,7 +324,7 @@ impl fmt::Debug for LinearMap {
 pub fn linearize_program(p: &Program) -> Result<Split> {
     let with_tangent: Vec<bool> = vec![true; p.inputs.len()];
     let j = jvp_program(p, &with_tangent)?;
-    Ok(partial_eval(&j, p.inputs.len(), p.outputs.len()))
+    partial_eval(&j, p.inputs.len(), p.outputs.len())
 }
 
 /// `f(primals)` and the linear map of `f` at `primals` (the pushforward), computed with one
@@ -348,7 +348,7 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
     // Tangents for the function's own inputs; captured values are constants (zero tangent).
     let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n_explicit).collect();
     let j = jvp_program(p, &with_tangent)?;
-    let split = partial_eval(&j, p.inputs.len(), p.outputs.len());
+    let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
     let mut primal_args = leaves;
     primal_args.extend(traced.captured);
     let primal_outs = split.primal.call(&primal_args)?;
@@ -473,7 +473,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
                 let n = leaves.len();
                 let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n).collect();
                 let j = jvp_program(p, &with_tangent)?;
-                let split = partial_eval(&j, p.inputs.len(), p.outputs.len());
+                let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
                 let c = std::rc::Rc::new(LinCompiled {
                     primal: Plan::new(&split.primal),
                     residuals: split.residuals.clone(),

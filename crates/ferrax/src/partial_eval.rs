@@ -18,6 +18,7 @@
 
 use std::collections::HashSet;
 
+use crate::error::{Error, Result};
 use crate::program::{Atom, Program, Var};
 
 /// Where a residual's value comes from when the primal program has run.
@@ -44,8 +45,21 @@ pub struct Split {
 }
 
 /// Splits a jvp program with `n_primal_in` primal inputs and `n_out` primal outputs (the
-/// rest of its inputs and outputs are tangents).
-pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Split {
+/// rest of its inputs and outputs are tangents). Counts beyond the program's inputs or
+/// outputs, or a program that does not type-check, are errors.
+pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Result<Split> {
+    j.check()?;
+    if n_primal_in > j.inputs.len() || n_out > j.outputs.len() {
+        return Err(Error::input(
+            "partial_eval",
+            format!(
+                "{n_primal_in} primal input(s) and {n_out} primal output(s) asked of a program \
+                 with {} input(s) and {} output(s)",
+                j.inputs.len(),
+                j.outputs.len()
+            ),
+        ));
+    }
     let nv = j.avals.len();
     // unknown: depends on a tangent. free: reads no input or constant at all.
     let mut unknown = vec![false; nv];
@@ -154,10 +168,10 @@ pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Split {
         eqns: lin_eqns,
         outputs: j.outputs[n_out..].to_vec(),
     };
-    Split {
+    Ok(Split {
         primal,
         linear,
         residuals,
         n_outputs: n_out,
-    }
+    })
 }

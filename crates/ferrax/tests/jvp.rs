@@ -606,6 +606,16 @@ fn jvp_program_input_errors() {
         e.to_string(),
         "bad input to `jvp_program`: 2 tangent flags for 1 inputs"
     );
+    // partial_eval: counts beyond the jvp program's inputs or outputs are errors
+    let j = jvp_program(&p, &[true]).unwrap();
+    assert!(ferrax::partial_eval::partial_eval(&j, 1, 1).is_ok());
+    let e = ferrax::partial_eval::partial_eval(&j, 3, 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `partial_eval`: 3 primal input(s) and 1 primal output(s) asked of a \
+         program with 2 input(s) and 2 output(s)"
+    );
+    assert!(ferrax::partial_eval::partial_eval(&j, 1, 3).is_err());
 }
 
 // ---- the benchmark case linearize_vs_jvp, at small size ----

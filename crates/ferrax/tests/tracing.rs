@@ -536,8 +536,12 @@ fn program_call_checks_its_inputs() {
 
 #[test]
 fn arrays_constructors_and_access() {
-    let a = Array::iota(&[2, 3], 0, DType::I64);
+    let a = Array::iota(&[2, 3], 0, DType::I64).unwrap();
     assert_eq!(a.to_vec::<i64>().unwrap(), vec![0, 0, 0, 1, 1, 1]);
+    // a dimension beyond the rank is an axis error naming the operation and the shape
+    let e = Array::iota(&[2, 3], 2, DType::I64).unwrap_err().to_string();
+    assert!(e.contains("iota") && e.contains("[2, 3]"), "{e}");
+    assert!(Array::iota(&[], 0, DType::F32).is_err());
     assert_eq!(a.get(&[1, 2]).unwrap(), ferrax::Scalar::I64(1));
     assert!(a.get(&[2, 0]).is_err());
     assert!(a
