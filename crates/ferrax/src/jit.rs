@@ -311,7 +311,15 @@ fn fold_constants(p: &mut Program) -> bool {
 
 /// The optimization pipeline, repeated until nothing changes; the result type-checks and
 /// computes what the input computes.
-pub fn optimize(p: &Program) -> Program {
+///
+/// A program that does not type-check ([`Program::check`]) is an error.
+pub fn optimize(p: &Program) -> Result<Program> {
+    p.check()?;
+    Ok(optimize_checked(p))
+}
+
+/// [`optimize`] for a program known to type-check (made by the library).
+fn optimize_checked(p: &Program) -> Program {
     let mut q = p.clone();
     for _ in 0..10 {
         let a = simplify(&mut q);
@@ -500,9 +508,16 @@ fn fuse(program: &Program, steps: Vec<Step>, last_use: &HashMap<usize, usize>) -
 }
 
 impl Plan {
-    /// Optimizes a program and prepares it to run.
-    pub fn new(p: &Program) -> Plan {
-        let program = optimize(p);
+    /// Optimizes a program and prepares it to run. A program that does not type-check
+    /// ([`Program::check`]) is an error.
+    pub fn new(p: &Program) -> Result<Plan> {
+        p.check()?;
+        Ok(Plan::from_checked(p))
+    }
+
+    /// [`Plan::new`] for a program known to type-check (made by the library's own passes).
+    pub(crate) fn from_checked(p: &Program) -> Plan {
+        let program = optimize_checked(p);
         let consts: HashMap<Var, Array> = program.consts.iter().cloned().collect();
         let operand = |a: &Atom| match a {
             Atom::Lit(s) => Operand::Value(Array::from_scalar(*s)),
@@ -1181,7 +1196,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
         }
         let traced = trace_tree(&self.f, def, avals)?;
         let c = Rc::new(Compiled {
-            plan: Plan::new(&traced.program),
+            plan: Plan::from_checked(&traced.program),
             out_def: traced.out_def,
         });
         self.cache.borrow_mut().insert(key, c.clone());
@@ -1238,5 +1253,5 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
 /// Runs a program through a fresh plan (optimize + plan + run): for one-off evaluations
 /// that should take the fast kernels.
 pub fn run_compiled(p: &Program, args: Vec<Array>) -> Result<Vec<Array>> {
-    Plan::new(p).run(args)
+    Plan::new(p)?.run(args)
 }

@@ -234,7 +234,7 @@ impl LinearMap {
             } else {
                 &code.plan
             };
-            let plan = cell.get_or_init(|| Plan::new(self.program()));
+            let plan = cell.get_or_init(|| Plan::from_checked(self.program()));
             let arrays = args.iter().map(|t| t.array()).collect::<Result<Vec<_>>>()?;
             return Ok(plan.run(arrays)?.into_iter().map(Tensor::new).collect());
         }
@@ -475,7 +475,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
                 let j = jvp_program(p, &with_tangent)?;
                 let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
                 let c = std::rc::Rc::new(LinCompiled {
-                    primal: Plan::new(&split.primal),
+                    primal: Plan::from_checked(&split.primal),
                     residuals: split.residuals.clone(),
                     n_outputs: split.n_outputs,
                     code: LinearCode::new(split.linear),

@@ -34,7 +34,7 @@ fn plans_equal_the_reference_evaluator_for_every_row_and_dtype() {
                     .map(|a| random_array(seed, a, row.domain))
                     .collect();
                 let want = p.eval(&args).unwrap();
-                let got = Plan::new(&p).run(args.clone()).unwrap();
+                let got = Plan::new(&p).unwrap().run(args.clone()).unwrap();
                 assert!(
                     close(&got[0], &want[0], tol(want[0].dtype())),
                     "{} on {d}: plan {:?} reference {:?}",
@@ -62,10 +62,10 @@ proptest! {
     fn random_programs_plans_equal_the_reference(p in arb_program(14), seed in 0u64..10_000) {
         let args = random_inputs(&p, seed);
         let want = p.eval(&args).unwrap();
-        let opt = optimize(&p);
+        let opt = optimize(&p).unwrap();
         opt.check().unwrap();
         prop_assert_eq!(Program::parse(&opt.to_string()).unwrap().to_string(), opt.to_string());
-        let got = Plan::new(&p).run(args).unwrap();
+        let got = Plan::new(&p).unwrap().run(args).unwrap();
         for (g, w) in got.iter().zip(&want) {
             prop_assert!(close(g, w, 1e-12), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
         }
@@ -80,7 +80,7 @@ fn transformations_leftovers_are_simplified_away() {
     let g = |x: Tensor| grad(|z: Tensor| z.sin().sum_all(), &x).unwrap();
     let p = make_jaxpr(g, &Tensor::zeros(&[4], DType::F64)).unwrap();
     assert!(p.eqns.len() > 2, "{p}");
-    let o = optimize(&p);
+    let o = optimize(&p).unwrap();
     assert_eq!(
         o.to_string(),
         "{ lambda ; a:f64[4] . let\n    b:f64[4] = cos a\n  in (b) }"
@@ -109,7 +109,7 @@ fn cse_constant_folding_and_identities() {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
-    let o = optimize(&p);
+    let o = optimize(&p).unwrap();
     assert_eq!(
         o.to_string(),
         "{ lambda a:f64[3] = [6.0, 6.0, 6.0] ; b:f64[3] . let
@@ -244,7 +244,7 @@ fn strided_matrix_products_equal_the_reference_for_every_layout() {
             };
             let p = single_eqn_program(&prim, &[l.aval(), r.aval()]).unwrap();
             let want = p.eval(&[l.clone(), r.clone()]).unwrap();
-            let got = Plan::new(&p).run(vec![l, r]).unwrap();
+            let got = Plan::new(&p).unwrap().run(vec![l, r]).unwrap();
             let t = if d == DType::F32 { 1e-4 } else { 1e-12 };
             assert!(close(&got[0], &want[0], t), "{ls:?}·{rs:?} ({lc},{rc}) {d}");
         }
@@ -254,7 +254,7 @@ fn strided_matrix_products_equal_the_reference_for_every_layout() {
 #[test]
 fn plan_input_errors() {
     let p = Program::parse("{ lambda ; a:f64[2] . let b:f64[2] = sin a in (b) }").unwrap();
-    let plan = Plan::new(&p);
+    let plan = Plan::new(&p).unwrap();
     let e = plan.run(vec![]).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -265,6 +265,16 @@ fn plan_input_errors() {
         e.to_string(),
         "bad input to `Plan::run`: input 0 must be f64[2], got f64[3]"
     );
+    // a hand-built program that does not type-check: the output variable is never defined
+    let mut bad = p.clone();
+    bad.outputs = vec![ferrax::program::Atom::Var(ferrax::program::Var(7))];
+    let e = Plan::new(&bad).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "ill-typed program: output 0 is variable 7, which is never defined"
+    );
+    assert!(optimize(&bad).is_err());
+    assert!(ferrax::jit::run_compiled(&bad, vec![Array::zeros(&[2], DType::F64)]).is_err());
     let f = jit(|x: Tensor| x.sum(&[4]));
     let line = line!() - 1;
     let e = f.call(&Tensor::zeros(&[2], DType::F64)).unwrap_err();
@@ -295,7 +305,7 @@ fn fused_elementwise_groups_equal_the_reference() {
         bias.array().unwrap(),
     ];
     let want = p.eval(&arrays).unwrap();
-    let plan = Plan::new(&p);
+    let plan = Plan::new(&p).unwrap();
     let got = plan.run(arrays.clone()).unwrap();
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         let (gv, wv) = (g.to_f64_vec(), w.to_f64_vec());
@@ -323,7 +333,7 @@ fn fused_elementwise_groups_equal_the_reference() {
         .map(|t| t.array().unwrap())
         .collect();
     let want = p32.eval(&a32).unwrap();
-    let got = Plan::new(&p32).run(a32).unwrap();
+    let got = Plan::new(&p32).unwrap().run(a32).unwrap();
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         let (gv, wv) = (g.to_f64_vec(), w.to_f64_vec());
         let bad = gv.iter().zip(&wv).position(|(a, b)| {
@@ -366,7 +376,7 @@ fn leading_broadcasts_fuse_and_run_fast_paths_correctly() {
         harness::Domain::Real,
     );
     let want = p.eval(&[a.clone(), b.clone()]).unwrap();
-    let plan = Plan::new(&p);
+    let plan = Plan::new(&p).unwrap();
     let got = plan.run(vec![a.clone(), b.clone()]).unwrap();
     for (g, w) in got.iter().zip(&want) {
         assert!(close(g, w, 1e-14), "{g:?} vs {w:?}");
@@ -398,7 +408,7 @@ fn recycled_buffers_never_leak_old_values() {
   in (y, r) }",
     )
     .unwrap();
-    let plan = Plan::new(&p);
+    let plan = Plan::new(&p).unwrap();
     for run in 0..4u64 {
         let args: Vec<Array> = p
             .in_avals()
@@ -408,7 +418,7 @@ fn recycled_buffers_never_leak_old_values() {
             .collect();
         let want = p.eval(&args).unwrap();
         // a plan with nothing carried over from earlier runs computes the same bits
-        let fresh = Plan::new(&p).run(args.clone()).unwrap();
+        let fresh = Plan::new(&p).unwrap().run(args.clone()).unwrap();
         let got = plan.run(args).unwrap();
         for (g, f) in got.iter().zip(&fresh) {
             assert!(
