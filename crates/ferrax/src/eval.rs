@@ -62,7 +62,8 @@ pub fn reset_eval_counts() {
 }
 
 impl Program {
-    /// Evaluates the program on concrete inputs with the reference evaluator.
+    /// Evaluates the program on concrete inputs with the reference evaluator. A program that
+    /// does not type-check ([`Program::check`]) is an error.
     ///
     /// ```
     /// use ferrax::{Array, Program};
@@ -71,6 +72,8 @@ impl Program {
     /// assert_eq!(out[0].to_vec::<f64>().unwrap(), vec![3.0]);
     /// ```
     pub fn eval(&self, args: &[Array]) -> Result<Vec<Array>> {
+        // a hand-built program may be malformed (the fields are public)
+        self.check()?;
         if args.len() != self.inputs.len() {
             return Err(Error::input(
                 "Program::eval",

@@ -305,6 +305,12 @@ pub(crate) fn jvp_rule(
 /// Inputs: the program's inputs, then one tangent per input flagged in `with_tangent`.
 /// Outputs: the program's outputs, then one tangent per output (zeros materialised).
 pub fn jvp_program(p: &Program, with_tangent: &[bool]) -> Result<Program> {
+    p.check()?;
+    jvp_program_checked(p, with_tangent)
+}
+
+/// [`jvp_program`] for a program known to type-check (just traced by the library).
+pub(crate) fn jvp_program_checked(p: &Program, with_tangent: &[bool]) -> Result<Program> {
     if with_tangent.len() != p.inputs.len() {
         return Err(Error::input(
             "jvp_program",

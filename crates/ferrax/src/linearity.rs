@@ -44,6 +44,7 @@ fn is_zero_literal(s: &Scalar) -> bool {
 /// assert!(check_linear(&affine, 0).is_err());
 /// ```
 pub fn check_linear(p: &Program, n_residuals: usize) -> Result<()> {
+    p.check()?;
     classify(p, n_residuals).map(|_| ())
 }
 

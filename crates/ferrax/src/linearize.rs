@@ -347,7 +347,7 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
     let n_explicit = leaves.len();
     // Tangents for the function's own inputs; captured values are constants (zero tangent).
     let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n_explicit).collect();
-    let j = jvp_program(p, &with_tangent)?;
+    let j = crate::jvp::jvp_program_checked(p, &with_tangent)?;
     let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
     let mut primal_args = leaves;
     primal_args.extend(traced.captured);
@@ -472,7 +472,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
                 let p = &traced.program;
                 let n = leaves.len();
                 let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n).collect();
-                let j = jvp_program(p, &with_tangent)?;
+                let j = crate::jvp::jvp_program_checked(p, &with_tangent)?;
                 let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
                 let c = std::rc::Rc::new(LinCompiled {
                     primal: Plan::from_checked(&split.primal),

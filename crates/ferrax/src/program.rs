@@ -53,8 +53,11 @@ pub struct Program {
     pub outputs: Vec<Atom>,
 }
 
+// The accessors below index the program's variables directly, like slice indexing: on a
+// hand-built program that fails `check`, they may panic. Every entry point that transforms,
+// compiles or runs a program calls `check` first and returns its error instead.
 impl Program {
-    /// The aval of a variable.
+    /// The aval of a variable (panics for a variable beyond the program's, as indexing does).
     pub fn aval(&self, v: Var) -> &Aval {
         &self.avals[v.index()]
     }
@@ -67,10 +70,12 @@ impl Program {
         }
     }
 
+    /// The avals of the inputs.
     pub fn in_avals(&self) -> Vec<Aval> {
         self.inputs.iter().map(|v| self.aval(*v).clone()).collect()
     }
 
+    /// The avals of the outputs.
     pub fn out_avals(&self) -> Vec<Aval> {
         self.outputs.iter().map(|a| self.atom_aval(a)).collect()
     }

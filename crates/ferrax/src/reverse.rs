@@ -175,6 +175,7 @@ fn grad_or_fail(f: &impl Fn(Tensor) -> Tensor, x: &Tensor, loc: SourceLoc) -> Te
 /// outputs the value and then one gradient per input. Built by tracing `value_and_grad` of
 /// the program, so it is linearize + transpose, inlined.
 pub fn grad_program(p: &crate::Program) -> Result<crate::Program> {
+    p.check()?;
     let outs = p.out_avals();
     if outs.len() != 1 || outs[0].ndim() != 0 || !outs[0].dtype.is_float() {
         return Err(Error::input(

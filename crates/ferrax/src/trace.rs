@@ -341,6 +341,8 @@ impl Program {
     #[track_caller]
     pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
         let loc = SourceLoc::caller();
+        // a hand-built program may be malformed (the fields are public)
+        self.check()?;
         if args.len() != self.inputs.len() {
             return Err(Error::input(
                 "Program::call",

@@ -521,6 +521,7 @@ fn dot_transpose_lhs(
 /// assert_eq!(tr.to_string(), "{ lambda ; a:f64[2] b:f64[] . let\n    c:f64[2] = dot_general[lhs_contracting=() rhs_contracting=() lhs_batch=() rhs_batch=()] b a\n  in (c) }");
 /// ```
 pub fn transpose_program(p: &Program, n_res: usize) -> Result<Program> {
+    p.check()?;
     classify(p, n_res)?;
     let mut avals: Vec<Aval> = p.inputs[..n_res]
         .iter()

@@ -649,6 +649,7 @@ fn place_output(
 /// The batched version of a program: each input batched at `in_axes[i]` (or not), every
 /// output batched at axis 0 (broadcast where it does not vary).
 pub fn vmap_program(p: &Program, in_axes: &[Option<usize>], size: usize) -> Result<Program> {
+    p.check()?;
     if in_axes.len() != p.inputs.len() {
         return Err(Error::input(
             "vmap_program",

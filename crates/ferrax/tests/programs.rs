@@ -324,3 +324,68 @@ fn dce_removes_dead_equations_and_constants() {
         "{ lambda ; a:f64[2] . let\n    b:f64[2] = sin a\n  in (b) }"
     );
 }
+
+/// The ill-typed variants of `base()` that `checker_rejects_ill_typed_programs_precisely`
+/// builds, each with a word on what is wrong.
+fn ill_typed() -> Vec<(&'static str, Program)> {
+    let mut v = vec![];
+    let mut p = base();
+    p.eqns[1].inputs[1] = Atom::Var(Var(2));
+    v.push(("use before definition", p));
+    let mut p = base();
+    p.eqns[1].out = Var(1);
+    v.push(("defined twice", p));
+    let mut p = base();
+    p.eqns[0].inputs.push(Atom::Var(Var(0)));
+    v.push(("wrong arity", p));
+    let mut p = base();
+    p.avals[0] = ferrax::Aval::new(vec![3], ferrax::DType::I32);
+    v.push(("wrong dtype", p));
+    let mut p = base();
+    p.outputs = vec![Atom::Var(Var(9))];
+    v.push(("undefined output beyond the variables", p));
+    let mut p = base();
+    p.eqns[0].inputs[0] = Atom::Var(Var(40));
+    v.push(("operand beyond the variables", p));
+    v
+}
+
+#[test]
+fn every_program_entry_point_rejects_ill_typed_programs() {
+    use ferrax::DType::F64;
+    let x = || vec![Array::zeros(&[3], F64)];
+    for (what, p) in ill_typed() {
+        let results: Vec<(&str, bool)> = vec![
+            ("eval", p.eval(&x()).is_err()),
+            ("jvp_program", ferrax::jvp_program(&p, &[true]).is_err()),
+            ("linearize_program", ferrax::linearize_program(&p).is_err()),
+            ("vjp_program", ferrax::reverse::vjp_program(&p).is_err()),
+            ("grad_program", ferrax::reverse::grad_program(&p).is_err()),
+            (
+                "vmap_program",
+                ferrax::vmap::vmap_program(&p, &[Some(0)], 2).is_err(),
+            ),
+            (
+                "transpose_program",
+                ferrax::transpose::transpose_program(&p, 0).is_err(),
+            ),
+            (
+                "check_linear",
+                ferrax::linearity::check_linear(&p, 0).is_err(),
+            ),
+            ("optimize", ferrax::optimize(&p).is_err()),
+            ("Plan::new", ferrax::Plan::new(&p).is_err()),
+            (
+                "Program::call",
+                p.call(&[ferrax::Tensor::zeros(&[3], F64)]).is_err(),
+            ),
+            (
+                "partial_eval",
+                ferrax::partial_eval::partial_eval(&p, 1, 1).is_err(),
+            ),
+        ];
+        for (entry, rejected) in results {
+            assert!(rejected, "{entry} accepted a program with {what}");
+        }
+    }
+}
