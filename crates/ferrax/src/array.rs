@@ -61,16 +61,72 @@ impl Data {
         }
     }
 
-    /// `n` copies of a scalar.
-    pub(crate) fn filled(s: Scalar, n: usize) -> Data {
-        match s {
-            Scalar::F32(x) => Data::F32(vec![x; n]),
-            Scalar::F64(x) => Data::F64(vec![x; n]),
-            Scalar::I32(x) => Data::I32(vec![x; n]),
-            Scalar::I64(x) => Data::I64(vec![x; n]),
-            Scalar::Bool(x) => Data::Bool(vec![x; n]),
+    /// Sets element `i` (which the caller guarantees is in range) to a scalar, converted to
+    /// the buffer's dtype.
+    pub(crate) fn set(&mut self, i: usize, s: Scalar) {
+        let d = self.dtype();
+        match (self, s.cast(d)) {
+            (Data::F32(v), Scalar::F32(x)) => v[i] = x,
+            (Data::F64(v), Scalar::F64(x)) => v[i] = x,
+            (Data::I32(v), Scalar::I32(x)) => v[i] = x,
+            (Data::I64(v), Scalar::I64(x)) => v[i] = x,
+            (Data::Bool(v), Scalar::Bool(x)) => v[i] = x,
+            _ => unreachable!("cast gives the buffer's dtype"),
         }
     }
+
+    /// `n` copies of a scalar, allocated fallibly (`op` and `aval` name the request in the
+    /// error).
+    pub(crate) fn try_filled(s: Scalar, n: usize, op: &str, aval: &Aval) -> Result<Data> {
+        fn fill<T: Copy>(x: T, n: usize, op: &str, aval: &Aval) -> Result<Vec<T>> {
+            let mut v = try_vec(op, aval, n)?;
+            v.resize(n, x);
+            Ok(v)
+        }
+        Ok(match s {
+            Scalar::F32(x) => Data::F32(fill(x, n, op, aval)?),
+            Scalar::F64(x) => Data::F64(fill(x, n, op, aval)?),
+            Scalar::I32(x) => Data::I32(fill(x, n, op, aval)?),
+            Scalar::I64(x) => Data::I64(fill(x, n, op, aval)?),
+            Scalar::Bool(x) => Data::Bool(fill(x, n, op, aval)?),
+        })
+    }
+}
+
+/// Allocations below this many bytes are not probed: when one of those fails the process is
+/// out of memory whatever ferrax does.
+const PROBE_MIN_BYTES: usize = 1 << 20;
+
+/// Checks that about `bytes` bytes can be allocated now, before a computation of `op` that
+/// makes a value of `aval` allocates them; an error naming the op, the aval and the bytes
+/// otherwise. Kernels allocate their outputs (and index temporaries of the same length) with
+/// infallible `Vec`s, so every evaluation asks here first: a request the allocator refuses
+/// comes back as an `Err` instead of aborting the process.
+pub(crate) fn ensure_allocatable(op: &str, aval: &Aval, bytes: usize) -> Result<()> {
+    if bytes < PROBE_MIN_BYTES {
+        return Ok(());
+    }
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(bytes)
+        .map_err(|_| refused(op, aval, bytes))
+}
+
+fn refused(op: &str, aval: &Aval, bytes: usize) -> Error {
+    Error::exhausted(
+        op,
+        format!("cannot allocate {bytes} bytes for a value of {aval}"),
+    )
+}
+
+/// An empty `Vec` with room for `n` elements, or an error naming the op, the aval and the
+/// bytes when the allocator refuses.
+pub(crate) fn try_vec<T>(op: &str, aval: &Aval, n: usize) -> Result<Vec<T>> {
+    let bytes = n.saturating_mul(std::mem::size_of::<T>());
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| refused(op, aval, bytes))?;
+    Ok(v)
 }
 
 /// Rust element types that can live in an [`Array`].
@@ -116,7 +172,9 @@ pub struct Array {
 impl Array {
     /// An array from a typed buffer and a shape; the buffer length must match the shape.
     pub fn from_data(data: Data, shape: &[usize]) -> Result<Array> {
-        let size: usize = shape.iter().product();
+        let aval = Aval::new(shape.to_vec(), data.dtype());
+        aval.validate("Array::from_vec")?;
+        let size = aval.size();
         if data.len() != size {
             return Err(Error::shape(
                 "Array::from_vec",
@@ -159,41 +217,57 @@ impl Array {
 
     /// A rank-0 array holding a [`Scalar`].
     pub fn from_scalar(s: Scalar) -> Array {
+        let data = match s {
+            Scalar::F32(x) => Data::F32(vec![x]),
+            Scalar::F64(x) => Data::F64(vec![x]),
+            Scalar::I32(x) => Data::I32(vec![x]),
+            Scalar::I64(x) => Data::I64(vec![x]),
+            Scalar::Bool(x) => Data::Bool(vec![x]),
+        };
         Array {
             shape: vec![],
-            data: Arc::new(Data::filled(s, 1)),
+            data: Arc::new(data),
         }
     }
 
     /// An array of the given shape with every element equal to `value` (converted to dtype).
-    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
-        let n = shape.iter().product();
-        Array {
-            shape: shape.to_vec(),
-            data: Arc::new(Data::filled(Scalar::F64(value).cast(dtype), n)),
-        }
+    /// A shape too large to allocate is an error (as for every constructor below).
+    ///
+    /// ```
+    /// use ferrax::{Array, DType};
+    /// assert_eq!(Array::full(&[2], 1.5, DType::F64).unwrap().to_vec::<f64>().unwrap(), vec![1.5, 1.5]);
+    /// assert!(Array::zeros(&[1 << 40, 1 << 40], DType::F64).is_err());
+    /// ```
+    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Array> {
+        Array::filled(shape, Scalar::F64(value).cast(dtype))
     }
 
     /// Like [`Array::full`] for a scalar already of the right dtype.
-    pub fn filled(shape: &[usize], value: Scalar) -> Array {
-        let n = shape.iter().product();
-        Array {
-            shape: shape.to_vec(),
-            data: Arc::new(Data::filled(value, n)),
-        }
+    pub fn filled(shape: &[usize], value: Scalar) -> Result<Array> {
+        Array::filled_for("Array::full", shape, value)
     }
 
-    pub fn zeros(shape: &[usize], dtype: DType) -> Array {
+    /// [`Array::filled`] with the operation the error names.
+    pub(crate) fn filled_for(op: &str, shape: &[usize], value: Scalar) -> Result<Array> {
+        let aval = Aval::new(shape.to_vec(), value.dtype());
+        aval.validate(op)?;
+        Ok(Array {
+            shape: shape.to_vec(),
+            data: Arc::new(Data::try_filled(value, aval.size(), op, &aval)?),
+        })
+    }
+
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Array> {
         Array::full(shape, 0.0, dtype)
     }
 
-    pub fn ones(shape: &[usize], dtype: DType) -> Array {
+    pub fn ones(shape: &[usize], dtype: DType) -> Result<Array> {
         Array::full(shape, 1.0, dtype)
     }
 
     /// `[0, 1, ..., n-1]` in the given numeric dtype.
-    pub fn arange(n: usize, dtype: DType) -> Array {
-        Array::iota_in_range(&[n], 0, dtype)
+    pub fn arange(n: usize, dtype: DType) -> Result<Array> {
+        Array::iota(&[n], 0, dtype)
     }
 
     /// An array whose element at index `i` is `i[dimension]` (as the `iota` primitive).
@@ -215,46 +289,49 @@ impl Array {
                 ),
             ));
         }
-        Ok(Array::iota_in_range(shape, dimension, dtype))
+        let aval = Aval::new(shape.to_vec(), dtype);
+        aval.validate("iota")?;
+        Array::iota_in_range(shape, dimension, dtype)
     }
 
-    /// [`Array::iota`] for a dimension already checked (by the primitive's shape rule).
-    pub(crate) fn iota_in_range(shape: &[usize], dimension: usize, dtype: DType) -> Array {
+    /// [`Array::iota`] for a dimension already checked and a valid shape (by the
+    /// primitive's shape rule); the allocation can still fail.
+    pub(crate) fn iota_in_range(shape: &[usize], dimension: usize, dtype: DType) -> Result<Array> {
+        let aval = Aval::new(shape.to_vec(), dtype);
+        let n = aval.size();
         let strides = strides(shape);
-        let n: usize = shape.iter().product();
-        let (stride, dim) = if dimension < shape.len() {
-            (strides[dimension], shape[dimension])
-        } else {
-            (1, 1)
-        };
-        let vals: Vec<i64> = (0..n).map(|i| ((i / stride) % dim.max(1)) as i64).collect();
+        let (stride, dim) = (strides[dimension], shape[dimension].max(1));
+        let index = |i: usize| (i / stride) % dim;
+        fn build<T>(op: &Aval, n: usize, f: impl Fn(usize) -> T) -> Result<Vec<T>> {
+            let mut v = try_vec("iota", op, n)?;
+            v.extend((0..n).map(f));
+            Ok(v)
+        }
         let data = match dtype {
-            DType::F32 => Data::F32(vals.iter().map(|&v| v as f32).collect()),
-            DType::F64 => Data::F64(vals.iter().map(|&v| v as f64).collect()),
-            DType::I32 => Data::I32(vals.iter().map(|&v| v as i32).collect()),
-            DType::I64 => Data::I64(vals),
-            DType::Bool => Data::Bool(vals.iter().map(|&v| v != 0).collect()),
+            DType::F32 => Data::F32(build(&aval, n, |i| index(i) as f32)?),
+            DType::F64 => Data::F64(build(&aval, n, |i| index(i) as f64)?),
+            DType::I32 => Data::I32(build(&aval, n, |i| index(i) as i32)?),
+            DType::I64 => Data::I64(build(&aval, n, |i| index(i) as i64)?),
+            DType::Bool => Data::Bool(build(&aval, n, |i| index(i) != 0)?),
         };
-        Array {
+        Ok(Array {
             shape: shape.to_vec(),
             data: Arc::new(data),
-        }
+        })
     }
 
     /// Standard normal samples from a seeded generator (ChaCha8): the same seed gives the
     /// same array on every machine. Float dtypes only.
     pub fn random_normal(seed: u64, shape: &[usize], dtype: DType) -> Result<Array> {
+        let op = "Array::random_normal";
+        let aval = Aval::new(shape.to_vec(), dtype);
+        aval.validate(op)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
+        let n = aval.size();
         let data = match dtype {
-            DType::F32 => Data::F32((0..n).map(|_| StandardNormal.sample(&mut rng)).collect()),
-            DType::F64 => Data::F64((0..n).map(|_| StandardNormal.sample(&mut rng)).collect()),
-            d => {
-                return Err(Error::dtype(
-                    "Array::random_normal",
-                    format!("needs a float dtype, got {d}"),
-                ))
-            }
+            DType::F32 => Data::F32(sample(op, &aval, n, || StandardNormal.sample(&mut rng))?),
+            DType::F64 => Data::F64(sample(op, &aval, n, || StandardNormal.sample(&mut rng))?),
+            d => return Err(Error::dtype(op, format!("needs a float dtype, got {d}"))),
         };
         Array::from_data(data, shape)
     }
@@ -274,16 +351,18 @@ impl Array {
                 format!("needs finite low < high, got [{low}, {high})"),
             ));
         }
+        let aval = Aval::new(shape.to_vec(), dtype);
+        aval.validate(op)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
+        let n = aval.size();
         let data = match dtype {
             DType::F32 => {
                 let u = Uniform::new(low as f32, high as f32);
-                Data::F32((0..n).map(|_| u.sample(&mut rng)).collect())
+                Data::F32(sample(op, &aval, n, || u.sample(&mut rng))?)
             }
             DType::F64 => {
                 let u = Uniform::new(low, high);
-                Data::F64((0..n).map(|_| u.sample(&mut rng)).collect())
+                Data::F64(sample(op, &aval, n, || u.sample(&mut rng))?)
             }
             d => {
                 return Err(Error::dtype(op, format!("needs a float dtype, got {d}")));
@@ -377,7 +456,8 @@ impl Array {
 
     /// The same buffer seen with another shape of the same size.
     pub fn reshaped(&self, shape: &[usize]) -> Result<Array> {
-        if shape.iter().product::<usize>() != self.size() {
+        Aval::new(shape.to_vec(), self.dtype()).validate("Array::reshaped")?;
+        if Aval::new(shape.to_vec(), self.dtype()).size() != self.size() {
             return Err(Error::shape(
                 "Array::reshaped",
                 format!("cannot view shape {:?} as {:?}", self.shape, shape),
@@ -411,6 +491,13 @@ impl Array {
             && self.dtype() == other.dtype()
             && (0..self.size()).all(|i| self.data.get(i) == other.data.get(i))
     }
+}
+
+/// `n` samples drawn in order into a fallibly allocated buffer.
+fn sample<T>(op: &str, aval: &Aval, n: usize, mut draw: impl FnMut() -> T) -> Result<Vec<T>> {
+    let mut v = try_vec(op, aval, n)?;
+    v.extend((0..n).map(|_| draw()));
+    Ok(v)
 }
 
 /// Row-major strides (in elements) of a shape.
@@ -468,10 +555,13 @@ mod ndarray_conv {
         }
     }
 
-    impl<T: Element, D: ndarray::Dimension> From<&ndarray::Array<T, D>> for Array {
-        fn from(a: &ndarray::Array<T, D>) -> Array {
+    /// Fallible because ndarray admits empty arrays whose other dimensions multiply past
+    /// what ferrax's shapes allow (`Aval::validate`).
+    impl<T: Element, D: ndarray::Dimension> TryFrom<&ndarray::Array<T, D>> for Array {
+        type Error = Error;
+        fn try_from(a: &ndarray::Array<T, D>) -> Result<Array> {
             let v: Vec<T> = a.iter().copied().collect();
-            Array::from_vec(v, a.shape()).expect("an ndarray's length matches its shape")
+            Array::from_vec(v, a.shape())
         }
     }
 }

@@ -123,14 +123,54 @@ impl Aval {
         self.shape.len()
     }
 
-    /// Number of elements.
+    /// Number of elements (`usize::MAX` when the count does not fit: such an aval fails
+    /// [`Aval::validate`], which every program, shape rule and array constructor runs).
     pub fn size(&self) -> usize {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 
-    /// Bytes a value of this aval occupies.
+    /// Bytes a value of this aval occupies (saturating like [`Aval::size`]).
     pub fn bytes(&self) -> usize {
-        self.size() * self.dtype.size_bytes()
+        self.size().saturating_mul(self.dtype.size_bytes())
+    }
+
+    /// Checks that a value of this aval can exist: the product of its dimensions (a zero
+    /// counted as one, so that every stride of an empty array fits too) times the element
+    /// size is at most `isize::MAX` bytes, the most one allocation can hold. Every shape a
+    /// user gives (program text, shape rules' parameters, array constructors, vmap sizes)
+    /// passes through here, so element counts, strides and byte sizes computed from a valid
+    /// aval never overflow. The error names `op`, the aval and the bytes it would need.
+    pub fn validate(&self, op: &str) -> Result<()> {
+        let bytes = self
+            .shape
+            .iter()
+            .try_fold(self.dtype.size_bytes(), |n, &d| n.checked_mul(d.max(1)))
+            .filter(|&n| n <= isize::MAX as usize);
+        match bytes {
+            Some(_) => Ok(()),
+            None => Err(Error::exhausted(
+                op,
+                format!(
+                    "{self} is too large: its {} exceed the {} bytes one allocation can hold",
+                    describe_bytes(&self.shape, self.dtype),
+                    isize::MAX
+                ),
+            )),
+        }
+    }
+}
+
+/// "N bytes" for a shape, or "more than usize::MAX bytes" when the count overflows.
+fn describe_bytes(shape: &[usize], dtype: DType) -> String {
+    let exact = shape.iter().try_fold(dtype.size_bytes() as u128, |n, &d| {
+        n.checked_mul(d.max(1) as u128)
+    });
+    match exact {
+        Some(n) => format!("{n} bytes"),
+        None => "more than 2^128 bytes".to_string(),
     }
 }
 

@@ -93,8 +93,12 @@ pub enum Error {
     #[error("ill-typed program: {msg}")]
     Check { msg: String },
     /// Arguments that do not fit what a function or program expects (count, shape, dtype).
-    #[error("bad input to `{op}`: {msg}")]
-    Input { op: String, msg: String },
+    #[error("bad input to `{op}`: {msg}{}", at(.loc))]
+    Input {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
     /// A program or function that was required to be linear is not: a nonlinear primitive
     /// applied to a linear value, a product of two linear values, or an affine constant.
     #[error("not linear: `{op}` {msg}{}", at(.loc))]
@@ -104,8 +108,25 @@ pub enum Error {
         loc: Option<SourceLoc>,
     },
     /// Trees whose structure does not match.
-    #[error("tree structure mismatch in `{op}`: {msg}")]
-    Tree { op: String, msg: String },
+    #[error("tree structure mismatch in `{op}`: {msg}{}", at(.loc))]
+    Tree {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
+    /// A value too large to allocate: the element count or byte size of a shape does not
+    /// fit in memory's address space, or the allocator refused the bytes asked for (JAX's
+    /// RESOURCE_EXHAUSTED).
+    #[error("out of memory in `{op}`: {msg}{}", at(.loc))]
+    ResourceExhausted {
+        op: String,
+        msg: String,
+        loc: Option<SourceLoc>,
+    },
+    /// A broken invariant inside ferrax (a bug, not a user mistake): reported instead of a
+    /// panic so that the caller's process survives it.
+    #[error("internal error in ferrax (please report it): {msg}")]
+    Internal { msg: String },
 }
 
 impl Error {
@@ -134,7 +155,25 @@ impl Error {
         Error::Input {
             op: op.to_string(),
             msg: msg.into(),
+            loc: None,
         }
+    }
+    pub(crate) fn tree(op: &str, msg: impl Into<String>) -> Self {
+        Error::Tree {
+            op: op.to_string(),
+            msg: msg.into(),
+            loc: None,
+        }
+    }
+    pub(crate) fn exhausted(op: &str, msg: impl Into<String>) -> Self {
+        Error::ResourceExhausted {
+            op: op.to_string(),
+            msg: msg.into(),
+            loc: None,
+        }
+    }
+    pub(crate) fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal { msg: msg.into() }
     }
     pub(crate) fn check(msg: impl Into<String>) -> Self {
         Error::Check { msg: msg.into() }
@@ -148,12 +187,16 @@ impl Error {
             | Error::Axis { loc, .. }
             | Error::TracedValue { loc, .. }
             | Error::EscapedTracer { loc, .. }
-            | Error::NotLinear { loc, .. } => *loc,
+            | Error::NotLinear { loc, .. }
+            | Error::Input { loc, .. }
+            | Error::Tree { loc, .. }
+            | Error::ResourceExhausted { loc, .. } => *loc,
             _ => None,
         }
     }
 
     /// Attach a source location unless one is already there (the innermost user call wins).
+    /// `NotLinear` keeps the location of the equation that is not linear.
     pub(crate) fn with_loc(mut self, new: SourceLoc) -> Self {
         match &mut self {
             Error::Shape { loc, .. }
@@ -161,6 +204,9 @@ impl Error {
             | Error::Axis { loc, .. }
             | Error::TracedValue { loc, .. }
             | Error::EscapedTracer { loc, .. }
+            | Error::Input { loc, .. }
+            | Error::Tree { loc, .. }
+            | Error::ResourceExhausted { loc, .. }
                 if loc.is_none() =>
             {
                 *loc = Some(new);

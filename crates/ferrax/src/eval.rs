@@ -9,7 +9,7 @@
 //! Every function here first runs the primitive's shape rule, so the kernels below can rely
 //! on operands being well typed.
 
-use crate::array::{strides, Array, Data, Element};
+use crate::array::{ensure_allocatable, strides, Array, Data, Element};
 use crate::dtype::{Aval, DType, Scalar};
 use crate::error::{Error, Result};
 use crate::primitive::Primitive;
@@ -28,8 +28,23 @@ pub fn eval_primitive(prim: &Primitive, args: &[&Array]) -> Result<Array> {
     let avals: Vec<Aval> = args.iter().map(|a| a.aval()).collect();
     let refs: Vec<&Aval> = avals.iter().collect();
     let out = prim.abstract_eval(&refs)?;
-    let data = compute(prim, args, &out);
+    ensure_allocatable(prim.name(), &out, peak_bytes(prim, args, &out))?;
+    let data = compute(prim, args, &out)?;
     Array::from_data(data, &out.shape)
+}
+
+/// About the most memory [`compute`] allocates for one primitive: the output, index
+/// vectors of the output's length (movement primitives gather through a `usize` per
+/// element, `concatenate` through two), and for `dot_general` the operands brought to
+/// matrix layout.
+fn peak_bytes(prim: &Primitive, args: &[&Array], out: &Aval) -> usize {
+    let operands = match prim {
+        Primitive::DotGeneral { .. } => args.iter().map(|a| a.bytes()).sum(),
+        _ => 0,
+    };
+    out.bytes()
+        .saturating_add(out.size().saturating_mul(16))
+        .saturating_add(operands)
 }
 
 thread_local! {
@@ -136,33 +151,39 @@ trait Num: Element + PartialOrd {
     fn abs(self) -> Self;
     fn sign(self) -> Self;
     fn is_nan(self) -> bool;
-    /// NaN-propagating maximum.
     fn max_nan(self, o: Self) -> Self {
-        if self.is_nan() || o.is_nan() {
-            if self.is_nan() {
-                self
-            } else {
-                o
-            }
-        } else if o > self {
-            o
-        } else {
-            self
-        }
+        max_nan(self, o)
     }
-    /// NaN-propagating minimum.
     fn min_nan(self, o: Self) -> Self {
-        if self.is_nan() || o.is_nan() {
-            if self.is_nan() {
-                self
-            } else {
-                o
-            }
-        } else if o < self {
-            o
-        } else {
-            self
-        }
+        min_nan(self, o)
+    }
+}
+
+/// The `max` primitive on one pair of elements, the single definition every evaluator
+/// (reference, compiled steps, fused groups) calls: NaN-propagating, returning the first
+/// NaN operand as it is (sign and payload kept), else the larger, `x` on ties.
+#[inline(always)]
+#[allow(clippy::eq_op)] // `x != x` is the NaN test for every element type
+pub(crate) fn max_nan<T: PartialOrd + Copy>(x: T, y: T) -> T {
+    if x != x {
+        x
+    } else if y != y || y > x {
+        y
+    } else {
+        x
+    }
+}
+
+/// The `min` primitive on one pair of elements (see [`max_nan`]).
+#[inline(always)]
+#[allow(clippy::eq_op)]
+pub(crate) fn min_nan<T: PartialOrd + Copy>(x: T, y: T) -> T {
+    if x != x {
+        x
+    } else if y != y || y < x {
+        y
+    } else {
+        x
     }
 }
 
@@ -485,10 +506,25 @@ fn cumsum<T: Num>(x: &[T], shape: &[usize], axis: usize, reverse: bool) -> Vec<T
 }
 
 /// Batched `[b, m, k] x [b, k, n] -> [b, m, n]` on contiguous row-major buffers.
-fn batched_matmul<T: Num>(l: &[T], r: &[T], b: usize, m: usize, k: usize, n: usize) -> Vec<T> {
+fn batched_matmul<T: Num>(
+    l: &[T],
+    r: &[T],
+    b: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<Vec<T>> {
     let mut out = vec![T::ZERO; b * m * n];
     if k == 0 || m == 0 || n == 0 {
-        return out;
+        return Ok(out);
+    }
+    // gemm reads raw pointers: the buffers must hold exactly the matrices described
+    if l.len() != b * m * k || r.len() != b * k * n {
+        return Err(Error::internal(format!(
+            "dot_general: operand buffers of {} and {} elements for {b} products of {m}x{k} by {k}x{n}",
+            l.len(),
+            r.len()
+        )));
     }
     for bi in 0..b {
         let (lo, ro, oo) = (bi * m * k, bi * k * n, bi * m * n);
@@ -505,19 +541,19 @@ fn batched_matmul<T: Num>(l: &[T], r: &[T], b: usize, m: usize, k: usize, n: usi
             }
         }
     }
-    out
+    Ok(out)
 }
 
-/// Matrix product through `gemm` for f32 and f64; returns false for other types.
+/// Matrix product through `gemm` for f32 and f64; returns false for other types, or for
+/// buffers that are not exactly the matrices described (the caller then takes the loop).
 fn gemm_into<T: Num>(dst: &mut [T], l: &[T], r: &[T], m: usize, k: usize, n: usize) -> bool {
     use std::any::TypeId;
     let is_float =
         TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>();
-    if !is_float {
+    if !is_float || dst.len() != m * n || l.len() != m * k || r.len() != k * n {
         return false;
     }
-    assert!(dst.len() == m * n && l.len() == m * k && r.len() == k * n);
-    // SAFETY: the three buffers are contiguous row-major matrices of the sizes asserted
+    // SAFETY: the three buffers are contiguous row-major matrices of the sizes checked
     // above (row stride = column count, column stride 1); `dst` is not aliased; T is f32 or
     // f64, which gemm supports; alpha = 0 with read_dst = false overwrites dst.
     unsafe {
@@ -546,12 +582,12 @@ fn gemm_into<T: Num>(dst: &mut [T], l: &[T], r: &[T], m: usize, k: usize, n: usi
     true
 }
 
-fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Data {
+fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
     use Primitive::*;
     let x = || args[0].data();
     let y = || args[1].data();
     let shape = || args[0].shape();
-    match prim {
+    Ok(match prim {
         Neg => numeric!(x(), v => map(v, Num::neg)),
         Abs => numeric!(x(), v => map(v, Num::abs)),
         Sign => numeric!(x(), v => map(v, Num::sign)),
@@ -719,7 +755,7 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Data {
             dtype,
             shape,
             dimension,
-        } => Array::iota_in_range(shape, *dimension, *dtype)
+        } => Array::iota_in_range(shape, *dimension, *dtype)?
             .data()
             .clone(),
         DotGeneral {
@@ -743,10 +779,10 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Data {
             let rperm: Vec<usize> = rb.iter().chain(rc).chain(&rfree).copied().collect();
             let lt = transpose_data(l, &lperm);
             let rt = transpose_data(r, &rperm);
-            numeric2!(&lt, &rt, a, c => batched_matmul(a, c, b, m, k, n))
+            numeric2!(&lt, &rt, a, c => batched_matmul(a, c, b, m, k, n)?)
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
-    }
+    })
 }
 
 fn transpose_data(a: &Array, perm: &[usize]) -> Data {

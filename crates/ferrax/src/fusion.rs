@@ -11,6 +11,7 @@
 use crate::array::{Array, Data};
 use crate::dtype::{Aval, DType};
 use crate::error::{Error, Result};
+use crate::eval::{max_nan, min_nan};
 use crate::primitive::Primitive;
 
 const CHUNK: usize = 2048;
@@ -138,24 +139,9 @@ macro_rules! elem {
                     Sub => z.for_each(|(o, (&x, &y))| *o = x - y),
                     Mul => z.for_each(|(o, (&x, &y))| *o = x * y),
                     Div => z.for_each(|(o, (&x, &y))| *o = x / y),
-                    Max => z.for_each(|(o, (&x, &y))| {
-                        *o = if x.is_nan() || y.is_nan() {
-                            <$t>::NAN
-                        } else if y > x {
-                            y
-                        } else {
-                            x
-                        }
-                    }),
-                    _ => z.for_each(|(o, (&x, &y))| {
-                        *o = if x.is_nan() || y.is_nan() {
-                            <$t>::NAN
-                        } else if y < x {
-                            y
-                        } else {
-                            x
-                        }
-                    }),
+                    Max => z.for_each(|(o, (&x, &y))| *o = max_nan(x, y)),
+                    Min => z.for_each(|(o, (&x, &y))| *o = min_nan(x, y)),
+                    _ => unreachable!("fusible binary primitives are add, sub, mul, div, max, min"),
                 }
             }
             fn slice(d: &Data) -> Option<&[Self]> {

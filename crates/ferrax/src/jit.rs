@@ -31,7 +31,7 @@ use crate::array::{Array, Data};
 use crate::buffers::{self, BufferPool};
 use crate::dtype::{Aval, DType, Scalar};
 use crate::error::{Error, Result};
-use crate::eval::eval_primitive;
+use crate::eval::{eval_primitive, max_nan, min_nan};
 use crate::fusion::{self, Group};
 use crate::primitive::Primitive;
 use crate::program::{Atom, Program, Var};
@@ -625,6 +625,10 @@ impl Plan {
                             }),
                         })
                         .collect::<Result<Vec<_>>>()?;
+                    let kept = f.group.keep.iter().filter(|&&k| k).count();
+                    let bytes = (f.group.size * f.group.dtype.size_bytes()).saturating_mul(kept);
+                    let aval = Aval::new(vec![f.group.size], f.group.dtype);
+                    crate::array::ensure_allocatable("fused elementwise group", &aval, bytes)?;
                     let outs = f.group.run(&ins)?;
                     for p in &f.prims {
                         crate::eval::count(p);
@@ -771,6 +775,8 @@ fn chunked<T: Send + Sync + Copy>(out: &mut [T], f: impl Fn(usize, &mut [T]) + S
 /// Runs one step: the fast kernel when there is one, the reference evaluator otherwise.
 fn execute(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Result<Array> {
     use Primitive::*;
+    // the fast kernels allocate their outputs infallibly: ask first (see `ensure_allocatable`)
+    crate::array::ensure_allocatable(prim.name(), out, out.bytes())?;
     // the reference evaluator counts its own; fast kernels count here
     let fast = matches!(out.dtype, DType::F32 | DType::F64)
         && matches!(
@@ -876,24 +882,9 @@ fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Res
                         Sub => |x, y| x - y,
                         Mul => |x, y| x * y,
                         Div => |x, y| x / y,
-                        Max => |x: $t, y: $t| {
-                            if x.is_nan() || y.is_nan() {
-                                <$t>::NAN
-                            } else if y > x {
-                                y
-                            } else {
-                                x
-                            }
-                        },
-                        _ => |x: $t, y: $t| {
-                            if x.is_nan() || y.is_nan() {
-                                <$t>::NAN
-                            } else if y < x {
-                                y
-                            } else {
-                                x
-                            }
-                        },
+                        Max => max_nan::<$t>,
+                        Min => min_nan::<$t>,
+                        _ => unreachable!("the arm admits add, sub, mul, div, max and min"),
                     };
                     // write into whichever operand is unique, else a new buffer
                     let (mut out, other, flipped) = if a.is_unique() {

@@ -151,7 +151,13 @@ pub(crate) fn jvp_rule(
         Logistic => scaled(e.mul(out, &e.sub(&e.full(1.0, &aval(out)), out))),
         Sqrt => scaled(e.div(&e.full(0.5, &aval(out)), out)),
         Rsqrt => scaled(e.div(&e.scale(-0.5, out), &x[0])),
-        Abs => scaled(e.un(Sign, &x[0])),
+        // d|x| = t where x >= 0 (zero and -0 included, as in JAX), -t elsewhere
+        Abs => {
+            let xa = aval(&x[0]);
+            let nonneg = e.op(Ge, &[&x[0], &e.zeros(&xa)]);
+            let coef = e.op(Select, &[&nonneg, &e.full(1.0, &xa), &e.full(-1.0, &xa)]);
+            scaled(coef)
+        }
         // Piecewise constant: zero derivative wherever it exists.
         Sign | Floor | Ceil | Round => None,
         Erf => {
@@ -400,13 +406,18 @@ pub(crate) fn check_tangents(op: &str, primals: &[Tensor], tangents: &[Tensor]) 
 /// ```
 #[track_caller]
 pub fn jvp<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I, tangents: &I) -> Result<(O, O)> {
+    let loc = SourceLoc::caller();
+    jvp_at(f, primals, tangents).map_err(|e| e.with_loc(loc))
+}
+
+fn jvp_at<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I, tangents: &I) -> Result<(O, O)> {
     let (pleaves, def) = flatten(primals);
     let (tleaves, tdef) = flatten(tangents);
     if def != tdef {
-        return Err(Error::Tree {
-            op: "jvp".into(),
-            msg: format!("tangents have structure {tdef:?} but primals have {def:?}"),
-        });
+        return Err(Error::tree(
+            "jvp",
+            format!("tangents have structure {tdef:?} but primals have {def:?}"),
+        ));
     }
     check_tangents("jvp", &pleaves, &tleaves)?;
     let avals = leaf_avals(&pleaves)?;
@@ -465,19 +476,17 @@ pub fn jacfwd(f: impl FnOnce(Tensor) -> Tensor, x: &Tensor) -> Result<Tensor> {
     Ok(jac)
 }
 
-/// `n` basis arrays stacked: shape `[n, ...]`, the i-th with a one at flat position i.
+/// `n` basis arrays stacked: shape `[n, ...]`, the i-th with a one at flat position i. Its
+/// `n²` elements are allocated fallibly: a basis that does not fit is an error naming it.
 pub(crate) fn identity(n: usize, shape: &[usize], dtype: DType) -> Result<Array> {
-    let mut v = vec![0.0f64; n * n];
+    let op = "identity basis of a Jacobian";
+    let aval = Aval::new(shape.to_vec(), dtype);
+    aval.validate(op)?;
+    let zero = crate::dtype::Scalar::F64(0.0).cast(dtype);
+    let one = crate::dtype::Scalar::F64(1.0).cast(dtype);
+    let mut basis = Array::filled_for(op, shape, zero)?.into_data();
     for i in 0..n {
-        v[i * n + i] = 1.0;
+        basis.set(i * n + i, one);
     }
-    one_hot(&v, &Aval::new(shape.to_vec(), dtype))
-}
-
-fn one_hot(vals: &[f64], aval: &Aval) -> Result<Array> {
-    let a = Array::from_vec(vals.to_vec(), &aval.shape)?;
-    Ok(match aval.dtype {
-        DType::F64 => a,
-        d => crate::eval::eval_primitive(&Primitive::ConvertElementType { new_dtype: d }, &[&a])?,
-    })
+    Array::from_data(basis, shape)
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::dtype::Aval;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SourceLoc};
 use crate::jit::Plan;
 use crate::jvp::jvp_program;
 use crate::linearity::check_linear;
@@ -150,6 +150,7 @@ impl LinearMap {
     /// Inside a trace in progress it records the linear program there.
     #[track_caller]
     pub fn apply<T: Tree, U: Tree>(&self, tangent: &T) -> Result<U> {
+        let loc = SourceLoc::caller();
         let (leaves, def) = flatten(tangent);
         if def != *self.in_def() {
             return Err(Error::Tree {
@@ -158,10 +159,11 @@ impl LinearMap {
                     "the argument has structure {def:?}, the map takes {:?}",
                     self.in_def()
                 ),
+                loc: Some(loc),
             });
         }
         let outs = self.apply_flat(&leaves)?;
-        unflatten(self.out_def(), outs)
+        unflatten(self.out_def(), outs).map_err(|e| e.with_loc(loc))
     }
 
     /// Applies the map to a whole batch at once: every leaf of `batch` carries the batch
@@ -199,6 +201,12 @@ impl LinearMap {
     /// Applies the map to flat tangent leaves.
     #[track_caller]
     pub fn apply_flat(&self, tangents: &[Tensor]) -> Result<Vec<Tensor>> {
+        let loc = SourceLoc::caller();
+        self.apply_flat_at(tangents, loc)
+            .map_err(|e| e.with_loc(loc))
+    }
+
+    fn apply_flat_at(&self, tangents: &[Tensor], loc: SourceLoc) -> Result<Vec<Tensor>> {
         let what = if self.transposed {
             "cotangent"
         } else {
@@ -238,7 +246,7 @@ impl LinearMap {
             let arrays = args.iter().map(|t| t.array()).collect::<Result<Vec<_>>>()?;
             return Ok(plan.run(arrays)?.into_iter().map(Tensor::new).collect());
         }
-        self.program().call(&args)
+        self.program().call_at(&args, loc)
     }
 
     /// The program this map runs: inputs are the residuals, then the map's arguments.

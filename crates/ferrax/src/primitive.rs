@@ -643,8 +643,16 @@ impl Primitive {
         Ok(prim)
     }
 
-    /// The output aval for the given operand avals, or an error naming what is wrong.
+    /// The output aval for the given operand avals, or an error naming what is wrong. The
+    /// output is always a valid aval ([`Aval::validate`]): parameters that would make a
+    /// shape whose size overflows are errors here, before anything is allocated.
     pub fn abstract_eval(&self, args: &[&Aval]) -> Result<Aval> {
+        let out = self.shape_rule(args)?;
+        out.validate(self.name())?;
+        Ok(out)
+    }
+
+    fn shape_rule(&self, args: &[&Aval]) -> Result<Aval> {
         use Primitive::*;
         let op = self.name();
         match self.arity() {
@@ -789,7 +797,9 @@ impl Primitive {
                 Ok(Aval::new(shape.clone(), x.dtype))
             }
             Reshape { new_sizes } => {
-                let n: usize = new_sizes.iter().product();
+                let new = Aval::new(new_sizes.clone(), args[0].dtype);
+                new.validate(op)?;
+                let n = new.size();
                 if n != args[0].size() {
                     return Err(Error::shape(
                         op,
@@ -916,9 +926,22 @@ impl Primitive {
                 let shape = (0..r)
                     .map(|d| {
                         let n = x.shape[d];
-                        low[d] + high[d] + n + n.saturating_sub(1) * interior[d]
+                        n.saturating_sub(1)
+                            .checked_mul(interior[d])
+                            .and_then(|i| i.checked_add(n))
+                            .and_then(|s| s.checked_add(low[d]))
+                            .and_then(|s| s.checked_add(high[d]))
+                            .ok_or_else(|| {
+                                Error::exhausted(
+                                    op,
+                                    format!(
+                                        "dimension {d} of {x} padded with low {} high {} interior {} has more than {} elements",
+                                        low[d], high[d], interior[d], usize::MAX
+                                    ),
+                                )
+                            })
                     })
-                    .collect::<Vec<_>>();
+                    .collect::<Result<Vec<_>>>()?;
                 Ok(Aval::new(shape, x.dtype))
             }
             Concatenate { dimension } => {
@@ -942,7 +965,15 @@ impl Primitive {
                             ),
                         ));
                     }
-                    size += a.shape[*dimension];
+                    size = usize::checked_add(size, a.shape[*dimension]).ok_or_else(|| {
+                        Error::exhausted(
+                            op,
+                            format!(
+                                "the joined dimension {dimension} has more than {} elements",
+                                usize::MAX
+                            ),
+                        )
+                    })?;
                 }
                 let mut shape = first.shape.clone();
                 shape[*dimension] = size;

@@ -89,6 +89,10 @@ impl Program {
     /// assert!(p.check().is_ok());
     /// ```
     pub fn check(&self) -> Result<()> {
+        for (i, a) in self.avals.iter().enumerate() {
+            a.validate("Program::check")
+                .map_err(|e| Error::check(format!("variable {i}: {e}")))?;
+        }
         let mut defined = vec![false; self.avals.len()];
         let n_avals = self.avals.len();
         let define = |defined: &mut Vec<bool>, v: Var, what: &str| -> Result<()> {

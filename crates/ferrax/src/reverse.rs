@@ -44,6 +44,26 @@ fn seed(op: &str, y: &Tensor, loc: SourceLoc) -> Result<Tensor> {
     )))
 }
 
+/// Gradients are taken with respect to float leaves only: an integer or boolean leaf has no
+/// tangent space, and a gradient of zeros there would hide a mistake (JAX raises too).
+fn float_inputs<I: Tree>(op: &str, x: &I, loc: SourceLoc) -> Result<()> {
+    let (leaves, _) = crate::tree::flatten(x);
+    for (i, t) in leaves.iter().enumerate() {
+        let a = t.aval()?;
+        if !a.dtype.is_float() {
+            return Err(Error::DType {
+                op: op.into(),
+                msg: format!(
+                    "differentiates with respect to float inputs only, but input leaf {i} is {a} \
+                     (hold it fixed with value_and_grad_with, or convert it to a float)"
+                ),
+                loc: Some(loc),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `f(x)` and its gradient with respect to every leaf of `x` (a tree shaped like `x`).
 /// `f` must return a float scalar.
 ///
@@ -57,6 +77,7 @@ fn seed(op: &str, y: &Tensor, loc: SourceLoc) -> Result<Tensor> {
 #[track_caller]
 pub fn value_and_grad<I: Tree>(f: impl FnOnce(I) -> Tensor, x: &I) -> Result<(Tensor, I)> {
     let loc = SourceLoc::caller();
+    float_inputs("grad", x, loc)?;
     let (y, f_vjp) = vjp(f, x)?;
     let g = f_vjp.apply(&seed("grad", &y, loc)?)?;
     Ok((y, g))

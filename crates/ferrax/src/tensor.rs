@@ -239,16 +239,28 @@ impl Tensor {
         Tensor::concrete(Array::scalar(v))
     }
 
+    /// Zeros of a shape and dtype. Like every constructor here, a shape too large to
+    /// allocate gives a failed tensor carrying the error (which the entry point, or any read
+    /// of the value, returns).
+    #[track_caller]
     pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
-        Tensor::concrete(Array::zeros(shape, dtype))
+        Tensor::full_at(shape, 0.0, dtype, SourceLoc::caller())
     }
 
+    /// Ones of a shape and dtype.
+    #[track_caller]
     pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
-        Tensor::concrete(Array::ones(shape, dtype))
+        Tensor::full_at(shape, 1.0, dtype, SourceLoc::caller())
     }
 
+    /// Every element `value` (converted to the dtype).
+    #[track_caller]
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
-        Tensor::concrete(Array::full(shape, value, dtype))
+        Tensor::full_at(shape, value, dtype, SourceLoc::caller())
+    }
+
+    fn full_at(shape: &[usize], value: f64, dtype: DType, loc: SourceLoc) -> Tensor {
+        Tensor::concrete(try_t!(Array::full(shape, value, dtype), loc))
     }
 
     /// `[0, 1, ..., n-1]` (the `iota` primitive).
@@ -331,16 +343,22 @@ impl Tensor {
     }
 
     /// The concrete value. An error for a traced tensor (its value is not known while
-    /// tracing) and for a failed one (its error).
+    /// tracing) and for a failed one (its error). Asking for a traced value also fails the
+    /// trace in progress: a closure that ignores the error still gets it reported by the
+    /// transformation (its result would otherwise depend on a value it never had).
     #[track_caller]
     pub fn array(&self) -> Result<Array> {
         match &self.repr {
             Repr::Concrete(a) => Ok(a.clone()),
-            Repr::Traced(t) => Err(Error::TracedValue {
-                op: "Tensor::array".into(),
-                aval: t.aval.to_string(),
-                loc: Some(SourceLoc::caller()),
-            }),
+            Repr::Traced(t) => {
+                let e = Error::TracedValue {
+                    op: "Tensor::array".into(),
+                    aval: t.aval.to_string(),
+                    loc: Some(SourceLoc::caller()),
+                };
+                crate::trace::record(&e);
+                Err(e)
+            }
             Repr::Failed(e) => Err((**e).clone()),
         }
     }
@@ -724,6 +742,17 @@ impl Tensor {
     pub fn index_axis(&self, axis: isize, i: usize) -> Tensor {
         let loc = SourceLoc::caller();
         let ax = try_t!(axis_of("index_axis", axis, self.ndim()), loc);
+        if i >= self.shape()[ax] {
+            return fail(Error::Shape {
+                op: "index_axis".into(),
+                msg: format!(
+                    "index {i} is out of range for axis {axis} of size {} (shape {:?})",
+                    self.shape()[ax],
+                    self.shape()
+                ),
+                loc: Some(loc),
+            });
+        }
         let s = self.slice_axis(axis, i, i + 1);
         bind(
             Primitive::Squeeze {

@@ -18,21 +18,6 @@ use crate::program::{Atom, Equation, Program, Var};
 /// Words the printer never uses as variable names, because the parser reads them otherwise.
 const RESERVED: &[&str] = &["in", "let", "lambda", "true", "false", "inf", "nan"];
 
-/// The `i`-th canonical variable name, skipping reserved words.
-fn name_of(mut i: usize) -> String {
-    let mut k = 0;
-    loop {
-        let n = spreadsheet_name(k);
-        if !RESERVED.contains(&n.as_str()) {
-            if i == 0 {
-                return n;
-            }
-            i -= 1;
-        }
-        k += 1;
-    }
-}
-
 /// a..z, ba..bz, ca.. : base 26 with `a` as the digit zero and no leading zero.
 fn spreadsheet_name(mut k: usize) -> String {
     let mut s = Vec::new();
@@ -47,6 +32,24 @@ fn spreadsheet_name(mut k: usize) -> String {
     String::from_utf8(s).expect("ascii letters")
 }
 
+/// The canonical variable names in order, skipping reserved words. Names are handed out in
+/// sequence, so naming a program costs O(1) per variable.
+struct NameGen {
+    next: usize,
+}
+
+impl NameGen {
+    fn next(&mut self) -> String {
+        loop {
+            let n = spreadsheet_name(self.next);
+            self.next += 1;
+            if !RESERVED.contains(&n.as_str()) {
+                return n;
+            }
+        }
+    }
+}
+
 struct Names(HashMap<Var, String>);
 
 impl Names {
@@ -58,9 +61,9 @@ impl Names {
             .chain(p.inputs.iter().copied())
             .chain(p.eqns.iter().map(|e| e.out));
         let mut m = HashMap::new();
+        let mut gen = NameGen { next: 0 };
         for v in order {
-            let n = m.len();
-            m.entry(v).or_insert_with(|| name_of(n));
+            m.entry(v).or_insert_with(|| gen.next());
         }
         Names(m)
     }
@@ -78,17 +81,30 @@ impl Names {
     }
 }
 
+/// A variable's aval for printing: a hand-built program may name a variable beyond its
+/// table, and printing it must still work (`check` reports the problem).
+struct AvalOf<'a>(&'a Program, Var);
+
+impl fmt::Display for AvalOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.avals.get(self.1.index()) {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("?[]"),
+        }
+    }
+}
+
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = Names::new(self);
         f.write_str("{ lambda")?;
         for (v, arr) in &self.consts {
-            write!(f, " {}:{} = ", names.var(*v), self.aval(*v))?;
+            write!(f, " {}:{} = ", names.var(*v), AvalOf(self, *v))?;
             write_values(f, arr)?;
         }
         f.write_str(" ;")?;
         for v in &self.inputs {
-            write!(f, " {}:{}", names.var(*v), self.aval(*v))?;
+            write!(f, " {}:{}", names.var(*v), AvalOf(self, *v))?;
         }
         f.write_str(" . let\n")?;
         for e in &self.eqns {
@@ -96,7 +112,7 @@ impl fmt::Display for Program {
                 f,
                 "    {}:{} = {}",
                 names.var(e.out),
-                self.aval(e.out),
+                AvalOf(self, e.out),
                 e.prim
             )?;
             for a in &e.inputs {
@@ -119,7 +135,7 @@ impl Equation {
     /// One equation as program text, with variables named by their index (`v12`): for
     /// messages about a single equation outside its program.
     pub fn describe(&self, p: &Program) -> String {
-        let mut s = format!("v{}:{} = {}", self.out.0, p.aval(self.out), self.prim);
+        let mut s = format!("v{}:{} = {}", self.out.0, AvalOf(p, self.out), self.prim);
         for a in &self.inputs {
             match a {
                 Atom::Var(v) => write!(s, " v{}", v.0),
@@ -353,6 +369,13 @@ impl Parser {
 
     /// `name:aval`, defining a new variable.
     fn binder(&mut self) -> Result<Var> {
+        let (name, aval) = self.binder_parts()?;
+        Ok(self.define(name, aval))
+    }
+
+    /// `name:aval` read but not yet defined: an equation defines its output only after its
+    /// operands are read, so `b = exp b` is an undefined-variable error.
+    fn binder_parts(&mut self) -> Result<(String, Aval)> {
         let k = self.pos;
         let name = self.ident("a variable name")?;
         if RESERVED.contains(&name.as_str()) {
@@ -365,11 +388,19 @@ impl Parser {
             return self.err_at(k, format!("variable `{name}` is defined twice"));
         }
         self.expect_sym(':')?;
+        let ka = self.pos;
         let aval = self.aval()?;
+        if let Err(e) = aval.validate("program text") {
+            return self.err_at(ka, e.to_string());
+        }
+        Ok((name, aval))
+    }
+
+    fn define(&mut self, name: String, aval: Aval) -> Var {
         let v = Var(self.prog.avals.len() as u32);
         self.prog.avals.push(aval);
         self.names.insert(name, v);
-        Ok(v)
+        v
     }
 
     /// A literal's value text (a number or `true`/`false`/`inf`/`nan`), then `:dtype`.
@@ -450,7 +481,7 @@ impl Parser {
 
     fn equation(&mut self) -> Result<()> {
         let start = self.pos;
-        let out = self.binder()?;
+        let (out_name, out_aval) = self.binder_parts()?;
         self.expect_sym('=')?;
         let kp = self.pos;
         let name = self.ident("a primitive name")?;
@@ -482,18 +513,18 @@ impl Parser {
         let refs: Vec<&Aval> = avals.iter().collect();
         match prim.abstract_eval(&refs) {
             Err(e) => return self.err_at(kp, e.to_string()),
-            Ok(a) if a != *self.prog.aval(out) => {
+            Ok(a) if a != out_aval => {
                 return self.err_at(
                     start,
                     format!(
-                        "declared {} but `{}` of these operands gives {a}",
-                        self.prog.aval(out),
+                        "declared {out_aval} but `{}` of these operands gives {a}",
                         prim.name()
                     ),
                 )
             }
             Ok(_) => {}
         }
+        let out = self.define(out_name, out_aval);
         self.prog.eqns.push(Equation {
             prim,
             inputs,
@@ -545,7 +576,8 @@ impl Parser {
                     ),
                 );
             }
-            self.prog.consts.push((v, array_of(&vals, &aval)));
+            let value = array_of(&vals, &aval).or_else(|e| self.err_at(kv, e.to_string()))?;
+            self.prog.consts.push((v, value));
         }
         self.next();
         while *self.peek() != Tok::Sym('.') {
@@ -609,7 +641,7 @@ pub(crate) fn parse_value(text: &str, dtype: DType) -> Option<Scalar> {
 }
 
 /// An array of an aval from scalars already known to be of its dtype.
-pub(crate) fn array_of(vals: &[Scalar], aval: &Aval) -> Array {
+pub(crate) fn array_of(vals: &[Scalar], aval: &Aval) -> Result<Array> {
     macro_rules! collect {
         ($v:ident) => {
             vals.iter()
@@ -627,5 +659,5 @@ pub(crate) fn array_of(vals: &[Scalar], aval: &Aval) -> Array {
         DType::I64 => Data::I64(collect!(I64)),
         DType::Bool => Data::Bool(collect!(Bool)),
     };
-    Array::from_data(data, &aval.shape).expect("the value count was checked against the aval")
+    Array::from_data(data, &aval.shape)
 }

@@ -20,8 +20,9 @@
 //! a *failed* tensor carrying the error, later operations pass it on, the first error is
 //! remembered by the trace, and the entry point that started the trace returns it as `Err`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::array::Array;
 use crate::dtype::Aval;
@@ -62,8 +63,12 @@ impl Builder {
 
 thread_local! {
     static STACK: RefCell<Vec<Builder>> = const { RefCell::new(Vec::new()) };
-    static NEXT_TRACE_ID: Cell<u64> = const { Cell::new(1) };
 }
+
+/// Trace ids are unique in the whole process, not per thread: `Tensor` is `Send`, so a
+/// tracer leaked from one thread must never be taken for a variable of a trace on another
+/// (it is an escaped tracer there, since no trace on that thread has its id).
+static NEXT_TRACE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Whether a trace is in progress on this thread.
 pub fn is_tracing() -> bool {
@@ -73,12 +78,18 @@ pub fn is_tracing() -> bool {
 /// A failed tensor; the error is also remembered by the innermost trace, if any, so that it
 /// is reported even when the failed tensor is then dropped.
 pub(crate) fn fail(e: Error) -> Tensor {
+    record(&e);
+    Tensor::failed(e)
+}
+
+/// Remembers an error in the innermost trace in progress (if any): that trace's entry point
+/// will return it even if the closure being traced swallows it.
+pub(crate) fn record(e: &Error) {
     STACK.with(|s| {
         if let Some(b) = s.borrow_mut().last_mut() {
-            b.record(&e);
+            b.record(e);
         }
     });
-    Tensor::failed(e)
 }
 
 /// Applies a primitive to tensors: computes it (no trace in progress) or records it.
@@ -236,11 +247,7 @@ pub(crate) fn trace_flat(
     in_avals: &[Aval],
     f: impl FnOnce(Vec<Tensor>) -> Result<Vec<Tensor>>,
 ) -> Result<(Program, Vec<Tensor>)> {
-    let id = NEXT_TRACE_ID.with(|n| {
-        let id = n.get();
-        n.set(id + 1);
-        id
-    });
+    let id = NEXT_TRACE_ID.fetch_add(1, Ordering::Relaxed);
     let mut builder = Builder {
         id,
         avals: vec![],
@@ -340,7 +347,12 @@ impl Program {
     /// into an enclosing computation.
     #[track_caller]
     pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
-        let loc = SourceLoc::caller();
+        self.call_at(args, SourceLoc::caller())
+    }
+
+    /// [`Program::call`] with the location its equations are recorded at when they have
+    /// none of their own.
+    pub(crate) fn call_at(&self, args: &[Tensor], loc: SourceLoc) -> Result<Vec<Tensor>> {
         // a hand-built program may be malformed (the fields are public)
         self.check()?;
         if args.len() != self.inputs.len() {

@@ -68,13 +68,19 @@ pub(crate) fn transpose_call(
     let read = |val: &Vec<Option<Tensor>>, a: &Atom| -> Result<Tensor> {
         match a {
             Atom::Lit(s) => Ok(Tensor::new(Array::from_scalar(*s))),
-            Atom::Var(v) => val[v.index()]
-                .clone()
-                .ok_or_else(|| Error::check(format!("residual {} is not available", v.0))),
+            Atom::Var(v) => val[v.index()].clone().ok_or_else(|| {
+                Error::internal(format!(
+                    "transpose: the known value of variable {} was not computed",
+                    v.0
+                ))
+            }),
         }
     };
+    // Every value that does not depend on the linear inputs is computed here: residual
+    // values, and zeros too (a rule may need a zero's value: `mul t 0.0`, a `false`
+    // predicate). What no rule reads is dead code in the transposed program.
     for e in &p.eqns {
-        if kinds[e.out.index()] != Kind::Residual {
+        if kinds[e.out.index()] == Kind::Linear {
             continue;
         }
         let xs = e
@@ -114,18 +120,14 @@ pub(crate) fn transpose_call(
             continue;
         };
         let emit = Emit { loc: e.loc };
-        let linear: Vec<bool> = e.inputs.iter().map(|a| kind(a) == Kind::Linear).collect();
-        let operands: Vec<Operand> = e
+        let operands: Vec<LinArg> = e
             .inputs
             .iter()
-            .zip(&linear)
-            .map(|(a, &lin)| {
-                if lin {
-                    Ok(Operand::Linear(p.atom_aval(a)))
-                } else if kind(a) == Kind::Zero {
-                    Ok(Operand::Zero(p.atom_aval(a)))
+            .map(|a| {
+                if kind(a) == Kind::Linear {
+                    Ok(LinArg::Linear(p.atom_aval(a)))
                 } else {
-                    read(&val, a).map(Operand::Residual)
+                    read(&val, a).map(LinArg::Known)
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -147,30 +149,35 @@ pub(crate) fn transpose_call(
         .collect())
 }
 
-/// An operand of a linear equation as its transpose rule sees it.
-pub(crate) enum Operand {
-    /// A linear operand: its aval (its value is what we are solving for).
+/// An operand of a linear equation as its transpose rule sees it (JAX's `UndefinedPrimal`
+/// made a type): a linear operand, whose value is what the transposition solves for, or a
+/// known one (a residual or a zero), whose value the rule may read. Only linear operands
+/// receive cotangents.
+pub(crate) enum LinArg {
+    /// A linear operand: its aval.
     Linear(Aval),
-    /// A zero operand: receives no cotangent.
-    Zero(Aval),
-    /// A residual operand: its value.
-    Residual(Tensor),
+    /// A residual or zero operand: its value.
+    Known(Tensor),
 }
 
-impl Operand {
+impl LinArg {
     fn aval(&self) -> Aval {
         match self {
-            Operand::Linear(a) | Operand::Zero(a) => a.clone(),
-            Operand::Residual(t) => t.aval().expect("residuals did not fail"),
+            LinArg::Linear(a) => a.clone(),
+            LinArg::Known(t) => t.aval().expect("known values did not fail"),
         }
     }
     fn is_linear(&self) -> bool {
-        matches!(self, Operand::Linear(_))
+        matches!(self, LinArg::Linear(_))
     }
-    fn value(&self) -> &Tensor {
+    /// The value of a known operand. The linearity checker guarantees that rules ask only
+    /// for known operands; a broken guarantee is reported, not a panic.
+    fn value(&self) -> Result<&Tensor> {
         match self {
-            Operand::Residual(t) => t,
-            _ => unreachable!("the linearity checker guarantees a residual operand here"),
+            LinArg::Known(t) => Ok(t),
+            LinArg::Linear(_) => Err(Error::internal(
+                "transpose: a rule read the value of a linear operand",
+            )),
         }
     }
 }
@@ -180,7 +187,7 @@ impl Operand {
 pub(crate) fn transpose_rule(
     e: &Emit,
     prim: &Primitive,
-    x: &[Operand],
+    x: &[LinArg],
     ct: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
     use Primitive::*;
@@ -194,12 +201,12 @@ pub(crate) fn transpose_rule(
         Sub => vec![lin(0).then(|| ct.clone()), lin(1).then(|| e.neg(ct))],
         Mul => {
             if lin(0) {
-                only(0, e.mul(ct, x[1].value()))
+                only(0, e.mul(ct, x[1].value()?))
             } else {
-                only(1, e.mul(x[0].value(), ct))
+                only(1, e.mul(x[0].value()?, ct))
             }
         }
-        Div => only(0, e.div(ct, x[1].value())),
+        Div => only(0, e.div(ct, x[1].value()?)),
         ConvertElementType { .. } => only(0, e.convert(ct, x[0].aval().dtype)),
         ReduceSum { axes } => {
             let xa = x[0].aval();
@@ -362,7 +369,7 @@ pub(crate) fn transpose_rule(
         }
         Select => {
             let zeros = e.zeros(&ct.aval().expect("cotangents did not fail"));
-            let p = x[0].value();
+            let p = x[0].value()?;
             vec![
                 None,
                 lin(1).then(|| e.op(Select, &[p, ct, &zeros])),
@@ -376,12 +383,12 @@ pub(crate) fn transpose_rule(
             rhs_batch: rb,
         } => {
             if lin(0) {
-                let (la, r) = (x[0].aval(), x[1].value());
+                let (la, r) = (x[0].aval(), x[1].value()?);
                 only(0, dot_transpose_lhs(e, ct, r, &la, lc, rc, lb, rb))
             } else {
                 // out = lhs · rhs  ⇔  out' = rhs · lhs with the output dimensions
                 // rearranged: transpose the rhs by the same rule with the roles swapped.
-                let (l, ra) = (x[0].value(), x[1].aval());
+                let (l, ra) = (x[0].value()?, x[1].aval());
                 let nb = lb.len();
                 let la = l.aval().expect("residuals did not fail");
                 let n_lfree = la.ndim() - nb - lc.len();
@@ -538,5 +545,5 @@ pub fn transpose_program(p: &Program, n_res: usize) -> Result<Program> {
         let outs = transpose_call(p, n_res, res, &cts)?;
         Ok(crate::jvp::materialize(outs, &lin_avals))
     })?;
-    Ok(prog)
+    Ok(prog.dce())
 }

@@ -58,10 +58,7 @@ pub fn unflatten<T: Tree>(def: &TreeDef, leaves: Vec<Tensor>) -> Result<T> {
 }
 
 fn tree_err(msg: String) -> Error {
-    Error::Tree {
-        op: "unflatten".into(),
-        msg,
-    }
+    Error::tree("unflatten", msg)
 }
 
 impl Tree for Tensor {

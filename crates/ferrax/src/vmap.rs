@@ -548,8 +548,17 @@ pub fn vmap<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<O> {
 /// ```
 #[track_caller]
 pub fn vmap_axes<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I, axes: &VmapAxes) -> Result<O> {
-    let op = "vmap";
     let loc = SourceLoc::caller();
+    vmap_at(f, x, axes, loc).map_err(|e| e.with_loc(loc))
+}
+
+fn vmap_at<I: Tree, O: Tree>(
+    f: impl FnOnce(I) -> O,
+    x: &I,
+    axes: &VmapAxes,
+    loc: SourceLoc,
+) -> Result<O> {
+    let op = "vmap";
     let (leaves, def) = flatten(x);
     let avals = leaf_avals(&leaves)?;
     let in_axes = per_leaf(op, "in_axes", &axes.in_axes, leaves.len())?;
@@ -669,7 +678,9 @@ pub fn vmap_program(p: &Program, in_axes: &[Option<usize>], size: usize) -> Resu
             }
             shape.insert(*d, size);
         }
-        avals.push(Aval::new(shape, a.dtype));
+        let batched = Aval::new(shape, a.dtype);
+        batched.validate("vmap_program")?;
+        avals.push(batched);
     }
     let (prog, _) = trace_flat(&avals, |args| {
         let (outs, dims) = batch_call(p, &args, in_axes, size)?;

@@ -260,7 +260,9 @@ fn plan_input_errors() {
         e.to_string(),
         "bad input to `Plan::run`: the plan takes 1 input(s), 0 given"
     );
-    let e = plan.run(vec![Array::zeros(&[3], DType::F64)]).unwrap_err();
+    let e = plan
+        .run(vec![Array::zeros(&[3], DType::F64).unwrap()])
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "bad input to `Plan::run`: input 0 must be f64[2], got f64[3]"
@@ -274,7 +276,9 @@ fn plan_input_errors() {
         "ill-typed program: output 0 is variable 7, which is never defined"
     );
     assert!(optimize(&bad).is_err());
-    assert!(ferrax::jit::run_compiled(&bad, vec![Array::zeros(&[2], DType::F64)]).is_err());
+    assert!(
+        ferrax::jit::run_compiled(&bad, vec![Array::zeros(&[2], DType::F64).unwrap()]).is_err()
+    );
     let f = jit(|x: Tensor| x.sum(&[4]));
     let line = line!() - 1;
     let e = f.call(&Tensor::zeros(&[2], DType::F64)).unwrap_err();

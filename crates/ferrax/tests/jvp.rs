@@ -540,10 +540,13 @@ fn tangent_errors() {
         &Tensor::zeros(&[2], DType::F64),
     )
     .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `jvp`: tangent 0 is f64[2] but its primal is f64[3]: they must match"
+    assert!(
+        e.to_string().starts_with(
+            "bad input to `jvp`: tangent 0 is f64[2] but its primal is f64[3]: they must match"
+        ),
+        "{e}"
     );
+    assert!(e.loc().is_some_and(|l| l.file.ends_with("jvp.rs")));
     let e = jvp(
         f,
         &Tensor::zeros(&[3], DType::F64),
@@ -563,10 +566,12 @@ fn tangent_errors() {
     let e = lin
         .apply::<Tensor, Tensor>(&Tensor::zeros(&[4], DType::F64))
         .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `LinearMap::apply`: tangent 0 must be f64[3], got f64[4]"
+    assert!(
+        e.to_string()
+            .starts_with("bad input to `LinearMap::apply`: tangent 0 must be f64[3], got f64[4]"),
+        "{e}"
     );
+    assert!(e.loc().is_some_and(|l| l.file.ends_with("jvp.rs")));
     let e = lin
         .apply::<(Tensor, Tensor), Tensor>(&(
             Tensor::zeros(&[3], DType::F64),
@@ -575,10 +580,12 @@ fn tangent_errors() {
         .unwrap_err();
     assert!(matches!(e, Error::Tree { .. }));
     let e = lin.apply_flat(&[]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `LinearMap::apply`: the map takes 1 tangent(s), 0 given"
+    assert!(
+        e.to_string()
+            .starts_with("bad input to `LinearMap::apply`: the map takes 1 tangent(s), 0 given"),
+        "{e}"
     );
+    assert!(e.loc().is_some_and(|l| l.file.ends_with("jvp.rs")));
 
     let e = jacfwd(
         |x: Tensor| x.astype(DType::F64),

@@ -283,7 +283,7 @@ fn checker_rejects_ill_typed_programs_precisely() {
 
     let mut p = base();
     p.consts
-        .push((Var(3), Array::zeros(&[2], ferrax::DType::F64)));
+        .push((Var(3), Array::zeros(&[2], ferrax::DType::F64).unwrap()));
     p.avals.push(ferrax::Aval::new(vec![3], ferrax::DType::F64));
     assert_eq!(
         p.check().unwrap_err().to_string(),
@@ -300,14 +300,14 @@ fn evaluation_rejects_wrong_inputs() {
         "bad input to `Program::eval`: the program takes 1 input(s), 0 given"
     );
     let e = p
-        .eval(&[Array::zeros(&[2], ferrax::DType::F64)])
+        .eval(&[Array::zeros(&[2], ferrax::DType::F64).unwrap()])
         .unwrap_err();
     assert_eq!(
         e.to_string(),
         "bad input to `Program::eval`: input 0 must be f64[3], got f64[2]"
     );
     let e = p
-        .eval(&[Array::zeros(&[3], ferrax::DType::F32)])
+        .eval(&[Array::zeros(&[3], ferrax::DType::F32).unwrap()])
         .unwrap_err();
     assert!(matches!(e, Error::Input { .. }));
 }
@@ -353,7 +353,7 @@ fn ill_typed() -> Vec<(&'static str, Program)> {
 #[test]
 fn every_program_entry_point_rejects_ill_typed_programs() {
     use ferrax::DType::F64;
-    let x = || vec![Array::zeros(&[3], F64)];
+    let x = || vec![Array::zeros(&[3], F64).unwrap()];
     for (what, p) in ill_typed() {
         let results: Vec<(&str, bool)> = vec![
             ("eval", p.eval(&x()).is_err()),

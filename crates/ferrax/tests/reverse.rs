@@ -116,7 +116,7 @@ fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> bool 
                 if a.dtype().is_float() {
                     a.clone()
                 } else {
-                    Array::zeros(a.shape(), DType::F64)
+                    Array::zeros(a.shape(), DType::F64).unwrap()
                 }
             })
             .collect()
@@ -647,16 +647,18 @@ fn wrong_cotangents_are_rejected() {
     let e = f_vjp
         .apply::<Tensor, Tensor>(&Tensor::zeros(&[2], DType::F64))
         .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `LinearMap::apply`: cotangent 0 must be f64[3], got f64[2]"
+    assert!(
+        e.to_string()
+            .starts_with("bad input to `LinearMap::apply`: cotangent 0 must be f64[3], got f64[2]"),
+        "{e}"
     );
     let e = f_vjp
         .apply::<Tensor, Tensor>(&Tensor::zeros(&[3], DType::F32))
         .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `LinearMap::apply`: cotangent 0 must be f64[3], got f32[3]"
+    assert!(
+        e.to_string()
+            .starts_with("bad input to `LinearMap::apply`: cotangent 0 must be f64[3], got f32[3]"),
+        "{e}"
     );
     let e = f_vjp
         .apply::<Vec<Tensor>, Tensor>(&vec![Tensor::zeros(&[3], DType::F64)])

@@ -401,9 +401,9 @@ fn an_unmapped_output_that_varies_is_an_error() {
         &VmapAxes::new().out_axes(&[None]),
     )
     .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `vmap`: output 0 varies along the mapped axis but its out_axes entry is None"
+    assert!(
+        e.to_string().starts_with("bad input to `vmap`: output 0 varies along the mapped axis but its out_axes entry is None"),
+        "{e}"
     );
     // an output that does not vary may be unmapped, or broadcast when mapped
     let c = Tensor::new(Array::from_slice(&[1.0f64, 2.0]));
@@ -432,19 +432,24 @@ fn bad_axes_and_missing_sizes() {
     let x = Tensor::zeros(&[3, 2], DType::F64);
     let e = vmap_axes(|x: Tensor| x, &x, &VmapAxes::new().in_axes(&[Some(2)])).unwrap_err();
     assert!(matches!(e, Error::Axis { .. }));
-    assert_eq!(
-        e.to_string(),
-        "axis error in `vmap`: in_axes of input 0 (f64[3,2]): axis 2 is out of range for rank 2"
+    assert!(
+        e.to_string().starts_with("axis error in `vmap`: in_axes of input 0 (f64[3,2]): axis 2 is out of range for rank 2"),
+        "{e}"
     );
     let e = vmap_axes(|x: Tensor| x, &x, &VmapAxes::new().out_axes(&[Some(-3)])).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "axis error in `vmap`: out_axes of output 0: axis -3 is out of range for rank 2"
+    assert!(
+        e.to_string().starts_with(
+            "axis error in `vmap`: out_axes of output 0: axis -3 is out of range for rank 2"
+        ),
+        "{e}"
     );
     let e = vmap_axes(|x: Tensor| x, &x, &VmapAxes::new().in_axes(&[None])).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `vmap`: no input is mapped: give the axis size with VmapAxes::axis_size"
+    assert!(e.loc().is_some_and(|l| l.file.ends_with("vmap.rs")), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "bad input to `vmap`: no input is mapped: give the axis size with VmapAxes::axis_size"
+        ),
+        "{e}"
     );
     let e = vmap_axes(
         |(a, _b): (Tensor, Tensor)| a,
@@ -452,9 +457,11 @@ fn bad_axes_and_missing_sizes() {
         &VmapAxes::new().in_axes(&[Some(0), None, None]),
     )
     .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "bad input to `vmap`: 3 in_axes given for 2 leaves: give one per leaf, or one for all"
+    assert!(
+        e.to_string().starts_with(
+            "bad input to `vmap`: 3 in_axes given for 2 leaves: give one per leaf, or one for all"
+        ),
+        "{e}"
     );
     // negative axes count from the end
     let s: Tensor = vmap_axes(
