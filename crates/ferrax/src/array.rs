@@ -353,6 +353,20 @@ impl Array {
         }
         let aval = Aval::new(shape.to_vec(), dtype);
         aval.validate(op)?;
+        // the sampler needs a finite width in the target type (f32 bounds may overflow)
+        let finite_width = match dtype {
+            DType::F32 => {
+                let (l, h) = (low as f32, high as f32);
+                l < h && (h - l).is_finite()
+            }
+            _ => (high - low).is_finite(),
+        };
+        if !finite_width {
+            return Err(Error::input(
+                op,
+                format!("the width of [{low}, {high}) is not a finite {dtype} number"),
+            ));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = aval.size();
         let data = match dtype {

@@ -721,7 +721,7 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
                     let Some(p) = o[d].checked_sub(low[d]) else {
                         return usize::MAX;
                     };
-                    let step = interior[d] + 1;
+                    let step = interior[d].saturating_add(1);
                     if p % step != 0 || p / step >= shape()[d] {
                         return usize::MAX;
                     }

@@ -1098,6 +1098,14 @@ fn strided_matmul(
     macro_rules! go {
         ($t:ty, $variant:ident) => {{
             let (a, b) = (l.as_slice::<$t>()?, r.as_slice::<$t>()?);
+            // gemm reads through raw pointers: the strided matrices must lie in the buffers
+            if !within(a.len(), m, k, lrs, lcs) || !within(b.len(), k, n, rrs, rcs) {
+                return Err(Error::internal(format!(
+                    "dot_general: operands of {} and {} elements do not hold {m}x{k} and {k}x{n} matrices",
+                    a.len(),
+                    b.len()
+                )));
+            }
             let mut dst = buffers::zeroed::<$t>(m * n);
             if k > 0 {
                 // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
@@ -1136,6 +1144,19 @@ fn strided_matmul(
         _ => return Ok(None),
     };
     Ok(Some(Array::from_data(data, &out.shape)?))
+}
+
+/// Whether a `rows`×`cols` matrix with the given (non-negative) element strides lies
+/// within a buffer of `len` elements.
+fn within(len: usize, rows: usize, cols: usize, row_stride: isize, col_stride: isize) -> bool {
+    if rows == 0 || cols == 0 {
+        return true;
+    }
+    let last = (rows - 1)
+        .checked_mul(row_stride as usize)
+        .and_then(|a| (cols - 1).checked_mul(col_stride as usize).map(|b| (a, b)))
+        .and_then(|(a, b)| a.checked_add(b));
+    row_stride >= 0 && col_stride >= 0 && last.is_some_and(|i| i < len)
 }
 
 // ---------------------------------------------------------------------------------------

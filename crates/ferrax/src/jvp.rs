@@ -169,10 +169,11 @@ pub(crate) fn jvp_rule(
             0 => None,
             1 => t[0].clone(),
             y => {
-                let p = if y == 2 {
-                    x[0].clone()
-                } else {
-                    e.un(IntegerPow { y: y - 1 }, &x[0])
+                let p = match y.checked_sub(1) {
+                    Some(1) => x[0].clone(),
+                    Some(ym1) => e.un(IntegerPow { y: ym1 }, &x[0]),
+                    // y = i32::MIN: x^(y-1) = x^y / x
+                    None => e.div(out, &x[0]),
                 };
                 scaled(e.scale(y as f64, &p))
             }

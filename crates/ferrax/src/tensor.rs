@@ -821,11 +821,13 @@ fn infer_shape(shape: &[isize], from: &[usize]) -> Result<Vec<usize>> {
             format!("{shape:?}: sizes must be non-negative, with at most one -1"),
         ));
     }
-    let known: usize = shape
+    let known = shape
         .iter()
         .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+        .try_fold(1usize, |k, &d| k.checked_mul(d as usize))
+        .ok_or_else(|| {
+            Error::exhausted(op, format!("{shape:?} has more than {} elements", usize::MAX))
+        })?;
     let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(&i) = unknown.first() {
         if known == 0 || n % known != 0 {

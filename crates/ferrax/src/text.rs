@@ -11,9 +11,14 @@ use std::fmt::{self, Write as _};
 
 use crate::array::{write_values, Array, Data};
 use crate::dtype::{Aval, DType, Scalar};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SourceLoc};
 use crate::primitive::{Param, Primitive};
 use crate::program::{Atom, Equation, Program, Var};
+
+/// The file name in the source location of a parsed equation: errors about it (a type
+/// error when it runs, a nonlinearity found by `transpose`) give its line and column in the
+/// text, as `<program text>:LINE:COL`.
+pub const PROGRAM_TEXT: &str = "<program text>";
 
 /// Words the printer never uses as variable names, because the parser reads them otherwise.
 const RESERVED: &[&str] = &["in", "let", "lambda", "true", "false", "inf", "nan"];
@@ -525,11 +530,16 @@ impl Parser {
             Ok(_) => {}
         }
         let out = self.define(out_name, out_aval);
+        let at = &self.toks[start];
         self.prog.eqns.push(Equation {
             prim,
             inputs,
             out,
-            loc: None,
+            loc: Some(SourceLoc {
+                file: PROGRAM_TEXT,
+                line: at.line as u32,
+                col: at.col as u32,
+            }),
         });
         Ok(())
     }

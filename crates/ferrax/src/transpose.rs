@@ -309,7 +309,8 @@ pub(crate) fn transpose_rule(
             // the padding value's is the sum over all the other positions.
             let xa = x[0].aval();
             let start = low.clone();
-            let strides: Vec<usize> = interior.iter().map(|i| i + 1).collect();
+            // an interior of usize::MAX is legal on a dimension of size 0 or 1 (it adds nothing)
+            let strides: Vec<usize> = interior.iter().map(|i| i.saturating_add(1)).collect();
             let limit: Vec<usize> = (0..xa.ndim())
                 .map(|d| {
                     if xa.shape[d] == 0 {

@@ -400,3 +400,33 @@ fn max_and_min_return_the_same_nan_eagerly_and_compiled() {
         neg_nan.to_bits()
     );
 }
+
+// ---- found while auditing the rest of the surface ---------------------------------------
+
+#[test]
+fn arithmetic_on_extreme_parameters_is_an_error_or_a_value() {
+    // reshape sizes whose product overflows
+    let e = v(&[1.0])
+        .reshape(&[isize::MAX, isize::MAX, -1])
+        .aval()
+        .unwrap_err();
+    assert!(matches!(e, Error::ResourceExhausted { .. }), "{e}");
+    // uniform bounds whose width overflows the dtype
+    assert!(Array::random_uniform(0, &[2], -1e300, 1e300, DType::F32).is_err());
+    assert!(Array::random_uniform(0, &[2], -f64::MAX, f64::MAX, DType::F64).is_err());
+    // x^i32::MIN differentiates (its exponent minus one does not fit in i32)
+    let (_, d) = ferrax::jvp(|x: Tensor| x.powi(i32::MIN), &v(&[1.0]), &v(&[1.0])).unwrap();
+    assert_eq!(d.to_vec::<f64>().unwrap(), vec![i32::MIN as f64]);
+    // an interior padding of usize::MAX on a one-element dimension adds nothing, and transposes
+    let p = Program::parse(
+        "{ lambda ; a:f64[1] . let b:f64[1] = pad[low=(0,) high=(0,) interior=(18446744073709551615,)] a 0.0:f64 in (b) }",
+    )
+    .unwrap();
+    let t = transpose_program(&p, 0).unwrap();
+    assert_eq!(
+        t.eval(&[Array::from_slice(&[3.0f64])]).unwrap()[0]
+            .to_vec::<f64>()
+            .unwrap(),
+        vec![3.0]
+    );
+}

@@ -703,11 +703,15 @@ fn transpose_program_rejects_nonlinear_text() {
     let e = transpose_program(&p, 0).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "not linear: `exp` is not a linear primitive, but is applied to a linear value"
+        "not linear: `exp` is not a linear primitive, but is applied to a linear value \
+         (at <program text>:1:26)"
     );
     let p = Program::parse("{ lambda ; r:f64[] t:f64[] . let u:f64[] = div r t in (u) }").unwrap();
     let e = transpose_program(&p, 1).unwrap_err();
-    assert_eq!(e.to_string(), "not linear: `div` divides by a linear value");
+    assert_eq!(
+        e.to_string(),
+        "not linear: `div` divides by a linear value (at <program text>:1:34)"
+    );
     let e = transpose_program(&p, 3).unwrap_err();
     assert!(matches!(e, Error::Input { .. }));
 }
