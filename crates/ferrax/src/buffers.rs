@@ -117,9 +117,13 @@ impl Pooled for f64 {
     }
 }
 
+/// The allocator refused a buffer (the kernel that asked reports which op and aval).
+pub(crate) struct Refused;
+
 /// An empty vector with room for `n` elements: a recycled buffer when the current pool has
-/// one that fits, a new allocation otherwise.
-pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Vec<T> {
+/// one that fits, a new allocation otherwise (`Refused` when the allocator refuses: sizes
+/// come from user shapes, so this must not abort).
+pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
     if n >= MIN_LEN {
         let found = CURRENT.with(|c| {
             let mut c = c.borrow_mut();
@@ -133,17 +137,19 @@ pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Vec<T> {
         });
         if let Some(mut v) = found {
             v.clear();
-            return v;
+            return Ok(v);
         }
     }
-    Vec::with_capacity(n)
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Refused)?;
+    Ok(v)
 }
 
 /// `n` zeros, in a recycled buffer when one fits.
-pub(crate) fn zeroed<T: Pooled>(n: usize) -> Vec<T> {
-    let mut v = with_capacity(n);
+pub(crate) fn zeroed<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
+    let mut v = with_capacity(n)?;
     v.resize(n, T::default());
-    v
+    Ok(v)
 }
 
 /// Hands a dead value's buffer to the current pool when nobody else holds it; otherwise

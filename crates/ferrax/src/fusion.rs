@@ -181,8 +181,19 @@ impl Group {
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
         let mut outs: Vec<Vec<T>> = kept
             .iter()
-            .map(|_| crate::buffers::zeroed::<T>(self.size))
-            .collect();
+            .map(|&k| {
+                crate::buffers::zeroed::<T>(self.size).map_err(|_| {
+                    Error::exhausted(
+                        "fused elementwise group",
+                        format!(
+                            "cannot allocate {} bytes for a value of {}",
+                            self.size.saturating_mul(std::mem::size_of::<T>()),
+                            Aval::new(self.shapes[k].clone(), self.dtype)
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
         let n_chunks = self.size.div_ceil(CHUNK);
         // Split every output into chunk slices so chunks can be written in parallel.
         let mut per_chunk: Vec<Vec<&mut [T]>> = (0..n_chunks).map(|_| Vec::new()).collect();

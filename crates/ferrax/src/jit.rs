@@ -625,10 +625,6 @@ impl Plan {
                             }),
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    let kept = f.group.keep.iter().filter(|&&k| k).count();
-                    let bytes = (f.group.size * f.group.dtype.size_bytes()).saturating_mul(kept);
-                    let aval = Aval::new(vec![f.group.size], f.group.dtype);
-                    crate::array::ensure_allocatable("fused elementwise group", &aval, bytes)?;
                     let outs = f.group.run(&ins)?;
                     for p in &f.prims {
                         crate::eval::count(p);
@@ -772,11 +768,17 @@ fn chunked<T: Send + Sync + Copy>(out: &mut [T], f: impl Fn(usize, &mut [T]) + S
     }
 }
 
+/// The error of a fast kernel whose output buffer the allocator refused.
+fn refused(prim: &Primitive, out: &Aval) -> Error {
+    Error::exhausted(
+        prim.name(),
+        format!("cannot allocate {} bytes for a value of {out}", out.bytes()),
+    )
+}
+
 /// Runs one step: the fast kernel when there is one, the reference evaluator otherwise.
 fn execute(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Result<Array> {
     use Primitive::*;
-    // the fast kernels allocate their outputs infallibly: ask first (see `ensure_allocatable`)
-    crate::array::ensure_allocatable(prim.name(), out, out.bytes())?;
     // the reference evaluator counts its own; fast kernels count here
     let fast = matches!(out.dtype, DType::F32 | DType::F64)
         && matches!(
@@ -892,7 +894,8 @@ fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Res
                     } else if b.is_unique() {
                         ($take(b), a, true)
                     } else {
-                        let mut v = buffers::with_capacity::<$t>(a.size());
+                        let mut v = buffers::with_capacity::<$t>(a.size())
+                            .map_err(|_| refused(prim, out))?;
                         v.extend_from_slice(a.as_slice::<$t>()?);
                         (v, b, false)
                     };
@@ -947,7 +950,7 @@ fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Res
             macro_rules! rows {
                 ($t:ty, $variant:ident) => {{
                     let v = x.as_slice::<$t>()?;
-                    let mut acc = buffers::zeroed::<$t>(inner);
+                    let mut acc = buffers::zeroed::<$t>(inner).map_err(|_| refused(prim, out))?;
                     for row in v.chunks_exact(inner.max(1)) {
                         acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
                     }
@@ -979,7 +982,8 @@ fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Res
             macro_rules! tile {
                 ($t:ty, $variant:ident) => {{
                     let v = x.as_slice::<$t>()?;
-                    let mut o = buffers::with_capacity::<$t>(out.size());
+                    let mut o =
+                        buffers::with_capacity::<$t>(out.size()).map_err(|_| refused(prim, out))?;
                     for _ in 0..reps {
                         o.extend_from_slice(v);
                     }
@@ -1005,7 +1009,8 @@ fn execute_uncounted(prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Res
             macro_rules! rep {
                 ($t:ty, $variant:ident) => {{
                     let v = x.as_slice::<$t>()?;
-                    let mut o = buffers::with_capacity::<$t>(out.size());
+                    let mut o =
+                        buffers::with_capacity::<$t>(out.size()).map_err(|_| refused(prim, out))?;
                     for &e in v {
                         o.extend(std::iter::repeat_n(e, run));
                     }
@@ -1106,7 +1111,9 @@ fn strided_matmul(
                     b.len()
                 )));
             }
-            let mut dst = buffers::zeroed::<$t>(m * n);
+            let mut dst = buffers::zeroed::<$t>(m * n).map_err(|_| {
+                Error::exhausted("dot_general", format!("cannot allocate {} bytes for a value of {out}", out.bytes()))
+            })?;
             if k > 0 {
                 // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
                 // within their buffers by construction from the shapes above; dst is a

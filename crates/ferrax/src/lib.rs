@@ -79,11 +79,11 @@ pub use linearize::{
 };
 pub use primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
 pub use program::{Atom, Equation, Program, Var};
-pub use text::PROGRAM_TEXT;
 pub use reverse::{
     grad, grad_program, hessian, hvp, jacrev, value_and_grad, value_and_grad_with, vjp, vjp_program,
 };
 pub use tensor::{where_, Operand, Tensor};
+pub use text::PROGRAM_TEXT;
 pub use trace::{is_tracing, make_jaxpr, stage};
 pub use transpose::transpose_program;
 pub use tree::{flatten, unflatten, Tree, TreeDef};

@@ -826,7 +826,10 @@ fn infer_shape(shape: &[isize], from: &[usize]) -> Result<Vec<usize>> {
         .filter(|&&d| d >= 0)
         .try_fold(1usize, |k, &d| k.checked_mul(d as usize))
         .ok_or_else(|| {
-            Error::exhausted(op, format!("{shape:?} has more than {} elements", usize::MAX))
+            Error::exhausted(
+                op,
+                format!("{shape:?} has more than {} elements", usize::MAX),
+            )
         })?;
     let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(&i) = unknown.first() {
