@@ -132,17 +132,17 @@ fn parse_in_axes(text: &str, n: usize) -> Result<Vec<Option<usize>>, String> {
         .collect()
 }
 
-fn residual_sources(s: &ferrax::partial_eval::Split) -> String {
+fn residual_sources(s: &ferrax::Split) -> String {
     let sources: Vec<String> = s
         .residuals
         .iter()
         .enumerate()
         .map(|(i, r)| match r {
-            ferrax::partial_eval::ResidualSource::Input(k) => format!("r{i} = primal input {k}"),
-            ferrax::partial_eval::ResidualSource::Output(k) if *k < s.n_outputs => {
+            ferrax::ResidualSource::Input(k) => format!("r{i} = primal input {k}"),
+            ferrax::ResidualSource::Output(k) if *k < s.n_outputs => {
                 format!("r{i} = output {k}")
             }
-            ferrax::partial_eval::ResidualSource::Output(k) => {
+            ferrax::ResidualSource::Output(k) => {
                 format!("r{i} = residual output {k}")
             }
         })
@@ -154,7 +154,7 @@ fn residual_sources(s: &ferrax::partial_eval::Split) -> String {
     }
 }
 
-fn primal_header(s: &ferrax::partial_eval::Split) -> String {
+fn primal_header(s: &ferrax::Split) -> String {
     format!(
         "# primal program: {} output(s), then {} computed residual(s)\n{}",
         s.n_outputs,

@@ -2,30 +2,26 @@
 //!
 //! Composable transformations of numerical array programs, in the spirit of JAX.
 //!
-//! The pipeline (see `ARCHITECTURE.md`):
+//! The pipeline (see `ARCHITECTURE.md`), one folder per stage:
 //!
 //! ```text
-//! Rust closure over Tensors --trace--> Program --passes--> Program(s) --eval--> Arrays
+//! Rust closure over Tensors --trace--> Program --passes--> Program(s) --backend--> Arrays
 //! ```
 //!
-//! * [`array`]: host n-d arrays ([`Array`]) and their dtypes.
-//! * [`primitive`]: the closed set of primitives and their shape/dtype rules.
-//! * [`tensor`]: [`Tensor`], what user closures see, and the numpy-like surface.
-//! * [`trace`]: recording closures into [`Program`]s ([`make_jaxpr`]), nested tracing.
-//! * [`program`]: the typed SSA IR, its checker and dead-code elimination.
-//! * [`text`]: the printed form of programs and its parser.
-//! * [`eval`]: the reference evaluator, the definition of every primitive.
-//! * [`jvp`]: forward mode ([`jvp()`], [`jacfwd`]) and the jvp pass.
-//! * [`partial_eval`]: splitting a jvp program into primal work and a linear program.
-//! * [`linearity`]: the checker of typed linearity.
-//! * [`linearize`]: [`linearize()`] and the first-class [`LinearMap`].
-//! * [`transpose`]: the transpose pass over linear programs.
-//! * [`reverse`]: reverse mode built from the passes ([`vjp`], [`grad`], [`jacrev`],
-//!   [`hessian`], [`hvp`]).
-//! * [`gauss_newton`]: Gauss-Newton operators from one linearization.
-//! * [`vmap`]: the batching pass and [`vmap()`].
-//! * [`jit`]: compilation ([`jit()`]): optimization passes, execution plans, fast kernels
-//!   ([`kernels`]).
+//! * `ir`: the IR — dtypes and avals, host arrays ([`Array`]), the closed set of
+//!   [`Primitive`]s and their shape rules, typed SSA [`Program`]s, their text form, [`Error`].
+//! * `trace`: [`Tensor`], the trace stack that records closures, trees ([`Tree`]).
+//! * `surface`: the numpy-like operations on tensors, composed from primitives.
+//! * `passes`: programs to programs — jvp, partial evaluation, linearity, transpose, vmap,
+//!   optimize.
+//! * `api`: what users call — [`make_jaxpr`], [`jvp()`], [`jacfwd`], [`linearize()`] and the
+//!   first-class [`LinearMap`], [`vjp`], [`grad`], [`jacrev`], [`hessian`], [`hvp`],
+//!   [`vmap()`], [`gauss_newton`], [`jit()`].
+//! * `backend`: the reference evaluator ([`eval_primitive`], [`Program::eval`]) and the CPU
+//!   backend's compiled [`Plan`]s.
+//!
+//! Only the API is public: the modules are private and everything a user needs is
+//! re-exported here.
 //!
 //! Every public entry point returns [`Result`]; a user mistake inside a traced closure comes
 //! back as an [`Error`] naming the operation, the shapes and the user's source line.
@@ -42,49 +38,35 @@
 //! assert_eq!(out[0].item().unwrap().to_f64(), y);
 //! ```
 
-pub mod array;
-mod buffers;
-pub mod dtype;
-mod emit;
-pub mod error;
-pub mod eval;
-mod fusion;
-pub mod gauss_newton;
-pub mod jit;
-pub mod jvp;
-pub mod kernels;
-pub mod linearity;
-pub mod linearize;
-pub mod partial_eval;
-pub mod primitive;
-pub mod program;
-pub mod reverse;
-pub mod tensor;
-pub mod text;
-pub mod trace;
-pub mod transpose;
-pub mod tree;
-pub mod vmap;
+mod api;
+mod backend;
+mod ir;
+mod passes;
+mod surface;
+mod trace;
 
-pub use array::{Array, Data, Element};
-pub use dtype::{Aval, DType, Scalar};
-pub use error::{Error, Result, SourceLoc};
-pub use eval::{eval_counts, eval_primitive, reset_eval_counts};
-pub use gauss_newton::{gauss_newton, gauss_newton_with_loss, GaussNewton};
-pub use jit::{jit, optimize, run_compiled, Jit, Plan};
-pub use jvp::{jacfwd, jvp, jvp_program};
-pub use linearize::{
-    jit_linearize, linear_map, linear_transpose, linearize, linearize_program, JitLinearize,
-    LinearMap,
+pub use api::{
+    gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
+    jit_linearize, jvp, linear_map, linear_transpose, linearize, linearize_program, make_jaxpr,
+    run_compiled, stage, value_and_grad, value_and_grad_with, vjp, vjp_program, vmap, vmap_axes,
+    GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
-pub use primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
-pub use program::{Atom, Equation, Program, Var};
-pub use reverse::{
-    grad, grad_program, hessian, hvp, jacrev, value_and_grad, value_and_grad_with, vjp, vjp_program,
-};
-pub use tensor::{where_, Operand, Tensor};
-pub use text::PROGRAM_TEXT;
-pub use trace::{is_tracing, make_jaxpr, stage};
-pub use transpose::transpose_program;
-pub use tree::{flatten, unflatten, Tree, TreeDef};
-pub use vmap::{vmap, vmap_axes, vmap_program, VmapAxes};
+pub use backend::cpu::{profile_start, profile_stop, Plan};
+pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
+pub use ir::array::{Array, Data, Element};
+pub use ir::aval::Aval;
+pub use ir::dtype::{DType, Scalar};
+pub use ir::error::{Error, Result, SourceLoc};
+pub use ir::primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
+pub use ir::print::PROGRAM_TEXT;
+pub use ir::program::{Atom, Equation, Program, Var};
+pub use passes::jvp::jvp_program;
+pub use passes::linearity::{check_linear, Linearity};
+pub use passes::optimize::optimize;
+pub use passes::partial_eval::{partial_eval, ResidualSource, Split};
+pub use passes::transpose::transpose_program;
+pub use passes::vmap::vmap_program;
+pub use surface::{where_, Operand};
+pub use trace::stack::is_tracing;
+pub use trace::tensor::Tensor;
+pub use trace::tree::{flatten, unflatten, Tree, TreeDef};

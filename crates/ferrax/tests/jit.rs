@@ -269,16 +269,14 @@ fn plan_input_errors() {
     );
     // a hand-built program that does not type-check: the output variable is never defined
     let mut bad = p.clone();
-    bad.outputs = vec![ferrax::program::Atom::Var(ferrax::program::Var(7))];
+    bad.outputs = vec![ferrax::Atom::Var(ferrax::Var(7))];
     let e = Plan::new(&bad).unwrap_err().to_string();
     assert_eq!(
         e,
         "ill-typed program: output 0 is variable 7, which is never defined"
     );
     assert!(optimize(&bad).is_err());
-    assert!(
-        ferrax::jit::run_compiled(&bad, vec![Array::zeros(&[2], DType::F64).unwrap()]).is_err()
-    );
+    assert!(ferrax::run_compiled(&bad, vec![Array::zeros(&[2], DType::F64).unwrap()]).is_err());
     let f = jit(|x: Tensor| x.sum(&[4]));
     let line = line!() - 1;
     let e = f.call(&Tensor::zeros(&[2], DType::F64)).unwrap_err();
@@ -348,9 +346,9 @@ fn fused_elementwise_groups_equal_the_reference() {
 }
 
 fn jit_profile_shows_fusion(plan: &Plan, arrays: Vec<Array>) {
-    ferrax::jit::profile_start();
+    ferrax::profile_start();
     plan.run(arrays).unwrap();
-    let prof = ferrax::jit::profile_stop();
+    let prof = ferrax::profile_stop();
     assert!(
         prof.iter().any(|(name, _, _)| name.starts_with("fused[")),
         "{prof:?}"

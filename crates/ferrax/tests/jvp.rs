@@ -5,8 +5,8 @@
 
 mod harness;
 
-use ferrax::linearity::check_linear;
-use ferrax::partial_eval::ResidualSource;
+use ferrax::check_linear;
+use ferrax::ResidualSource;
 use ferrax::{
     eval_counts, eval_primitive, jacfwd, jvp, jvp_program, linearize, linearize_program,
     make_jaxpr, reset_eval_counts, Array, Aval, DType, Error, Program, Tensor,
@@ -615,14 +615,14 @@ fn jvp_program_input_errors() {
     );
     // partial_eval: counts beyond the jvp program's inputs or outputs are errors
     let j = jvp_program(&p, &[true]).unwrap();
-    assert!(ferrax::partial_eval::partial_eval(&j, 1, 1).is_ok());
-    let e = ferrax::partial_eval::partial_eval(&j, 3, 1).unwrap_err();
+    assert!(ferrax::partial_eval(&j, 1, 1).is_ok());
+    let e = ferrax::partial_eval(&j, 3, 1).unwrap_err();
     assert_eq!(
         e.to_string(),
         "bad input to `partial_eval`: 3 primal input(s) and 1 primal output(s) asked of a \
          program with 2 input(s) and 2 output(s)"
     );
-    assert!(ferrax::partial_eval::partial_eval(&j, 1, 3).is_err());
+    assert!(ferrax::partial_eval(&j, 1, 3).is_err());
 }
 
 // ---- the benchmark case linearize_vs_jvp, at small size ----

@@ -6,14 +6,14 @@
 
 mod harness;
 
-use ferrax::linearity::check_linear;
-use ferrax::partial_eval::{ResidualSource, Split};
+use ferrax::check_linear;
 use ferrax::{
     eval_counts, gauss_newton, gauss_newton_with_loss, grad, hessian, hvp, jacfwd, jacrev,
     linear_map, linear_transpose, linearize, linearize_program, make_jaxpr, reset_eval_counts,
     transpose_program, value_and_grad, value_and_grad_with, vjp, Array, DType, Error, Program,
     Tensor,
 };
+use ferrax::{ResidualSource, Split};
 use harness::{
     agree, arb_program, arb_smooth_program, op_table, perturb, random_array, richardson,
     single_eqn_program, Domain,

@@ -1,0 +1,116 @@
+//! Gauss-Newton operators from one linearization (JAX issue #529's use case).
+//!
+//! Built on `linearize` and `transpose`: for a residual function `r` at `x`, the Jacobian `J`
+//! is the linear map of one linearization and `Jᵀ` its transpose, sharing the residuals.
+//! A product `Jᵀ J v` then runs the linear program and its transpose only: no primal work,
+//! however many products a solver asks for. For a loss `L` of the residuals the generalized
+//! product `Jᵀ H_L J v` uses `H_L`, itself a linear map (the linearization of `∇L` at
+//! `r(x)`), so it too costs linear work only.
+
+use crate::api::linear_map::{linearize, LinearMap};
+use crate::api::reverse::grad;
+use crate::ir::{Error, Result};
+use crate::trace::{fail, Tensor, Tree};
+
+/// The Gauss-Newton operator of a residual function at a point.
+#[derive(Clone)]
+pub struct GaussNewton {
+    residual: Tensor,
+    j: LinearMap,
+    jt: LinearMap,
+    /// The loss gradient and Hessian at the residual, for the generalized operator.
+    loss: Option<(Tensor, LinearMap)>,
+}
+
+/// The Gauss-Newton operator `v ↦ Jᵀ J v` of the residual function `r` at `x` (the
+/// Hessian approximation of `½‖r(x)‖²`), from one linearization.
+///
+/// ```
+/// use ferrax::{gauss_newton, Array, Tensor};
+/// // r(x) = [x0 * x1, x1]: J = [[x1, x0], [0, 1]]
+/// let x = Tensor::new(Array::from_slice(&[2.0f64, 3.0]));
+/// let gn = gauss_newton(|x: Tensor| Tensor::concatenate(&[(x.index_axis(0, 0) * x.index_axis(0, 1)).reshape(&[1]), x.slice_axis(0, 1, 2)], 0), &x).unwrap();
+/// let v: Tensor = gn.apply(&Tensor::new(Array::from_slice(&[1.0f64, 0.0]))).unwrap();
+/// assert_eq!(v.to_vec::<f64>().unwrap(), vec![9.0, 6.0]); // Jᵀ J e0 = [x1², x0 x1]
+/// ```
+#[track_caller]
+pub fn gauss_newton<I: Tree>(r: impl FnOnce(I) -> Tensor, x: &I) -> Result<GaussNewton> {
+    let (residual, j) = linearize(r, x)?;
+    check_residual(&residual)?;
+    let jt = j.transpose()?;
+    Ok(GaussNewton {
+        residual,
+        j,
+        jt,
+        loss: None,
+    })
+}
+
+/// The generalized Gauss-Newton operator `v ↦ Jᵀ H_L J v` for a loss `L` of the residuals
+/// (`H_L` its Hessian at `r(x)`), from one linearization of `r` and one of `∇L`.
+#[track_caller]
+pub fn gauss_newton_with_loss<I: Tree>(
+    r: impl FnOnce(I) -> Tensor,
+    loss: impl Fn(Tensor) -> Tensor,
+    x: &I,
+) -> Result<GaussNewton> {
+    let mut gn = gauss_newton(r, x)?;
+    let (g, h) = linearize(
+        |r: Tensor| match grad(&loss, &r) {
+            Ok(g) => g,
+            Err(e) => fail(e),
+        },
+        &gn.residual,
+    )?;
+    gn.loss = Some((g, h));
+    Ok(gn)
+}
+
+fn check_residual(r: &Tensor) -> Result<()> {
+    let a = r.aval()?;
+    if !a.dtype.is_float() {
+        return Err(Error::DType {
+            op: "gauss_newton".into(),
+            msg: format!("the residual function must return floats, got {a}"),
+            loc: None,
+        });
+    }
+    Ok(())
+}
+
+impl GaussNewton {
+    /// `r(x)`.
+    pub fn residual(&self) -> &Tensor {
+        &self.residual
+    }
+
+    /// The Jacobian `J` of `r` at `x`, as a linear map.
+    pub fn jacobian(&self) -> &LinearMap {
+        &self.j
+    }
+
+    /// Its transpose `Jᵀ` (same residuals).
+    pub fn jacobian_transpose(&self) -> &LinearMap {
+        &self.jt
+    }
+
+    /// `Jᵀ J v`, or `Jᵀ H_L J v` for the generalized operator. Linear work only.
+    #[track_caller]
+    pub fn apply<I: Tree>(&self, v: &I) -> Result<I> {
+        let jv: Tensor = self.j.apply(v)?;
+        let w = match &self.loss {
+            Some((_, h)) => h.apply(&jv)?,
+            None => jv,
+        };
+        self.jt.apply(&w)
+    }
+
+    /// The gradient of the objective at `x`: `Jᵀ r` for `½‖r‖²`, or `Jᵀ ∇L(r)` for a
+    /// loss (`∇L(r)` was computed with the operator).
+    pub fn gradient<I: Tree>(&self) -> Result<I> {
+        match &self.loss {
+            Some((g, _)) => self.jt.apply(g),
+            None => self.jt.apply(&self.residual),
+        }
+    }
+}

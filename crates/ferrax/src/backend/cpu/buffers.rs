@@ -1,0 +1,172 @@
+//! Buffer reuse for execution plans.
+//!
+//! Sits under the plans (`plan`): a `Plan` owns a [`BufferPool`]. While the
+//! plan runs, the pool is installed as this thread's current pool; every intermediate whose
+//! last use has passed and whose buffer nobody else holds is handed back to it, and the
+//! kernels that need a fresh output buffer (fused elementwise groups, matrix products, sums
+//! over leading axes, broadcasts) take one from it. When the run ends the pool goes back to
+//! the plan, so the next call of the same plan starts with the buffers of the last one:
+//! after the first call a plan's intermediates are made from recycled memory, and what a
+//! plan keeps is bounded by what one of its runs frees.
+//!
+//! Only large float buffers are kept (small ones are cheap to allocate), and a buffer is
+//! reused only for a request between half its capacity and its capacity, so a pool never
+//! hands a huge block to a small value; among those, the most recently freed is taken (as
+//! an allocator would), since it is the likeliest to be in cache. Outputs returned to the caller are never taken back.
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+use crate::ir::{Array, Data};
+
+/// Buffers shorter than this many elements are not kept.
+const MIN_LEN: usize = 4096;
+/// At most this many buffers of each dtype are kept.
+const MAX_KEPT: usize = 64;
+
+/// Free float buffers, by dtype.
+#[derive(Default)]
+pub(crate) struct Pool {
+    f32s: Vec<Vec<f32>>,
+    f64s: Vec<Vec<f64>>,
+}
+
+impl Pool {
+    fn len(&self) -> usize {
+        self.f32s.len() + self.f64s.len()
+    }
+}
+
+/// The pool a plan owns between runs. Cloning a plan gives the clone an empty pool.
+#[derive(Default)]
+pub(crate) struct BufferPool(Mutex<Pool>);
+
+impl Clone for BufferPool {
+    fn clone(&self) -> Self {
+        BufferPool::default()
+    }
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.try_lock().map(|p| p.len()).unwrap_or(0);
+        write!(f, "BufferPool({kept} kept)")
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Pool>> = const { RefCell::new(None) };
+}
+
+/// While alive, the plan's pool is this thread's current pool; dropping it gives the pool
+/// back to the plan and restores whatever was current before (runs may nest when a rayon
+/// worker steals a job that runs another plan).
+pub(crate) struct Installed<'a> {
+    home: &'a BufferPool,
+    previous: Option<Pool>,
+}
+
+impl BufferPool {
+    /// Makes this pool the thread's current one. If another thread is running the same
+    /// plan and holds the pool, this run starts with an empty one.
+    pub(crate) fn install(&self) -> Installed<'_> {
+        let mine = self
+            .0
+            .try_lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let previous = CURRENT.with(|c| c.replace(Some(mine)));
+        Installed {
+            home: self,
+            previous,
+        }
+    }
+
+    /// How many buffers the pool holds now (for tests).
+    pub(crate) fn kept(&self) -> usize {
+        self.0.try_lock().map(|p| p.len()).unwrap_or(0)
+    }
+}
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        let mine = CURRENT.with(|c| c.replace(self.previous.take()));
+        if let (Some(mine), Ok(mut home)) = (mine, self.home.0.try_lock()) {
+            // two concurrent runs of one plan: keep the fuller pool
+            if mine.len() >= home.len() {
+                *home = mine;
+            }
+        }
+    }
+}
+
+/// Float element types the pool keeps.
+pub(crate) trait Pooled: Copy + Default {
+    fn list(pool: &mut Pool) -> &mut Vec<Vec<Self>>;
+}
+
+impl Pooled for f32 {
+    fn list(pool: &mut Pool) -> &mut Vec<Vec<f32>> {
+        &mut pool.f32s
+    }
+}
+
+impl Pooled for f64 {
+    fn list(pool: &mut Pool) -> &mut Vec<Vec<f64>> {
+        &mut pool.f64s
+    }
+}
+
+/// The allocator refused a buffer (the kernel that asked reports which op and aval).
+pub(crate) struct Refused;
+
+/// An empty vector with room for `n` elements: a recycled buffer when the current pool has
+/// one that fits, a new allocation otherwise (`Refused` when the allocator refuses: sizes
+/// come from user shapes, so this must not abort).
+pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
+    if n >= MIN_LEN {
+        let found = CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            let list = T::list(c.as_mut()?);
+            // the most recently freed buffer that holds n and is not more than twice too
+            // big: the last one freed is the likeliest to be still in cache
+            let k = (0..list.len())
+                .rev()
+                .find(|&k| list[k].capacity() >= n && list[k].capacity() <= 2 * n)?;
+            Some(list.swap_remove(k))
+        });
+        if let Some(mut v) = found {
+            v.clear();
+            return Ok(v);
+        }
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Refused)?;
+    Ok(v)
+}
+
+/// `n` zeros, in a recycled buffer when one fits.
+pub(crate) fn zeroed<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
+    let mut v = with_capacity(n)?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
+/// Hands a dead value's buffer to the current pool when nobody else holds it; otherwise
+/// (or with no pool installed) just drops it.
+pub(crate) fn recycle(a: Array) {
+    let installed = CURRENT.with(|c| c.borrow().is_some());
+    if !installed || !a.is_unique() || a.size() < MIN_LEN {
+        return;
+    }
+    let data = a.into_data();
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(pool) = c.as_mut() else { return };
+        match data {
+            Data::F32(v) if pool.f32s.len() < MAX_KEPT => pool.f32s.push(v),
+            Data::F64(v) if pool.f64s.len() < MAX_KEPT => pool.f64s.push(v),
+            _ => {}
+        }
+    });
+}

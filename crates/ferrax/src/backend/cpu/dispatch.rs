@@ -1,0 +1,403 @@
+//! Which kernel runs a plan step: the one table of what the CPU backend runs itself.
+//!
+//! [`kernel`] decides, once per step when the plan is built, whether a primitive at these
+//! avals has a fast CPU kernel: float elementwise functions and arithmetic, 1-d/2-d matrix
+//! products, sums over leading axes or all axes, and broadcasts that tile or repeat their
+//! operand. Everything else runs through the reference evaluator. The same decision says
+//! what fusion may group (elementwise kernels and tiling broadcasts) and what this module
+//! counts for `eval_counts` (the reference evaluator counts its own), so the three can never
+//! disagree. The match is exhaustive: a new primitive gets an arm here too, if only to say
+//! "reference".
+
+use crate::backend::cpu::buffers::{self, Pooled};
+use crate::backend::cpu::fuse::{broadcast_kind, BroadcastKind};
+use crate::backend::cpu::math::{self, SliceFn32, SliceFn64};
+use crate::backend::cpu::matmul::strided_matmul;
+use crate::backend::{count, eval_primitive, max_nan, min_nan};
+use crate::ir::{comparison, rounding, Array, Aval, DType, Data, Error, Primitive, Result};
+
+/// Float elementwise functions of one operand with a CPU kernel (`math::fast`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unary {
+    Neg,
+    Abs,
+    Sqrt,
+    Rsqrt,
+    Exp,
+    Expm1,
+    Log,
+    Tanh,
+    Logistic,
+    Sin,
+    Cos,
+}
+
+/// Float arithmetic on two operands of one shape with a CPU kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+/// A fast CPU kernel for one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    Unary(Unary),
+    Binary(Binary),
+    /// A product of 1-d/2-d operands with one contracted dimension, through `gemm`.
+    Matmul,
+    /// A sum over the leading axes (not all): rows added together.
+    SumLeading,
+    /// A sum of every element.
+    SumAll,
+    /// A broadcast whose operand fills the trailing dimensions: the operand repeated whole.
+    BroadcastTile,
+    /// A broadcast whose operand fills the leading dimensions: each element repeated.
+    BroadcastRepeat,
+}
+
+/// The CPU backend's kernel for `prim` at these avals, or `None` for the reference
+/// evaluator. The one place that decides (see the module doc).
+pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kernel> {
+    use Primitive::*;
+    if !out.dtype.is_float() {
+        return None;
+    }
+    let unary = |u| Some(Kernel::Unary(u));
+    let binary = |b| Some(Kernel::Binary(b));
+    match prim {
+        Neg => unary(Unary::Neg),
+        Abs => unary(Unary::Abs),
+        Sqrt => unary(Unary::Sqrt),
+        Rsqrt => unary(Unary::Rsqrt),
+        Exp => unary(Unary::Exp),
+        Expm1 => unary(Unary::Expm1),
+        Log => unary(Unary::Log),
+        Tanh => unary(Unary::Tanh),
+        Logistic => unary(Unary::Logistic),
+        Sin => unary(Unary::Sin),
+        Cos => unary(Unary::Cos),
+        Add => binary(Binary::Add),
+        Sub => binary(Binary::Sub),
+        Mul => binary(Binary::Mul),
+        Div => binary(Binary::Div),
+        Max => binary(Binary::Max),
+        Min => binary(Binary::Min),
+        DotGeneral {
+            lhs_contracting,
+            rhs_contracting,
+            lhs_batch,
+            rhs_batch,
+        } => {
+            let matrix = |a: &Aval| (1..=2).contains(&a.ndim());
+            (lhs_batch.is_empty()
+                && rhs_batch.is_empty()
+                && lhs_contracting.len() == 1
+                && rhs_contracting.len() == 1
+                && matrix(&ins[0])
+                && matrix(&ins[1]))
+            .then_some(Kernel::Matmul)
+        }
+        ReduceSum { axes } => {
+            let rank = ins[0].ndim();
+            if !axes.is_empty() && axes.len() == rank {
+                Some(Kernel::SumAll)
+            } else if !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| i == a) {
+                Some(Kernel::SumLeading)
+            } else {
+                None
+            }
+        }
+        BroadcastInDim { .. } => match broadcast_kind(prim, &ins[0])? {
+            BroadcastKind::Tile(_) => Some(Kernel::BroadcastTile),
+            BroadcastKind::Repeat(_) => Some(Kernel::BroadcastRepeat),
+        },
+        Tan
+        | Log1p
+        | Erf
+        | Sign
+        | rounding!()
+        | IntegerPow { .. }
+        | Pow
+        | Atan2
+        | comparison!()
+        | Select
+        | ConvertElementType { .. }
+        | ReduceMax { .. }
+        | ReduceMin { .. }
+        | Argmax { .. }
+        | Reshape { .. }
+        | Transpose { .. }
+        | Squeeze { .. }
+        | ExpandDims { .. }
+        | Slice { .. }
+        | Pad { .. }
+        | Concatenate { .. }
+        | Rev { .. }
+        | Iota { .. }
+        | Cumsum { .. } => None,
+    }
+}
+
+/// The float element types the CPU kernels are written for.
+pub(crate) trait Float:
+    Pooled
+    + PartialOrd
+    + Send
+    + Sync
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + std::ops::DivAssign
+    + 'static
+{
+    fn slice(d: &Data) -> Option<&[Self]>;
+    /// The buffer of this type, moved out of the data.
+    fn take(d: Data) -> Option<Vec<Self>>;
+    fn wrap(v: Vec<Self>) -> Data;
+    /// The slice kernel of a unary function for this type.
+    fn unary(u: Unary) -> fn(&[Self], &mut [Self]);
+    /// The sum of a slice (accumulated for accuracy, vectorizable).
+    fn sum(v: &[Self]) -> Self;
+}
+
+impl Float for f32 {
+    fn slice(d: &Data) -> Option<&[f32]> {
+        match d {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn take(d: Data) -> Option<Vec<f32>> {
+        match d {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f32>) -> Data {
+        Data::F32(v)
+    }
+    fn unary(u: Unary) -> SliceFn32 {
+        math::fast(u).0
+    }
+    fn sum(v: &[f32]) -> f32 {
+        // 16 partial sums (vectorizes), f64 accumulation per block for accuracy
+        let mut total = 0f64;
+        for block in v.chunks(4096) {
+            let mut acc = [0f32; 16];
+            let mut it = block.chunks_exact(16);
+            for c in &mut it {
+                for i in 0..16 {
+                    acc[i] += c[i];
+                }
+            }
+            let mut s: f64 = acc.iter().map(|&a| a as f64).sum();
+            s += it.remainder().iter().map(|&a| a as f64).sum::<f64>();
+            total += s;
+        }
+        total as f32
+    }
+}
+
+impl Float for f64 {
+    fn slice(d: &Data) -> Option<&[f64]> {
+        match d {
+            Data::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn take(d: Data) -> Option<Vec<f64>> {
+        match d {
+            Data::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f64>) -> Data {
+        Data::F64(v)
+    }
+    fn unary(u: Unary) -> SliceFn64 {
+        math::fast(u).1
+    }
+    fn sum(v: &[f64]) -> f64 {
+        let mut acc = [0f64; 8];
+        let mut it = v.chunks_exact(8);
+        for c in &mut it {
+            for i in 0..8 {
+                acc[i] += c[i];
+            }
+        }
+        acc.iter().sum::<f64>() + it.remainder().iter().sum::<f64>()
+    }
+}
+
+impl Binary {
+    /// `out[i] = op(a[i], b[i])`: one monomorphized loop per operation.
+    pub(crate) fn zip<T: Float>(self, a: &[T], b: &[T], out: &mut [T]) {
+        let z = out.iter_mut().zip(a.iter().zip(b));
+        match self {
+            Binary::Add => z.for_each(|(o, (&x, &y))| *o = x + y),
+            Binary::Sub => z.for_each(|(o, (&x, &y))| *o = x - y),
+            Binary::Mul => z.for_each(|(o, (&x, &y))| *o = x * y),
+            Binary::Div => z.for_each(|(o, (&x, &y))| *o = x / y),
+            Binary::Max => z.for_each(|(o, (&x, &y))| *o = max_nan(x, y)),
+            Binary::Min => z.for_each(|(o, (&x, &y))| *o = min_nan(x, y)),
+        }
+    }
+
+    /// `x[i] = op(x[i], y[i])`, or `op(y[i], x[i])` when `flipped` (the buffer written is
+    /// the right operand's).
+    fn assign<T: Float>(self, x: &mut [T], y: &[T], flipped: bool) {
+        let z = x.iter_mut().zip(y);
+        match (self, flipped) {
+            (Binary::Add, _) => z.for_each(|(x, &y)| *x += y),
+            (Binary::Mul, _) => z.for_each(|(x, &y)| *x *= y),
+            (Binary::Sub, false) => z.for_each(|(x, &y)| *x -= y),
+            (Binary::Sub, true) => z.for_each(|(x, &y)| *x = y - *x),
+            (Binary::Div, false) => z.for_each(|(x, &y)| *x /= y),
+            (Binary::Div, true) => z.for_each(|(x, &y)| *x = y / *x),
+            (Binary::Max, false) => z.for_each(|(x, &y)| *x = max_nan(*x, y)),
+            (Binary::Max, true) => z.for_each(|(x, &y)| *x = max_nan(y, *x)),
+            (Binary::Min, false) => z.for_each(|(x, &y)| *x = min_nan(*x, y)),
+            (Binary::Min, true) => z.for_each(|(x, &y)| *x = min_nan(y, *x)),
+        }
+    }
+}
+
+/// Runs one step: its kernel when it has one (counted here), the reference evaluator
+/// (which counts itself) otherwise. Operands that die at this step arrive unshared, so
+/// elementwise kernels may write into them.
+pub(crate) fn execute(
+    kernel: Option<Kernel>,
+    prim: &Primitive,
+    args: &mut Vec<Array>,
+    out: &Aval,
+) -> Result<Array> {
+    let Some(k) = kernel else {
+        let refs: Vec<&Array> = args.iter().collect();
+        return eval_primitive(prim, &refs);
+    };
+    count(prim);
+    if let Kernel::Matmul = k {
+        return strided_matmul(&args[0], &args[1], prim, out);
+    }
+    let data = match out.dtype {
+        DType::F32 => run::<f32>(k, prim, args, out)?,
+        DType::F64 => run::<f64>(k, prim, args, out)?,
+        d => return Err(Error::internal(format!("a CPU kernel for a {d} value"))),
+    };
+    Array::from_data(data, &out.shape)
+}
+
+/// Runs a kernel on operands of element type `T`.
+fn run<T: Float>(k: Kernel, prim: &Primitive, args: &mut Vec<Array>, out: &Aval) -> Result<Data> {
+    let refused = |_| {
+        Error::exhausted(
+            prim.name(),
+            format!("cannot allocate {} bytes for a value of {out}", out.bytes()),
+        )
+    };
+    // the plan chose the kernel from these operands' avals: a mismatch is a bug
+    let wrong = || {
+        Error::internal(format!(
+            "`{}` kernel given operands of another dtype",
+            prim.name()
+        ))
+    };
+    fn slice<T: Float>(a: &Array) -> Result<&[T]> {
+        T::slice(a.data())
+            .ok_or_else(|| Error::internal("a CPU kernel's operand has another dtype"))
+    }
+    let take = |a: Array| T::take(a.into_data()).ok_or_else(wrong);
+    Ok(T::wrap(match k {
+        Kernel::Unary(u) => {
+            let f = T::unary(u);
+            let mut v = take(args.pop().ok_or_else(wrong)?)?;
+            chunked(&mut v, |_, c| {
+                // in place, through a small stack buffer so the kernel sees separate input
+                // and output slices
+                let mut tmp = [T::default(); 256];
+                for part in c.chunks_mut(256) {
+                    let t = &mut tmp[..part.len()];
+                    t.copy_from_slice(part);
+                    f(t, part);
+                }
+            });
+            v
+        }
+        Kernel::Binary(op) => {
+            let b = args.pop().ok_or_else(wrong)?;
+            let a = args.pop().ok_or_else(wrong)?;
+            // write into whichever operand is unique, else a new buffer
+            let (mut v, other, flipped) = if a.is_unique() {
+                (take(a)?, b, false)
+            } else if b.is_unique() {
+                (take(b)?, a, true)
+            } else {
+                let mut v = buffers::with_capacity::<T>(a.size()).map_err(refused)?;
+                v.extend_from_slice(slice::<T>(&a)?);
+                (v, b, false)
+            };
+            let o = slice::<T>(&other)?;
+            chunked(&mut v, |start, c| {
+                op.assign(c, &o[start..start + c.len()], flipped)
+            });
+            v
+        }
+        Kernel::SumLeading => {
+            let inner = out.size();
+            let mut acc = buffers::zeroed::<T>(inner).map_err(refused)?;
+            for row in slice::<T>(&args[0])?.chunks_exact(inner.max(1)) {
+                acc.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+            }
+            acc
+        }
+        Kernel::SumAll => vec![T::sum(slice::<T>(&args[0])?)],
+        Kernel::BroadcastTile => {
+            let x = slice::<T>(&args[0])?;
+            let mut o = buffers::with_capacity::<T>(out.size()).map_err(refused)?;
+            for _ in 0..out.size() / x.len().max(1) {
+                o.extend_from_slice(x);
+            }
+            o
+        }
+        Kernel::BroadcastRepeat => {
+            let x = slice::<T>(&args[0])?;
+            let run = out.size() / x.len().max(1);
+            let mut o = buffers::with_capacity::<T>(out.size()).map_err(refused)?;
+            for &e in x {
+                o.extend(std::iter::repeat_n(e, run));
+            }
+            o
+        }
+        Kernel::Matmul => return Err(Error::internal("matrix products are run by `execute`")),
+    }))
+}
+
+/// Elements above which kernels split work across threads.
+const PARALLEL_THRESHOLD: usize = 1 << 16;
+
+pub(crate) fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Calls `f(offset, chunk)` over `out`, in parallel chunks when it is large.
+fn chunked<T: Send + Sync + Copy>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    let n = out.len();
+    if n >= PARALLEL_THRESHOLD && threads() > 1 {
+        let chunk = n.div_ceil(threads() * 4).max(4096);
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| f(i * chunk, c));
+    } else {
+        f(0, out);
+    }
+}

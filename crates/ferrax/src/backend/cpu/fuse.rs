@@ -1,0 +1,377 @@
+//! Elementwise fusion: grouping runs of plan steps, and running a group chunk by chunk.
+//!
+//! A run of consecutive elementwise steps over arrays of the same size becomes one *group*,
+//! executed chunk by chunk (2048 elements at a time, chunks spread over threads): every step
+//! of the group computes its chunk into a small scratch buffer that stays in cache, and only
+//! the values needed after the group are written to memory. Broadcasts of a scalar, or of
+//! an array along leading dimensions (a bias), are generated per chunk instead of being
+//! materialized. What a group computes is exactly what its steps compute one by one (the
+//! same kernels from `dispatch`, the same operation order per element).
+
+use std::collections::HashMap;
+
+use crate::backend::cpu::buffers;
+use crate::backend::cpu::dispatch::{Binary, Float, Kernel, Unary};
+use crate::backend::cpu::plan::{Item, Step, StepArg};
+use crate::ir::{same_shape, Array, Aval, DType, Error, Primitive, Program, Result};
+
+/// Elements per chunk, and the least size of a value worth fusing.
+const CHUNK: usize = 2048;
+
+/// What one step of a group computes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum GroupOp {
+    Unary(Unary),
+    Binary(Binary),
+    /// A broadcast whose operand the group generates per chunk (`Src::Tiled`/`Repeated`).
+    Broadcast,
+}
+
+/// Where a group step reads an operand from.
+#[derive(Clone, Debug)]
+pub(crate) enum Src {
+    /// An array given to the group (index into its inputs), the group's full size.
+    Input(usize),
+    /// An earlier step of the same group.
+    Step(usize),
+    /// An input repeated along leading dimensions: element i is `input[i % period]`.
+    Tiled(usize, usize),
+    /// An input whose elements are each repeated along trailing dimensions: element i is
+    /// `input[i / run]`.
+    Repeated(usize, usize),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct GroupStep {
+    pub op: GroupOp,
+    pub srcs: Vec<Src>,
+}
+
+/// A fused run of elementwise steps.
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub steps: Vec<GroupStep>,
+    /// For every step: whether its value is needed after the group (then written out).
+    pub keep: Vec<bool>,
+    pub size: usize,
+    pub dtype: DType,
+    /// The shape of every step's output.
+    pub shapes: Vec<Vec<usize>>,
+}
+
+/// A group in a plan: the group, where its inputs come from and where its kept values go.
+#[derive(Clone, Debug)]
+pub(crate) struct FusedItem {
+    pub group: Group,
+    pub inputs: Vec<StepArg>,
+    /// Slots of the kept steps' values, in step order.
+    pub outs: Vec<usize>,
+    /// Primitives of the fused steps (for evaluation counts and profiles).
+    pub prims: Vec<Primitive>,
+    /// Slots whose last use is inside the group.
+    pub last: Vec<usize>,
+}
+
+/// Groups runs of fusible steps (same size and dtype, at least two) into fused items;
+/// `last_use` gives each slot's last reading step.
+pub(crate) fn fuse(
+    program: &Program,
+    steps: Vec<Step>,
+    last_use: &HashMap<usize, usize>,
+) -> Vec<Item> {
+    let aval_of = |a: &StepArg| match a {
+        StepArg::Value(v) => v.aval(),
+        StepArg::Slot(k) => program.avals[*k].clone(),
+    };
+    let mut items = vec![];
+    let mut k = 0;
+    while k < steps.len() {
+        let end = run_end(&steps, k, &aval_of);
+        if end - k < 2 {
+            items.push(Item::Step(steps[k].clone()));
+            k += 1;
+        } else {
+            items.push(Item::Fused(group(
+                &steps[k..end],
+                end - 1,
+                last_use,
+                &aval_of,
+            )));
+            k = end;
+        }
+    }
+    items
+}
+
+/// Whether a step may join a group: an elementwise kernel whose operands have its output's
+/// size, or a broadcast the group can generate, on at least one chunk's worth of elements.
+fn fusible(s: &Step, aval_of: &impl Fn(&StepArg) -> Aval) -> bool {
+    let n = s.out_aval.size();
+    n >= CHUNK
+        && match s.kernel {
+            Some(Kernel::Unary(_) | Kernel::Binary(_)) => {
+                s.args.iter().all(|a| aval_of(a).size() == n)
+            }
+            Some(Kernel::BroadcastTile | Kernel::BroadcastRepeat) => true,
+            _ => false,
+        }
+}
+
+/// The end of the run of fusible steps of one size and dtype that starts at `k` (`k` itself
+/// when the step there is not fusible).
+fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> Aval) -> usize {
+    let first = &steps[k].out_aval;
+    let mut end = k;
+    while end < steps.len()
+        && fusible(&steps[end], aval_of)
+        && steps[end].out_aval.size() == first.size()
+        && steps[end].out_aval.dtype == first.dtype
+    {
+        end += 1;
+    }
+    end
+}
+
+/// The fused item of a run of steps whose last one has index `last_index` in the plan.
+fn group(
+    run: &[Step],
+    last_index: usize,
+    last_use: &HashMap<usize, usize>,
+    aval_of: &impl Fn(&StepArg) -> Aval,
+) -> FusedItem {
+    let produced: HashMap<usize, usize> = run.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
+    let mut inputs: Vec<StepArg> = vec![];
+    let steps = run
+        .iter()
+        .map(|s| GroupStep {
+            op: match s.kernel {
+                Some(Kernel::Unary(u)) => GroupOp::Unary(u),
+                Some(Kernel::Binary(b)) => GroupOp::Binary(b),
+                _ => GroupOp::Broadcast,
+            },
+            srcs: s
+                .args
+                .iter()
+                .map(|a| source(s, a, &produced, &mut inputs, aval_of))
+                .collect(),
+        })
+        .collect();
+    // a value is written out when a step after the group (or the output) reads it
+    let keep: Vec<bool> = run
+        .iter()
+        .map(|s| last_use.get(&s.out).is_some_and(|&u| u > last_index))
+        .collect();
+    let outs = run
+        .iter()
+        .zip(&keep)
+        .filter(|(_, &kept)| kept)
+        .map(|(s, _)| s.out)
+        .collect();
+    let last = run
+        .iter()
+        .flat_map(|s| s.last.iter().copied())
+        .filter(|slot| !produced.contains_key(slot))
+        .collect();
+    let first = &run[0].out_aval;
+    FusedItem {
+        group: Group {
+            steps,
+            keep,
+            size: first.size(),
+            dtype: first.dtype,
+            shapes: run.iter().map(|s| s.out_aval.shape.clone()).collect(),
+        },
+        inputs,
+        outs,
+        prims: run.iter().map(|s| s.prim.clone()).collect(),
+        last,
+    }
+}
+
+/// Where step `s` of a group reads its operand `a`: an earlier step of the group, or one of
+/// the group's inputs (added once), generated per chunk when `s` is a broadcast.
+fn source(
+    s: &Step,
+    a: &StepArg,
+    produced: &HashMap<usize, usize>,
+    inputs: &mut Vec<StepArg>,
+    aval_of: &impl Fn(&StepArg) -> Aval,
+) -> Src {
+    if let StepArg::Slot(slot) = a {
+        if let Some(&i) = produced.get(slot) {
+            return Src::Step(i);
+        }
+    }
+    let same_slot = |x: &StepArg| matches!((x, a), (StepArg::Slot(p), StepArg::Slot(q)) if p == q);
+    let i = match inputs.iter().position(same_slot) {
+        Some(i) => i,
+        None => {
+            inputs.push(a.clone());
+            inputs.len() - 1
+        }
+    };
+    let operand = aval_of(a).size();
+    match s.kernel {
+        Some(Kernel::BroadcastTile) => Src::Tiled(i, operand),
+        Some(Kernel::BroadcastRepeat) => Src::Repeated(i, s.out_aval.size() / operand.max(1)),
+        _ => Src::Input(i),
+    }
+}
+
+/// How a broadcast maps its operand onto the output: `Tile(period)` when the operand fills
+/// the trailing dimensions (a scalar is a tile of period 1), `Repeat(run)` when it fills the
+/// leading ones (each element repeated `run` times); `None` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum BroadcastKind {
+    Tile(usize),
+    Repeat(usize),
+}
+
+pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<BroadcastKind> {
+    let Primitive::BroadcastInDim {
+        shape,
+        broadcast_dimensions: bd,
+    } = prim
+    else {
+        return None;
+    };
+    let r = operand.ndim();
+    if operand.size() == 1 {
+        return Some(BroadcastKind::Tile(1));
+    }
+    let out = Aval::new(shape.clone(), operand.dtype).size();
+    let trailing = same_shape(&operand.shape, &shape[shape.len() - r..])
+        && bd
+            .iter()
+            .enumerate()
+            .all(|(i, &d)| d == shape.len() - r + i);
+    if trailing {
+        return Some(BroadcastKind::Tile(operand.size()));
+    }
+    let leading =
+        same_shape(&operand.shape, &shape[..r]) && bd.iter().enumerate().all(|(i, &d)| d == i);
+    if leading {
+        return Some(BroadcastKind::Repeat(out / operand.size()));
+    }
+    None
+}
+
+impl Group {
+    /// Runs the group on its inputs; returns one array per kept step, in step order.
+    pub fn run(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+        match self.dtype {
+            DType::F32 => self.run_typed::<f32>(inputs),
+            DType::F64 => self.run_typed::<f64>(inputs),
+            d => Err(Error::internal(format!("a fused group of dtype {d}"))),
+        }
+    }
+
+    fn run_typed<T: Float>(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+        use rayon::prelude::*;
+        let ins: Vec<&[T]> = inputs
+            .iter()
+            .map(|a| {
+                T::slice(a.data())
+                    .ok_or_else(|| Error::internal("a fused group's input has another dtype"))
+            })
+            .collect::<Result<_>>()?;
+        let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
+        let mut outs: Vec<Vec<T>> = kept
+            .iter()
+            .map(|&k| {
+                buffers::zeroed::<T>(self.size).map_err(|_| {
+                    Error::exhausted(
+                        "fused elementwise group",
+                        format!(
+                            "cannot allocate {} bytes for a value of {}",
+                            self.size.saturating_mul(std::mem::size_of::<T>()),
+                            Aval::new(self.shapes[k].clone(), self.dtype)
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        let n_chunks = self.size.div_ceil(CHUNK);
+        // Split every output into chunk slices so chunks can be written in parallel.
+        let mut per_chunk: Vec<Vec<&mut [T]>> = (0..n_chunks).map(|_| Vec::new()).collect();
+        for o in outs.iter_mut() {
+            for (c, part) in o.chunks_mut(CHUNK).enumerate() {
+                per_chunk[c].push(part);
+            }
+        }
+        type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
+        let new_scratch = || -> Scratch<T> {
+            (
+                vec![vec![T::default(); CHUNK]; self.steps.len()],
+                [vec![T::default(); CHUNK], vec![T::default(); CHUNK]],
+            )
+        };
+        // scratch buffers are made once per worker, not per chunk
+        let work = |bufs: &mut Scratch<T>, (c, targets): (usize, Vec<&mut [T]>)| {
+            let start = c * CHUNK;
+            let len = CHUNK.min(self.size - start);
+            let (scratch, tiles) = bufs;
+            for (k, st) in self.steps.iter().enumerate() {
+                for (slot, s) in st.srcs.iter().enumerate() {
+                    if let Src::Repeated(i, run) = s {
+                        // element i is input[i / run]: fill whole runs
+                        let src = ins[*i];
+                        let (mut j, mut off, mut filled) = (start / run, start % run, 0);
+                        while filled < len {
+                            let n = (run - off).min(len - filled);
+                            tiles[slot][filled..filled + n].fill(src[j]);
+                            filled += n;
+                            j += 1;
+                            off = 0;
+                        }
+                        continue;
+                    }
+                    if let Src::Tiled(i, period) = s {
+                        // a scalar is a fill; otherwise copy whole runs of the period (no
+                        // division per element)
+                        let src = ins[*i];
+                        if *period == 1 {
+                            tiles[slot][..len].fill(src[0]);
+                            continue;
+                        }
+                        let (mut pos, mut filled) = (start % period, 0);
+                        while filled < len {
+                            let run = (period - pos).min(len - filled);
+                            tiles[slot][filled..filled + run].copy_from_slice(&src[pos..pos + run]);
+                            filled += run;
+                            pos = 0;
+                        }
+                    }
+                }
+                let (done, rest) = scratch.split_at_mut(k);
+                let out = &mut rest[0][..len];
+                let operand = |slot: usize| -> &[T] {
+                    match &st.srcs[slot] {
+                        Src::Input(i) => &ins[*i][start..start + len],
+                        Src::Step(j) => &done[*j][..len],
+                        Src::Tiled(..) | Src::Repeated(..) => &tiles[slot][..len],
+                    }
+                };
+                match st.op {
+                    GroupOp::Broadcast => out.copy_from_slice(operand(0)),
+                    GroupOp::Unary(u) => T::unary(u)(operand(0), out),
+                    GroupOp::Binary(b) => b.zip(operand(0), operand(1), out),
+                }
+            }
+            for (t, &k) in targets.into_iter().zip(&kept) {
+                t.copy_from_slice(&scratch[k][..len]);
+            }
+        };
+        let chunks: Vec<(usize, Vec<&mut [T]>)> = per_chunk.into_iter().enumerate().collect();
+        if n_chunks > 8 && rayon::current_num_threads() > 1 {
+            chunks.into_par_iter().for_each_init(new_scratch, work);
+        } else {
+            let mut bufs = new_scratch();
+            chunks.into_iter().for_each(|item| work(&mut bufs, item));
+        }
+        kept.iter()
+            .zip(outs)
+            .map(|(&k, v)| Array::from_data(T::wrap(v), &self.shapes[k]))
+            .collect()
+    }
+}

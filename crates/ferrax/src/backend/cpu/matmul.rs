@@ -1,0 +1,115 @@
+//! Matrix products through `gemm`, reading operands with their own strides (no copies for
+//! transposed layouts).
+
+use crate::backend::cpu::buffers;
+use crate::backend::cpu::dispatch::threads;
+use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
+
+/// The `dot_general` of 1-d/2-d operands with one contracted dimension each (the layouts
+/// `dispatch::kernel` gives `Kernel::Matmul`), through `gemm` with the operands' own strides.
+pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval) -> Result<Array> {
+    let layout = || {
+        Error::internal(format!(
+            "`{prim}` of {} and {} is not a matrix product layout",
+            l.aval(),
+            r.aval()
+        ))
+    };
+    let Primitive::DotGeneral {
+        lhs_contracting,
+        rhs_contracting,
+        ..
+    } = prim
+    else {
+        return Err(layout());
+    };
+    let (&[lc], &[rc]) = (&lhs_contracting[..], &rhs_contracting[..]) else {
+        return Err(layout());
+    };
+    // lhs as m×k with (row stride, col stride), rhs as k×n
+    let (m, k, lrs, lcs) = match (l.ndim(), lc) {
+        (1, 0) => (1, l.shape()[0], 0isize, 1isize),
+        (2, 1) => (l.shape()[0], l.shape()[1], l.shape()[1] as isize, 1),
+        (2, 0) => (l.shape()[1], l.shape()[0], 1, l.shape()[1] as isize),
+        _ => return Err(layout()),
+    };
+    let (n, rrs, rcs) = match (r.ndim(), rc) {
+        (1, 0) => (1, 1isize, 0isize),
+        (2, 0) => (r.shape()[1], r.shape()[1] as isize, 1),
+        (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
+        _ => return Err(layout()),
+    };
+    let flops = m.saturating_mul(n).saturating_mul(k);
+    let par = if flops >= (1 << 18) && threads() > 1 {
+        gemm::Parallelism::Rayon(threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    macro_rules! go {
+        ($t:ty, $variant:ident) => {{
+            let (a, b) = (l.as_slice::<$t>()?, r.as_slice::<$t>()?);
+            // gemm reads through raw pointers: the strided matrices must lie in the buffers
+            if !within(a.len(), m, k, lrs, lcs) || !within(b.len(), k, n, rrs, rcs) {
+                return Err(Error::internal(format!(
+                    "dot_general: operands of {} and {} elements do not hold {m}x{k} and {k}x{n} matrices",
+                    a.len(),
+                    b.len()
+                )));
+            }
+            let mut dst = buffers::zeroed::<$t>(m * n).map_err(|_| {
+                Error::exhausted(
+                    prim.name(),
+                    format!("cannot allocate {} bytes for a value of {out}", out.bytes()),
+                )
+            })?;
+            if k > 0 {
+                // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
+                // checked above to lie within their buffers; dst is a fresh contiguous m×n
+                // buffer; alpha = 0 with read_dst = false overwrites it.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        dst.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        lcs,
+                        lrs,
+                        b.as_ptr(),
+                        rcs,
+                        rrs,
+                        0 as $t,
+                        1 as $t,
+                        false,
+                        false,
+                        false,
+                        par,
+                    );
+                }
+            }
+            Data::$variant(dst)
+        }};
+    }
+    let data = match out.dtype {
+        DType::F32 => go!(f32, F32),
+        DType::F64 => go!(f64, F64),
+        _ => return Err(layout()),
+    };
+    Array::from_data(data, &out.shape)
+}
+
+/// Whether a `rows`×`cols` matrix with the given (non-negative) element strides lies
+/// within a buffer of `len` elements.
+fn within(len: usize, rows: usize, cols: usize, row_stride: isize, col_stride: isize) -> bool {
+    if rows == 0 || cols == 0 {
+        return true;
+    }
+    let last = (rows - 1)
+        .checked_mul(row_stride as usize)
+        .and_then(|a| (cols - 1).checked_mul(col_stride as usize).map(|b| (a, b)))
+        .and_then(|(a, b)| a.checked_add(b));
+    row_stride >= 0 && col_stride >= 0 && last.is_some_and(|i| i < len)
+}

@@ -1,0 +1,17 @@
+//! The CPU backend: compiled execution plans and their fast kernels.
+//!
+//! `plan` turns an optimized program into steps with slots and last uses and runs them;
+//! `fuse` groups runs of elementwise steps; `dispatch` decides which kernel runs each step;
+//! `matmul` and `math` are the kernels (strided `gemm`, vectorized transcendental
+//! functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
+
+pub(crate) mod buffers;
+pub(crate) mod dispatch;
+pub(crate) mod fuse;
+pub(crate) mod math;
+pub(crate) mod matmul;
+pub(crate) mod plan;
+pub(crate) mod profile;
+
+pub use self::plan::Plan;
+pub use self::profile::{profile_start, profile_stop};

@@ -1,0 +1,257 @@
+//! Execution plans: an optimized program prepared to run on arrays, many times.
+//!
+//! Each equation becomes a step with its operands resolved to slots, its output aval
+//! precomputed (no shape rules at run time) and the slots it is the last user of. Values are
+//! freed at their last use, and elementwise steps write into an operand's buffer when that
+//! operand dies there and nothing else holds it (in-place update). Runs of elementwise steps
+//! are fused (`fuse`); each step runs its fast kernel (`dispatch`) or falls back to the
+//! reference evaluator. Freed intermediates go to the plan's buffer pool (`buffers`) for the
+//! next step or the next call. The tests hold plans equal to the reference evaluator on
+//! random programs.
+
+use std::collections::HashMap;
+
+use crate::backend::count;
+use crate::backend::cpu::buffers::{self, BufferPool};
+use crate::backend::cpu::dispatch::{execute, kernel, Kernel};
+use crate::backend::cpu::fuse::{fuse, FusedItem};
+use crate::backend::cpu::profile;
+use crate::ir::{same_shape, Array, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
+use crate::passes::optimize_checked;
+
+/// Where a step reads an operand: a slot of the run (a variable's value) or a value known
+/// when the plan was made (a literal or a constant).
+#[derive(Clone, Debug)]
+pub(crate) enum StepArg {
+    Slot(usize),
+    Value(Array),
+}
+
+/// One equation, prepared.
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    pub prim: Primitive,
+    /// The CPU kernel chosen for it (`None`: the reference evaluator).
+    pub kernel: Option<Kernel>,
+    pub args: Vec<StepArg>,
+    pub out: usize,
+    pub out_aval: Aval,
+    /// Slots whose last use is this step (freed after it).
+    pub last: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Item {
+    Step(Step),
+    Fused(FusedItem),
+}
+
+/// An optimized program ready to run on arrays.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    program: Program,
+    inputs: Vec<usize>,
+    in_avals: Vec<Aval>,
+    items: Vec<Item>,
+    outputs: Vec<StepArg>,
+    n_slots: usize,
+    /// Buffers freed by the last run, reused by the next (see `buffers`).
+    pool: BufferPool,
+}
+
+impl Plan {
+    /// Optimizes a program and prepares it to run. A program that does not type-check
+    /// ([`Program::check`]) is an error.
+    pub fn new(p: &Program) -> Result<Plan> {
+        p.check()?;
+        Ok(Plan::from_checked(p))
+    }
+
+    /// [`Plan::new`] for a program known to type-check (made by the library's own passes).
+    pub(crate) fn from_checked(p: &Program) -> Plan {
+        let program = optimize_checked(p);
+        let consts: HashMap<Var, Array> = program.consts.iter().cloned().collect();
+        let arg = |a: &Atom| match a {
+            Atom::Lit(s) => StepArg::Value(Array::from_scalar(*s)),
+            Atom::Var(v) => match consts.get(v) {
+                Some(c) => StepArg::Value(c.clone()),
+                None => StepArg::Slot(v.index()),
+            },
+        };
+        let last_use = last_uses(&program);
+        let steps: Vec<Step> = program
+            .eqns
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                let mut last: Vec<usize> = e
+                    .inputs
+                    .iter()
+                    .filter_map(|a| match a {
+                        Atom::Var(v) if last_use.get(&v.index()) == Some(&k) => Some(v.index()),
+                        _ => None,
+                    })
+                    .collect();
+                last.sort_unstable();
+                last.dedup();
+                let in_avals: Vec<Aval> = e.inputs.iter().map(|a| program.atom_aval(a)).collect();
+                let out_aval = program.aval(e.out).clone();
+                Step {
+                    kernel: kernel(&e.prim, &out_aval, &in_avals),
+                    prim: e.prim.clone(),
+                    args: e.inputs.iter().map(arg).collect(),
+                    out: e.out.index(),
+                    out_aval,
+                    last,
+                }
+            })
+            .collect();
+        let items = fuse(&program, steps, &last_use);
+        Plan {
+            inputs: program.inputs.iter().map(|v| v.index()).collect(),
+            in_avals: program.in_avals(),
+            outputs: program.outputs.iter().map(arg).collect(),
+            n_slots: program.avals.len(),
+            pool: BufferPool::default(),
+            items,
+            program,
+        }
+    }
+
+    /// The optimized program the plan runs.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// How many freed intermediate buffers the plan holds for its next run (a diagnostic:
+    /// after one run, a plan whose large intermediates die before its end holds some).
+    pub fn pooled_buffers(&self) -> usize {
+        self.pool.kept()
+    }
+
+    /// Runs the plan on concrete arrays.
+    pub fn run(&self, args: Vec<Array>) -> Result<Vec<Array>> {
+        if args.len() != self.inputs.len() {
+            return Err(Error::input(
+                "Plan::run",
+                format!(
+                    "the plan takes {} input(s), {} given",
+                    self.inputs.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let _installed = self.pool.install();
+        let mut slots: Env<Array> = Env::new(self.n_slots);
+        for (i, ((slot, a), want)) in self.inputs.iter().zip(args).zip(&self.in_avals).enumerate() {
+            if !same_shape(a.shape(), &want.shape) || a.dtype() != want.dtype {
+                return Err(Error::input(
+                    "Plan::run",
+                    format!("input {i} must be {want}, got {}", a.aval()),
+                ));
+            }
+            slots.write(slot_var(*slot), a);
+        }
+        for item in &self.items {
+            match item {
+                Item::Step(s) => run_step(s, &mut slots)?,
+                Item::Fused(f) => run_fused(f, &mut slots)?,
+            }
+        }
+        self.outputs.iter().map(|o| read(&slots, o)).collect()
+    }
+}
+
+/// The last step that reads each slot; outputs are read "after" every step.
+fn last_uses(program: &Program) -> HashMap<usize, usize> {
+    let mut last_use = HashMap::new();
+    for (k, e) in program.eqns.iter().enumerate() {
+        for a in &e.inputs {
+            if let Atom::Var(v) = a {
+                last_use.insert(v.index(), k);
+            }
+        }
+    }
+    for a in &program.outputs {
+        if let Atom::Var(v) = a {
+            last_use.insert(v.index(), usize::MAX);
+        }
+    }
+    last_use
+}
+
+fn slot_var(slot: usize) -> Var {
+    Var(slot as u32)
+}
+
+fn read(slots: &Env<Array>, a: &StepArg) -> Result<Array> {
+    match a {
+        StepArg::Value(v) => Ok(v.clone()),
+        StepArg::Slot(k) => slots.read_var(slot_var(*k)),
+    }
+}
+
+/// A step's operands. Those that die here and are read once by it are moved out of their
+/// slots, so the kernel may update their buffers in place.
+fn take_operands(s: &Step, slots: &mut Env<Array>) -> Result<Vec<Array>> {
+    let read_once = |k: &usize| {
+        s.args
+            .iter()
+            .filter(|b| matches!(b, StepArg::Slot(j) if j == k))
+            .count()
+            == 1
+    };
+    s.args
+        .iter()
+        .map(|a| match a {
+            StepArg::Slot(k) if s.last.contains(k) && read_once(k) => slots
+                .take(slot_var(*k))
+                .ok_or_else(|| Error::check(format!("variable {k} is used before it is defined"))),
+            _ => read(slots, a),
+        })
+        .collect()
+}
+
+/// Empties the slots whose last use has passed, handing their buffers to the pool.
+fn free_dead(last: &[usize], slots: &mut Env<Array>) {
+    for k in last {
+        if let Some(a) = slots.take(slot_var(*k)) {
+            buffers::recycle(a);
+        }
+    }
+}
+
+fn run_step(s: &Step, slots: &mut Env<Array>) -> Result<()> {
+    let mut args = take_operands(s, slots)?;
+    let t0 = profile::start();
+    let out = execute(s.kernel, &s.prim, &mut args, &s.out_aval)?;
+    profile::stop(t0, || s.prim.to_string());
+    // operands that died here and were not reused in place
+    args.into_iter().for_each(buffers::recycle);
+    free_dead(&s.last, slots);
+    slots.write(slot_var(s.out), out);
+    Ok(())
+}
+
+fn run_fused(f: &FusedItem, slots: &mut Env<Array>) -> Result<()> {
+    let t0 = profile::start();
+    let ins = f
+        .inputs
+        .iter()
+        .map(|a| read(slots, a))
+        .collect::<Result<Vec<_>>>()?;
+    let outs = f.group.run(&ins)?;
+    for p in &f.prims {
+        count(p);
+    }
+    drop(ins);
+    free_dead(&f.last, slots);
+    for (slot, a) in f.outs.iter().zip(outs) {
+        slots.write(slot_var(*slot), a);
+    }
+    profile::stop(t0, || {
+        let names: Vec<&str> = f.prims.iter().map(|p| p.name()).collect();
+        format!("fused[{}]", names.join("+"))
+    });
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! The closed set of primitives: one table that says what each one is.
+//!
+//! Every program is a sequence of equations, each applying one [`Primitive`] to operands.
+//! The [`primitives!`] table below is the single definition of what a primitive *is*: its
+//! variant and static parameters, its name in program text and how many operands it takes.
+//! Everything that is only bookkeeping is generated from that row: the enum, `name`,
+//! `ordinal`, [`PRIMITIVE_NAMES`], [`Primitive::COUNT`], `arity`, the parameters as program
+//! text prints them (`params`) and the parser's reading of them (`from_parts`). What a
+//! primitive *means* is one exhaustive `match` per rule, each in its own module: the shape
+//! rule (`shape_rules`), the evaluator (`backend::reference`), jvp, linearity, transpose and
+//! batching (`passes`). None has a wildcard arm, so a new row makes the compiler list every
+//! rule still missing.
+//!
+//! Families of primitives that rules treat alike are pattern macros (`smooth_unary!()`,
+//! `comparison!()`, ...): a rule matches the family in one arm and stays exhaustive, and a
+//! new member joins the family's meaning everywhere by being added to its macro here.
+//!
+//! Binary elementwise primitives take operands of equal shape and dtype: broadcasting and the
+//! weak typing of Rust numbers are the surface's business, done with `broadcast_in_dim` and
+//! literals, so the rules stay strict and simple.
+
+use std::fmt;
+
+use crate::ir::dtype::DType;
+
+/// How many operands a primitive takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    Fixed(usize),
+    /// One or more.
+    Variadic,
+}
+
+/// A parameter value, as it appears in program text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Param {
+    Int(i64),
+    Bool(bool),
+    DType(DType),
+    Ints(Vec<usize>),
+}
+
+/// A static parameter's Rust type: how it prints in program text and how it is read back.
+trait ParamValue: Sized {
+    fn to_param(&self) -> Param;
+    fn from_param(key: &str, p: &Param) -> Result<Self, String>;
+}
+
+impl ParamValue for i32 {
+    fn to_param(&self) -> Param {
+        Param::Int(*self as i64)
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Int(i) => {
+                i32::try_from(*i).map_err(|_| format!("{key}={i} does not fit in i32"))
+            }
+            p => Err(format!("parameter `{key}` must be an integer, got `{p}`")),
+        }
+    }
+}
+
+impl ParamValue for usize {
+    fn to_param(&self) -> Param {
+        Param::Int(*self as i64)
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Int(i) => usize::try_from(*i)
+                .map_err(|_| format!("parameter `{key}` must be non-negative, got {i}")),
+            p => Err(format!("parameter `{key}` must be an integer, got `{p}`")),
+        }
+    }
+}
+
+impl ParamValue for bool {
+    fn to_param(&self) -> Param {
+        Param::Bool(*self)
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Bool(b) => Ok(*b),
+            p => Err(format!(
+                "parameter `{key}` must be true or false, got `{p}`"
+            )),
+        }
+    }
+}
+
+impl ParamValue for DType {
+    fn to_param(&self) -> Param {
+        Param::DType(*self)
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::DType(d) => Ok(*d),
+            p => Err(format!("parameter `{key}` must be a dtype, got `{p}`")),
+        }
+    }
+}
+
+impl ParamValue for Vec<usize> {
+    fn to_param(&self) -> Param {
+        Param::Ints(self.clone())
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Ints(v) => Ok(v.clone()),
+            p => Err(format!(
+                "parameter `{key}` must be a tuple of integers like (0,1), got `{p}`"
+            )),
+        }
+    }
+}
+
+/// The parameters given in program text, each to be used exactly once.
+struct ParamReader<'a> {
+    name: &'a str,
+    params: &'a [(String, Param)],
+    used: Vec<bool>,
+}
+
+impl ParamReader<'_> {
+    fn read<T: ParamValue>(&mut self, key: &str) -> Result<T, String> {
+        match self.params.iter().position(|(k, _)| k == key) {
+            Some(i) => {
+                self.used[i] = true;
+                T::from_param(key, &self.params[i].1)
+            }
+            None => Err(format!("`{}` needs the parameter `{key}`", self.name)),
+        }
+    }
+}
+
+/// The table of primitives. One row per primitive:
+/// `Variant { field: Type, ... } = "name", arity;` with the arity a number or `variadic`.
+/// Fields are the static parameters, printed in program text under their field names, in
+/// the order written.
+macro_rules! primitives {
+    (@arity variadic) => { Arity::Variadic };
+    (@arity $n:literal) => { Arity::Fixed($n) };
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $({ $($field:ident : $fty:ty),* $(,)? })? = $name:literal, $arity:tt;
+    )*) => {
+        /// A primitive operation with its static parameters. The set is closed; see
+        /// `docs/primitives.md` for the semantics of each.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum Primitive {
+            $( $(#[$doc])* $variant $({ $($field: $fty),* })?, )*
+        }
+
+        /// The names of every primitive, in table order (`PRIMITIVE_NAMES[p.ordinal()]` is
+        /// `p.name()`).
+        pub const PRIMITIVE_NAMES: &[&str] = &[$($name),*];
+
+        /// The variants without their parameters, for `ordinal`.
+        #[allow(dead_code)] // only ever converted to a number
+        enum Tag { $($variant),* }
+
+        impl Primitive {
+            /// How many primitives there are (for tables indexed by `ordinal`).
+            pub const COUNT: usize = PRIMITIVE_NAMES.len();
+
+            /// The name in program text.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Primitive::$variant $({ $($field: _),* })? => $name, )*
+                }
+            }
+
+            /// The primitive's position in [`PRIMITIVE_NAMES`] (for cheap per-primitive tables).
+            pub fn ordinal(&self) -> usize {
+                match self {
+                    $( Primitive::$variant $({ $($field: _),* })? => Tag::$variant as usize, )*
+                }
+            }
+
+            /// How many operands the primitive takes.
+            pub fn arity(&self) -> Arity {
+                match self {
+                    $( Primitive::$variant $({ $($field: _),* })? => primitives!(@arity $arity), )*
+                }
+            }
+
+            /// The static parameters, in the order program text prints them.
+            pub fn params(&self) -> Vec<(&'static str, Param)> {
+                match self {
+                    $( Primitive::$variant $({ $($field),* })? => vec![
+                        $($( (stringify!($field), ParamValue::to_param($field)) ),*)?
+                    ], )*
+                }
+            }
+
+            /// Builds a primitive from its name and parameters (the inverse of `name` +
+            /// `params`). The error is a plain message; the parser adds the position.
+            pub fn from_parts(name: &str, params: &[(String, Param)]) -> Result<Primitive, String> {
+                let mut ps = ParamReader { name, params, used: vec![false; params.len()] };
+                let prim = match name {
+                    $( $name => Primitive::$variant $({ $($field: ps.read(stringify!($field))?),* })?, )*
+                    other => return Err(format!("unknown primitive `{other}`")),
+                };
+                if let Some(i) = ps.used.iter().position(|u| !u) {
+                    return Err(format!("`{name}` has no parameter `{}`", ps.params[i].0));
+                }
+                Ok(prim)
+            }
+        }
+    };
+}
+
+primitives! {
+    // ---- unary elementwise ----
+    /// `-x`. Numeric.
+    Neg = "neg", 1;
+    /// Float only.
+    Sin = "sin", 1;
+    /// Float only.
+    Cos = "cos", 1;
+    /// Float only.
+    Tan = "tan", 1;
+    /// Float only.
+    Exp = "exp", 1;
+    /// Natural logarithm. Float only.
+    Log = "log", 1;
+    /// `log(1 + x)`, accurate near 0. Float only.
+    Log1p = "log1p", 1;
+    /// `exp(x) - 1`, accurate near 0. Float only.
+    Expm1 = "expm1", 1;
+    /// Float only.
+    Tanh = "tanh", 1;
+    /// `1 / (1 + exp(-x))`. Float only.
+    Logistic = "logistic", 1;
+    /// Float only.
+    Sqrt = "sqrt", 1;
+    /// `1 / sqrt(x)`. Float only.
+    Rsqrt = "rsqrt", 1;
+    /// Numeric.
+    Abs = "abs", 1;
+    /// -1, 0 or 1 (NaN for NaN). Numeric.
+    Sign = "sign", 1;
+    /// Float only.
+    Floor = "floor", 1;
+    /// Float only.
+    Ceil = "ceil", 1;
+    /// Rounds half away from zero (lax's default). Float only.
+    Round = "round", 1;
+    /// The error function. Float only.
+    Erf = "erf", 1;
+    /// `x^y` for a static integer `y` (negative `y` for floats only).
+    IntegerPow { y: i32 } = "integer_pow", 1;
+
+    // ---- binary elementwise (equal avals) ----
+    Add = "add", 2;
+    Sub = "sub", 2;
+    Mul = "mul", 2;
+    /// Integer division truncates; division by zero gives -1 (as XLA does), never a trap.
+    Div = "div", 2;
+    /// `x^y` for float `x` and `y`.
+    Pow = "pow", 2;
+    /// NaN-propagating maximum (the first NaN operand as it is).
+    Max = "max", 2;
+    /// NaN-propagating minimum (the first NaN operand as it is).
+    Min = "min", 2;
+    /// `atan2(x, y)`: the angle of the point `(y, x)`. Float only.
+    Atan2 = "atan2", 2;
+
+    // ---- comparisons (equal avals, bool output) ----
+    Eq = "eq", 2;
+    Ne = "ne", 2;
+    Lt = "lt", 2;
+    Le = "le", 2;
+    Gt = "gt", 2;
+    Ge = "ge", 2;
+
+    /// `select(pred, on_true, on_false)`: elementwise choice; `pred` is bool of the same shape.
+    Select = "select", 3;
+    /// Elementwise conversion to another dtype (float to int truncates and saturates).
+    ConvertElementType { new_dtype: DType } = "convert_element_type", 1;
+
+    // ---- reductions ----
+    /// Sum over the given axes (removed from the shape).
+    ReduceSum { axes: Vec<usize> } = "reduce_sum", 1;
+    /// Maximum over the given axes (-inf, or the least integer, over an empty axis).
+    ReduceMax { axes: Vec<usize> } = "reduce_max", 1;
+    /// Minimum over the given axes (+inf, or the greatest integer, over an empty axis).
+    ReduceMin { axes: Vec<usize> } = "reduce_min", 1;
+    /// Index of the first maximum along `axis` (a NaN counts as the maximum).
+    Argmax { axis: usize, index_dtype: DType } = "argmax", 1;
+
+    // ---- shape operations ----
+    /// Operand dimension `i` becomes output dimension `broadcast_dimensions[i]` (size 1 or
+    /// equal); the other output dimensions are new. `broadcast_dimensions` increases strictly.
+    BroadcastInDim { shape: Vec<usize>, broadcast_dimensions: Vec<usize> } = "broadcast_in_dim", 1;
+    /// Row-major reshape to `new_sizes` (same number of elements).
+    Reshape { new_sizes: Vec<usize> } = "reshape", 1;
+    /// Output dimension `i` is operand dimension `permutation[i]`.
+    Transpose { permutation: Vec<usize> } = "transpose", 1;
+    /// Removes the given dimensions, each of size 1.
+    Squeeze { dimensions: Vec<usize> } = "squeeze", 1;
+    /// Inserts size-1 dimensions at the given positions of the output.
+    ExpandDims { dimensions: Vec<usize> } = "expand_dims", 1;
+    /// Elements `start[d] + k * strides[d]` below `limit[d]` of each dimension `d`.
+    Slice { start: Vec<usize>, limit: Vec<usize>, strides: Vec<usize> } = "slice", 1;
+    /// `pad(operand, padding_value)`: `low`/`high` elements before/after each dimension and
+    /// `interior` between neighbours, all filled with the scalar `padding_value`.
+    Pad { low: Vec<usize>, high: Vec<usize>, interior: Vec<usize> } = "pad", 2;
+    /// Joins one or more operands along `dimension`.
+    Concatenate { dimension: usize } = "concatenate", variadic;
+    /// Reverses the order of elements along the given dimensions.
+    Rev { dimensions: Vec<usize> } = "rev", 1;
+    /// No operands: the array whose element at index `i` is `i[dimension]`.
+    Iota { dtype: DType, shape: Vec<usize>, dimension: usize } = "iota", 0;
+
+    // ---- contraction and scans ----
+    /// Generalised matrix product. Output dimensions: batch, then lhs free, then rhs free.
+    DotGeneral {
+        lhs_contracting: Vec<usize>,
+        rhs_contracting: Vec<usize>,
+        lhs_batch: Vec<usize>,
+        rhs_batch: Vec<usize>,
+    } = "dot_general", 2;
+    /// Inclusive cumulative sum along `axis` (from the end when `reverse`).
+    Cumsum { axis: usize, reverse: bool } = "cumsum", 1;
+}
+
+// ---- families (pattern macros) ----------------------------------------------------------
+
+/// Float-only elementwise functions with a derivative: sin, exp, sqrt, ...
+macro_rules! smooth_unary {
+    () => {
+        $crate::ir::Primitive::Sin
+            | $crate::ir::Primitive::Cos
+            | $crate::ir::Primitive::Tan
+            | $crate::ir::Primitive::Exp
+            | $crate::ir::Primitive::Log
+            | $crate::ir::Primitive::Log1p
+            | $crate::ir::Primitive::Expm1
+            | $crate::ir::Primitive::Tanh
+            | $crate::ir::Primitive::Logistic
+            | $crate::ir::Primitive::Sqrt
+            | $crate::ir::Primitive::Rsqrt
+            | $crate::ir::Primitive::Erf
+    };
+}
+
+/// Float-only rounding functions: piecewise constant, zero derivative where it exists.
+macro_rules! rounding {
+    () => {
+        $crate::ir::Primitive::Floor | $crate::ir::Primitive::Ceil | $crate::ir::Primitive::Round
+    };
+}
+
+/// Comparisons: two operands of equal aval, a bool result.
+macro_rules! comparison {
+    () => {
+        $crate::ir::Primitive::Eq
+            | $crate::ir::Primitive::Ne
+            | $crate::ir::Primitive::Lt
+            | $crate::ir::Primitive::Le
+            | $crate::ir::Primitive::Gt
+            | $crate::ir::Primitive::Ge
+    };
+}
+
+/// Binary arithmetic on numeric operands of equal aval: add, sub, mul, div, max, min.
+macro_rules! arithmetic {
+    () => {
+        $crate::ir::Primitive::Add
+            | $crate::ir::Primitive::Sub
+            | $crate::ir::Primitive::Mul
+            | $crate::ir::Primitive::Div
+            | $crate::ir::Primitive::Max
+            | $crate::ir::Primitive::Min
+    };
+}
+
+/// Elementwise primitives of one operand whose result has the operand's shape.
+macro_rules! elementwise_unary {
+    () => {
+        $crate::ir::primitive::smooth_unary!()
+            | $crate::ir::primitive::rounding!()
+            | $crate::ir::Primitive::Neg
+            | $crate::ir::Primitive::Abs
+            | $crate::ir::Primitive::Sign
+            | $crate::ir::Primitive::IntegerPow { .. }
+            | $crate::ir::Primitive::ConvertElementType { .. }
+    };
+}
+
+/// Elementwise primitives of several operands of one shape.
+macro_rules! elementwise_nary {
+    () => {
+        $crate::ir::primitive::arithmetic!()
+            | $crate::ir::primitive::comparison!()
+            | $crate::ir::Primitive::Pow
+            | $crate::ir::Primitive::Atan2
+            | $crate::ir::Primitive::Select
+    };
+}
+
+pub(crate) use {
+    arithmetic, comparison, elementwise_nary, elementwise_unary, rounding, smooth_unary,
+};
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Param::Int(i) => write!(f, "{i}"),
+            Param::Bool(b) => write!(f, "{b}"),
+            Param::DType(d) => write!(f, "{d}"),
+            Param::Ints(v) => {
+                f.write_str("(")?;
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{x}")?;
+                }
+                if v.len() == 1 {
+                    f.write_str(",")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Primitive {
+    /// `name` or `name[key=value ...]`, as in program text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        let ps = self.params();
+        if !ps.is_empty() {
+            f.write_str("[")?;
+            for (i, (k, v)) in ps.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{k}={v}")?;
+            }
+            f.write_str("]")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_at_its_ordinal_and_reads_back() {
+        assert_eq!(PRIMITIVE_NAMES.len(), Primitive::COUNT);
+        let examples = [
+            Primitive::Neg,
+            Primitive::IntegerPow { y: -3 },
+            Primitive::Concatenate { dimension: 2 },
+            Primitive::Cumsum {
+                axis: 1,
+                reverse: true,
+            },
+            Primitive::DotGeneral {
+                lhs_contracting: vec![1],
+                rhs_contracting: vec![0],
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+            },
+        ];
+        for p in examples {
+            assert_eq!(PRIMITIVE_NAMES[p.ordinal()], p.name());
+            let params: Vec<(String, Param)> = p
+                .params()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            assert_eq!(Primitive::from_parts(p.name(), &params).unwrap(), p);
+        }
+        let unique: std::collections::HashSet<_> = PRIMITIVE_NAMES.iter().collect();
+        assert_eq!(unique.len(), Primitive::COUNT);
+    }
+}

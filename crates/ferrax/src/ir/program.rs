@@ -1,0 +1,255 @@
+//! Programs: the typed SSA form every transformation reads and writes.
+//!
+//! Tracing (`trace`) produces a [`Program`]; every pass maps programs to programs; the
+//! evaluator (`eval`) runs them. A program has constant inputs (arrays captured while
+//! tracing), ordinary inputs, a list of equations (one primitive each, one output each) and
+//! outputs (variables or scalar literals). Each variable has an aval, is defined exactly once
+//! and is used only after its definition; [`Program::check`] verifies exactly that, and every
+//! pass is tested to produce programs that pass it. The text form is in `text`.
+
+use std::collections::HashSet;
+
+use crate::ir::array::Array;
+use crate::ir::aval::Aval;
+use crate::ir::dtype::Scalar;
+use crate::ir::error::{Error, Result, SourceLoc};
+use crate::ir::primitive::{Arity, Primitive};
+
+/// A variable: an index into its program's table of avals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub u32);
+
+impl Var {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// An operand: a variable or an inline scalar literal.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Atom {
+    Var(Var),
+    Lit(Scalar),
+}
+
+/// `out = prim(inputs...)`, remembering where in the user's source it was traced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Equation {
+    pub prim: Primitive,
+    pub inputs: Vec<Atom>,
+    pub out: Var,
+    /// The user's source line that produced this equation (not part of the text form).
+    pub loc: Option<SourceLoc>,
+}
+
+/// A typed SSA program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The aval of every variable, indexed by [`Var`].
+    pub avals: Vec<Aval>,
+    /// Constant inputs with their values (arrays captured while tracing).
+    pub consts: Vec<(Var, Array)>,
+    pub inputs: Vec<Var>,
+    pub eqns: Vec<Equation>,
+    pub outputs: Vec<Atom>,
+}
+
+// The accessors below index the program's variables directly, like slice indexing: on a
+// hand-built program that fails `check`, they may panic. Every entry point that transforms,
+// compiles or runs a program calls `check` first and returns its error instead.
+impl Program {
+    /// The aval of a variable (panics for a variable beyond the program's, as indexing does).
+    pub fn aval(&self, v: Var) -> &Aval {
+        &self.avals[v.index()]
+    }
+
+    /// The aval of an atom (a literal's aval is a scalar of its dtype).
+    pub fn atom_aval(&self, a: &Atom) -> Aval {
+        match a {
+            Atom::Var(v) => self.aval(*v).clone(),
+            Atom::Lit(s) => Aval::scalar(s.dtype()),
+        }
+    }
+
+    /// The avals of the inputs.
+    pub fn in_avals(&self) -> Vec<Aval> {
+        self.inputs.iter().map(|v| self.aval(*v).clone()).collect()
+    }
+
+    /// The avals of the outputs.
+    pub fn out_avals(&self) -> Vec<Aval> {
+        self.outputs.iter().map(|a| self.atom_aval(a)).collect()
+    }
+
+    /// Checks arguments' avals against the program's inputs (their number, then each aval),
+    /// for the entry point `op`.
+    pub(crate) fn check_args(&self, op: &str, args: &[Aval]) -> Result<()> {
+        if args.len() != self.inputs.len() {
+            return Err(Error::input(
+                op,
+                format!(
+                    "the program takes {} input(s), {} given",
+                    self.inputs.len(),
+                    args.len()
+                ),
+            ));
+        }
+        for (i, (v, a)) in self.inputs.iter().zip(args).enumerate() {
+            if a != self.aval(*v) {
+                return Err(Error::input(
+                    op,
+                    format!("input {i} must be {}, got {a}", self.aval(*v)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the program is well typed: every variable defined once before use, every
+    /// equation's declared output aval equal to what its primitive's rule gives, constants
+    /// matching their avals. The error names the equation and what is wrong.
+    ///
+    /// ```
+    /// let p = ferrax::Program::parse("{ lambda ; a:f64[3] . let b:f64[3] = sin a in (b) }").unwrap();
+    /// assert!(p.check().is_ok());
+    /// ```
+    pub fn check(&self) -> Result<()> {
+        for (i, a) in self.avals.iter().enumerate() {
+            a.validate("Program::check")
+                .map_err(|e| Error::check(format!("variable {i}: {e}")))?;
+        }
+        let mut defined = vec![false; self.avals.len()];
+        let n_avals = self.avals.len();
+        let define = |defined: &mut Vec<bool>, v: Var, what: &str| -> Result<()> {
+            match defined.get_mut(v.index()) {
+                None => Err(Error::check(format!(
+                    "{what} defines variable {} which has no aval (the table has {})",
+                    v.0, n_avals
+                ))),
+                Some(d) if *d => Err(Error::check(format!(
+                    "{what} defines variable {} a second time",
+                    v.0
+                ))),
+                Some(d) => {
+                    *d = true;
+                    Ok(())
+                }
+            }
+        };
+        for (i, (v, arr)) in self.consts.iter().enumerate() {
+            define(&mut defined, *v, &format!("constant {i}"))?;
+            if arr.aval() != *self.aval(*v) {
+                return Err(Error::check(format!(
+                    "constant {i} is declared {} but its value is {}",
+                    self.aval(*v),
+                    arr.aval()
+                )));
+            }
+        }
+        for (i, v) in self.inputs.iter().enumerate() {
+            define(&mut defined, *v, &format!("input {i}"))?;
+        }
+        for (k, e) in self.eqns.iter().enumerate() {
+            let what = format!("equation {k} (`{}`)", e.prim.name());
+            let mut in_avals = Vec::with_capacity(e.inputs.len());
+            for (j, a) in e.inputs.iter().enumerate() {
+                if let Atom::Var(v) = a {
+                    if !defined.get(v.index()).copied().unwrap_or(false) {
+                        return Err(Error::check(format!(
+                            "{what}: operand {j} uses variable {} before it is defined",
+                            v.0
+                        )));
+                    }
+                }
+                in_avals.push(self.atom_aval(a));
+            }
+            if let Arity::Fixed(n) = e.prim.arity() {
+                if n != e.inputs.len() {
+                    return Err(Error::check(format!(
+                        "{what}: takes {n} operand(s), has {}",
+                        e.inputs.len()
+                    )));
+                }
+            }
+            let refs: Vec<&Aval> = in_avals.iter().collect();
+            let expected = e
+                .prim
+                .abstract_eval(&refs)
+                .map_err(|err| Error::check(format!("{what}: {err}")))?;
+            if e.out.index() >= self.avals.len() {
+                return Err(Error::check(format!(
+                    "{what}: output variable {} has no aval",
+                    e.out.0
+                )));
+            }
+            if *self.aval(e.out) != expected {
+                return Err(Error::check(format!(
+                    "{what}: output is declared {} but the rule for `{}` gives {expected}",
+                    self.aval(e.out),
+                    e.prim.name()
+                )));
+            }
+            define(&mut defined, e.out, &what)?;
+        }
+        for (i, a) in self.outputs.iter().enumerate() {
+            if let Atom::Var(v) = a {
+                if !defined.get(v.index()).copied().unwrap_or(false) {
+                    return Err(Error::check(format!(
+                        "output {i} is variable {}, which is never defined",
+                        v.0
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Dead-code elimination: drops equations and constants that no output depends on.
+    /// Inputs are kept (they are the program's signature). All primitives are pure, so an
+    /// equation whose output is unused can always go.
+    pub fn dce(&self) -> Program {
+        let mut live: HashSet<Var> = self
+            .outputs
+            .iter()
+            .filter_map(|a| match a {
+                Atom::Var(v) => Some(*v),
+                Atom::Lit(_) => None,
+            })
+            .collect();
+        let mut keep = vec![false; self.eqns.len()];
+        for (k, e) in self.eqns.iter().enumerate().rev() {
+            if live.contains(&e.out) {
+                keep[k] = true;
+                for a in &e.inputs {
+                    if let Atom::Var(v) = a {
+                        live.insert(*v);
+                    }
+                }
+            }
+        }
+        Program {
+            avals: self.avals.clone(),
+            consts: self
+                .consts
+                .iter()
+                .filter(|(v, _)| live.contains(v))
+                .cloned()
+                .collect(),
+            inputs: self.inputs.clone(),
+            eqns: self
+                .eqns
+                .iter()
+                .zip(keep)
+                .filter(|(_, k)| *k)
+                .map(|(e, _)| e.clone())
+                .collect(),
+            outputs: self.outputs.clone(),
+        }
+    }
+
+    /// Counts the equations applying each primitive name (for tests that inspect what a
+    /// transformation produced).
+    pub fn count_prim(&self, name: &str) -> usize {
+        self.eqns.iter().filter(|e| e.prim.name() == name).count()
+    }
+}

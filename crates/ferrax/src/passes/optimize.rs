@@ -1,0 +1,305 @@
+//! Optimization: program-to-program simplification before compilation.
+//!
+//! What transformations leave behind is simplified away (adding zeros, multiplying by ones,
+//! identity reshapes/transposes/conversions, double negation, `select` between equal cases),
+//! small constant subcomputations are folded, common subexpressions merged, 2-d transposes
+//! folded into matrix products, and dead code dropped, repeated until nothing changes. The
+//! result type-checks and computes what the input computes (golden tests pin the texts). Any
+//! backend can run on its output; the CPU plans (`backend::cpu`) do.
+
+use std::collections::HashMap;
+
+use crate::backend::eval_primitive;
+use crate::ir::{Array, Atom, DType, Primitive, Program, Result, Var};
+
+fn is_const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom, value: f64) -> bool {
+    match a {
+        Atom::Lit(s) => s.to_f64() == value && s.dtype() != DType::Bool,
+        Atom::Var(v) => match defs.get(v) {
+            // a broadcast of such a literal
+            Some(&k) => match (&p.eqns[k].prim, &p.eqns[k].inputs[..]) {
+                (Primitive::BroadcastInDim { .. }, [Atom::Lit(s)]) => {
+                    s.to_f64() == value && s.dtype() != DType::Bool
+                }
+                _ => false,
+            },
+            None => false,
+        },
+    }
+}
+
+/// Replaces uses of variables according to `subst` (followed transitively).
+fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
+    let resolve = |a: &Atom| -> Atom {
+        let mut cur = a.clone();
+        while let Atom::Var(v) = &cur {
+            match subst.get(v) {
+                Some(next) => cur = next.clone(),
+                None => break,
+            }
+        }
+        cur
+    };
+    for e in &mut p.eqns {
+        for a in &mut e.inputs {
+            *a = resolve(a);
+        }
+    }
+    for a in &mut p.outputs {
+        *a = resolve(a);
+    }
+}
+
+/// One round of algebraic simplification; returns whether anything changed.
+fn simplify(p: &mut Program) -> bool {
+    use Primitive::*;
+    let defs: HashMap<Var, usize> = p.eqns.iter().enumerate().map(|(k, e)| (e.out, k)).collect();
+    let mut subst: HashMap<Var, Atom> = HashMap::new();
+    for e in &p.eqns {
+        let out_aval = p.aval(e.out);
+        // an operand that can stand for the output: same aval
+        let same = |a: &Atom| p.atom_aval(a) == *out_aval;
+        let ins = &e.inputs;
+        let replacement: Option<Atom> = match &e.prim {
+            Add if is_const_scalar(p, &defs, &ins[1], 0.0) && same(&ins[0]) => Some(ins[0].clone()),
+            Add if is_const_scalar(p, &defs, &ins[0], 0.0) && same(&ins[1]) => Some(ins[1].clone()),
+            Sub if is_const_scalar(p, &defs, &ins[1], 0.0) && same(&ins[0]) => Some(ins[0].clone()),
+            Mul if is_const_scalar(p, &defs, &ins[1], 1.0) && same(&ins[0]) => Some(ins[0].clone()),
+            Mul if is_const_scalar(p, &defs, &ins[0], 1.0) && same(&ins[1]) => Some(ins[1].clone()),
+            Div if is_const_scalar(p, &defs, &ins[1], 1.0) && same(&ins[0]) => Some(ins[0].clone()),
+            IntegerPow { y: 1 } => Some(ins[0].clone()),
+            Select if ins[1] == ins[2] => Some(ins[1].clone()),
+            ConvertElementType { .. }
+            | Reshape { .. }
+            | Squeeze { .. }
+            | ExpandDims { .. }
+            | BroadcastInDim { .. }
+                if same(&ins[0]) =>
+            {
+                // same shape and dtype: the identity (broadcast_in_dim of equal shapes has
+                // strictly increasing dimensions, so it is the identity too)
+                Some(ins[0].clone())
+            }
+            Transpose { permutation } if permutation.iter().enumerate().all(|(i, &q)| i == q) => {
+                Some(ins[0].clone())
+            }
+            ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } if axes.is_empty() => {
+                Some(ins[0].clone())
+            }
+            Rev { dimensions } if dimensions.is_empty() => Some(ins[0].clone()),
+            Neg => match &ins[0] {
+                Atom::Var(v) => defs.get(v).and_then(|&k| match &p.eqns[k].prim {
+                    Neg => Some(p.eqns[k].inputs[0].clone()),
+                    _ => None,
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            subst.insert(e.out, r);
+        }
+    }
+    if subst.is_empty() {
+        return false;
+    }
+    substitute(p, &subst);
+    true
+}
+
+/// Folds 2-d transposes into matrix products: `dot_general(transpose(x), y)` contracts `x`
+/// directly (the transposed operand's single free dimension keeps the output layout), and a
+/// transposed 2-d product whose only user is the transpose becomes the swapped product
+/// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
+fn fold_transposes(p: &mut Program) -> bool {
+    use Primitive::*;
+    let defs: HashMap<Var, usize> = p.eqns.iter().enumerate().map(|(k, e)| (e.out, k)).collect();
+    let mut uses: HashMap<Var, usize> = HashMap::new();
+    for e in &p.eqns {
+        for a in &e.inputs {
+            if let Atom::Var(v) = a {
+                *uses.entry(*v).or_insert(0) += 1;
+            }
+        }
+    }
+    for a in &p.outputs {
+        if let Atom::Var(v) = a {
+            *uses.entry(*v).or_insert(0) += 1;
+        }
+    }
+    let transpose_2d = |a: &Atom| -> Option<Atom> {
+        let Atom::Var(v) = a else { return None };
+        let e = &p.eqns[*defs.get(v)?];
+        match &e.prim {
+            Transpose { permutation } if permutation == &[1, 0] => Some(e.inputs[0].clone()),
+            _ => None,
+        }
+    };
+    let mut changed = false;
+    let mut new_eqns = p.eqns.clone();
+    for (k, e) in p.eqns.iter().enumerate() {
+        match &e.prim {
+            DotGeneral {
+                lhs_contracting,
+                rhs_contracting,
+                lhs_batch,
+                rhs_batch,
+            } if lhs_batch.is_empty() && rhs_batch.is_empty() && lhs_contracting.len() == 1 => {
+                let (mut lc, mut rc) = (lhs_contracting.clone(), rhs_contracting.clone());
+                let mut ins = e.inputs.clone();
+                if let Some(x) = transpose_2d(&ins[0]) {
+                    lc = vec![1 - lc[0]];
+                    ins[0] = x;
+                }
+                if let Some(y) = transpose_2d(&ins[1]) {
+                    rc = vec![1 - rc[0]];
+                    ins[1] = y;
+                }
+                if ins != e.inputs {
+                    new_eqns[k].inputs = ins;
+                    new_eqns[k].prim = DotGeneral {
+                        lhs_contracting: lc,
+                        rhs_contracting: rc,
+                        lhs_batch: vec![],
+                        rhs_batch: vec![],
+                    };
+                    changed = true;
+                }
+            }
+            Transpose { permutation } if permutation == &[1, 0] => {
+                let Atom::Var(v) = &e.inputs[0] else { continue };
+                let Some(&d) = defs.get(v) else { continue };
+                let de = &p.eqns[d];
+                if uses.get(v) != Some(&1) {
+                    continue;
+                }
+                if let DotGeneral {
+                    lhs_contracting,
+                    rhs_contracting,
+                    lhs_batch,
+                    rhs_batch,
+                } = &de.prim
+                {
+                    let two_d = p.atom_aval(&de.inputs[0]).ndim() == 2
+                        && p.atom_aval(&de.inputs[1]).ndim() == 2;
+                    if lhs_batch.is_empty() && rhs_batch.is_empty() && two_d {
+                        new_eqns[k].prim = DotGeneral {
+                            lhs_contracting: rhs_contracting.clone(),
+                            rhs_contracting: lhs_contracting.clone(),
+                            lhs_batch: vec![],
+                            rhs_batch: vec![],
+                        };
+                        new_eqns[k].inputs = vec![de.inputs[1].clone(), de.inputs[0].clone()];
+                        changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    p.eqns = new_eqns;
+    changed
+}
+
+/// Common-subexpression elimination; returns whether anything changed.
+fn cse(p: &mut Program) -> bool {
+    let mut seen: HashMap<(Primitive, Vec<Atom>), Var> = HashMap::new();
+    let mut subst: HashMap<Var, Atom> = HashMap::new();
+    let resolve = |subst: &HashMap<Var, Atom>, a: &Atom| match a {
+        Atom::Var(v) => subst.get(v).cloned().unwrap_or_else(|| a.clone()),
+        _ => a.clone(),
+    };
+    for e in &mut p.eqns {
+        for a in &mut e.inputs {
+            *a = resolve(&subst, a);
+        }
+        let key = (e.prim.clone(), e.inputs.clone());
+        match seen.get(&key) {
+            Some(&v) => {
+                subst.insert(e.out, Atom::Var(v));
+            }
+            None => {
+                seen.insert(key, e.out);
+            }
+        }
+    }
+    if subst.is_empty() {
+        return false;
+    }
+    substitute(p, &subst);
+    true
+}
+
+/// Evaluates equations whose operands are all literals or constants (outputs up to 4096
+/// elements) at compile time; returns whether anything changed.
+fn fold_constants(p: &mut Program) -> bool {
+    let mut values: HashMap<Var, Array> = p.consts.iter().cloned().collect();
+    let mut subst: HashMap<Var, Atom> = HashMap::new();
+    let mut changed = false;
+    for e in &p.eqns {
+        if p.aval(e.out).size() > 4096 {
+            continue;
+        }
+        let args: Option<Vec<Array>> = e
+            .inputs
+            .iter()
+            .map(|a| match a {
+                Atom::Lit(s) => Some(Array::from_scalar(*s)),
+                Atom::Var(v) => values.get(v).cloned(),
+            })
+            .collect();
+        let Some(args) = args else { continue };
+        let refs: Vec<&Array> = args.iter().collect();
+        let Ok(out) = eval_primitive(&e.prim, &refs) else {
+            continue;
+        };
+        if out.ndim() == 0 {
+            subst.insert(e.out, Atom::Lit(out.data().get(0)));
+        }
+        values.insert(e.out, out);
+        changed = true;
+    }
+    if !changed {
+        return false;
+    }
+    // Folded equations become constants (scalars become literals); DCE drops the rest.
+    let folded: Vec<Var> = p
+        .eqns
+        .iter()
+        .filter(|e| values.contains_key(&e.out))
+        .map(|e| e.out)
+        .collect();
+    p.eqns.retain(|e| !values.contains_key(&e.out));
+    for v in folded {
+        if !subst.contains_key(&v) {
+            p.consts.push((v, values[&v].clone()));
+        }
+    }
+    substitute(p, &subst);
+    true
+}
+
+/// The optimization pipeline, repeated until nothing changes; the result type-checks and
+/// computes what the input computes.
+///
+/// A program that does not type-check ([`Program::check`]) is an error.
+pub fn optimize(p: &Program) -> Result<Program> {
+    p.check()?;
+    Ok(optimize_checked(p))
+}
+
+/// [`optimize`] for a program known to type-check (made by the library).
+pub(crate) fn optimize_checked(p: &Program) -> Program {
+    let mut q = p.clone();
+    for _ in 0..10 {
+        let a = simplify(&mut q);
+        let b = fold_constants(&mut q);
+        let c = cse(&mut q);
+        let d = fold_transposes(&mut q);
+        q = q.dce();
+        if !(a || b || c || d) {
+            break;
+        }
+    }
+    q
+}

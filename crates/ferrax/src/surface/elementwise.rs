@@ -1,0 +1,182 @@
+//! Elementwise operations: unary functions, binary arithmetic and comparisons with numpy
+//! broadcasting, the Rust operators, conversions and `where_`.
+
+use std::ops;
+
+use crate::ir::{DType, Primitive, SourceLoc};
+use crate::surface::{binary, broadcast_shapes, weak_pair, Operand};
+use crate::trace::{bind, try_t, Tensor};
+
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident => $prim:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $name(&self) -> Tensor {
+                bind(Primitive::$prim, &[self], SourceLoc::caller())
+            }
+        )*
+    };
+}
+
+macro_rules! binary_methods {
+    ($($(#[$doc:meta])* $name:ident => $prim:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $name(&self, other: impl Into<Operand>) -> Tensor {
+                binary(Primitive::$prim, self.clone().into(), other.into(), SourceLoc::caller())
+            }
+        )*
+    };
+}
+
+impl Tensor {
+    // ---- elementwise ----
+
+    unary_methods! {
+        /// `-x`.
+        neg => Neg, sin => Sin, cos => Cos, tan => Tan, exp => Exp,
+        /// Natural logarithm.
+        log => Log, log1p => Log1p, expm1 => Expm1, tanh => Tanh,
+        /// `1 / (1 + exp(-x))`.
+        logistic => Logistic, sqrt => Sqrt,
+        /// `1 / sqrt(x)`.
+        rsqrt => Rsqrt, abs => Abs, sign => Sign, floor => Floor, ceil => Ceil,
+        /// Rounds half away from zero.
+        round => Round, erf => Erf,
+    }
+
+    binary_methods! {
+        /// `x^y` elementwise (floats).
+        pow => Pow,
+        /// Elementwise maximum (NaN-propagating).
+        maximum => Max,
+        /// Elementwise minimum (NaN-propagating).
+        minimum => Min,
+        /// `atan2(self, other)`: the angle of the point `(other, self)`.
+        atan2 => Atan2,
+        /// `self == other` elementwise (bool).
+        equal => Eq,
+        /// `self != other` elementwise (bool).
+        not_equal => Ne,
+        /// `self < other` elementwise (bool).
+        less => Lt,
+        /// `self <= other` elementwise (bool).
+        less_equal => Le,
+        /// `self > other` elementwise (bool).
+        greater => Gt,
+        /// `self >= other` elementwise (bool).
+        greater_equal => Ge,
+    }
+
+    /// `x^n` for a static integer `n` (the `integer_pow` primitive).
+    #[track_caller]
+    pub fn powi(&self, n: i32) -> Tensor {
+        bind(Primitive::IntegerPow { y: n }, &[self], SourceLoc::caller())
+    }
+
+    /// Converts to another dtype (the `convert_element_type` primitive).
+    #[track_caller]
+    pub fn astype(&self, dtype: DType) -> Tensor {
+        bind(
+            Primitive::ConvertElementType { new_dtype: dtype },
+            &[self],
+            SourceLoc::caller(),
+        )
+    }
+
+    /// `on_true` where `cond` holds, else `on_false`, with broadcasting; Rust numbers take
+    /// the other branch's dtype.
+    #[track_caller]
+    pub fn where_(
+        cond: &Tensor,
+        on_true: impl Into<Operand>,
+        on_false: impl Into<Operand>,
+    ) -> Tensor {
+        let loc = SourceLoc::caller();
+        let op = "where";
+        let (t, f) = try_t!(weak_pair(op, on_true.into(), on_false.into()), loc);
+        if let Some(e) = [cond, &t, &f].iter().find_map(|x| x.error()) {
+            return Tensor::failed(e.clone());
+        }
+        let shape = try_t!(
+            broadcast_shapes(op, cond.shape(), t.shape()).and_then(|s| broadcast_shapes(
+                op,
+                &s,
+                f.shape()
+            )),
+            loc
+        );
+        let (c, t, f) = (
+            cond.broadcast_to_at(&shape, loc),
+            t.broadcast_to_at(&shape, loc),
+            f.broadcast_to_at(&shape, loc),
+        );
+        bind(Primitive::Select, &[&c, &t, &f], loc)
+    }
+}
+
+macro_rules! operator {
+    ($trait:ident, $method:ident, $prim:ident) => {
+        impl<R: Into<Operand>> ops::$trait<R> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: R) -> Tensor {
+                binary(Primitive::$prim, self.into(), rhs.into(), SourceLoc::caller())
+            }
+        }
+        impl<R: Into<Operand>> ops::$trait<R> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: R) -> Tensor {
+                binary(Primitive::$prim, self.into(), rhs.into(), SourceLoc::caller())
+            }
+        }
+        operator!(@scalar $trait, $method, $prim, f64, i64);
+    };
+    (@scalar $trait:ident, $method:ident, $prim:ident, $($s:ty),*) => {
+        $(
+            impl ops::$trait<Tensor> for $s {
+                type Output = Tensor;
+                #[track_caller]
+                fn $method(self, rhs: Tensor) -> Tensor {
+                    binary(Primitive::$prim, self.into(), rhs.into(), SourceLoc::caller())
+                }
+            }
+            impl ops::$trait<&Tensor> for $s {
+                type Output = Tensor;
+                #[track_caller]
+                fn $method(self, rhs: &Tensor) -> Tensor {
+                    binary(Primitive::$prim, self.into(), rhs.into(), SourceLoc::caller())
+                }
+            }
+        )*
+    };
+}
+operator!(Add, add, Add);
+operator!(Sub, sub, Sub);
+operator!(Mul, mul, Mul);
+operator!(Div, div, Div);
+
+impl ops::Neg for Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn neg(self) -> Tensor {
+        bind(Primitive::Neg, &[&self], SourceLoc::caller())
+    }
+}
+
+impl ops::Neg for &Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn neg(self) -> Tensor {
+        bind(Primitive::Neg, &[self], SourceLoc::caller())
+    }
+}
+
+/// `where_(cond, on_true, on_false)`: see [`Tensor::where_`].
+#[track_caller]
+pub fn where_(cond: &Tensor, on_true: impl Into<Operand>, on_false: impl Into<Operand>) -> Tensor {
+    Tensor::where_(cond, on_true, on_false)
+}
