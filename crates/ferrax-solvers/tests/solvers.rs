@@ -10,8 +10,8 @@ use ferrax_solvers::mlp::{self, MlpSize};
 use ferrax_solvers::nist::{self, data_dir, lre, parse_dat, NistProblem};
 use ferrax_solvers::{
     conjugate_gradient, least_squares, minimize, steihaug, CgOptions, CgTermination, FnOperator,
-    JacobianMode, LsqOptions, Method, MinMethod, MinOptions, MinTermination, SolverError,
-    TensorOperator,
+    JacobianMode, LinearOperator, LsqOptions, Method, MinMethod, MinOptions, MinTermination,
+    SolverError, TensorOperator,
 };
 use proptest::prelude::*;
 
@@ -604,4 +604,156 @@ fn bad_input_is_an_error_not_a_panic() {
             .contains("the operator must map f64[2] to f64[2]"),
         "{e}"
     );
+}
+
+// ---- issue 10: nonsense is refused ----
+
+#[test]
+fn cg_checks_the_length_of_every_operator_and_preconditioner_result() {
+    // An operator that drops or adds a component gave `Ok` with garbage.
+    let short = FnOperator {
+        dim: 3,
+        f: |v: &[f64]| vec![2.0 * v[0], 2.0 * v[1]],
+    };
+    let long = FnOperator {
+        dim: 3,
+        f: |v: &[f64]| v.iter().chain([1.0].iter()).copied().collect(),
+    };
+    let b = [1.0, 2.0, 3.0];
+    let opts = CgOptions::default();
+    let e = conjugate_gradient(&short, &b, None, None, &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `conjugate_gradient`: the operator returned 2 values, expected 3 (its dimension)"
+    );
+    let e = conjugate_gradient(&long, &b, None, None, &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the operator returned 4 values, expected 3"),
+        "{e}"
+    );
+    // from a starting point: the first product is checked too
+    let e = conjugate_gradient(&short, &b, Some(&[1.0, 1.0, 1.0]), None, &opts).unwrap_err();
+    assert!(
+        e.to_string().contains("the operator returned 2 values"),
+        "{e}"
+    );
+    // a preconditioner of the right dimension that returns the wrong length
+    let id = FnOperator {
+        dim: 3,
+        f: |v: &[f64]| v.to_vec(),
+    };
+    let e = conjugate_gradient(&id, &b, None, Some(&short), &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `conjugate_gradient`: the preconditioner returned 2 values, expected 3 (its dimension)"
+    );
+    // ... on a later application, not only the first
+    let calls = std::cell::Cell::new(0);
+    let late = FnOperator {
+        dim: 3,
+        f: |v: &[f64]| {
+            calls.set(calls.get() + 1);
+            if calls.get() > 1 {
+                v[..2].to_vec()
+            } else {
+                v.to_vec()
+            }
+        },
+    };
+    let spd = FnOperator {
+        dim: 3,
+        f: |v: &[f64]| vec![4.0 * v[0] + v[1], v[0] + 3.0 * v[1], 2.0 * v[2]],
+    };
+    let e = conjugate_gradient(&spd, &b, None, Some(&late), &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the preconditioner returned 2 values"),
+        "{e}"
+    );
+    let e = steihaug(&short, &b, 1.0, &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "bad input to `steihaug`: the operator returned 2 values, expected 3 (its dimension)"
+    );
+}
+
+#[test]
+fn cg_solves_a_zero_right_hand_side_to_zero() {
+    // From a nonzero start the relative test cannot hold (its target is 0): x0 came back
+    // as "converged".
+    let a = FnOperator {
+        dim: 2,
+        f: |v: &[f64]| vec![4.0 * v[0] + v[1], v[0] + 3.0 * v[1]],
+    };
+    let r = conjugate_gradient(
+        &a,
+        &[0.0, 0.0],
+        Some(&[1.0, -2.0]),
+        None,
+        &CgOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r.termination, CgTermination::Converged);
+    assert_eq!(r.x, vec![0.0, 0.0]);
+    assert_eq!(r.residual_norm, 0.0);
+}
+
+#[test]
+fn steihaug_and_cg_refuse_bad_radii_and_tolerances() {
+    let h = FnOperator {
+        dim: 2,
+        f: |v: &[f64]| vec![2.0 * v[0], 4.0 * v[1]],
+    };
+    let g = [-2.0, -4.0];
+    for delta in [-1.0, 0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let e = steihaug(&h, &g, delta, &CgOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("bad input to `steihaug`: the trust radius must be finite and positive, got {delta}")
+        );
+    }
+    for tol in [-1e-6, f64::NAN, f64::INFINITY] {
+        let opts = CgOptions {
+            tol,
+            max_iterations: 10,
+        };
+        let e = steihaug(&h, &g, 1.0, &opts).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("tol must be a finite number >= 0, got {tol}")),
+            "{e}"
+        );
+        let e = conjugate_gradient(&h, &g, None, None, &opts).unwrap_err();
+        assert!(
+            e.to_string().contains("tol must be a finite number >= 0"),
+            "{e}"
+        );
+    }
+    // tol = 0 is allowed: iterate to the limit or an exact solution
+    let opts = CgOptions {
+        tol: 0.0,
+        max_iterations: 10,
+    };
+    assert!(conjugate_gradient(&h, &g, None, None, &opts).is_ok());
+}
+
+#[test]
+fn tensor_operators_with_overflowing_shapes_are_refused() {
+    let op = TensorOperator::new(&[1 << 40, 1 << 40], |v: &Tensor| Ok(v.clone()));
+    assert_eq!(op.dim(), usize::MAX);
+    let e = op.apply(&[1.0, 2.0]).unwrap_err();
+    assert!(
+        e.to_string().contains("an element count that overflows"),
+        "{e}"
+    );
+    let e = conjugate_gradient(&op, &[1.0], None, None, &CgOptions::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the operator has dimension 18446744073709551615, b has 1 entries"),
+        "{e}"
+    );
+    let op = TensorOperator::new(&[2], |v: &Tensor| Ok(v.clone()));
+    let e = op.apply(&[1.0, 2.0, 3.0]).unwrap_err();
+    assert!(e.to_string().contains("a vector of length 3"), "{e}");
 }
