@@ -5,6 +5,7 @@
 //! every bad-input path.
 
 use ferrax::{eval_counts, reset_eval_counts, Array, DType, Tensor};
+use ferrax_solvers::least_squares::standard_errors;
 use ferrax_solvers::mgh::problems;
 use ferrax_solvers::mlp::{self, MlpSize};
 use ferrax_solvers::nist::{self, data_dir, lre, parse_dat, NistProblem};
@@ -756,4 +757,170 @@ fn tensor_operators_with_overflowing_shapes_are_refused() {
     let op = TensorOperator::new(&[2], |v: &Tensor| Ok(v.clone()));
     let e = op.apply(&[1.0, 2.0, 3.0]).unwrap_err();
     assert!(e.to_string().contains("a vector of length 3"), "{e}");
+}
+
+#[test]
+fn standard_errors_check_their_sizes() {
+    // (2^63 + 1) · 2 wraps to 2 = j.len(): a panic (overflow, or indexing past j)
+    let m = usize::MAX / 2 + 2;
+    let e = standard_errors(&[1.0, 2.0], m, 2, 1.0).unwrap_err();
+    assert!(matches!(e, SolverError::Input { .. }), "{e:?}");
+    let e = standard_errors(&[], usize::MAX, usize::MAX, 1.0).unwrap_err();
+    assert!(
+        e.to_string().contains("need an m×n Jacobian with m > n"),
+        "{e}"
+    );
+    let j = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+    assert!(standard_errors(&j, 3, 2, 1.0).is_ok());
+    for rss in [f64::NAN, -1.0, f64::INFINITY] {
+        let e = standard_errors(&j, 3, 2, rss).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the residual sum of squares must be finite"),
+            "{e}"
+        );
+    }
+    let e = standard_errors(&[1.0, 0.0, f64::NAN, 1.0, 1.0, 1.0], 3, 2, 1.0).unwrap_err();
+    assert!(matches!(e, SolverError::NonFinite(_)), "{e:?}");
+}
+
+#[test]
+fn least_squares_and_minimize_refuse_bad_options() {
+    let r = |x: Tensor| &x - 1.0;
+    let base = LsqOptions::default();
+    let cases: Vec<(LsqOptions, &str)> = vec![
+        (
+            LsqOptions {
+                ftol: f64::NAN,
+                ..base.clone()
+            },
+            "ftol must be a finite number >= 0, got NaN",
+        ),
+        (
+            LsqOptions {
+                xtol: -1.0,
+                ..base.clone()
+            },
+            "xtol must be a finite number >= 0, got -1",
+        ),
+        (
+            LsqOptions {
+                gtol: f64::INFINITY,
+                ..base.clone()
+            },
+            "gtol must be a finite number >= 0, got inf",
+        ),
+        (
+            LsqOptions {
+                initial_step_factor: 0.0,
+                ..base.clone()
+            },
+            "initial_step_factor must be finite and positive, got 0",
+        ),
+        (
+            LsqOptions {
+                initial_step_factor: f64::NAN,
+                ..base.clone()
+            },
+            "initial_step_factor must be finite and positive, got NaN",
+        ),
+        (
+            LsqOptions {
+                method: Method::GaussNewtonCg,
+                cg: CgOptions {
+                    tol: -1.0,
+                    max_iterations: 10,
+                },
+                ..base.clone()
+            },
+            "cg.tol must be a finite number >= 0, got -1",
+        ),
+    ];
+    for (opts, msg) in cases {
+        let e = least_squares(r, &[0.0, 0.0], &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("bad input to `least_squares`: {msg}")
+        );
+    }
+    let f = |x: Tensor| x.powi(2).sum_all();
+    for gtol in [f64::NAN, -1.0, f64::INFINITY] {
+        let e = minimize(
+            f,
+            &[1.0],
+            &MinOptions {
+                gtol,
+                ..MinOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("gtol must be a finite number >= 0"),
+            "{e}"
+        );
+    }
+    // a memory of 0 was silently taken as 1
+    let e = minimize(
+        f,
+        &[1.0],
+        &MinOptions {
+            method: MinMethod::Lbfgs { memory: 0 },
+            ..MinOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("a memory of at least 1"), "{e}");
+}
+
+#[test]
+fn solvers_refuse_empty_and_mismatched_problems() {
+    let opts = LsqOptions::default();
+    // no residuals: nothing to fit (both methods)
+    for method in [Method::LevenbergMarquardt, Method::GaussNewtonCg] {
+        let e = least_squares(
+            |x: Tensor| x.slice_axis(0, 0, 0),
+            &[1.0, 2.0],
+            &LsqOptions {
+                method,
+                ..opts.clone()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the residual function returns no values"),
+            "{method:?}: {e}"
+        );
+    }
+    // a residual function that reads a parameter x0 does not have
+    let e = least_squares(|x: Tensor| x.index_axis(0, 5) - 1.0, &[1.0, 2.0], &opts).unwrap_err();
+    assert!(matches!(e, SolverError::Ferrax(_)), "{e:?}");
+    // a scalar residual is one residual
+    let fit = least_squares(|x: Tensor| x.index_axis(0, 0) - 3.0, &[1.0], &opts).unwrap();
+    assert!((fit.params[0] - 3.0).abs() < 1e-12);
+    // the MGH problems with a start of the wrong length
+    for p in problems() {
+        let short = &p.x0[..1];
+        let e = least_squares(p.residual, short, &opts);
+        assert!(e.is_err(), "MGH {} from {short:?}", p.number);
+    }
+    // minimize: NaN start, empty start, an objective that is NaN at the start
+    let f = |x: Tensor| x.powi(2).sum_all();
+    assert!(matches!(
+        minimize(f, &[f64::NAN], &MinOptions::default()).unwrap_err(),
+        SolverError::NonFinite(_)
+    ));
+    assert!(minimize(f, &[], &MinOptions::default()).is_err());
+    for method in [MinMethod::NewtonCg, MinMethod::Lbfgs { memory: 5 }] {
+        let e = minimize(
+            |x: Tensor| x.log().sum_all(),
+            &[-1.0],
+            &MinOptions {
+                method,
+                ..MinOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, SolverError::NonFinite(_)), "{method:?}: {e:?}");
+    }
 }
