@@ -523,7 +523,7 @@ fn gauss_newton_cg_makes_exactly_one_linearization_per_outer_step() {
         inputs: 6,
         hidden: 10,
     };
-    let (x, y, theta0) = mlp::problem(size, 3);
+    let (x, y, theta0) = mlp::problem(size, 3).unwrap();
     let opts = LsqOptions {
         method: Method::GaussNewtonCg,
         max_iterations: 8,
@@ -549,8 +549,8 @@ fn gauss_newton_cg_makes_exactly_one_linearization_per_outer_step() {
         .map(|v| v * v)
         .sum();
     assert!(fit.rss < 0.2 * rss0, "rss {} from {}", fit.rss, rss0);
-    assert_eq!(size.num_params(), 6 * 10 + 2 * 10 + 1);
-    assert_eq!(MlpSize::BENCHMARK.num_params(), 10_201);
+    assert_eq!(size.num_params().unwrap(), 6 * 10 + 2 * 10 + 1);
+    assert_eq!(MlpSize::BENCHMARK.num_params().unwrap(), 10_201);
 }
 
 // ---- bad input ----
@@ -923,4 +923,32 @@ fn solvers_refuse_empty_and_mismatched_problems() {
         .unwrap_err();
         assert!(matches!(e, SolverError::NonFinite(_)), "{method:?}: {e:?}");
     }
+}
+
+#[test]
+fn mlp_sizes_are_checked() {
+    let huge = MlpSize {
+        samples: 1,
+        inputs: usize::MAX,
+        hidden: 2,
+    };
+    let e = huge.num_params().unwrap_err();
+    assert!(e.to_string().contains("the count overflows"), "{e}");
+    assert!(mlp::problem(huge, 0).is_err());
+    let theta = Tensor::zeros(&[4], DType::F64);
+    let x = Tensor::zeros(&[1, 1], DType::F64);
+    assert!(mlp::mlp(huge, &theta, &x).to_vec::<f64>().is_err());
+    // theta of the wrong length for the size: an error when read, not a panic
+    let size = MlpSize {
+        samples: 3,
+        inputs: 2,
+        hidden: 2,
+    };
+    assert!(mlp::mlp(size, &theta, &Tensor::zeros(&[3, 2], DType::F64))
+        .to_vec::<f64>()
+        .is_err());
+    // the largest seed: neighbouring seeds wrap instead of overflowing
+    let (x, y, theta0) = mlp::problem(size, u64::MAX).unwrap();
+    assert_eq!((x.shape(), y.shape()), (&[3, 2][..], &[3][..]));
+    assert_eq!(theta0.len(), size.num_params().unwrap());
 }
