@@ -4,7 +4,9 @@
 //! Non-finite floats, which JSON cannot write as numbers, travel as the strings `"nan"`,
 //! `"inf"` and `"-inf"` in both directions.
 
-use ferrax::{Array, Aval, DType, Scalar};
+use std::io::{self, Write};
+
+use ferrax::{Array, Aval, DType, Data, Scalar};
 use serde_json::Value;
 
 /// Reads a value of `aval` from nested JSON lists (a bare number for a scalar). The error
@@ -106,61 +108,83 @@ fn scalar(v: &Value, dtype: DType) -> Option<Scalar> {
     }
 }
 
-/// Writes an array as nested JSON lists (a bare value for a scalar).
-pub fn array_to_json(a: &Array) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    write_nested(&mut s, a, a.shape(), &mut i);
-    s
-}
-
-fn write_nested(s: &mut String, a: &Array, shape: &[usize], i: &mut usize) {
-    match shape.split_first() {
-        Some((&n, rest)) => {
-            s.push('[');
-            for k in 0..n {
-                if k > 0 {
-                    s.push_str(", ");
-                }
-                write_nested(s, a, rest, i);
+/// Writes an array as nested JSON lists (a bare value for a scalar), element by element.
+///
+/// Iterative, not recursive: the rank is the program's, and a deep recursion over a
+/// rank-100,000 array of one element would overflow the stack.
+pub fn write_json(out: &mut dyn Write, a: &Array) -> io::Result<()> {
+    let shape = a.shape();
+    // A zero-size array is its leading nonzero dimensions of empty lists: f64[2,0,3] is
+    // `[[], []]`. Only the dimensions up to the first zero are written.
+    let (dims, empty) = match shape.iter().position(|&d| d == 0) {
+        Some(z) => (&shape[..z], true),
+        None => (shape, false),
+    };
+    // suffix[k]: the number of leaves in one entry at depth k (the product of dims[k..]).
+    let mut suffix = vec![1usize; dims.len() + 1];
+    for k in (0..dims.len()).rev() {
+        suffix[k] = suffix[k + 1].checked_mul(dims[k]).ok_or_else(|| {
+            io::Error::other(format!(
+                "the output {} has too many entries to write",
+                a.aval()
+            ))
+        })?;
+    }
+    let leaves = suffix[0];
+    for i in 0..leaves {
+        if i > 0 {
+            out.write_all(b", ")?;
+        }
+        // one `[` for each depth whose entry starts at this leaf
+        for s in &suffix[..dims.len()] {
+            if i % s == 0 {
+                out.write_all(b"[")?;
             }
-            s.push(']');
         }
-        None => {
-            let idx = unravel(*i, a.shape());
-            let v = a.get(&idx).expect("index within the shape");
-            *i += 1;
-            let text = match v {
-                Scalar::F32(x) if !x.is_finite() => quoted(x as f64),
-                Scalar::F64(x) if !x.is_finite() => quoted(x),
-                Scalar::F32(x) => format!("{x:?}"),
-                Scalar::F64(x) => format!("{x:?}"),
-                Scalar::I32(x) => x.to_string(),
-                Scalar::I64(x) => x.to_string(),
-                Scalar::Bool(x) => x.to_string(),
-            };
-            s.push_str(&text);
+        if empty {
+            out.write_all(b"[]")?;
+        } else {
+            write_element(out, a.data(), i)?;
         }
+        for s in suffix[..dims.len()].iter().rev() {
+            if (i + 1) % s == 0 {
+                out.write_all(b"]")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_element(out: &mut dyn Write, data: &Data, i: usize) -> io::Result<()> {
+    let missing = || io::Error::other("an output array has fewer elements than its shape");
+    match data {
+        Data::F32(v) => write_float(out, *v.get(i).ok_or_else(missing)? as f64, true),
+        Data::F64(v) => write_float(out, *v.get(i).ok_or_else(missing)?, false),
+        Data::I32(v) => write!(out, "{}", v.get(i).ok_or_else(missing)?),
+        Data::I64(v) => write!(out, "{}", v.get(i).ok_or_else(missing)?),
+        Data::Bool(v) => write!(out, "{}", v.get(i).ok_or_else(missing)?),
     }
 }
 
-fn quoted(x: f64) -> String {
+/// Shortest round-trip form (of the f32 for an f32 element); non-finite values quoted.
+fn write_float(out: &mut dyn Write, x: f64, f32_: bool) -> io::Result<()> {
     if x.is_nan() {
-        "\"nan\"".into()
-    } else if x > 0.0 {
-        "\"inf\"".into()
+        out.write_all(b"\"nan\"")
+    } else if x.is_infinite() {
+        out.write_all(if x > 0.0 { b"\"inf\"" } else { b"\"-inf\"" })
+    } else if f32_ {
+        write!(out, "{:?}", x as f32)
     } else {
-        "\"-inf\"".into()
+        write!(out, "{x:?}")
     }
 }
 
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for d in (0..shape.len()).rev() {
-        idx[d] = i % shape[d];
-        i /= shape[d];
-    }
-    idx
+/// An array as nested JSON lists, as a string.
+#[cfg(test)]
+pub fn array_to_json(a: &Array) -> String {
+    let mut v = Vec::new();
+    write_json(&mut v, a).expect("writing to a Vec");
+    String::from_utf8(v).expect("JSON is UTF-8")
 }
 
 #[cfg(test)]

@@ -11,9 +11,15 @@
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
+//!
+//! Nothing here prints with `println!`, which panics when standard output is a closed pipe
+//! (`ferrax print f.fx | head -c 10`) or a full disk. Output goes through a fallible writer:
+//! a broken pipe means the reader has all it wanted, so the command stops quietly with
+//! status 0; any other write error is reported on one line and the status is 1.
 
 mod json;
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -254,8 +260,12 @@ fn nist(
         for &s in &starts {
             let r = nist::run(&p, s, &opts).map_err(|e| format!("{name} start {s}: {e}"))?;
             if progress {
+                // Progress is a side channel: when standard error cannot be written there is
+                // nowhere to say so, and the fits on standard output still matter.
+                let mut err = io::stderr().lock();
                 for h in &r.fit.history {
-                    eprintln!(
+                    let _ = writeln!(
+                        err,
                         "{name} start {s} iteration {:4}: rss {:.10e} radius {:.3e} lambda {:.3e} trials {}",
                         h.iteration, h.rss, h.radius, h.lambda, h.trials
                     );
@@ -278,8 +288,15 @@ fn nist(
     ))
 }
 
-fn run(cli: Cli) -> Result<String, String> {
-    match cli.command {
+/// What a successful command prints: text, or the outputs of `eval` as one JSON list
+/// (written element by element, never built as one string).
+enum Output {
+    Text(String),
+    Json(Vec<ferrax::Array>),
+}
+
+fn run(cli: Cli) -> Result<Output, String> {
+    let text = match cli.command {
         Command::Nist {
             names,
             all,
@@ -287,20 +304,20 @@ fn run(cli: Cli) -> Result<String, String> {
             progress,
             start,
             data,
-        } => nist(names, all, json, progress, start, data),
+        } => nist(names, all, json, progress, start, data)?,
         Command::Check { file } => {
             let p = read_program(&file)?;
             p.check().map_err(|e| format!("{file}: {e}"))?;
             let ins: Vec<String> = p.in_avals().iter().map(|a| a.to_string()).collect();
             let outs: Vec<String> = p.out_avals().iter().map(|a| a.to_string()).collect();
-            Ok(format!(
+            format!(
                 "{file}: ok: {} equation(s), ({}) -> ({})",
                 p.eqns.len(),
                 ins.join(", "),
                 outs.join(", ")
-            ))
+            )
         }
-        Command::Print { file } => Ok(read_program(&file)?.to_string()),
+        Command::Print { file } => read_program(&file)?.to_string(),
         Command::Transform {
             transformation,
             file,
@@ -314,7 +331,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 in_axes,
                 axis_size,
             };
-            transform(transformation, &p, &o).map_err(|e| format!("{file}: {e}"))
+            transform(transformation, &p, &o).map_err(|e| format!("{file}: {e}"))?
         }
         Command::Eval {
             file,
@@ -357,21 +374,70 @@ fn run(cli: Cli) -> Result<String, String> {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let outs = p.eval(&args).map_err(|e| format!("{file}: {e}"))?;
-            let parts: Vec<String> = outs.iter().map(json::array_to_json).collect();
-            Ok(format!("[{}]", parts.join(", ")))
+            return Ok(Output::Json(outs));
+        }
+    };
+    Ok(Output::Text(text))
+}
+
+fn write_output(out: &mut dyn Write, o: &Output) -> io::Result<()> {
+    match o {
+        Output::Text(t) => writeln!(out, "{t}")?,
+        Output::Json(arrays) => {
+            out.write_all(b"[")?;
+            for (i, a) in arrays.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b", ")?;
+                }
+                json::write_json(out, a)?;
+            }
+            out.write_all(b"]\n")?;
+        }
+    }
+    out.flush()
+}
+
+/// Reports an error on standard error. If that cannot be written either there is nowhere
+/// left to say so; the exit status still tells.
+fn report(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "error: {msg}");
+}
+
+/// The exit status after writing to standard output: a broken pipe is a reader that has
+/// stopped reading (`| head`), not a failure; any other error (a full disk) is.
+fn finish_output(written: io::Result<()>) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&format!("cannot write the output: {e}"));
+            ExitCode::FAILURE
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `try_parse`, not `parse`: clap's own exit ignores write errors, so `--help` into a
+    // full disk would report success.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let printed = e.print();
+            if e.use_stderr() {
+                // A usage error: its message went to standard error, status 2.
+                return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+            }
+            // --help or --version, printed on standard output.
+            return finish_output(printed.and_then(|()| io::stdout().flush()));
+        }
+    };
     match run(cli) {
         Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
+            let mut w = io::BufWriter::new(io::stdout().lock());
+            finish_output(write_output(&mut w, &out))
         }
         Err(msg) => {
-            eprintln!("error: {msg}");
+            report(&msg);
             ExitCode::FAILURE
         }
     }

@@ -360,3 +360,134 @@ fn nist_json_table_and_errors() {
         "{err}"
     );
 }
+
+/// A program with no inputs whose one output, `f64[n]` of ones, prints as about `5n` bytes
+/// of JSON: more than a pipe holds, so the writer meets the closed pipe.
+fn ones_program(n: usize) -> PathBuf {
+    temp_file(
+        &format!("ones{n}.fx"),
+        &format!(
+            "{{ lambda ; . let a:f64[{n}] = broadcast_in_dim[shape=({n},) broadcast_dimensions=()] 1.0:f64 in (a) }}"
+        ),
+    )
+}
+
+/// Runs the binary with standard output a pipe that is closed after its first 10 bytes
+/// (`| head -c 10`); returns the exit status and standard error.
+fn run_into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `println!` panicked here: "failed printing to stdout: Broken pipe", status 101
+    let ones = ones_program(200_000);
+    let (code, err) = run_into_closed_pipe(&["eval", ones.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    // `ferrax print f.fx | head -c 10`: a long program text (one equation, 100,000 dims)
+    let dims = vec!["1"; 100_000].join(",");
+    let long = temp_file(
+        "long.fx",
+        &format!(
+            "{{ lambda ; . let a:f64[{dims}] = broadcast_in_dim[shape=({dims}) broadcast_dimensions=()] 1.0:f64 in (a) }}"
+        ),
+    );
+    for cmd in ["print", "check", "eval"] {
+        let (code, err) = run_into_closed_pipe(&[cmd, long.to_str().unwrap()]);
+        assert_eq!((code, err.as_str()), (Some(0), ""), "{cmd}");
+    }
+    let (code, err) = run_into_closed_pipe(&["--help"]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_an_error_not_a_panic() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let f = sample();
+    let ones = ones_program(10);
+    for args in [
+        vec!["print", f.to_str().unwrap()],
+        vec!["check", f.to_str().unwrap()],
+        vec!["eval", ones.to_str().unwrap()],
+        vec!["nist", "Misra1a", "--start", "1", "--json"],
+        vec!["--help"],
+        vec!["--version"],
+    ] {
+        let out = bin().args(&args).stdout(full()).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "error: cannot write the output: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+    // an error message that cannot be written still gives the error status, not a panic
+    let out = bin()
+        .args(["nist", "Nope"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = bin()
+        .args(["nist", "Misra1a", "--start", "1", "--progress"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn deep_outputs_are_written_without_recursion() {
+    // rank 100,000: one stack frame per dimension overflowed the stack (SIGSEGV)
+    let dims = vec!["1"; 100_000].join(",");
+    let long = temp_file(
+        "deep_out.fx",
+        &format!(
+            "{{ lambda ; . let a:f64[{dims}] = broadcast_in_dim[shape=({dims}) broadcast_dimensions=()] 2.5:f64 in (a) }}"
+        ),
+    );
+    let (code, out, err) = run(&["eval", long.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let open = "[".repeat(100_001);
+    let close = "]".repeat(100_001);
+    assert_eq!(out, format!("{open}2.5{close}\n"));
+}
+
+#[test]
+fn outputs_of_every_shape_print_as_nested_lists() {
+    let f = temp_file(
+        "shapes.fx",
+        "{ lambda ; . let a:f64[0,3] = broadcast_in_dim[shape=(0,3) broadcast_dimensions=()] 1.0:f64\n\
+         b:f32[2,0] = broadcast_in_dim[shape=(2,0) broadcast_dimensions=()] 1.0:f32\n\
+         c:i32[2,2] = broadcast_in_dim[shape=(2,2) broadcast_dimensions=()] 7:i32\n\
+         d:bool[] = lt 1.0:f64 2.0:f64\n\
+         e:f32[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.1:f32\n\
+         g:f64[2,1,2] = broadcast_in_dim[shape=(2,1,2) broadcast_dimensions=()] -0.0:f64\n\
+         in (a, b, c, d, e, g) }",
+    );
+    let (code, out, err) = run(&["eval", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "[[], [[], []], [[7, 7], [7, 7]], true, [0.1, 0.1, 0.1], [[[-0.0, -0.0]], [[-0.0, -0.0]]]]\n"
+    );
+}
