@@ -62,10 +62,10 @@ enum Command {
     /// Fit NIST StRD nonlinear regression problems from both starts and report the
     /// correct digits (LRE) of the parameters, the RSS and the standard errors.
     Nist {
-        /// Problem names (e.g. BoxBOD Misra1a); see --all.
+        /// Problem names, in any case (e.g. BoxBOD misra1a); see --all.
         names: Vec<String>,
         /// Every one of the 27 problems.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "names")]
         all: bool,
         /// One JSON object per line and run instead of the table.
         #[arg(long)]
@@ -236,8 +236,8 @@ fn nist(
     let dir = data
         .map(std::path::PathBuf::from)
         .unwrap_or_else(nist::data_dir);
-    let names: Vec<String> = if all {
-        nist::ALL.iter().map(|s| s.to_string()).collect()
+    let names: Vec<&str> = if all {
+        nist::ALL.to_vec()
     } else if names.is_empty() {
         return Err(
             "name one or more problems, or give --all (problems: ".to_string()
@@ -245,7 +245,16 @@ fn nist(
                 + ")",
         );
     } else {
+        // Every name is resolved before any fit runs, so a typo fails at once rather than
+        // after the problems before it have been fitted.
         names
+            .iter()
+            .map(|n| {
+                nist::problem_name(n).ok_or_else(|| {
+                    format!("unknown problem `{n}` (problems: {})", nist::ALL.join(", "))
+                })
+            })
+            .collect::<Result<_, _>>()?
     };
     let starts: Vec<usize> = match start {
         Some(s @ (1 | 2)) => vec![s],

@@ -347,18 +347,41 @@ fn nist_json_table_and_errors() {
     let (code, _, err) = run(&["nist", "Misra1a", "--start", "3"]);
     assert_eq!(code, 1);
     assert!(err.contains("--start must be 1 or 2, got 3"));
-    let (code, _, err) = run(&["nist", "Nope"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("Nope.dat:0: cannot read"), "{err}");
     let dir = std::env::temp_dir().join(format!("ferrax-nist-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Bad.dat"), "not a NIST file\n").unwrap();
-    let (code, _, err) = run(&["nist", "Bad", "--data", dir.to_str().unwrap()]);
+    std::fs::write(dir.join("Misra1a.dat"), "not a NIST file\n").unwrap();
+    let (code, _, err) = run(&["nist", "Misra1a", "--data", dir.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("Bad.dat:0: the header does not give a valid line range"),
+        err.contains("Misra1a.dat:0: the header does not give a valid line range"),
         "{err}"
     );
+}
+
+#[test]
+fn nist_names_unknown_problems_and_ignores_case() {
+    // an unknown name is said to be unknown, with the names there are (it was
+    // "Nope.dat:0: cannot read")
+    let (code, out, err) = run(&["nist", "Nope"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with("error: unknown problem `Nope` (problems: Misra1a, Chwirut2,"),
+        "{err}"
+    );
+    assert!(err.contains("BoxBOD") && err.contains("Bennett5)"), "{err}");
+    // ... before any fit runs: a good name ahead of a bad one gives no output
+    let (code, out, err) = run(&["nist", "Misra1a", "Nope", "--start", "1"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    // names in any case
+    let (code, out, err) = run(&["nist", "boxbod", "--json", "--start", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["problem"], "BoxBOD");
+    // --all with a name was silently the same as --all: a usage error now
+    let (code, out, err) = run(&["nist", "--all", "BoxBOD"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("'--all' cannot be used with"), "{err}");
 }
 
 /// A program with no inputs whose one output, `f64[n]` of ones, prints as about `5n` bytes
