@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferrax::{Error, Program};
+use ferrax::{Aval, Error, Program};
 
 #[derive(Parser)]
 #[command(
@@ -52,8 +52,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         residuals: usize,
         /// For `vmap`: one entry per input, an axis number or `none`, comma separated
-        /// (default: 0 for every input).
-        #[arg(long)]
+        /// (default: 0 for every input). Negative axes count from the end of the batched
+        /// input (-1 is its last axis).
+        #[arg(long, allow_hyphen_values = true)]
         in_axes: Option<String>,
         /// For `vmap`: the length of the mapped axis.
         #[arg(long)]
@@ -118,24 +119,93 @@ struct TransformOptions {
     axis_size: Option<usize>,
 }
 
-fn parse_in_axes(text: &str, n: usize) -> Result<Vec<Option<usize>>, String> {
+/// Reads `--in-axes` against the program's inputs. An axis counts in the *batched* input,
+/// whose rank is one more than the program's input: `0..=rank`, or negative from the end
+/// (`-1` is the last axis) as the library's `vmap` accepts.
+fn parse_in_axes(text: &str, inputs: &[Aval]) -> Result<Vec<Option<usize>>, String> {
     let items: Vec<&str> = text.split(',').map(str::trim).collect();
-    if items.len() != n {
+    if items.len() != inputs.len() {
         return Err(format!(
-            "--in-axes has {} entries but the program has {n} input(s)",
-            items.len()
+            "--in-axes has {} entries but the program has {} input(s)",
+            items.len(),
+            inputs.len()
         ));
     }
     items
         .iter()
+        .zip(inputs)
         .enumerate()
-        .map(|(i, s)| match *s {
-            "none" | "None" => Ok(None),
-            s => s.parse::<usize>().map(Some).map_err(|_| {
+        .map(|(i, (s, a))| {
+            if matches!(*s, "none" | "None") {
+                return Ok(None);
+            }
+            let axis = s.parse::<i64>().map_err(|_| {
                 format!("--in-axes entry {i} is `{s}`: expected an axis number or `none`")
-            }),
+            })?;
+            let rank = a.ndim() + 1;
+            let normal = if axis < 0 {
+                usize::try_from(axis.unsigned_abs())
+                    .ok()
+                    .and_then(|back| rank.checked_sub(back))
+            } else {
+                usize::try_from(axis).ok().filter(|&ax| ax < rank)
+            };
+            normal.map(Some).ok_or_else(|| {
+                format!(
+                    "--in-axes entry {i}: axis {axis} is out of range for input {i} ({a}), \
+                     whose batched rank is {rank} (axes {} to {})",
+                    -(rank as i128),
+                    rank - 1
+                )
+            })
         })
         .collect()
+}
+
+/// The element count of a shape, `None` when it overflows `usize`.
+fn checked_size(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Whether a value of this shape and dtype could exist: its element count and its bytes
+/// fit (Rust allocations are limited to `isize::MAX` bytes).
+fn fits(shape: &[usize], dtype: ferrax::DType) -> bool {
+    checked_size(shape)
+        .and_then(|n| n.checked_mul(dtype.size_bytes()))
+        .is_some_and(|b| b <= isize::MAX as usize)
+}
+
+/// Refuses an `--axis-size` for which some input or output of the batched program could
+/// not exist. Checked here, with checked arithmetic, before the library builds anything:
+/// a size like 2^64 - 1 times an input's elements wraps in unchecked arithmetic and would
+/// give a program whose shapes describe nothing. Every output is batched at axis 0.
+fn check_batched_sizes(p: &Program, in_axes: &[Option<usize>], size: usize) -> Result<(), String> {
+    let batched = |a: &Aval, ax: usize| {
+        let mut shape = a.shape.clone();
+        shape.insert(ax, size);
+        Aval::new(shape, a.dtype)
+    };
+    let too_big = |what: String, a: &Aval| {
+        format!(
+            "--axis-size {size}: the batched {what} would be {a}, whose element count or byte \
+             size overflows"
+        )
+    };
+    for (i, (a, ax)) in p.in_avals().iter().zip(in_axes).enumerate() {
+        if let Some(ax) = ax {
+            let b = batched(a, *ax);
+            if !fits(&b.shape, b.dtype) {
+                return Err(too_big(format!("input {i}"), &b));
+            }
+        }
+    }
+    for (k, a) in p.out_avals().iter().enumerate() {
+        let b = batched(a, 0);
+        if !fits(&b.shape, b.dtype) {
+            return Err(too_big(format!("output {k}"), &b));
+        }
+    }
+    Ok(())
 }
 
 fn residual_sources(s: &ferrax::partial_eval::Split) -> String {
@@ -171,16 +241,26 @@ fn primal_header(s: &ferrax::partial_eval::Split) -> String {
 
 fn transform(t: Transformation, p: &Program, o: &TransformOptions) -> Result<String, String> {
     if let Transformation::Vmap = t {
+        // Type-check first: the size checks below read the declared avals.
+        p.check().map_err(|e| e.to_string())?;
         let in_axes = match &o.in_axes {
-            Some(text) => parse_in_axes(text, p.inputs.len())?,
+            Some(text) => parse_in_axes(text, &p.in_avals())?,
             None => vec![Some(0); p.inputs.len()],
         };
         let size = o
             .axis_size
             .ok_or("vmap needs the length of the mapped axis: give --axis-size")?;
-        return ferrax::vmap_program(p, &in_axes, size)
-            .map(|q| q.to_string())
-            .map_err(|e| e.to_string());
+        check_batched_sizes(p, &in_axes, size)?;
+        let q = ferrax::vmap_program(p, &in_axes, size).map_err(|e| e.to_string())?;
+        // The library batches intermediate values too: refuse the result if any value in it
+        // could not exist, whatever the library itself checks.
+        if let Some(a) = q.avals.iter().find(|a| !fits(&a.shape, a.dtype)) {
+            return Err(format!(
+                "--axis-size {size}: the batched program has a value of type {a}, whose \
+                 element count or byte size overflows"
+            ));
+        }
+        return Ok(q.to_string());
     }
     transform_ad(t, p, o.residuals).map_err(|e| e.to_string())
 }

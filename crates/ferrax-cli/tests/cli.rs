@@ -384,6 +384,146 @@ fn nist_names_unknown_problems_and_ignores_case() {
     assert!(err.contains("'--all' cannot be used with"), "{err}");
 }
 
+#[test]
+fn vmap_accepts_negative_in_axes() {
+    // tanh_layer: a:f64[2] b:f64[2,2]; -1 is the last axis of the batched input
+    let f = sample();
+    let p = f.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "-1,none",
+        "--axis-size",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("{ lambda ; a:f64[2,3] b:f64[2,2] . let\n"),
+        "{out}"
+    );
+    // the same program as with the positive axis
+    let (_, positive, _) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "1,none",
+        "--axis-size",
+        "3",
+    ]);
+    assert_eq!(out, positive);
+    let (code, out, _) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "-2,-3",
+        "--axis-size",
+        "3",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("{ lambda ; a:f64[3,2] b:f64[3,2,2] . let\n"),
+        "{out}"
+    );
+    // out of range: the error names the input and its batched rank
+    for (axes, msg) in [
+        (
+            "-3,none",
+            "--in-axes entry 0: axis -3 is out of range for input 0 (f64[2]), whose batched rank is 2 (axes -2 to 1)",
+        ),
+        (
+            "0,-4",
+            "--in-axes entry 1: axis -4 is out of range for input 1 (f64[2,2]), whose batched rank is 3 (axes -3 to 2)",
+        ),
+        (
+            "0,-9223372036854775808",
+            "axis -9223372036854775808 is out of range for input 1",
+        ),
+        ("0,99999999999999999999", "--in-axes entry 1 is `99999999999999999999`"),
+    ] {
+        let (code, _, err) = run(&[
+            "transform",
+            "vmap",
+            p,
+            "--in-axes",
+            axes,
+            "--axis-size",
+            "3",
+        ]);
+        assert_eq!(code, 1, "{axes}");
+        assert!(err.contains(msg), "{axes}: `{err}` lacks `{msg}`");
+    }
+}
+
+#[test]
+fn vmap_refuses_axis_sizes_whose_shapes_overflow() {
+    let f = sample();
+    let p = f.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--axis-size",
+        "18446744073709551615",
+    ]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("--axis-size 18446744073709551615: the batched input 0 would be f64[18446744073709551615,2], whose element count or byte size overflows"),
+        "{err}"
+    );
+    // the element count fits but the bytes do not (2^62 f64 values)
+    let (code, _, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "none,none",
+        "--axis-size",
+        "4611686018427387904",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the batched output 0 would be f64[4611686018427387904]"),
+        "{err}"
+    );
+    // an unmapped input does not count, a mapped one does
+    let big = temp_file(
+        "big_vmap.fx",
+        "{ lambda ; a:f64[1099511627776] b:f64[] . let c:f64[] = neg b in (c) }",
+    );
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        big.to_str().unwrap(),
+        "--in-axes",
+        "none,0",
+        "--axis-size",
+        "8388608",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("{ lambda ; a:f64[1099511627776] b:f64[8388608] ."),
+        "{out}"
+    );
+    let (code, _, err) = run(&[
+        "transform",
+        "vmap",
+        big.to_str().unwrap(),
+        "--in-axes",
+        "0,0",
+        "--axis-size",
+        "8388608",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the batched input 0 would be f64[8388608,1099511627776]"),
+        "{err}"
+    );
+}
+
 /// A program with no inputs whose one output, `f64[n]` of ones, prints as about `5n` bytes
 /// of JSON: more than a pipe holds, so the writer meets the closed pipe.
 fn ones_program(n: usize) -> PathBuf {
