@@ -12,22 +12,23 @@ use serde_json::Value;
 /// Reads a value of `aval` from nested JSON lists (a bare number for a scalar). The error
 /// names the path inside the value (`[1][0]`) and what was wrong.
 pub fn array_from_json(v: &Value, aval: &Aval) -> Result<Array, String> {
-    let mut flat = Vec::with_capacity(aval.size());
+    // No capacity from `aval`: its element count is the program text's and may be huge or
+    // overflow; the JSON value, which must match it entry for entry, bounds what is read.
+    let mut flat = Vec::new();
     collect(v, &aval.shape, aval.dtype, &mut String::new(), &mut flat)?;
-    let data = ferrax::Data::F64(flat.iter().map(|s| s.to_f64()).collect());
     // Build in the target dtype directly so integers and bools stay exact.
     let data = match aval.dtype {
-        DType::F64 => data,
-        DType::F32 => ferrax::Data::F32(flat.iter().map(|s| s.to_f64() as f32).collect()),
-        DType::I32 => ferrax::Data::I32(
+        DType::F64 => Data::F64(flat.iter().map(|s| s.to_f64()).collect()),
+        DType::F32 => Data::F32(flat.iter().map(|s| s.to_f64() as f32).collect()),
+        DType::I32 => Data::I32(
             flat.iter()
                 .map(|s| match s {
-                    Scalar::I64(i) => *i as i32,
+                    Scalar::I32(i) => *i,
                     _ => 0,
                 })
                 .collect(),
         ),
-        DType::I64 => ferrax::Data::I64(
+        DType::I64 => Data::I64(
             flat.iter()
                 .map(|s| match s {
                     Scalar::I64(i) => *i,
@@ -35,13 +36,23 @@ pub fn array_from_json(v: &Value, aval: &Aval) -> Result<Array, String> {
                 })
                 .collect(),
         ),
-        DType::Bool => ferrax::Data::Bool(
+        DType::Bool => Data::Bool(
             flat.iter()
                 .map(|s| matches!(s, Scalar::Bool(true)))
                 .collect(),
         ),
     };
     Array::from_data(data, &aval.shape).map_err(|e| e.to_string())
+}
+
+/// A JSON value for an error message, cut short: the value may be a whole list of
+/// thousands of entries given where a number was expected.
+fn shown(v: &Value) -> String {
+    let t = v.to_string();
+    match t.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &t[..cut]),
+        None => t,
+    }
 }
 
 fn collect(
@@ -61,7 +72,11 @@ fn collect(
     match shape.split_first() {
         Some((&n, rest)) => {
             let Value::Array(items) = v else {
-                return Err(format!("{} should be a list of {n}, found {v}", here()));
+                return Err(format!(
+                    "{} should be a list of {n}, found {}",
+                    here(),
+                    shown(v)
+                ));
             };
             if items.len() != n {
                 return Err(format!(
@@ -79,8 +94,17 @@ fn collect(
             Ok(())
         }
         None => {
-            let s = scalar(v, dtype)
-                .ok_or_else(|| format!("{} should be a {dtype} number, found {v}", here()))?;
+            let s = scalar(v, dtype).ok_or_else(|| {
+                let beyond = match v.as_f64() {
+                    Some(x) if dtype == DType::F32 && x.is_finite() => ", beyond the range of f32",
+                    _ => "",
+                };
+                format!(
+                    "{} should be a {dtype} number, found {}{beyond}",
+                    here(),
+                    shown(v)
+                )
+            })?;
             out.push(s);
             Ok(())
         }
@@ -89,20 +113,28 @@ fn collect(
 
 fn scalar(v: &Value, dtype: DType) -> Option<Scalar> {
     match dtype {
-        DType::F32 | DType::F64 => match v {
-            Value::Number(n) => n.as_f64().map(Scalar::F64),
-            Value::String(s) => match s.as_str() {
-                "nan" => Some(Scalar::F64(f64::NAN)),
-                "inf" => Some(Scalar::F64(f64::INFINITY)),
-                "-inf" => Some(Scalar::F64(f64::NEG_INFINITY)),
-                _ => None,
-            },
-            _ => None,
-        },
+        DType::F32 | DType::F64 => {
+            let x = match v {
+                Value::Number(n) => n.as_f64()?,
+                Value::String(s) => match s.as_str() {
+                    "nan" => f64::NAN,
+                    "inf" => f64::INFINITY,
+                    "-inf" => f64::NEG_INFINITY,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            // A finite number beyond f32's range would silently become infinity: refuse
+            // it (infinity is written "inf").
+            if dtype == DType::F32 && x.is_finite() && !(x as f32).is_finite() {
+                return None;
+            }
+            Some(Scalar::F64(x))
+        }
         DType::I32 => v
             .as_i64()
-            .filter(|i| i32::try_from(*i).is_ok())
-            .map(Scalar::I64),
+            .and_then(|i| i32::try_from(i).ok())
+            .map(Scalar::I32),
         DType::I64 => v.as_i64().map(Scalar::I64),
         DType::Bool => v.as_bool().map(Scalar::Bool),
     }

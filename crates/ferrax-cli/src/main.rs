@@ -428,6 +428,8 @@ fn run(cli: Cli) -> Result<Output, String> {
             inputs_file,
         } => {
             let p = read_program(&file)?;
+            // The inputs are read against the declared input types: check those first.
+            p.check().map_err(|e| format!("{file}: {e}"))?;
             let text = match (inputs, inputs_file) {
                 (Some(t), _) => t,
                 (None, Some(f)) => {

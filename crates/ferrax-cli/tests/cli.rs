@@ -654,3 +654,119 @@ fn outputs_of_every_shape_print_as_nested_lists() {
         "[[], [[], []], [[7, 7], [7, 7]], true, [0.1, 0.1, 0.1], [[[-0.0, -0.0]], [[-0.0, -0.0]]]]\n"
     );
 }
+
+#[test]
+fn bad_input_files_and_values_are_errors() {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let empty = temp_file("empty.fx", "");
+    let non_utf8 = dir.join("latin1.fx");
+    std::fs::write(&non_utf8, b"{ lambda ; a:f64[] . let in (a) } \xe9").unwrap();
+    let scalar = temp_file("scalar.fx", "{ lambda ; a:f32[] . let in (a) }");
+    let s = scalar.to_str().unwrap();
+    let ints = temp_file("ints.fx", "{ lambda ; a:i32[2] b:i64[] . let in (a, b) }");
+    let i = ints.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["check", d], "cannot read: Is a directory"),
+        (&["print", d], "cannot read: Is a directory"),
+        (&["check", empty.to_str().unwrap()], ":1:1: expected `{`"),
+        (
+            &["check", non_utf8.to_str().unwrap()],
+            "cannot read: stream did not contain valid UTF-8",
+        ),
+        (
+            &["eval", s, "--inputs-file", d],
+            "cannot read: Is a directory",
+        ),
+        (&["eval", s, "--inputs", ""], "malformed JSON"),
+        (
+            &["eval", s, "--inputs", "[1e400]"],
+            "malformed JSON: number out of range",
+        ),
+        // a finite number beyond f32 is not silently infinity
+        (
+            &["eval", s, "--inputs", "[1e39]"],
+            "should be a f32 number, found 1e+39, beyond the range of f32",
+        ),
+        (
+            &["eval", s, "--inputs", "[[1]]"],
+            "should be a f32 number, found [1]",
+        ),
+        (
+            &["eval", s, "--inputs", "[null]"],
+            "should be a f32 number, found null",
+        ),
+        (
+            &["eval", s, "--inputs", "[\"1\"]"],
+            "should be a f32 number, found \"1\"",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, 2147483648], 0]"],
+            "element [1] should be a i32 number, found 2147483648",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, 2], 9223372036854775808]"],
+            "should be a i64 number, found 9223372036854775808",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, 2], 1.5]"],
+            "should be a i64 number, found 1.5",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, [2]], 1]"],
+            "element [1] should be a i32 number, found [2]",
+        ),
+        (
+            &["eval", i, "--inputs", "[[[1], 2], 1]"],
+            "element [0] should be a i32 number",
+        ),
+        (
+            &["eval", i, "--inputs", "[{\"a\": 1}, 1]"],
+            "the value should be a list of 2",
+        ),
+    ];
+    for (args, fragment) in cases {
+        let (code, out, err) = run(args);
+        assert_eq!((code, out.as_str()), (1, ""), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(
+            err.contains(fragment),
+            "{args:?}: `{err}` lacks `{fragment}`"
+        );
+    }
+    // deeply nested JSON is refused by the JSON reader, not a stack overflow
+    let deep = temp_file(
+        "deep.json",
+        &format!("[{}1{}]", "[".repeat(100_000), "]".repeat(100_000)),
+    );
+    let (code, _, err) = run(&["eval", s, "--inputs-file", deep.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("recursion limit exceeded"), "{err}");
+    // a long value where a number belongs is shown cut short
+    let long = format!("[[{}]]", vec!["1"; 10_000].join(","));
+    let (code, _, err) = run(&["eval", s, "--inputs", &long]);
+    assert_eq!(code, 1);
+    assert!(err.len() < 200, "{err}");
+    // huge numbers in options are usage errors or named errors
+    let (code, _, _) = run(&[
+        "transform",
+        "vmap",
+        s,
+        "--axis-size",
+        "18446744073709551616",
+    ]);
+    assert_eq!(code, 2);
+    let (code, _, err) = run(&[
+        "transform",
+        "transpose",
+        s,
+        "--residuals",
+        "18446744073709551615",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("18446744073709551615 residuals declared"),
+        "{err}"
+    );
+}
