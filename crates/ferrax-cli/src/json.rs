@@ -4,28 +4,31 @@
 //! Non-finite floats, which JSON cannot write as numbers, travel as the strings `"nan"`,
 //! `"inf"` and `"-inf"` in both directions.
 
-use ferrax::{Array, Aval, DType, Scalar};
+use std::io::{self, Write};
+
+use ferrax::{Array, Aval, DType, Data, Scalar};
 use serde_json::Value;
 
 /// Reads a value of `aval` from nested JSON lists (a bare number for a scalar). The error
 /// names the path inside the value (`[1][0]`) and what was wrong.
 pub fn array_from_json(v: &Value, aval: &Aval) -> Result<Array, String> {
-    let mut flat = Vec::with_capacity(aval.size());
+    // No capacity from `aval`: its element count is the program text's and may be huge or
+    // overflow; the JSON value, which must match it entry for entry, bounds what is read.
+    let mut flat = Vec::new();
     collect(v, &aval.shape, aval.dtype, &mut String::new(), &mut flat)?;
-    let data = ferrax::Data::F64(flat.iter().map(|s| s.to_f64()).collect());
     // Build in the target dtype directly so integers and bools stay exact.
     let data = match aval.dtype {
-        DType::F64 => data,
-        DType::F32 => ferrax::Data::F32(flat.iter().map(|s| s.to_f64() as f32).collect()),
-        DType::I32 => ferrax::Data::I32(
+        DType::F64 => Data::F64(flat.iter().map(|s| s.to_f64()).collect()),
+        DType::F32 => Data::F32(flat.iter().map(|s| s.to_f64() as f32).collect()),
+        DType::I32 => Data::I32(
             flat.iter()
                 .map(|s| match s {
-                    Scalar::I64(i) => *i as i32,
+                    Scalar::I32(i) => *i,
                     _ => 0,
                 })
                 .collect(),
         ),
-        DType::I64 => ferrax::Data::I64(
+        DType::I64 => Data::I64(
             flat.iter()
                 .map(|s| match s {
                     Scalar::I64(i) => *i,
@@ -33,13 +36,23 @@ pub fn array_from_json(v: &Value, aval: &Aval) -> Result<Array, String> {
                 })
                 .collect(),
         ),
-        DType::Bool => ferrax::Data::Bool(
+        DType::Bool => Data::Bool(
             flat.iter()
                 .map(|s| matches!(s, Scalar::Bool(true)))
                 .collect(),
         ),
     };
     Array::from_data(data, &aval.shape).map_err(|e| e.to_string())
+}
+
+/// A JSON value for an error message, cut short: the value may be a whole list of
+/// thousands of entries given where a number was expected.
+fn shown(v: &Value) -> String {
+    let t = v.to_string();
+    match t.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &t[..cut]),
+        None => t,
+    }
 }
 
 fn collect(
@@ -59,7 +72,11 @@ fn collect(
     match shape.split_first() {
         Some((&n, rest)) => {
             let Value::Array(items) = v else {
-                return Err(format!("{} should be a list of {n}, found {v}", here()));
+                return Err(format!(
+                    "{} should be a list of {n}, found {}",
+                    here(),
+                    shown(v)
+                ));
             };
             if items.len() != n {
                 return Err(format!(
@@ -77,8 +94,17 @@ fn collect(
             Ok(())
         }
         None => {
-            let s = scalar(v, dtype)
-                .ok_or_else(|| format!("{} should be a {dtype} number, found {v}", here()))?;
+            let s = scalar(v, dtype).ok_or_else(|| {
+                let beyond = match v.as_f64() {
+                    Some(x) if dtype == DType::F32 && x.is_finite() => ", beyond the range of f32",
+                    _ => "",
+                };
+                format!(
+                    "{} should be a {dtype} number, found {}{beyond}",
+                    here(),
+                    shown(v)
+                )
+            })?;
             out.push(s);
             Ok(())
         }
@@ -87,80 +113,110 @@ fn collect(
 
 fn scalar(v: &Value, dtype: DType) -> Option<Scalar> {
     match dtype {
-        DType::F32 | DType::F64 => match v {
-            Value::Number(n) => n.as_f64().map(Scalar::F64),
-            Value::String(s) => match s.as_str() {
-                "nan" => Some(Scalar::F64(f64::NAN)),
-                "inf" => Some(Scalar::F64(f64::INFINITY)),
-                "-inf" => Some(Scalar::F64(f64::NEG_INFINITY)),
-                _ => None,
-            },
-            _ => None,
-        },
+        DType::F32 | DType::F64 => {
+            let x = match v {
+                Value::Number(n) => n.as_f64()?,
+                Value::String(s) => match s.as_str() {
+                    "nan" => f64::NAN,
+                    "inf" => f64::INFINITY,
+                    "-inf" => f64::NEG_INFINITY,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            // A finite number beyond f32's range would silently become infinity: refuse
+            // it (infinity is written "inf").
+            if dtype == DType::F32 && x.is_finite() && !(x as f32).is_finite() {
+                return None;
+            }
+            Some(Scalar::F64(x))
+        }
         DType::I32 => v
             .as_i64()
-            .filter(|i| i32::try_from(*i).is_ok())
-            .map(Scalar::I64),
+            .and_then(|i| i32::try_from(i).ok())
+            .map(Scalar::I32),
         DType::I64 => v.as_i64().map(Scalar::I64),
         DType::Bool => v.as_bool().map(Scalar::Bool),
     }
 }
 
-/// Writes an array as nested JSON lists (a bare value for a scalar).
-pub fn array_to_json(a: &Array) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    write_nested(&mut s, a, a.shape(), &mut i);
-    s
-}
-
-fn write_nested(s: &mut String, a: &Array, shape: &[usize], i: &mut usize) {
-    match shape.split_first() {
-        Some((&n, rest)) => {
-            s.push('[');
-            for k in 0..n {
-                if k > 0 {
-                    s.push_str(", ");
-                }
-                write_nested(s, a, rest, i);
+/// Writes an array as nested JSON lists (a bare value for a scalar), element by element.
+///
+/// Iterative, not recursive: the rank is the program's, and a deep recursion over a
+/// rank-100,000 array of one element would overflow the stack.
+pub fn write_json(out: &mut dyn Write, a: &Array) -> io::Result<()> {
+    let shape = a.shape();
+    // A zero-size array is its leading nonzero dimensions of empty lists: f64[2,0,3] is
+    // `[[], []]`. Only the dimensions up to the first zero are written.
+    let (dims, empty) = match shape.iter().position(|&d| d == 0) {
+        Some(z) => (&shape[..z], true),
+        None => (shape, false),
+    };
+    // suffix[k]: the number of leaves in one entry at depth k (the product of dims[k..]).
+    let mut suffix = vec![1usize; dims.len() + 1];
+    for k in (0..dims.len()).rev() {
+        suffix[k] = suffix[k + 1].checked_mul(dims[k]).ok_or_else(|| {
+            io::Error::other(format!(
+                "the output {} has too many entries to write",
+                a.aval()
+            ))
+        })?;
+    }
+    let leaves = suffix[0];
+    for i in 0..leaves {
+        if i > 0 {
+            out.write_all(b", ")?;
+        }
+        // one `[` for each depth whose entry starts at this leaf
+        for s in &suffix[..dims.len()] {
+            if i % s == 0 {
+                out.write_all(b"[")?;
             }
-            s.push(']');
         }
-        None => {
-            let idx = unravel(*i, a.shape());
-            let v = a.get(&idx).expect("index within the shape");
-            *i += 1;
-            let text = match v {
-                Scalar::F32(x) if !x.is_finite() => quoted(x as f64),
-                Scalar::F64(x) if !x.is_finite() => quoted(x),
-                Scalar::F32(x) => format!("{x:?}"),
-                Scalar::F64(x) => format!("{x:?}"),
-                Scalar::I32(x) => x.to_string(),
-                Scalar::I64(x) => x.to_string(),
-                Scalar::Bool(x) => x.to_string(),
-            };
-            s.push_str(&text);
+        if empty {
+            out.write_all(b"[]")?;
+        } else {
+            write_element(out, a.data(), i)?;
         }
+        for s in suffix[..dims.len()].iter().rev() {
+            if (i + 1) % s == 0 {
+                out.write_all(b"]")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_element(out: &mut dyn Write, data: &Data, i: usize) -> io::Result<()> {
+    let missing = || io::Error::other("an output array has fewer elements than its shape");
+    match data {
+        Data::F32(v) => write_float(out, *v.get(i).ok_or_else(missing)? as f64, true),
+        Data::F64(v) => write_float(out, *v.get(i).ok_or_else(missing)?, false),
+        Data::I32(v) => write!(out, "{}", v.get(i).ok_or_else(missing)?),
+        Data::I64(v) => write!(out, "{}", v.get(i).ok_or_else(missing)?),
+        Data::Bool(v) => write!(out, "{}", v.get(i).ok_or_else(missing)?),
     }
 }
 
-fn quoted(x: f64) -> String {
+/// Shortest round-trip form (of the f32 for an f32 element); non-finite values quoted.
+fn write_float(out: &mut dyn Write, x: f64, f32_: bool) -> io::Result<()> {
     if x.is_nan() {
-        "\"nan\"".into()
-    } else if x > 0.0 {
-        "\"inf\"".into()
+        out.write_all(b"\"nan\"")
+    } else if x.is_infinite() {
+        out.write_all(if x > 0.0 { b"\"inf\"" } else { b"\"-inf\"" })
+    } else if f32_ {
+        write!(out, "{:?}", x as f32)
     } else {
-        "\"-inf\"".into()
+        write!(out, "{x:?}")
     }
 }
 
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for d in (0..shape.len()).rev() {
-        idx[d] = i % shape[d];
-        i /= shape[d];
-    }
-    idx
+/// An array as nested JSON lists, as a string.
+#[cfg(test)]
+pub fn array_to_json(a: &Array) -> String {
+    let mut v = Vec::new();
+    write_json(&mut v, a).expect("writing to a Vec");
+    String::from_utf8(v).expect("JSON is UTF-8")
 }
 
 #[cfg(test)]

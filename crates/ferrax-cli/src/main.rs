@@ -11,13 +11,19 @@
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
+//!
+//! Nothing here prints with `println!`, which panics when standard output is a closed pipe
+//! (`ferrax print f.fx | head -c 10`) or a full disk. Output goes through a fallible writer:
+//! a broken pipe means the reader has all it wanted, so the command stops quietly with
+//! status 0; any other write error is reported on one line and the status is 1.
 
 mod json;
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferrax::{Error, Program};
+use ferrax::{Aval, Error, Program};
 
 #[derive(Parser)]
 #[command(
@@ -46,8 +52,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         residuals: usize,
         /// For `vmap`: one entry per input, an axis number or `none`, comma separated
-        /// (default: 0 for every input).
-        #[arg(long)]
+        /// (default: 0 for every input). Negative axes count from the end of the batched
+        /// input (-1 is its last axis).
+        #[arg(long, allow_hyphen_values = true)]
         in_axes: Option<String>,
         /// For `vmap`: the length of the mapped axis.
         #[arg(long)]
@@ -56,10 +63,10 @@ enum Command {
     /// Fit NIST StRD nonlinear regression problems from both starts and report the
     /// correct digits (LRE) of the parameters, the RSS and the standard errors.
     Nist {
-        /// Problem names (e.g. BoxBOD Misra1a); see --all.
+        /// Problem names, in any case (e.g. BoxBOD misra1a); see --all.
         names: Vec<String>,
         /// Every one of the 27 problems.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "names")]
         all: bool,
         /// One JSON object per line and run instead of the table.
         #[arg(long)]
@@ -112,24 +119,80 @@ struct TransformOptions {
     axis_size: Option<usize>,
 }
 
-fn parse_in_axes(text: &str, n: usize) -> Result<Vec<Option<usize>>, String> {
+/// Reads `--in-axes` against the program's inputs. An axis counts in the *batched* input,
+/// whose rank is one more than the program's input: `0..=rank`, or negative from the end
+/// (`-1` is the last axis) as the library's `vmap` accepts.
+fn parse_in_axes(text: &str, inputs: &[Aval]) -> Result<Vec<Option<usize>>, String> {
     let items: Vec<&str> = text.split(',').map(str::trim).collect();
-    if items.len() != n {
+    if items.len() != inputs.len() {
         return Err(format!(
-            "--in-axes has {} entries but the program has {n} input(s)",
-            items.len()
+            "--in-axes has {} entries but the program has {} input(s)",
+            items.len(),
+            inputs.len()
         ));
     }
     items
         .iter()
+        .zip(inputs)
         .enumerate()
-        .map(|(i, s)| match *s {
-            "none" | "None" => Ok(None),
-            s => s.parse::<usize>().map(Some).map_err(|_| {
+        .map(|(i, (s, a))| {
+            if matches!(*s, "none" | "None") {
+                return Ok(None);
+            }
+            let axis = s.parse::<i64>().map_err(|_| {
                 format!("--in-axes entry {i} is `{s}`: expected an axis number or `none`")
-            }),
+            })?;
+            let rank = a.ndim() + 1;
+            let normal = if axis < 0 {
+                usize::try_from(axis.unsigned_abs())
+                    .ok()
+                    .and_then(|back| rank.checked_sub(back))
+            } else {
+                usize::try_from(axis).ok().filter(|&ax| ax < rank)
+            };
+            normal.map(Some).ok_or_else(|| {
+                format!(
+                    "--in-axes entry {i}: axis {axis} is out of range for input {i} ({a}), \
+                     whose batched rank is {rank} (axes {} to {})",
+                    -(rank as i128),
+                    rank - 1
+                )
+            })
         })
         .collect()
+}
+
+/// Refuses an `--axis-size` for which some input or output of the batched program could
+/// not exist. Checked here, with checked arithmetic, before the library builds anything:
+/// a size like 2^64 - 1 times an input's elements wraps in unchecked arithmetic and would
+/// give a program whose shapes describe nothing. Every output is batched at axis 0.
+fn check_batched_sizes(p: &Program, in_axes: &[Option<usize>], size: usize) -> Result<(), String> {
+    let batched = |a: &Aval, ax: usize| {
+        let mut shape = a.shape.clone();
+        shape.insert(ax, size);
+        Aval::new(shape, a.dtype)
+    };
+    let too_big = |what: String, a: &Aval| {
+        format!(
+            "--axis-size {size}: the batched {what} would be {a}, whose element count or byte \
+             size overflows"
+        )
+    };
+    for (i, (a, ax)) in p.in_avals().iter().zip(in_axes).enumerate() {
+        if let Some(ax) = ax {
+            let b = batched(a, *ax);
+            if b.validate("--axis-size").is_err() {
+                return Err(too_big(format!("input {i}"), &b));
+            }
+        }
+    }
+    for (k, a) in p.out_avals().iter().enumerate() {
+        let b = batched(a, 0);
+        if b.validate("--axis-size").is_err() {
+            return Err(too_big(format!("output {k}"), &b));
+        }
+    }
+    Ok(())
 }
 
 fn residual_sources(s: &ferrax::Split) -> String {
@@ -163,20 +226,41 @@ fn primal_header(s: &ferrax::Split) -> String {
     )
 }
 
-fn transform(t: Transformation, p: &Program, o: &TransformOptions) -> Result<String, String> {
+/// `FILE:LINE:COL: message` for an error located in the program text (an equation that is
+/// not linear, a failure while evaluating one), `FILE: message` otherwise.
+fn describe(file: &str, e: &Error) -> String {
+    match e.loc() {
+        Some(l) if l.file == ferrax::PROGRAM_TEXT => {
+            let msg = e.to_string();
+            let msg = msg.strip_suffix(&format!(" (at {l})")).unwrap_or(&msg);
+            format!("{file}:{}:{}: {msg}", l.line, l.col)
+        }
+        _ => format!("{file}: {e}"),
+    }
+}
+
+fn transform(
+    t: Transformation,
+    p: &Program,
+    o: &TransformOptions,
+    file: &str,
+) -> Result<String, String> {
     if let Transformation::Vmap = t {
+        // Type-check first: the size checks below read the declared avals.
+        p.check().map_err(|e| describe(file, &e))?;
         let in_axes = match &o.in_axes {
-            Some(text) => parse_in_axes(text, p.inputs.len())?,
+            Some(text) => parse_in_axes(text, &p.in_avals()).map_err(|e| format!("{file}: {e}"))?,
             None => vec![Some(0); p.inputs.len()],
         };
-        let size = o
-            .axis_size
-            .ok_or("vmap needs the length of the mapped axis: give --axis-size")?;
-        return ferrax::vmap_program(p, &in_axes, size)
-            .map(|q| q.to_string())
-            .map_err(|e| e.to_string());
+        let size = o.axis_size.ok_or(format!(
+            "{file}: vmap needs the length of the mapped axis: give --axis-size"
+        ))?;
+        check_batched_sizes(p, &in_axes, size).map_err(|e| format!("{file}: {e}"))?;
+        // every value of the batched program is validated by the shape rules that made it
+        let q = ferrax::vmap_program(p, &in_axes, size).map_err(|e| describe(file, &e))?;
+        return Ok(q.to_string());
     }
-    transform_ad(t, p, o.residuals).map_err(|e| e.to_string())
+    transform_ad(t, p, o.residuals).map_err(|e| describe(file, &e))
 }
 
 fn transform_ad(t: Transformation, p: &Program, residuals: usize) -> Result<String, ferrax::Error> {
@@ -230,8 +314,8 @@ fn nist(
     let dir = data
         .map(std::path::PathBuf::from)
         .unwrap_or_else(nist::data_dir);
-    let names: Vec<String> = if all {
-        nist::ALL.iter().map(|s| s.to_string()).collect()
+    let names: Vec<&str> = if all {
+        nist::ALL.to_vec()
     } else if names.is_empty() {
         return Err(
             "name one or more problems, or give --all (problems: ".to_string()
@@ -239,7 +323,16 @@ fn nist(
                 + ")",
         );
     } else {
+        // Every name is resolved before any fit runs, so a typo fails at once rather than
+        // after the problems before it have been fitted.
         names
+            .iter()
+            .map(|n| {
+                nist::problem_name(n).ok_or_else(|| {
+                    format!("unknown problem `{n}` (problems: {})", nist::ALL.join(", "))
+                })
+            })
+            .collect::<Result<_, _>>()?
     };
     let starts: Vec<usize> = match start {
         Some(s @ (1 | 2)) => vec![s],
@@ -254,8 +347,12 @@ fn nist(
         for &s in &starts {
             let r = nist::run(&p, s, &opts).map_err(|e| format!("{name} start {s}: {e}"))?;
             if progress {
+                // Progress is a side channel: when standard error cannot be written there is
+                // nowhere to say so, and the fits on standard output still matter.
+                let mut err = io::stderr().lock();
                 for h in &r.fit.history {
-                    eprintln!(
+                    let _ = writeln!(
+                        err,
                         "{name} start {s} iteration {:4}: rss {:.10e} radius {:.3e} lambda {:.3e} trials {}",
                         h.iteration, h.rss, h.radius, h.lambda, h.trials
                     );
@@ -278,8 +375,15 @@ fn nist(
     ))
 }
 
-fn run(cli: Cli) -> Result<String, String> {
-    match cli.command {
+/// What a successful command prints: text, or the outputs of `eval` as one JSON list
+/// (written element by element, never built as one string).
+enum Output {
+    Text(String),
+    Json(Vec<ferrax::Array>),
+}
+
+fn run(cli: Cli) -> Result<Output, String> {
+    let text = match cli.command {
         Command::Nist {
             names,
             all,
@@ -287,20 +391,20 @@ fn run(cli: Cli) -> Result<String, String> {
             progress,
             start,
             data,
-        } => nist(names, all, json, progress, start, data),
+        } => nist(names, all, json, progress, start, data)?,
         Command::Check { file } => {
             let p = read_program(&file)?;
             p.check().map_err(|e| format!("{file}: {e}"))?;
             let ins: Vec<String> = p.in_avals().iter().map(|a| a.to_string()).collect();
             let outs: Vec<String> = p.out_avals().iter().map(|a| a.to_string()).collect();
-            Ok(format!(
+            format!(
                 "{file}: ok: {} equation(s), ({}) -> ({})",
                 p.eqns.len(),
                 ins.join(", "),
                 outs.join(", ")
-            ))
+            )
         }
-        Command::Print { file } => Ok(read_program(&file)?.to_string()),
+        Command::Print { file } => read_program(&file)?.to_string(),
         Command::Transform {
             transformation,
             file,
@@ -314,7 +418,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 in_axes,
                 axis_size,
             };
-            transform(transformation, &p, &o).map_err(|e| format!("{file}: {e}"))
+            transform(transformation, &p, &o, &file)?
         }
         Command::Eval {
             file,
@@ -322,6 +426,8 @@ fn run(cli: Cli) -> Result<String, String> {
             inputs_file,
         } => {
             let p = read_program(&file)?;
+            // The inputs are read against the declared input types: check those first.
+            p.check().map_err(|e| format!("{file}: {e}"))?;
             let text = match (inputs, inputs_file) {
                 (Some(t), _) => t,
                 (None, Some(f)) => {
@@ -356,22 +462,71 @@ fn run(cli: Cli) -> Result<String, String> {
                     json::array_from_json(v, a).map_err(|e| format!("inputs: input {i} ({a}): {e}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let outs = p.eval(&args).map_err(|e| format!("{file}: {e}"))?;
-            let parts: Vec<String> = outs.iter().map(json::array_to_json).collect();
-            Ok(format!("[{}]", parts.join(", ")))
+            let outs = p.eval(&args).map_err(|e| describe(&file, &e))?;
+            return Ok(Output::Json(outs));
+        }
+    };
+    Ok(Output::Text(text))
+}
+
+fn write_output(out: &mut dyn Write, o: &Output) -> io::Result<()> {
+    match o {
+        Output::Text(t) => writeln!(out, "{t}")?,
+        Output::Json(arrays) => {
+            out.write_all(b"[")?;
+            for (i, a) in arrays.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b", ")?;
+                }
+                json::write_json(out, a)?;
+            }
+            out.write_all(b"]\n")?;
+        }
+    }
+    out.flush()
+}
+
+/// Reports an error on standard error. If that cannot be written either there is nowhere
+/// left to say so; the exit status still tells.
+fn report(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "error: {msg}");
+}
+
+/// The exit status after writing to standard output: a broken pipe is a reader that has
+/// stopped reading (`| head`), not a failure; any other error (a full disk) is.
+fn finish_output(written: io::Result<()>) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&format!("cannot write the output: {e}"));
+            ExitCode::FAILURE
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `try_parse`, not `parse`: clap's own exit ignores write errors, so `--help` into a
+    // full disk would report success.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let printed = e.print();
+            if e.use_stderr() {
+                // A usage error: its message went to standard error, status 2.
+                return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+            }
+            // --help or --version, printed on standard output.
+            return finish_output(printed.and_then(|()| io::stdout().flush()));
+        }
+    };
     match run(cli) {
         Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
+            let mut w = io::BufWriter::new(io::stdout().lock());
+            finish_output(write_output(&mut w, &out))
         }
         Err(msg) => {
-            eprintln!("error: {msg}");
+            report(&msg);
             ExitCode::FAILURE
         }
     }

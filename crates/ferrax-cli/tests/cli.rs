@@ -213,13 +213,15 @@ fn transform_transpose_vjp_and_grad() {
         out,
         "{ lambda ; a:f64[3] b:f64[] . let\n    c:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] b\n    d:f64[3] = mul c a\n  in (d) }\n"
     );
-    // without --residuals the program is not linear in all its inputs
+    // without --residuals the program is not linear in all its inputs: the error gives the
+    // file, line and column of the equation
     let (code, _, err) = run(&["transform", "transpose", lin.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("not linear: `mul` multiplies two linear values"),
+        err.contains("lin.fx:1:36: not linear: `mul` multiplies two linear values"),
         "{err}"
     );
+    assert!(!err.contains("(at <program text>"), "{err}");
 
     let f = temp_file(
         "sumsin.fx",
@@ -347,16 +349,426 @@ fn nist_json_table_and_errors() {
     let (code, _, err) = run(&["nist", "Misra1a", "--start", "3"]);
     assert_eq!(code, 1);
     assert!(err.contains("--start must be 1 or 2, got 3"));
-    let (code, _, err) = run(&["nist", "Nope"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("Nope.dat:0: cannot read"), "{err}");
     let dir = std::env::temp_dir().join(format!("ferrax-nist-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Bad.dat"), "not a NIST file\n").unwrap();
-    let (code, _, err) = run(&["nist", "Bad", "--data", dir.to_str().unwrap()]);
+    std::fs::write(dir.join("Misra1a.dat"), "not a NIST file\n").unwrap();
+    let (code, _, err) = run(&["nist", "Misra1a", "--data", dir.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("Bad.dat:0: the header does not give a valid line range"),
+        err.contains("Misra1a.dat:0: the header does not give a valid line range"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nist_names_unknown_problems_and_ignores_case() {
+    // an unknown name is said to be unknown, with the names there are (it was
+    // "Nope.dat:0: cannot read")
+    let (code, out, err) = run(&["nist", "Nope"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with("error: unknown problem `Nope` (problems: Misra1a, Chwirut2,"),
+        "{err}"
+    );
+    assert!(err.contains("BoxBOD") && err.contains("Bennett5)"), "{err}");
+    // ... before any fit runs: a good name ahead of a bad one gives no output
+    let (code, out, err) = run(&["nist", "Misra1a", "Nope", "--start", "1"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    // names in any case
+    let (code, out, err) = run(&["nist", "boxbod", "--json", "--start", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["problem"], "BoxBOD");
+    // --all with a name was silently the same as --all: a usage error now
+    let (code, out, err) = run(&["nist", "--all", "BoxBOD"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("'--all' cannot be used with"), "{err}");
+}
+
+#[test]
+fn vmap_accepts_negative_in_axes() {
+    // tanh_layer: a:f64[2] b:f64[2,2]; -1 is the last axis of the batched input
+    let f = sample();
+    let p = f.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "-1,none",
+        "--axis-size",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("{ lambda ; a:f64[2,3] b:f64[2,2] . let\n"),
+        "{out}"
+    );
+    // the same program as with the positive axis
+    let (_, positive, _) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "1,none",
+        "--axis-size",
+        "3",
+    ]);
+    assert_eq!(out, positive);
+    let (code, out, _) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "-2,-3",
+        "--axis-size",
+        "3",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("{ lambda ; a:f64[3,2] b:f64[3,2,2] . let\n"),
+        "{out}"
+    );
+    // out of range: the error names the input and its batched rank
+    for (axes, msg) in [
+        (
+            "-3,none",
+            "--in-axes entry 0: axis -3 is out of range for input 0 (f64[2]), whose batched rank is 2 (axes -2 to 1)",
+        ),
+        (
+            "0,-4",
+            "--in-axes entry 1: axis -4 is out of range for input 1 (f64[2,2]), whose batched rank is 3 (axes -3 to 2)",
+        ),
+        (
+            "0,-9223372036854775808",
+            "axis -9223372036854775808 is out of range for input 1",
+        ),
+        ("0,99999999999999999999", "--in-axes entry 1 is `99999999999999999999`"),
+    ] {
+        let (code, _, err) = run(&[
+            "transform",
+            "vmap",
+            p,
+            "--in-axes",
+            axes,
+            "--axis-size",
+            "3",
+        ]);
+        assert_eq!(code, 1, "{axes}");
+        assert!(err.contains(msg), "{axes}: `{err}` lacks `{msg}`");
+    }
+}
+
+#[test]
+fn vmap_refuses_axis_sizes_whose_shapes_overflow() {
+    let f = sample();
+    let p = f.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--axis-size",
+        "18446744073709551615",
+    ]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("--axis-size 18446744073709551615: the batched input 0 would be f64[18446744073709551615,2], whose element count or byte size overflows"),
+        "{err}"
+    );
+    // the element count fits but the bytes do not (2^62 f64 values)
+    let (code, _, err) = run(&[
+        "transform",
+        "vmap",
+        p,
+        "--in-axes",
+        "none,none",
+        "--axis-size",
+        "4611686018427387904",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the batched output 0 would be f64[4611686018427387904]"),
+        "{err}"
+    );
+    // an unmapped input does not count, a mapped one does
+    let big = temp_file(
+        "big_vmap.fx",
+        "{ lambda ; a:f64[1099511627776] b:f64[] . let c:f64[] = neg b in (c) }",
+    );
+    let (code, out, err) = run(&[
+        "transform",
+        "vmap",
+        big.to_str().unwrap(),
+        "--in-axes",
+        "none,0",
+        "--axis-size",
+        "8388608",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("{ lambda ; a:f64[1099511627776] b:f64[8388608] ."),
+        "{out}"
+    );
+    let (code, _, err) = run(&[
+        "transform",
+        "vmap",
+        big.to_str().unwrap(),
+        "--in-axes",
+        "0,0",
+        "--axis-size",
+        "8388608",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the batched input 0 would be f64[8388608,1099511627776]"),
+        "{err}"
+    );
+}
+
+/// A program with no inputs whose one output, `f64[n]` of ones, prints as about `5n` bytes
+/// of JSON: more than a pipe holds, so the writer meets the closed pipe.
+fn ones_program(n: usize) -> PathBuf {
+    temp_file(
+        &format!("ones{n}.fx"),
+        &format!(
+            "{{ lambda ; . let a:f64[{n}] = broadcast_in_dim[shape=({n},) broadcast_dimensions=()] 1.0:f64 in (a) }}"
+        ),
+    )
+}
+
+/// Runs the binary with standard output a pipe that is closed after its first 10 bytes
+/// (`| head -c 10`); returns the exit status and standard error.
+fn run_into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `println!` panicked here: "failed printing to stdout: Broken pipe", status 101
+    let ones = ones_program(200_000);
+    let (code, err) = run_into_closed_pipe(&["eval", ones.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    // `ferrax print f.fx | head -c 10`: a long program text (one equation, 100,000 dims)
+    let dims = vec!["1"; 100_000].join(",");
+    let long = temp_file(
+        "long.fx",
+        &format!(
+            "{{ lambda ; . let a:f64[{dims}] = broadcast_in_dim[shape=({dims}) broadcast_dimensions=()] 1.0:f64 in (a) }}"
+        ),
+    );
+    for cmd in ["print", "check", "eval"] {
+        let (code, err) = run_into_closed_pipe(&[cmd, long.to_str().unwrap()]);
+        assert_eq!((code, err.as_str()), (Some(0), ""), "{cmd}");
+    }
+    let (code, err) = run_into_closed_pipe(&["--help"]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_an_error_not_a_panic() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let f = sample();
+    let ones = ones_program(10);
+    for args in [
+        vec!["print", f.to_str().unwrap()],
+        vec!["check", f.to_str().unwrap()],
+        vec!["eval", ones.to_str().unwrap()],
+        vec!["nist", "Misra1a", "--start", "1", "--json"],
+        vec!["--help"],
+        vec!["--version"],
+    ] {
+        let out = bin().args(&args).stdout(full()).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "error: cannot write the output: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+    // an error message that cannot be written still gives the error status, not a panic
+    let out = bin()
+        .args(["nist", "Nope"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = bin()
+        .args(["nist", "Misra1a", "--start", "1", "--progress"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn deep_outputs_are_written_without_recursion() {
+    // rank 100,000: one stack frame per dimension overflowed the stack (SIGSEGV)
+    let dims = vec!["1"; 100_000].join(",");
+    let long = temp_file(
+        "deep_out.fx",
+        &format!(
+            "{{ lambda ; . let a:f64[{dims}] = broadcast_in_dim[shape=({dims}) broadcast_dimensions=()] 2.5:f64 in (a) }}"
+        ),
+    );
+    let (code, out, err) = run(&["eval", long.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let open = "[".repeat(100_001);
+    let close = "]".repeat(100_001);
+    assert_eq!(out, format!("{open}2.5{close}\n"));
+}
+
+#[test]
+fn outputs_of_every_shape_print_as_nested_lists() {
+    let f = temp_file(
+        "shapes.fx",
+        "{ lambda ; . let a:f64[0,3] = broadcast_in_dim[shape=(0,3) broadcast_dimensions=()] 1.0:f64\n\
+         b:f32[2,0] = broadcast_in_dim[shape=(2,0) broadcast_dimensions=()] 1.0:f32\n\
+         c:i32[2,2] = broadcast_in_dim[shape=(2,2) broadcast_dimensions=()] 7:i32\n\
+         d:bool[] = lt 1.0:f64 2.0:f64\n\
+         e:f32[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.1:f32\n\
+         g:f64[2,1,2] = broadcast_in_dim[shape=(2,1,2) broadcast_dimensions=()] -0.0:f64\n\
+         in (a, b, c, d, e, g) }",
+    );
+    let (code, out, err) = run(&["eval", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "[[], [[], []], [[7, 7], [7, 7]], true, [0.1, 0.1, 0.1], [[[-0.0, -0.0]], [[-0.0, -0.0]]]]\n"
+    );
+}
+
+#[test]
+fn bad_input_files_and_values_are_errors() {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let empty = temp_file("empty.fx", "");
+    let non_utf8 = dir.join("latin1.fx");
+    std::fs::write(&non_utf8, b"{ lambda ; a:f64[] . let in (a) } \xe9").unwrap();
+    let scalar = temp_file("scalar.fx", "{ lambda ; a:f32[] . let in (a) }");
+    let s = scalar.to_str().unwrap();
+    let ints = temp_file("ints.fx", "{ lambda ; a:i32[2] b:i64[] . let in (a, b) }");
+    let i = ints.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["check", d], "cannot read: Is a directory"),
+        (&["print", d], "cannot read: Is a directory"),
+        (&["check", empty.to_str().unwrap()], ":1:1: expected `{`"),
+        (
+            &["check", non_utf8.to_str().unwrap()],
+            "cannot read: stream did not contain valid UTF-8",
+        ),
+        (
+            &["eval", s, "--inputs-file", d],
+            "cannot read: Is a directory",
+        ),
+        (&["eval", s, "--inputs", ""], "malformed JSON"),
+        (
+            &["eval", s, "--inputs", "[1e400]"],
+            "malformed JSON: number out of range",
+        ),
+        // a finite number beyond f32 is not silently infinity
+        (
+            &["eval", s, "--inputs", "[1e39]"],
+            "should be a f32 number, found 1e+39, beyond the range of f32",
+        ),
+        (
+            &["eval", s, "--inputs", "[[1]]"],
+            "should be a f32 number, found [1]",
+        ),
+        (
+            &["eval", s, "--inputs", "[null]"],
+            "should be a f32 number, found null",
+        ),
+        (
+            &["eval", s, "--inputs", "[\"1\"]"],
+            "should be a f32 number, found \"1\"",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, 2147483648], 0]"],
+            "element [1] should be a i32 number, found 2147483648",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, 2], 9223372036854775808]"],
+            "should be a i64 number, found 9223372036854775808",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, 2], 1.5]"],
+            "should be a i64 number, found 1.5",
+        ),
+        (
+            &["eval", i, "--inputs", "[[1, [2]], 1]"],
+            "element [1] should be a i32 number, found [2]",
+        ),
+        (
+            &["eval", i, "--inputs", "[[[1], 2], 1]"],
+            "element [0] should be a i32 number",
+        ),
+        (
+            &["eval", i, "--inputs", "[{\"a\": 1}, 1]"],
+            "the value should be a list of 2",
+        ),
+    ];
+    for (args, fragment) in cases {
+        let (code, out, err) = run(args);
+        assert_eq!((code, out.as_str()), (1, ""), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(
+            err.contains(fragment),
+            "{args:?}: `{err}` lacks `{fragment}`"
+        );
+    }
+    // deeply nested JSON is refused by the JSON reader, not a stack overflow
+    let deep = temp_file(
+        "deep.json",
+        &format!("[{}1{}]", "[".repeat(100_000), "]".repeat(100_000)),
+    );
+    let (code, _, err) = run(&["eval", s, "--inputs-file", deep.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("recursion limit exceeded"), "{err}");
+    // a long value where a number belongs is shown cut short
+    let long = format!("[[{}]]", vec!["1"; 10_000].join(","));
+    let (code, _, err) = run(&["eval", s, "--inputs", &long]);
+    assert_eq!(code, 1);
+    assert!(err.len() < 200, "{err}");
+    // huge numbers in options are usage errors or named errors
+    let (code, _, _) = run(&[
+        "transform",
+        "vmap",
+        s,
+        "--axis-size",
+        "18446744073709551616",
+    ]);
+    assert_eq!(code, 2);
+    let (code, _, err) = run(&[
+        "transform",
+        "transpose",
+        s,
+        "--residuals",
+        "18446744073709551615",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("18446744073709551615 residuals declared"),
         "{err}"
     );
 }

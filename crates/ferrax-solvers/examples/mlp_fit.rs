@@ -14,13 +14,13 @@ fn main() -> ferrax_solvers::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
     let size = MlpSize::BENCHMARK;
-    let (x, y, theta0) = problem(size, 7);
+    let (x, y, theta0) = problem(size, 7)?;
     println!(
         "MLP residual: {} samples, {} inputs, {} hidden: {} parameters",
         size.samples,
         size.inputs,
         size.hidden,
-        size.num_params()
+        size.num_params()?
     );
     let opts = LsqOptions {
         method: Method::GaussNewtonCg,

@@ -2,10 +2,42 @@
 //!
 //! Both only multiply by the operator, so any `LinearOperator` works: a linear map of
 //! ferrax, a Gauss-Newton operator (`Jᵀ J v` from one linearization), a Hessian-vector
-//! product, a closure.
+//! product, a closure. Every product's length is checked against the operator's dimension,
+//! so an operator that returns the wrong length is an error, not a wrong answer.
 
 use crate::error::{input, Result};
 use crate::operator::{axpy, dot, norm, LinearOperator};
+
+/// Checks the options every CG variant shares: a tolerance that is a finite number ≥ 0 (a
+/// NaN or negative one would never be met and silently turn every solve into an iteration
+/// limit; an infinite one would accept any iterate).
+fn check_options(op: &str, opts: &CgOptions) -> Result<()> {
+    if !(opts.tol.is_finite() && opts.tol >= 0.0) {
+        return Err(input(
+            op,
+            format!("tol must be a finite number >= 0, got {}", opts.tol),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies an operator and checks that it returned a vector of its dimension: an operator
+/// that returns too few or too many values would otherwise be zipped against the iterates
+/// and give a wrong answer with no error.
+fn apply_checked(op: &str, what: &str, a: &dyn LinearOperator, v: &[f64]) -> Result<Vec<f64>> {
+    let out = a.apply(v)?;
+    if out.len() != v.len() {
+        return Err(input(
+            op,
+            format!(
+                "the {what} returned {} values, expected {} (its dimension)",
+                out.len(),
+                v.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
 
 /// How conjugate gradients ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,10 +99,12 @@ pub fn conjugate_gradient(
     preconditioner: Option<&dyn LinearOperator>,
     opts: &CgOptions,
 ) -> Result<CgResult> {
+    const OP: &str = "conjugate_gradient";
+    check_options(OP, opts)?;
     let n = a.dim();
     if b.len() != n || x0.is_some_and(|x| x.len() != n) {
         return Err(input(
-            "conjugate_gradient",
+            OP,
             format!(
                 "the operator has dimension {n}, b has {} entries{}",
                 b.len(),
@@ -82,7 +116,7 @@ pub fn conjugate_gradient(
     if let Some(m) = preconditioner {
         if m.dim() != n {
             return Err(input(
-                "conjugate_gradient",
+                OP,
                 format!(
                     "the preconditioner has dimension {}, the operator {n}",
                     m.dim()
@@ -90,22 +124,33 @@ pub fn conjugate_gradient(
             ));
         }
     }
+    let bnorm = norm(b);
+    if bnorm == 0.0 {
+        // A x = 0 has the solution 0, whatever the start: the relative test below cannot
+        // be met from a nonzero x0 (its target is 0), and returning x0 would be wrong.
+        return Ok(CgResult {
+            x: vec![0.0; n],
+            iterations: 0,
+            residual_norm: 0.0,
+            termination: CgTermination::Converged,
+            products: 0,
+        });
+    }
     let mut products = 0;
     let mut x = x0.map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; n]);
     let mut r = if x0.is_some() {
         products += 1;
-        let ax = a.apply(&x)?;
+        let ax = apply_checked(OP, "operator", a, &x)?;
         b.iter().zip(&ax).map(|(bi, ai)| bi - ai).collect()
     } else {
         b.to_vec()
     };
     let precond = |r: &[f64]| -> Result<Vec<f64>> {
         match preconditioner {
-            Some(m) => m.apply(r),
+            Some(m) => apply_checked(OP, "preconditioner", m, r),
             None => Ok(r.to_vec()),
         }
     };
-    let bnorm = norm(b);
     let target = opts.tol * bnorm;
     let mut z = precond(&r)?;
     let mut p = z.clone();
@@ -118,11 +163,11 @@ pub fn conjugate_gradient(
         termination: t,
         products,
     };
-    if rnorm <= target || bnorm == 0.0 {
+    if rnorm <= target {
         return Ok(done(x, 0, rnorm, CgTermination::Converged, products));
     }
     for it in 0..opts.max_iterations {
-        let ap = a.apply(&p)?;
+        let ap = apply_checked(OP, "operator", a, &p)?;
         products += 1;
         let pap = dot(&p, &ap);
         if !pap.is_finite() {
@@ -175,13 +220,23 @@ pub struct SteihaugResult {
 
 /// Steihaug's truncated conjugate gradients: approximately minimizes `gᵀ p + ½ pᵀ H p`
 /// inside `‖p‖ ≤ Δ`, stopping at the boundary, at negative curvature (following it to the
-/// boundary), or when the residual `‖H p + g‖ ≤ tol ‖g‖`.
+/// boundary), or when the residual `‖H p + g‖ ≤ tol ‖g‖`. The radius `Δ` must be finite
+/// and positive.
 pub fn steihaug(
     h: &dyn LinearOperator,
     g: &[f64],
     delta: f64,
     opts: &CgOptions,
 ) -> Result<SteihaugResult> {
+    check_options("steihaug", opts)?;
+    // A negative or NaN radius makes `to_boundary` take the root of a negative number
+    // (NaN steps); zero or infinity are no trust region at all.
+    if !(delta.is_finite() && delta > 0.0) {
+        return Err(input(
+            "steihaug",
+            format!("the trust radius must be finite and positive, got {delta}"),
+        ));
+    }
     let n = h.dim();
     if g.len() != n {
         return Err(input(
@@ -210,7 +265,7 @@ pub fn steihaug(
         (-pd + (pd * pd + dd * (delta * delta - pp)).max(0.0).sqrt()) / dd
     };
     for _ in 0..opts.max_iterations {
-        let hd = h.apply(&d)?;
+        let hd = apply_checked("steihaug", "operator", h, &d)?;
         products += 1;
         let dhd = dot(&d, &hd);
         if !dhd.is_finite() {

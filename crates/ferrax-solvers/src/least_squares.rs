@@ -173,10 +173,50 @@ pub fn least_squares(
         return Err(input("least_squares", "no parameters: x0 is empty"));
     }
     check_finite("x0", x0)?;
+    check_options(opts)?;
     match opts.method {
         Method::LevenbergMarquardt => levenberg_marquardt(&residual_fn, x0, opts),
         Method::GaussNewtonCg => gauss_newton_cg(&residual_fn, x0, opts),
     }
+}
+
+/// Refuses options that would make a run meaningless rather than fail: a NaN or negative
+/// tolerance is never met (every run silently uses up `max_iterations`), an infinite one
+/// stops at once, and a first radius that is not finite and positive gives NaN steps.
+fn check_options(opts: &LsqOptions) -> Result<()> {
+    for (name, v) in [
+        ("ftol", opts.ftol),
+        ("xtol", opts.xtol),
+        ("gtol", opts.gtol),
+        ("cg.tol", opts.cg.tol),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(input(
+                "least_squares",
+                format!("{name} must be a finite number >= 0, got {v}"),
+            ));
+        }
+    }
+    let f = opts.initial_step_factor;
+    if !(f.is_finite() && f > 0.0) {
+        return Err(input(
+            "least_squares",
+            format!("initial_step_factor must be finite and positive, got {f}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a residual function with no values: every point fits an empty data set equally
+/// well, so there is nothing to fit and no answer to report.
+fn check_residual_count(m: usize) -> Result<()> {
+    if m == 0 {
+        return Err(input(
+            "least_squares",
+            "the residual function returns no values: there is nothing to fit",
+        ));
+    }
+    Ok(())
 }
 
 fn tensor(x: &[f64]) -> Result<Tensor> {
@@ -214,7 +254,28 @@ impl Dense {
                 format!("the residual function must return f64 values, it returns {out}"),
             ));
         }
-        let m = out.size();
+        // The shape comes from the user's function: count its elements with checked
+        // arithmetic, and make sure the m×n Jacobian can exist before asking for it.
+        let m = out
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| {
+                input(
+                    "least_squares",
+                    format!("the residual function returns {out}, whose size overflows"),
+                )
+            })?;
+        check_residual_count(m)?;
+        if m.checked_mul(n)
+            .and_then(|e| e.checked_mul(std::mem::size_of::<f64>()))
+            .is_none_or(|b| b > isize::MAX as usize)
+        {
+            return Err(input(
+                "least_squares",
+                format!("the {m}×{n} Jacobian is too large to hold in memory"),
+            ));
+        }
         let forward = match mode {
             JacobianMode::Forward => true,
             JacobianMode::Reverse => false,
@@ -556,7 +617,9 @@ fn levenberg_marquardt(
 
 /// `sqrt(diag((JᵀJ)⁻¹) · rss/(m − n))`, through the SVD of the column-scaled Jacobian.
 pub fn standard_errors(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f64>> {
-    if j.len() != m * n || m <= n {
+    // m·n is checked: m and n are the caller's, and a product that wraps could match
+    // `j.len()` by accident.
+    if m.checked_mul(n) != Some(j.len()) || m <= n {
         return Err(input(
             "standard_errors",
             format!(
@@ -565,6 +628,13 @@ pub fn standard_errors(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f6
             ),
         ));
     }
+    if !(rss.is_finite() && rss >= 0.0) {
+        return Err(input(
+            "standard_errors",
+            format!("the residual sum of squares must be finite and >= 0, got {rss}"),
+        ));
+    }
+    check_finite("the Jacobian", j)?;
     let cn = column_norms(j, m, n);
     let d: Vec<f64> = cn.iter().map(|&c| if c > 0.0 { c } else { 1.0 }).collect();
     let svd = scaled_svd(j, m, n, &d)?;
@@ -612,6 +682,7 @@ fn gauss_newton_cg(
         linearizations += 1;
         residual_evaluations += 1;
         let r = gn.residual().to_vec::<f64>().map_err(SolverError::from)?;
+        check_residual_count(r.len())?;
         check_finite("the residual function", &r)?;
         rss = dot(&r, &r);
         residuals = r;

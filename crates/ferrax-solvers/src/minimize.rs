@@ -108,6 +108,20 @@ pub fn minimize(f: impl Fn(Tensor) -> Tensor, x0: &[f64], opts: &MinOptions) -> 
         return Err(input("minimize", "no parameters: x0 is empty"));
     }
     check_finite("x0", x0)?;
+    // A NaN or negative gtol is never met and silently turns every run into an iteration
+    // limit; an infinite one stops at x0.
+    if !(opts.gtol.is_finite() && opts.gtol >= 0.0) {
+        return Err(input(
+            "minimize",
+            format!("gtol must be a finite number >= 0, got {}", opts.gtol),
+        ));
+    }
+    if let MinMethod::Lbfgs { memory: 0 } = opts.method {
+        return Err(input(
+            "minimize",
+            "L-BFGS needs a memory of at least 1 pair",
+        ));
+    }
     let n = x0.len();
     let xt = Tensor::new(Array::from_vec(x0.to_vec(), &[n])?);
     let fp = make_jaxpr(&f, &xt)?;
@@ -128,7 +142,7 @@ pub fn minimize(f: impl Fn(Tensor) -> Tensor, x0: &[f64], opts: &MinOptions) -> 
     };
     match opts.method {
         MinMethod::NewtonCg => newton_cg(&mut obj, x0, opts),
-        MinMethod::Lbfgs { memory } => lbfgs(&mut obj, x0, opts, memory.max(1)),
+        MinMethod::Lbfgs { memory } => lbfgs(&mut obj, x0, opts, memory),
     }
 }
 

@@ -11,6 +11,11 @@
 //! needs `atan2(b3, x − b4)`, not the principal arctangent; Nelson fits `log(y)`;
 //! Lanczos1's certified RSS is below what double precision can reproduce (judge it by its
 //! parameters).
+//!
+//! The parser is strict, since a file it half understands would be fitted as some other
+//! problem: every malformed file (truncated, a section missing, a value that is not a
+//! finite number, a row of the wrong width, more or fewer parameters or predictor columns
+//! than the problem's model reads) is a [`SolverError::Data`] naming the file and the line.
 
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
@@ -53,6 +58,12 @@ pub struct NistProblem {
     pub x: Vec<Vec<f64>>,
 }
 
+/// The canonical spelling of one of the 27 problems' names, matched case-insensitively
+/// (`boxbod` gives `BoxBOD`); `None` for any other name.
+pub fn problem_name(name: &str) -> Option<&'static str> {
+    ALL.iter().copied().find(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// The folder holding the `.dat` files: `FERRAX_NIST_DIR` if set, else the copy in this
 /// crate.
 pub fn data_dir() -> PathBuf {
@@ -62,15 +73,16 @@ pub fn data_dir() -> PathBuf {
     }
 }
 
-/// Reads `NAME.dat` from a folder.
+/// Reads `NAME.dat` from a folder. One of the 27 names may be given in any case (the file
+/// is the canonical `BoxBOD.dat`); the file's `Dataset Name:` must be the problem asked
+/// for, so a misnamed file is an error rather than a fit of some other problem.
 pub fn load(dir: &Path, name: &str) -> Result<NistProblem> {
-    let path = dir.join(format!("{name}.dat"));
-    let text = std::fs::read_to_string(&path).map_err(|e| SolverError::Data {
-        file: path.display().to_string(),
-        line: 0,
-        msg: format!("cannot read: {e}"),
-    })?;
-    parse_dat(&text, &path.display().to_string())
+    let stem = problem_name(name).unwrap_or(name);
+    let path = dir.join(format!("{stem}.dat"));
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| data_err(&file, 0, format!("cannot read: {e}")))?;
+    parse(&text, &file, Some(stem))
 }
 
 fn data_err(file: &str, line: usize, msg: impl Into<String>) -> SolverError {
@@ -87,6 +99,9 @@ fn line_range(s: &str) -> Option<(usize, usize)> {
     let mut it = inside.split("to");
     let a = it.next()?.trim().parse().ok()?;
     let b = it.next()?.trim().parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
     Some((a, b))
 }
 
@@ -97,40 +112,99 @@ fn sig_digits(tok: &str) -> u32 {
     digits.trim_start_matches('0').len() as u32
 }
 
-/// Parses the text of a NIST `.dat` file. Errors name the file and the 1-based line.
+/// A finite number. Rust's parser also reads `NaN`, `inf` and `infinity`; none of them is
+/// a value a certified data set can hold, and each would turn a fit into nonsense.
+fn number(file: &str, line: usize, tok: &str, what: &str) -> Result<f64> {
+    match tok.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(data_err(
+            file,
+            line,
+            format!("{what} `{tok}` is not a finite number"),
+        )),
+        Err(_) => Err(data_err(
+            file,
+            line,
+            format!("{what} `{tok}` is not a number"),
+        )),
+    }
+}
+
+/// A count (observations, degrees of freedom): a whole number, not a float cast down.
+fn count(file: &str, line: usize, tok: &str, what: &str) -> Result<usize> {
+    tok.parse::<usize>()
+        .map_err(|_| data_err(file, line, format!("{what} `{tok}` is not a whole number")))
+}
+
+/// Parses the text of a NIST `.dat` file. Errors name the file and the 1-based line (0
+/// when something the file must have is missing altogether). A file for one of the 27
+/// problems must declare as many parameters, and have as many predictor columns, as that
+/// problem's model uses.
 pub fn parse_dat(text: &str, file: &str) -> Result<NistProblem> {
+    parse(text, file, None)
+}
+
+/// [`parse_dat`], and when `expected` is given, a check that the file is that problem's.
+fn parse(text: &str, file: &str, expected: Option<&str>) -> Result<NistProblem> {
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
-    let (mut starts, mut certs, mut data) = (None, None, None);
-    for l in lines.iter().take(15) {
+    // Each section's header line: (its 1-based number, its range if it reads as one).
+    type Header = Option<(usize, Option<(usize, usize)>)>;
+    let (mut starts, mut certs, mut data): (Header, Header, Header) = (None, None, None);
+    for (k, l) in lines.iter().enumerate().take(15) {
+        let found = Some((k + 1, line_range(l)));
         if l.contains("Starting Values") {
-            starts = line_range(l);
+            starts = found;
         } else if l.contains("Certified Values") {
-            certs = line_range(l);
-        } else if l.trim_start().starts_with("Data") && l.contains("(lines") {
-            data = line_range(l);
+            certs = found;
+        } else if l.split_whitespace().next() == Some("Data") {
+            data = found;
         }
     }
-    let need = |r: Option<(usize, usize)>, what: &str| {
-        r.filter(|(a, b)| *a >= 1 && a <= b && *b <= lines.len())
-            .ok_or_else(|| {
-                data_err(
-                    file,
-                    0,
-                    format!("the header does not give a valid line range for the {what}"),
-                )
-            })
+    let need = |h: Header, what: &str| -> Result<(usize, usize)> {
+        let msg = format!("the header does not give a valid line range for the {what}");
+        let Some((at, range)) = h else {
+            return Err(data_err(file, 0, msg));
+        };
+        let Some((a, b)) = range.filter(|(a, b)| *a >= 1 && a <= b) else {
+            return Err(data_err(file, at, msg));
+        };
+        if b > lines.len() {
+            return Err(data_err(
+                file,
+                at,
+                format!(
+                    "the {what} are said to be on lines {a} to {b}, but the file has {} lines",
+                    lines.len()
+                ),
+            ));
+        }
+        Ok((a, b))
     };
     let (s0, s1) = need(starts, "starting values")?;
     let (c0, c1) = need(certs, "certified values")?;
     let (d0, d1) = need(data, "data")?;
-    let name = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("Dataset Name:"))
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or("")
-        .to_string();
+    let Some((name_line, name)) = lines.iter().enumerate().find_map(|(k, l)| {
+        l.strip_prefix("Dataset Name:")
+            .map(|r| (k + 1, r.split_whitespace().next().unwrap_or("")))
+    }) else {
+        return Err(data_err(file, 0, "no `Dataset Name:` line"));
+    };
+    if name.is_empty() {
+        return Err(data_err(file, name_line, "the dataset name is empty"));
+    }
+    let name = problem_name(name).unwrap_or(name);
+    if let Some(e) = expected {
+        if !name.eq_ignore_ascii_case(e) {
+            return Err(data_err(
+                file,
+                name_line,
+                format!("the file holds the problem `{name}`, not `{e}`"),
+            ));
+        }
+    }
+    let model = model_of(name);
     let mut p = NistProblem {
-        name,
+        name: name.to_string(),
         difficulty: String::new(),
         param_names: vec![],
         start1: vec![],
@@ -145,13 +219,10 @@ pub fn parse_dat(text: &str, file: &str) -> Result<NistProblem> {
         y: vec![],
         x: vec![],
     };
-    let num = |tok: &str, line: usize, what: &str| -> Result<f64> {
-        tok.parse::<f64>()
-            .map_err(|_| data_err(file, line, format!("{what} `{tok}` is not a number")))
-    };
+    let num = |tok: &str, line: usize, what: &str| number(file, line, tok, what);
     for (k, l) in lines[s0 - 1..s1].iter().enumerate() {
         let ln = s0 + k;
-        let Some((lhs, rhs)) = l.split_once('=') else {
+        let Some((lhs, rhs)) = l.split_once('=').filter(|(lhs, _)| !lhs.trim().is_empty()) else {
             return Err(data_err(
                 file,
                 ln,
@@ -170,36 +241,76 @@ pub fn parse_dat(text: &str, file: &str) -> Result<NistProblem> {
         p.start1.push(num(t[0], ln, "start 1")?);
         p.start2.push(num(t[1], ln, "start 2")?);
         p.certified.push(num(t[2], ln, "certified value")?);
-        p.certified_sd
-            .push(num(t[3], ln, "certified standard deviation")?);
+        let sd = num(t[3], ln, "certified standard deviation")?;
+        if sd < 0.0 {
+            return Err(data_err(
+                file,
+                ln,
+                format!("certified standard deviation `{}` is negative", t[3]),
+            ));
+        }
+        p.certified_sd.push(sd);
         p.certified_digits.push(sig_digits(t[2]));
+    }
+    let n = p.certified.len();
+    if let Some(m) = &model {
+        // The models read their parameters by position: extra ones would be ignored
+        // (the fit would answer for a different problem), missing ones read out of range.
+        if n != m.params {
+            return Err(data_err(
+                file,
+                s0,
+                format!(
+                    "the file declares {n} parameters (lines {s0} to {s1}) but the {name} model has {}",
+                    m.params
+                ),
+            ));
+        }
     }
     let mut nobs = None;
     let mut dof_file = None;
+    let (mut rss, mut rsd) = (None, None);
     for (k, l) in lines[c0 - 1..c1].iter().enumerate() {
         let ln = c0 + k;
         let value = || {
             l.split(':')
                 .nth(1)
                 .and_then(|v| v.split_whitespace().next())
+                .unwrap_or("")
         };
         if l.starts_with("Residual Sum of Squares:") {
-            p.rss = num(value().unwrap_or(""), ln, "residual sum of squares")?;
+            rss = Some(num(value(), ln, "residual sum of squares")?);
         } else if l.starts_with("Residual Standard Deviation:") {
-            p.residual_sd = num(value().unwrap_or(""), ln, "residual standard deviation")?;
+            rsd = Some(num(value(), ln, "residual standard deviation")?);
         } else if l.starts_with("Degrees of Freedom:") {
-            dof_file = Some(num(value().unwrap_or(""), ln, "degrees of freedom")? as usize);
+            dof_file = Some(count(file, ln, value(), "degrees of freedom")?);
         } else if l.starts_with("Number of Observations:") {
-            nobs = Some(num(value().unwrap_or(""), ln, "number of observations")? as usize);
+            nobs = Some(count(file, ln, value(), "number of observations")?);
         }
     }
-    if p.rss.is_nan() {
+    let Some(rss) = rss else {
         return Err(data_err(
             file,
             c0,
             "no `Residual Sum of Squares:` line among the certified values",
         ));
+    };
+    let Some(rsd) = rsd else {
+        return Err(data_err(
+            file,
+            c0,
+            "no `Residual Standard Deviation:` line among the certified values",
+        ));
+    };
+    if rss < 0.0 || rsd < 0.0 {
+        return Err(data_err(
+            file,
+            c0,
+            format!("the certified residual sum of squares ({rss}) and standard deviation ({rsd}) cannot be negative"),
+        ));
     }
+    p.rss = rss;
+    p.residual_sd = rsd;
     let mut ncols = None;
     for (k, l) in lines[d0 - 1..d1].iter().enumerate() {
         let ln = d0 + k;
@@ -218,6 +329,20 @@ pub fn parse_dat(text: &str, file: &str) -> Result<NistProblem> {
                         ln,
                         "a data row needs a response and a predictor",
                     ));
+                }
+                if let Some(m) = &model {
+                    if vals.len() != m.predictors + 1 {
+                        return Err(data_err(
+                            file,
+                            ln,
+                            format!(
+                                "this data row has {} columns, the {name} model needs {} (a response and {} predictor(s))",
+                                vals.len(),
+                                m.predictors + 1,
+                                m.predictors
+                            ),
+                        ));
+                    }
                 }
                 ncols = Some(vals.len());
                 p.x = vec![vec![]; vals.len() - 1];
@@ -240,16 +365,15 @@ pub fn parse_dat(text: &str, file: &str) -> Result<NistProblem> {
         }
     }
     let m = p.y.len();
-    if let Some(n) = nobs {
-        if n != m {
+    if let Some(k) = nobs {
+        if k != m {
             return Err(data_err(
                 file,
                 d0,
-                format!("the file states {n} observations but has {m} data rows"),
+                format!("the file states {k} observations but has {m} data rows"),
             ));
         }
     }
-    let n = p.certified.len();
     if n == 0 || m <= n {
         return Err(data_err(
             file,
@@ -267,6 +391,13 @@ pub fn parse_dat(text: &str, file: &str) -> Result<NistProblem> {
             }
         }
     }
+    if p.difficulty.is_empty() {
+        return Err(data_err(
+            file,
+            0,
+            "no `Lower|Average|Higher Level of Difficulty` line in the header",
+        ));
+    }
     Ok(p)
 }
 
@@ -274,89 +405,163 @@ fn col(v: &[f64]) -> Tensor {
     Tensor::new(Array::from_slice(v))
 }
 
+/// Checks a problem against its model before fitting: [`NistProblem`]'s fields are public,
+/// so a hand-built problem can disagree with itself (as many starts, certified values and
+/// digits as the model has parameters; as many predictor columns as it reads, each as long
+/// as the responses; more observations than parameters).
+fn check_problem(p: &NistProblem) -> Result<Model> {
+    let bad = |msg: String| SolverError::Input {
+        op: "nist".into(),
+        msg: format!("problem `{}`: {msg}", p.name),
+    };
+    let model = problem_name(&p.name)
+        .and_then(model_of)
+        .ok_or_else(|| bad("no model for a problem of this name".into()))?;
+    let k = model.params;
+    for (what, len) in [
+        ("start 1", p.start1.len()),
+        ("start 2", p.start2.len()),
+        ("certified values", p.certified.len()),
+        ("certified standard deviations", p.certified_sd.len()),
+        ("certified digits", p.certified_digits.len()),
+    ] {
+        if len != k {
+            return Err(bad(format!(
+                "{len} {what} but the model has {k} parameters"
+            )));
+        }
+    }
+    if p.x.len() != model.predictors {
+        return Err(bad(format!(
+            "{} predictor column(s) but the model reads {}",
+            p.x.len(),
+            model.predictors
+        )));
+    }
+    if let Some(c) = p.x.iter().find(|c| c.len() != p.y.len()) {
+        return Err(bad(format!(
+            "a predictor column has {} values for {} responses",
+            c.len(),
+            p.y.len()
+        )));
+    }
+    if p.y.len() <= k {
+        return Err(bad(format!(
+            "{} observations for {k} parameters",
+            p.y.len()
+        )));
+    }
+    Ok(model)
+}
+
 /// The residual function `f(b; x) − y` of a problem (Nelson: `f − log y`), written with
-/// ferrax operations. An error for a problem without a model.
+/// ferrax operations. An error for a problem without a model, or one whose parameters or
+/// data do not fit its model.
 pub fn residual_fn(p: &NistProblem) -> Result<impl Fn(Tensor) -> Tensor> {
+    let model = check_problem(p)?;
     let x = col(&p.x[0]);
-    let x2 = p.x.get(1).map(|c| col(c));
-    let y = if p.name == "Nelson" {
+    let x2 = p.x.get(1).map(|c| col(c)).unwrap_or_else(|| x.clone());
+    let y = if model.log_response {
         col(&p.y.iter().map(|v| v.ln()).collect::<Vec<_>>())
     } else {
         col(&p.y)
     };
-    let model = model_of(&p.name).ok_or_else(|| SolverError::Input {
-        op: "nist::residual_fn".into(),
-        msg: format!("no model for a problem named `{}`", p.name),
-    })?;
-    if p.name == "Nelson" && x2.is_none() {
-        return Err(data_err(&p.name, 0, "Nelson needs two predictor columns"));
-    }
-    let x2 = x2.unwrap_or_else(|| x.clone());
-    Ok(move |b: Tensor| model(&b, &x, &x2) - &y)
+    let f = model.f;
+    Ok(move |b: Tensor| f(&b, &x, &x2) - &y)
 }
 
-type Model = fn(&Tensor, &Tensor, &Tensor) -> Tensor;
+type ModelFn = fn(&Tensor, &Tensor, &Tensor) -> Tensor;
 
+/// A problem's model `f(b; x1, x2)` and what it reads: how many parameters (by position),
+/// how many predictor columns, and whether it fits `log y` (Nelson).
+struct Model {
+    params: usize,
+    predictors: usize,
+    log_response: bool,
+    f: ModelFn,
+}
+
+impl Model {
+    fn new(params: usize, f: ModelFn) -> Model {
+        Model {
+            params,
+            predictors: 1,
+            log_response: false,
+            f,
+        }
+    }
+
+    fn two_predictors_log_response(params: usize, f: ModelFn) -> Model {
+        Model {
+            params,
+            predictors: 2,
+            log_response: true,
+            f,
+        }
+    }
+}
+
+/// The model of one of the 27 problems, by its canonical name.
 fn model_of(name: &str) -> Option<Model> {
     Some(match name {
-        "Misra1a" | "BoxBOD" => |b, x, _| {
+        "Misra1a" | "BoxBOD" => Model::new(2, |b, x, _| {
             let [b1, b2] = params(b);
             b1 * (1.0 - (-b2 * x).exp())
-        },
-        "Chwirut1" | "Chwirut2" => |b, x, _| {
+        }),
+        "Chwirut1" | "Chwirut2" => Model::new(3, |b, x, _| {
             let [b1, b2, b3] = params(b);
             (-b1 * x).exp() / (b2 + b3 * x)
-        },
-        "Lanczos1" | "Lanczos2" | "Lanczos3" => |b, x, _| {
+        }),
+        "Lanczos1" | "Lanczos2" | "Lanczos3" => Model::new(6, |b, x, _| {
             let [b1, b2, b3, b4, b5, b6] = params(b);
             b1 * (-b2 * x).exp() + b3 * (-b4 * x).exp() + b5 * (-b6 * x).exp()
-        },
-        "Gauss1" | "Gauss2" | "Gauss3" => |b, x, _| {
+        }),
+        "Gauss1" | "Gauss2" | "Gauss3" => Model::new(8, |b, x, _| {
             let [b1, b2, b3, b4, b5, b6, b7, b8] = params(b);
             b1 * (-b2 * x).exp()
                 + b3 * (-(x - b4).powi(2) / b5.powi(2)).exp()
                 + b6 * (-(x - b7).powi(2) / b8.powi(2)).exp()
-        },
-        "DanWood" => |b, x, _| {
+        }),
+        "DanWood" => Model::new(2, |b, x, _| {
             let [b1, b2] = params(b);
             b1 * x.pow(&b2)
-        },
-        "Misra1b" => |b, x, _| {
+        }),
+        "Misra1b" => Model::new(2, |b, x, _| {
             let [b1, b2] = params(b);
             b1 * (1.0 - (1.0 + b2 * x / 2.0).powi(-2))
-        },
-        "Kirby2" => |b, x, _| {
+        }),
+        "Kirby2" => Model::new(5, |b, x, _| {
             let [b1, b2, b3, b4, b5] = params(b);
             let x2 = x * x;
             (b1 + b2 * x + b3 * &x2) / (1.0 + b4 * x + b5 * &x2)
-        },
-        "Hahn1" | "Thurber" => |b, x, _| {
+        }),
+        "Hahn1" | "Thurber" => Model::new(7, |b, x, _| {
             let [b1, b2, b3, b4, b5, b6, b7] = params(b);
             let (x2, x3) = (x.powi(2), x.powi(3));
             (b1 + b2 * x + b3 * &x2 + b4 * &x3) / (1.0 + b5 * x + b6 * &x2 + b7 * &x3)
-        },
-        "Nelson" => |b, x1, x2| {
+        }),
+        "Nelson" => Model::two_predictors_log_response(3, |b, x1, x2| {
             let [b1, b2, b3] = params(b);
             b1 - b2 * x1 * (-b3 * x2).exp()
-        },
-        "MGH17" => |b, x, _| {
+        }),
+        "MGH17" => Model::new(5, |b, x, _| {
             let [b1, b2, b3, b4, b5] = params(b);
             b1 + b2 * (-(x * b4)).exp() + b3 * (-(x * b5)).exp()
-        },
-        "Misra1c" => |b, x, _| {
+        }),
+        "Misra1c" => Model::new(2, |b, x, _| {
             let [b1, b2] = params(b);
             b1 * (1.0 - (1.0 + 2.0 * b2 * x).rsqrt())
-        },
-        "Misra1d" => |b, x, _| {
+        }),
+        "Misra1d" => Model::new(2, |b, x, _| {
             let [b1, b2] = params(b);
             &b1 * &b2 * x / (1.0 + &b2 * x)
-        },
+        }),
         // atan2, not the principal arctan(b3/(x − b4)): the certified values need it.
-        "Roszman1" => |b, x, _| {
+        "Roszman1" => Model::new(4, |b, x, _| {
             let [b1, b2, b3, b4] = params(b);
             b1 - b2 * x - b3.atan2(&(x - b4)) / PI
-        },
-        "ENSO" => |b, x, _| {
+        }),
+        "ENSO" => Model::new(9, |b, x, _| {
             let [b1, b2, b3, b4, b5, b6, b7, b8, b9] = params(b);
             let w = x * (2.0 * PI / 12.0);
             let u = x * (2.0 * PI) / &b4;
@@ -367,32 +572,32 @@ fn model_of(name: &str) -> Option<Model> {
                 + b6 * u.sin()
                 + b8 * v.cos()
                 + b9 * v.sin()
-        },
-        "MGH09" => |b, x, _| {
+        }),
+        "MGH09" => Model::new(4, |b, x, _| {
             let [b1, b2, b3, b4] = params(b);
             let x2 = x * x;
             b1 * (&x2 + x * b2) / (&x2 + x * b3 + b4)
-        },
-        "MGH10" => |b, x, _| {
+        }),
+        "MGH10" => Model::new(3, |b, x, _| {
             let [b1, b2, b3] = params(b);
             b1 * (b2 / (x + b3)).exp()
-        },
-        "Rat42" => |b, x, _| {
+        }),
+        "Rat42" => Model::new(3, |b, x, _| {
             let [b1, b2, b3] = params(b);
             b1 / (1.0 + (b2 - b3 * x).exp())
-        },
-        "Rat43" => |b, x, _| {
+        }),
+        "Rat43" => Model::new(4, |b, x, _| {
             let [b1, b2, b3, b4] = params(b);
             b1 / (1.0 + (b2 - b3 * x).exp()).pow(&(1.0 / b4))
-        },
-        "Eckerle4" => |b, x, _| {
+        }),
+        "Eckerle4" => Model::new(3, |b, x, _| {
             let [b1, b2, b3] = params(b);
             (&b1 / &b2) * (-0.5 * ((x - b3) / &b2).powi(2)).exp()
-        },
-        "Bennett5" => |b, x, _| {
+        }),
+        "Bennett5" => Model::new(3, |b, x, _| {
             let [b1, b2, b3] = params(b);
             b1 * (b2 + x).pow(&(-1.0 / b3))
-        },
+        }),
         _ => return None,
     })
 }
@@ -518,36 +723,59 @@ pub fn summary(runs: &[NistRun]) -> (f64, f64, usize, usize) {
     )
 }
 
-/// A run as one JSON object (full-precision numbers).
+/// A finite number in shortest round-trip form, or `null` (JSON has no NaN or infinity).
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        "null".into()
+    }
+}
+
+/// A JSON string literal: the names come from files and public fields, so quotes,
+/// backslashes and control characters are escaped rather than trusted.
+fn json_string(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A run as one JSON object (full-precision numbers; `null` for a non-finite one).
 pub fn json(r: &NistRun) -> String {
-    let params: Vec<String> = r.fit.params.iter().map(|v| format!("{v:?}")).collect();
-    let se = match &r.fit.standard_errors {
-        Some(se) => format!(
+    let list = |v: &[f64]| {
+        format!(
             "[{}]",
-            se.iter()
-                .map(|v| if v.is_finite() {
-                    format!("{v:?}")
-                } else {
-                    "null".into()
-                })
+            v.iter()
+                .map(|x| json_number(*x))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        )
+    };
+    let se = match &r.fit.standard_errors {
+        Some(se) => list(se),
         None => "null".into(),
     };
     format!(
-        "{{\"problem\": \"{}\", \"start\": {}, \"params\": [{}], \"rss\": {:?}, \"evaluations\": {}, \"jacobian_evaluations\": {}, \"iterations\": {}, \"termination\": \"{}\", \"lre\": {:?}, \"lre_rss\": {:?}, \"standard_errors\": {}, \"lre_standard_errors\": {:?}}}",
-        r.problem,
+        "{{\"problem\": {}, \"start\": {}, \"params\": {}, \"rss\": {}, \"evaluations\": {}, \"jacobian_evaluations\": {}, \"iterations\": {}, \"termination\": \"{}\", \"lre\": {}, \"lre_rss\": {}, \"standard_errors\": {}, \"lre_standard_errors\": {}}}",
+        json_string(&r.problem),
         r.start,
-        params.join(", "),
-        r.fit.rss,
+        list(&r.fit.params),
+        json_number(r.fit.rss),
         r.fit.residual_evaluations,
         r.fit.jacobian_evaluations,
         r.fit.iterations,
         r.fit.termination.name(),
-        r.lre,
-        r.lre_rss,
+        json_number(r.lre),
+        json_number(r.lre_rss),
         se,
-        r.lre_sd
+        json_number(r.lre_sd)
     )
 }

@@ -33,6 +33,8 @@ impl<F: Fn(&[f64]) -> Vec<f64>> LinearOperator for FnOperator<F> {
 /// a Hessian-vector product) as an operator on flat vectors.
 pub struct TensorOperator<F: Fn(&Tensor) -> ferrax::Result<Tensor>> {
     shape: Vec<usize>,
+    /// The element count of `shape`, `None` when it overflows `usize`.
+    dim: Option<usize>,
     f: F,
 }
 
@@ -40,16 +42,33 @@ impl<F: Fn(&Tensor) -> ferrax::Result<Tensor>> TensorOperator<F> {
     pub fn new(shape: &[usize], f: F) -> Self {
         TensorOperator {
             shape: shape.to_vec(),
+            dim: shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)),
             f,
         }
     }
 }
 
 impl<F: Fn(&Tensor) -> ferrax::Result<Tensor>> LinearOperator for TensorOperator<F> {
+    /// The element count of the shape; `usize::MAX` when that overflows, which no vector
+    /// can have, so solvers refuse it as a dimension mismatch and `apply` refuses it too.
     fn dim(&self) -> usize {
-        self.shape.iter().product()
+        self.dim.unwrap_or(usize::MAX)
     }
     fn apply(&self, v: &[f64]) -> Result<Vec<f64>> {
+        if self.dim != Some(v.len()) {
+            return Err(input(
+                "TensorOperator",
+                format!(
+                    "a vector of length {} for an operator on f64{:?} ({})",
+                    v.len(),
+                    self.shape,
+                    match self.dim {
+                        Some(n) => format!("{n} elements"),
+                        None => "an element count that overflows".to_string(),
+                    }
+                ),
+            ));
+        }
         let t = Tensor::new(Array::from_vec(v.to_vec(), &self.shape)?);
         let out = (self.f)(&t)?;
         if out.dtype() != Some(DType::F64) || out.shape() != self.shape.as_slice() {
