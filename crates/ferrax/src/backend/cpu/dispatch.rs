@@ -10,27 +10,12 @@
 //! "reference".
 
 use crate::backend::cpu::buffers::{self, Pooled};
-use crate::backend::cpu::fuse::{broadcast_kind, BroadcastKind};
-use crate::backend::cpu::math::{self, SliceFn32, SliceFn64};
+use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
-use crate::ir::{comparison, rounding, Array, Aval, DType, Data, Error, Primitive, Result};
-
-/// Float elementwise functions of one operand with a CPU kernel (`math::fast`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Unary {
-    Neg,
-    Abs,
-    Sqrt,
-    Rsqrt,
-    Exp,
-    Expm1,
-    Log,
-    Tanh,
-    Logistic,
-    Sin,
-    Cos,
-}
+use crate::ir::{
+    comparison, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive, Result,
+};
 
 /// Float arithmetic on two operands of one shape with a CPU kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +43,44 @@ pub(crate) enum Kernel {
     BroadcastTile,
     /// A broadcast whose operand fills the leading dimensions: each element repeated.
     BroadcastRepeat,
+}
+
+/// How a broadcast maps its operand onto the output: `Tile(period)` when the operand fills
+/// the trailing dimensions (a scalar is a tile of period 1), `Repeat(run)` when it fills the
+/// leading ones (each element repeated `run` times); `None` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum BroadcastKind {
+    Tile(usize),
+    Repeat(usize),
+}
+
+pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<BroadcastKind> {
+    let Primitive::BroadcastInDim {
+        shape,
+        broadcast_dimensions: bd,
+    } = prim
+    else {
+        return None;
+    };
+    let r = operand.ndim();
+    if operand.size() == 1 {
+        return Some(BroadcastKind::Tile(1));
+    }
+    let out = Aval::new(shape.clone(), operand.dtype).size();
+    let trailing = same_shape(&operand.shape, &shape[shape.len() - r..])
+        && bd
+            .iter()
+            .enumerate()
+            .all(|(i, &d)| d == shape.len() - r + i);
+    if trailing {
+        return Some(BroadcastKind::Tile(operand.size()));
+    }
+    let leading =
+        same_shape(&operand.shape, &shape[..r]) && bd.iter().enumerate().all(|(i, &d)| d == i);
+    if leading {
+        return Some(BroadcastKind::Repeat(out / operand.size()));
+    }
+    None
 }
 
 /// The CPU backend's kernel for `prim` at these avals, or `None` for the reference
@@ -379,25 +402,4 @@ fn run<T: Float>(k: Kernel, prim: &Primitive, args: &mut Vec<Array>, out: &Aval)
         }
         Kernel::Matmul => return Err(Error::internal("matrix products are run by `execute`")),
     }))
-}
-
-/// Elements above which kernels split work across threads.
-const PARALLEL_THRESHOLD: usize = 1 << 16;
-
-pub(crate) fn threads() -> usize {
-    rayon::current_num_threads()
-}
-
-/// Calls `f(offset, chunk)` over `out`, in parallel chunks when it is large.
-fn chunked<T: Send + Sync + Copy>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
-    use rayon::prelude::*;
-    let n = out.len();
-    if n >= PARALLEL_THRESHOLD && threads() > 1 {
-        let chunk = n.div_ceil(threads() * 4).max(4096);
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| f(i * chunk, c));
-    } else {
-        f(0, out);
-    }
 }

@@ -11,9 +11,10 @@
 use std::collections::HashMap;
 
 use crate::backend::cpu::buffers;
-use crate::backend::cpu::dispatch::{Binary, Float, Kernel, Unary};
-use crate::backend::cpu::plan::{Item, Step, StepArg};
-use crate::ir::{same_shape, Array, Aval, DType, Error, Primitive, Program, Result};
+use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
+use crate::backend::cpu::math::Unary;
+use crate::backend::cpu::step::{Step, StepArg};
+use crate::ir::{Array, Aval, DType, Error, Primitive, Result};
 
 /// Elements per chunk, and the least size of a value worth fusing.
 const CHUNK: usize = 2048;
@@ -72,37 +73,6 @@ pub(crate) struct FusedItem {
     pub last: Vec<usize>,
 }
 
-/// Groups runs of fusible steps (same size and dtype, at least two) into fused items;
-/// `last_use` gives each slot's last reading step.
-pub(crate) fn fuse(
-    program: &Program,
-    steps: Vec<Step>,
-    last_use: &HashMap<usize, usize>,
-) -> Vec<Item> {
-    let aval_of = |a: &StepArg| match a {
-        StepArg::Value(v) => v.aval(),
-        StepArg::Slot(k) => program.avals[*k].clone(),
-    };
-    let mut items = vec![];
-    let mut k = 0;
-    while k < steps.len() {
-        let end = run_end(&steps, k, &aval_of);
-        if end - k < 2 {
-            items.push(Item::Step(steps[k].clone()));
-            k += 1;
-        } else {
-            items.push(Item::Fused(group(
-                &steps[k..end],
-                end - 1,
-                last_use,
-                &aval_of,
-            )));
-            k = end;
-        }
-    }
-    items
-}
-
 /// Whether a step may join a group: an elementwise kernel whose operands have its output's
 /// size, or a broadcast the group can generate, on at least one chunk's worth of elements.
 fn fusible(s: &Step, aval_of: &impl Fn(&StepArg) -> Aval) -> bool {
@@ -119,7 +89,7 @@ fn fusible(s: &Step, aval_of: &impl Fn(&StepArg) -> Aval) -> bool {
 
 /// The end of the run of fusible steps of one size and dtype that starts at `k` (`k` itself
 /// when the step there is not fusible).
-fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> Aval) -> usize {
+pub(crate) fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> Aval) -> usize {
     let first = &steps[k].out_aval;
     let mut end = k;
     while end < steps.len()
@@ -133,7 +103,7 @@ fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> Aval) -> usi
 }
 
 /// The fused item of a run of steps whose last one has index `last_index` in the plan.
-fn group(
+pub(crate) fn group(
     run: &[Step],
     last_index: usize,
     last_use: &HashMap<usize, usize>,
@@ -216,44 +186,6 @@ fn source(
         Some(Kernel::BroadcastRepeat) => Src::Repeated(i, s.out_aval.size() / operand.max(1)),
         _ => Src::Input(i),
     }
-}
-
-/// How a broadcast maps its operand onto the output: `Tile(period)` when the operand fills
-/// the trailing dimensions (a scalar is a tile of period 1), `Repeat(run)` when it fills the
-/// leading ones (each element repeated `run` times); `None` otherwise.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum BroadcastKind {
-    Tile(usize),
-    Repeat(usize),
-}
-
-pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<BroadcastKind> {
-    let Primitive::BroadcastInDim {
-        shape,
-        broadcast_dimensions: bd,
-    } = prim
-    else {
-        return None;
-    };
-    let r = operand.ndim();
-    if operand.size() == 1 {
-        return Some(BroadcastKind::Tile(1));
-    }
-    let out = Aval::new(shape.clone(), operand.dtype).size();
-    let trailing = same_shape(&operand.shape, &shape[shape.len() - r..])
-        && bd
-            .iter()
-            .enumerate()
-            .all(|(i, &d)| d == shape.len() - r + i);
-    if trailing {
-        return Some(BroadcastKind::Tile(operand.size()));
-    }
-    let leading =
-        same_shape(&operand.shape, &shape[..r]) && bd.iter().enumerate().all(|(i, &d)| d == i);
-    if leading {
-        return Some(BroadcastKind::Repeat(out / operand.size()));
-    }
-    None
 }
 
 impl Group {

@@ -2,7 +2,7 @@
 //! transposed layouts).
 
 use crate::backend::cpu::buffers;
-use crate::backend::cpu::dispatch::threads;
+use crate::backend::cpu::math::threads;
 use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
 
 /// The `dot_general` of 1-d/2-d operands with one contracted dimension each (the layouts

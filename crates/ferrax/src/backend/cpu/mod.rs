@@ -1,7 +1,8 @@
 //! The CPU backend: compiled execution plans and their fast kernels.
 //!
-//! `plan` turns an optimized program into steps with slots and last uses and runs them;
-//! `fuse` groups runs of elementwise steps; `dispatch` decides which kernel runs each step;
+//! `plan` turns an optimized program into steps (`step`) with slots and last uses and runs
+//! them; `fuse` groups runs of elementwise steps; `dispatch` decides which kernel runs each
+//! step;
 //! `matmul` and `math` are the kernels (strided `gemm`, vectorized transcendental
 //! functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
 
@@ -12,6 +13,7 @@ pub(crate) mod math;
 pub(crate) mod matmul;
 pub(crate) mod plan;
 pub(crate) mod profile;
+pub(crate) mod step;
 
 pub use self::plan::Plan;
 pub use self::profile::{profile_start, profile_stop};

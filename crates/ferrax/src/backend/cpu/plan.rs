@@ -13,32 +13,12 @@ use std::collections::HashMap;
 
 use crate::backend::count;
 use crate::backend::cpu::buffers::{self, BufferPool};
-use crate::backend::cpu::dispatch::{execute, kernel, Kernel};
-use crate::backend::cpu::fuse::{fuse, FusedItem};
+use crate::backend::cpu::dispatch::{execute, kernel};
+use crate::backend::cpu::fuse::{self, FusedItem};
 use crate::backend::cpu::profile;
-use crate::ir::{same_shape, Array, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
+use crate::backend::cpu::step::{Step, StepArg};
+use crate::ir::{same_shape, Array, Atom, Aval, Env, Error, Program, Result, Var};
 use crate::passes::optimize_checked;
-
-/// Where a step reads an operand: a slot of the run (a variable's value) or a value known
-/// when the plan was made (a literal or a constant).
-#[derive(Clone, Debug)]
-pub(crate) enum StepArg {
-    Slot(usize),
-    Value(Array),
-}
-
-/// One equation, prepared.
-#[derive(Clone, Debug)]
-pub(crate) struct Step {
-    pub prim: Primitive,
-    /// The CPU kernel chosen for it (`None`: the reference evaluator).
-    pub kernel: Option<Kernel>,
-    pub args: Vec<StepArg>,
-    pub out: usize,
-    pub out_aval: Aval,
-    /// Slots whose last use is this step (freed after it).
-    pub last: Vec<usize>,
-}
 
 #[derive(Clone, Debug)]
 pub(crate) enum Item {
@@ -160,6 +140,33 @@ impl Plan {
         }
         self.outputs.iter().map(|o| read(&slots, o)).collect()
     }
+}
+
+/// Groups runs of fusible steps (same size and dtype, at least two) into fused items;
+/// `last_use` gives each slot's last reading step.
+fn fuse(program: &Program, steps: Vec<Step>, last_use: &HashMap<usize, usize>) -> Vec<Item> {
+    let aval_of = |a: &StepArg| match a {
+        StepArg::Value(v) => v.aval(),
+        StepArg::Slot(k) => program.avals[*k].clone(),
+    };
+    let mut items = vec![];
+    let mut k = 0;
+    while k < steps.len() {
+        let end = fuse::run_end(&steps, k, &aval_of);
+        if end - k < 2 {
+            items.push(Item::Step(steps[k].clone()));
+            k += 1;
+        } else {
+            items.push(Item::Fused(fuse::group(
+                &steps[k..end],
+                end - 1,
+                last_use,
+                &aval_of,
+            )));
+            k = end;
+        }
+    }
+    items
 }
 
 /// The last step that reads each slot; outputs are read "after" every step.

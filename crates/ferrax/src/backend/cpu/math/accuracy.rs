@@ -1,8 +1,8 @@
 //! The vectorised math kernels' accuracy, measured in ulps against the platform's libm
 //! (f64) and libm's f64 result rounded to f32 (f32) over many inputs in several ranges.
 
+use super::Unary;
 use super::{vectorized, SliceFn32, SliceFn64};
-use crate::backend::cpu::dispatch::Unary;
 use crate::ir::{Array, DType};
 
 /// ferrax's own kernels of a function, by its primitive's name.

@@ -1,0 +1,211 @@
+//! Slice kernels: the math functions applied over buffers, the choice of kernel per
+//! function ([`fast`]), and splitting long loops over threads ([`chunked`]).
+
+use super::{cos_f32s, sin_f32s, tanh_f32};
+
+/// The float functions of one operand the CPU backend has slice kernels for ([`fast`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unary {
+    Neg,
+    Abs,
+    Sqrt,
+    Rsqrt,
+    Exp,
+    Expm1,
+    Log,
+    Tanh,
+    Logistic,
+    Sin,
+    Cos,
+}
+
+/// Elements above which kernels split work across threads.
+const PARALLEL_THRESHOLD: usize = 1 << 16;
+
+pub(crate) fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Calls `f(offset, chunk)` over `out`, in parallel chunks when it is large.
+pub(crate) fn chunked<T: Send + Sync + Copy>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    let n = out.len();
+    if n >= PARALLEL_THRESHOLD && threads() > 1 {
+        let chunk = n.div_ceil(threads() * 4).max(4096);
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| f(i * chunk, c));
+    } else {
+        f(0, out);
+    }
+}
+
+/// A slice kernel: `out[i] = f(xs[i])`.
+pub type SliceFn64 = fn(&[f64], &mut [f64]);
+/// A slice kernel for f32 (computed through f64).
+pub type SliceFn32 = fn(&[f32], &mut [f32]);
+
+macro_rules! slice_kernels {
+    ($($name:ident: $elem:expr, $fix:expr;)*) => {
+        $(
+            pub mod $name {
+                /// f64 slice kernel.
+                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                    let f = $elem;
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = f(x);
+                    }
+                    let fix: Option<fn(f64) -> Option<f64>> = $fix;
+                    if let Some(fix) = fix {
+                        for (o, &x) in out.iter_mut().zip(xs) {
+                            if let Some(v) = fix(x) {
+                                *o = v;
+                            }
+                        }
+                    }
+                }
+                /// f32 slice kernel, through f64 (for sin, cos and tanh the f32-arithmetic
+                /// kernels measured faster; this route stays for comparison).
+                #[allow(dead_code)]
+                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                    let f = $elem;
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = f(x as f64) as f32;
+                    }
+                    let fix: Option<fn(f64) -> Option<f64>> = $fix;
+                    if let Some(fix) = fix {
+                        for (o, &x) in out.iter_mut().zip(xs) {
+                            if let Some(v) = fix(x as f64) {
+                                *o = v as f32;
+                            }
+                        }
+                    }
+                }
+            }
+        )*
+    };
+}
+
+// The trigonometric kernels run the vectorized reduction everywhere, then patch the rare
+// elements beyond its range (and NaN/inf) with the platform's functions in a second pass.
+slice_kernels! {
+    exp: super::super::exp_f64, None;
+    expm1: super::super::expm1_f64, None;
+    log: super::super::log_f64, None;
+    tanh: super::super::tanh_f64, None;
+    logistic: super::super::logistic_f64, None;
+    sin: |x: f64| super::super::sin_reduced(x, 0), Some(|x: f64| super::super::needs_libm(x).then(|| x.sin()));
+    cos: |x: f64| super::super::sin_reduced(x, 1), Some(|x: f64| super::super::needs_libm(x).then(|| x.cos()));
+}
+
+macro_rules! libm_kernels {
+    ($($name:ident: $f32:expr, $f64:expr;)*) => {
+        $(
+            pub mod $name {
+                /// f64 slice kernel through the platform's libm.
+                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                    let f: fn(f64) -> f64 = $f64;
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = f(x);
+                    }
+                }
+                /// f32 slice kernel through the platform's libm (not chosen for sin and cos,
+                /// kept for comparison).
+                #[allow(dead_code)]
+                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                    let f: fn(f32) -> f32 = $f32;
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = f(x);
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// The platform's scalar functions as slice kernels (the choice where they measured faster).
+pub mod libm {
+    libm_kernels! {
+        sin: f32::sin, f64::sin;
+        cos: f32::cos, f64::cos;
+        exp: f32::exp, f64::exp;
+        log: f32::ln, f64::ln;
+        expm1: f32::exp_m1, f64::exp_m1;
+        logistic: |x: f32| 1.0 / (1.0 + (-x).exp()), |x: f64| 1.0 / (1.0 + (-x).exp());
+    }
+}
+
+/// tanh on f32 slices in f32 arithmetic ([`tanh_f32`]).
+pub fn tanh_f32s(xs: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = tanh_f32(x);
+    }
+}
+
+/// ferrax's vectorizable kernels of a unary float function (tested for accuracy whatever
+/// [`fast`] chooses); `None` for the functions that need no polynomial.
+pub(crate) fn vectorized(u: Unary) -> Option<(SliceFn32, SliceFn64)> {
+    Some(match u {
+        Unary::Exp => (exp::f32s, exp::f64s),
+        Unary::Expm1 => (expm1::f32s, expm1::f64s),
+        Unary::Log => (log::f32s, log::f64s),
+        Unary::Sin => (sin_f32s, sin::f64s),
+        Unary::Cos => (cos_f32s, cos::f64s),
+        Unary::Tanh => (tanh_f32s, tanh::f64s),
+        Unary::Logistic => (logistic::f32s, logistic::f64s),
+        Unary::Neg | Unary::Abs | Unary::Sqrt | Unary::Rsqrt => return None,
+    })
+}
+
+macro_rules! simple_kernels {
+    ($($name:ident: $x:ident => $e:expr;)*) => {
+        $(
+            mod $name {
+                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                    for (o, &$x) in out.iter_mut().zip(xs) {
+                        *o = $e;
+                    }
+                }
+                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                    for (o, &$x) in out.iter_mut().zip(xs) {
+                        *o = $e;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+// One instruction each: written as plain loops, which the compiler vectorizes.
+simple_kernels! {
+    neg: x => -x;
+    abs: x => x.abs();
+    sqrt: x => x.sqrt();
+    rsqrt: x => 1.0 / x.sqrt();
+}
+
+/// The kernels plans use for a unary float function: whichever measured faster on this
+/// build (see `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm on
+/// every build (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally
+/// distributed inputs); with AVX2 (the benchmark builds for `x86-64-v3`) the f64-route
+/// polynomials also win for exp, log, logistic; f64 sin/cos use libm (the f64 reduction did
+/// not vectorize).
+pub(crate) fn fast(u: Unary) -> (SliceFn32, SliceFn64) {
+    let simd = cfg!(target_feature = "avx2");
+    match u {
+        Unary::Neg => (neg::f32s, neg::f64s),
+        Unary::Abs => (abs::f32s, abs::f64s),
+        Unary::Sqrt => (sqrt::f32s, sqrt::f64s),
+        Unary::Rsqrt => (rsqrt::f32s, rsqrt::f64s),
+        Unary::Tanh => (tanh_f32s, tanh::f64s),
+        Unary::Exp | Unary::Log | Unary::Logistic | Unary::Expm1 if simd => {
+            vectorized(u).expect("ferrax has polynomials for these")
+        }
+        Unary::Exp => (libm::exp::f32s, libm::exp::f64s),
+        Unary::Log => (libm::log::f32s, libm::log::f64s),
+        Unary::Logistic => (libm::logistic::f32s, libm::logistic::f64s),
+        Unary::Expm1 => (libm::expm1::f32s, libm::expm1::f64s),
+        Unary::Sin => (sin_f32s, libm::sin::f64s),
+        Unary::Cos => (cos_f32s, libm::cos::f64s),
+    }
+}
