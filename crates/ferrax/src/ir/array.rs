@@ -2,7 +2,7 @@
 //!
 //! An [`Array`] is a shape, a dtype and a contiguous row-major buffer behind an `Arc`, so
 //! cloning is cheap and programs, linear maps and tensors can share residual values without
-//! copying. Arrays are immutable once built. The evaluator (`eval`) consumes and produces
+//! copying. Arrays are immutable once built. The evaluators (`backend`) consume and produce
 //! them; tracing only ever sees their avals.
 
 use std::fmt;

@@ -1,8 +1,8 @@
 //! Errors: the one `Error` type every public entry point returns.
 //!
-//! Sits beside every stage of the pipeline. Shape and dtype rules (`primitive`), the tracer
-//! (`trace`), the evaluator (`eval`), the text parser (`text`) and the checker (`program`)
-//! all report through this enum. Errors raised by a user's operation inside a traced closure
+//! Sits beside every stage of the pipeline. Shape and dtype rules (`shape_rules`), the
+//! tracer (`trace`), the evaluators (`backend`), the text parser (`parse`) and the checker
+//! (`program`) all report through this enum. Errors raised by a user's operation inside a traced closure
 //! carry the user's `file:line:col`, captured with `#[track_caller]` on every surface
 //! operation, so a mistake deep in a transformed function points at the line that made it.
 

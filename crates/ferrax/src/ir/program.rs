@@ -1,11 +1,13 @@
 //! Programs: the typed SSA form every transformation reads and writes.
 //!
 //! Tracing (`trace`) produces a [`Program`]; every pass maps programs to programs; the
-//! evaluator (`eval`) runs them. A program has constant inputs (arrays captured while
+//! evaluators (`backend`) run them. A program has constant inputs (arrays captured while
 //! tracing), ordinary inputs, a list of equations (one primitive each, one output each) and
 //! outputs (variables or scalar literals). Each variable has an aval, is defined exactly once
 //! and is used only after its definition; [`Program::check`] verifies exactly that, and every
-//! pass is tested to produce programs that pass it. The text form is in `text`.
+//! pass is tested to produce programs that pass it. Other `impl Program` blocks live with
+//! what they do: the text form in `print` and `parse`, `Program::call` (recording into a
+//! trace) in `trace::stack`, `Program::eval` in `backend::reference`.
 
 use std::collections::HashSet;
 

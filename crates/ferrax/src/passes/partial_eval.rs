@@ -1,6 +1,6 @@
 //! Partial evaluation: splitting a jvp program into primal work and a linear program.
 //!
-//! Sits between the jvp pass and the linear map (`linearize`). Given a jvp program
+//! Sits between the jvp pass and the linear map (`api::linear_map`). Given a jvp program
 //! (inputs: primals then tangents; outputs: primal outputs then tangent outputs), every
 //! variable is *known* (computable from primals alone) or *unknown* (depends on a tangent).
 //!

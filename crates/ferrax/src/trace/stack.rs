@@ -3,7 +3,7 @@
 //! The first stage of the pipeline. A thread-local stack holds one *builder* per trace in
 //! progress. Every primitive application goes through [`bind`]:
 //!
-//! * with no trace in progress, it computes at once (eager mode, through `eval`);
+//! * with no trace in progress, it computes at once (eager mode, through the reference evaluator);
 //! * otherwise it is recorded as an equation in the innermost trace ("omnistaging": even
 //!   operations on concrete arrays are staged, so a transformation sees all the work).
 //!

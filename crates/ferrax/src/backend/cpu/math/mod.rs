@@ -1,6 +1,6 @@
 //! Fast CPU kernels behind the reference semantics.
 //!
-//! Used by compiled plans (`plan`, `fuse`); the reference evaluator (`eval`) stays the definition,
+//! Used by compiled plans (`plan`, `fuse`); the reference evaluator (`backend::reference`) stays the definition,
 //! and tests compare the two. Elementwise kernels are plain loops over slices that the
 //! compiler vectorizes; the transcendental functions are branch-free range reductions and
 //! polynomials (written to vectorize), in f64, with f32 computed through f64. Which kernel a
