@@ -15,7 +15,6 @@
 //! allows. Outputs must be linear or zero: a residual output is an affine constant.
 //! Anything else is rejected with the primitive and the user's source line.
 
-use crate::ir::{comparison, rounding, smooth_unary};
 use crate::ir::{Atom, Error, Primitive, Program, Result};
 
 /// How a primitive may use linear operands.
@@ -41,6 +40,28 @@ pub enum Linearity {
     NotLinear,
 }
 
+/// The primitives that are linear in no operand: the family whose [`Linearity`] is
+/// `NotLinear`, and whose transpose rule is an error.
+macro_rules! nonlinear {
+    () => {
+        $crate::ir::smooth_unary!()
+            | $crate::ir::rounding!()
+            | $crate::ir::comparison!()
+            | $crate::ir::Primitive::Abs
+            | $crate::ir::Primitive::Sign
+            | $crate::ir::Primitive::IntegerPow { .. }
+            | $crate::ir::Primitive::Pow
+            | $crate::ir::Primitive::Max
+            | $crate::ir::Primitive::Min
+            | $crate::ir::Primitive::Atan2
+            | $crate::ir::Primitive::ReduceMax { .. }
+            | $crate::ir::Primitive::ReduceMin { .. }
+            | $crate::ir::Primitive::Argmax { .. }
+            | $crate::ir::Primitive::Iota { .. }
+    };
+}
+pub(crate) use nonlinear;
+
 impl Primitive {
     /// How this primitive may use linear operands (see [`Linearity`]).
     pub fn linearity(&self) -> Linearity {
@@ -61,20 +82,7 @@ impl Primitive {
             Div => Linearity::Numerator,
             Select => Linearity::Select,
             ConvertElementType { .. } => Linearity::FloatConvert,
-            smooth_unary!()
-            | rounding!()
-            | comparison!()
-            | Abs
-            | Sign
-            | IntegerPow { .. }
-            | Pow
-            | Max
-            | Min
-            | Atan2
-            | ReduceMax { .. }
-            | ReduceMin { .. }
-            | Argmax { .. }
-            | Iota { .. } => Linearity::NotLinear,
+            nonlinear!() => Linearity::NotLinear,
         }
     }
 }

@@ -22,9 +22,8 @@
 //! The transposed program takes the same residuals, then one cotangent per output of the
 //! original; so a transposed linear map shares its residuals with the original.
 
-use crate::ir::{comparison, rounding, smooth_unary};
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result, Var};
-use crate::passes::linearity::{classify, kind_of, Kind};
+use crate::passes::linearity::{classify, kind_of, nonlinear, Kind};
 use crate::trace::{checked, materialize, trace_flat, Emit, Tensor};
 
 /// Applies the transpose of the linear program `p` (first `n_res` inputs residuals) to
@@ -368,20 +367,7 @@ pub(crate) fn transpose_rule(
         }
         // Not linear in any operand: the linearity checker rejects these before any rule
         // runs, so reaching one is an internal error, reported as such.
-        smooth_unary!()
-        | rounding!()
-        | comparison!()
-        | Abs
-        | Sign
-        | IntegerPow { .. }
-        | Pow
-        | Max
-        | Min
-        | Atan2
-        | ReduceMax { .. }
-        | ReduceMin { .. }
-        | Argmax { .. }
-        | Iota { .. } => {
+        nonlinear!() => {
             return Err(Error::NotLinear {
                 op: prim.name().to_string(),
                 msg: "has no transpose rule: it is not linear".into(),
