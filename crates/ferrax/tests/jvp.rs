@@ -12,7 +12,7 @@ use ferrax::{
     make_jaxpr, reset_eval_counts, Array, Aval, DType, Error, Program, Tensor,
 };
 use harness::{
-    agree, arb_smooth_program, op_table, perturb, random_array, richardson, single_eqn_program,
+    agree, arb_smooth_program, op_table, perturb, random_args, richardson, single_eqn_program,
     Domain,
 };
 use proptest::prelude::*;
@@ -56,18 +56,8 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
         }
         let p = single_eqn_program(&row.prim, &(row.avals)(DType::F64)).unwrap();
         for seed in 0..4u64 {
-            let primals: Vec<Array> = p
-                .in_avals()
-                .iter()
-                .enumerate()
-                .map(|(i, a)| random_array(seed * 10 + i as u64, a, row.domain))
-                .collect();
-            let tangents: Vec<Array> = p
-                .in_avals()
-                .iter()
-                .enumerate()
-                .map(|(i, a)| random_array(1000 + seed * 10 + i as u64, a, Domain::Real))
-                .collect();
+            let primals = random_args(&p.in_avals(), seed * 10, row.domain);
+            let tangents = random_args(&p.in_avals(), 1000 + seed * 10, Domain::Real);
             let (y, dy) = run_jvp(&p, &primals, &tangents);
             let refs: Vec<&Array> = primals.iter().collect();
             assert!(
@@ -123,9 +113,8 @@ proptest! {
 
     #[test]
     fn random_programs_jvp_matches_fd_and_linearize_equals_jvp(p in arb_smooth_program(10), seed in 0u64..10_000) {
-        let avals = p.in_avals();
-        let primals: Vec<Array> = avals.iter().enumerate().map(|(i, a)| random_array(seed + i as u64, a, Domain::Real)).collect();
-        let tangents: Vec<Array> = avals.iter().enumerate().map(|(i, a)| random_array(seed + 100 + i as u64, a, Domain::Real)).collect();
+        let primals = random_args(&p.in_avals(), seed, Domain::Real);
+        let tangents = random_args(&p.in_avals(), seed + 100, Domain::Real);
         let (y, dy) = run_jvp(&p, &primals, &tangents);
         prop_assume!(y.iter().all(|a| a.to_f64_vec().iter().all(|v| v.is_finite())));
         for (k, out) in y.iter().enumerate() {

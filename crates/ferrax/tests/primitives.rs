@@ -4,7 +4,7 @@
 mod harness;
 
 use ferrax::{eval_primitive, Array, Aval, DType, Error, Program, PRIMITIVE_NAMES};
-use harness::{array_from_f64, close, op_table, single_eqn_program};
+use harness::{array_from_f64, close, op_table, random_args, single_eqn_program};
 
 #[test]
 fn every_primitive_has_a_row() {
@@ -65,10 +65,7 @@ fn shape_rule_accepts_every_listed_dtype() {
             let out = row.prim.abstract_eval(&refs);
             assert!(out.is_ok(), "{} rejects {d}: {:?}", row.name, out.err());
             // the evaluator's output has exactly the rule's aval
-            let args: Vec<Array> = avals
-                .iter()
-                .map(|a| harness::random_array(1, a, row.domain))
-                .collect();
+            let args = random_args(&avals, 1, row.domain);
             let arefs: Vec<&Array> = args.iter().collect();
             let v = eval_primitive(&row.prim, &arefs).unwrap();
             assert_eq!(v.aval(), out.unwrap(), "{} on {d}", row.name);
@@ -149,10 +146,7 @@ fn print_parse_print_round_trip_for_every_row() {
             assert_eq!(q.to_string(), text, "{} on {d}", row.name);
             q.check().unwrap();
             // the parsed program computes the same thing
-            let args: Vec<Array> = avals
-                .iter()
-                .map(|a| harness::random_array(7, a, row.domain))
-                .collect();
+            let args = random_args(&avals, 7, row.domain);
             let a = p.eval(&args).unwrap();
             let b = q.eval(&args).unwrap();
             assert!(a[0].same_values(&b[0]), "{}", row.name);

@@ -15,7 +15,7 @@ use ferrax::{
 };
 use ferrax::{ResidualSource, Split};
 use harness::{
-    agree, arb_program, arb_smooth_program, op_table, perturb, random_array, richardson,
+    agree, arb_program, arb_smooth_program, op_table, perturb, random_args, richardson,
     single_eqn_program, Domain,
 };
 use proptest::prelude::*;
@@ -89,18 +89,8 @@ fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> bool 
     {
         return false;
     }
-    let tangents: Vec<Array> = p
-        .in_avals()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| random_array(seed + 50 + i as u64, a, Domain::Real))
-        .collect();
-    let cts: Vec<Array> = p
-        .out_avals()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| random_array(seed + 90 + i as u64, a, Domain::Real))
-        .collect();
+    let tangents = random_args(&p.in_avals(), seed + 50, Domain::Real);
+    let cts = random_args(&p.out_avals(), seed + 90, Domain::Real);
     let mut args = res.clone();
     args.extend(tangents.iter().cloned());
     let jt = s.linear.eval(&args).unwrap();
@@ -160,12 +150,7 @@ fn adjoint_identity_and_double_transpose_for_every_row() {
         }
         let p = single_eqn_program(&row.prim, &(row.avals)(DType::F64)).unwrap();
         for seed in 0..3u64 {
-            let primals: Vec<Array> = p
-                .in_avals()
-                .iter()
-                .enumerate()
-                .map(|(i, a)| random_array(seed * 7 + i as u64, a, row.domain))
-                .collect();
+            let primals = random_args(&p.in_avals(), seed * 7, row.domain);
             if check_adjoint(&p, &primals, seed * 1000, row.name) {
                 checked += 1;
             }
@@ -179,8 +164,7 @@ proptest! {
 
     #[test]
     fn adjoint_identity_on_random_programs(p in arb_program(12), seed in 0u64..100_000) {
-        let primals: Vec<Array> = p.in_avals().iter().enumerate()
-            .map(|(i, a)| random_array(seed + i as u64, a, Domain::Real)).collect();
+        let primals = random_args(&p.in_avals(), seed, Domain::Real);
         check_adjoint(&p, &primals, seed, &p.to_string());
     }
 
@@ -191,10 +175,8 @@ proptest! {
             let outs = p.call(&xs).unwrap();
             outs.iter().map(|o| o.sum_all()).reduce(|a, b| a + b).unwrap()
         };
-        let xs: Vec<Array> = p.in_avals().iter().enumerate()
-            .map(|(i, a)| random_array(seed + i as u64, a, Domain::Real)).collect();
-        let ts: Vec<Array> = p.in_avals().iter().enumerate()
-            .map(|(i, a)| random_array(seed + 40 + i as u64, a, Domain::Real)).collect();
+        let xs = random_args(&p.in_avals(), seed, Domain::Real);
+        let ts = random_args(&p.in_avals(), seed + 40, Domain::Real);
         let x: Vec<Tensor> = xs.iter().cloned().map(Tensor::new).collect();
         let (v, g) = value_and_grad(f, &x).unwrap();
         prop_assume!(v.item().unwrap().is_finite());

@@ -9,7 +9,7 @@ use ferrax::{
     gauss_newton, grad, jacfwd, jacrev, jvp, linearize, make_jaxpr, vjp, vmap, vmap_axes,
     vmap_program, Array, Aval, DType, Error, Program, Tensor, VmapAxes,
 };
-use harness::{agree, arb_program, op_table, random_array, single_eqn_program, Domain};
+use harness::{agree, arb_program, op_table, random_args, single_eqn_program, Domain};
 use proptest::prelude::*;
 
 fn take(a: &Array, axis: usize, i: usize) -> Array {
@@ -44,13 +44,13 @@ fn check_vmap(
     seed: u64,
     domain: Domain,
 ) {
-    let args: Vec<Array> = p
+    let batched: Vec<Aval> = p
         .in_avals()
         .iter()
         .zip(in_axes)
-        .enumerate()
-        .map(|(i, (a, ax))| random_array(seed + i as u64, &batched_aval(a, *ax, size), domain))
+        .map(|(a, ax)| batched_aval(a, *ax, size))
         .collect();
+    let args = random_args(&batched, seed, domain);
     let leaves: Vec<Tensor> = args.iter().cloned().map(Tensor::new).collect();
     let axes = VmapAxes::new()
         .in_axes(
