@@ -12,8 +12,8 @@ use ferrax::{
     make_jaxpr, reset_eval_counts, Array, Aval, DType, Error, Program, Tensor,
 };
 use harness::{
-    agree, arb_smooth_program, op_table, perturb, random_args, richardson, single_eqn_program,
-    Domain,
+    agree, arb_smooth_program, perturb, random_args, richardson, single_eqn_program, Column,
+    Domain, Tally,
 };
 use proptest::prelude::*;
 
@@ -50,10 +50,8 @@ fn run_jvp(p: &Program, primals: &[Array], tangents: &[Array]) -> (Vec<Array>, V
 
 #[test]
 fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
-    for row in op_table() {
-        if !row.dtypes.contains(&DType::F64) {
-            continue;
-        }
+    let mut tally = Tally::new(&[Column::Jvp, Column::Linearize]);
+    for row in Column::Jvp.rows() {
         let p = single_eqn_program(&row.prim, &(row.avals)(DType::F64)).unwrap();
         for seed in 0..4u64 {
             let primals = random_args(&p.in_avals(), seed * 10, row.domain);
@@ -95,6 +93,7 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
                     row.name
                 );
             }
+            tally.checked(Column::Jvp, &row);
             let (y2, dy2) = run_split(&p, &primals, &tangents);
             assert!(y2[0].same_values(&y[0]), "{}", row.name);
             assert!(
@@ -104,8 +103,10 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
                 dy2[0],
                 dy[0]
             );
+            tally.checked(Column::Linearize, &row);
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 proptest! {

@@ -10,18 +10,22 @@
 //!   numbers); [`single_eqn_program`] for one row.
 //! * `numeric.rs`: seeded random arrays ([`random_array`], [`random_args`]), comparisons
 //!   to a tolerance ([`close`], [`agree`]) and finite differences ([`richardson`]).
+//! * [`Column`] (`columns.rs`): which rows each column of the coverage matrix claims, and the
+//!   [`Tally`] with which each per-row test fails naming a claimed row it never checked.
 //!
 //! A new primitive gets one row in the table and is then covered by every per-row test
 //! (known values, shape rule, text, jvp, linearize, transpose, vmap, jit) and by the random
 //! programs.
 
 // Each test binary uses a different part of the harness.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+mod columns;
 mod numeric;
 mod op_table;
 mod programs;
 
+pub use columns::*;
 pub use numeric::*;
 pub use op_table::op_table;
 pub use programs::*;
