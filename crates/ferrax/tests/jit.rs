@@ -11,7 +11,9 @@ use ferrax::{
     eval_counts, grad, jit, jit_linearize, jvp, linearize, make_jaxpr, optimize, reset_eval_counts,
     vmap, Array, DType, Plan, Program, Tensor,
 };
-use harness::{arb_program, close, op_table, random_array, random_inputs, single_eqn_program};
+use harness::{
+    arb_program, close, random_args, random_array, random_inputs, single_eqn_program, Column, Tally,
+};
 use proptest::prelude::*;
 
 fn tol(d: DType) -> f64 {
@@ -24,15 +26,13 @@ fn tol(d: DType) -> f64 {
 
 #[test]
 fn plans_equal_the_reference_evaluator_for_every_row_and_dtype() {
-    for row in op_table() {
+    let mut tally = Tally::new(&[Column::Jit]);
+    for row in Column::Jit.rows() {
         for &d in row.dtypes {
             let avals = (row.avals)(d);
             let p = single_eqn_program(&row.prim, &avals).unwrap();
             for seed in 0..3 {
-                let args: Vec<Array> = avals
-                    .iter()
-                    .map(|a| random_array(seed, a, row.domain))
-                    .collect();
+                let args = random_args(&avals, seed, row.domain);
                 let want = p.eval(&args).unwrap();
                 let got = Plan::new(&p).unwrap().run(args.clone()).unwrap();
                 assert!(
@@ -43,16 +43,15 @@ fn plans_equal_the_reference_evaluator_for_every_row_and_dtype() {
                     want[0]
                 );
                 // the caller's arrays are untouched (no in-place update of shared buffers)
-                let again: Vec<Array> = avals
-                    .iter()
-                    .map(|a| random_array(seed, a, row.domain))
-                    .collect();
+                let again = random_args(&avals, seed, row.domain);
                 for (a, b) in args.iter().zip(&again) {
                     assert!(a.same_values(b), "{}: an input was modified", row.name);
                 }
+                tally.checked(Column::Jit, &row);
             }
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 proptest! {
@@ -412,12 +411,7 @@ fn recycled_buffers_never_leak_old_values() {
     .unwrap();
     let plan = Plan::new(&p).unwrap();
     for run in 0..4u64 {
-        let args: Vec<Array> = p
-            .in_avals()
-            .iter()
-            .enumerate()
-            .map(|(i, aval)| random_array(10 * run + i as u64, aval, harness::Domain::Real))
-            .collect();
+        let args = random_args(&p.in_avals(), 10 * run, harness::Domain::Real);
         let want = p.eval(&args).unwrap();
         // a plan with nothing carried over from earlier runs computes the same bits
         let fresh = Plan::new(&p).unwrap().run(args.clone()).unwrap();

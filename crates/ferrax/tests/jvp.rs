@@ -9,11 +9,11 @@ use ferrax::check_linear;
 use ferrax::ResidualSource;
 use ferrax::{
     eval_counts, eval_primitive, jacfwd, jvp, jvp_program, linearize, linearize_program,
-    make_jaxpr, reset_eval_counts, Array, Aval, DType, Error, Program, Tensor,
+    make_jaxpr, reset_eval_counts, Array, DType, Error, Program, Tensor,
 };
 use harness::{
-    agree, arb_smooth_program, op_table, perturb, random_array, richardson, single_eqn_program,
-    Domain,
+    agree, arb_smooth_program, perturb, random_args, richardson, single_eqn_program, Column,
+    Domain, Tally,
 };
 use proptest::prelude::*;
 
@@ -50,24 +50,12 @@ fn run_jvp(p: &Program, primals: &[Array], tangents: &[Array]) -> (Vec<Array>, V
 
 #[test]
 fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
-    for row in op_table() {
-        if !row.dtypes.contains(&DType::F64) {
-            continue;
-        }
+    let mut tally = Tally::new(&[Column::Jvp, Column::Linearize]);
+    for row in Column::Jvp.rows() {
         let p = single_eqn_program(&row.prim, &(row.avals)(DType::F64)).unwrap();
         for seed in 0..4u64 {
-            let primals: Vec<Array> = p
-                .in_avals()
-                .iter()
-                .enumerate()
-                .map(|(i, a)| random_array(seed * 10 + i as u64, a, row.domain))
-                .collect();
-            let tangents: Vec<Array> = p
-                .in_avals()
-                .iter()
-                .enumerate()
-                .map(|(i, a)| random_array(1000 + seed * 10 + i as u64, a, Domain::Real))
-                .collect();
+            let primals = random_args(&p.in_avals(), seed * 10, row.domain);
+            let tangents = random_args(&p.in_avals(), 1000 + seed * 10, Domain::Real);
             let (y, dy) = run_jvp(&p, &primals, &tangents);
             let refs: Vec<&Array> = primals.iter().collect();
             assert!(
@@ -105,6 +93,7 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
                     row.name
                 );
             }
+            tally.checked(Column::Jvp, &row);
             let (y2, dy2) = run_split(&p, &primals, &tangents);
             assert!(y2[0].same_values(&y[0]), "{}", row.name);
             assert!(
@@ -114,8 +103,10 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
                 dy2[0],
                 dy[0]
             );
+            tally.checked(Column::Linearize, &row);
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 proptest! {
@@ -123,9 +114,8 @@ proptest! {
 
     #[test]
     fn random_programs_jvp_matches_fd_and_linearize_equals_jvp(p in arb_smooth_program(10), seed in 0u64..10_000) {
-        let avals = p.in_avals();
-        let primals: Vec<Array> = avals.iter().enumerate().map(|(i, a)| random_array(seed + i as u64, a, Domain::Real)).collect();
-        let tangents: Vec<Array> = avals.iter().enumerate().map(|(i, a)| random_array(seed + 100 + i as u64, a, Domain::Real)).collect();
+        let primals = random_args(&p.in_avals(), seed, Domain::Real);
+        let tangents = random_args(&p.in_avals(), seed + 100, Domain::Real);
         let (y, dy) = run_jvp(&p, &primals, &tangents);
         prop_assume!(y.iter().all(|a| a.to_f64_vec().iter().all(|v| v.is_finite())));
         for (k, out) in y.iter().enumerate() {
@@ -669,5 +659,4 @@ fn linearize_vs_jvp_benchmark_shape_small() {
             assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{a} vs {b}");
         }
     }
-    let _ = Aval::scalar(DType::F32);
 }

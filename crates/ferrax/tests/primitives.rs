@@ -4,7 +4,7 @@
 mod harness;
 
 use ferrax::{eval_primitive, Array, Aval, DType, Error, Program, PRIMITIVE_NAMES};
-use harness::{array_from_f64, close, op_table, single_eqn_program};
+use harness::{array_from_f64, close, op_table, random_args, single_eqn_program, Column, Tally};
 
 #[test]
 fn every_primitive_has_a_row() {
@@ -15,8 +15,11 @@ fn every_primitive_has_a_row() {
             "primitive `{name}` has no row in the op table"
         );
     }
-    // and every row names a real primitive, with known values
+    // and every row names a real primitive, with known values, under a name of its own (the
+    // coverage tally counts checks by row name)
+    let mut names = std::collections::HashSet::new();
     for r in &rows {
+        assert!(names.insert(r.name), "two rows are named {}", r.name);
         assert!(PRIMITIVE_NAMES.contains(&r.prim.name()));
         assert!(!r.known.is_empty(), "row {} has no known values", r.name);
     }
@@ -24,11 +27,12 @@ fn every_primitive_has_a_row() {
 
 #[test]
 fn known_values_f64_and_f32() {
-    for row in op_table() {
-        for dtype in [DType::F64, DType::F32] {
-            if !row.dtypes.contains(&dtype) {
-                continue;
-            }
+    let mut tally = Tally::new(&[Column::KnownF64, Column::KnownF32]);
+    for (column, dtype) in [
+        (Column::KnownF64, DType::F64),
+        (Column::KnownF32, DType::F32),
+    ] {
+        for row in column.rows() {
             let avals = (row.avals)(dtype);
             let tol = if dtype == DType::F64 {
                 row.tol.1
@@ -51,9 +55,11 @@ fn known_values_f64_and_f32() {
                     "{} on {dtype}: got {out:?}, expected {expected:?}",
                     row.name
                 );
+                tally.checked(column, &row);
             }
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 #[test]
@@ -65,10 +71,7 @@ fn shape_rule_accepts_every_listed_dtype() {
             let out = row.prim.abstract_eval(&refs);
             assert!(out.is_ok(), "{} rejects {d}: {:?}", row.name, out.err());
             // the evaluator's output has exactly the rule's aval
-            let args: Vec<Array> = avals
-                .iter()
-                .map(|a| harness::random_array(1, a, row.domain))
-                .collect();
+            let args = random_args(&avals, 1, row.domain);
             let arefs: Vec<&Array> = args.iter().collect();
             let v = eval_primitive(&row.prim, &arefs).unwrap();
             assert_eq!(v.aval(), out.unwrap(), "{} on {d}", row.name);
@@ -78,6 +81,7 @@ fn shape_rule_accepts_every_listed_dtype() {
 
 #[test]
 fn shape_rule_rejects_bad_operands_with_a_precise_message() {
+    let mut tally = Tally::new(&[Column::Rejects]);
     for row in op_table() {
         assert!(
             !row.rejects.is_empty(),
@@ -117,8 +121,10 @@ fn shape_rule_rejects_bad_operands_with_a_precise_message() {
                 let arefs: Vec<&Array> = args.iter().collect();
                 assert_eq!(eval_primitive(&row.prim, &arefs).unwrap_err(), err);
             }
+            tally.checked(Column::Rejects, &row);
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 #[test]
@@ -139,7 +145,8 @@ fn dtype_kinds_are_reported_as_dtype_errors() {
 
 #[test]
 fn print_parse_print_round_trip_for_every_row() {
-    for row in op_table() {
+    let mut tally = Tally::new(&[Column::RoundTrip]);
+    for row in Column::RoundTrip.rows() {
         for &d in row.dtypes {
             let avals = (row.avals)(d);
             let p = single_eqn_program(&row.prim, &avals).unwrap();
@@ -149,15 +156,14 @@ fn print_parse_print_round_trip_for_every_row() {
             assert_eq!(q.to_string(), text, "{} on {d}", row.name);
             q.check().unwrap();
             // the parsed program computes the same thing
-            let args: Vec<Array> = avals
-                .iter()
-                .map(|a| harness::random_array(7, a, row.domain))
-                .collect();
+            let args = random_args(&avals, 7, row.domain);
             let a = p.eval(&args).unwrap();
             let b = q.eval(&args).unwrap();
             assert!(a[0].same_values(&b[0]), "{}", row.name);
+            tally.checked(Column::RoundTrip, &row);
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Bad input to public entry points: every case here once panicked, aborted, hung or
-//! answered wrongly (issue 10 and the fuzz harness's findings). Each test names the class
-//! it pins; together they are the promise "an `Err` naming what was wrong, or the right
-//! value".
+//! answered wrongly (found by review and by fuzzing). Each test names the class it pins;
+//! together they are the promise "an `Err` naming what was wrong, or the right value".
 
 use ferrax::{
     gauss_newton, grad, jacfwd, jacrev, linear_transpose, linearize, make_jaxpr, transpose_program,

@@ -15,8 +15,8 @@ use ferrax::{
 };
 use ferrax::{ResidualSource, Split};
 use harness::{
-    agree, arb_program, arb_smooth_program, op_table, perturb, random_array, richardson,
-    single_eqn_program, Domain,
+    agree, arb_program, arb_smooth_program, perturb, random_args, richardson, single_eqn_program,
+    Column, Domain, Tally,
 };
 use proptest::prelude::*;
 
@@ -71,9 +71,9 @@ fn dot(a: &[Array], b: &[Array]) -> (f64, f64) {
     (s, m)
 }
 
-/// Checks ⟨c, J t⟩ = ⟨Jᵀ c, t⟩ and Jᵀᵀ = J for a program at random points; returns false
-/// when the point gives non-finite values (skipped).
-fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> bool {
+/// Checks ⟨c, J t⟩ = ⟨Jᵀ c, t⟩ and Jᵀᵀ = J for a program at random points; returns the
+/// linear program it checked, or `None` when the point gives non-finite values (skipped).
+fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> Option<Program> {
     let s = linearize_program(p).unwrap();
     let nres = s.residuals.len();
     check_linear(&s.linear, nres).unwrap();
@@ -87,20 +87,10 @@ fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> bool 
         .iter()
         .any(|r| r.to_f64_vec().iter().any(|v| !v.is_finite()))
     {
-        return false;
+        return None;
     }
-    let tangents: Vec<Array> = p
-        .in_avals()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| random_array(seed + 50 + i as u64, a, Domain::Real))
-        .collect();
-    let cts: Vec<Array> = p
-        .out_avals()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| random_array(seed + 90 + i as u64, a, Domain::Real))
-        .collect();
+    let tangents = random_args(&p.in_avals(), seed + 50, Domain::Real);
+    let cts = random_args(&p.out_avals(), seed + 90, Domain::Real);
     let mut args = res.clone();
     args.extend(tangents.iter().cloned());
     let jt = s.linear.eval(&args).unwrap();
@@ -124,7 +114,7 @@ fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> bool 
     let (lhs, _) = dot(&floats(&cts), &floats(&jt));
     let (rhs, _) = dot(&floats(&jtc), &floats(&tangents));
     if !(lhs.is_finite() && rhs.is_finite()) {
-        return false;
+        return None;
     }
     let (_, m1) = dot(&floats(&cts), &floats(&jt_mag));
     let (_, m2) = dot(&floats(&jtc_mag), &floats(&tangents));
@@ -148,29 +138,30 @@ fn check_adjoint(p: &Program, primals: &[Array], seed: u64, what: &str) -> bool 
         agree(&a, &b, 1e-12),
         "{what}: (J^T)^T t = {b:?} but J t = {a:?}"
     );
-    true
+    Some(s.linear)
 }
 
 #[test]
 fn adjoint_identity_and_double_transpose_for_every_row() {
+    let mut tally = Tally::new(&[Column::Adjoint, Column::TransposeRule]);
     let mut checked = 0;
-    for row in op_table() {
-        if !row.dtypes.contains(&DType::F64) {
-            continue;
-        }
+    for row in Column::Adjoint.rows() {
         let p = single_eqn_program(&row.prim, &(row.avals)(DType::F64)).unwrap();
         for seed in 0..3u64 {
-            let primals: Vec<Array> = p
-                .in_avals()
-                .iter()
-                .enumerate()
-                .map(|(i, a)| random_array(seed * 7 + i as u64, a, row.domain))
-                .collect();
-            if check_adjoint(&p, &primals, seed * 1000, row.name) {
-                checked += 1;
+            let primals = random_args(&p.in_avals(), seed * 7, row.domain);
+            let Some(linear) = check_adjoint(&p, &primals, seed * 1000, row.name) else {
+                continue;
+            };
+            checked += 1;
+            tally.checked(Column::Adjoint, &row);
+            // The check transposed the linear program; the primitive's own rule ran if the
+            // program applies it.
+            if Column::TransposeRule.claims(&row) && linear.count_prim(row.prim.name()) > 0 {
+                tally.checked(Column::TransposeRule, &row);
             }
         }
     }
+    tally.assert_every_claimed_row_checked();
     assert!(checked > 150, "only {checked} row checks ran");
 }
 
@@ -179,8 +170,7 @@ proptest! {
 
     #[test]
     fn adjoint_identity_on_random_programs(p in arb_program(12), seed in 0u64..100_000) {
-        let primals: Vec<Array> = p.in_avals().iter().enumerate()
-            .map(|(i, a)| random_array(seed + i as u64, a, Domain::Real)).collect();
+        let primals = random_args(&p.in_avals(), seed, Domain::Real);
         check_adjoint(&p, &primals, seed, &p.to_string());
     }
 
@@ -191,10 +181,8 @@ proptest! {
             let outs = p.call(&xs).unwrap();
             outs.iter().map(|o| o.sum_all()).reduce(|a, b| a + b).unwrap()
         };
-        let xs: Vec<Array> = p.in_avals().iter().enumerate()
-            .map(|(i, a)| random_array(seed + i as u64, a, Domain::Real)).collect();
-        let ts: Vec<Array> = p.in_avals().iter().enumerate()
-            .map(|(i, a)| random_array(seed + 40 + i as u64, a, Domain::Real)).collect();
+        let xs = random_args(&p.in_avals(), seed, Domain::Real);
+        let ts = random_args(&p.in_avals(), seed + 40, Domain::Real);
         let x: Vec<Tensor> = xs.iter().cloned().map(Tensor::new).collect();
         let (v, g) = value_and_grad(f, &x).unwrap();
         prop_assume!(v.item().unwrap().is_finite());
@@ -298,7 +286,7 @@ fn dot_general_transposes_with_batch_and_permuted_dimensions() {
     let x = (l, r);
     let p = make_jaxpr(f, &x).unwrap();
     let primals = vec![x.0.array().unwrap(), x.1.array().unwrap()];
-    assert!(check_adjoint(&p, &primals, 77, "dot_general batch"));
+    assert!(check_adjoint(&p, &primals, 77, "dot_general batch").is_some());
 }
 
 // ---- gradients, Jacobians, Hessians ----

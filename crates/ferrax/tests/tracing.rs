@@ -5,7 +5,7 @@
 mod harness;
 
 use ferrax::{make_jaxpr, stage, where_, Array, Aval, DType, Error, Program, Tensor};
-use harness::{random_array, Domain};
+use harness::{random_args, Domain};
 use proptest::prelude::*;
 
 type SurfaceFn = fn(&[Tensor]) -> Tensor;
@@ -149,11 +149,8 @@ proptest! {
     #[test]
     fn traced_equals_eager_for_every_surface_op(seed in any::<u64>()) {
         for (name, shapes, domain, f) in surface_ops() {
-            let args: Vec<Array> = shapes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| random_array(seed.wrapping_add(i as u64), &Aval::new(s.clone(), DType::F64), domain))
-                .collect();
+            let avals: Vec<Aval> = shapes.iter().map(|s| Aval::new(s.clone(), DType::F64)).collect();
+            let args = random_args(&avals, seed, domain);
             let tensors: Vec<Tensor> = args.iter().cloned().map(Tensor::new).collect();
             let eager = f(&tensors).array().map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
             let p = make_jaxpr(|xs: Vec<Tensor>| f(&xs), &tensors)

@@ -9,7 +9,7 @@ use ferrax::{
     gauss_newton, grad, jacfwd, jacrev, jvp, linearize, make_jaxpr, vjp, vmap, vmap_axes,
     vmap_program, Array, Aval, DType, Error, Program, Tensor, VmapAxes,
 };
-use harness::{agree, arb_program, op_table, random_array, single_eqn_program, Domain};
+use harness::{agree, arb_program, random_args, single_eqn_program, Column, Domain, Tally};
 use proptest::prelude::*;
 
 fn take(a: &Array, axis: usize, i: usize) -> Array {
@@ -44,13 +44,13 @@ fn check_vmap(
     seed: u64,
     domain: Domain,
 ) {
-    let args: Vec<Array> = p
+    let batched: Vec<Aval> = p
         .in_avals()
         .iter()
         .zip(in_axes)
-        .enumerate()
-        .map(|(i, (a, ax))| random_array(seed + i as u64, &batched_aval(a, *ax, size), domain))
+        .map(|(a, ax)| batched_aval(a, *ax, size))
         .collect();
+    let args = random_args(&batched, seed, domain);
     let leaves: Vec<Tensor> = args.iter().cloned().map(Tensor::new).collect();
     let axes = VmapAxes::new()
         .in_axes(
@@ -90,7 +90,8 @@ fn check_vmap(
 
 #[test]
 fn every_row_vmap_equals_the_loop_for_all_axis_choices() {
-    for row in op_table() {
+    let mut tally = Tally::new(&[Column::Vmap]);
+    for row in Column::Vmap.rows() {
         let d = row.dtypes[0];
         let avals = (row.avals)(d);
         let p = single_eqn_program(&row.prim, &avals).unwrap();
@@ -119,8 +120,10 @@ fn every_row_vmap_equals_the_loop_for_all_axis_choices() {
         for (n, combo) in combos.iter().enumerate() {
             let out_axis = n % (out_rank + 1);
             check_vmap(&p, combo, out_axis, 3, n as u64, row.domain);
+            tally.checked(Column::Vmap, &row);
         }
     }
+    tally.assert_every_claimed_row_checked();
 }
 
 proptest! {

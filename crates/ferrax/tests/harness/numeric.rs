@@ -1,0 +1,100 @@
+//! Numbers for the checks: arrays from values, seeded random arrays from a domain,
+//! comparisons to a tolerance, and finite differences.
+
+use super::Domain;
+use ferrax::{Array, Aval, DType};
+
+/// An array of an aval holding the given values (converted to its dtype).
+pub fn array_from_f64(vals: &[f64], aval: &Aval) -> Array {
+    let data = match aval.dtype {
+        DType::F32 => ferrax::Data::F32(vals.iter().map(|&v| v as f32).collect()),
+        DType::F64 => ferrax::Data::F64(vals.to_vec()),
+        DType::I32 => ferrax::Data::I32(vals.iter().map(|&v| v as i32).collect()),
+        DType::I64 => ferrax::Data::I64(vals.iter().map(|&v| v as i64).collect()),
+        DType::Bool => ferrax::Data::Bool(vals.iter().map(|&v| v != 0.0).collect()),
+    };
+    Array::from_data(data, &aval.shape).expect("value count matches the aval")
+}
+
+/// Random values for an aval from a domain (seeded, so failures reproduce).
+pub fn random_array(seed: u64, aval: &Aval, domain: Domain) -> Array {
+    let n = aval.size();
+    let raw = Array::random_normal(seed, &[n], DType::F64)
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap();
+    let vals: Vec<f64> = raw
+        .iter()
+        .map(|&z| match domain {
+            Domain::Real => z,
+            Domain::Positive => 0.1 + z.abs(),
+            Domain::Unit => z.tanh() * 0.9,
+            // Quarter-integers plus a little: away from jumps at integers and halves.
+            Domain::Real2 => (z * 4.0).round() / 4.0 + 0.1,
+        })
+        .collect();
+    let vals: Vec<f64> = match aval.dtype {
+        DType::I32 | DType::I64 => vals.iter().map(|v| (v * 3.0).round()).collect(),
+        DType::Bool => vals.iter().map(|v| (*v > 0.0) as u8 as f64).collect(),
+        _ => vals,
+    };
+    array_from_f64(&vals, aval)
+}
+
+/// Random values for each of `avals` from a domain: operand `i` from seed `seed + i`.
+pub fn random_args(avals: &[Aval], seed: u64, domain: Domain) -> Vec<Array> {
+    avals
+        .iter()
+        .enumerate()
+        .map(|(i, a)| random_array(seed.wrapping_add(i as u64), a, domain))
+        .collect()
+}
+
+/// Whether two arrays agree to a relative tolerance (exactly, NaN = NaN, when tol = 0).
+pub fn close(a: &Array, b: &Array, tol: f64) -> bool {
+    if a.shape() != b.shape() || a.dtype() != b.dtype() {
+        return false;
+    }
+    a.to_f64_vec().iter().zip(b.to_f64_vec()).all(|(x, y)| {
+        (x.is_nan() && y.is_nan())
+            || x == &y
+            || (x - y).abs() <= tol * x.abs().max(y.abs()).max(f64::MIN_POSITIVE)
+    })
+}
+
+/// Central differences with one step of Richardson extrapolation: error O(h^4), so the
+/// tolerance against an exact derivative can be tight. `f(eps)` evaluates the function at
+/// `x + eps * t`.
+pub fn richardson(f: &dyn Fn(f64) -> Vec<f64>, h: f64) -> Vec<f64> {
+    let d = |h: f64| -> Vec<f64> {
+        let (a, b) = (f(h), f(-h));
+        a.iter().zip(&b).map(|(x, y)| (x - y) / (2.0 * h)).collect()
+    };
+    let (d1, d2) = (d(h), d(h / 2.0));
+    d1.iter()
+        .zip(&d2)
+        .map(|(a, b)| (4.0 * b - a) / 3.0)
+        .collect()
+}
+
+/// `x + eps * t`, elementwise, for f64 arrays (other dtypes are returned unchanged).
+pub fn perturb(x: &Array, t: &Array, eps: f64) -> Array {
+    if x.dtype() != DType::F64 {
+        return x.clone();
+    }
+    let v: Vec<f64> = x
+        .to_f64_vec()
+        .iter()
+        .zip(t.to_f64_vec())
+        .map(|(a, b)| a + eps * b)
+        .collect();
+    Array::from_vec(v, x.shape()).unwrap()
+}
+
+/// Whether two f64 vectors agree to `rtol` relative to the larger magnitude (at least 1).
+pub fn agree(a: &[f64], b: &[f64], rtol: f64) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (x.is_nan() && y.is_nan()) || (x - y).abs() <= rtol * x.abs().max(y.abs()).max(1.0)
+        })
+}
