@@ -772,3 +772,29 @@ fn bad_input_files_and_values_are_errors() {
         "{err}"
     );
 }
+
+/// Issue 10's CLI reproductions of core bugs: a literal zero in a linear position (the
+/// transposer once panicked), and a product declared huge over empty operands (once a
+/// segfault in gemm): each is an answer or an error, never a signal.
+#[test]
+fn zero_coefficients_transpose_and_huge_declared_shapes_are_errors() {
+    let f = temp_file(
+        "mulzero.fx",
+        "{ lambda ; a:f64[] . let b:f64[] = mul a 0.0:f64 in (b) }",
+    );
+    for t in ["vjp", "grad", "transpose"] {
+        let (code, out, err) = run(&["transform", t, f.to_str().unwrap()]);
+        assert_eq!(code, 0, "{t}: {err}");
+        assert!(out.contains("lambda"), "{t}: {out}");
+    }
+    let g = temp_file(
+        "hugedot.fx",
+        "{ lambda ; a:f64[4294967296,4294967296,0] b:f64[0,3] . let c:f64[4294967296,4294967296,3] = dot_general[lhs_contracting=(2,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] a b in (c) }",
+    );
+    let g = g.to_str().unwrap();
+    for args in [vec!["check", g], vec!["eval", g, "--inputs", "[[], []]"]] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("too large"), "{args:?}: {err}");
+    }
+}

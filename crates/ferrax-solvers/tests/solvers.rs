@@ -1329,3 +1329,19 @@ fn nist_json_is_valid_for_any_run() {
     assert_eq!(v["problem"], "a \"quoted\" \\ name\n");
     assert!(v["rss"].is_null() && v["params"][0].is_null());
 }
+
+/// A residual that does not depend on the parameters (its linear program multiplies by a
+/// literal zero): both methods end without a panic, where the transpose once hit one.
+#[test]
+fn a_residual_independent_of_the_parameters_fits_without_a_panic() {
+    use ferrax_solvers::least_squares::{least_squares, LsqOptions, Method};
+    for method in [Method::GaussNewtonCg, Method::LevenbergMarquardt] {
+        let opts = LsqOptions {
+            method,
+            ..LsqOptions::default()
+        };
+        let fit = least_squares(|p: ferrax::Tensor| &p * 0.0 + 1.0, &[1.0, 2.0], &opts)
+            .unwrap_or_else(|e| panic!("{method:?}: {e}"));
+        assert_eq!(fit.params, vec![1.0, 2.0], "{method:?}");
+    }
+}
