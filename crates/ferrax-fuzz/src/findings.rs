@@ -139,11 +139,10 @@ impl Findings {
         let what = location
             .map(|l| l.rsplit('/').next().unwrap_or(l).to_string())
             .unwrap_or_else(|| stage.to_string());
-        let stem = self.dir.join(target).join(format!(
-            "{:03}-{kind}-{}",
-            self.next,
-            slug(&what)
-        ));
+        let stem = self
+            .dir
+            .join(target)
+            .join(format!("{:03}-{kind}-{}", self.next, slug(&what)));
         let f = Finding {
             key: key.clone(),
             kind: kind.to_string(),

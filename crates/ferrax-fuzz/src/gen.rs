@@ -19,20 +19,23 @@ use rand::Rng;
 const RESERVED: &[&str] = &["in", "let", "lambda", "true", "false", "inf", "nan"];
 
 /// The `i`-th canonical variable name (`a, b, ..., z, ba, bb, ...`, skipping reserved
-/// words), as ferrax's printer names variables in order of definition.
+/// words), as ferrax's printer names variables in order of definition. Constant time per
+/// name (the printer's own loop is linear in `i`, which makes printing quadratic).
 pub fn name_of(i: usize) -> String {
-    let mut seen = 0;
-    let mut k = 0;
-    loop {
-        let n = spreadsheet_name(k);
-        if !RESERVED.contains(&n.as_str()) {
-            if seen == i {
-                return n;
-            }
-            seen += 1;
+    let mut reserved: Vec<usize> = RESERVED.iter().map(|w| spreadsheet_index(w)).collect();
+    reserved.sort_unstable();
+    let mut k = i;
+    for r in reserved {
+        if r <= k {
+            k += 1;
         }
-        k += 1;
     }
+    spreadsheet_name(k)
+}
+
+/// The inverse of `spreadsheet_name` for words that do not start with `a`.
+fn spreadsheet_index(w: &str) -> usize {
+    w.bytes().fold(0, |acc, b| acc * 26 + (b - b'a') as usize)
 }
 
 fn spreadsheet_name(mut k: usize) -> String {
@@ -229,7 +232,9 @@ impl<R: Rng> Gen<'_, R> {
     /// A variable whose aval satisfies `ok`, preferring recent ones; `None` now and then
     /// even when one exists, so new inputs keep appearing.
     fn var_where(&mut self, ok: impl Fn(&Aval) -> bool) -> Option<usize> {
-        let c: Vec<usize> = (0..self.avals.len()).filter(|&v| ok(&self.avals[v])).collect();
+        let c: Vec<usize> = (0..self.avals.len())
+            .filter(|&v| ok(&self.avals[v]))
+            .collect();
         if c.is_empty() || self.rng.gen_bool(0.15) {
             return None;
         }
@@ -270,7 +275,11 @@ impl<R: Rng> Gen<'_, R> {
     }
 
     fn subset(&mut self, of: &[usize]) -> Vec<usize> {
-        let mut v: Vec<usize> = of.iter().copied().filter(|_| self.rng.gen_bool(0.5)).collect();
+        let mut v: Vec<usize> = of
+            .iter()
+            .copied()
+            .filter(|_| self.rng.gen_bool(0.5))
+            .collect();
         v.shuffle(self.rng);
         v
     }
@@ -353,9 +362,9 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             "argmax" => {
-                let x = match self.var_where(|a| {
-                    a.dtype.is_numeric() && a.shape.iter().any(|&d| d > 0)
-                }) {
+                let x = match self
+                    .var_where(|a| a.dtype.is_numeric() && a.shape.iter().any(|&d| d > 0))
+                {
                     Some(x) => x,
                     None => {
                         let d = self.dtype(NUMERIC);
@@ -498,7 +507,8 @@ impl<R: Rng> Gen<'_, R> {
             "slice" => {
                 let x = self.arg(ANY, 0);
                 let a = av(self, x);
-                let (mut start, mut limit, mut strides, mut shape) = (vec![], vec![], vec![], vec![]);
+                let (mut start, mut limit, mut strides, mut shape) =
+                    (vec![], vec![], vec![], vec![]);
                 for &n in &a.shape {
                     let s = self.rng.gen_range(0..=n);
                     let l = self.rng.gen_range(s..=n);
@@ -720,7 +730,10 @@ impl<R: Rng> Gen<'_, R> {
         }
         s.push_str(" . let\n");
         for e in &self.eqns {
-            s.push_str(&format!("    {}:{} = {}", names[e.out], self.avals[e.out], e.prim));
+            s.push_str(&format!(
+                "    {}:{} = {}",
+                names[e.out], self.avals[e.out], e.prim
+            ));
             for o in &e.ops {
                 s.push(' ');
                 s.push_str(&op(o));
@@ -740,6 +753,19 @@ mod tests {
 
     #[test]
     fn names_follow_the_printer() {
+        // the printer's definition: count up, skipping reserved words
+        let mut slow = vec![];
+        let mut k = 0;
+        while slow.len() < 20_000 {
+            let n = spreadsheet_name(k);
+            if !RESERVED.contains(&n.as_str()) {
+                slow.push(n);
+            }
+            k += 1;
+        }
+        for (i, n) in slow.iter().enumerate() {
+            assert_eq!(&name_of(i), n, "{i}");
+        }
         assert_eq!(name_of(0), "a");
         assert_eq!(name_of(25), "z");
         assert_eq!(name_of(26), "ba");

@@ -46,7 +46,10 @@ impl Job {
                 seed,
                 generated: v["generated"].as_bool().unwrap_or(false),
             },
-            "nist" => Job::Nist { text: text()?, seed },
+            "nist" => Job::Nist {
+                text: text()?,
+                seed,
+            },
             "scaling" => Job::Scaling {
                 n: v["n"].as_u64()? as usize,
             },
@@ -128,9 +131,10 @@ impl Event {
     pub fn dedup_key(&self) -> String {
         match &self.location {
             Some(loc) => format!(
-                "{} at {} ({})",
+                "{} at {} in {} ({})",
                 self.kind.name(),
                 loc_without_column(loc),
+                self.stage,
                 blank_numbers(first_line(&self.message))
             ),
             None => format!(
@@ -154,12 +158,22 @@ fn loc_without_column(loc: &str) -> &str {
     }
 }
 
-/// Replaces every run of digits with `#` and cuts the text at 120 characters, so messages
-/// that differ only in sizes, indices or names' numbers fall together.
+/// Replaces every run of digits with `#` and every name in backquotes with `` `_` ``, and
+/// cuts the text at 120 characters, so messages that differ only in sizes, indices or the
+/// primitive they name fall together.
 pub fn blank_numbers(s: &str) -> String {
     let mut out = String::new();
     let mut in_digits = false;
+    let mut quoted = false;
     for c in s.chars() {
+        if c == '`' {
+            quoted = !quoted;
+            out.push_str(if quoted { "`_" } else { "`" });
+            continue;
+        }
+        if quoted {
+            continue;
+        }
         if c.is_ascii_digit() {
             if !in_digits {
                 out.push('#');

@@ -93,7 +93,9 @@ fn main() -> ExitCode {
             timeout_ms,
             ferrax_bin,
         }) => {
-            let needs_cli = files.iter().any(|f| f.extension().is_some_and(|e| e == "cli"));
+            let needs_cli = files
+                .iter()
+                .any(|f| f.extension().is_some_and(|e| e == "cli"));
             let bin = match (ferrax_bin, needs_cli) {
                 (Some(b), _) => Some(b),
                 (None, true) => ferrax_fuzz::targets::cli::ferrax_binary(None, true).ok(),
@@ -107,7 +109,11 @@ fn main() -> ExitCode {
             );
             let mut failed = 0;
             for r in &results {
-                let status = if r.failures.is_empty() { "ok  " } else { "FAIL" };
+                let status = if r.failures.is_empty() {
+                    "ok  "
+                } else {
+                    "FAIL"
+                };
                 let acc = if r.accepted { "accepted" } else { "rejected" };
                 println!("{status} {} ({acc})", r.path.display());
                 for f in &r.failures {

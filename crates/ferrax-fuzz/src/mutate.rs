@@ -61,9 +61,46 @@ const KEYWORDS: &[&str] = &[
 ];
 
 const SNIPPETS: &[&str] = &[
-    "{", "}", "[", "]", "(", ")", "=", ":", ",", ";", ".", "#", "\n", " ", "-", "0", "9", "e",
-    "_", "a", ":f64", "f64[", "[]", "()", "(,)", "let", "in", "lambda", "é", "\u{0}", "\t", "\r",
-    "99999999999", "18446744073709551615", "\u{feff}", "::", "==", "[=]", "(0,0)", "x:f64[]",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "=",
+    ":",
+    ",",
+    ";",
+    ".",
+    "#",
+    "\n",
+    " ",
+    "-",
+    "0",
+    "9",
+    "e",
+    "_",
+    "a",
+    ":f64",
+    "f64[",
+    "[]",
+    "()",
+    "(,)",
+    "let",
+    "in",
+    "lambda",
+    "é",
+    "\u{0}",
+    "\t",
+    "\r",
+    "99999999999",
+    "18446744073709551615",
+    "\u{feff}",
+    "::",
+    "==",
+    "[=]",
+    "(0,0)",
+    "x:f64[]",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +131,7 @@ fn tokens(s: &str) -> Vec<Tok> {
                 i += 1;
             }
             Class::Ident
-        } else if c.is_ascii_digit()
-            || (c == b'-' && i + 1 < b.len() && b[i + 1].is_ascii_digit())
+        } else if c.is_ascii_digit() || (c == b'-' && i + 1 < b.len() && b[i + 1].is_ascii_digit())
         {
             i += 1;
             while i < b.len()
@@ -197,8 +233,12 @@ pub fn mutate_once(s: &str, others: &[String], rng: &mut impl Rng) -> Option<(St
             let t = pick_tok(&toks, Class::Number, rng)?;
             let old = &s[t.start..t.end];
             let new = match (rng.gen_range(0..3), old.parse::<i128>()) {
-                (0, Ok(n)) => (n + [1i128, -1, 2, -2][rng.gen_range(0..4)]).to_string(),
-                (1, Ok(n)) => (n * [2i128, 1 << 16, -1][rng.gen_range(0..3)]).to_string(),
+                (0, Ok(n)) => n
+                    .saturating_add([1i128, -1, 2, -2][rng.gen_range(0..4)])
+                    .to_string(),
+                (1, Ok(n)) => n
+                    .saturating_mul([2i128, 1 << 16, -1][rng.gen_range(0..3)])
+                    .to_string(),
                 _ => INTERESTING_NUMBERS
                     .choose(rng)
                     .expect("numbers")
@@ -325,7 +365,10 @@ pub fn mutate_once(s: &str, others: &[String], rng: &mut impl Rng) -> Option<(St
             let j = rng.gen_range(0..=b.len());
             let mut l: Vec<&str> = a[..i].to_vec();
             l.extend_from_slice(&b[j..]);
-            (l.join("\n"), format!("splice lines ..{i} with another text's {j}.."))
+            (
+                l.join("\n"),
+                format!("splice lines ..{i} with another text's {j}.."),
+            )
         }
         15 => {
             // swap two identifiers of the text everywhere they appear as whole tokens

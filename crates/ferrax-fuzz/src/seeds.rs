@@ -125,22 +125,24 @@ pub const SEEDS: &[&str] = &[
     "{ lambda ; a:f64[3] . let
     b:f64[3] = integer_pow[y=2] a
     c:f64[] = reduce_sum[axes=(0,)] b
-    d:f64[3] = mul a 0.0:f64
-    e:f64[] = reduce_sum[axes=(0,)] d
-    f:f64[] = add c e
-  in (f) }",
+    d:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
+    e:f64[3] = mul d a
+    f:f64[] = reduce_sum[axes=(0,)] e
+    g:f64[] = add c f
+  in (g) }",
     // issue 10, item 2: a constant made inside the function read by a residual equation
     "{ lambda ; a:f64[3] . let
     b:f64[3] = iota[dtype=f64 shape=(3,) dimension=0]
-    c:f64[3] = add b 0.0:f64
-    d:f64[3] = mul a c
-    e:f64[] = reduce_sum[axes=(0,)] d
-  in (e) }",
+    c:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
+    d:f64[3] = add b c
+    e:f64[3] = mul a d
+    f:f64[] = reduce_sum[axes=(0,)] e
+  in (f) }",
     "{ lambda ; a:f64[3] . let
     b:f64[3] = iota[dtype=f64 shape=(3,) dimension=0]
-    c:bool[3] = gt b 0.0:f64
-    d:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
-    e:f64[3] = select c a d
+    c:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
+    d:bool[3] = gt b c
+    e:f64[3] = select d a c
     f:f64[] = reduce_sum[axes=(0,)] e
   in (f) }",
     // issue 10, item 3: sizes that overflow
@@ -150,12 +152,14 @@ pub const SEEDS: &[&str] = &[
     // issue 10, item 10: max/min with NaN
     "{ lambda ; a:f64[4] b:f64[4] . let
     c:f64[4] = max a b
-    d:f64[4] = min a nan:f64
-  in (c) }",
+    d:f64[] = reduce_max[axes=(0,)] c
+    e:f64[] = min d nan:f64
+  in (c, e) }",
     "{ lambda ; a:f64[4] . let
     b:f64[4] = min a a
-    c:f64[4] = max b 1.0:f64
-  in (c) }",
+    c:f64[4] = broadcast_in_dim[shape=(4,) broadcast_dimensions=()] 1.0:f64
+    d:f64[4] = max b c
+  in (d) }",
 ];
 
 #[cfg(test)]

@@ -50,7 +50,9 @@ impl Outcome {
                 let last = stderr
                     .lines()
                     .rev()
-                    .find(|l| !l.trim().is_empty() && !l.starts_with("@@") && !l.starts_with("note:"))
+                    .find(|l| {
+                        !l.trim().is_empty() && !l.starts_with("@@") && !l.starts_with("note:")
+                    })
                     .unwrap_or("");
                 let stage = stage.as_deref().unwrap_or("start");
                 Some(match panic {
@@ -127,6 +129,7 @@ impl Supervisor {
     fn spawn(&mut self) -> std::io::Result<Worker> {
         let mut child = Command::new(&self.exe)
             .args(&self.args)
+            .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

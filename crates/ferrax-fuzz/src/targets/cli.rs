@@ -126,9 +126,17 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub enum CliOutcome {
-    Exited { code: i32, stderr: String },
-    Signaled { signal: i32, stderr: String },
-    Hung { secs: f64 },
+    Exited {
+        code: i32,
+        stderr: String,
+    },
+    Signaled {
+        signal: i32,
+        stderr: String,
+    },
+    Hung {
+        secs: f64,
+    },
     /// The harness could not start the binary (not a finding).
     NotRun(String),
 }
@@ -145,7 +153,13 @@ pub fn judge(inv: &Invocation, o: &CliOutcome) -> Option<CliFinding> {
         {
             let after = stderr.split("panicked at ").nth(1).unwrap_or("");
             let loc = after.split(":\n").next().unwrap_or("").trim().to_string();
-            let msg = after.split(":\n").nth(1).unwrap_or("").lines().next().unwrap_or("");
+            let msg = after
+                .split(":\n")
+                .nth(1)
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("");
             Some((
                 "panic",
                 format!("cli panic at {} ({})", strip_col(&loc), blank_numbers(msg)),
@@ -217,6 +231,7 @@ impl CliRunner {
         let mut cmd = Command::new(&self.bin);
         cmd.args(&inv.args)
             .current_dir(&self.work)
+            .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         match inv.stdout {
@@ -246,7 +261,9 @@ impl CliRunner {
         }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return CliOutcome::NotRun(format!("cannot start {}: {e}", self.bin.display())),
+            Err(e) => {
+                return CliOutcome::NotRun(format!("cannot start {}: {e}", self.bin.display()))
+            }
         };
         let out = child.stdout.take();
         let reader = match (inv.stdout, out) {
@@ -330,8 +347,17 @@ pub fn ferrax_binary(explicit: Option<&Path>, build: bool) -> Result<PathBuf, St
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "ferrax-cli", "--bin", "ferrax", "--profile", &profile])
-            .current_dir(&root);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "ferrax-cli",
+            "--bin",
+            "ferrax",
+            "--profile",
+            &profile,
+        ])
+        .current_dir(&root);
         if let Some(t) = dir.parent() {
             cmd.env("CARGO_TARGET_DIR", t);
         }
@@ -388,16 +414,28 @@ impl<R: Rng> Maker<'_, R> {
                 let base = gen::random_program(self.rng, false);
                 mutate::mutate(&base, &[], self.rng).0.into_bytes()
             }
-            55..=62 => seeds::SEEDS.choose(self.rng).expect("seeds").as_bytes().to_vec(),
-            63..=72 => HUGE_PROGRAMS.choose(self.rng).expect("huge").as_bytes().to_vec(),
+            55..=62 => seeds::SEEDS
+                .choose(self.rng)
+                .expect("seeds")
+                .as_bytes()
+                .to_vec(),
+            63..=72 => HUGE_PROGRAMS
+                .choose(self.rng)
+                .expect("huge")
+                .as_bytes()
+                .to_vec(),
             73..=75 => return "missing.fx".into(),
             76..=78 => {
                 self.dirs.push("adir".into());
                 return "adir".into();
             }
-            79..=80 => return ["/", "/dev/null", "/proc/self/status"][self.rng.gen_range(0..3)].into(),
+            79..=80 => {
+                return ["/", "/dev/null", "/proc/self/status"][self.rng.gen_range(0..3)].into()
+            }
             81..=83 => vec![],
-            84..=88 => (0..self.rng.gen_range(1..200)).map(|_| self.rng.gen()).collect(),
+            84..=88 => (0..self.rng.gen_range(1..200))
+                .map(|_| self.rng.gen())
+                .collect(),
             89..=92 => {
                 let mut b = gen::random_program(self.rng, true).into_bytes();
                 let i = self.rng.gen_range(0..b.len());
@@ -405,7 +443,9 @@ impl<R: Rng> Maker<'_, R> {
                 b
             }
             93..=95 => crate::driver::chain_text(3000).into_bytes(),
-            _ => "{ lambda ; a:f64[] . let\n    b:f64[] = exp b\n  in (b) }".as_bytes().to_vec(),
+            _ => "{ lambda ; a:f64[] . let\n    b:f64[] = exp b\n  in (b) }"
+                .as_bytes()
+                .to_vec(),
         };
         self.files.push((name.clone(), content));
         name
@@ -503,20 +543,40 @@ impl<R: Rng> Maker<'_, R> {
                         a.push(self.pick(&["in.json", "missing.json", "adir"]));
                         self.dirs.push("adir".into());
                     }
-                    8 => {
-                        a.extend(["--inputs".into(), "[]".into(), "--inputs-file".into(), "x".into()])
-                    }
+                    8 => a.extend([
+                        "--inputs".into(),
+                        "[]".into(),
+                        "--inputs-file".into(),
+                        "x".into(),
+                    ]),
                     _ => {}
                 }
                 a
             }
             42..=79 => {
-                let t = self.pick(&["jvp", "linearize", "vjp", "grad", "transpose", "vmap", "hessian"]);
+                let t = self.pick(&[
+                    "jvp",
+                    "linearize",
+                    "vjp",
+                    "grad",
+                    "transpose",
+                    "vmap",
+                    "hessian",
+                ]);
                 let f = self.program_file();
                 let mut a = vec!["transform".into(), t.clone(), f];
                 if t == "transpose" || self.rng.gen_bool(0.1) {
                     a.push("--residuals".into());
-                    a.push(self.pick(&["0", "1", "2", "5", "-1", "abc", "18446744073709551615", "18446744073709551616"]));
+                    a.push(self.pick(&[
+                        "0",
+                        "1",
+                        "2",
+                        "5",
+                        "-1",
+                        "abc",
+                        "18446744073709551615",
+                        "18446744073709551616",
+                    ]));
                 }
                 if t == "vmap" || self.rng.gen_bool(0.1) {
                     if self.rng.gen_bool(0.8) {
@@ -524,7 +584,19 @@ impl<R: Rng> Maker<'_, R> {
                         let n = (n as i64 + self.rng.gen_range(-1..2)).max(0) as usize;
                         let items: Vec<String> = (0..n.max(1))
                             .map(|_| {
-                                self.pick(&["0", "0", "1", "none", "None", "-1", "99", "x", "", " 0", "18446744073709551615"])
+                                self.pick(&[
+                                    "0",
+                                    "0",
+                                    "1",
+                                    "none",
+                                    "None",
+                                    "-1",
+                                    "99",
+                                    "x",
+                                    "",
+                                    " 0",
+                                    "18446744073709551615",
+                                ])
                             })
                             .collect();
                         a.push("--in-axes".into());
@@ -532,7 +604,17 @@ impl<R: Rng> Maker<'_, R> {
                     }
                     if self.rng.gen_bool(0.9) {
                         a.push("--axis-size".into());
-                        a.push(self.pick(&["0", "1", "3", "3", "-1", "abc", "4294967296", "1099511627776", "18446744073709551615"]));
+                        a.push(self.pick(&[
+                            "0",
+                            "1",
+                            "3",
+                            "3",
+                            "-1",
+                            "abc",
+                            "4294967296",
+                            "1099511627776",
+                            "18446744073709551615",
+                        ]));
                     }
                 }
                 a
@@ -540,7 +622,18 @@ impl<R: Rng> Maker<'_, R> {
             80..=91 => {
                 let mut a = vec!["nist".to_string()];
                 for _ in 0..self.rng.gen_range(0..3) {
-                    let n = self.pick(&["BoxBOD", "Misra1a", "DanWood", "Nope", "", "boxbod", "../Misra1a", "BoxBOD.dat", "MGH09", "Nelson"]);
+                    let n = self.pick(&[
+                        "BoxBOD",
+                        "Misra1a",
+                        "DanWood",
+                        "Nope",
+                        "",
+                        "boxbod",
+                        "../Misra1a",
+                        "BoxBOD.dat",
+                        "MGH09",
+                        "Nelson",
+                    ]);
                     a.push(n);
                 }
                 if self.rng.gen_bool(0.15) {
@@ -563,7 +656,18 @@ impl<R: Rng> Maker<'_, R> {
                 a
             }
             _ => {
-                let mut a = vec![self.pick(&["", "--help", "--version", "frobnicate", "check", "eval", "transform", "-h", "--", "nist"])];
+                let mut a = vec![self.pick(&[
+                    "",
+                    "--help",
+                    "--version",
+                    "frobnicate",
+                    "check",
+                    "eval",
+                    "transform",
+                    "-h",
+                    "--",
+                    "nist",
+                ])];
                 if self.rng.gen_bool(0.5) {
                     a.push(self.pick(&["a", "b", "--frob", "-x", "transform", "--inputs"]));
                 }
@@ -574,7 +678,15 @@ impl<R: Rng> Maker<'_, R> {
         // sprinkle: an unknown flag, a duplicated or dropped argument, an odd string
         if self.rng.gen_bool(0.08) {
             let i = self.rng.gen_range(0..=args.len());
-            let f = self.pick(&["--frobnicate", "-z", "--json", "--", "--residuals", "-", "--all"]);
+            let f = self.pick(&[
+                "--frobnicate",
+                "-z",
+                "--json",
+                "--",
+                "--residuals",
+                "-",
+                "--all",
+            ]);
             args.insert(i, f);
         }
         if self.rng.gen_bool(0.04) && !args.is_empty() {
@@ -610,7 +722,9 @@ impl<R: Rng> Maker<'_, R> {
                 self.dirs.push("data".into());
                 let real = crate::targets::nist::real_files();
                 let texts: Vec<String> = real.iter().map(|(_, t)| t.clone()).collect();
-                for (n, t) in real.iter().filter(|(n, _)| ["BoxBOD", "Misra1a", "DanWood", "MGH09", "Nelson"].contains(&n.as_str())) {
+                for (n, t) in real.iter().filter(|(n, _)| {
+                    ["BoxBOD", "Misra1a", "DanWood", "MGH09", "Nelson"].contains(&n.as_str())
+                }) {
                     let c = if self.rng.gen_bool(0.6) {
                         mutate::mutate(t, &texts, self.rng).0
                     } else {
@@ -653,7 +767,10 @@ fn record(findings: &mut Findings, inv: &Invocation, f: &CliFinding) -> Option<S
 fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./,=".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./,=".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))

@@ -34,8 +34,7 @@ pub struct Budget {
 
 impl Budget {
     pub fn more(&self, done: u64) -> bool {
-        self.iterations.is_none_or(|n| done < n)
-            && self.deadline.is_none_or(|d| Instant::now() < d)
+        self.iterations.is_none_or(|n| done < n) && self.deadline.is_none_or(|d| Instant::now() < d)
     }
 }
 

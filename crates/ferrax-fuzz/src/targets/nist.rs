@@ -90,9 +90,11 @@ fn nist_mutation(text: &str, names: &[String], rng: &mut impl Rng) -> String {
                 let words: Vec<&str> = l.split_whitespace().collect();
                 if !words.is_empty() {
                     let k = rng.gen_range(0..words.len());
-                    let v = ["nan", "inf", "-inf", "1e308", "-1e308", "0", "1e-320", "", "x"]
-                        .choose(rng)
-                        .expect("values");
+                    let v = [
+                        "nan", "inf", "-inf", "1e308", "-1e308", "0", "1e-320", "", "x",
+                    ]
+                    .choose(rng)
+                    .expect("values");
                     let mut w: Vec<String> = words.iter().map(|s| s.to_string()).collect();
                     w[k] = v.to_string();
                     *l = w.join("  ");
