@@ -127,6 +127,8 @@ pub fn run_job(job: &Job, progress: &mut dyn FnMut(&str)) -> Report {
         report: Report::default(),
         progress,
         seed,
+        last_error: String::new(),
+        complete: false,
     };
     match job {
         Job::Program {
@@ -166,6 +168,10 @@ struct Driver<'a> {
     report: Report,
     progress: &'a mut dyn FnMut(&str),
     seed: u64,
+    /// The message of the latest stage that returned `Err`.
+    last_error: String,
+    /// The program under test is accepted and small: every pass must succeed on it.
+    complete: bool,
 }
 
 impl Driver<'_> {
@@ -185,7 +191,10 @@ impl Driver<'_> {
         (self.progress)(name);
         let (end, out) = match isolated(f) {
             Ok(Ok(v)) => (StageEnd::Ok, Some(v)),
-            Ok(Err(_)) => (StageEnd::Err, None),
+            Ok(Err(e)) => {
+                self.last_error = e;
+                (StageEnd::Err, None)
+            }
             Err((loc, msg)) => {
                 self.report.events.push(Event {
                     kind: EventKind::Panic,
@@ -197,6 +206,26 @@ impl Driver<'_> {
             }
         };
         self.report.stages.push((name.to_string(), end));
+        out
+    }
+
+    /// [`Driver::stage`] for a stage that must succeed when `expect` holds: an `Err` there
+    /// (a well-typed, small program refused by a pass or the evaluator) is a violation.
+    fn stage_expect<T: Send>(
+        &mut self,
+        name: &str,
+        expect: bool,
+        f: impl FnOnce() -> Result<T, String> + Send,
+    ) -> Option<T> {
+        let out = self.stage(name, f);
+        if out.is_none() && expect && self.last_end() == Some(StageEnd::Err) {
+            let msg = self.last_error.clone();
+            self.event(
+                EventKind::Violation,
+                name,
+                format!("refused a well-typed program: {msg}"),
+            );
+        }
         out
     }
 
@@ -274,6 +303,7 @@ impl Driver<'_> {
             None => return,
         }
         self.report.accepted = true;
+        self.complete = cost(&p) == Cost::Cheap;
         self.round_trip(&p, text, generated);
         let q = p.clone();
         if let Some(d) = self.stage("dce", move || Ok(q.dce())) {
@@ -373,7 +403,9 @@ impl Driver<'_> {
     /// program's, and jit compared with eval. Returns eval's outputs.
     fn eval_and_jit(&mut self, stage: &str, p: &Program, args: &[Array]) -> Option<Vec<Array>> {
         let (q, a) = (p.clone(), args.to_vec());
-        let outs = self.stage(stage, move || q.eval(&a).map_err(|e| e.to_string()))?;
+        let expect = cost(p) == Cost::Cheap;
+        let outs =
+            self.stage_expect(stage, expect, move || q.eval(&a).map_err(|e| e.to_string()))?;
         let want = p.out_avals();
         let got: Vec<Aval> = outs.iter().map(|a| a.aval()).collect();
         if want != got {
@@ -430,7 +462,7 @@ impl Driver<'_> {
         // jvp with tangents for a random subset of the inputs
         let flags: Vec<bool> = (0..n_in).map(|_| rng.gen_bool(0.8)).collect();
         let (q, f) = (p.clone(), flags.clone());
-        if let Some(j) = self.stage("jvp", move || {
+        if let Some(j) = self.stage_expect("jvp", self.complete, move || {
             ferrax::jvp_program(&q, &f).map_err(|e| e.to_string())
         }) {
             if self.must_check("jvp", "jvp_program", &j) && cost(&j) == Cost::Cheap {
@@ -454,13 +486,13 @@ impl Driver<'_> {
         }
         // linearize, linearity, transpose of the linear program
         let q = p.clone();
-        if let Some(s) = self.stage("linearize", move || {
+        if let Some(s) = self.stage_expect("linearize", self.complete, move || {
             ferrax::linearize_program(&q).map_err(|e| e.to_string())
         }) {
             self.linearized(p, &s, args, rng);
         }
         let q = p.clone();
-        if let Some((s, t)) = self.stage("vjp", move || {
+        if let Some((s, t)) = self.stage_expect("vjp", self.complete, move || {
             ferrax::vjp_program(&q).map_err(|e| e.to_string())
         }) {
             self.must_check("vjp", "vjp_program (primal)", &s.primal);
@@ -470,7 +502,7 @@ impl Driver<'_> {
         let outs = p.out_avals();
         let gradable = outs.len() == 1 && outs[0].ndim() == 0 && outs[0].dtype.is_float();
         let q = p.clone();
-        let g = self.stage("grad", move || {
+        let g = self.stage_expect("grad", self.complete && gradable, move || {
             ferrax::grad_program(&q).map_err(|e| e.to_string())
         });
         match g {
@@ -493,6 +525,13 @@ impl Driver<'_> {
         }
         // vmap with random axes and a random size (sometimes absurd)
         let rng = &mut self.rng_for(1);
+        let size = match rng.gen_range(0..40) {
+            0 => 1usize << 32,
+            1 => usize::MAX,
+            2 => 1 << 40,
+            3 => 0,
+            k => 1 + k % 4,
+        };
         let in_avals = p.in_avals();
         let axes: Vec<Option<usize>> = in_avals
             .iter()
@@ -506,15 +545,14 @@ impl Driver<'_> {
                 }
             })
             .collect();
-        let size = match rng.gen_range(0..40) {
-            0 => 1usize << 32,
-            1 => usize::MAX,
-            2 => 1 << 40,
-            3 => 0,
-            k => 1 + k % 4,
-        };
         let (q, ax) = (p.clone(), axes.clone());
-        if let Some(v) = self.stage("vmap", move || {
+        let sane = self.complete
+            && size <= 4
+            && axes
+                .iter()
+                .zip(&in_avals)
+                .all(|(ax, a)| ax.is_none_or(|d| d <= a.ndim()));
+        if let Some(v) = self.stage_expect("vmap", sane, move || {
             ferrax::vmap_program(&q, &ax, size).map_err(|e| e.to_string())
         }) {
             if self.must_check("vmap", "vmap_program", &v) {
@@ -537,7 +575,7 @@ impl Driver<'_> {
         }
         // optimize computes what the program computes
         let q = p.clone();
-        if let Some(o) = self.stage("optimize", move || {
+        if let Some(o) = self.stage_expect("optimize", self.complete, move || {
             ferrax::optimize(&q).map_err(|e| e.to_string())
         }) {
             if self.must_check("optimize", "optimize", &o) && cost(&o) == Cost::Cheap {
@@ -589,7 +627,7 @@ impl Driver<'_> {
             Some(Ok(())) | None => {}
         }
         let lin = s.linear.clone();
-        let t = self.stage("transpose", move || {
+        let t = self.stage_expect("transpose", self.complete, move || {
             ferrax::transpose_program(&lin, n_res).map_err(|e| e.to_string())
         });
         let t_ok = match &t {

@@ -187,6 +187,10 @@ pub fn blank_numbers(s: &str) -> String {
             break;
         }
     }
+    // shapes of any rank fall together: `f64[#,#,#]` is `f64[#]`
+    while out.contains("#,#") {
+        out = out.replace("#,#", "#");
+    }
     out
 }
 

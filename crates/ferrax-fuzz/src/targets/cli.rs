@@ -178,7 +178,7 @@ pub fn judge(inv: &Invocation, o: &CliOutcome) -> Option<CliFinding> {
             let last = stderr
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .find(|l| !l.trim().is_empty() && !l.starts_with("note:"))
                 .unwrap_or("");
             Some((
                 "abort",

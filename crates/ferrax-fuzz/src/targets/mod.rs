@@ -66,13 +66,17 @@ impl Ctx<'_> {
                 Outcome::Done(r) => r.canonical.clone(),
                 _ => None,
             };
+            // at most 10 s per finding, and never past the target's deadline
+            let left = self.budget.deadline.map_or(Duration::from_secs(10), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if let Some(min) = minimize::shrink(
                 self.sup,
                 job,
                 &key,
                 canonical.as_deref(),
-                300,
-                Duration::from_secs(20),
+                200,
+                left.min(Duration::from_secs(10)),
             ) {
                 if self.verbose {
                     eprintln!("  minimized to:\n{min}");
