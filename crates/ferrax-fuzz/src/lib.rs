@@ -282,12 +282,15 @@ fn replay_cli(text: &str, ferrax_bin: Option<&Path>, timeout: Duration, r: &mut 
         return;
     };
     let runner = CliRunner {
-        bin: bin.to_path_buf(),
+        bin: bin.canonicalize().unwrap_or_else(|_| bin.to_path_buf()),
         work: std::env::temp_dir().join(format!("ferrax-fuzz-replay-{}", std::process::id())),
         timeout,
         mem_limit_bytes: 4096 << 20,
     };
     let o = runner.run(&inv);
+    if let CliOutcome::NotRun(e) = &o {
+        r.failures.push(format!("not run: {e}"));
+    }
     r.accepted = matches!(o, CliOutcome::Exited { code: 0, .. });
     if let Some((kind, key, _, _)) = judge(&inv, &o) {
         r.failures.push(format!("{kind}: {key}"));

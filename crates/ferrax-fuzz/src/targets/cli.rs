@@ -804,7 +804,7 @@ pub fn run(ctx: &mut Ctx) {
         }
     };
     let runner = CliRunner {
-        bin,
+        bin: bin.canonicalize().unwrap_or(bin),
         work: ctx.opts.findings.join("cli-scratch"),
         timeout: ctx.sup.timeout,
         mem_limit_bytes: ctx.opts.mem_limit_mb << 20,
