@@ -96,7 +96,16 @@ pub fn cost(p: &Program) -> Cost {
         .filter_map(|v| p.avals.get(v.index()).cloned())
         .collect();
     let in_total: u128 = inputs.iter().map(bytes).fold(0, u128::saturating_add);
-    if in_total > EVAL_BUDGET / 4 {
+    // An empty input whose other extents multiply past usize (`f64[2^64-1,2,0]`) cannot
+    // be made without tripping ferrax's own unchecked size arithmetic outside a stage.
+    let wild = |a: &Aval| {
+        a.shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_none()
+    };
+    if in_total > EVAL_BUDGET / 4 || inputs.iter().any(wild) {
         return Cost::TooLarge;
     }
     let total: u128 = p.avals.iter().map(bytes).fold(0, u128::saturating_add);
@@ -1125,7 +1134,12 @@ pub fn first_difference(a: &str, b: &str) -> String {
 /// Random values for an aval: mostly ordinary numbers, sometimes the special ones (zeros
 /// of both signs, infinities, NaN, extremes).
 pub fn random_array(a: &Aval, rng: &mut impl Rng) -> Array {
-    let n: usize = a.shape.iter().product();
+    // no overflow for shapes like [usize::MAX, 0]: a zero anywhere makes it empty
+    let n: usize = if a.shape.contains(&0) {
+        0
+    } else {
+        a.shape.iter().product()
+    };
     fn float(rng: &mut impl Rng) -> f64 {
         if rng.gen_bool(0.9) {
             let x: f64 = rng.gen_range(-3.0..3.0);

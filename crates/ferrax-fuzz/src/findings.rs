@@ -4,8 +4,9 @@
 //! violations, notes). [`Findings`] deduplicates what was found by its key (panic location
 //! and message, abort message, hang stage, violation message with numbers blanked out) and
 //! writes each new finding to the findings directory as two files: `NNN-KIND-SLUG.txt` (what
-//! was found, where, how often, how to replay) and `NNN-KIND-SLUG.input` (the input itself,
-//! ready for `ferrax-fuzz replay`), plus `NNN-KIND-SLUG.min.input` once it is minimized.
+//! was found, where, how often, how to replay) and the input itself, ready for
+//! `ferrax-fuzz replay`: `NNN-KIND-SLUG.fx` (program texts), `.dat` (NIST files) or `.cli`
+//! (CLI invocations), plus `NNN-KIND-SLUG.min.fx` (...) once it is minimized.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,6 +80,22 @@ impl Finding {
     pub fn is_failure(&self) -> bool {
         self.kind != "note"
     }
+
+    /// The extension `replay` reads the input by.
+    fn ext(&self) -> &'static str {
+        match self.target.as_str() {
+            "nist" => "dat",
+            "cli" => "cli",
+            "scaling" => "txt.input",
+            _ => "fx",
+        }
+    }
+
+    /// The file holding the input (minimized: `.min.` before the extension).
+    pub fn input_path(&self, minimized: bool) -> PathBuf {
+        let min = if minimized { "min." } else { "" };
+        self.stem.with_extension(format!("{min}{}", self.ext()))
+    }
 }
 
 /// The distinct findings of a run, written as they are found.
@@ -131,7 +148,7 @@ impl Findings {
             // keep the shortest input that shows it
             if input.len() < f.input.len() {
                 f.input = input.to_string();
-                let _ = std::fs::write(f.stem.with_extension("input"), input);
+                let _ = std::fs::write(f.input_path(false), input);
             }
             return None;
         }
@@ -173,15 +190,14 @@ impl Findings {
             let _ = std::fs::create_dir_all(parent);
         }
         let mut t = format!(
-            "kind: {}\ntarget: {}\nstage: {}\nkey: {}\nlocation: {}\nseed of the run: {}\nreplay: cargo run --profile fuzz -p ferrax-fuzz -- replay --target {} {}\n\n{}\n",
+            "kind: {}\ntarget: {}\nstage: {}\nkey: {}\nlocation: {}\nseed of the run: {}\nreplay: cargo run --profile fuzz -p ferrax-fuzz -- replay [--seeds JOB_SEED] {}\n\n{}\n",
             f.kind,
             f.target,
             f.stage,
             f.key,
             f.location.as_deref().unwrap_or("-"),
             self.seed,
-            f.target,
-            f.stem.with_extension("input").display(),
+            f.input_path(f.minimized.is_some()).display(),
             f.message
         );
         if let Some(m) = &f.minimized {
@@ -189,9 +205,9 @@ impl Findings {
         }
         t.push_str(&format!("\n--- input ---\n{}\n", f.input));
         let _ = std::fs::write(f.stem.with_extension("txt"), t);
-        let _ = std::fs::write(f.stem.with_extension("input"), &f.input);
+        let _ = std::fs::write(f.input_path(false), &f.input);
         if let Some(m) = &f.minimized {
-            let _ = std::fs::write(f.stem.with_extension("min.input"), m);
+            let _ = std::fs::write(f.input_path(true), m);
         }
     }
 

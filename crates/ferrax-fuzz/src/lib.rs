@@ -190,12 +190,13 @@ pub struct Replay {
 
 /// Replays saved inputs: `.dat` files as NIST inputs, `.cli` files as CLI invocations
 /// (skipped without a `ferrax` binary), everything else as program texts, each through
-/// the worker with seeds 0, 1 and 2 (seeds pick the random inputs and vmap axes).
+/// the worker with the given job seeds (seeds pick the random inputs, vmap axes and sizes).
 pub fn replay(
     paths: &[PathBuf],
     worker_exe: &Path,
     ferrax_bin: Option<&Path>,
     timeout: Duration,
+    seeds: &[u64],
 ) -> Vec<Replay> {
     let mut sup = Supervisor::new(worker_exe.to_path_buf(), 4096, timeout);
     let mut out = vec![];
@@ -221,7 +222,7 @@ pub fn replay(
             out.push(r);
             continue;
         }
-        for seed in 0..3 {
+        for &seed in seeds {
             let job = if ext == "dat" {
                 Job::Nist {
                     text: text.clone(),

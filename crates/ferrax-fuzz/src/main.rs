@@ -66,6 +66,9 @@ enum Command {
         timeout_ms: u64,
         #[arg(long)]
         ferrax_bin: Option<PathBuf>,
+        /// Job seeds to run each input with (the `job seed` of a finding), comma separated.
+        #[arg(long, default_value = "0,1,2")]
+        seeds: String,
     },
     #[command(hide = true)]
     Worker {
@@ -92,7 +95,16 @@ fn main() -> ExitCode {
             files,
             timeout_ms,
             ferrax_bin,
+            seeds,
         }) => {
+            let Ok(seeds) = seeds
+                .split(',')
+                .map(|s| s.trim().parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                eprintln!("ferrax-fuzz: --seeds takes numbers like 0,1,2");
+                return ExitCode::from(2);
+            };
             let needs_cli = files
                 .iter()
                 .any(|f| f.extension().is_some_and(|e| e == "cli"));
@@ -106,6 +118,7 @@ fn main() -> ExitCode {
                 &exe,
                 bin.as_deref(),
                 Duration::from_millis(timeout_ms),
+                &seeds,
             );
             let mut failed = 0;
             for r in &results {

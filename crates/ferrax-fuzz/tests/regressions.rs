@@ -32,7 +32,13 @@ fn every_regression_input_passes() {
         dir.display()
     );
     let bin = ferrax_fuzz::targets::cli::ferrax_binary(None, false).ok();
-    let results = ferrax_fuzz::replay(&files, &worker(), bin.as_deref(), Duration::from_secs(60));
+    let results = ferrax_fuzz::replay(
+        &files,
+        &worker(),
+        bin.as_deref(),
+        Duration::from_secs(60),
+        &[0, 1, 2],
+    );
     let failing: Vec<String> = results
         .iter()
         .filter(|r| !r.failures.is_empty())

@@ -93,6 +93,12 @@ impl Ctx<'_> {
         let s = &mut self.stats;
         s.inputs += 1;
         let input = job.input_text();
+        let seed_note = match job {
+            Job::Program { seed, .. } | Job::Nist { seed, .. } => {
+                format!("\n(job seed {seed}: replay with --seeds {seed})")
+            }
+            Job::Scaling { .. } => String::new(),
+        };
         let mut new = vec![];
         match outcome {
             Outcome::Done(r) => {
@@ -126,7 +132,7 @@ impl Ctx<'_> {
                         e.kind.name(),
                         key,
                         &e.stage,
-                        &e.message,
+                        &format!("{}{seed_note}", e.message),
                         e.location.as_deref(),
                         &input,
                     ) {
@@ -140,7 +146,8 @@ impl Ctx<'_> {
             Outcome::Died { how, stage, stderr } => {
                 s.aborts += 1;
                 let key = outcome.crash_key().expect("a crash");
-                let msg = format!("the worker {how}\n--- end of its stderr ---\n{stderr}");
+                let msg =
+                    format!("the worker {how}{seed_note}\n--- end of its stderr ---\n{stderr}");
                 if let Some(k) = self.findings.record(
                     self.name,
                     "abort",
@@ -159,7 +166,7 @@ impl Ctx<'_> {
             Outcome::Hung { stage, secs } => {
                 s.hangs += 1;
                 let key = outcome.crash_key().expect("a hang");
-                let msg = format!("no report after {secs:.1} s; the worker was killed");
+                let msg = format!("no report after {secs:.1} s; the worker was killed{seed_note}");
                 if let Some(k) = self.findings.record(
                     self.name,
                     "hang",
