@@ -516,10 +516,9 @@ impl Driver<'_> {
         });
         match g {
             Some(g) if gradable => {
-                if self.must_check("grad", "grad_program", &g) && cost(&g) == Cost::Cheap {
-                    if let Some(args) = args {
-                        self.eval_and_jit("grad:eval", &g, args);
-                    }
+                let ok = self.must_check("grad", "grad_program", &g);
+                if let (true, Cost::Cheap, Some(args)) = (ok, cost(&g), args) {
+                    self.eval_and_jit("grad:eval", &g, args);
                 }
             }
             Some(_) => self.event(
@@ -625,15 +624,14 @@ impl Driver<'_> {
         }
         let n_res = s.residuals.len();
         let lin = s.linear.clone();
-        match self.stage("linearity", move || {
+        if let Some(Err(e)) = self.stage("linearity", move || {
             Ok(ferrax::linearity::check_linear(&lin, n_res))
         }) {
-            Some(Err(e)) => self.event(
+            self.event(
                 EventKind::Violation,
                 "linearity",
                 format!("the linear program of linearize_program is not linear: {e}"),
-            ),
-            Some(Ok(())) | None => {}
+            );
         }
         let lin = s.linear.clone();
         let t = self.stage_expect("transpose", self.complete, move || {

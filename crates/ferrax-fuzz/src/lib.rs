@@ -97,7 +97,12 @@ impl Options {
 
 /// `target/fuzz-findings` of the workspace.
 pub fn default_findings_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-findings")
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(crate_dir);
+    root.join("target/fuzz-findings")
 }
 
 /// The cargo profile this executable was built with (from its folder's name).

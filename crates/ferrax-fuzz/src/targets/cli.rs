@@ -167,7 +167,7 @@ pub fn judge(inv: &Invocation, o: &CliOutcome) -> Option<CliFinding> {
                 Some(loc),
             ))
         }
-        CliOutcome::Exited { code, .. } if matches!(code, 0..=2) => None,
+        CliOutcome::Exited { code: 0..=2, .. } => None,
         CliOutcome::Exited { code, stderr } => Some((
             "violation",
             format!("cli exit status {code} in {cmd}"),
