@@ -64,10 +64,10 @@ fn a_short_seeded_fuzz_run_finds_nothing() {
     let findings = std::env::temp_dir().join(format!("ferrax-fuzz-test-{}", std::process::id()));
     let mut summary = String::new();
     let mut failures = 0;
-    for (target, n) in [("random", 40), ("programs", 60), ("nist", 12)] {
+    for (target, n) in [("random", 150), ("programs", 400), ("nist", 30)] {
         let mut opts = ferrax_fuzz::Options::new(target, 20_261_129, worker());
         opts.iterations = Some(n);
-        opts.findings = findings.join(target);
+        opts.findings = findings.clone();
         opts.minimize = false;
         opts.timeout = Duration::from_secs(60);
         let (_, f) = ferrax_fuzz::fuzz(&opts).expect("a known target");
