@@ -577,6 +577,9 @@ impl Driver<'_> {
                                 "a batched program with a value far beyond the memory limit evaluated without error".into(),
                             );
                         }
+                        if let (Some(outs), true) = (outs, (1..=4).contains(&size)) {
+                            self.vmap_per_example(p, &axes, size, &vargs, &outs);
+                        }
                     }
                 }
             }
@@ -613,6 +616,62 @@ impl Driver<'_> {
                 );
             }
             self.must_check("transpose-raw", "transpose_program", &t);
+        }
+    }
+
+    /// The batched program's outputs, example by example, equal the program's outputs on
+    /// that example's slice of the inputs (to rounding where contractions may reorder).
+    fn vmap_per_example(
+        &mut self,
+        p: &Program,
+        axes: &[Option<usize>],
+        size: usize,
+        vargs: &[Array],
+        outs: &[Array],
+    ) {
+        use ferrax::Primitive::*;
+        let reorders = p
+            .eqns
+            .iter()
+            .any(|e| matches!(e.prim, DotGeneral { .. } | ReduceSum { .. } | Cumsum { .. }));
+        for k in 0..size {
+            let args: Vec<Array> = vargs
+                .iter()
+                .zip(axes)
+                .map(|(a, ax)| match ax {
+                    Some(d) => index_axis(a, *d, k),
+                    None => a.clone(),
+                })
+                .collect();
+            let (q, a) = (p.clone(), args);
+            let Some(want) = self.stage("vmap:example", move || {
+                q.eval(&a).map_err(|e| e.to_string())
+            }) else {
+                return;
+            };
+            let got: Vec<Array> = outs.iter().map(|o| index_axis(o, 0, k)).collect();
+            match compare_arrays(&want, &got, reorders) {
+                Ok(notes) => {
+                    for n in notes {
+                        self.event(EventKind::Note, "vmap:per-example", n);
+                    }
+                }
+                Err(msg) => {
+                    let kind = if reorders {
+                        EventKind::Note
+                    } else {
+                        EventKind::Violation
+                    };
+                    self.event(
+                        kind,
+                        "vmap:per-example",
+                        format!(
+                            "the batched program differs from the program on example {k}: {msg}"
+                        ),
+                    );
+                    return;
+                }
+            }
         }
     }
 
@@ -1129,6 +1188,27 @@ pub fn first_difference(a: &str, b: &str) -> String {
     format!("at byte {i}: {:?} vs {:?}", cut(a), cut(b))
 }
 
+/// The slice of `a` at index `k` of `axis` (that axis removed).
+pub fn index_axis(a: &Array, axis: usize, k: usize) -> Array {
+    let shape = a.shape();
+    let outer: usize = shape[..axis].iter().product();
+    let n = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out_shape = shape.to_vec();
+    out_shape.remove(axis);
+    let idx: Vec<usize> = (0..outer)
+        .flat_map(|o| (0..inner).map(move |i| (o * n + k) * inner + i))
+        .collect();
+    let data = match a.data() {
+        Data::F32(v) => Data::F32(idx.iter().map(|&i| v[i]).collect()),
+        Data::F64(v) => Data::F64(idx.iter().map(|&i| v[i]).collect()),
+        Data::I32(v) => Data::I32(idx.iter().map(|&i| v[i]).collect()),
+        Data::I64(v) => Data::I64(idx.iter().map(|&i| v[i]).collect()),
+        Data::Bool(v) => Data::Bool(idx.iter().map(|&i| v[i]).collect()),
+    };
+    Array::from_data(data, &out_shape).expect("the length matches the shape")
+}
+
 /// Random values for an aval: mostly ordinary numbers, sometimes the special ones (zeros
 /// of both signs, infinities, NaN, extremes).
 pub fn random_array(a: &Aval, rng: &mut impl Rng) -> Array {
@@ -1245,4 +1325,55 @@ pub fn compare_arrays(a: &[Array], b: &[Array], tolerant: bool) -> Result<Vec<St
     notes.sort();
     notes.dedup_by(|a, b| a.lines().next() == b.lines().next());
     Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_axis_takes_one_slice() {
+        let a = Array::from_vec((0..24).map(|x| x as f64).collect::<Vec<_>>(), &[2, 3, 4]).unwrap();
+        let s = index_axis(&a, 1, 2);
+        assert_eq!(s.shape(), &[2, 4]);
+        assert_eq!(
+            s.to_vec::<f64>().unwrap(),
+            vec![8., 9., 10., 11., 20., 21., 22., 23.]
+        );
+        let t = index_axis(&a, 2, 0);
+        assert_eq!(t.to_vec::<f64>().unwrap(), vec![0., 4., 8., 12., 16., 20.]);
+    }
+
+    #[test]
+    fn cost_of_sizes() {
+        let p =
+            Program::parse("{ lambda ; a:f64[3] . let\n    b:f64[3] = sin a\n  in (b) }").unwrap();
+        assert_eq!(cost(&p), Cost::Cheap);
+        let p = Program::parse(
+            "{ lambda ; . let\n    a:f64[1099511627776] = iota[dtype=f64 shape=(1099511627776,) dimension=0]\n  in (a) }",
+        )
+        .unwrap();
+        assert_eq!(cost(&p), Cost::Impossible);
+        let p = Program::parse("{ lambda ; a:f64[100000000] . let\n  in (a) }").unwrap();
+        assert_eq!(cost(&p), Cost::TooLarge);
+    }
+
+    #[test]
+    fn comparisons_note_nan_payloads_and_zero_signs() {
+        let a = [Array::from_slice(&[f64::NAN, 0.0, 1.0])];
+        let b = [Array::from_slice(&[-f64::NAN, -0.0, 1.0])];
+        let notes = compare_arrays(&a, &b, false).unwrap();
+        assert_eq!(notes.len(), 2);
+        let c = [Array::from_slice(&[f64::NAN, 0.0, 1.0 + 1e-12])];
+        assert!(compare_arrays(&a, &c, false).is_err());
+        assert!(compare_arrays(&a, &c, true).is_ok());
+    }
+
+    #[test]
+    fn a_stage_panic_becomes_an_event() {
+        let r = isolated(|| -> u32 { panic!("boom {}", 7) });
+        let (loc, msg) = r.unwrap_err();
+        assert_eq!(msg, "boom 7");
+        assert!(loc.contains("driver.rs"), "{loc}");
+    }
 }
