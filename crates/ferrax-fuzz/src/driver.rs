@@ -411,6 +411,15 @@ impl Driver<'_> {
     /// `eval` and `run_compiled` of `p` on `args`, their outputs' avals against the
     /// program's, and jit compared with eval. Returns eval's outputs.
     fn eval_and_jit(&mut self, stage: &str, p: &Program, args: &[Array]) -> Option<Vec<Array>> {
+        if std::env::var_os("FERRAX_FUZZ_DUMP").is_some() {
+            // for triage: the program each evaluation runs, on the worker's stderr
+            let text = isolated({
+                let q = p.clone();
+                move || q.to_string()
+            })
+            .unwrap_or_default();
+            eprintln!("@@PROGRAM {stage}\n{text}");
+        }
         let (q, a) = (p.clone(), args.to_vec());
         let expect = cost(p) == Cost::Cheap;
         let outs =

@@ -228,6 +228,10 @@ pub fn replay(
             continue;
         }
         for &seed in seeds {
+            // one failing seed is enough (and a hang costs a whole timeout)
+            if !r.failures.is_empty() {
+                break;
+            }
             let job = if ext == "dat" {
                 Job::Nist {
                     text: text.clone(),

@@ -168,7 +168,7 @@ impl Supervisor {
                 let Ok(line) = line else { break };
                 let mut q = t.lock().expect("stderr buffer");
                 q.push_back(line.chars().take(2000).collect());
-                if q.len() > 40 {
+                if q.len() > 60 {
                     q.pop_front();
                 }
             }

@@ -36,7 +36,7 @@ fn every_regression_input_passes() {
         &files,
         &worker(),
         bin.as_deref(),
-        Duration::from_secs(60),
+        Duration::from_secs(15),
         &[0, 1, 2],
     );
     let failing: Vec<String> = results
