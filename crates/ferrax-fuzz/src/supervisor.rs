@@ -33,7 +33,12 @@ pub enum Outcome {
         stderr: String,
     },
     /// The job ran past the timeout; the worker was killed.
-    Hung { stage: Option<String>, secs: f64 },
+    Hung {
+        stage: Option<String>,
+        secs: f64,
+        /// The last lines of its standard error.
+        stderr: String,
+    },
 }
 
 impl Outcome {
@@ -235,10 +240,11 @@ impl Supervisor {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let _ = w.child.kill();
-                    self.finish(w);
+                    let (_, stderr) = self.finish(w);
                     return Outcome::Hung {
                         stage,
                         secs: start.elapsed().as_secs_f64(),
+                        stderr,
                     };
                 }
             }

@@ -163,10 +163,16 @@ impl Ctx<'_> {
                     new.push((k, true));
                 }
             }
-            Outcome::Hung { stage, secs } => {
+            Outcome::Hung {
+                stage,
+                secs,
+                stderr,
+            } => {
                 s.hangs += 1;
                 let key = outcome.crash_key().expect("a hang");
-                let msg = format!("no report after {secs:.1} s; the worker was killed{seed_note}");
+                let msg = format!(
+                    "no report after {secs:.1} s; the worker was killed{seed_note}\n--- end of its stderr ---\n{stderr}"
+                );
                 if let Some(k) = self.findings.record(
                     self.name,
                     "hang",
