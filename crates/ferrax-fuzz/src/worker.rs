@@ -43,6 +43,8 @@ pub fn main(mem_limit_bytes: u64) {
             let _ = out.flush();
             continue;
         };
+        // marks where this job's standard error starts (see `Supervisor::finish`)
+        eprintln!("@@JOB");
         let report = driver::run_job(&job, &mut |stage| {
             let _ = writeln!(out, "@@S {stage}");
             let _ = out.flush();
