@@ -47,22 +47,29 @@ impl Outcome {
         match self {
             Outcome::Done(_) => None,
             Outcome::Died { stage, stderr, .. } => {
-                let panic = stderr
+                let stage = stage.as_deref().unwrap_or("start");
+                // the last line that says something (not a hint about backtraces)
+                let last = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty() && !l.starts_with("note:"))
+                    .unwrap_or("");
+                let panic_loc = stderr
                     .lines()
                     .rev()
                     .find_map(|l| l.strip_prefix("@@PANIC "))
                     .map(|p| p.split(": ").next().unwrap_or(p).to_string());
-                let last = stderr
-                    .lines()
-                    .rev()
-                    .find(|l| {
-                        !l.trim().is_empty() && !l.starts_with("@@") && !l.starts_with("note:")
-                    })
-                    .unwrap_or("");
-                let stage = stage.as_deref().unwrap_or("start");
-                Some(match panic {
-                    Some(loc) => format!("abort in {stage} after a panic at {loc}"),
-                    None => format!("abort in {stage}: {}", blank_numbers(last)),
+                // an abort that follows a panic: a panic while panicking, a panic that
+                // cannot unwind, or the worker's own thread dying
+                let after_panic = last.starts_with("@@PANIC")
+                    || last.contains("panicked")
+                    || last.contains("cannot unwind")
+                    || last.contains("panic in");
+                Some(match panic_loc {
+                    Some(loc) if after_panic => {
+                        format!("abort in {stage} after a panic at {loc}")
+                    }
+                    _ => format!("abort in {stage}: {}", blank_numbers(last)),
                 })
             }
             Outcome::Hung { stage, .. } => {
@@ -208,7 +215,6 @@ impl Supervisor {
                 }
             },
         };
-        w.stderr.lock().expect("stderr buffer").clear();
         if w.stdin.write_all(line.as_bytes()).is_err() || w.stdin.flush().is_err() {
             // the worker died between jobs: one fresh try
             self.finish(w);
@@ -261,14 +267,16 @@ impl Supervisor {
         if let Some(t) = w.stderr_thread.take() {
             let _ = t.join();
         }
-        let tail: Vec<String> = w
+        let all: Vec<String> = w
             .stderr
             .lock()
             .expect("stderr buffer")
             .iter()
             .cloned()
             .collect();
-        (how, tail.join("\n"))
+        // only the last job's lines (the worker marks each job's start)
+        let from = all.iter().rposition(|l| l == "@@JOB").map_or(0, |i| i + 1);
+        (how, all[from..].join("\n"))
     }
 }
 
