@@ -46,14 +46,15 @@ impl Outcome {
     pub fn crash_key(&self) -> Option<String> {
         match self {
             Outcome::Done(_) => None,
-            Outcome::Died { stage, stderr, .. } => {
+            Outcome::Died { stage, stderr, how } => {
                 let stage = stage.as_deref().unwrap_or("start");
-                // the last line that says something (not a hint about backtraces)
+                // the last line that says something (not a hint about backtraces), else
+                // how it ended (a segfault says nothing)
                 let last = stderr
                     .lines()
                     .rev()
                     .find(|l| !l.trim().is_empty() && !l.starts_with("note:"))
-                    .unwrap_or("");
+                    .unwrap_or(how);
                 let panic_loc = stderr
                     .lines()
                     .rev()
