@@ -675,7 +675,7 @@ impl Driver<'_> {
                         kind,
                         "vmap:per-example",
                         format!(
-                            "the batched program differs from the program on example {k}: {msg}"
+                            "the batched program differs from the program example by example\nexample {k}: {msg}"
                         ),
                     );
                     return;
