@@ -468,9 +468,13 @@ impl Driver<'_> {
             Err(msg) if tolerant => self.event(
                 EventKind::Note,
                 stage,
-                format!("beyond tolerance (program with fast kernels): {msg}"),
+                format!("beyond tolerance (program with fast kernels)\n{msg}"),
             ),
-            Err(msg) => self.event(EventKind::Violation, stage, msg),
+            Err(msg) => self.event(
+                EventKind::Violation,
+                stage,
+                format!("the two evaluations differ\n{msg}"),
+            ),
         }
     }
 
