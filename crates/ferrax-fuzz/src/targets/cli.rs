@@ -289,8 +289,10 @@ impl CliRunner {
                 if n == 0 {
                     break;
                 }
-                if kept.len() < 1 << 16 {
-                    kept.extend_from_slice(&buf[..n]);
+                // the end is what matters (a panic comes last): keep the last 64 KiB
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 1 << 17 {
+                    kept.drain(..kept.len() - (1 << 16));
                 }
             }
             String::from_utf8_lossy(&kept).into_owned()
