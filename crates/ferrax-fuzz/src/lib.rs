@@ -252,7 +252,13 @@ pub fn replay(
                             "{} in {}: {}{}",
                             e.kind.name(),
                             e.stage,
-                            e.message.lines().next().unwrap_or(""),
+                            // the message and its detail line, without the seed note
+                            e.message
+                                .lines()
+                                .take(2)
+                                .filter(|l| !l.starts_with("(job seed"))
+                                .collect::<Vec<_>>()
+                                .join(": "),
                             e.location.map(|l| format!(" at {l}")).unwrap_or_default()
                         );
                         let list = if e.kind == EventKind::Note {
