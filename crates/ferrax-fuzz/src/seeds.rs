@@ -1,0 +1,182 @@
+//! Hand-written seed texts for the `programs` target.
+//!
+//! At least one valid program per primitive (every name of `ferrax::PRIMITIVE_NAMES`, with
+//! each parameter in the syntax of `docs/program-text.md`), the shapes that matter (scalars,
+//! zero-sized dimensions, constants, literals of every dtype, comments), and the programs
+//! of issue 10's reproductions. The mutators start from these and from the printed forms of
+//! random programs (`gen`).
+
+/// The seed corpus. A unit test holds that every text parses and that every primitive
+/// appears.
+pub const SEEDS: &[&str] = &[
+    // unary float, each on a vector
+    "{ lambda ; a:f64[3] . let
+    b:f64[3] = sin a
+    c:f64[3] = cos b
+    d:f64[3] = tan c
+    e:f64[3] = exp d
+    f:f64[3] = log e
+    g:f64[3] = log1p f
+    h:f64[3] = expm1 g
+  in (h) }",
+    "{ lambda ; a:f32[2,2] . let
+    b:f32[2,2] = tanh a
+    c:f32[2,2] = logistic b
+    d:f32[2,2] = sqrt c
+    e:f32[2,2] = rsqrt d
+    f:f32[2,2] = floor e
+    g:f32[2,2] = ceil f
+    h:f32[2,2] = round g
+    i:f32[2,2] = erf h
+  in (i, a) }",
+    // numeric unary, integer_pow, on integers and floats
+    "{ lambda ; a:i32[4] b:f64[] . let
+    c:i32[4] = neg a
+    d:i32[4] = abs c
+    e:i32[4] = sign d
+    f:i32[4] = integer_pow[y=3] e
+    g:f64[] = integer_pow[y=-2] b
+  in (f, g) }",
+    // binary arithmetic with literals of every dtype
+    "{ lambda ; a:f64[] b:i64[] c:f32[2] . let
+    d:f64[] = add a 1.5:f64
+    e:f64[] = sub 2.0:f64 d
+    f:f64[] = mul e a
+    g:f64[] = div f 0.0:f64
+    h:f64[] = pow a 2.5:f64
+    i:f64[] = max h nan:f64
+    j:f64[] = min i -inf:f64
+    k:f64[] = atan2 j a
+    l:i64[] = div b 0:i64
+    m:i64[] = mul l -9223372036854775808:i64
+    n:f32[2] = add c c
+  in (k, m, n) }",
+    // comparisons and select
+    "{ lambda ; a:f64[3] b:f64[3] p:bool[] . let
+    c:bool[3] = eq a b
+    d:bool[3] = ne a b
+    e:bool[3] = lt a b
+    f:bool[3] = le a b
+    g:bool[3] = gt a b
+    h:bool[3] = ge a b
+    i:f64[3] = select c a b
+    j:bool[] = eq p true:bool
+  in (i, d, e, f, g, h, j) }",
+    // conversions
+    "{ lambda ; a:f64[2,3] . let
+    b:i32[2,3] = convert_element_type[new_dtype=i32] a
+    c:bool[2,3] = convert_element_type[new_dtype=bool] b
+    d:f32[2,3] = convert_element_type[new_dtype=f32] c
+    e:i64[2,3] = convert_element_type[new_dtype=i64] d
+  in (e) }",
+    // reductions and argmax
+    "{ lambda ; a:f64[2,3,4] . let
+    b:f64[3] = reduce_sum[axes=(0,2)] a
+    c:f64[2,4] = reduce_max[axes=(1,)] a
+    d:f64[] = reduce_min[axes=(0,1,2)] a
+    e:i32[2,4] = argmax[axis=1 index_dtype=i32] a
+    f:i64[3,4] = argmax[axis=0 index_dtype=i64] a
+  in (b, c, d, e, f) }",
+    // shape operations
+    "{ lambda ; a:f64[3] b:f64[2,1,3] . let
+    c:f64[2,3] = broadcast_in_dim[shape=(2,3) broadcast_dimensions=(1,)] a
+    d:f64[3,2] = transpose[permutation=(1,0)] c
+    e:f64[6] = reshape[new_sizes=(6,)] d
+    f:f64[2,3] = squeeze[dimensions=(1,)] b
+    g:f64[1,2,3,1] = expand_dims[dimensions=(0,3)] f
+    h:f64[2] = slice[start=(1,) limit=(6,) strides=(3,)] e
+    i:f64[9] = pad[low=(1,) high=(2,) interior=(4,)] h 0.0:f64
+    j:f64[12] = concatenate[dimension=0] i a
+    k:f64[12] = rev[dimensions=(0,)] j
+  in (k, g) }",
+    // iota, dot_general, cumsum
+    "{ lambda ; a:f64[2,3] b:f64[3,4] c:f64[5,2,3] d:f64[5,3] . let
+    e:f64[2,4] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] a b
+    f:f64[5,2] = dot_general[lhs_contracting=(2,) rhs_contracting=(1,) lhs_batch=(0,) rhs_batch=(0,)] c d
+    g:i32[2,3] = iota[dtype=i32 shape=(2,3) dimension=1]
+    h:f64[2,4] = cumsum[axis=1 reverse=true] e
+    i:f64[5,2] = cumsum[axis=0 reverse=false] f
+  in (h, i, g) }",
+    // zero-sized dimensions everywhere
+    "{ lambda ; a:f64[0,3] b:f64[0] . let
+    c:f64[3] = reduce_sum[axes=(0,)] a
+    d:f64[3] = reduce_max[axes=(0,)] a
+    e:f64[3,0] = transpose[permutation=(1,0)] a
+    f:f64[0] = cumsum[axis=0 reverse=false] b
+    g:f64[2] = pad[low=(1,) high=(1,) interior=(5,)] b 1.0:f64
+    h:f64[0,3] = concatenate[dimension=0] a a
+    i:f64[0,0] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] a e
+  in (c, d, f, g, h, i) }",
+    // constants, comments, literal outputs, no inputs
+    "{ lambda c:f64[3] = [1.0, 2.0, 3.0] d:i32[] = [7] ; . let # comment
+    e:f64[3] = mul c c # squares
+    f:i32[] = add d 1:i32
+  in (e, f, 2.5:f64, true:bool) }",
+    "{ lambda ; . let
+  in () }",
+    "{ lambda ; a:bool[2] . let
+    b:bool[4] = pad[low=(1,) high=(1,) interior=(0,)] a false:bool
+    c:bool[4] = rev[dimensions=(0,)] b
+  in (c) }",
+    // issue 10, item 1: a literal zero in a linear position
+    "{ lambda ; a:f64[] . let
+    b:f64[] = mul a 0.0:f64
+  in (b) }",
+    "{ lambda ; a:f64[3] . let
+    b:f64[3] = integer_pow[y=2] a
+    c:f64[] = reduce_sum[axes=(0,)] b
+    d:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
+    e:f64[3] = mul d a
+    f:f64[] = reduce_sum[axes=(0,)] e
+    g:f64[] = add c f
+  in (g) }",
+    // issue 10, item 2: a constant made inside the function read by a residual equation
+    "{ lambda ; a:f64[3] . let
+    b:f64[3] = iota[dtype=f64 shape=(3,) dimension=0]
+    c:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
+    d:f64[3] = add b c
+    e:f64[3] = mul a d
+    f:f64[] = reduce_sum[axes=(0,)] e
+  in (f) }",
+    "{ lambda ; a:f64[3] . let
+    b:f64[3] = iota[dtype=f64 shape=(3,) dimension=0]
+    c:f64[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0.0:f64
+    d:bool[3] = gt b c
+    e:f64[3] = select d a c
+    f:f64[] = reduce_sum[axes=(0,)] e
+  in (f) }",
+    // issue 10, item 3: sizes that overflow
+    "{ lambda ; a:f64[1] . let
+    b:f64[2] = pad[low=(1,) high=(0,) interior=(0,)] a 0.0:f64
+  in (b) }",
+    // issue 10, item 10: max/min with NaN
+    "{ lambda ; a:f64[4] b:f64[4] . let
+    c:f64[4] = max a b
+    d:f64[] = reduce_max[axes=(0,)] c
+    e:f64[] = min d nan:f64
+  in (c, e) }",
+    "{ lambda ; a:f64[4] . let
+    b:f64[4] = min a a
+    c:f64[4] = broadcast_in_dim[shape=(4,) broadcast_dimensions=()] 1.0:f64
+    d:f64[4] = max b c
+  in (d) }",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_parses_and_every_primitive_appears() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SEEDS {
+            let p = ferrax::Program::parse(s).unwrap_or_else(|e| panic!("{e}\n{s}"));
+            for e in &p.eqns {
+                seen.insert(e.prim.name());
+            }
+        }
+        for name in ferrax::PRIMITIVE_NAMES {
+            assert!(seen.contains(name), "no seed uses `{name}`");
+        }
+    }
+}
