@@ -24,8 +24,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Instant;
 
-use ferrax::partial_eval::{ResidualSource, Split};
 use ferrax::{Array, Atom, Aval, DType, Data, Program, Var};
+use ferrax::{ResidualSource, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -520,9 +520,14 @@ impl Driver<'_> {
             self.must_check("vjp", "vjp_program (primal)", &s.primal);
             self.must_check("vjp", "vjp_program (transposed)", &t);
         }
-        // grad: a program with one float scalar output has one, every other must be refused
+        // grad: a program with one float scalar output and float inputs only has one (a
+        // gradient with respect to an integer or bool input is refused, as JAX does); every
+        // other must be refused
         let outs = p.out_avals();
-        let gradable = outs.len() == 1 && outs[0].ndim() == 0 && outs[0].dtype.is_float();
+        let gradable = outs.len() == 1
+            && outs[0].ndim() == 0
+            && outs[0].dtype.is_float()
+            && p.in_avals().iter().all(|a| a.dtype.is_float());
         let q = p.clone();
         let g = self.stage_expect("grad", self.complete && gradable, move || {
             ferrax::grad_program(&q).map_err(|e| e.to_string())
@@ -696,9 +701,8 @@ impl Driver<'_> {
         }
         let n_res = s.residuals.len();
         let lin = s.linear.clone();
-        if let Some(Err(e)) = self.stage("linearity", move || {
-            Ok(ferrax::linearity::check_linear(&lin, n_res))
-        }) {
+        if let Some(Err(e)) = self.stage("linearity", move || Ok(ferrax::check_linear(&lin, n_res)))
+        {
             self.event(
                 EventKind::Violation,
                 "linearity",
@@ -920,10 +924,10 @@ impl Driver<'_> {
                     .map_err(|e| e.to_string())
             }),
             ("check_linear", |m, _, _, _| {
-                ferrax::linearity::check_linear(m, 0).map_err(|e| e.to_string())
+                ferrax::check_linear(m, 0).map_err(|e| e.to_string())
             }),
             ("partial_eval", |m, _, n, k| {
-                ferrax::partial_eval::partial_eval(m, n, k)
+                ferrax::partial_eval(m, n, k)
                     .map(drop)
                     .map_err(|e| e.to_string())
             }),
@@ -1209,6 +1213,11 @@ pub fn index_axis(a: &Array, axis: usize, k: usize) -> Array {
     let inner: usize = shape[axis + 1..].iter().product();
     let mut out_shape = shape.to_vec();
     out_shape.remove(axis);
+    if inner == 0 {
+        // empty slices: no index to gather (and `outer` may be huge)
+        let empty = Array::from_data(a.data().clone(), &[0]).expect("an empty buffer");
+        return empty.reshaped(&out_shape).expect("an empty shape");
+    }
     let idx: Vec<usize> = (0..outer)
         .flat_map(|o| (0..inner).map(move |i| (o * n + k) * inner + i))
         .collect();

@@ -4,8 +4,8 @@
 
 use ferrax::{
     gauss_newton, grad, jacfwd, jacrev, linear_transpose, linearize, make_jaxpr, transpose_program,
-    value_and_grad, vjp, vmap, vmap_axes, vmap_program, where_, Array, Aval, DType, Error, Program,
-    Tensor, VmapAxes,
+    value_and_grad, vjp, vmap, vmap_axes, vmap_program, where_, Array, Atom, Aval, DType, Error,
+    Program, Scalar, Tensor, VmapAxes,
 };
 
 fn v(xs: &[f64]) -> Tensor {
@@ -428,4 +428,96 @@ fn arithmetic_on_extreme_parameters_is_an_error_or_a_value() {
             .unwrap(),
         vec![3.0]
     );
+}
+
+#[test]
+fn a_negative_nan_literal_keeps_its_sign_through_print_and_parse() {
+    let p = Program::parse("{ lambda ; a:f32[] . let b:f32[] = add a -nan:f32 in (b) }").unwrap();
+    let text = p.to_string();
+    assert!(text.contains("-nan:f32"), "{text}");
+    let q = Program::parse(&text).unwrap();
+    assert_eq!(q.to_string(), text);
+    let Atom::Lit(Scalar::F32(v)) = q.eqns[0].inputs[1] else {
+        panic!("a literal")
+    };
+    assert!(v.is_nan() && v.is_sign_negative());
+}
+
+#[test]
+fn transposing_programs_of_integers_or_bools_gives_zero_cotangents() {
+    // a bool value used twice: its "cotangents" would have to be added, and bools have none
+    let p = Program::parse(
+        "{ lambda ; a:bool[4] . let b:bool[1] = slice[start=(2,) limit=(3,) strides=(3,)] a in (b, b) }",
+    )
+    .unwrap();
+    let t = transpose_program(&p, 0).unwrap();
+    let out = t
+        .eval(&[Array::from_slice(&[true]), Array::from_slice(&[true])])
+        .unwrap();
+    assert_eq!(out[0].to_vec::<bool>().unwrap(), vec![false; 4]);
+}
+
+#[test]
+fn vmap_of_pad_with_a_batched_padding_value_selects_it() {
+    // bool operands, and non-finite padding values, where `padded + mask * v` failed or gave
+    // NaN
+    let xs = Tensor::new(Array::from_vec(vec![true, false, true, false], &[2, 2]).unwrap());
+    let vs = Tensor::new(Array::from_slice(&[false, true]));
+    let out: Tensor = vmap(
+        |(x, v): (Tensor, Tensor)| x.pad(&[1], &[0], &[0], v),
+        &(xs, vs),
+    )
+    .unwrap();
+    assert_eq!(
+        out.to_vec::<bool>().unwrap(),
+        vec![false, true, false, true, true, false]
+    );
+    let xs = Tensor::new(Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap());
+    let vs = v(&[f64::INFINITY, -0.0]);
+    let out: Tensor = vmap(
+        |(x, v): (Tensor, Tensor)| x.pad(&[0], &[1], &[1], v),
+        &(xs, vs),
+    )
+    .unwrap();
+    let got = out.to_vec::<f64>().unwrap();
+    assert_eq!(got[..4], [1.0, f64::INFINITY, 2.0, f64::INFINITY]);
+    assert_eq!(got[4..7], [3.0, -0.0, 4.0]);
+    assert!(got[5].is_sign_negative() && got[7].is_sign_negative());
+}
+
+#[test]
+fn empty_arrays_with_huge_other_extents_evaluate_at_once() {
+    // cumsum once looped over every index of the other dimensions of an empty array
+    let p = Program::parse(
+        "{ lambda ; a:f64[0,4294967296] . let b:f64[0,4294967296] = cumsum[axis=0 reverse=true] a in (b) }",
+    )
+    .unwrap();
+    let x = Array::from_vec(Vec::<f64>::new(), &[0, 1 << 32]).unwrap();
+    assert_eq!(p.eval(&[x.clone()]).unwrap()[0].size(), 0);
+    // and a broadcast of an empty operand compiles without dividing by its size
+    let p = Program::parse(
+        "{ lambda ; a:f64[0] . let b:f64[0,3] = broadcast_in_dim[shape=(0,3) broadcast_dimensions=(0,)] a in (b) }",
+    )
+    .unwrap();
+    let e = Array::from_vec(Vec::<f64>::new(), &[0]).unwrap();
+    assert_eq!(
+        ferrax::run_compiled(&p, vec![e]).unwrap()[0].shape(),
+        &[0, 3]
+    );
+}
+
+#[test]
+fn optimization_keeps_the_sign_of_zero() {
+    // reduce_sum over no axes is the identity, and `x + 0.0` is not rewritten to `x` (it
+    // turns -0.0 into +0.0), so atan2 of the result gives the same angle either way
+    for text in [
+        "{ lambda ; a:f64[] b:f64[] . let c:f64[] = reduce_sum[axes=()] a d:f64[] = atan2 c b in (d) }",
+        "{ lambda ; a:f64[] b:f64[] . let c:f64[] = add a 0.0:f64 d:f64[] = atan2 c b in (d) }",
+    ] {
+        let p = Program::parse(text).unwrap();
+        let args = [Array::scalar(-0.0f64), Array::scalar(-1.0f64)];
+        let eager = p.eval(&args).unwrap();
+        let compiled = ferrax::run_compiled(&p, args.to_vec()).unwrap();
+        assert!(eager[0].same_values(&compiled[0]), "{text}: {eager:?} vs {compiled:?}");
+    }
 }

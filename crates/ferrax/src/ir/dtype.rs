@@ -226,7 +226,8 @@ pub(crate) fn write_value(f: &mut impl fmt::Write, s: Scalar) -> fmt::Result {
 
 fn write_float(f: &mut impl fmt::Write, v: f64, debug: String) -> fmt::Result {
     if v.is_nan() {
-        f.write_str("nan")
+        // the sign survives the round trip (`-nan` reads back negative); a payload does not
+        f.write_str(if v.is_sign_negative() { "-nan" } else { "nan" })
     } else if v.is_infinite() {
         f.write_str(if v > 0.0 { "inf" } else { "-inf" })
     } else {

@@ -8,7 +8,8 @@
 //! values) and the rest are *linear*. Every variable gets a kind:
 //!
 //! * **residual**: computed from residuals, constants and literals only;
-//! * **zero**: certainly zero (a zero literal, a structural copy of one, a product with one);
+//! * **zero**: certainly zero (a zero literal, a structural copy of one, a product with one,
+//!   an integer or bool input, which has no tangent space);
 //! * **linear**: anything that reads a linear variable.
 //!
 //! An equation that reads a linear variable must use it as its primitive's linearity
@@ -133,7 +134,13 @@ pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
     }
     let mut kinds = vec![Kind::Residual; p.avals.len()];
     for v in &p.inputs[n_residuals..] {
-        kinds[v.index()] = Kind::Linear;
+        // An integer or bool input has no tangent space: its tangent is zero (as the jvp
+        // pass treats it), so it is a zero, never a linear value to transpose.
+        kinds[v.index()] = if p.aval(*v).dtype.is_float() {
+            Kind::Linear
+        } else {
+            Kind::Zero
+        };
     }
     for e in &p.eqns {
         let ks: Vec<Kind> = e.inputs.iter().map(|a| kind_of(&kinds, a)).collect();

@@ -10,21 +10,33 @@
 use std::collections::HashMap;
 
 use crate::backend::eval_primitive;
-use crate::ir::{Array, Atom, DType, Primitive, Program, Result, Var};
+use crate::ir::{Array, Atom, Primitive, Program, Result, Scalar, Var};
 
-fn is_const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom, value: f64) -> bool {
+/// The scalar an atom certainly holds everywhere: a literal, or a broadcast of one.
+fn const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom) -> Option<Scalar> {
     match a {
-        Atom::Lit(s) => s.to_f64() == value && s.dtype() != DType::Bool,
-        Atom::Var(v) => match defs.get(v) {
-            // a broadcast of such a literal
-            Some(&k) => match (&p.eqns[k].prim, &p.eqns[k].inputs[..]) {
-                (Primitive::BroadcastInDim { .. }, [Atom::Lit(s)]) => {
-                    s.to_f64() == value && s.dtype() != DType::Bool
-                }
-                _ => false,
-            },
-            None => false,
+        Atom::Lit(s) => Some(*s),
+        Atom::Var(v) => match (&p.eqns[*defs.get(v)?].prim, &p.eqns[defs[v]].inputs[..]) {
+            (Primitive::BroadcastInDim { .. }, [Atom::Lit(s)]) => Some(*s),
+            _ => None,
         },
+    }
+}
+
+/// Rewrites must give the same bits as the program they replace (the reference evaluator is
+/// the oracle), so each identity is the exact one: `x + (-0.0)` and `x - (+0.0)` are `x` for
+/// every float including the zeros, while `x + 0.0` turns -0.0 into +0.0 and is kept.
+fn is_identity(s: Option<Scalar>, of: Primitive) -> bool {
+    let Some(s) = s else { return false };
+    match (of, s) {
+        (Primitive::Add, Scalar::F32(x)) => x == 0.0 && x.is_sign_negative(),
+        (Primitive::Add, Scalar::F64(x)) => x == 0.0 && x.is_sign_negative(),
+        (Primitive::Sub, Scalar::F32(x)) => x == 0.0 && x.is_sign_positive(),
+        (Primitive::Sub, Scalar::F64(x)) => x == 0.0 && x.is_sign_positive(),
+        (Primitive::Add | Primitive::Sub, Scalar::I32(_) | Scalar::I64(_)) => s.to_f64() == 0.0,
+        (Primitive::Mul | Primitive::Div, Scalar::Bool(_)) => false,
+        (Primitive::Mul | Primitive::Div, _) => s.to_f64() == 1.0,
+        _ => false,
     }
 }
 
@@ -59,14 +71,13 @@ fn simplify(p: &mut Program) -> bool {
         let out_aval = p.aval(e.out);
         // an operand that can stand for the output: same aval
         let same = |a: &Atom| p.atom_aval(a) == *out_aval;
+        let identity =
+            |a: &Atom, of: &Primitive| is_identity(const_scalar(p, &defs, a), of.clone());
         let ins = &e.inputs;
         let replacement: Option<Atom> = match &e.prim {
-            Add if is_const_scalar(p, &defs, &ins[1], 0.0) && same(&ins[0]) => Some(ins[0].clone()),
-            Add if is_const_scalar(p, &defs, &ins[0], 0.0) && same(&ins[1]) => Some(ins[1].clone()),
-            Sub if is_const_scalar(p, &defs, &ins[1], 0.0) && same(&ins[0]) => Some(ins[0].clone()),
-            Mul if is_const_scalar(p, &defs, &ins[1], 1.0) && same(&ins[0]) => Some(ins[0].clone()),
-            Mul if is_const_scalar(p, &defs, &ins[0], 1.0) && same(&ins[1]) => Some(ins[1].clone()),
-            Div if is_const_scalar(p, &defs, &ins[1], 1.0) && same(&ins[0]) => Some(ins[0].clone()),
+            Add | Mul if identity(&ins[1], &e.prim) && same(&ins[0]) => Some(ins[0].clone()),
+            Add | Mul if identity(&ins[0], &e.prim) && same(&ins[1]) => Some(ins[1].clone()),
+            Sub | Div if identity(&ins[1], &e.prim) && same(&ins[0]) => Some(ins[0].clone()),
             IntegerPow { y: 1 } => Some(ins[0].clone()),
             Select if ins[1] == ins[2] => Some(ins[1].clone()),
             ConvertElementType { .. }

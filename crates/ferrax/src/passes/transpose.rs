@@ -50,6 +50,12 @@ pub(crate) fn transpose_call(
     // zeros alike (a rule may need a zero's value: `mul t 0.0`, a `false` predicate). What no
     // rule reads is dead code in the transposed program.
     let mut known = Env::bind(p, residuals.iter().cloned(), |a| Tensor::new(a.clone()));
+    // integer and bool "linear" inputs are zeros (no tangent space): known, and zero
+    for v in &p.inputs[n_res..] {
+        if kinds[v.index()] == Kind::Zero {
+            known.write(*v, Emit { loc: None }.zeros(p.aval(*v)));
+        }
+    }
     for e in &p.eqns {
         if kinds[e.out.index()] == Kind::Linear {
             continue;
@@ -64,19 +70,20 @@ pub(crate) fn transpose_call(
     }
     // Backward: cotangents, accumulated with `add`; absent = symbolic zero.
     let mut ct: Env<Tensor> = Env::new(p.avals.len());
-    let accumulate = |ct: &mut Env<Tensor>, v: Var, c: Tensor, e: &Emit| {
+    let accumulate = |ct: &mut Env<Tensor>, v: Var, c: Tensor, e: &Emit| -> Result<()> {
         let sum = match ct.take(v) {
             None => c,
             Some(prev) => e.add(&prev, &c),
         };
-        ct.write(v, sum);
+        ct.write(v, checked(sum)?);
+        Ok(())
     };
     let is_linear = |a: &Atom| kind_of(&kinds, a) == Kind::Linear;
     let boundary = Emit { loc: None };
     for (a, c) in p.outputs.iter().zip(cts) {
         if let (Atom::Var(v), Some(c)) = (a, c) {
             if is_linear(a) {
-                accumulate(&mut ct, *v, c.clone(), &boundary);
+                accumulate(&mut ct, *v, c.clone(), &boundary)?;
             }
         }
     }
@@ -100,7 +107,7 @@ pub(crate) fn transpose_call(
         for (a, contribution) in e.inputs.iter().zip(contributions) {
             if let (Atom::Var(v), Some(x)) = (a, contribution) {
                 if is_linear(a) {
-                    accumulate(&mut ct, *v, checked(x)?, &emit);
+                    accumulate(&mut ct, *v, checked(x)?, &emit)?;
                 }
             }
         }
@@ -236,7 +243,7 @@ pub(crate) fn transpose_rule(
         } => {
             // Scatter the cotangent back into zeros: a pad with interior stride - 1.
             let xa = x[0].aval();
-            let oa = ct.aval().expect("cotangents did not fail");
+            let oa = ct.aval()?;
             let (mut low, mut high, mut interior) = (vec![], vec![], vec![]);
             for d in 0..xa.ndim() {
                 if oa.shape[d] == 0 {
@@ -303,7 +310,7 @@ pub(crate) fn transpose_rule(
         }
         Concatenate { dimension } => {
             let d = *dimension;
-            let ca = ct.aval().expect("cotangents did not fail");
+            let ca = ct.aval()?;
             let mut offset = 0;
             let mut outs = vec![];
             for op in x {
@@ -328,7 +335,7 @@ pub(crate) fn transpose_rule(
             outs
         }
         Select => {
-            let zeros = e.zeros(&ct.aval().expect("cotangents did not fail"));
+            let zeros = e.zeros(&ct.aval()?);
             let p = x[0].value()?;
             vec![
                 None,

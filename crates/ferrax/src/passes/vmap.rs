@@ -18,7 +18,7 @@
 //! composes with every other transformation in either order.
 
 use crate::ir::{elementwise_nary, elementwise_unary};
-use crate::ir::{Aval, Env, Error, Primitive, Program, Result};
+use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
 use crate::trace::{checked, trace_flat, Emit, Tensor};
 
 /// A value of the batched computation and where its batch dimension is.
@@ -319,12 +319,11 @@ pub(crate) fn batch_rule(
                     (e.op(p, &[xv, vv]), b)
                 }
                 Some(_) => {
-                    // A batched padding value: pad with zero, then add the value times a
-                    // mask of the padded positions.
+                    // A batched padding value: pad with any value, then select each
+                    // example's value at the padded positions (a bool mask made by the same
+                    // pad; a select, not `+ mask * v`, so bools and non-finite values work).
                     let xf = front(e, &x[0], size);
                     let xa = aval(&xf);
-                    let zero = e.zeros(&Aval::scalar(xa.dtype));
-                    let one_ = e.full(1.0, &Aval::scalar(xa.dtype));
                     let (mut l, mut h, mut i) = (low.clone(), high.clone(), interior.clone());
                     l.insert(0, 0);
                     h.insert(0, 0);
@@ -334,8 +333,12 @@ pub(crate) fn batch_rule(
                         high: h,
                         interior: i,
                     };
-                    let padded = e.op(p.clone(), &[&xf, &zero]);
-                    let mask = e.op(p, &[&e.zeros(&xa), &one_]);
+                    let padded = e.op(p.clone(), &[&xf, &e.zeros(&Aval::scalar(xa.dtype))]);
+                    let inside = Aval::new(xa.shape.clone(), DType::Bool);
+                    let is_padding = e.op(
+                        p,
+                        &[&e.zeros(&inside), &e.full(1.0, &Aval::scalar(DType::Bool))],
+                    );
                     let pa = aval(&padded);
                     let v = e.op1(
                         BroadcastInDim {
@@ -344,7 +347,7 @@ pub(crate) fn batch_rule(
                         },
                         &front(e, &x[1], size),
                     );
-                    (e.add(&padded, &e.mul(&mask, &v)), 0)
+                    (e.op(Select, &[&is_padding, &v, &padded]), 0)
                 }
             }
         }

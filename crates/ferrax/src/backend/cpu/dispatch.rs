@@ -63,6 +63,10 @@ pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<Broadca
         return None;
     };
     let r = operand.ndim();
+    if operand.size() == 0 {
+        // nothing to tile or repeat: the reference evaluator makes the empty result
+        return None;
+    }
     if operand.size() == 1 {
         return Some(BroadcastKind::Tile(1));
     }

@@ -307,6 +307,11 @@ pub(super) fn reduce<T: Num>(
     init: T,
     f: impl Fn(T, T) -> T,
 ) -> Vec<T> {
+    if axes.is_empty() {
+        // each output element is the "sum" of one element: itself (not `init + x`, which
+        // would turn -0.0 into +0.0)
+        return x.to_vec();
+    }
     let out_shape: Vec<usize> = (0..shape.len())
         .filter(|d| !axes.contains(d))
         .map(|d| shape[d])
@@ -364,6 +369,10 @@ pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> 
 }
 
 pub(super) fn cumsum<T: Num>(x: &[T], shape: &[usize], axis: usize, reverse: bool) -> Vec<T> {
+    if x.is_empty() {
+        // the loop below runs over every other dimension even when the scanned one is empty
+        return vec![];
+    }
     let st = strides(shape);
     let mut out = x.to_vec();
     let n = shape[axis];

@@ -299,10 +299,12 @@ fn exp_f32_small(x: f32) -> f32 {
 }
 
 /// tanh(x) in f32 arithmetic (twice the vector lanes of the f64 route): an odd Taylor
-/// polynomial below |x| = 0.625, `1 − 2/(e^{2|x|} + 1)` above, 1 beyond |x| = 9.
+/// polynomial below |x| = 0.625, `1 − 2/(e^{2|x|} + 1)` above. The argument is clamped at
+/// 9.5, where that formula already rounds to exactly 1 (tanh rounds to 1 in f32 beyond
+/// |x| ≈ 9.01; a clamp below that point would leave large inputs and ±inf at 1 − 2^-24).
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
-    let a = x.abs().min(9.0);
+    let a = x.abs().min(9.5);
     let z = a * a;
     const C: [f32; 9] = [
         -1.0 / 3.0,
@@ -417,5 +419,17 @@ mod tests {
         assert!(tanh_f64(-0.0).is_sign_negative());
         assert_eq!(logistic_f64(-1000.0), 0.0);
         assert_eq!(logistic_f64(1000.0), 1.0);
+        // f32 tanh reaches exactly ±1 where tanh rounds to it, and at ±inf
+        for (x, want) in [
+            (9.0f32, (9.0f64).tanh() as f32),
+            (9.1, 1.0),
+            (10.0, 1.0),
+            (100.0, 1.0),
+            (f32::INFINITY, 1.0),
+            (f32::NEG_INFINITY, -1.0),
+            (-20.0, -1.0),
+        ] {
+            assert_eq!(tanh_f32(x), want, "tanh_f32({x})");
+        }
     }
 }
