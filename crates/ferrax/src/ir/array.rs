@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
-use crate::ir::aval::Aval;
+use crate::ir::aval::{validate_shape, Aval};
 use crate::ir::dtype::{DType, Scalar};
 use crate::ir::error::{Error, Result};
 
@@ -173,18 +173,24 @@ pub struct Array {
 impl Array {
     /// An array from a typed buffer and a shape; the buffer length must match the shape.
     pub fn from_data(data: Data, shape: &[usize]) -> Result<Array> {
-        let aval = Aval::new(shape.to_vec(), data.dtype());
-        aval.validate("Array::from_vec")?;
-        let size = aval.size();
-        if data.len() != size {
+        let op = "Array::from_vec";
+        let size = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if size != Some(data.len()) {
+            validate_shape(op, shape, data.dtype())?;
             return Err(Error::shape(
-                "Array::from_vec",
+                op,
                 format!(
-                    "{} elements given for shape {:?}, which holds {size}",
+                    "{} elements given for shape {:?}, which holds {}",
                     data.len(),
-                    shape
+                    shape,
+                    size.unwrap_or(usize::MAX)
                 ),
             ));
+        }
+        // Non-empty data of the shape's length proves the shape fits; an empty one may have
+        // other dimensions whose strides would overflow.
+        if data.is_empty() {
+            validate_shape(op, shape, data.dtype())?;
         }
         Ok(Array {
             shape: shape.to_vec(),

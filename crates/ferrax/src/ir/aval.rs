@@ -85,22 +85,27 @@ impl Aval {
     /// passes through here, so element counts, strides and byte sizes computed from a valid
     /// aval never overflow. The error names `op`, the aval and the bytes it would need.
     pub fn validate(&self, op: &str) -> Result<()> {
-        let bytes = self
-            .shape
-            .iter()
-            .try_fold(self.dtype.size_bytes(), |n, &d| n.checked_mul(d.max(1)))
-            .filter(|&n| n <= isize::MAX as usize);
-        match bytes {
-            Some(_) => Ok(()),
-            None => Err(Error::exhausted(
-                op,
-                format!(
-                    "{self} is too large: its {} exceed the {} bytes one allocation can hold",
-                    describe_bytes(&self.shape, self.dtype),
-                    isize::MAX
-                ),
-            )),
-        }
+        validate_shape(op, &self.shape, self.dtype)
+    }
+}
+
+/// [`Aval::validate`] for a shape and dtype not (yet) in an `Aval`.
+pub(crate) fn validate_shape(op: &str, shape: &[usize], dtype: DType) -> Result<()> {
+    let bytes = shape
+        .iter()
+        .try_fold(dtype.size_bytes(), |n, &d| n.checked_mul(d.max(1)))
+        .filter(|&n| n <= isize::MAX as usize);
+    match bytes {
+        Some(_) => Ok(()),
+        None => Err(Error::exhausted(
+            op,
+            format!(
+                "{} is too large: its {} exceed the {} bytes one allocation can hold",
+                Aval::new(shape.to_vec(), dtype),
+                describe_bytes(shape, dtype),
+                isize::MAX
+            ),
+        )),
     }
 }
 

@@ -163,6 +163,7 @@ macro_rules! primitives {
             pub const COUNT: usize = PRIMITIVE_NAMES.len();
 
             /// The name in program text.
+            #[inline]
             pub fn name(&self) -> &'static str {
                 match self {
                     $( Primitive::$variant $({ $($field: _),* })? => $name, )*
@@ -170,6 +171,7 @@ macro_rules! primitives {
             }
 
             /// The primitive's position in [`PRIMITIVE_NAMES`] (for cheap per-primitive tables).
+            #[inline]
             pub fn ordinal(&self) -> usize {
                 match self {
                     $( Primitive::$variant $({ $($field: _),* })? => Tag::$variant as usize, )*
@@ -177,6 +179,7 @@ macro_rules! primitives {
             }
 
             /// How many operands the primitive takes.
+            #[inline]
             pub fn arity(&self) -> Arity {
                 match self {
                     $( Primitive::$variant $({ $($field: _),* })? => primitives!(@arity $arity), )*

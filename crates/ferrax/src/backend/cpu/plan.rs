@@ -138,7 +138,11 @@ impl Plan {
                 Item::Fused(f) => run_fused(f, &mut slots)?,
             }
         }
-        self.outputs.iter().map(|o| read(&slots, o)).collect()
+        let mut outs = Vec::with_capacity(self.outputs.len());
+        for o in &self.outputs {
+            outs.push(read(&slots, o)?);
+        }
+        Ok(outs)
     }
 }
 
@@ -201,22 +205,28 @@ fn read(slots: &Env<Array>, a: &StepArg) -> Result<Array> {
 /// A step's operands. Those that die here and are read once by it are moved out of their
 /// slots, so the kernel may update their buffers in place.
 fn take_operands(s: &Step, slots: &mut Env<Array>) -> Result<Vec<Array>> {
-    let read_once = |k: &usize| {
-        s.args
-            .iter()
-            .filter(|b| matches!(b, StepArg::Slot(j) if j == k))
-            .count()
-            == 1
-    };
-    s.args
-        .iter()
-        .map(|a| match a {
-            StepArg::Slot(k) if s.last.contains(k) && read_once(k) => slots
-                .take(slot_var(*k))
-                .ok_or_else(|| Error::check(format!("variable {k} is used before it is defined"))),
-            _ => read(slots, a),
-        })
-        .collect()
+    let mut args = Vec::with_capacity(s.args.len());
+    for a in &s.args {
+        args.push(match a {
+            StepArg::Value(v) => v.clone(),
+            StepArg::Slot(k) => {
+                let read_once = s
+                    .args
+                    .iter()
+                    .filter(|b| matches!(b, StepArg::Slot(j) if j == k))
+                    .count()
+                    == 1;
+                let v = slot_var(*k);
+                let x = if read_once && s.last.contains(k) {
+                    slots.take(v)
+                } else {
+                    slots.get(v).cloned()
+                };
+                x.ok_or_else(|| Error::check(format!("variable {k} is used before it is defined")))?
+            }
+        });
+    }
+    Ok(args)
 }
 
 /// Empties the slots whose last use has passed, handing their buffers to the pool.
