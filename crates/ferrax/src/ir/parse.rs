@@ -219,20 +219,27 @@ impl Parser {
             );
         };
         self.expect_sym('[')?;
-        let mut shape = vec![];
-        while *self.peek() != Tok::Sym(']') {
-            shape.push(self.uint("a dimension size")?);
+        let shape = self.uints_until(']', "a dimension size")?;
+        Ok(Aval::new(shape, dtype))
+    }
+
+    /// Comma-separated non-negative integers up to the closing symbol `close` (consumed),
+    /// a trailing comma allowed: a shape's `2,3]` or a tuple's `0,1)`.
+    fn uints_until(&mut self, close: char, what: &str) -> Result<Vec<usize>> {
+        let mut v = vec![];
+        while *self.peek() != Tok::Sym(close) {
+            v.push(self.uint(what)?);
             if *self.peek() == Tok::Sym(',') {
                 self.next();
-            } else if *self.peek() != Tok::Sym(']') {
+            } else if *self.peek() != Tok::Sym(close) {
                 return self.err(format!(
-                    "expected `,` or `]`, found {}",
+                    "expected `,` or `{close}`, found {}",
                     describe(self.peek())
                 ));
             }
         }
         self.next();
-        Ok(Aval::new(shape, dtype))
+        Ok(v)
     }
 
     /// `name:aval`, defining a new variable.
@@ -324,22 +331,7 @@ impl Parser {
                 Some(d) => Ok(Param::DType(d)),
                 None => self.err_at(k, format!("expected a parameter value, found `{s}`")),
             },
-            Tok::Sym('(') => {
-                let mut v = vec![];
-                while *self.peek() != Tok::Sym(')') {
-                    v.push(self.uint("a tuple element")?);
-                    if *self.peek() == Tok::Sym(',') {
-                        self.next();
-                    } else if *self.peek() != Tok::Sym(')') {
-                        return self.err(format!(
-                            "expected `,` or `)`, found {}",
-                            describe(self.peek())
-                        ));
-                    }
-                }
-                self.next();
-                Ok(Param::Ints(v))
-            }
+            Tok::Sym('(') => Ok(Param::Ints(self.uints_until(')', "a tuple element")?)),
             t => self.err_at(
                 k,
                 format!("expected a parameter value, found {}", describe(&t)),
