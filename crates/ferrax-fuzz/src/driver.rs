@@ -1105,7 +1105,7 @@ pub fn break_program(p: &Program, rng: &mut impl Rng) -> Option<(Program, String
     let what = match rng.gen_range(0..8) {
         0 if !m.eqns.is_empty() => {
             let k = rng.gen_range(0..m.eqns.len());
-            let v = m.eqns[k].out.index();
+            let v = m.eqns[k].outs.first()?.index();
             m.avals[v].shape.push(2);
             "an equation's declared aval changed".to_string()
         }
@@ -1114,7 +1114,7 @@ pub fn break_program(p: &Program, rng: &mut impl Rng) -> Option<(Program, String
             let far = if rng.gen_bool(0.5) {
                 Var(n_vars + 5)
             } else {
-                m.eqns[k].out
+                *m.eqns[k].outs.first()?
             };
             if m.eqns[k].inputs.is_empty() {
                 return None;
@@ -1160,9 +1160,9 @@ pub fn break_program(p: &Program, rng: &mut impl Rng) -> Option<(Program, String
 pub fn has_fast_kernels(p: &Program) -> bool {
     use ferrax::Primitive::*;
     p.eqns.iter().any(|e| {
-        p.avals
-            .get(e.out.index())
-            .is_some_and(|a| a.dtype.is_float())
+        e.outs
+            .iter()
+            .any(|v| p.avals.get(v.index()).is_some_and(|a| a.dtype.is_float()))
             && matches!(
                 e.prim,
                 Sin | Cos

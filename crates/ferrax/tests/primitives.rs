@@ -171,7 +171,7 @@ fn checker_rejects_a_wrong_declared_output() {
     for row in op_table() {
         let d = row.dtypes[0];
         let mut p = single_eqn_program(&row.prim, &(row.avals)(d)).unwrap();
-        let out = p.eqns[0].out;
+        let out = p.eqns[0].outs[0];
         let declared = p.avals[out.index()].clone();
         let mut wrong = declared.clone();
         wrong.shape.push(7);

@@ -238,7 +238,7 @@ fn checker_rejects_ill_typed_programs_precisely() {
     );
 
     let mut p = base();
-    p.eqns[1].out = Var(1); // b defined twice
+    p.eqns[1].outs = vec![Var(1)]; // b defined twice
     assert_eq!(
         p.check().unwrap_err().to_string(),
         "ill-typed program: equation 1 (`mul`) defines variable 1 a second time"
@@ -317,7 +317,7 @@ fn ill_typed() -> Vec<(&'static str, Program)> {
     p.eqns[1].inputs[1] = Atom::Var(Var(2));
     v.push(("use before definition", p));
     let mut p = base();
-    p.eqns[1].out = Var(1);
+    p.eqns[1].outs = vec![Var(1)];
     v.push(("defined twice", p));
     let mut p = base();
     p.eqns[0].inputs.push(Atom::Var(Var(0)));

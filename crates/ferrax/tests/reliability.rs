@@ -246,7 +246,7 @@ fn displaying_a_malformed_program_does_not_panic() {
         eqns: vec![ferrax::Equation {
             prim: ferrax::Primitive::Sin,
             inputs: vec![ferrax::Atom::Var(ferrax::Var(7))],
-            out: ferrax::Var(9),
+            outs: vec![ferrax::Var(9)],
             loc: None,
         }],
         outputs: vec![ferrax::Atom::Var(ferrax::Var(12))],

@@ -231,7 +231,11 @@ fn vmap_of_a_linear_map_is_one_dot_general_with_the_batch_folded_in() {
             }
             _ => unreachable!(),
         }
-        assert_eq!(p.avals[e.out.index()].ndim(), 2, "a matrix-matrix product");
+        assert_eq!(
+            p.avals[e.outs[0].index()].ndim(),
+            2,
+            "a matrix-matrix product"
+        );
     }
     // and vmap of jvp (all tangents up front) gives the same numbers
     let dys: Tensor = vmap(|t: Tensor| jvp(chain, &x, &t).unwrap().1, &ts).unwrap();

@@ -341,7 +341,19 @@ impl Parser {
 
     fn equation(&mut self) -> Result<()> {
         let start = self.pos;
-        let (out_name, out_aval) = self.binder_parts()?;
+        // one binder per output: `b:f64[] c:f64[3] = scan[...] ...`
+        let mut outs: Vec<(String, Aval)> = vec![];
+        loop {
+            let k = self.pos;
+            let (name, aval) = self.binder_parts()?;
+            if outs.iter().any(|(n, _)| *n == name) {
+                return self.err_at(k, format!("variable `{name}` is defined twice"));
+            }
+            outs.push((name, aval));
+            if *self.peek() == Tok::Sym('=') {
+                break;
+            }
+        }
         self.expect_sym('=')?;
         let kp = self.pos;
         let name = self.ident("a primitive name")?;
@@ -371,25 +383,37 @@ impl Parser {
         }
         let avals: Vec<Aval> = inputs.iter().map(|a| self.prog.atom_aval(a)).collect();
         let refs: Vec<&Aval> = avals.iter().collect();
-        match prim.abstract_eval(&refs) {
+        let declared: Vec<Aval> = outs.iter().map(|(_, a)| a.clone()).collect();
+        match prim.out_avals(&refs) {
             Err(e) => return self.err_at(kp, e.to_string()),
-            Ok(a) if a != out_aval => {
+            Ok(got) if got != declared => {
+                let list = |v: &[Aval]| {
+                    v.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
                 return self.err_at(
                     start,
                     format!(
-                        "declared {out_aval} but `{}` of these operands gives {a}",
-                        prim.name()
+                        "declared {} but `{}` of these operands gives {}",
+                        list(&declared),
+                        prim.name(),
+                        list(&got)
                     ),
-                )
+                );
             }
             Ok(_) => {}
         }
-        let out = self.define(out_name, out_aval);
+        let outs = outs
+            .into_iter()
+            .map(|(name, aval)| self.define(name, aval))
+            .collect();
         let at = &self.toks[start];
         self.prog.eqns.push(Equation {
             prim,
             inputs,
-            out,
+            outs,
             loc: Some(SourceLoc {
                 file: PROGRAM_TEXT,
                 line: at.line as u32,

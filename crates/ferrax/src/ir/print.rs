@@ -60,7 +60,7 @@ impl Names {
             .iter()
             .map(|(v, _)| *v)
             .chain(p.inputs.iter().copied())
-            .chain(p.eqns.iter().map(|e| e.out));
+            .chain(p.eqns.iter().flat_map(|e| e.outs.iter().copied()));
         let mut m = HashMap::new();
         let mut gen = NameGen { next: 0 };
         for v in order {
@@ -109,13 +109,13 @@ impl fmt::Display for Program {
         }
         f.write_str(" . let\n")?;
         for e in &self.eqns {
-            write!(
-                f,
-                "    {}:{} = {}",
-                names.var(e.out),
-                AvalOf(self, e.out),
-                e.prim
-            )?;
+            f.write_str("   ")?;
+            for v in &e.outs {
+                write!(f, " {}:{}", names.var(*v), AvalOf(self, *v))?;
+            }
+            // a sub-program's lines continue under the equation, indented one level deeper
+            let prim = e.prim.to_string().replace('\n', "\n      ");
+            write!(f, " = {prim}")?;
             for a in &e.inputs {
                 write!(f, " {}", names.atom(a))?;
             }
@@ -136,7 +136,11 @@ impl Equation {
     /// One equation as program text, with variables named by their index (`v12`): for
     /// messages about a single equation outside its program.
     pub fn describe(&self, p: &Program) -> String {
-        let mut s = format!("v{}:{} = {}", self.out.0, AvalOf(p, self.out), self.prim);
+        let mut s = String::new();
+        for v in &self.outs {
+            write!(s, "v{}:{} ", v.0, AvalOf(p, *v)).expect("writing to a String");
+        }
+        write!(s, "= {}", self.prim).expect("writing to a String");
         for a in &self.inputs {
             match a {
                 Atom::Var(v) => write!(s, " v{}", v.0),

@@ -34,12 +34,14 @@ pub enum Atom {
     Lit(Scalar),
 }
 
-/// `out = prim(inputs...)`, remembering where in the user's source it was traced.
+/// `outs = prim(inputs...)`, remembering where in the user's source it was traced. Every
+/// primitive has one output except the control-flow ones (`cond`, `scan`), which have one
+/// per output of their sub-programs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Equation {
     pub prim: Primitive,
     pub inputs: Vec<Atom>,
-    pub out: Var,
+    pub outs: Vec<Var>,
     /// The user's source line that produced this equation (not part of the text form).
     pub loc: Option<SourceLoc>,
 }
@@ -54,6 +56,14 @@ pub struct Program {
     pub inputs: Vec<Var>,
     pub eqns: Vec<Equation>,
     pub outputs: Vec<Atom>,
+}
+
+impl Equation {
+    /// The output of a single-output equation. `check` guarantees one output for every
+    /// primitive without sub-programs; passes route control flow before they ask.
+    pub(crate) fn out(&self) -> Var {
+        self.outs[0]
+    }
 }
 
 // The accessors below index the program's variables directly, like slice indexing: on a
@@ -176,22 +186,36 @@ impl Program {
             let refs: Vec<&Aval> = in_avals.iter().collect();
             let expected = e
                 .prim
-                .abstract_eval(&refs)
+                .out_avals(&refs)
                 .map_err(|err| Error::check(format!("{what}: {err}")))?;
-            if e.out.index() >= self.avals.len() {
+            if e.outs.len() != expected.len() {
                 return Err(Error::check(format!(
-                    "{what}: output variable {} has no aval",
-                    e.out.0
+                    "{what}: has {} output(s), the rule for `{}` gives {}",
+                    e.outs.len(),
+                    e.prim.name(),
+                    expected.len()
                 )));
             }
-            if *self.aval(e.out) != expected {
-                return Err(Error::check(format!(
-                    "{what}: output is declared {} but the rule for `{}` gives {expected}",
-                    self.aval(e.out),
-                    e.prim.name()
-                )));
+            for (out, want) in e.outs.iter().zip(&expected) {
+                match self.avals.get(out.index()) {
+                    None => {
+                        return Err(Error::check(format!(
+                            "{what}: output variable {} has no aval",
+                            out.0
+                        )))
+                    }
+                    Some(got) if got != want => {
+                        return Err(Error::check(format!(
+                            "{what}: output is declared {got} but the rule for `{}` gives {want}",
+                            e.prim.name()
+                        )))
+                    }
+                    Some(_) => {}
+                }
             }
-            define(&mut defined, e.out, &what)?;
+            for out in &e.outs {
+                define(&mut defined, *out, &what)?;
+            }
         }
         for (i, a) in self.outputs.iter().enumerate() {
             if let Atom::Var(v) = a {
@@ -220,7 +244,7 @@ impl Program {
             .collect();
         let mut keep = vec![false; self.eqns.len()];
         for (k, e) in self.eqns.iter().enumerate().rev() {
-            if live.contains(&e.out) {
+            if e.outs.iter().any(|v| live.contains(v)) {
                 keep[k] = true;
                 for a in &e.inputs {
                     if let Atom::Var(v) = a {

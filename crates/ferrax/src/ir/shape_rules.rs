@@ -12,9 +12,15 @@ use crate::ir::error::{Error, Result};
 use crate::ir::primitive::{arithmetic, rounding, smooth_unary, Arity, Primitive};
 
 impl Primitive {
-    /// The output aval for the given operand avals, or an error naming what is wrong. The
-    /// output is always a valid aval ([`Aval::validate`]): parameters that would make a
-    /// shape whose size overflows are errors here, before anything is allocated.
+    /// The avals of every output for the given operand avals (one for every primitive
+    /// without sub-programs), or an error naming what is wrong. Every output is a valid aval
+    /// ([`Aval::validate`]): parameters that would make a shape whose size overflows are
+    /// errors here, before anything is allocated.
+    pub fn out_avals(&self, args: &[&Aval]) -> Result<Vec<Aval>> {
+        Ok(vec![self.abstract_eval(args)?])
+    }
+
+    /// The output aval of a single-output primitive (see [`Primitive::out_avals`]).
     pub fn abstract_eval(&self, args: &[&Aval]) -> Result<Aval> {
         let out = self.shape_rule(args)?;
         // a scalar is always valid: skip the check on the commonest (eager) case

@@ -61,13 +61,13 @@ pub(crate) fn jvp_call(
         let ts: Vec<Option<Tensor>> = e.inputs.iter().map(|a| tangent_of(&tangent, a)).collect();
         let emit = Emit { loc: e.loc };
         let out = emit.checked(e.prim.clone(), &xs.iter().collect::<Vec<_>>())?;
-        let out_float = p.aval(e.out).dtype.is_float();
+        let out_float = p.aval(e.out()).dtype.is_float();
         if out_float && ts.iter().any(Option::is_some) {
             if let Some(t) = jvp_rule(&emit, &e.prim, &xs, &ts, &out) {
-                tangent.write(e.out, checked(t)?);
+                tangent.write(e.out(), checked(t)?);
             }
         }
-        primal.write(e.out, out);
+        primal.write(e.out(), out);
     }
     let outs = p
         .outputs

@@ -155,7 +155,7 @@ pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
         } else {
             Kind::Residual
         };
-        kinds[e.out.index()] = kind;
+        kinds[e.out().index()] = kind;
     }
     for (i, a) in p.outputs.iter().enumerate() {
         if kind_of(&kinds, a) == Kind::Residual {

@@ -65,10 +65,15 @@ fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
 /// One round of algebraic simplification; returns whether anything changed.
 fn simplify(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p.eqns.iter().enumerate().map(|(k, e)| (e.out, k)).collect();
+    let defs: HashMap<Var, usize> = p
+        .eqns
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (e.out(), k))
+        .collect();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     for e in &p.eqns {
-        let out_aval = p.aval(e.out);
+        let out_aval = p.aval(e.out());
         // an operand that can stand for the output: same aval
         let same = |a: &Atom| p.atom_aval(a) == *out_aval;
         let identity =
@@ -108,7 +113,7 @@ fn simplify(p: &mut Program) -> bool {
             _ => None,
         };
         if let Some(r) = replacement {
-            subst.insert(e.out, r);
+            subst.insert(e.out(), r);
         }
     }
     if subst.is_empty() {
@@ -124,7 +129,12 @@ fn simplify(p: &mut Program) -> bool {
 /// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
 fn fold_transposes(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p.eqns.iter().enumerate().map(|(k, e)| (e.out, k)).collect();
+    let defs: HashMap<Var, usize> = p
+        .eqns
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (e.out(), k))
+        .collect();
     let mut uses: HashMap<Var, usize> = HashMap::new();
     for e in &p.eqns {
         for a in &e.inputs {
@@ -227,10 +237,10 @@ fn cse(p: &mut Program) -> bool {
         let key = (e.prim.clone(), e.inputs.clone());
         match seen.get(&key) {
             Some(&v) => {
-                subst.insert(e.out, Atom::Var(v));
+                subst.insert(e.out(), Atom::Var(v));
             }
             None => {
-                seen.insert(key, e.out);
+                seen.insert(key, e.out());
             }
         }
     }
@@ -248,7 +258,7 @@ fn fold_constants(p: &mut Program) -> bool {
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let mut changed = false;
     for e in &p.eqns {
-        if p.aval(e.out).size() > 4096 {
+        if p.aval(e.out()).size() > 4096 {
             continue;
         }
         let args: Option<Vec<Array>> = e
@@ -265,9 +275,9 @@ fn fold_constants(p: &mut Program) -> bool {
             continue;
         };
         if out.ndim() == 0 {
-            subst.insert(e.out, Atom::Lit(out.data().get(0)));
+            subst.insert(e.out(), Atom::Lit(out.data().get(0)));
         }
-        values.insert(e.out, out);
+        values.insert(e.out(), out);
         changed = true;
     }
     if !changed {
@@ -277,10 +287,10 @@ fn fold_constants(p: &mut Program) -> bool {
     let folded: Vec<Var> = p
         .eqns
         .iter()
-        .filter(|e| values.contains_key(&e.out))
-        .map(|e| e.out)
+        .filter(|e| values.contains_key(&e.out()))
+        .map(|e| e.out())
         .collect();
-    p.eqns.retain(|e| !values.contains_key(&e.out));
+    p.eqns.retain(|e| !values.contains_key(&e.out()));
     for v in folded {
         if !subst.contains_key(&v) {
             p.consts.push((v, values[&v].clone()));

@@ -72,8 +72,8 @@ pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Result<Spl
     };
     for e in &j.eqns {
         let vars: Vec<Var> = e.inputs.iter().filter_map(var_of).collect();
-        unknown[e.out.index()] = vars.iter().any(|v| unknown[v.index()]);
-        free[e.out.index()] = vars.iter().all(|v| free[v.index()]);
+        unknown[e.out().index()] = vars.iter().any(|v| unknown[v.index()]);
+        free[e.out().index()] = vars.iter().all(|v| free[v.index()]);
     }
     let consts: HashSet<Var> = j.consts.iter().map(|(v, _)| *v).collect();
 
@@ -83,10 +83,10 @@ pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Result<Spl
     let mut residual_vars: Vec<Var> = vec![];
     let mut lin_consts = vec![];
     for e in j.eqns.iter().rev() {
-        if !needed_lin.contains(&e.out) {
+        if !needed_lin.contains(&e.out()) {
             continue;
         }
-        if unknown[e.out.index()] || free[e.out.index()] {
+        if unknown[e.out().index()] || free[e.out().index()] {
             lin_eqns.push(e.clone());
             for v in e.inputs.iter().filter_map(var_of) {
                 needed_lin.insert(v);
@@ -94,7 +94,7 @@ pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Result<Spl
         }
     }
     lin_eqns.reverse();
-    let lin_defined: HashSet<Var> = lin_eqns.iter().map(|e| e.out).collect();
+    let lin_defined: HashSet<Var> = lin_eqns.iter().map(|e| e.out()).collect();
     let tangent_inputs: HashSet<Var> = j.inputs[n_primal_in..].iter().copied().collect();
     let mut needed_sorted: Vec<Var> = needed_lin.iter().copied().collect();
     needed_sorted.sort();
@@ -136,7 +136,7 @@ pub fn partial_eval(j: &Program, n_primal_in: usize, n_out: usize) -> Result<Spl
     let mut needed_p: HashSet<Var> = primal_outputs.iter().filter_map(var_of).collect();
     let mut p_eqns = vec![];
     for e in j.eqns.iter().rev() {
-        if needed_p.contains(&e.out) && !unknown[e.out.index()] {
+        if needed_p.contains(&e.out()) && !unknown[e.out().index()] {
             p_eqns.push(e.clone());
             for v in e.inputs.iter().filter_map(var_of) {
                 needed_p.insert(v);

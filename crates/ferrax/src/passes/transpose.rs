@@ -57,7 +57,7 @@ pub(crate) fn transpose_call(
         }
     }
     for e in &p.eqns {
-        if kinds[e.out.index()] == Kind::Linear {
+        if kinds[e.out().index()] == Kind::Linear {
             continue;
         }
         let xs = e
@@ -66,7 +66,7 @@ pub(crate) fn transpose_call(
             .map(|a| known.read(a, Tensor::literal))
             .collect::<Result<Vec<_>>>()?;
         let out = Emit { loc: e.loc }.checked(e.prim.clone(), &xs.iter().collect::<Vec<_>>())?;
-        known.write(e.out, out);
+        known.write(e.out(), out);
     }
     // Backward: cotangents, accumulated with `add`; absent = symbolic zero.
     let mut ct: Env<Tensor> = Env::new(p.avals.len());
@@ -88,10 +88,10 @@ pub(crate) fn transpose_call(
         }
     }
     for e in p.eqns.iter().rev() {
-        if kinds[e.out.index()] != Kind::Linear {
+        if kinds[e.out().index()] != Kind::Linear {
             continue;
         }
-        let Some(c) = ct.take(e.out) else {
+        let Some(c) = ct.take(e.out()) else {
             continue;
         };
         let emit = Emit { loc: e.loc };

@@ -61,7 +61,7 @@ pub(crate) fn batch_call(
             let (t, d) = batch_rule(&emit, &e.prim, &ops, size);
             (t, Some(d))
         };
-        env.write(e.out, (checked(out.0)?, out.1));
+        env.write(e.out(), (checked(out.0)?, out.1));
     }
     let outs = p
         .outputs

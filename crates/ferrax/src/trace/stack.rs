@@ -143,7 +143,7 @@ pub(crate) fn bind_at(prim: Primitive, args: &[&Tensor], loc: Option<SourceLoc>)
                 b.eqns.push(Equation {
                     prim,
                     inputs: atoms,
-                    out: v,
+                    outs: vec![v],
                     loc,
                 });
                 Tensor::traced(b.id, v, out)
@@ -351,7 +351,7 @@ impl Program {
             if let Some(err) = out.error() {
                 return Err(err.clone());
             }
-            env.write(e.out, out);
+            env.write(e.out(), out);
         }
         self.outputs
             .iter()

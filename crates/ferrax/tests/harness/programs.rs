@@ -19,7 +19,7 @@ pub fn single_eqn_program(prim: &Primitive, in_avals: &[Aval]) -> ferrax::Result
         eqns: vec![Equation {
             prim: prim.clone(),
             inputs: (0..n).map(|i| Atom::Var(Var(i))).collect(),
-            out: Var(n),
+            outs: vec![Var(n)],
             loc: None,
         }],
         outputs: vec![Atom::Var(Var(n))],
@@ -135,7 +135,7 @@ pub fn build_program(rows: &[OpRow], r: &Recipe) -> Program {
         eqns.push(Equation {
             prim,
             inputs: ins.clone(),
-            out: v,
+            outs: vec![v],
             loc: None,
         });
         if is_cmp {
@@ -146,7 +146,7 @@ pub fn build_program(rows: &[OpRow], r: &Recipe) -> Program {
             eqns.push(Equation {
                 prim: Primitive::Select,
                 inputs,
-                out: s,
+                outs: vec![s],
                 loc: None,
             });
         }

@@ -75,12 +75,12 @@ impl Plan {
                 last.sort_unstable();
                 last.dedup();
                 let in_avals: Vec<Aval> = e.inputs.iter().map(|a| program.atom_aval(a)).collect();
-                let out_aval = program.aval(e.out).clone();
+                let out_aval = program.aval(e.out()).clone();
                 Step {
                     kernel: kernel(&e.prim, &out_aval, &in_avals),
                     prim: e.prim.clone(),
                     args: e.inputs.iter().map(arg).collect(),
-                    out: e.out.index(),
+                    out: e.out().index(),
                     out_aval,
                     last,
                 }

@@ -112,7 +112,7 @@ impl Program {
                 Some(l) => err.with_loc(l),
                 None => err,
             })?;
-            env.write(e.out, out);
+            env.write(e.out(), out);
         }
         self.outputs
             .iter()
