@@ -62,6 +62,49 @@ impl Data {
         }
     }
 
+    /// Elements `start..end` (in range) as a new buffer.
+    pub(crate) fn range(&self, start: usize, end: usize) -> Data {
+        match self {
+            Data::F32(v) => Data::F32(v[start..end].to_vec()),
+            Data::F64(v) => Data::F64(v[start..end].to_vec()),
+            Data::I32(v) => Data::I32(v[start..end].to_vec()),
+            Data::I64(v) => Data::I64(v[start..end].to_vec()),
+            Data::Bool(v) => Data::Bool(v[start..end].to_vec()),
+        }
+    }
+
+    /// Buffers of one dtype joined end to end (`n` elements in all, allocated fallibly).
+    pub(crate) fn concat(
+        dtype: DType,
+        parts: &[&Data],
+        n: usize,
+        op: &str,
+        aval: &Aval,
+    ) -> Result<Data> {
+        fn join<T: Clone>(
+            parts: &[&Data],
+            n: usize,
+            op: &str,
+            aval: &Aval,
+            get: impl Fn(&Data) -> Option<&[T]>,
+        ) -> Result<Vec<T>> {
+            let mut v = try_vec(op, aval, n)?;
+            for p in parts {
+                v.extend_from_slice(
+                    get(p).ok_or_else(|| Error::internal("joining buffers of another dtype"))?,
+                );
+            }
+            Ok(v)
+        }
+        Ok(match dtype {
+            DType::F32 => Data::F32(join(parts, n, op, aval, |d| f32::slice_of(d))?),
+            DType::F64 => Data::F64(join(parts, n, op, aval, |d| f64::slice_of(d))?),
+            DType::I32 => Data::I32(join(parts, n, op, aval, |d| i32::slice_of(d))?),
+            DType::I64 => Data::I64(join(parts, n, op, aval, |d| i64::slice_of(d))?),
+            DType::Bool => Data::Bool(join(parts, n, op, aval, |d| bool::slice_of(d))?),
+        })
+    }
+
     /// Sets element `i` (which the caller guarantees is in range) to a scalar, converted to
     /// the buffer's dtype.
     pub(crate) fn set(&mut self, i: usize, s: Scalar) {
@@ -488,6 +531,39 @@ impl Array {
             shape: shape.to_vec(),
             data: self.data.clone(),
         })
+    }
+
+    /// Slice `i` along axis 0 (that axis removed): a copy of one contiguous run.
+    pub(crate) fn row(&self, i: usize) -> Result<Array> {
+        let (&n, rest) = self
+            .shape
+            .split_first()
+            .ok_or_else(|| Error::shape("Array::row", "a rank-0 array has no rows"))?;
+        if i >= n {
+            return Err(Error::shape(
+                "Array::row",
+                format!("row {i} of an array with {n} rows"),
+            ));
+        }
+        let len: usize = rest.iter().product();
+        Array::from_data(self.data.range(i * len, (i + 1) * len), rest)
+    }
+
+    /// `n` arrays of aval `row` stacked along a new axis 0.
+    pub(crate) fn stack(rows: &[Array], row: &Aval, n: usize) -> Result<Array> {
+        let mut shape = vec![n];
+        shape.extend_from_slice(&row.shape);
+        let aval = Aval::new(shape, row.dtype);
+        aval.validate("stack")?;
+        if rows.len() != n || rows.iter().any(|r| r.aval() != *row) {
+            return Err(Error::internal(format!(
+                "stacking {} rows as {n} rows of {row}",
+                rows.len()
+            )));
+        }
+        let parts: Vec<&Data> = rows.iter().map(|r| r.data()).collect();
+        let data = Data::concat(row.dtype, &parts, aval.size(), "stack", &aval)?;
+        Array::from_data(data, &aval.shape)
     }
 
     /// Whether this array is the only holder of its buffer (so it may be updated in place).

@@ -183,6 +183,10 @@ impl Program {
                     )));
                 }
             }
+            for (j, sub) in e.prim.subprograms().into_iter().enumerate() {
+                sub.check()
+                    .map_err(|err| Error::check(format!("{what}: sub-program {j}: {err}")))?;
+            }
             let refs: Vec<&Aval> = in_avals.iter().collect();
             let expected = e
                 .prim

@@ -18,8 +18,9 @@
 //! structural ops, `select` on a primal predicate), so partial evaluation (`partial_eval`)
 //! can split every jvp program into nonlinear primal work and a linear program.
 
+use crate::ir::control_flow;
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
-use crate::trace::{checked, materialize, trace_flat, Emit, Tensor};
+use crate::trace::{checked, fail, materialize, trace_flat, Emit, Tensor};
 
 /// Runs `p` on primals and tangents (`None` = symbolic zero), computing or recording.
 /// Returns the primal outputs and their tangents (`None` where zero).
@@ -103,6 +104,11 @@ pub(crate) fn jvp_rule(
     let same = || t[0].as_ref().map(|t0| e.op1(prim.clone(), t0));
     let inst = |i: usize| t[i].clone().unwrap_or_else(|| e.zeros(&aval(&x[i])));
     match prim {
+        // control flow has several outputs: `jvp_call` routes it to its own rule
+        control_flow!() => Some(fail(Error::internal(format!(
+            "`{}` reached the single-output jvp rule",
+            prim.name()
+        )))),
         Neg => same(),
         Sin => scaled(e.op1(Cos, &x[0])),
         Cos => scaled(e.neg(&e.op1(Sin, &x[0]))),

@@ -16,7 +16,7 @@
 //! allows. Outputs must be linear or zero: a residual output is an affine constant.
 //! Anything else is rejected with the primitive and the user's source line.
 
-use crate::ir::{Atom, Error, Primitive, Program, Result};
+use crate::ir::{control_flow, Atom, Error, Primitive, Program, Result};
 
 /// How a primitive may use linear operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub enum Linearity {
     FloatConvert,
     /// Not linear in any operand.
     NotLinear,
+    /// Control flow: linear as its sub-programs are (the checker looks inside them).
+    SubPrograms,
 }
 
 /// The primitives that are linear in no operand: the family whose [`Linearity`] is
@@ -84,6 +86,7 @@ impl Primitive {
             Select => Linearity::Select,
             ConvertElementType { .. } => Linearity::FloatConvert,
             nonlinear!() => Linearity::NotLinear,
+            control_flow!() => Linearity::SubPrograms,
         }
     }
 }
@@ -178,7 +181,7 @@ fn certainly_zero(prim: &Primitive, ks: &[Kind]) -> bool {
         Linearity::Numerator => ks[0] == Kind::Zero,
         Linearity::Select => ks[1] == Kind::Zero && ks[2] == Kind::Zero,
         Linearity::Structural | Linearity::Joint | Linearity::FloatConvert => all_zero,
-        Linearity::NotLinear => false,
+        Linearity::NotLinear | Linearity::SubPrograms => false,
     }
 }
 
@@ -216,5 +219,8 @@ fn linear_use(prim: &Primitive, ks: &[Kind]) -> std::result::Result<Kind, String
         Linearity::NotLinear => {
             Err("is not a linear primitive, but is applied to a linear value".into())
         }
+        Linearity::SubPrograms => Err(
+            "is control flow over a linear value, which the linearity checker does not yet look into".into(),
+        ),
     }
 }

@@ -22,7 +22,7 @@
 //! The transposed program takes the same residuals, then one cotangent per output of the
 //! original; so a transposed linear map shares its residuals with the original.
 
-use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result, Var};
+use crate::ir::{control_flow, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
 use crate::passes::linearity::{classify, kind_of, nonlinear, Kind};
 use crate::trace::{checked, materialize, trace_flat, Emit, Tensor};
 
@@ -162,6 +162,12 @@ pub(crate) fn transpose_rule(
     };
     let lin = |i: usize| x[i].is_linear();
     let out = match prim {
+        control_flow!() => {
+            return Err(Error::internal(format!(
+                "`{}` reached the single-output transpose rule",
+                prim.name()
+            )))
+        }
         Neg => only(0, e.neg(ct)),
         Add => (0..2).map(|i| lin(i).then(|| ct.clone())).collect(),
         Sub => vec![lin(0).then(|| ct.clone()), lin(1).then(|| e.neg(ct))],

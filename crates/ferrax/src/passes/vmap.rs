@@ -17,9 +17,9 @@
 //! interpreter on the real, batched arguments: eagerly, or into an enclosing trace, so vmap
 //! composes with every other transformation in either order.
 
-use crate::ir::{elementwise_nary, elementwise_unary};
+use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
-use crate::trace::{checked, trace_flat, Emit, Tensor};
+use crate::trace::{checked, fail, trace_flat, Emit, Tensor};
 
 /// A value of the batched computation and where its batch dimension is.
 type Batched = (Tensor, Option<usize>);
@@ -159,6 +159,14 @@ pub(crate) fn batch_rule(
         (t, b)
     };
     match prim {
+        // control flow has several outputs: `batch_call` routes it to its own rule
+        control_flow!() => (
+            fail(Error::internal(format!(
+                "`{}` reached the single-output batching rule",
+                prim.name()
+            ))),
+            0,
+        ),
         // Elementwise with one operand: the batch dimension stays.
         elementwise_unary!() => {
             let (t, b) = one();

@@ -14,7 +14,8 @@ use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
-    comparison, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive, Result,
+    comparison, control_flow, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive,
+    Result,
 };
 
 /// Float arithmetic on two operands of one shape with a CPU kernel.
@@ -167,6 +168,8 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Rev { .. }
         | Iota { .. }
         | Cumsum { .. } => None,
+        // plans run control flow through nested plans (`plan.rs`), not a kernel
+        control_flow!() => None,
     }
 }
 
