@@ -8,10 +8,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal, Uniform};
-
 use crate::ir::aval::{validate_shape, Aval};
 use crate::ir::dtype::{DType, Scalar};
 use crate::ir::error::{Error, Result};
@@ -370,71 +366,6 @@ impl Array {
         })
     }
 
-    /// Standard normal samples from a seeded generator (ChaCha8): the same seed gives the
-    /// same array on every machine. Float dtypes only.
-    pub fn random_normal(seed: u64, shape: &[usize], dtype: DType) -> Result<Array> {
-        let op = "Array::random_normal";
-        let aval = Aval::new(shape.to_vec(), dtype);
-        aval.validate(op)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n = aval.size();
-        let data = match dtype {
-            DType::F32 => Data::F32(sample(op, &aval, n, || StandardNormal.sample(&mut rng))?),
-            DType::F64 => Data::F64(sample(op, &aval, n, || StandardNormal.sample(&mut rng))?),
-            d => return Err(Error::dtype(op, format!("needs a float dtype, got {d}"))),
-        };
-        Array::from_data(data, shape)
-    }
-
-    /// Uniform samples in `[low, high)` from a seeded generator (ChaCha8). Float dtypes only.
-    pub fn random_uniform(
-        seed: u64,
-        shape: &[usize],
-        low: f64,
-        high: f64,
-        dtype: DType,
-    ) -> Result<Array> {
-        let op = "Array::random_uniform";
-        if low >= high || !low.is_finite() || !high.is_finite() {
-            return Err(Error::input(
-                op,
-                format!("needs finite low < high, got [{low}, {high})"),
-            ));
-        }
-        let aval = Aval::new(shape.to_vec(), dtype);
-        aval.validate(op)?;
-        // the sampler needs a finite width in the target type (f32 bounds may overflow)
-        let finite_width = match dtype {
-            DType::F32 => {
-                let (l, h) = (low as f32, high as f32);
-                l < h && (h - l).is_finite()
-            }
-            _ => (high - low).is_finite(),
-        };
-        if !finite_width {
-            return Err(Error::input(
-                op,
-                format!("the width of [{low}, {high}) is not a finite {dtype} number"),
-            ));
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n = aval.size();
-        let data = match dtype {
-            DType::F32 => {
-                let u = Uniform::new(low as f32, high as f32);
-                Data::F32(sample(op, &aval, n, || u.sample(&mut rng))?)
-            }
-            DType::F64 => {
-                let u = Uniform::new(low, high);
-                Data::F64(sample(op, &aval, n, || u.sample(&mut rng))?)
-            }
-            d => {
-                return Err(Error::dtype(op, format!("needs a float dtype, got {d}")));
-            }
-        };
-        Array::from_data(data, shape)
-    }
-
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -588,13 +519,6 @@ impl Array {
             && self.dtype() == other.dtype()
             && (0..self.size()).all(|i| self.data.get(i) == other.data.get(i))
     }
-}
-
-/// `n` samples drawn in order into a fallibly allocated buffer.
-fn sample<T>(op: &str, aval: &Aval, n: usize, mut draw: impl FnMut() -> T) -> Result<Vec<T>> {
-    let mut v = try_vec(op, aval, n)?;
-    v.extend((0..n).map(|_| draw()));
-    Ok(v)
 }
 
 /// Row-major strides (in elements) of a shape.
