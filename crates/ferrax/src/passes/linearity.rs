@@ -17,6 +17,7 @@
 //! Anything else is rejected with the primitive and the user's source line.
 
 use crate::ir::{control_flow, Atom, Error, Primitive, Program, Result};
+pub(crate) use crate::passes::linearity_control::control_kinds;
 
 /// How a primitive may use linear operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,18 +136,47 @@ pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
             ),
         ));
     }
+    let in_kinds: Vec<Kind> = p
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match i < n_residuals {
+            true => Kind::Residual,
+            // An integer or bool input has no tangent space: its tangent is zero (as the jvp
+            // pass treats it), so it is a zero, never a linear value to transpose.
+            false if p.aval(*v).dtype.is_float() => Kind::Linear,
+            false => Kind::Zero,
+        })
+        .collect();
+    let kinds = classify_kinds(p, &in_kinds)?;
+    for (i, a) in p.outputs.iter().enumerate() {
+        if kind_of(&kinds, a) == Kind::Residual {
+            return Err(Error::NotLinear {
+                op: "output".into(),
+                msg: format!("{i} does not depend on the linear inputs and is not zero: the function is affine, not linear"),
+                loc: None,
+            });
+        }
+    }
+    Ok(kinds)
+}
+
+/// The kind of every variable given the kinds of the inputs (a sub-program's inputs may be
+/// of any kind), or the error that shows a linear value used non-linearly. Outputs may be of
+/// any kind: whether a residual output is allowed is the caller's question.
+pub(crate) fn classify_kinds(p: &Program, in_kinds: &[Kind]) -> Result<Vec<Kind>> {
     let mut kinds = vec![Kind::Residual; p.avals.len()];
-    for v in &p.inputs[n_residuals..] {
-        // An integer or bool input has no tangent space: its tangent is zero (as the jvp
-        // pass treats it), so it is a zero, never a linear value to transpose.
-        kinds[v.index()] = if p.aval(*v).dtype.is_float() {
-            Kind::Linear
-        } else {
-            Kind::Zero
-        };
+    for (v, k) in p.inputs.iter().zip(in_kinds) {
+        kinds[v.index()] = *k;
     }
     for e in &p.eqns {
         let ks: Vec<Kind> = e.inputs.iter().map(|a| kind_of(&kinds, a)).collect();
+        if e.prim.is_control_flow() {
+            for (v, k) in e.outs.iter().zip(control_kinds(e, &ks)?) {
+                kinds[v.index()] = k;
+            }
+            continue;
+        }
         let kind = if ks.contains(&Kind::Linear) {
             linear_use(&e.prim, &ks).map_err(|msg| Error::NotLinear {
                 op: e.prim.name().to_string(),
@@ -159,15 +189,6 @@ pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
             Kind::Residual
         };
         kinds[e.out().index()] = kind;
-    }
-    for (i, a) in p.outputs.iter().enumerate() {
-        if kind_of(&kinds, a) == Kind::Residual {
-            return Err(Error::NotLinear {
-                op: "output".into(),
-                msg: format!("{i} does not depend on the linear inputs and is not zero: the function is affine, not linear"),
-                loc: None,
-            });
-        }
     }
     Ok(kinds)
 }
@@ -219,8 +240,9 @@ fn linear_use(prim: &Primitive, ks: &[Kind]) -> std::result::Result<Kind, String
         Linearity::NotLinear => {
             Err("is not a linear primitive, but is applied to a linear value".into())
         }
-        Linearity::SubPrograms => Err(
-            "is control flow over a linear value, which the linearity checker does not yet look into".into(),
-        ),
+        // routed to `control_kinds` before this is asked
+        Linearity::SubPrograms => {
+            Err("is control flow, whose kinds come from its sub-programs".into())
+        }
     }
 }

@@ -7,11 +7,16 @@
 //! batching (`vmap`), and the optimizer that compilation runs (`optimize`). Passes use the IR
 //! and the tracing machinery (their rules bind through `Emit`), never the user API.
 
+pub(crate) mod hoist;
 pub(crate) mod jvp;
+pub(crate) mod jvp_control;
 pub(crate) mod linearity;
+pub(crate) mod linearity_control;
 pub(crate) mod optimize;
 pub(crate) mod partial_eval;
+pub(crate) mod partial_eval_control;
 pub(crate) mod transpose;
+pub(crate) mod transpose_control;
 pub(crate) mod vmap;
 
 pub(crate) use self::jvp::*;

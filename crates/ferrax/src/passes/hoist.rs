@@ -1,0 +1,252 @@
+//! Loop-invariant code motion: work in a scan's body that reads only its consts runs once,
+//! before the loop.
+//!
+//! Used by partial evaluation (`partial_eval`), so that a value the linear loop needs and
+//! that does not change between iterations is computed once and stored once (a const of
+//! both loops) instead of once per iteration and stacked, and by the optimizer (`optimize`)
+//! for every compiled loop. The hoisted equations are copied into the enclosing program with
+//! fresh variables ([`Rewriter::inline`]); the body takes their results as extra consts.
+//! Bodies and branches are processed first, so invariants leave nested loops level by level.
+
+use std::collections::HashMap;
+
+use crate::ir::{Array, Atom, Aval, Closed, Equation, Primitive, Program, Result, Var};
+
+/// A program being rebuilt: its variable table grows as equations with fresh variables are
+/// appended.
+pub(crate) struct Rewriter {
+    pub avals: Vec<Aval>,
+    pub consts: Vec<(Var, Array)>,
+    pub eqns: Vec<Equation>,
+}
+
+impl Rewriter {
+    /// A rewriter over `p`'s variables and constants, with no equations yet.
+    pub fn new(p: &Program) -> Rewriter {
+        Rewriter {
+            avals: p.avals.clone(),
+            consts: p.consts.clone(),
+            eqns: vec![],
+        }
+    }
+
+    pub fn fresh(&mut self, a: Aval) -> Var {
+        self.avals.push(a);
+        Var(self.avals.len() as u32 - 1)
+    }
+
+    pub fn atom_aval(&self, a: &Atom) -> Aval {
+        match a {
+            Atom::Var(v) => self.avals[v.index()].clone(),
+            Atom::Lit(s) => Aval::scalar(s.dtype()),
+        }
+    }
+
+    /// The rebuilt program, with `p`'s inputs and outputs.
+    pub fn finish(self, p: &Program) -> Program {
+        Program {
+            avals: self.avals,
+            consts: self.consts,
+            inputs: p.inputs.clone(),
+            eqns: self.eqns,
+            outputs: p.outputs.clone(),
+        }
+    }
+
+    /// Appends `h`'s equations with its inputs bound to `args` and fresh variables for the
+    /// rest (its constants become constants here); returns its outputs as atoms here.
+    pub fn inline(&mut self, h: &Program, args: &[Atom]) -> Vec<Atom> {
+        let mut map: HashMap<Var, Atom> =
+            h.inputs.iter().copied().zip(args.iter().cloned()).collect();
+        for (v, a) in &h.consts {
+            let nv = self.fresh(h.aval(*v).clone());
+            self.consts.push((nv, a.clone()));
+            map.insert(*v, Atom::Var(nv));
+        }
+        let resolve = |map: &HashMap<Var, Atom>, a: &Atom| match a {
+            Atom::Var(v) => map.get(v).cloned().unwrap_or_else(|| a.clone()),
+            Atom::Lit(_) => a.clone(),
+        };
+        for e in &h.eqns {
+            let inputs = e.inputs.iter().map(|a| resolve(&map, a)).collect();
+            let outs: Vec<Var> = e
+                .outs
+                .iter()
+                .map(|v| {
+                    let nv = self.fresh(h.aval(*v).clone());
+                    map.insert(*v, Atom::Var(nv));
+                    nv
+                })
+                .collect();
+            self.eqns.push(Equation {
+                prim: e.prim.clone(),
+                inputs,
+                outs,
+                loc: e.loc,
+            });
+        }
+        h.outputs.iter().map(|a| resolve(&map, a)).collect()
+    }
+}
+
+/// `p` with the invariant work of every scan (at every depth) hoisted out of its loop.
+pub(crate) fn hoist_program(p: &Program) -> Result<Program> {
+    if !p.eqns.iter().any(|e| e.prim.is_control_flow()) {
+        return Ok(p.clone());
+    }
+    let mut rw = Rewriter::new(p);
+    for e in &p.eqns {
+        let e = hoist_inside(e)?;
+        let e = match e.prim {
+            Primitive::Scan { .. } => hoist_invariants(&mut rw, &e)?,
+            _ => e,
+        };
+        rw.eqns.push(e);
+    }
+    Ok(rw.finish(p))
+}
+
+/// The equation with the invariants of its sub-programs' own loops hoisted.
+fn hoist_inside(e: &Equation) -> Result<Equation> {
+    let prim = match &e.prim {
+        Primitive::Cond { branches } => Primitive::Cond {
+            branches: branches
+                .iter()
+                .map(|b| hoist_program(b.program()).map(Closed::new))
+                .collect::<Result<_>>()?,
+        },
+        Primitive::Scan {
+            body,
+            n_consts,
+            n_carry,
+            length,
+            reverse,
+        } => Primitive::Scan {
+            body: Closed::new(hoist_program(body.program())?),
+            n_consts: *n_consts,
+            n_carry: *n_carry,
+            length: *length,
+            reverse: *reverse,
+        },
+        _ => return Ok(e.clone()),
+    };
+    Ok(Equation { prim, ..e.clone() })
+}
+
+/// A scan whose body's invariant equations (those reading only consts, constants and
+/// literals) are appended to `rw` before it; their results used inside the loop become
+/// extra consts. Any other equation is returned unchanged.
+pub(crate) fn hoist_invariants(rw: &mut Rewriter, e: &Equation) -> Result<Equation> {
+    let Primitive::Scan {
+        body,
+        n_consts,
+        n_carry,
+        length,
+        reverse,
+    } = &e.prim
+    else {
+        return Ok(e.clone());
+    };
+    let body = body.program();
+    let nc = *n_consts;
+    let mut invariant = vec![false; body.avals.len()];
+    for v in &body.inputs[..nc] {
+        invariant[v.index()] = true;
+    }
+    for (v, _) in &body.consts {
+        invariant[v.index()] = true;
+    }
+    let var_inv = |inv: &[bool], a: &Atom| match a {
+        Atom::Var(v) => inv[v.index()],
+        Atom::Lit(_) => true,
+    };
+    let mut inv_eqn = vec![false; body.eqns.len()];
+    for (k, e) in body.eqns.iter().enumerate() {
+        if e.inputs.iter().all(|a| var_inv(&invariant, a)) {
+            inv_eqn[k] = true;
+            for v in &e.outs {
+                invariant[v.index()] = true;
+            }
+        }
+    }
+    // the invariant values the loop reads: used by variant equations or given as outputs
+    let defined: Vec<bool> = {
+        let mut d = vec![false; body.avals.len()];
+        for (k, e) in body.eqns.iter().enumerate() {
+            if inv_eqn[k] {
+                for v in &e.outs {
+                    d[v.index()] = true;
+                }
+            }
+        }
+        d
+    };
+    let mut boundary: Vec<Var> = vec![];
+    let note = |a: &Atom, boundary: &mut Vec<Var>| {
+        if let Atom::Var(v) = a {
+            if defined[v.index()] && !boundary.contains(v) {
+                boundary.push(*v);
+            }
+        }
+    };
+    for (k, e) in body.eqns.iter().enumerate() {
+        if !inv_eqn[k] {
+            for a in &e.inputs {
+                note(a, &mut boundary);
+            }
+        }
+    }
+    for a in &body.outputs {
+        note(a, &mut boundary);
+    }
+    if boundary.is_empty() {
+        return Ok(e.clone());
+    }
+    let hoisted = Program {
+        avals: body.avals.clone(),
+        consts: body.consts.clone(),
+        inputs: body.inputs[..nc].to_vec(),
+        eqns: body
+            .eqns
+            .iter()
+            .zip(&inv_eqn)
+            .filter(|(_, i)| **i)
+            .map(|(e, _)| e.clone())
+            .collect(),
+        outputs: boundary.iter().map(|v| Atom::Var(*v)).collect(),
+    }
+    .dce();
+    let values = rw.inline(&hoisted, &e.inputs[..nc]);
+    let mut inputs = body.inputs[..nc].to_vec();
+    inputs.extend(&boundary);
+    inputs.extend_from_slice(&body.inputs[nc..]);
+    let new_body = Program {
+        avals: body.avals.clone(),
+        consts: body.consts.clone(),
+        inputs,
+        eqns: body
+            .eqns
+            .iter()
+            .zip(&inv_eqn)
+            .filter(|(_, i)| !**i)
+            .map(|(e, _)| e.clone())
+            .collect(),
+        outputs: body.outputs.clone(),
+    }
+    .dce();
+    let mut operands = e.inputs[..nc].to_vec();
+    operands.extend(values);
+    operands.extend_from_slice(&e.inputs[nc..]);
+    Ok(Equation {
+        prim: Primitive::Scan {
+            body: Closed::new(new_body),
+            n_consts: nc + boundary.len(),
+            n_carry: *n_carry,
+            length: *length,
+            reverse: *reverse,
+        },
+        inputs: operands,
+        outs: e.outs.clone(),
+        loc: e.loc,
+    })
+}
