@@ -3,14 +3,19 @@
 //! What transformations leave behind is simplified away (adding zeros, multiplying by ones,
 //! identity reshapes/transposes/conversions, double negation, `select` between equal cases),
 //! small constant subcomputations are folded, common subexpressions merged, 2-d transposes
-//! folded into matrix products, and dead code dropped, repeated until nothing changes. The
+//! folded into matrix products, and dead code dropped, repeated until nothing changes; loops
+//! and branches are optimized inside, and lose the carries and outputs nothing reads
+//! (`optimize::control`). The
 //! result type-checks and computes what the input computes (golden tests pin the texts). Any
 //! backend can run on its output; the CPU plans (`backend::cpu`) do.
+
+pub(crate) mod control;
 
 use std::collections::HashMap;
 
 use crate::backend::eval_primitive;
 use crate::ir::{Array, Atom, Primitive, Program, Result, Scalar, Var};
+use crate::passes::optimize::control::{optimize_subprograms, prune_control};
 
 /// The scalar an atom certainly holds everywhere: a literal, or a broadcast of one.
 fn const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom) -> Option<Scalar> {
@@ -40,6 +45,15 @@ fn is_identity(s: Option<Scalar>, of: Primitive) -> bool {
     }
 }
 
+/// The equation that defines each variable.
+fn definitions(p: &Program) -> HashMap<Var, usize> {
+    p.eqns
+        .iter()
+        .enumerate()
+        .flat_map(|(k, e)| e.outs.iter().map(move |v| (*v, k)))
+        .collect()
+}
+
 /// Replaces uses of variables according to `subst` (followed transitively).
 fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
     let resolve = |a: &Atom| -> Atom {
@@ -65,14 +79,9 @@ fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
 /// One round of algebraic simplification; returns whether anything changed.
 fn simplify(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p
-        .eqns
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.out(), k))
-        .collect();
+    let defs = definitions(p);
     let mut subst: HashMap<Var, Atom> = HashMap::new();
-    for e in &p.eqns {
+    for e in p.eqns.iter().filter(|e| !e.prim.is_control_flow()) {
         let out_aval = p.aval(e.out());
         // an operand that can stand for the output: same aval
         let same = |a: &Atom| p.atom_aval(a) == *out_aval;
@@ -129,12 +138,7 @@ fn simplify(p: &mut Program) -> bool {
 /// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
 fn fold_transposes(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p
-        .eqns
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.out(), k))
-        .collect();
+    let defs = definitions(p);
     let mut uses: HashMap<Var, usize> = HashMap::new();
     for e in &p.eqns {
         for a in &e.inputs {
@@ -224,7 +228,7 @@ fn fold_transposes(p: &mut Program) -> bool {
 
 /// Common-subexpression elimination; returns whether anything changed.
 fn cse(p: &mut Program) -> bool {
-    let mut seen: HashMap<(Primitive, Vec<Atom>), Var> = HashMap::new();
+    let mut seen: HashMap<(Primitive, Vec<Atom>), Vec<Var>> = HashMap::new();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let resolve = |subst: &HashMap<Var, Atom>, a: &Atom| match a {
         Atom::Var(v) => subst.get(v).cloned().unwrap_or_else(|| a.clone()),
@@ -236,11 +240,13 @@ fn cse(p: &mut Program) -> bool {
         }
         let key = (e.prim.clone(), e.inputs.clone());
         match seen.get(&key) {
-            Some(&v) => {
-                subst.insert(e.out(), Atom::Var(v));
+            Some(outs) => {
+                for (v, w) in e.outs.iter().zip(outs) {
+                    subst.insert(*v, Atom::Var(*w));
+                }
             }
             None => {
-                seen.insert(key, e.out());
+                seen.insert(key, e.outs.clone());
             }
         }
     }
@@ -257,7 +263,8 @@ fn fold_constants(p: &mut Program) -> bool {
     let mut values: HashMap<Var, Array> = p.consts.iter().cloned().collect();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let mut changed = false;
-    for e in &p.eqns {
+    // control flow is not folded: a loop's cost is not bounded by its output's size
+    for e in p.eqns.iter().filter(|e| !e.prim.is_control_flow()) {
         if p.aval(e.out()).size() > 4096 {
             continue;
         }
@@ -287,10 +294,11 @@ fn fold_constants(p: &mut Program) -> bool {
     let folded: Vec<Var> = p
         .eqns
         .iter()
-        .filter(|e| values.contains_key(&e.out()))
+        .filter(|e| !e.prim.is_control_flow() && values.contains_key(&e.out()))
         .map(|e| e.out())
         .collect();
-    p.eqns.retain(|e| !values.contains_key(&e.out()));
+    p.eqns
+        .retain(|e| e.prim.is_control_flow() || !values.contains_key(&e.out()));
     for v in folded {
         if !subst.contains_key(&v) {
             p.consts.push((v, values[&v].clone()));
@@ -311,14 +319,16 @@ pub fn optimize(p: &Program) -> Result<Program> {
 
 /// [`optimize`] for a program known to type-check (made by the library).
 pub(crate) fn optimize_checked(p: &Program) -> Program {
-    let mut q = p.clone();
+    // loops and branches: invariants out of loops first, then each sub-program optimized
+    let mut q = optimize_subprograms(p);
     for _ in 0..10 {
         let a = simplify(&mut q);
         let b = fold_constants(&mut q);
         let c = cse(&mut q);
         let d = fold_transposes(&mut q);
+        let e = prune_control(&mut q);
         q = q.dce();
-        if !(a || b || c || d) {
+        if !(a || b || c || d || e) {
             break;
         }
     }

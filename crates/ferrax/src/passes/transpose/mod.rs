@@ -22,9 +22,11 @@
 //! The transposed program takes the same residuals, then one cotangent per output of the
 //! original; so a transposed linear map shares its residuals with the original.
 
+pub(crate) mod control;
+
 use crate::ir::{control_flow, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
 use crate::passes::linearity::{classify, kind_of, nonlinear, Kind};
-use crate::passes::transpose_control::transpose_control;
+use crate::passes::transpose::control::transpose_control;
 use crate::trace::{checked, materialize, trace_flat, Emit, Tensor};
 
 /// Applies the transpose of the linear program `p` (first `n_res` inputs residuals) to
@@ -215,7 +217,7 @@ pub(crate) fn transpose_rule(
     };
     let lin = |i: usize| x[i].is_linear();
     let out = match prim {
-        // several outputs and sub-programs: `transpose_kinds` routes it to `transpose_control`
+        // several outputs and sub-programs: `transpose_kinds` routes it to `transpose::control`
         control_flow!() => {
             return Err(Error::internal(format!(
                 "`{}` reached the single-output transpose rule",

@@ -18,9 +18,11 @@
 //! structural ops, `select` on a primal predicate), so partial evaluation (`partial_eval`)
 //! can split every jvp program into nonlinear primal work and a linear program.
 
+pub(crate) mod control;
+
 use crate::ir::control_flow;
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
-use crate::passes::jvp_control::jvp_control;
+use crate::passes::jvp::control::jvp_control;
 use crate::trace::{checked, fail, materialize, trace_flat, Emit, Tensor};
 
 /// Runs `p` on primals and tangents (`None` = symbolic zero), computing or recording.
@@ -116,7 +118,7 @@ pub(crate) fn jvp_rule(
     let same = || t[0].as_ref().map(|t0| e.op1(prim.clone(), t0));
     let inst = |i: usize| t[i].clone().unwrap_or_else(|| e.zeros(&aval(&x[i])));
     match prim {
-        // control flow has several outputs: `jvp_call` routes it to `jvp_control`
+        // control flow has several outputs: `jvp_call` routes it to `jvp::control`
         control_flow!() => Some(fail(Error::internal(format!(
             "`{}` reached the single-output jvp rule",
             prim.name()

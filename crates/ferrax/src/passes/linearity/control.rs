@@ -6,7 +6,7 @@
 //! that is linear in one branch and a non-zero constant in another would make the whole
 //! affine. A `scan`'s carries are a fixpoint: a carry's kind joins its initial value's kind
 //! with what the body gives back, until nothing changes (kinds only move up, from zero to
-//! residual or linear, so this ends). The transposition of control flow (`transpose_control`)
+//! residual or linear, so this ends). The transposition of control flow (`transpose::control`)
 //! reads the same kinds.
 
 use crate::ir::{Closed, Equation, Error, Primitive, Program, Result};

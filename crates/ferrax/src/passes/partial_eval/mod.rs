@@ -16,11 +16,13 @@
 //! recomputed where they are needed instead of being stored. Dead residuals never appear,
 //! because the linear program is built backwards from the tangent outputs.
 
+pub(crate) mod control;
+
 use std::collections::HashSet;
 
 use crate::ir::{Atom, Error, Program, Result, Var};
 use crate::passes::hoist::hoist_program;
-use crate::passes::partial_eval_control::split_control;
+use crate::passes::partial_eval::control::split_control;
 
 /// Where a residual's value comes from when the primal program has run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

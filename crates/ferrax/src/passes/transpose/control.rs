@@ -2,7 +2,7 @@
 //! `scan` transposes to a scan in the other direction.
 //!
 //! Part of the transpose pass (`transpose`), which routes the control-flow primitives here.
-//! The kinds come from the linearity checker (`linearity_control`): residual and zero
+//! The kinds come from the linearity checker (`linearity::control`): residual and zero
 //! operands are known values, linear ones receive cotangents.
 //!
 //! * **cond**: the same index picks the transpose of the branch that ran. Every transposed
@@ -21,8 +21,8 @@
 //! carries stay in the primal loop); a function declared linear that does is refused.
 
 use crate::ir::{Aval, Closed, Error, Primitive, Program, Result};
+use crate::passes::linearity::control::{scan_kinds, KindError};
 use crate::passes::linearity::{classify_kinds, Kind};
-use crate::passes::linearity_control::{scan_kinds, KindError};
 use crate::passes::transpose::{transpose_kinds, LinArg};
 use crate::trace::{materialize, trace_flat, Emit, Tensor};
 

@@ -16,8 +16,10 @@
 //! allows. Outputs must be linear or zero: a residual output is an affine constant.
 //! Anything else is rejected with the primitive and the user's source line.
 
+pub(crate) mod control;
+
 use crate::ir::{control_flow, Atom, Error, Primitive, Program, Result};
-pub(crate) use crate::passes::linearity_control::control_kinds;
+pub(crate) use crate::passes::linearity::control::control_kinds;
 
 /// How a primitive may use linear operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
