@@ -13,7 +13,9 @@
 //! of that side (so a batch of matrix-vector products becomes one matrix-matrix product)
 //! and a batch on both sides into a batch dimension of the product.
 //!
-//! The helpers that move or create batch dimensions are in `vmap_dims`.
+//! Control flow (`cond`, `scan`: several outputs, sub-programs) is routed by [`batch_call`]
+//! to `vmap_control`, which batches the sub-programs with this same interpreter; the helpers
+//! that move or create batch dimensions are in `vmap_dims`.
 //!
 //! `vmap(f, x)` traces `f` on one example (the mapped axes removed), then runs the batching
 //! interpreter on the real, batched arguments: eagerly, or into an enclosing trace, so vmap
@@ -21,6 +23,7 @@
 
 use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
+use crate::passes::vmap_control::batch_control;
 use crate::passes::vmap_dims::{align, aval, front, move_axis, shift, to_front, Batched};
 use crate::trace::{checked, fail, trace_flat, Emit, Tensor};
 
@@ -54,6 +57,30 @@ pub(crate) fn batch_call(
             .collect::<Result<Vec<_>>>()?;
         let emit = Emit { loc: e.loc };
         let unbatched = ops.iter().all(|(_, d)| d.is_none());
+        if e.prim.is_control_flow() {
+            // several outputs and sub-programs: the rules of `vmap_control`, which batch the
+            // sub-programs with this interpreter (handed to them, so that file does not
+            // import this one)
+            let outs = if unbatched {
+                let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
+                let outs = emit.multi(e.prim.clone(), &refs)?;
+                outs.into_iter().map(|t| (t, None)).collect()
+            } else {
+                batch_control(&emit, &e.prim, &ops, size, batch_call)?
+            };
+            if outs.len() != e.outs.len() {
+                return Err(Error::internal(format!(
+                    "batching `{}` gave {} outputs for {}",
+                    e.prim.name(),
+                    outs.len(),
+                    e.outs.len()
+                )));
+            }
+            for (v, out) in e.outs.iter().zip(outs) {
+                env.write(*v, out);
+            }
+            continue;
+        }
         // a value that does not vary stays unbatched: the primitive runs as it is
         let out = if unbatched {
             let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
@@ -86,7 +113,7 @@ pub(crate) fn batch_rule(
         (t, b)
     };
     match prim {
-        // control flow has several outputs: `batch_call` routes it to its own rule
+        // control flow has several outputs: `batch_call` routes it to `vmap_control`
         control_flow!() => (
             fail(Error::internal(format!(
                 "`{}` reached the single-output batching rule",
