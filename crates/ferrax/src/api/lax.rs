@@ -270,7 +270,7 @@ fn scan_unrolled<C: Tree, X: Tree, Y: Tree>(
             .collect();
         (c, stacked)
     };
-    let run_blocks = |c: &C| scan_plain(&block, c, &head, opts.reverse, blocks, loc);
+    let run_blocks = |c: &C| scan_plain(block, c, &head, opts.reverse, blocks, loc);
     let run_tail = |c: &C| {
         let tail_x = unflatten::<X>(&x_def, tail.clone())?;
         scan_plain(&f, c, &tail_x, opts.reverse, length - main, loc)

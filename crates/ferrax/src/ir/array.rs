@@ -93,11 +93,11 @@ impl Data {
             Ok(v)
         }
         Ok(match dtype {
-            DType::F32 => Data::F32(join(parts, n, op, aval, |d| f32::slice_of(d))?),
-            DType::F64 => Data::F64(join(parts, n, op, aval, |d| f64::slice_of(d))?),
-            DType::I32 => Data::I32(join(parts, n, op, aval, |d| i32::slice_of(d))?),
-            DType::I64 => Data::I64(join(parts, n, op, aval, |d| i64::slice_of(d))?),
-            DType::Bool => Data::Bool(join(parts, n, op, aval, |d| bool::slice_of(d))?),
+            DType::F32 => Data::F32(join(parts, n, op, aval, f32::slice_of)?),
+            DType::F64 => Data::F64(join(parts, n, op, aval, f64::slice_of)?),
+            DType::I32 => Data::I32(join(parts, n, op, aval, i32::slice_of)?),
+            DType::I64 => Data::I64(join(parts, n, op, aval, i64::slice_of)?),
+            DType::Bool => Data::Bool(join(parts, n, op, aval, bool::slice_of)?),
         })
     }
 
