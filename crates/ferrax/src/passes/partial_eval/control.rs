@@ -14,7 +14,8 @@
 //!   axis; the *unknown scan* reads them as xs. Residuals that are the body's consts or xs
 //!   are not stacked copies: the unknown scan reads the very same operands. Stacked
 //!   residuals are therefore only values that change from one iteration to the next (the
-//!   carries the linear body reads, and per-step coefficients).
+//!   carries the linear body reads, and per-step coefficients), and a residual that is also
+//!   one of the known ys is read from that output rather than stacked twice.
 //! * **cond.** Every branch is split with the same unknown operands; the unknown outputs are
 //!   the union over branches. Residuals that are operands are passed through once. The
 //!   others travel in *slots* shared between branches by aval: a branch's residuals take the
@@ -205,13 +206,29 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         }
     }
 
+    // A stacked residual that is one of the known ys is that output, not a second copy.
+    let ny = e.outs.len() - ncar;
+    let mut as_ys: HashMap<Var, Var> = HashMap::new();
+    for j in 0..ny {
+        if let Atom::Var(y) = &body.outputs[ncar + j] {
+            if !outs_uk[ncar + j] && stacked.contains(y) {
+                as_ys.entry(*y).or_insert(e.outs[ncar + j]);
+            }
+        }
+    }
+    let copies: Vec<Var> = stacked
+        .iter()
+        .filter(|r| !as_ys.contains_key(r))
+        .copied()
+        .collect();
+
     // The known scan: known operands to the known outputs, then the stacked residuals.
     let n_known_out = core.out_unknown.iter().filter(|u| !**u).count();
     let mut known_body = core.known;
     known_body.outputs.truncate(n_known_out);
     known_body
         .outputs
-        .extend(stacked.iter().map(|v| Atom::Var(*v)));
+        .extend(copies.iter().map(|v| Atom::Var(*v)));
     let known_ops: Vec<Atom> = (0..n)
         .filter(|&i| !ins_uk[i])
         .map(|i| e.inputs[i].clone())
@@ -225,7 +242,7 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         .filter(|(_, u)| !**u)
         .map(|(v, _)| *v)
         .collect();
-    let stacked_vars: Vec<Var> = stacked
+    let copy_vars: Vec<Var> = copies
         .iter()
         .map(|r| {
             let a = body.aval(*r);
@@ -234,7 +251,14 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
             rw.fresh(Aval::new(shape, a.dtype))
         })
         .collect();
-    known_outs.extend(&stacked_vars);
+    let stacked_vars: Vec<Var> = stacked
+        .iter()
+        .map(|r| match as_ys.get(r) {
+            Some(y) => *y,
+            None => copy_vars[copies.iter().position(|c| c == r).unwrap_or(0)],
+        })
+        .collect();
+    known_outs.extend(&copy_vars);
     if !known_outs.is_empty() {
         rw.eqns.push(Equation {
             prim: Primitive::Scan {
