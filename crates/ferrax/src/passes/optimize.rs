@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::backend::eval_primitive;
-use crate::ir::{Array, Atom, Primitive, Program, Result, Scalar, Var};
+use crate::ir::{Array, Atom, Equation, Primitive, Program, Result, Scalar, Var};
 
 /// The scalar an atom certainly holds everywhere: a literal, or a broadcast of one.
 fn const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom) -> Option<Scalar> {
@@ -62,17 +62,23 @@ fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
     }
 }
 
+/// The equation defining each output of a single-output equation. The rewrites below match
+/// single-output primitives only; control flow (several outputs, or none) is left as it is.
+fn single_output_defs(p: &Program) -> HashMap<Var, usize> {
+    p.eqns
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.prim.is_control_flow())
+        .map(|(k, e)| (e.out(), k))
+        .collect()
+}
+
 /// One round of algebraic simplification; returns whether anything changed.
 fn simplify(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p
-        .eqns
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.out(), k))
-        .collect();
+    let defs = single_output_defs(p);
     let mut subst: HashMap<Var, Atom> = HashMap::new();
-    for e in &p.eqns {
+    for e in p.eqns.iter().filter(|e| !e.prim.is_control_flow()) {
         let out_aval = p.aval(e.out());
         // an operand that can stand for the output: same aval
         let same = |a: &Atom| p.atom_aval(a) == *out_aval;
@@ -129,12 +135,7 @@ fn simplify(p: &mut Program) -> bool {
 /// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
 fn fold_transposes(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p
-        .eqns
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.out(), k))
-        .collect();
+    let defs = single_output_defs(p);
     let mut uses: HashMap<Var, usize> = HashMap::new();
     for e in &p.eqns {
         for a in &e.inputs {
@@ -222,9 +223,10 @@ fn fold_transposes(p: &mut Program) -> bool {
     changed
 }
 
-/// Common-subexpression elimination; returns whether anything changed.
+/// Common-subexpression elimination; returns whether anything changed. An equation equal to
+/// an earlier one stands for it output by output (control flow has several, or none).
 fn cse(p: &mut Program) -> bool {
-    let mut seen: HashMap<(Primitive, Vec<Atom>), Var> = HashMap::new();
+    let mut seen: HashMap<(Primitive, Vec<Atom>), Vec<Var>> = HashMap::new();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let resolve = |subst: &HashMap<Var, Atom>, a: &Atom| match a {
         Atom::Var(v) => subst.get(v).cloned().unwrap_or_else(|| a.clone()),
@@ -236,11 +238,13 @@ fn cse(p: &mut Program) -> bool {
         }
         let key = (e.prim.clone(), e.inputs.clone());
         match seen.get(&key) {
-            Some(&v) => {
-                subst.insert(e.out(), Atom::Var(v));
+            Some(first) => {
+                for (mine, theirs) in e.outs.iter().zip(first) {
+                    subst.insert(*mine, Atom::Var(*theirs));
+                }
             }
             None => {
-                seen.insert(key, e.out());
+                seen.insert(key, e.outs.clone());
             }
         }
     }
@@ -252,13 +256,14 @@ fn cse(p: &mut Program) -> bool {
 }
 
 /// Evaluates equations whose operands are all literals or constants (outputs up to 4096
-/// elements) at compile time; returns whether anything changed.
+/// elements) at compile time; returns whether anything changed. Control flow is not folded:
+/// it runs when the program runs, where its evaluations are counted.
 fn fold_constants(p: &mut Program) -> bool {
     let mut values: HashMap<Var, Array> = p.consts.iter().cloned().collect();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let mut changed = false;
     for e in &p.eqns {
-        if p.aval(e.out()).size() > 4096 {
+        if e.prim.is_control_flow() || p.aval(e.out()).size() > 4096 {
             continue;
         }
         let args: Option<Vec<Array>> = e
@@ -284,13 +289,14 @@ fn fold_constants(p: &mut Program) -> bool {
         return false;
     }
     // Folded equations become constants (scalars become literals); DCE drops the rest.
+    let is_folded = |e: &Equation| e.outs.iter().any(|v| values.contains_key(v));
     let folded: Vec<Var> = p
         .eqns
         .iter()
-        .filter(|e| values.contains_key(&e.out()))
+        .filter(|e| is_folded(e))
         .map(|e| e.out())
         .collect();
-    p.eqns.retain(|e| !values.contains_key(&e.out()));
+    p.eqns.retain(|e| !is_folded(e));
     for v in folded {
         if !subst.contains_key(&v) {
             p.consts.push((v, values[&v].clone()));
