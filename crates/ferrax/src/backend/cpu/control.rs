@@ -25,9 +25,17 @@ use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, P
 
 /// What a control step needs of a sub-program's plan.
 pub(crate) trait SubPlan: Clone + Debug {
-    /// Runs on arguments known to have the sub-program's input avals (checked when the
-    /// enclosing plan ran), inside the enclosing run.
-    fn run_nested(&self, args: Vec<Array>) -> Result<Vec<Array>>;
+    /// An empty slot table for its runs (one serves every iteration of a loop).
+    fn slots(&self) -> Slots;
+    /// Runs on `args` (drained), which are known to have the sub-program's input avals
+    /// (checked when the enclosing plan ran), inside the enclosing run; pushes the outputs
+    /// onto `outs` and leaves `slots` empty for the next run.
+    fn run_nested(
+        &self,
+        args: &mut Vec<Array>,
+        slots: &mut Slots,
+        outs: &mut Vec<Array>,
+    ) -> Result<()>;
 }
 
 /// A control-flow equation, prepared: its operands and the slots of its outputs, and a plan
@@ -151,9 +159,10 @@ impl<P: SubPlan> ControlStep<P> {
         free_dead(&self.last, slots);
         match &self.kind {
             Kind::Cond { branches, outs } => {
-                let operands_of_branch = operands.split_off(1);
-                let i = branch_index(&operands[0], branches.len())?;
-                let results = branches[i].run_nested(operands_of_branch)?;
+                let mut operands_of_branch = operands.split_off(1);
+                let branch = &branches[branch_index(&operands[0], branches.len())?];
+                let mut results = Vec::with_capacity(outs.len());
+                branch.run_nested(&mut operands_of_branch, &mut branch.slots(), &mut results)?;
                 for (&slot, a) in outs.iter().zip(results) {
                     slots.write(slot_var(slot), a);
                 }
@@ -187,19 +196,24 @@ impl<P: SubPlan> ScanStep<P> {
             .iter()
             .map(|(_, aval)| Stack::new(aval))
             .collect::<Result<Vec<_>>>()?;
+        // one slot table, argument list and result list serve every iteration
+        let mut body_slots = self.body.slots();
+        let mut args = Vec::with_capacity(n_in);
+        let mut results = Vec::with_capacity(self.n_carry + self.ys.len());
         for step in 0..self.length {
             let i = if self.reverse {
                 self.length - 1 - step
             } else {
                 step
             };
-            let mut args = Vec::with_capacity(n_in);
             args.extend(consts.iter().cloned());
             args.append(&mut carry);
             for x in &xs {
                 args.push(x.row(i)?);
             }
-            let mut results = self.body.run_nested(args)?.into_iter();
+            self.body
+                .run_nested(&mut args, &mut body_slots, &mut results)?;
+            let mut results = results.drain(..);
             carry.extend(results.by_ref().take(self.n_carry));
             // each y is copied into its row and dropped, so a carry it aliases is unshared
             // again for the next iteration's in-place updates

@@ -39,14 +39,25 @@ pub struct Plan {
     in_avals: Vec<Aval>,
     items: Vec<Item>,
     outputs: Vec<StepArg>,
+    /// For each output, whether it is the last to read its slot (then moved out of it).
+    output_moves: Vec<bool>,
     n_slots: usize,
     /// Buffers freed by the last run, reused by the next (see `buffers`).
     pool: BufferPool,
 }
 
 impl SubPlan for Plan {
-    fn run_nested(&self, args: Vec<Array>) -> Result<Vec<Array>> {
-        self.run_installed(args)
+    fn slots(&self) -> Slots {
+        Slots::new(self.n_slots)
+    }
+
+    fn run_nested(
+        &self,
+        args: &mut Vec<Array>,
+        slots: &mut Slots,
+        outs: &mut Vec<Array>,
+    ) -> Result<()> {
+        self.run_installed(args, slots, outs)
     }
 }
 
@@ -107,10 +118,17 @@ impl Plan {
             })
             .collect();
         let items = fuse(&program, prepared, &last_use);
+        let output_moves = (0..program.outputs.len())
+            .map(|j| match &program.outputs[j] {
+                Atom::Var(v) => !program.outputs[j + 1..].contains(&Atom::Var(*v)),
+                Atom::Lit(_) => false,
+            })
+            .collect();
         Plan {
             inputs: program.inputs.iter().map(|v| v.index()).collect(),
             in_avals: program.in_avals(),
             outputs: program.outputs.iter().map(arg).collect(),
+            output_moves,
             n_slots: program.avals.len(),
             pool: BufferPool::default(),
             items,
@@ -143,7 +161,7 @@ impl Plan {
     }
 
     /// Runs the plan on concrete arrays.
-    pub fn run(&self, args: Vec<Array>) -> Result<Vec<Array>> {
+    pub fn run(&self, mut args: Vec<Array>) -> Result<Vec<Array>> {
         if args.len() != self.inputs.len() {
             return Err(Error::input(
                 "Plan::run",
@@ -163,28 +181,44 @@ impl Plan {
             }
         }
         let _installed = self.pool.install();
-        self.run_installed(args)
+        let mut outs = Vec::with_capacity(self.outputs.len());
+        self.run_installed(&mut args, &mut self.slots(), &mut outs)?;
+        Ok(outs)
     }
 
-    /// Runs on arguments known to match the inputs, with a buffer pool already installed
-    /// (this plan's, or the enclosing plan's for a nested one).
-    fn run_installed(&self, args: Vec<Array>) -> Result<Vec<Array>> {
-        let mut slots = Slots::new(self.n_slots);
-        for (slot, a) in self.inputs.iter().zip(args) {
+    /// Runs on `args` (drained), known to match the inputs, with a buffer pool already
+    /// installed (this plan's, or the enclosing plan's for a nested one), pushing the
+    /// outputs onto `outs`.
+    fn run_installed(
+        &self,
+        args: &mut Vec<Array>,
+        slots: &mut Slots,
+        outs: &mut Vec<Array>,
+    ) -> Result<()> {
+        for (slot, a) in self.inputs.iter().zip(args.drain(..)) {
             slots.write(slot_var(*slot), a);
         }
         for item in &self.items {
             match item {
-                Item::Step(s) => run_step(s, &mut slots)?,
-                Item::Fused(f) => run_fused(f, &mut slots)?,
-                Item::Control(c) => c.run(&mut slots)?,
+                Item::Step(s) => run_step(s, slots)?,
+                Item::Fused(f) => run_fused(f, slots)?,
+                Item::Control(c) => c.run(slots)?,
             }
         }
-        let mut outs = Vec::with_capacity(self.outputs.len());
-        for o in &self.outputs {
-            outs.push(read(&slots, o)?);
+        // Every other slot was emptied at its last use: taking the outputs (moved at their
+        // last reading) and the inputs nothing read leaves the table empty for a next run.
+        for (o, &last) in self.outputs.iter().zip(&self.output_moves) {
+            outs.push(match (o, last) {
+                (StepArg::Slot(k), true) => slots.take(slot_var(*k)).ok_or_else(|| {
+                    Error::check(format!("variable {k} is used before it is defined"))
+                })?,
+                _ => read(slots, o)?,
+            });
         }
-        Ok(outs)
+        for slot in &self.inputs {
+            slots.take(slot_var(*slot));
+        }
+        Ok(())
     }
 }
 
