@@ -123,6 +123,9 @@ fn scan_consts_are_traced_values_of_the_enclosing_function() {
     let (jc, jys) = jit(f).call(&args).unwrap();
     same(&jc, &c);
     same(&jys, &ys);
+    // the body updates its carry in place, never the caller's initial carry or consts
+    same(&args.2, &normal(7, &[3]));
+    same(&args.1, &normal(6, &[3, 3]));
 }
 
 #[test]
