@@ -7,11 +7,13 @@
 //! each body becomes a plan of its own once, when the enclosing plan is made, so making a
 //! plan costs the same for 10 or 10,000 iterations and a run re-runs no shape rule and
 //! re-optimizes nothing. Outputs nobody reads are pruned from the sub-programs first (the ys
-//! of a scan whose final carry alone is used are neither computed nor stacked). Nested plans
-//! run inside the enclosing run: its buffer pool stays installed, so what one iteration frees
-//! the next one reuses. The results are the reference evaluator's (`reference::control`)
-//! bit for bit, and the evaluation counts are its counts: the primitives inside the
-//! sub-programs, counted by the nested plans, and not `cond` or `scan` themselves.
+//! of a scan whose final carry alone is read are not stacked, and what only they needed is
+//! not computed). Nested plans run inside the enclosing run: its buffer pool stays installed,
+//! so what one iteration frees the next one reuses. The loop adds no arithmetic of its own:
+//! a scan gives what its body's plan gives iteration by iteration, so it agrees with the
+//! reference evaluator (`reference::control`) bit for bit wherever the body's kernels do, as
+//! any plan does; and the evaluation counts are the reference evaluator's: the primitives
+//! inside the sub-programs, counted by the nested plans, not `cond` or `scan` themselves.
 //!
 //! This file names the nested plans only through [`SubPlan`], so that `plan`, which makes
 //! them, and this file do not import each other.
