@@ -3,11 +3,12 @@
 //! [`kernel`] decides, once per step when the plan is built, whether a primitive at these
 //! avals has a fast CPU kernel: float elementwise functions and arithmetic, 1-d/2-d matrix
 //! products, sums over leading axes or all axes, and broadcasts that tile or repeat their
-//! operand. Everything else runs through the reference evaluator. The same decision says
-//! what fusion may group (elementwise kernels and tiling broadcasts) and what this module
-//! counts for `eval_counts` (the reference evaluator counts its own), so the three can never
-//! disagree. The match is exhaustive: a new primitive gets an arm here too, if only to say
-//! "reference".
+//! operand. Everything else runs through the reference evaluator, except control flow, which
+//! `plan` routes to `control` (nested plans of its sub-programs) before it asks here. The
+//! same decision says what fusion may group (elementwise kernels and tiling broadcasts) and
+//! what this module counts for `eval_counts` (the reference evaluator counts its own), so the
+//! three can never disagree. The match is exhaustive: a new primitive gets an arm here too,
+//! if only to say "reference".
 
 use crate::backend::cpu::buffers::{self, Pooled};
 use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
@@ -168,7 +169,8 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Rev { .. }
         | Iota { .. }
         | Cumsum { .. } => None,
-        // plans run control flow through nested plans (`plan.rs`), not a kernel
+        // never asked: `plan` routes control flow to `control`, which runs the nested plans
+        // of its sub-programs; the arm keeps this match exhaustive
         control_flow!() => None,
     }
 }

@@ -45,15 +45,6 @@ fn is_identity(s: Option<Scalar>, of: Primitive) -> bool {
     }
 }
 
-/// The equation that defines each variable.
-fn definitions(p: &Program) -> HashMap<Var, usize> {
-    p.eqns
-        .iter()
-        .enumerate()
-        .flat_map(|(k, e)| e.outs.iter().map(move |v| (*v, k)))
-        .collect()
-}
-
 /// Replaces uses of variables according to `subst` (followed transitively).
 fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
     let resolve = |a: &Atom| -> Atom {
@@ -76,10 +67,21 @@ fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
     }
 }
 
+/// The equation defining each output of a single-output equation. The rewrites below match
+/// single-output primitives only; control flow (several outputs, or none) is left as it is.
+fn single_output_defs(p: &Program) -> HashMap<Var, usize> {
+    p.eqns
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.prim.is_control_flow())
+        .map(|(k, e)| (e.out(), k))
+        .collect()
+}
+
 /// One round of algebraic simplification; returns whether anything changed.
 fn simplify(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs = definitions(p);
+    let defs = single_output_defs(p);
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     for e in p.eqns.iter().filter(|e| !e.prim.is_control_flow()) {
         let out_aval = p.aval(e.out());
@@ -138,7 +140,7 @@ fn simplify(p: &mut Program) -> bool {
 /// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
 fn fold_transposes(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs = definitions(p);
+    let defs = single_output_defs(p);
     let mut uses: HashMap<Var, usize> = HashMap::new();
     for e in &p.eqns {
         for a in &e.inputs {
@@ -226,7 +228,8 @@ fn fold_transposes(p: &mut Program) -> bool {
     changed
 }
 
-/// Common-subexpression elimination; returns whether anything changed.
+/// Common-subexpression elimination; returns whether anything changed. An equation equal to
+/// an earlier one stands for it output by output (control flow has several, or none).
 fn cse(p: &mut Program) -> bool {
     let mut seen: HashMap<(Primitive, Vec<Atom>), Vec<Var>> = HashMap::new();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
@@ -258,7 +261,8 @@ fn cse(p: &mut Program) -> bool {
 }
 
 /// Evaluates equations whose operands are all literals or constants (outputs up to 4096
-/// elements) at compile time; returns whether anything changed.
+/// elements) at compile time; returns whether anything changed. Control flow is not folded:
+/// it runs when the program runs, where its evaluations are counted.
 fn fold_constants(p: &mut Program) -> bool {
     let mut values: HashMap<Var, Array> = p.consts.iter().cloned().collect();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
