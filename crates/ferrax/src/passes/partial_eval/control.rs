@@ -285,20 +285,22 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         inputs.push(r);
         ops.push(e.inputs[i].clone());
     }
+    // the unknown operands of a group (consts, carry or xs), in order, with their inputs
     let mut uk = unknown_ins.iter();
-    for i in 0..nc {
-        if ins_uk[i] {
-            inputs.extend(uk.next());
-            ops.push(e.inputs[i].clone());
-        }
-    }
+    let mut take_unknown =
+        |range: std::ops::Range<usize>, inputs: &mut Vec<Var>, ops: &mut Vec<Atom>| {
+            for (a, _) in e.inputs[range.clone()]
+                .iter()
+                .zip(&ins_uk[range])
+                .filter(|(_, u)| **u)
+            {
+                inputs.extend(uk.next());
+                ops.push(a.clone());
+            }
+        };
+    take_unknown(0..nc, &mut inputs, &mut ops);
     let n_u_consts = inputs.len();
-    for i in nc..nc + ncar {
-        if ins_uk[i] {
-            inputs.extend(uk.next());
-            ops.push(e.inputs[i].clone());
-        }
-    }
+    take_unknown(nc..nc + ncar, &mut inputs, &mut ops);
     let n_u_carry = inputs.len() - n_u_consts;
     for &(r, i) in &fwd_xs {
         inputs.push(r);
@@ -308,12 +310,7 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         inputs.push(*r);
         ops.push(Atom::Var(*sv));
     }
-    for i in nc + ncar..n {
-        if ins_uk[i] {
-            inputs.extend(uk.next());
-            ops.push(e.inputs[i].clone());
-        }
-    }
+    take_unknown(nc + ncar..n, &mut inputs, &mut ops);
     u_body.inputs = inputs;
     let mut flags = carry_uk.clone();
     flags.extend_from_slice(&outs_uk[ncar..]);
