@@ -10,12 +10,14 @@
 //! backend can run on its output; the CPU plans (`backend::cpu`) do.
 
 pub(crate) mod control;
+pub(crate) mod loops;
 
 use std::collections::HashMap;
 
 use crate::backend::eval_primitive;
 use crate::ir::{Array, Atom, Primitive, Program, Result, Scalar, Var};
 use crate::passes::optimize::control::{optimize_subprograms, prune_control};
+use crate::passes::optimize::loops::restructure_loops;
 
 /// The scalar an atom certainly holds everywhere: a literal, or a broadcast of one.
 fn const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom) -> Option<Scalar> {
@@ -324,7 +326,7 @@ pub fn optimize(p: &Program) -> Result<Program> {
 /// [`optimize`] for a program known to type-check (made by the library).
 pub(crate) fn optimize_checked(p: &Program) -> Program {
     // loops and branches: invariants out of loops first, then each sub-program optimized
-    let mut q = optimize_subprograms(p);
+    let mut q = restructure_loops(&optimize_subprograms(p));
     for _ in 0..10 {
         let a = simplify(&mut q);
         let b = fold_constants(&mut q);
