@@ -318,3 +318,105 @@ fn mismatched_bodies_and_operands_are_errors_naming_the_avals_and_line() {
     .unwrap_err();
     assert!(matches!(e, Error::Parse { .. }), "{e}");
 }
+
+/// The text form of each control-flow primitive, exactly: what a traced `cond`, `switch`,
+/// `scan` (forward and reverse) and `fori_loop` print, and that each parses back to itself.
+#[test]
+fn golden_texts_of_control_flow() {
+    let x = v(&[1.0, 2.0]);
+    let cond_p = make_jaxpr(
+        |x: Tensor| -> Tensor {
+            cond(
+                &x.sum_all().greater(0.0),
+                |t: Tensor| t.sin(),
+                |t: Tensor| -t,
+                &x,
+            )
+            .unwrap()
+        },
+        &x,
+    )
+    .unwrap();
+    let i = Tensor::scalar(1i32);
+    let switch_p = make_jaxpr(
+        |(i, x): (Tensor, Tensor)| -> Tensor {
+            let b0 = |t: Tensor| t.exp();
+            let b1 = |t: Tensor| &t * 2.0;
+            let b2 = |t: Tensor| t.cos();
+            switch(&i, &[&b0, &b1, &b2], &x).unwrap()
+        },
+        &(i, x.clone()),
+    )
+    .unwrap();
+    let scan_p = |reverse: bool| {
+        make_jaxpr(
+            |(c, xs): (Tensor, Tensor)| -> (Tensor, Tensor) {
+                scan_with(
+                    |c: Tensor, x: Tensor| (&c * &x, c.sin()),
+                    &c,
+                    &xs,
+                    &ScanOptions::new().reverse(reverse),
+                )
+                .unwrap()
+            },
+            &(Tensor::scalar(1.0f64), v(&[1.0, 2.0, 3.0])),
+        )
+        .unwrap()
+    };
+    let fori_p = make_jaxpr(
+        |c: Tensor| -> Tensor {
+            fori_loop(0, 4, |i: Tensor, c: Tensor| &c + i.astype(DType::F64), &c).unwrap()
+        },
+        &Tensor::scalar(0.0f64),
+    )
+    .unwrap();
+    let cases = [cond_p, switch_p, scan_p(false), scan_p(true), fori_p];
+    let texts: Vec<String> = cases.iter().map(|p| p.to_string()).collect();
+    assert_eq!(texts.join("\n"), GOLDEN_CONTROL.trim_end());
+    for t in &texts {
+        assert_eq!(&Program::parse(t).unwrap().to_string(), t);
+    }
+}
+
+const GOLDEN_CONTROL: &str = r#"{ lambda ; a:f64[2] . let
+    b:f64[] = reduce_sum[axes=(0,)] a
+    c:bool[] = gt b 0.0:f64
+    d:i32[] = convert_element_type[new_dtype=i32] c
+    e:f64[2] = cond[branches=({ lambda ; a:f64[2] . let
+              b:f64[2] = neg a
+            in (b) }, { lambda ; a:f64[2] . let
+              b:f64[2] = sin a
+            in (b) })] d a
+  in (e) }
+{ lambda ; a:i32[] b:f64[2] . let
+    c:f64[2] = cond[branches=({ lambda ; a:f64[2] . let
+              b:f64[2] = exp a
+            in (b) }, { lambda ; a:f64[2] . let
+              b:f64[2] = broadcast_in_dim[shape=(2,) broadcast_dimensions=()] 2.0:f64
+              c:f64[2] = mul a b
+            in (c) }, { lambda ; a:f64[2] . let
+              b:f64[2] = cos a
+            in (b) })] a b
+  in (c) }
+{ lambda ; a:f64[] b:f64[3] . let
+    c:f64[] d:f64[3] = scan[body={ lambda ; a:f64[] b:f64[] . let
+              c:f64[] = mul a b
+              d:f64[] = sin a
+            in (c, d) } n_consts=0 n_carry=1 length=3 reverse=false] a b
+  in (c, d) }
+{ lambda ; a:f64[] b:f64[3] . let
+    c:f64[] d:f64[3] = scan[body={ lambda ; a:f64[] b:f64[] . let
+              c:f64[] = mul a b
+              d:f64[] = sin a
+            in (c, d) } n_consts=0 n_carry=1 length=3 reverse=true] a b
+  in (c, d) }
+{ lambda ; a:f64[] . let
+    b:i32[4] = iota[dtype=i32 shape=(4,) dimension=0]
+    c:i32[4] = broadcast_in_dim[shape=(4,) broadcast_dimensions=()] 0:i32
+    d:i32[4] = add b c
+    e:f64[] = scan[body={ lambda ; a:f64[] b:i32[] . let
+              c:f64[] = convert_element_type[new_dtype=f64] b
+              d:f64[] = add a c
+            in (d) } n_consts=0 n_carry=1 length=4 reverse=false] a d
+  in (e) }
+"#;

@@ -120,6 +120,17 @@ fn count(p: &Program, name: &str) -> usize {
 }
 
 /// The only scan equation at the top level of a program.
+/// The number of top-level `cond`s of a batched program, checking that each is the
+/// two-branch skip a batched index leaves (unbatched scalar index, first branch zeros).
+fn branch_skips(p: &Program) -> usize {
+    let conds: Vec<&Equation> = p.eqns.iter().filter(|e| e.prim.name() == "cond").collect();
+    for c in &conds {
+        assert_eq!(p.atom_aval(&c.inputs[0]).ndim(), 0, "{p}");
+        assert_eq!(c.prim.subprograms().len(), 2, "{p}");
+    }
+    conds.len()
+}
+
 fn the_scan(p: &Program) -> &Equation {
     let scans: Vec<&Equation> = p.eqns.iter().filter(|e| e.prim.name() == "scan").collect();
     assert_eq!(scans.len(), 1, "{p}");
@@ -358,7 +369,9 @@ fn cond_with_a_batched_predicate_becomes_a_select() {
     };
     let xs = Tensor::from_vec(vec![4.0f64, -1.0, 0.0, 2.25, -9.0], &[5]);
     let p = check(&f, &[xs], &[Some(0)], &[Some(0)]);
-    assert_eq!(count(&p, "cond"), 0, "{p}");
+    // each branch runs batched inside a cond on "some example takes it" (index unbatched),
+    // and a select picks each example's result
+    assert_eq!(branch_skips(&p), 2, "{p}");
     assert!(count(&p, "select") >= 1, "{p}");
     // operands not batched, only the predicate: still per example
     let g = |a: Vec<Tensor>| {
@@ -386,7 +399,7 @@ fn switch_with_batched_out_of_range_and_negative_indices() {
     };
     let idx = Tensor::from_vec(vec![-3i32, -1, 0, 1, 2, 3, 100, i32::MIN, i32::MAX], &[9]);
     let p = check(&f, &[idx, rnd(20, &[9, 4])], &[Some(0)], &[Some(0)]);
-    assert_eq!(count(&p, "cond"), 0);
+    assert_eq!(branch_skips(&p), 3, "{p}");
     // an i64 index, clamped before it is narrowed, and the operands unbatched
     let idx = Tensor::from_vec(vec![-5i64, 0, 1, 2, 1 << 40], &[5]);
     check(&f, &[idx, rnd(21, &[4])], &[Some(0), None], &[Some(0)]);
@@ -464,10 +477,11 @@ fn scan_inside_cond_inside_vmap() {
         assert_eq!(count(&p, "cond"), 1, "{p}");
         assert_eq!(count(&p, "scan"), 2, "{p}");
     }
-    // batched: both scans run, a select picks
+    // batched: both scans run (each inside a cond that skips it when no example takes
+    // it), a select picks
     let ps = Tensor::from_vec(vec![1.0f64, -1.0, -2.0, 0.5], &[4]);
     let p = check(&f, &[ps, xs], &[Some(0)], &[Some(0)]);
-    assert_eq!(count(&p, "cond"), 0, "{p}");
+    assert_eq!(branch_skips(&p), 2, "{p}");
     assert_eq!(count(&p, "scan"), 2, "{p}");
 }
 
@@ -541,4 +555,56 @@ fn eager_vmap_of_a_scan_with_nothing_batched_inside() {
         &x.iter().map(|v| v + total).collect::<Vec<_>>(),
         "broadcast",
     );
+}
+
+/// The gradient of `sum(vmap(f)(xs))` for `f(x) = x > 0 ? sqrt(x) : -x`, and `vmap(grad f)`:
+/// both finite and equal to each example's own derivative, although the `sqrt` branch's
+/// derivative at the negative examples is NaN.
+#[test]
+fn gradients_through_a_batched_predicate_are_not_poisoned_by_branches_not_taken() {
+    use ferrax::grad;
+    let f = |x: Tensor| -> Tensor {
+        cond(&x.greater(0.0), |x: Tensor| x.sqrt(), |x: Tensor| -x, &x).unwrap()
+    };
+    let want = |x: f64| if x > 0.0 { 0.5 / x.sqrt() } else { -1.0 };
+    for xs in [
+        vec![-1.0f64, 4.0, -2.0, 9.0],
+        vec![-1.0, -2.0],     // no example takes the sqrt branch
+        vec![0.25, 16.0],     // every example takes it
+        vec![0.0, -0.0, 1.0], // sqrt's derivative at 0 is infinite; 0 takes the other branch
+    ] {
+        let n = xs.len();
+        let x = Tensor::from_vec(xs.clone(), &[n]);
+        let g = grad(|x: Tensor| vmap(f, &x).unwrap().sum_all(), &x).unwrap();
+        let g2 = vmap(|x: Tensor| grad(f, &x).unwrap(), &x).unwrap();
+        let expected: Vec<f64> = xs.iter().map(|&x| want(x)).collect();
+        assert_eq!(values(&g), expected, "grad of vmap at {xs:?}");
+        assert_eq!(values(&g2), expected, "vmap of grad at {xs:?}");
+    }
+}
+
+/// A switch under vmap with a batched index: the guard gives every branch an example that
+/// takes it (log and sqrt branches at negative operands of other examples), and the jvp
+/// and gradient of each example equal its own.
+#[test]
+fn switch_guards_each_branch_with_an_example_that_takes_it() {
+    use ferrax::{grad, jvp};
+    let f = |(i, x): (Tensor, Tensor)| -> Tensor {
+        let b0 = |x: Tensor| x.log();
+        let b1 = |x: Tensor| x.sqrt() * 3.0;
+        let b2 = |x: Tensor| &x * &x;
+        switch(&i, &[&b0, &b1, &b2], &x).unwrap()
+    };
+    let idx = Tensor::from_vec(vec![2i32, 0, 1, 2, 5], &[5]);
+    let xs = Tensor::from_vec(vec![-3.0f64, 2.0, 4.0, -1.0, -0.5], &[5]);
+    let g = grad(
+        |x: Tensor| vmap(f, &(idx.clone(), x)).unwrap().sum_all(),
+        &xs,
+    )
+    .unwrap();
+    let want = [-6.0, 0.5, 0.75, -2.0, -1.0];
+    assert_eq!(values(&g), want);
+    let ones = Tensor::ones(&[5], DType::F64);
+    let (_, t) = jvp(|x: Tensor| vmap(f, &(idx.clone(), x)).unwrap(), &xs, &ones).unwrap();
+    assert_eq!(values(&t), want);
 }

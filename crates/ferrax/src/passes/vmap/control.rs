@@ -19,9 +19,12 @@
 //!   is batched (at 0) in every branch, broadcast where that branch does not make it vary.
 //! * **cond** with a batched index (a per-example choice): every branch runs on every example
 //!   and `select` picks each example's result by its index, clamped to the branches exactly
-//!   as the reference evaluator clamps it. No `cond` remains.
+//!   as the reference evaluator clamps it. So that reverse mode is not poisoned by a branch's
+//!   derivative at examples that do not take it, each branch runs on guarded operands (those
+//!   examples see the operands of the first example that takes it) inside a two-branch `cond`
+//!   on an unbatched index, "does any example take it", that skips it (zeros) otherwise.
 
-use crate::ir::{Aval, Closed, Error, Primitive, Program, Result};
+use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
 use crate::trace::{checked, trace_flat, Emit, Tensor};
 
@@ -125,6 +128,82 @@ fn batch_sub(
         )));
     }
     Ok((program, batched))
+}
+
+/// 1 when some example takes the branch (`pick` has a true element), else 0: the index of
+/// the `cond` that skips a branch nobody takes.
+fn taken_by_any(e: &Emit, pick: &Tensor) -> Result<Tensor> {
+    let as_int = e.convert(pick, DType::I32);
+    e.checked(Primitive::ReduceMax { axes: vec![0] }, &[&as_int])
+}
+
+/// The branch that runs instead of a batched branch no example takes: zeros of its outputs'
+/// avals, from the same operands.
+fn skip_branch(p: &Program) -> Result<Program> {
+    let outs = p.out_avals();
+    let (program, captured) = trace_flat(&p.in_avals(), |_| {
+        let e = Emit { loc: None };
+        Ok(outs.iter().map(|a| e.zeros(a)).collect())
+    })?;
+    if !captured.is_empty() {
+        return Err(Error::internal(
+            "batching `cond`: the zero branch captured a value",
+        ));
+    }
+    Ok(program)
+}
+
+/// A batched float operand (batch dimension 0) in which every example that does not take the
+/// branch (`pick` false) holds the operand of the first example that does, so the branch and
+/// its derivatives only ever see values it was written for. When no example takes the
+/// branch it is not run (see `select_branches`), so what those examples hold does not matter.
+/// Unbatched and non-float operands are returned as they are (no derivative flows to
+/// integers, and an unbatched value is every example's own).
+fn guard(e: &Emit, pick: &Tensor, v: &Batched) -> Result<Tensor> {
+    let a = v.0.aval()?;
+    if v.1.is_none() || !a.dtype.is_float() {
+        return Ok(v.0.clone());
+    }
+    let size = a.shape[0];
+    let spread = |t: &Tensor, dims: Vec<usize>| {
+        e.op1(
+            Primitive::BroadcastInDim {
+                shape: a.shape.clone(),
+                broadcast_dimensions: dims,
+            },
+            t,
+        )
+    };
+    // the first example that takes the branch (argmax returns the first maximum; 0 if none)
+    let first = e.op1(
+        Primitive::Argmax {
+            axis: 0,
+            index_dtype: DType::I32,
+        },
+        &e.convert(pick, DType::I32),
+    );
+    let lanes = e.op(
+        Primitive::Iota {
+            dtype: DType::I32,
+            shape: vec![size],
+            dimension: 0,
+        },
+        &[],
+    );
+    let first_b = e.op1(
+        Primitive::BroadcastInDim {
+            shape: vec![size],
+            broadcast_dimensions: vec![],
+        },
+        &first,
+    );
+    let is_first = spread(&e.op(Primitive::Eq, &[&lanes, &first_b]), vec![0]);
+    // its row, by selecting it and summing over the examples (the others add exact zeros)
+    let only_first = e.op(Primitive::Select, &[&is_first, &v.0, &e.zeros(&a)]);
+    let row = e.op1(Primitive::ReduceSum { axes: vec![0] }, &only_first);
+    let rest: Vec<usize> = (1..a.ndim()).collect();
+    let row_b = spread(&row, rest);
+    e.checked(Primitive::Select, &[&spread(pick, vec![0]), &v.0, &row_b])
 }
 
 /// A scan's static parameters other than its body.
@@ -280,6 +359,15 @@ fn batch_branches(
 
 /// `cond` with a batched index: every branch runs batched, then each example takes the
 /// results of the branch its (clamped) index picks, by `select`.
+///
+/// Running a branch on examples that do not take it is harmless to the values (`select`
+/// drops them) but not to reverse mode: the zero cotangent of a dropped result is multiplied
+/// by the branch's derivative at those examples' operands, and `0 · ∞` or `0 · NaN` (a
+/// `sqrt` branch run at a negative number) is NaN. So each branch runs
+/// * on **guarded operands**: an example that does not take the branch sees the operands of
+///   the first example that does (a value the branch was written for), and
+/// * inside a `cond` on whether **any example takes it**, whose other branch gives zeros:
+///   a branch no example takes is not run at all, in the primal or in any derivative.
 fn select_branches(
     e: &Emit,
     branches: &[Closed],
@@ -288,17 +376,13 @@ fn select_branches(
     size: usize,
     run: BatchFn,
 ) -> Result<Vec<Batched>> {
-    let args: Vec<Tensor> = operands.iter().map(|v| v.0.clone()).collect();
-    let dims: Vec<Option<usize>> = operands.iter().map(|v| v.1).collect();
-    let mut results = Vec::with_capacity(branches.len());
-    for b in branches {
-        let (outs, out_dims) = run(b.program(), &args, &dims, size)?;
-        results.push(outs.into_iter().zip(out_dims).collect::<Vec<Batched>>());
-    }
     let n = branches.len();
     if n == 1 {
         // one branch is taken whatever the index
-        return Ok(results.pop().expect("one branch"));
+        let args: Vec<Tensor> = operands.iter().map(|v| v.0.clone()).collect();
+        let dims: Vec<Option<usize>> = operands.iter().map(|v| v.1).collect();
+        let (outs, out_dims) = run(branches[0].program(), &args, &dims, size)?;
+        return Ok(outs.into_iter().zip(out_dims).collect());
     }
     // each example's branch, clamped as the reference evaluator clamps it: <= 0 picks the
     // first, >= n - 1 the last
@@ -306,10 +390,39 @@ fn select_branches(
     let ia = idx.aval()?;
     let idx = e.op(Primitive::Max, &[&idx, &e.full(0.0, &ia)]);
     let idx = e.op(Primitive::Min, &[&idx, &e.full((n - 1) as f64, &ia)]);
-    // picks[j]: the examples that take branch j (the last branch takes the rest)
-    let picks: Vec<Tensor> = (0..n - 1)
-        .map(|j| e.op(Primitive::Eq, &[&idx, &e.full(j as f64, &ia)]))
-        .collect();
+    // picks[j]: the examples that take branch j
+    let picks: Vec<Tensor> = (0..n)
+        .map(|j| checked(e.op(Primitive::Eq, &[&idx, &e.full(j as f64, &ia)])))
+        .collect::<Result<_>>()?;
+    // operands with their batch dimension at 0, so the guards can index examples
+    let mut aligned = Vec::with_capacity(operands.len());
+    for v in operands {
+        aligned.push(match v.1 {
+            Some(_) => (checked(align(e, v, 0, size))?, Some(0)),
+            None => v.clone(),
+        });
+    }
+    let dims: Vec<Option<usize>> = aligned.iter().map(|v| v.1).collect();
+    let n_out = branches[0].program().outputs.len();
+    let mut results = Vec::with_capacity(n);
+    for (b, pick) in branches.iter().zip(&picks) {
+        let (program, _) = batch_sub(e, b.program(), &dims, &vec![true; n_out], size, run, "cond")?;
+        let skip = skip_branch(&program)?;
+        let mut args = vec![taken_by_any(e, pick)?];
+        for v in &aligned {
+            args.push(guard(e, pick, v)?);
+        }
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let prim = Primitive::Cond {
+            branches: vec![Closed::new(skip), Closed::new(program)],
+        };
+        let outs = e.multi(prim, &refs)?;
+        results.push(
+            outs.into_iter()
+                .map(|t| (t, Some(0)))
+                .collect::<Vec<Batched>>(),
+        );
+    }
     let n_out = results[0].len();
     let mut outs = Vec::with_capacity(n_out);
     for k in 0..n_out {
