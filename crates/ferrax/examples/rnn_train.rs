@@ -47,7 +47,7 @@ fn data(seed: u64) -> ferrax::Result<Tensor> {
     let mut v = vec![0.0; (STEPS + 1) * BATCH];
     for t in 0..=STEPS {
         for s in 0..BATCH {
-            let (omega, phase) = (0.2 + 0.3 * u[s], 6.283 * u[BATCH + s]);
+            let (omega, phase) = (0.2 + 0.3 * u[s], std::f64::consts::TAU * u[BATCH + s]);
             v[t * BATCH + s] = (omega * t as f64 + phase).sin() + 0.02 * noise[t * BATCH + s];
         }
     }
