@@ -56,6 +56,7 @@ pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
 pub use ir::array::{Array, Data, Element};
 pub use ir::aval::Aval;
+pub use ir::control::ScanShape;
 pub use ir::dtype::{DType, Scalar};
 pub use ir::error::{Error, Result, SourceLoc};
 pub use ir::primitive::{Arity, Closed, Param, Primitive, PRIMITIVE_NAMES};

@@ -8,7 +8,74 @@
 use crate::ir::aval::Aval;
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
-use crate::ir::primitive::Closed;
+use crate::ir::primitive::{Closed, Primitive};
+use crate::ir::program::Program;
+
+/// A scan's static parameters other than its body: how its inputs split (consts, carry, xs),
+/// how many iterations and in which direction. Passes take a scan apart with
+/// [`Primitive::as_scan`] and put one together with [`Primitive::scan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanShape {
+    pub n_consts: usize,
+    pub n_carry: usize,
+    pub length: usize,
+    pub reverse: bool,
+}
+
+impl Primitive {
+    /// The `scan` of `body` with the static parameters `s`.
+    pub fn scan(body: Closed, s: ScanShape) -> Primitive {
+        Primitive::Scan {
+            body,
+            n_consts: s.n_consts,
+            n_carry: s.n_carry,
+            length: s.length,
+            reverse: s.reverse,
+        }
+    }
+
+    /// The same primitive with each sub-program replaced by `f` of it (branches in order);
+    /// `None` for a primitive without sub-programs.
+    pub fn map_subprograms(
+        &self,
+        mut f: impl FnMut(&Program) -> Result<Program>,
+    ) -> Result<Option<Primitive>> {
+        Ok(match self {
+            Primitive::Cond { branches } => Some(Primitive::Cond {
+                branches: branches
+                    .iter()
+                    .map(|b| f(b.program()).map(Closed::new))
+                    .collect::<Result<_>>()?,
+            }),
+            _ => match self.as_scan() {
+                Some((body, s)) => Some(Primitive::scan(Closed::new(f(body.program())?), s)),
+                None => None,
+            },
+        })
+    }
+
+    /// A scan's body and static parameters; `None` for every other primitive.
+    pub fn as_scan(&self) -> Option<(&Closed, ScanShape)> {
+        match self {
+            Primitive::Scan {
+                body,
+                n_consts,
+                n_carry,
+                length,
+                reverse,
+            } => Some((
+                body,
+                ScanShape {
+                    n_consts: *n_consts,
+                    n_carry: *n_carry,
+                    length: *length,
+                    reverse: *reverse,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
 
 /// `cond`: an i32 scalar index, then operands every branch takes; every branch gives the
 /// same outputs.

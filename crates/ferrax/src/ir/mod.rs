@@ -22,6 +22,7 @@ pub(crate) mod shape_rules;
 
 pub(crate) use self::array::*;
 pub(crate) use self::aval::*;
+pub(crate) use self::control::ScanShape;
 pub(crate) use self::dtype::*;
 pub(crate) use self::env::Env;
 pub(crate) use self::error::*;

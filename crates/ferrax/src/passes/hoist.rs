@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Array, Atom, Aval, Closed, Equation, Primitive, Program, Result, Var};
+use crate::ir::{Array, Atom, Aval, Closed, Equation, Primitive, Program, Result, ScanShape, Var};
 
 /// A program being rebuilt: its variable table grows as equations with fresh variables are
 /// appended.
@@ -108,47 +108,21 @@ pub(crate) fn hoist_program(p: &Program) -> Result<Program> {
 
 /// The equation with the invariants of its sub-programs' own loops hoisted.
 fn hoist_inside(e: &Equation) -> Result<Equation> {
-    let prim = match &e.prim {
-        Primitive::Cond { branches } => Primitive::Cond {
-            branches: branches
-                .iter()
-                .map(|b| hoist_program(b.program()).map(Closed::new))
-                .collect::<Result<_>>()?,
-        },
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => Primitive::Scan {
-            body: Closed::new(hoist_program(body.program())?),
-            n_consts: *n_consts,
-            n_carry: *n_carry,
-            length: *length,
-            reverse: *reverse,
-        },
-        _ => return Ok(e.clone()),
-    };
-    Ok(Equation { prim, ..e.clone() })
+    Ok(match e.prim.map_subprograms(hoist_program)? {
+        Some(prim) => Equation { prim, ..e.clone() },
+        None => e.clone(),
+    })
 }
 
 /// A scan whose body's invariant equations (those reading only consts, constants and
 /// literals) are appended to `rw` before it; their results used inside the loop become
 /// extra consts. Any other equation is returned unchanged.
 pub(crate) fn hoist_invariants(rw: &mut Rewriter, e: &Equation) -> Result<Equation> {
-    let Primitive::Scan {
-        body,
-        n_consts,
-        n_carry,
-        length,
-        reverse,
-    } = &e.prim
-    else {
+    let Some((body, shape)) = e.prim.as_scan() else {
         return Ok(e.clone());
     };
     let body = body.program();
-    let nc = *n_consts;
+    let nc = shape.n_consts;
     let mut invariant = vec![false; body.avals.len()];
     for v in &body.inputs[..nc] {
         invariant[v.index()] = true;
@@ -238,13 +212,13 @@ pub(crate) fn hoist_invariants(rw: &mut Rewriter, e: &Equation) -> Result<Equati
     operands.extend(values);
     operands.extend_from_slice(&e.inputs[nc..]);
     Ok(Equation {
-        prim: Primitive::Scan {
-            body: Closed::new(new_body),
-            n_consts: nc + boundary.len(),
-            n_carry: *n_carry,
-            length: *length,
-            reverse: *reverse,
-        },
+        prim: Primitive::scan(
+            Closed::new(new_body),
+            ScanShape {
+                n_consts: nc + boundary.len(),
+                ..shape
+            },
+        ),
         inputs: operands,
         outs: e.outs.clone(),
         loc: e.loc,

@@ -7,21 +7,17 @@
 //! of the slices, so `ys[i]` always belongs to `xs[i]`.
 
 use crate::backend::reference::eval_primitive;
-use crate::ir::{ensure_allocatable, Array, Closed, Error, Primitive, Result};
+use crate::ir::{ensure_allocatable, Array, Closed, Error, Primitive, Result, ScanShape};
 
 /// Evaluates one equation of any primitive: its outputs.
 pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Array>> {
     match prim {
         Primitive::Cond { branches } => eval_cond(branches, args),
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => eval_scan(body, *n_consts, *n_carry, *length, *reverse, args),
-        // every other primitive has one output
-        _ => Ok(vec![eval_primitive(prim, args)?]),
+        _ => match prim.as_scan() {
+            Some((body, s)) => eval_scan(prim, body, s, args),
+            // every other primitive has one output
+            None => Ok(vec![eval_primitive(prim, args)?]),
+        },
     }
 }
 
@@ -51,22 +47,14 @@ fn eval_cond(branches: &[Closed], args: &[&Array]) -> Result<Vec<Array>> {
     branches[i].program().eval_checked(&operands)
 }
 
-fn eval_scan(
-    body: &Closed,
-    n_consts: usize,
-    n_carry: usize,
-    length: usize,
-    reverse: bool,
-    args: &[&Array],
-) -> Result<Vec<Array>> {
-    let prim = Primitive::Scan {
-        body: body.clone(),
+fn eval_scan(prim: &Primitive, body: &Closed, s: ScanShape, args: &[&Array]) -> Result<Vec<Array>> {
+    let ScanShape {
         n_consts,
         n_carry,
         length,
         reverse,
-    };
-    check("scan", &prim, args)?;
+    } = s;
+    check("scan", prim, args)?;
     let p = body.program();
     let n_fixed = n_consts + n_carry;
     let consts: Vec<Array> = args[..n_consts].iter().map(|a| (*a).clone()).collect();

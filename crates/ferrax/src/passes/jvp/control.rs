@@ -14,7 +14,7 @@
 //! slot. Branches of a `cond` agree on which outputs have tangents (the union of what each
 //! gives); a branch whose tangent for such an output is zero builds the zero.
 
-use crate::ir::{Closed, Error, Primitive, Program, Result};
+use crate::ir::{Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::jvp::jvp_call;
 use crate::trace::{trace_flat, Emit, Tensor};
 
@@ -28,34 +28,14 @@ pub(crate) fn jvp_control(
 ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
     match prim {
         Primitive::Cond { branches } => jvp_cond(emit, branches, x, t),
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => {
-            let shape = ScanShape {
-                n_consts: *n_consts,
-                n_carry: *n_carry,
-                length: *length,
-                reverse: *reverse,
-            };
-            jvp_scan(emit, body, &shape, x, t)
-        }
-        other => Err(Error::internal(format!(
-            "`{}` is not control flow but reached its jvp rule",
-            other.name()
-        ))),
+        other => match other.as_scan() {
+            Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
+            None => Err(Error::internal(format!(
+                "`{}` is not control flow but reached its jvp rule",
+                other.name()
+            ))),
+        },
     }
-}
-
-/// A scan's static parameters other than its body.
-struct ScanShape {
-    n_consts: usize,
-    n_carry: usize,
-    length: usize,
-    reverse: bool,
 }
 
 /// The jvp of a sub-program as a program: inputs are its inputs, then one tangent per input
@@ -233,13 +213,14 @@ fn jvp_scan(
 
     let refs: Vec<&Tensor> = args.iter().collect();
     let outs = emit.multi(
-        Primitive::Scan {
-            body: Closed::new(jb),
-            n_consts: nc + counts[0],
-            n_carry: ncar + n_tcarry,
-            length: s.length,
-            reverse: s.reverse,
-        },
+        Primitive::scan(
+            Closed::new(jb),
+            ScanShape {
+                n_consts: nc + counts[0],
+                n_carry: ncar + n_tcarry,
+                ..*s
+            },
+        ),
         &refs,
     )?;
     // back to the equation's outputs: carry, then ys, each with its tangent or a zero

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use crate::ir::{Atom, Closed, Equation, Primitive, Program, Var};
+use crate::ir::{Atom, Closed, Equation, Primitive, Program, ScanShape, Var};
 use crate::passes::hoist::hoist_program;
 use crate::passes::optimize::optimize_checked;
 
@@ -22,28 +22,9 @@ pub(crate) fn optimize_subprograms(p: &Program) -> Program {
     }
     let mut q = hoist_program(p).unwrap_or_else(|_| p.clone());
     for e in &mut q.eqns {
-        e.prim = match &e.prim {
-            Primitive::Cond { branches } => Primitive::Cond {
-                branches: branches
-                    .iter()
-                    .map(|b| Closed::new(optimize_checked(b.program())))
-                    .collect(),
-            },
-            Primitive::Scan {
-                body,
-                n_consts,
-                n_carry,
-                length,
-                reverse,
-            } => Primitive::Scan {
-                body: Closed::new(optimize_checked(body.program())),
-                n_consts: *n_consts,
-                n_carry: *n_carry,
-                length: *length,
-                reverse: *reverse,
-            },
-            _ => continue,
-        };
+        if let Ok(Some(prim)) = e.prim.map_subprograms(|b| Ok(optimize_checked(b))) {
+            e.prim = prim;
+        }
     }
     q
 }
@@ -128,17 +109,8 @@ fn filtered<T: Clone>(xs: &[T], keep: &[bool]) -> Vec<T> {
 }
 
 fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
-    let Primitive::Scan {
-        body,
-        n_consts: nc,
-        n_carry: ncar,
-        length,
-        reverse,
-    } = &e.prim
-    else {
-        return None;
-    };
-    let (nc, ncar) = (*nc, *ncar);
+    let (body, shape) = e.prim.as_scan()?;
+    let (nc, ncar) = (shape.n_consts, shape.n_carry);
     let body = body.program();
     let mut live: Vec<bool> = e.outs.iter().map(|v| used.contains(v)).collect();
     // a carry the body reads to compute something live stays live
@@ -162,13 +134,14 @@ fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
     }
     let new_body = restrict(body, &keep_in, &live);
     Some(Equation {
-        prim: Primitive::Scan {
-            body: Closed::new(new_body),
-            n_consts: keep_in[..nc].iter().filter(|k| **k).count(),
-            n_carry: live[..ncar].iter().filter(|k| **k).count(),
-            length: *length,
-            reverse: *reverse,
-        },
+        prim: Primitive::scan(
+            Closed::new(new_body),
+            ScanShape {
+                n_consts: keep_in[..nc].iter().filter(|k| **k).count(),
+                n_carry: live[..ncar].iter().filter(|k| **k).count(),
+                ..shape
+            },
+        ),
         inputs: filtered(&e.inputs, &keep_in),
         outs: filtered(&e.outs, &live),
         loc: e.loc,

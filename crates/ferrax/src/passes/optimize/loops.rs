@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Atom, Aval, Closed, Equation, Primitive, Program, Var};
+use crate::ir::{Atom, Aval, Closed, Equation, Primitive, Program, ScanShape, Var};
 use crate::passes::hoist::Rewriter;
 use crate::passes::vmap::vmap_program;
 
@@ -49,32 +49,24 @@ pub(crate) fn restructure_loops(p: &Program) -> Program {
     rw.finish(p)
 }
 
-/// A scan's parts.
+/// A scan's parts, with short names for the counts the rewrites index by.
 struct ScanParts<'a> {
     body: &'a Program,
+    shape: ScanShape,
     nc: usize,
     ncar: usize,
     length: usize,
-    reverse: bool,
 }
 
 fn parts(e: &Equation) -> Option<ScanParts<'_>> {
-    match &e.prim {
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => Some(ScanParts {
-            body: body.program(),
-            nc: *n_consts,
-            ncar: *n_carry,
-            length: *length,
-            reverse: *reverse,
-        }),
-        _ => None,
-    }
+    let (body, shape) = e.prim.as_scan()?;
+    Some(ScanParts {
+        body: body.program(),
+        shape,
+        nc: shape.n_consts,
+        ncar: shape.n_carry,
+        length: shape.length,
+    })
 }
 
 fn var(a: &Atom) -> Option<Var> {
@@ -207,13 +199,7 @@ fn hoist_xs_work(rw: &mut Rewriter, e: &Equation) -> Option<Equation> {
     let mut operands = e.inputs.clone();
     operands.extend(values);
     Some(Equation {
-        prim: Primitive::Scan {
-            body: Closed::new(new_body),
-            n_consts: s.nc,
-            n_carry: s.ncar,
-            length: s.length,
-            reverse: s.reverse,
-        },
+        prim: Primitive::scan(Closed::new(new_body), s.shape),
         inputs: operands,
         outs: e.outs.clone(),
         loc: e.loc,
@@ -425,13 +411,13 @@ fn accumulate_after(rw: &mut Rewriter, e: Equation) {
         .collect();
     outs.extend(&ys_vars);
     rw.eqns.push(Equation {
-        prim: Primitive::Scan {
-            body: Closed::new(new_body),
-            n_consts: s.nc,
-            n_carry: keep_carry.iter().filter(|k| **k).count(),
-            length: s.length,
-            reverse: s.reverse,
-        },
+        prim: Primitive::scan(
+            Closed::new(new_body),
+            ScanShape {
+                n_carry: keep_carry.iter().filter(|k| **k).count(),
+                ..s.shape
+            },
+        ),
         inputs: operands,
         outs,
         loc: e.loc,

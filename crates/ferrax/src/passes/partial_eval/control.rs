@@ -27,7 +27,9 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Atom, Aval, Closed, Equation, Error, Primitive, Program, Result, Scalar, Var};
+use crate::ir::{
+    Atom, Aval, Closed, Equation, Error, Primitive, Program, Result, Scalar, ScanShape, Var,
+};
 use crate::passes::hoist::Rewriter;
 use crate::passes::partial_eval::{split_core, var_of};
 
@@ -163,17 +165,10 @@ fn scan_fixpoint(
 
 /// Splits a scan with known and unknown operands (its invariants already hoisted); returns which of its outputs are unknown.
 fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bool>> {
-    let Primitive::Scan {
-        body,
-        n_consts: nc,
-        n_carry: ncar,
-        length,
-        reverse,
-    } = &e.prim
-    else {
+    let Some((body, shape)) = e.prim.as_scan() else {
         return Err(Error::internal("split_scan on another primitive"));
     };
-    let (nc, ncar, length, reverse) = (*nc, *ncar, *length, *reverse);
+    let (nc, ncar) = (shape.n_consts, shape.n_carry);
     let mut ins_uk = ins_uk.to_vec();
     let body = body.program();
     let (carry_uk, outs_uk) = scan_fixpoint(body, nc, ncar, &ins_uk)?;
@@ -246,9 +241,9 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         .iter()
         .map(|r| {
             let a = body.aval(*r);
-            let mut shape = vec![length];
-            shape.extend_from_slice(&a.shape);
-            rw.fresh(Aval::new(shape, a.dtype))
+            let mut dims = vec![shape.length];
+            dims.extend_from_slice(&a.shape);
+            rw.fresh(Aval::new(dims, a.dtype))
         })
         .collect();
     let stacked_vars: Vec<Var> = stacked
@@ -261,13 +256,14 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
     known_outs.extend(&copy_vars);
     if !known_outs.is_empty() {
         rw.eqns.push(Equation {
-            prim: Primitive::Scan {
-                body: Closed::new(known_body),
-                n_consts: n_known_consts,
-                n_carry: n_known_carry,
-                length,
-                reverse,
-            },
+            prim: Primitive::scan(
+                Closed::new(known_body),
+                ScanShape {
+                    n_consts: n_known_consts,
+                    n_carry: n_known_carry,
+                    ..shape
+                },
+            ),
             inputs: known_ops,
             outs: known_outs,
             loc: e.loc,
@@ -323,13 +319,14 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         .collect();
     if !u_outs.is_empty() {
         rw.eqns.push(Equation {
-            prim: Primitive::Scan {
-                body: Closed::new(u_body),
-                n_consts: n_u_consts,
-                n_carry: n_u_carry,
-                length,
-                reverse,
-            },
+            prim: Primitive::scan(
+                Closed::new(u_body),
+                ScanShape {
+                    n_consts: n_u_consts,
+                    n_carry: n_u_carry,
+                    ..shape
+                },
+            ),
             inputs: ops,
             outs: u_outs,
             loc: e.loc,

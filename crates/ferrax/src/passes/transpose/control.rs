@@ -20,7 +20,7 @@
 //! need that value at every iteration, in reverse. Partial evaluation never makes one (known
 //! carries stay in the primal loop); a function declared linear that does is refused.
 
-use crate::ir::{Aval, Closed, Error, Primitive, Program, Result};
+use crate::ir::{Aval, Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::linearity::control::{scan_kinds, KindError};
 use crate::passes::linearity::{classify_kinds, Kind};
 use crate::passes::transpose::{transpose_kinds, LinArg};
@@ -37,25 +37,13 @@ pub(crate) fn transpose_control(
 ) -> Result<Vec<Option<Tensor>>> {
     match prim {
         Primitive::Cond { branches } => transpose_cond(e, branches, x, ks, cts),
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => {
-            let layout = Layout {
-                nc: *n_consts,
-                ncar: *n_carry,
-                length: *length,
-                reverse: *reverse,
-            };
-            transpose_scan(e, body.program(), &layout, x, ks, cts)
-        }
-        other => Err(Error::internal(format!(
-            "`{}` is not control flow but reached its transpose rule",
-            other.name()
-        ))),
+        other => match other.as_scan() {
+            Some((body, shape)) => transpose_scan(e, body.program(), &shape, x, ks, cts),
+            None => Err(Error::internal(format!(
+                "`{}` is not control flow but reached its transpose rule",
+                other.name()
+            ))),
+        },
     }
 }
 
@@ -149,23 +137,15 @@ fn transpose_cond(
     Ok(out)
 }
 
-/// A scan's counts and direction.
-struct Layout {
-    nc: usize,
-    ncar: usize,
-    length: usize,
-    reverse: bool,
-}
-
 fn transpose_scan(
     e: &Emit,
     body: &Program,
-    l: &Layout,
+    l: &ScanShape,
     x: &[LinArg],
     ks: &[Kind],
     cts: &[Option<Tensor>],
 ) -> Result<Vec<Option<Tensor>>> {
-    let (nc, ncar) = (l.nc, l.ncar);
+    let (nc, ncar) = (l.n_consts, l.n_carry);
     let sk = scan_kinds(body, nc, ncar, ks).map_err(|err| match err {
         KindError::Msg(m) => not_linear(e, "scan", m),
         KindError::Inner(inner) => inner,
@@ -300,13 +280,15 @@ fn transpose_scan(
     })?;
     let refs: Vec<&Tensor> = t_args.iter().collect();
     let results = e.multi(
-        Primitive::Scan {
-            body: Closed::new(t_body),
-            n_consts: n_known_consts,
-            n_carry: n_t_carry,
-            length: l.length,
-            reverse: !l.reverse,
-        },
+        Primitive::scan(
+            Closed::new(t_body),
+            ScanShape {
+                n_consts: n_known_consts,
+                n_carry: n_t_carry,
+                length: l.length,
+                reverse: !l.reverse,
+            },
+        ),
         &refs,
     )?;
     let mut results = results.into_iter();

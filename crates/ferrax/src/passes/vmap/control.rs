@@ -24,7 +24,7 @@
 //!   examples see the operands of the first example that takes it) inside a two-branch `cond`
 //!   on an unbatched index, "does any example take it", that skips it (zeros) otherwise.
 
-use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result};
+use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
 use crate::trace::{checked, trace_flat, Emit, Tensor};
 
@@ -55,25 +55,13 @@ pub(crate) fn batch_control(
                 Some(_) => select_branches(e, branches, index, operands, size, run),
             }
         }
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => {
-            let shape = ScanShape {
-                n_consts: *n_consts,
-                n_carry: *n_carry,
-                length: *length,
-                reverse: *reverse,
-            };
-            batch_scan(e, body, shape, x, size, run)
-        }
-        other => Err(Error::internal(format!(
-            "`{}` reached the control-flow batching rules",
-            other.name()
-        ))),
+        other => match other.as_scan() {
+            Some((body, shape)) => batch_scan(e, body, shape, x, size, run),
+            None => Err(Error::internal(format!(
+                "`{}` reached the control-flow batching rules",
+                other.name()
+            ))),
+        },
     }
 }
 
@@ -206,15 +194,6 @@ fn guard(e: &Emit, pick: &Tensor, v: &Batched) -> Result<Tensor> {
     e.checked(Primitive::Select, &[&spread(pick, vec![0]), &v.0, &row_b])
 }
 
-/// A scan's static parameters other than its body.
-#[derive(Clone, Copy)]
-struct ScanShape {
-    n_consts: usize,
-    n_carry: usize,
-    length: usize,
-    reverse: bool,
-}
-
 fn batch_scan(
     e: &Emit,
     body: &Closed,
@@ -285,13 +264,7 @@ fn batch_scan(
         };
         args.push(checked(t)?);
     }
-    let prim = Primitive::Scan {
-        body: Closed::new(new_body),
-        n_consts: s.n_consts,
-        n_carry: s.n_carry,
-        length: s.length,
-        reverse: s.reverse,
-    };
+    let prim = Primitive::scan(Closed::new(new_body), s);
     let refs: Vec<&Tensor> = args.iter().collect();
     let outs = e.multi(prim, &refs)?;
     // final carries batched at 0, stacked ys at 1 (behind the scanned axis)
