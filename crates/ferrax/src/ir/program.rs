@@ -283,3 +283,29 @@ impl Program {
         self.eqns.iter().filter(|e| e.prim.name() == name).count()
     }
 }
+
+/// The elements of `xs` whose flag is set (flags past the end of `xs` are ignored): how
+/// passes keep the inputs, outputs or equations a mask selects.
+pub(crate) fn flagged<T: Clone>(xs: &[T], flags: &[bool]) -> Vec<T> {
+    xs.iter()
+        .zip(flags)
+        .filter(|(_, f)| **f)
+        .map(|(x, _)| x.clone())
+        .collect()
+}
+
+impl Program {
+    /// A program over this one's variables: `inputs`, the equations whose flag in `eqns` is
+    /// set (in order), `outputs`, with dead code removed. How passes cut a loop body in two
+    /// (what moves out of the loop, what stays) or restrict it to some inputs and outputs.
+    pub(crate) fn part(&self, inputs: Vec<Var>, eqns: &[bool], outputs: Vec<Atom>) -> Program {
+        Program {
+            avals: self.avals.clone(),
+            consts: self.consts.clone(),
+            inputs,
+            eqns: flagged(&self.eqns, eqns),
+            outputs,
+        }
+        .dce()
+    }
+}

@@ -176,38 +176,14 @@ pub(crate) fn hoist_invariants(rw: &mut Rewriter, e: &Equation) -> Result<Equati
     if boundary.is_empty() {
         return Ok(e.clone());
     }
-    let hoisted = Program {
-        avals: body.avals.clone(),
-        consts: body.consts.clone(),
-        inputs: body.inputs[..nc].to_vec(),
-        eqns: body
-            .eqns
-            .iter()
-            .zip(&inv_eqn)
-            .filter(|(_, i)| **i)
-            .map(|(e, _)| e.clone())
-            .collect(),
-        outputs: boundary.iter().map(|v| Atom::Var(*v)).collect(),
-    }
-    .dce();
+    let boundary_atoms = boundary.iter().map(|v| Atom::Var(*v)).collect();
+    let hoisted = body.part(body.inputs[..nc].to_vec(), &inv_eqn, boundary_atoms);
     let values = rw.inline(&hoisted, &e.inputs[..nc]);
     let mut inputs = body.inputs[..nc].to_vec();
     inputs.extend(&boundary);
     inputs.extend_from_slice(&body.inputs[nc..]);
-    let new_body = Program {
-        avals: body.avals.clone(),
-        consts: body.consts.clone(),
-        inputs,
-        eqns: body
-            .eqns
-            .iter()
-            .zip(&inv_eqn)
-            .filter(|(_, i)| !**i)
-            .map(|(e, _)| e.clone())
-            .collect(),
-        outputs: body.outputs.clone(),
-    }
-    .dce();
+    let in_loop: Vec<bool> = inv_eqn.iter().map(|i| !i).collect();
+    let new_body = body.part(inputs, &in_loop, body.outputs.clone());
     let mut operands = e.inputs[..nc].to_vec();
     operands.extend(values);
     operands.extend_from_slice(&e.inputs[nc..]);

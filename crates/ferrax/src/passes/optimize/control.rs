@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use crate::ir::{Atom, Closed, Equation, Primitive, Program, ScanShape, Var};
+use crate::ir::{flagged, Atom, Closed, Equation, Primitive, Program, ScanShape, Var};
 use crate::passes::hoist::hoist_program;
 use crate::passes::optimize::optimize_checked;
 
@@ -77,35 +77,11 @@ fn needed_inputs(p: &Program, live: &[bool]) -> Vec<bool> {
 
 /// `p` keeping the inputs and outputs flagged, dead code removed.
 fn restrict(p: &Program, keep_in: &[bool], keep_out: &[bool]) -> Program {
-    let pick = |xs: &[Var], keep: &[bool]| -> Vec<Var> {
-        xs.iter()
-            .zip(keep)
-            .filter(|(_, k)| **k)
-            .map(|(x, _)| *x)
-            .collect()
-    };
-    Program {
-        avals: p.avals.clone(),
-        consts: p.consts.clone(),
-        inputs: pick(&p.inputs, keep_in),
-        eqns: p.eqns.clone(),
-        outputs: p
-            .outputs
-            .iter()
-            .zip(keep_out)
-            .filter(|(_, k)| **k)
-            .map(|(a, _)| a.clone())
-            .collect(),
-    }
-    .dce()
-}
-
-fn filtered<T: Clone>(xs: &[T], keep: &[bool]) -> Vec<T> {
-    xs.iter()
-        .zip(keep)
-        .filter(|(_, k)| **k)
-        .map(|(x, _)| x.clone())
-        .collect()
+    p.part(
+        flagged(&p.inputs, keep_in),
+        &vec![true; p.eqns.len()],
+        flagged(&p.outputs, keep_out),
+    )
 }
 
 fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
@@ -142,8 +118,8 @@ fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
                 ..shape
             },
         ),
-        inputs: filtered(&e.inputs, &keep_in),
-        outs: filtered(&e.outs, &live),
+        inputs: flagged(&e.inputs, &keep_in),
+        outs: flagged(&e.outs, &live),
         loc: e.loc,
     })
 }
@@ -172,8 +148,8 @@ fn prune_cond(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
                 .map(|b| Closed::new(restrict(b.program(), &keep_ops, &live)))
                 .collect(),
         },
-        inputs: filtered(&e.inputs, &keep_in),
-        outs: filtered(&e.outs, &live),
+        inputs: flagged(&e.inputs, &keep_in),
+        outs: flagged(&e.outs, &live),
         loc: e.loc,
     })
 }

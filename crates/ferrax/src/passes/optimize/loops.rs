@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Atom, Aval, Closed, Equation, Primitive, Program, ScanShape, Var};
+use crate::ir::{flagged, Atom, Aval, Closed, Equation, Primitive, Program, ScanShape, Var};
 use crate::passes::hoist::Rewriter;
 use crate::passes::vmap::vmap_program;
 
@@ -159,20 +159,9 @@ fn hoist_xs_work(rw: &mut Rewriter, e: &Equation) -> Option<Equation> {
     // the xs-only work as a program of (consts, xs rows), batched over the rows
     let mut inputs = body.inputs[..s.nc].to_vec();
     inputs.extend_from_slice(&body.inputs[s.nc + s.ncar..]);
-    let per_row = Program {
-        avals: body.avals.clone(),
-        consts: body.consts.clone(),
-        inputs,
-        eqns: body
-            .eqns
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| pre[*k] || invariant[*k])
-            .map(|(_, eq)| eq.clone())
-            .collect(),
-        outputs: boundary.iter().map(|v| Atom::Var(*v)).collect(),
-    }
-    .dce();
+    let before: Vec<bool> = pre.iter().zip(&invariant).map(|(p, i)| *p || *i).collect();
+    let boundary_atoms = boundary.iter().map(|v| Atom::Var(*v)).collect();
+    let per_row = body.part(inputs, &before, boundary_atoms);
     let mut axes = vec![None; s.nc];
     axes.extend(std::iter::repeat_n(Some(0), n - s.nc - s.ncar));
     let batched = vmap_program(&per_row, &axes, s.length).ok()?;
@@ -182,20 +171,8 @@ fn hoist_xs_work(rw: &mut Rewriter, e: &Equation) -> Option<Equation> {
     // the loop reads them as extra xs
     let mut new_inputs = body.inputs.clone();
     new_inputs.extend(&boundary);
-    let new_body = Program {
-        avals: body.avals.clone(),
-        consts: body.consts.clone(),
-        inputs: new_inputs,
-        eqns: body
-            .eqns
-            .iter()
-            .zip(&pre)
-            .filter(|(_, p)| !**p)
-            .map(|(eq, _)| eq.clone())
-            .collect(),
-        outputs: body.outputs.clone(),
-    }
-    .dce();
+    let in_loop: Vec<bool> = pre.iter().map(|p| !p).collect();
+    let new_body = body.part(new_inputs, &in_loop, body.outputs.clone());
     let mut operands = e.inputs.clone();
     operands.extend(values);
     Some(Equation {
@@ -365,45 +342,16 @@ fn accumulate_after(rw: &mut Rewriter, e: Equation) {
     let keep_carry: Vec<bool> = (0..s.ncar).map(|j| !removed.contains(&j)).collect();
     // the new body: removed carries leave the inputs and outputs; the factors become ys
     let mut inputs = body.inputs[..s.nc].to_vec();
-    inputs.extend(
-        body.inputs[s.nc..s.nc + s.ncar]
-            .iter()
-            .zip(&keep_carry)
-            .filter(|(_, k)| **k)
-            .map(|(v, _)| *v),
-    );
+    inputs.extend(flagged(&body.inputs[s.nc..s.nc + s.ncar], &keep_carry));
     inputs.extend_from_slice(&body.inputs[s.nc + s.ncar..]);
-    let mut outputs: Vec<Atom> = body.outputs[..s.ncar]
-        .iter()
-        .zip(&keep_carry)
-        .filter(|(_, k)| **k)
-        .map(|(a, _)| a.clone())
-        .collect();
+    let mut outputs = flagged(&body.outputs[..s.ncar], &keep_carry);
     outputs.extend_from_slice(&body.outputs[s.ncar..]);
     outputs.extend(new_ys.iter().map(|v| Atom::Var(*v)));
-    let new_body = Program {
-        avals: body.avals.clone(),
-        consts: body.consts.clone(),
-        inputs,
-        eqns: body.eqns.clone(),
-        outputs,
-    }
-    .dce();
+    let new_body = body.part(inputs, &vec![true; body.eqns.len()], outputs);
     let mut operands = e.inputs[..s.nc].to_vec();
-    operands.extend(
-        e.inputs[s.nc..s.nc + s.ncar]
-            .iter()
-            .zip(&keep_carry)
-            .filter(|(_, k)| **k)
-            .map(|(a, _)| a.clone()),
-    );
+    operands.extend(flagged(&e.inputs[s.nc..s.nc + s.ncar], &keep_carry));
     operands.extend_from_slice(&e.inputs[s.nc + s.ncar..]);
-    let mut outs: Vec<Var> = e.outs[..s.ncar]
-        .iter()
-        .zip(&keep_carry)
-        .filter(|(_, k)| **k)
-        .map(|(v, _)| *v)
-        .collect();
+    let mut outs = flagged(&e.outs[..s.ncar], &keep_carry);
     outs.extend_from_slice(&e.outs[s.ncar..]);
     let ys_vars: Vec<Var> = new_ys
         .iter()

@@ -28,7 +28,8 @@
 use std::collections::HashMap;
 
 use crate::ir::{
-    Atom, Aval, Closed, Equation, Error, Primitive, Program, Result, Scalar, ScanShape, Var,
+    flagged, Atom, Aval, Closed, Equation, Error, Primitive, Program, Result, Scalar, ScanShape,
+    Var,
 };
 use crate::passes::hoist::Rewriter;
 use crate::passes::partial_eval::{split_core, var_of};
@@ -310,13 +311,7 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
     u_body.inputs = inputs;
     let mut flags = carry_uk.clone();
     flags.extend_from_slice(&outs_uk[ncar..]);
-    let u_outs: Vec<Var> = e
-        .outs
-        .iter()
-        .zip(&flags)
-        .filter(|(_, u)| **u)
-        .map(|(v, _)| *v)
-        .collect();
+    let u_outs = flagged(&e.outs, &flags);
     if !u_outs.is_empty() {
         rw.eqns.push(Equation {
             prim: Primitive::scan(
@@ -479,13 +474,7 @@ fn split_cond(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
             .filter(|&i| ops_uk[i])
             .map(|i| e.inputs[1 + i].clone()),
     );
-    let u_outs: Vec<Var> = e
-        .outs
-        .iter()
-        .zip(&out_uk)
-        .filter(|(_, u)| **u)
-        .map(|(v, _)| *v)
-        .collect();
+    let u_outs = flagged(&e.outs, &out_uk);
     if !u_outs.is_empty() {
         rw.eqns.push(Equation {
             prim: Primitive::Cond {

@@ -20,7 +20,7 @@ pub(crate) mod control;
 
 use std::collections::HashSet;
 
-use crate::ir::{Atom, Error, Program, Result, Var};
+use crate::ir::{flagged, Atom, Error, Program, Result, Var};
 use crate::passes::hoist::hoist_program;
 use crate::passes::partial_eval::control::split_control;
 
@@ -145,13 +145,7 @@ pub(crate) fn split_core(p: &Program, unknown_in: &[bool], force: &[bool]) -> Re
 
     // The unknown part, backwards from its outputs: unknown equations, and free ones
     // (recomputed where needed rather than stored).
-    let unknown_outputs: Vec<Atom> = p
-        .outputs
-        .iter()
-        .zip(&out_unknown)
-        .filter(|(_, u)| **u)
-        .map(|(a, _)| a.clone())
-        .collect();
+    let unknown_outputs = flagged(&p.outputs, &out_unknown);
     let mut needed: HashSet<Var> = unknown_outputs.iter().filter_map(var_of).collect();
     let mut u_eqns = vec![];
     for e in p.eqns.iter().rev() {
@@ -166,13 +160,7 @@ pub(crate) fn split_core(p: &Program, unknown_in: &[bool], force: &[bool]) -> Re
     }
     u_eqns.reverse();
     let u_defined: HashSet<Var> = u_eqns.iter().flat_map(|e| e.outs.iter().copied()).collect();
-    let unknown_inputs: Vec<Var> = p
-        .inputs
-        .iter()
-        .zip(unknown_in)
-        .filter(|(_, u)| **u)
-        .map(|(v, _)| *v)
-        .collect();
+    let unknown_inputs = flagged(&p.inputs, unknown_in);
     let mut needed_sorted: Vec<Var> = needed.into_iter().collect();
     needed_sorted.sort();
     let mut residuals = vec![];
