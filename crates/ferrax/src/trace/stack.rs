@@ -121,20 +121,10 @@ pub(crate) fn bind_at(prim: Primitive, args: &[&Tensor], loc: Option<SourceLoc>)
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
         let top = stack.len() - 1;
-        let mut atoms = Vec::with_capacity(args.len());
-        let mut avals = Vec::with_capacity(args.len());
-        for a in args {
-            match to_atom(&mut stack, top, a, prim.name(), loc) {
-                Ok((atom, aval)) => {
-                    atoms.push(atom);
-                    avals.push(aval);
-                }
-                Err(e) => {
-                    stack[top].record(&e);
-                    return Tensor::failed(e);
-                }
-            }
-        }
+        let (atoms, avals) = match operand_atoms(&mut stack, top, args, prim.name(), loc) {
+            Ok(x) => x,
+            Err(e) => return Tensor::failed(e),
+        };
         let refs: Vec<&Aval> = avals.iter().collect();
         let b = &mut stack[top];
         match prim.abstract_eval(&refs) {
@@ -187,20 +177,7 @@ pub(crate) fn bind_multi(
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
         let top = stack.len() - 1;
-        let mut atoms = Vec::with_capacity(args.len());
-        let mut avals = Vec::with_capacity(args.len());
-        for a in args {
-            match to_atom(&mut stack, top, a, prim.name(), loc) {
-                Ok((atom, aval)) => {
-                    atoms.push(atom);
-                    avals.push(aval);
-                }
-                Err(e) => {
-                    stack[top].record(&e);
-                    return Err(e);
-                }
-            }
-        }
+        let (atoms, avals) = operand_atoms(&mut stack, top, args, prim.name(), loc)?;
         let refs: Vec<&Aval> = avals.iter().collect();
         let b = &mut stack[top];
         match prim.out_avals(&refs) {
@@ -226,6 +203,32 @@ pub(crate) fn bind_multi(
             }
         }
     })
+}
+
+/// The operands of an equation being recorded in the trace at `top`, as atoms of that trace
+/// with their avals; an error (an escaped tracer, say) is remembered by the trace too.
+fn operand_atoms(
+    stack: &mut [Builder],
+    top: usize,
+    args: &[&Tensor],
+    op: &str,
+    loc: Option<SourceLoc>,
+) -> Result<(Vec<Atom>, Vec<Aval>)> {
+    let mut atoms = Vec::with_capacity(args.len());
+    let mut avals = Vec::with_capacity(args.len());
+    for a in args {
+        match to_atom(stack, top, a, op, loc) {
+            Ok((atom, aval)) => {
+                atoms.push(atom);
+                avals.push(aval);
+            }
+            Err(e) => {
+                stack[top].record(&e);
+                return Err(e);
+            }
+        }
+    }
+    Ok((atoms, avals))
 }
 
 fn escaped(op: &str, aval: &Aval, loc: Option<SourceLoc>) -> Error {
