@@ -56,6 +56,42 @@ impl Rewriter {
     /// Appends `h`'s equations with its inputs bound to `args` and fresh variables for the
     /// rest (its constants become constants here); returns its outputs as atoms here.
     pub fn inline(&mut self, h: &Program, args: &[Atom]) -> Vec<Atom> {
+        self.inline_with(h, args, &HashMap::new())
+    }
+
+    /// Whether `h`'s outputs are distinct variables its equations define: what
+    /// [`Rewriter::inline_into`] needs.
+    pub fn outputs_are_defined(h: &Program) -> bool {
+        let defined: Vec<Var> = h.eqns.iter().flat_map(|e| e.outs.iter().copied()).collect();
+        let outs: Vec<Option<Var>> = h
+            .outputs
+            .iter()
+            .map(|a| match a {
+                Atom::Var(v) if defined.contains(v) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        outs.iter()
+            .enumerate()
+            .all(|(i, o)| o.is_some_and(|v| !outs[..i].contains(&Some(v))))
+    }
+
+    /// [`Rewriter::inline`] writing `h`'s outputs to the existing variables `outs` (when
+    /// [`Rewriter::outputs_are_defined`] holds for `h`; otherwise as `inline` does).
+    pub fn inline_into(&mut self, h: &Program, args: &[Atom], outs: &[Var]) {
+        let preset: HashMap<Var, Var> = h
+            .outputs
+            .iter()
+            .zip(outs)
+            .filter_map(|(a, o)| match a {
+                Atom::Var(v) => Some((*v, *o)),
+                Atom::Lit(_) => None,
+            })
+            .collect();
+        self.inline_with(h, args, &preset);
+    }
+
+    fn inline_with(&mut self, h: &Program, args: &[Atom], preset: &HashMap<Var, Var>) -> Vec<Atom> {
         let mut map: HashMap<Var, Atom> =
             h.inputs.iter().copied().zip(args.iter().cloned()).collect();
         for (v, a) in &h.consts {
@@ -73,7 +109,10 @@ impl Rewriter {
                 .outs
                 .iter()
                 .map(|v| {
-                    let nv = self.fresh(h.aval(*v).clone());
+                    let nv = match preset.get(v) {
+                        Some(o) => *o,
+                        None => self.fresh(h.aval(*v).clone()),
+                    };
                     map.insert(*v, Atom::Var(nv));
                     nv
                 })

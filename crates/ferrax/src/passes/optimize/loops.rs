@@ -26,10 +26,11 @@ use std::collections::HashMap;
 
 use crate::ir::{flagged, Atom, Aval, Closed, Equation, Primitive, Program, ScanShape, Var};
 use crate::passes::hoist::Rewriter;
+use crate::passes::optimize::ys_after::ys_work_after;
 use crate::passes::vmap::vmap_program;
 
 /// The most memory a rewrite may add for stacked per-iteration values.
-const MAX_STACKED_BYTES: usize = 64 << 20;
+pub(super) const MAX_STACKED_BYTES: usize = 64 << 20;
 
 /// `p` with its scans restructured (see the module doc); sub-programs are not visited (the
 /// optimizer runs on each of them).
@@ -46,19 +47,26 @@ pub(crate) fn restructure_loops(p: &Program) -> Program {
         let e = hoist_xs_work(&mut rw, e).unwrap_or_else(|| e.clone());
         accumulate_after(&mut rw, e);
     }
-    rw.finish(p)
+    let q = rw.finish(p);
+    // then the ys work no carry needs, after each loop (a second sweep: the first may have
+    // added ys that this one reads)
+    let mut rw = Rewriter::new(&q);
+    for e in &q.eqns {
+        ys_work_after(&mut rw, e);
+    }
+    rw.finish(&q)
 }
 
 /// A scan's parts, with short names for the counts the rewrites index by.
-struct ScanParts<'a> {
-    body: &'a Program,
-    shape: ScanShape,
-    nc: usize,
-    ncar: usize,
-    length: usize,
+pub(super) struct ScanParts<'a> {
+    pub body: &'a Program,
+    pub shape: ScanShape,
+    pub nc: usize,
+    pub ncar: usize,
+    pub length: usize,
 }
 
-fn parts(e: &Equation) -> Option<ScanParts<'_>> {
+pub(super) fn parts(e: &Equation) -> Option<ScanParts<'_>> {
     let (body, shape) = e.prim.as_scan()?;
     Some(ScanParts {
         body: body.program(),
@@ -69,14 +77,14 @@ fn parts(e: &Equation) -> Option<ScanParts<'_>> {
     })
 }
 
-fn var(a: &Atom) -> Option<Var> {
+pub(super) fn var(a: &Atom) -> Option<Var> {
     match a {
         Atom::Var(v) => Some(*v),
         Atom::Lit(_) => None,
     }
 }
 
-fn stacked(a: &Aval, length: usize) -> Aval {
+pub(super) fn stacked(a: &Aval, length: usize) -> Aval {
     let mut shape = vec![length];
     shape.extend_from_slice(&a.shape);
     Aval::new(shape, a.dtype)

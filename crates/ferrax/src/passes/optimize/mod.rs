@@ -11,6 +11,7 @@
 
 pub(crate) mod control;
 pub(crate) mod loops;
+pub(crate) mod ys_after;
 
 use std::collections::HashMap;
 
