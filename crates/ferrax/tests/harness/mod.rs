@@ -30,7 +30,7 @@ pub use numeric::*;
 pub use op_table::op_table;
 pub use programs::*;
 
-use ferrax::{Atom, Aval, DType, Primitive};
+use ferrax::{Array, Atom, Aval, DType, Primitive, Program};
 
 /// The number of proptest cases: `default`, or `PROPTEST_CASES` when set (for long stress
 /// runs, e.g. `PROPTEST_CASES=5000 cargo test --release`).
@@ -92,7 +92,74 @@ pub struct OpRow {
     pub known: Vec<Known>,
     /// Operand avals that the shape rule must reject, with a fragment of the message.
     pub rejects: Vec<(Vec<Aval>, &'static str)>,
+    /// The primitive for operands of a dtype, where its parameters depend on it (control
+    /// flow's sub-programs are typed); `None` when `prim` serves every dtype. `prim` is the
+    /// primitive for the main dtype.
+    pub prim_at: Option<fn(DType) -> Primitive>,
+    /// Static operands (a `cond` index): the operand's position and the values every check
+    /// exercises in turn, in place of random samples; they are never differentiated.
+    pub fixed: &'static [(usize, &'static [f64])],
     pub gen: Gen,
+}
+
+impl OpRow {
+    /// The row's primitive for operands of dtype `d`.
+    pub fn prim_for(&self, d: DType) -> Primitive {
+        match self.prim_at {
+            Some(f) => f(d),
+            None => self.prim.clone(),
+        }
+    }
+
+    /// The row's one-equation program for operands of dtype `d`.
+    pub fn program(&self, d: DType) -> Program {
+        single_eqn_program(&self.prim_for(d), &(self.avals)(d))
+            .unwrap_or_else(|e| panic!("{} on {d}: {e}", self.name))
+    }
+
+    /// How many samples the static operands need so every listed value is used (1 without
+    /// static operands).
+    pub fn alternatives(&self) -> usize {
+        self.fixed.iter().map(|(_, v)| v.len()).max().unwrap_or(1)
+    }
+
+    /// `args` with every static operand replaced by the values of alternative `alt`: an
+    /// operand's element `j` takes the listed value `alt + j` (cyclically), so an operand
+    /// batched for vmap sees every value across its examples.
+    pub fn fix_args(&self, args: &mut [Array], alt: usize) {
+        for &(i, vals) in self.fixed {
+            let a = &args[i];
+            let v: Vec<f64> = (0..a.size())
+                .map(|j| vals[(alt + j) % vals.len()])
+                .collect();
+            args[i] = array_from_f64(&v, &a.aval());
+        }
+    }
+
+    /// Sample operands for `avals` (this row's, possibly batched): random from the row's
+    /// domain, static operands from alternative `alt`.
+    pub fn args(&self, avals: &[Aval], seed: u64, alt: usize) -> Vec<Array> {
+        let mut args = random_args(avals, seed, self.domain);
+        self.fix_args(&mut args, alt);
+        args
+    }
+
+    /// Whether operand `i` is static.
+    pub fn is_fixed(&self, i: usize) -> bool {
+        self.fixed.iter().any(|&(j, _)| j == i)
+    }
+}
+
+/// Evaluates one application of a primitive: every output (through the program evaluator
+/// for control flow, which has several).
+pub fn eval_prim(prim: &Primitive, args: &[&Array]) -> ferrax::Result<Vec<Array>> {
+    if prim.subprograms().is_empty() {
+        return Ok(vec![ferrax::eval_primitive(prim, args)?]);
+    }
+    let avals: Vec<Aval> = args.iter().map(|a| a.aval()).collect();
+    let p = single_eqn_program(prim, &avals)?;
+    let owned: Vec<Array> = args.iter().map(|a| (*a).clone()).collect();
+    p.eval(&owned)
 }
 
 /// An aval of a shape and dtype.

@@ -5,13 +5,15 @@ use super::{av, op_table, random_args, Domain, Gen, OpRow};
 use ferrax::{Array, Atom, Aval, DType, Equation, Primitive, Program, Var};
 use proptest::prelude::*;
 
-/// A one-equation program applying a row's primitive to fresh inputs of the given avals.
+/// A one-equation program applying a row's primitive to fresh inputs of the given avals:
+/// every output of the equation is an output of the program.
 pub fn single_eqn_program(prim: &Primitive, in_avals: &[Aval]) -> ferrax::Result<Program> {
     let refs: Vec<&Aval> = in_avals.iter().collect();
-    let out = prim.abstract_eval(&refs)?;
-    let mut avals = in_avals.to_vec();
-    avals.push(out);
+    let outs = prim.out_avals(&refs)?;
     let n = in_avals.len() as u32;
+    let out_vars: Vec<Var> = (n..n + outs.len() as u32).map(Var).collect();
+    let mut avals = in_avals.to_vec();
+    avals.extend(outs);
     Ok(Program {
         avals,
         consts: vec![],
@@ -19,10 +21,10 @@ pub fn single_eqn_program(prim: &Primitive, in_avals: &[Aval]) -> ferrax::Result
         eqns: vec![Equation {
             prim: prim.clone(),
             inputs: (0..n).map(|i| Atom::Var(Var(i))).collect(),
-            outs: vec![Var(n)],
+            outs: out_vars.clone(),
             loc: None,
         }],
-        outputs: vec![Atom::Var(Var(n))],
+        outputs: out_vars.into_iter().map(Atom::Var).collect(),
     })
 }
 
