@@ -92,9 +92,12 @@ impl Column {
                         .iter()
                         .any(|a| a.dtype.is_float())
             }
-            // `select` is made by the comparison rows' generator.
+            // `select` is made by the comparison rows' generator, `cond` and `scan` by the
+            // recipes' control steps.
             Column::RandomPrograms => {
-                !matches!(row.gen, Gen::Skip) || matches!(row.prim, Primitive::Select)
+                !matches!(row.gen, Gen::Skip)
+                    || matches!(row.prim, Primitive::Select)
+                    || row.prim.is_control_flow()
             }
         }
     }

@@ -4,12 +4,18 @@
 //!   some): example operand avals for a dtype, the dtypes it accepts, an input domain,
 //!   tolerances, known values (independent reference numbers, from C's libm via Python or
 //!   worked by hand), operand avals its shape rule must reject, and how the random-program
-//!   generator may use it.
+//!   generator may use it. A row may give a primitive per dtype (`prim_at`: control flow's
+//!   sub-programs are typed) and static operands (`fixed`: a `cond`'s index, which every
+//!   check sets to each listed value in turn). Every check covers every output of a
+//!   primitive with several (`cond`, `scan`).
 //! * [`arb_program`] (`programs.rs`): a proptest strategy for random well-typed programs
 //!   built from the table's rows, with shrinking (a program is a recipe of small choice
-//!   numbers); [`single_eqn_program`] for one row.
+//!   numbers); they nest control flow (a recipe's control steps put a `scan` or `cond`,
+//!   whose sub-programs the same generators build, among its steps); [`single_eqn_program`]
+//!   for one row.
 //! * `numeric.rs`: seeded random arrays ([`random_array`], [`random_args`]), comparisons
-//!   to a tolerance ([`close`], [`agree`]) and finite differences ([`richardson`]).
+//!   to a tolerance ([`close`], [`agree`]) and finite differences ([`richardson`], and
+//!   [`richardson_converged`] where a random program may curve too sharply for them).
 //! * [`Column`] (`columns.rs`): which rows each column of the coverage matrix claims, and the
 //!   [`Tally`] with which each per-row test fails naming a claimed row it never checked.
 //!
