@@ -371,7 +371,8 @@ fn every_program_entry_point_rejects_ill_typed_programs() {
 #[test]
 fn random_programs_nest_control_flow_of_every_kind() {
     // The recipes' control steps make scans (forward, reverse, with and without xs, with
-    // consts) and conds (two and three branches) whose sub-programs hold equations.
+    // consts) and conds (two and three branches, literal and computed indices) whose
+    // sub-programs hold equations, control flow among them.
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
@@ -385,6 +386,13 @@ fn random_programs_nest_control_flow_of_every_kind() {
                 continue;
             }
             let mut found = vec![];
+            if e.prim
+                .subprograms()
+                .iter()
+                .any(|s| s.eqns.iter().any(|e| e.prim.is_control_flow()))
+            {
+                found.push("nested two deep");
+            }
             match &e.prim {
                 ferrax::Primitive::Scan {
                     n_consts,
@@ -412,6 +420,9 @@ fn random_programs_nest_control_flow_of_every_kind() {
                     if branches[0] != branches[1] {
                         found.push("cond different branches");
                     }
+                    if let Atom::Var(_) = e.inputs[0] {
+                        found.push("cond computed index");
+                    }
                 }
                 _ => unreachable!(),
             }
@@ -429,6 +440,8 @@ fn random_programs_nest_control_flow_of_every_kind() {
         "cond 2",
         "cond 3",
         "cond different branches",
+        "cond computed index",
+        "nested two deep",
     ] {
         let n = kinds.get(kind).copied().unwrap_or(0);
         assert!(

@@ -170,17 +170,32 @@ fn build_steps(
 
 /// A sub-program on inputs of `in_avals` made of `steps`, giving for each of `outs` the
 /// last float variable of that aval (an input when no step made one), then, when
-/// `extra_out`, the last variable a step made (if any).
+/// `extra_out`, the last variable a step made (if any). At the top level (`depth` 0), one
+/// sub-program in four ends with a control step of its own, its choice numbers drawn from
+/// the steps', so control flow nests two deep.
 fn sub_program(
     gens: &[&OpRow],
     in_avals: &[Aval],
     steps: &[Vec<u32>],
     outs: &[Aval],
     extra_out: bool,
+    depth: usize,
+    computed_index: bool,
 ) -> Program {
     let mut avals = in_avals.to_vec();
     let mut eqns = vec![];
     build_steps(gens, &mut avals, &mut eqns, steps);
+    let flat: Vec<u32> = steps.iter().flatten().copied().collect();
+    if depth == 0 && flat.first().is_some_and(|c| c % 4 == 0) {
+        let c: Vec<u32> = (0..CONTROL_HEAD + BODY_STEPS * STEP)
+            .map(|i| {
+                flat[(i + 1) % flat.len()]
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(i as u32)
+            })
+            .collect();
+        control_step(gens, &mut avals, &mut eqns, &c, computed_index, depth + 1);
+    }
     let last_like = |a: &Aval| {
         (0..avals.len())
             .rev()
@@ -206,10 +221,45 @@ fn sub_program(
 /// const, maybe xs with a leading axis that sets the length, else a length of 1 to 3; the
 /// body's carry out is its last value of the carry's aval, its y the last value it made) or
 /// a `cond` of two or three branches on one or two operands, each branch giving back a value
-/// of each operand's aval. The index is a literal (static, so derivatives are those of one
-/// branch), sometimes beyond the branches (clamped). The equation, or `None` when the
-/// program so far has nothing suitable.
-pub fn control_step(gens: &[&OpRow], avals: &[Aval], c: &[u32]) -> Option<Equation> {
+/// of each operand's aval. The index is a literal, sometimes beyond the branches (clamped),
+/// or, when `computed_index`, sometimes a scalar variable converted to i32 (so vmap may
+/// batch it), a jump that finite differences would trip on. Appends the equations to the
+/// program under construction (its avals and equations), or nothing when the program so far
+/// has nothing suitable. `depth`: how deep in control flow the program under construction
+/// is (0 for the program itself).
+pub fn control_step(
+    gens: &[&OpRow],
+    avals: &mut Vec<Aval>,
+    eqns: &mut Vec<Equation>,
+    c: &[u32],
+    computed_index: bool,
+    depth: usize,
+) {
+    let Some(new) = control_eqns(gens, avals, c, computed_index, depth) else {
+        return;
+    };
+    for e in new {
+        let in_avals: Vec<Aval> = e
+            .inputs
+            .iter()
+            .map(|a| match a {
+                Atom::Var(v) => avals[v.index()].clone(),
+                Atom::Lit(s) => Aval::scalar(s.dtype()),
+            })
+            .collect();
+        let refs: Vec<&Aval> = in_avals.iter().collect();
+        avals.extend(e.prim.out_avals(&refs).expect("checked when made"));
+        eqns.push(e);
+    }
+}
+
+fn control_eqns(
+    gens: &[&OpRow],
+    avals: &[Aval],
+    c: &[u32],
+    computed_index: bool,
+    depth: usize,
+) -> Option<Vec<Equation>> {
     let (head, body) = c.split_at(CONTROL_HEAD);
     let steps: Vec<Vec<u32>> = body.chunks(STEP).map(|s| s.to_vec()).collect();
     let mut p = Pick {
@@ -218,6 +268,8 @@ pub fn control_step(gens: &[&OpRow], avals: &[Aval], c: &[u32]) -> Option<Equati
         next: 0,
     };
     let small = |a: &Aval| a.size() <= 16 && a.ndim() <= 2;
+    // equations the control equation reads (a computed index)
+    let mut before = vec![];
     let (prim, inputs) = if p.num(3) < 2 {
         let carry = p.float_var_where(small)?;
         let carry_aval = p.aval(&carry);
@@ -244,7 +296,15 @@ pub fn control_step(gens: &[&OpRow], avals: &[Aval], c: &[u32]) -> Option<Equati
             let a = p.aval(x);
             in_avals.push(Aval::new(a.shape[1..].to_vec(), a.dtype));
         }
-        let body = sub_program(gens, &in_avals, &steps, &[carry_aval], true);
+        let body = sub_program(
+            gens,
+            &in_avals,
+            &steps,
+            &[carry_aval],
+            true,
+            depth,
+            computed_index,
+        );
         let prim = Primitive::Scan {
             body: Closed::new(body),
             n_consts: consts.len(),
@@ -271,28 +331,57 @@ pub fn control_step(gens: &[&OpRow], avals: &[Aval], c: &[u32]) -> Option<Equati
                     steps[b % steps.len()].clone(),
                     steps[(b + 1) % steps.len()].clone(),
                 ];
-                Closed::new(sub_program(gens, &in_avals, &mine, &in_avals, false))
+                Closed::new(sub_program(
+                    gens,
+                    &in_avals,
+                    &mine,
+                    &in_avals,
+                    false,
+                    depth,
+                    computed_index,
+                ))
             })
             .collect();
         // every branch, and once in a while an index beyond them
         let index = p.num(n + 2) as i32 - 1;
         let mut inputs = vec![Atom::Lit(Scalar::I32(index))];
+        if computed_index && p.num(2) == 0 {
+            if let Some(s) = p.float_var_where(|a| a.ndim() == 0) {
+                let v = Var(avals.len() as u32);
+                before.push(Equation {
+                    prim: Primitive::ConvertElementType {
+                        new_dtype: DType::I32,
+                    },
+                    inputs: vec![s],
+                    outs: vec![v],
+                    loc: None,
+                });
+                inputs = vec![Atom::Var(v)];
+            }
+        }
         inputs.extend(operands);
         (Primitive::Cond { branches }, inputs)
     };
-    let in_avals: Vec<Aval> = inputs.iter().map(|a| p.aval(a)).collect();
+    let in_avals: Vec<Aval> = inputs
+        .iter()
+        .map(|a| match a {
+            Atom::Var(v) if v.index() >= avals.len() => Aval::scalar(DType::I32),
+            a => p.aval(a),
+        })
+        .collect();
     let refs: Vec<&Aval> = in_avals.iter().collect();
     let outs = prim.out_avals(&refs).ok()?;
     if outs.iter().any(|o| o.size() > 64 || o.ndim() > 3) {
         return None;
     }
-    let first = avals.len() as u32;
-    Some(Equation {
+    let first = (avals.len() + before.len()) as u32;
+    before.push(Equation {
         prim,
         inputs,
         outs: (first..first + outs.len() as u32).map(Var).collect(),
         loc: None,
-    })
+    });
+    Some(before)
 }
 
 /// Builds the program a recipe describes from the op table's generators: the steps in
@@ -307,22 +396,12 @@ pub fn build_program(rows: &[OpRow], r: &Recipe) -> Program {
     let inputs: Vec<Var> = (0..avals.len() as u32).map(Var).collect();
     let mut eqns = vec![];
     let gens = generator_rows(rows);
+    // a computed cond index jumps: only where the programs are not meant to be smooth
+    let computed_index = !rows.iter().all(|r| SMOOTH.contains(&r.name));
     let at = |c: &Vec<u32>| c[0] as usize % (r.steps.len() + 1);
     for i in 0..=r.steps.len() {
         for c in r.control.iter().filter(|c| at(c) == i) {
-            if let Some(e) = control_step(&gens, &avals, c) {
-                let refs: Vec<Aval> = e
-                    .inputs
-                    .iter()
-                    .map(|a| match a {
-                        Atom::Var(v) => avals[v.index()].clone(),
-                        Atom::Lit(s) => Aval::scalar(s.dtype()),
-                    })
-                    .collect();
-                let refs: Vec<&Aval> = refs.iter().collect();
-                avals.extend(e.prim.out_avals(&refs).expect("checked when made"));
-                eqns.push(e);
-            }
+            control_step(&gens, &mut avals, &mut eqns, c, computed_index, 0);
         }
         if let Some(step) = r.steps.get(i) {
             build_steps(&gens, &mut avals, &mut eqns, std::slice::from_ref(step));
