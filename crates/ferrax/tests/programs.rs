@@ -381,6 +381,12 @@ fn random_programs_nest_control_flow_of_every_kind() {
     for _ in 0..300 {
         let p = strat.new_tree(&mut runner).unwrap().current();
         p.check().unwrap();
+        // control flow the outputs depend on (the oracles differentiate through it)
+        for e in &p.dce().eqns {
+            if e.prim.is_control_flow() {
+                *kinds.entry("live").or_insert(0) += 1;
+            }
+        }
         for e in &p.eqns {
             if e.prim.subprograms().iter().all(|s| s.eqns.is_empty()) {
                 continue;
@@ -442,6 +448,7 @@ fn random_programs_nest_control_flow_of_every_kind() {
         "cond different branches",
         "cond computed index",
         "nested two deep",
+        "live",
     ] {
         let n = kinds.get(kind).copied().unwrap_or(0);
         assert!(
