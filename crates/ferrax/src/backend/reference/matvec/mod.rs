@@ -308,15 +308,21 @@ pub(crate) fn batched(l: &Data, r: &Data, b: usize, m: usize, k: usize, n: usize
 mod tests {
     use super::*;
 
-    /// The definition, written out for one output at a time (with the indices it names).
+    /// The definition, written out for one output at a time (with the indices it names),
+    /// with fused or separate multiply-adds.
     #[allow(clippy::needless_range_loop)]
-    fn defined(a: &dyn Fn(usize, usize) -> f64, m: usize, k: usize, v: &[f64]) -> Vec<f64> {
-        let fma = fused_available();
-        let madd = |x: f64, y: f64, s: f64| if fma { x.mul_add(y, s) } else { x * y + s };
+    fn defined<T: MvFloat>(
+        a: &dyn Fn(usize, usize) -> T,
+        m: usize,
+        k: usize,
+        v: &[T],
+        fma: bool,
+    ) -> Vec<T> {
+        let madd = |x: T, y: T, s: T| if fma { T::fused(x, y, s) } else { x * y + s };
         let k8 = k - k % 8;
         (0..m)
             .map(|i| {
-                let mut p = [0.0; 8];
+                let mut p = [T::default(); 8];
                 for j in 0..k8 {
                     p[j % 8] = madd(a(i, j), v[j], p[j % 8]);
                 }
@@ -344,9 +350,11 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn every_layout_gives_the_definition_bit_for_bit() {
-        for (m, k) in [
+    /// On rows-contiguous, columns-contiguous and strided layouts, with a contiguous and a
+    /// strided vector: the dispatching `matvec` (vector kernels on this machine when it has
+    /// them) and both portable routes give the definition bit for bit.
+    fn every_layout<T: MvFloat + std::fmt::Debug>(cast: fn(f64) -> T, bits: fn(T) -> u64) {
+        let shapes = [
             (0, 3),
             (1, 0),
             (1, 1),
@@ -356,54 +364,68 @@ mod tests {
             (13, 64),
             (128, 128),
             (17, 1),
-        ] {
-            let a = values(m * k, (m * 31 + k) as u64);
-            let v = values(2 * k, 7);
-            let want = defined(&|i, j| a[i * k + j], m, k, &v);
-            // rows contiguous, columns contiguous (the transpose stored), and neither
-            let at: Vec<f64> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect();
-            let wide: Vec<f64> = (0..2 * m * k)
-                .map(|t| if t % 2 == 0 { a[t / 2] } else { f64::NAN })
+            (33, 20),
+            (40, 3),
+            (48, 131),
+        ];
+        let same = |x: &[T], y: &[T]| x.iter().zip(y).all(|(&p, &q)| bits(p) == bits(q));
+        for (m, k) in shapes {
+            let a: Vec<T> = values(m * k, (m * 31 + k) as u64)
+                .into_iter()
+                .map(cast)
                 .collect();
-            let layouts = [(&a, k, 1), (&at, 1, m), (&wide, 2 * k, 2)];
-            for (data, row_stride, col_stride) in layouts {
-                let mut out = vec![f64::NAN; m];
-                let a = Strided {
+            let v: Vec<T> = values(k, 7).into_iter().map(cast).collect();
+            let at = |i: usize, j: usize| a[i * k + j];
+            let want = defined(&at, m, k, &v, fused_available());
+            let portable = [false, true].map(|fma| defined(&at, m, k, &v, fma));
+            let nan = cast(f64::NAN);
+            let transposed: Vec<T> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect();
+            let wide: Vec<T> = (0..2 * m * k)
+                .map(|t| if t % 2 == 0 { a[t / 2] } else { nan })
+                .collect();
+            for (data, row_stride, col_stride) in
+                [(&a, k, 1), (&transposed, 1, m), (&wide, 2 * k, 2)]
+            {
+                let s = Strided {
                     data,
                     rows: m,
                     cols: k,
                     row_stride,
                     col_stride,
                 };
-                matvec(a, &v, 1, &mut out);
-                let same = out
-                    .iter()
-                    .zip(&want)
-                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                let mut out = vec![nan; m];
+                matvec(s, &v, 1, &mut out);
                 assert!(
-                    same,
-                    "{m}x{k} strides ({row_stride}, {col_stride}): {out:?} {want:?}"
+                    same(&out, &want),
+                    "{m}x{k} ({row_stride}, {col_stride}): {out:?} {want:?}"
                 );
+                layout::<T, false>(s, &v, &mut out);
+                assert!(
+                    same(&out, &portable[0]),
+                    "portable {m}x{k} ({row_stride}, {col_stride})"
+                );
+                layout::<T, true>(s, &v, &mut out);
+                assert!(same(&out, &portable[1]), "portable fused {m}x{k}");
             }
             // a strided vector
-            let vs: Vec<f64> = v[..k]
-                .iter()
-                .flat_map(|&x| [x, f64::NAN, f64::NAN])
-                .collect();
-            let mut out = vec![0.0; m];
-            let a = Strided {
+            let vs: Vec<T> = v.iter().flat_map(|&x| [x, nan, nan]).collect();
+            let s = Strided {
                 data: &a,
                 rows: m,
                 cols: k,
                 row_stride: k,
                 col_stride: 1,
             };
-            matvec(a, &vs, 3, &mut out);
-            assert!(out
-                .iter()
-                .zip(&want)
-                .all(|(x, y)| x.to_bits() == y.to_bits()));
+            let mut out = vec![nan; m];
+            matvec(s, &vs, 3, &mut out);
+            assert!(same(&out, &want), "strided vector {m}x{k}");
         }
+    }
+
+    #[test]
+    fn every_layout_and_route_gives_the_definition_bit_for_bit() {
+        every_layout::<f64>(|x| x, f64::to_bits);
+        every_layout::<f32>(|x| x as f32, |x| x.to_bits() as u64);
     }
 
     #[test]
