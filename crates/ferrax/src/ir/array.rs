@@ -502,6 +502,11 @@ impl Array {
         Arc::strong_count(&self.data) == 1
     }
 
+    /// The buffer, for an update in place, when this array is its only holder.
+    pub(crate) fn data_mut(&mut self) -> Option<&mut Data> {
+        Arc::get_mut(&mut self.data)
+    }
+
     /// The buffer, moved out when unique, copied otherwise.
     pub(crate) fn into_data(self) -> Data {
         Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())

@@ -19,7 +19,9 @@ use crate::backend::cpu::control::{self, ControlStep, SubPlan};
 use crate::backend::cpu::dispatch::{execute, kernel};
 use crate::backend::cpu::fuse::{self, FusedItem};
 use crate::backend::cpu::profile;
-use crate::backend::cpu::step::{free_dead, read, slot_var, take_operands, Slots, Step, StepArg};
+use crate::backend::cpu::step::{
+    free_dead, read, slot_var, take_operands_into, Slots, Step, StepArg,
+};
 use crate::ir::{same_shape, Array, Atom, Aval, Error, Program, Result, Var};
 use crate::passes::optimize_checked;
 
@@ -198,9 +200,11 @@ impl Plan {
         for (slot, a) in self.inputs.iter().zip(args.drain(..)) {
             slots.write(slot_var(*slot), a);
         }
+        // one operand list serves every step of the run
+        let mut operands = Vec::new();
         for item in &self.items {
             match item {
-                Item::Step(s) => run_step(s, slots)?,
+                Item::Step(s) => run_step(s, slots, &mut operands)?,
                 Item::Fused(f) => run_fused(f, slots)?,
                 Item::Control(c) => c.run(slots)?,
             }
@@ -286,13 +290,14 @@ fn last_uses(program: &Program) -> HashMap<usize, usize> {
     last_use
 }
 
-fn run_step(s: &Step, slots: &mut Slots) -> Result<()> {
-    let mut args = take_operands(&s.args, &s.last, slots)?;
+fn run_step(s: &Step, slots: &mut Slots, args: &mut Vec<Array>) -> Result<()> {
+    args.clear();
+    take_operands_into(&s.args, &s.last, slots, args)?;
     let t0 = profile::start();
-    let out = execute(s.kernel, &s.prim, &mut args, &s.out_aval)?;
+    let out = execute(s.kernel, &s.prim, args, &s.out_aval)?;
     profile::stop(t0, || s.prim.to_string());
     // operands that died here and were not reused in place
-    args.into_iter().for_each(buffers::recycle);
+    args.drain(..).for_each(buffers::recycle);
     free_dead(&s.last, slots);
     slots.write(slot_var(s.out), out);
     Ok(())

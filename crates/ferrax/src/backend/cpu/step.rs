@@ -49,6 +49,18 @@ pub(crate) fn take_operands(
     slots: &mut Slots,
 ) -> Result<Vec<Array>> {
     let mut out = Vec::with_capacity(args.len());
+    take_operands_into(args, last, slots, &mut out)?;
+    Ok(out)
+}
+
+/// [`take_operands`] appended to `out` (a vector a run reuses for all its steps, so that a
+/// step of a loop body allocates no operand list).
+pub(crate) fn take_operands_into(
+    args: &[StepArg],
+    last: &[usize],
+    slots: &mut Slots,
+    out: &mut Vec<Array>,
+) -> Result<()> {
     for a in args {
         out.push(match a {
             StepArg::Value(v) => v.clone(),
@@ -68,7 +80,7 @@ pub(crate) fn take_operands(
             }
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Empties the slots whose last use has passed, handing their buffers to the pool.

@@ -1,7 +1,8 @@
 //! The reference evaluator: the definition of every primitive, on host arrays.
 //!
 //! The last stage of the pipeline. [`eval_primitive`] gives each primitive its meaning in
-//! plain, obvious code (matrix products go through `gemm`); [`Program::eval`] interprets a
+//! plain, obvious code (matrix products go through `gemm`, products with a vector through
+//! `matvec`, whose summation order the CPU plans share); [`Program::eval`] interprets a
 //! program equation by equation. Eager tensor operations call `eval_primitive` directly, so
 //! eager and traced-then-evaluated computations agree bit for bit. Later fast paths (jit,
 //! vectorised kernels) are tested against this module, never the other way round.
@@ -11,6 +12,7 @@
 
 mod control;
 mod kernels;
+pub(crate) mod matvec;
 
 pub(crate) use self::control::eval_equation;
 
@@ -336,7 +338,11 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             let rperm: Vec<usize> = rb.iter().chain(rc).chain(&rfree).copied().collect();
             let lt = transpose_data(l, &lperm);
             let rt = transpose_data(r, &rperm);
-            numeric2!(&lt, &rt, a, c => batched_matmul(a, c, b, m, k, n)?)
+            // a vector operand: products in `matvec`'s order, which the CPU plans share
+            match matvec::batched(&lt, &rt, b, m, k, n) {
+                Some(d) => d,
+                None => numeric2!(&lt, &rt, a, c => batched_matmul(a, c, b, m, k, n)?),
+            }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
     })
