@@ -721,11 +721,7 @@ impl Driver<'_> {
         vargs: &[Array],
         outs: &[Array],
     ) {
-        use ferrax::Primitive::*;
-        let reorders = p
-            .eqns
-            .iter()
-            .any(|e| matches!(e.prim, DotGeneral { .. } | ReduceSum { .. } | Cumsum { .. }));
+        let reorders = reorders_sums(p);
         for k in 0..size {
             let args: Vec<Array> = vargs
                 .iter()
@@ -1227,6 +1223,16 @@ pub fn break_program(p: &Program, rng: &mut impl Rng) -> Option<(Program, String
         _ => return None,
     };
     Some((m, what))
+}
+
+/// Whether `p` (a branch or loop body included) has contractions whose batched form may sum
+/// in another order.
+pub fn reorders_sums(p: &Program) -> bool {
+    use ferrax::Primitive::*;
+    p.eqns.iter().any(|e| {
+        matches!(e.prim, DotGeneral { .. } | ReduceSum { .. } | Cumsum { .. })
+            || e.prim.subprograms().into_iter().any(reorders_sums)
+    })
 }
 
 /// Whether the compiled path may legitimately differ from the reference evaluator in the

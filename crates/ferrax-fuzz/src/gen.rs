@@ -803,7 +803,10 @@ impl<R: Rng> Gen<'_, R> {
         }
         lb.shuffle(self.rng);
         lc.shuffle(self.rng);
-        let n_free = self.rng.gen_range(0..3).min(4 - lb.len() - lc.len());
+        let n_free = self
+            .rng
+            .gen_range(0..3)
+            .min(4usize.saturating_sub(lb.len() + lc.len()));
         let r_rank = lb.len() + lc.len() + n_free;
         let mut pos: Vec<usize> = (0..r_rank).collect();
         pos.shuffle(self.rng);
