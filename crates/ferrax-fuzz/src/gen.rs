@@ -961,6 +961,16 @@ mod tests {
     fn generated_programs_parse_and_print_back_to_themselves() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut seen = std::collections::HashSet::new();
+        // how many programs hold control flow, and control flow inside control flow
+        let (mut control, mut nested) = (0, 0);
+        fn depth(p: &ferrax::Program) -> usize {
+            p.eqns
+                .iter()
+                .flat_map(|e| e.prim.subprograms())
+                .map(|q| 1 + depth(q))
+                .max()
+                .unwrap_or(0)
+        }
         for i in 0..400 {
             let text = random_program(&mut rng, i % 2 == 0);
             let p = ferrax::Program::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -968,7 +978,12 @@ mod tests {
             for e in &p.eqns {
                 seen.insert(e.prim.name());
             }
+            let d = depth(&p);
+            control += (d >= 1) as usize;
+            nested += (d >= 2) as usize;
+            assert!(d <= MAX_DEPTH, "{text}");
         }
+        assert!(control >= 80 && nested >= 10, "{control} {nested}");
         for name in PRIMITIVE_NAMES {
             assert!(seen.contains(name), "the generator never used `{name}`");
         }
