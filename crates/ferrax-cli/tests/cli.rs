@@ -964,3 +964,53 @@ fn the_gradient_of_the_piecewise_example_is_each_pieces_derivative() {
         );
     }
 }
+
+#[test]
+fn the_gradient_of_the_rnn_example_matches_finite_differences() {
+    use ferrax::{Array, Program};
+    let f = example("rnn_scan.fx");
+    let p = Program::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    let (code, out, err) = run(&["transform", "grad", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let g = Program::parse(&out).unwrap();
+    // inputs: h0:f64[3], xs:f64[4,2], W:f64[3,3], U:f64[3,2], deterministic and small
+    let shapes: [&[usize]; 4] = [&[3], &[4, 2], &[3, 3], &[3, 2]];
+    let mut k = 0.0f64;
+    let vals: Vec<Vec<f64>> = shapes
+        .iter()
+        .map(|s| {
+            (0..s.iter().product::<usize>())
+                .map(|_| {
+                    k += 1.0;
+                    (k * 0.7).sin() * 0.5
+                })
+                .collect()
+        })
+        .collect();
+    let arrays = |vals: &[Vec<f64>]| -> Vec<Array> {
+        vals.iter()
+            .zip(shapes)
+            .map(|(v, s)| Array::from_slice(v).reshaped(s).unwrap())
+            .collect()
+    };
+    let grads = g.eval(&arrays(&vals)).unwrap();
+    let loss = |vals: &[Vec<f64>]| p.eval(&arrays(vals)).unwrap()[0].item().unwrap().to_f64();
+    assert_eq!(grads[0].item().unwrap().to_f64(), loss(&vals));
+    let h = 1e-6;
+    for (i, v) in vals.iter().enumerate() {
+        let gi = grads[1 + i].to_vec::<f64>().unwrap();
+        assert_eq!(gi.len(), v.len());
+        for j in 0..v.len() {
+            let mut up = vals.clone();
+            up[i][j] += h;
+            let mut down = vals.clone();
+            down[i][j] -= h;
+            let fd = (loss(&up) - loss(&down)) / (2.0 * h);
+            assert!(
+                (fd - gi[j]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                "input {i}, element {j}: finite difference {fd}, grad {}",
+                gi[j]
+            );
+        }
+    }
+}
