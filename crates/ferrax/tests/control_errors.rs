@@ -762,3 +762,35 @@ fn an_equation_with_no_outputs_prints_and_parses_back() {
     let q = Program::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(q.to_string(), text);
 }
+
+#[test]
+fn residuals_of_a_loop_too_long_to_stack_are_an_error_not_an_ill_typed_program() {
+    // found by the fuzzer: linearize stacks one cos(x) per iteration, f64[2^62] cannot
+    // exist, and the primal program it returned did not type-check
+    let p = Program::parse(
+        "{ lambda ; a:f64[] . let
+    b:f64[] = scan[body={ lambda ; x:f64[] . let
+        y:f64[] = sin x
+      in (y) } n_consts=0 n_carry=1 length=4611686018427387904 reverse=false] a
+  in (b) }",
+    )
+    .unwrap();
+    for e in [
+        linearize_program(&p).map(|_| ()).unwrap_err(),
+        ferrax::vjp_program(&p).map(|_| ()).unwrap_err(),
+        ferrax::grad_program(&p).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(e, Error::ResourceExhausted { ref op, .. } if op == "scan"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("4611686018427387904 iterations"),
+            "{e}"
+        );
+        assert_eq!(e.loc().map(|l| l.line), Some(2), "{e}");
+    }
+    // the jvp needs no residuals: it is one loop of the same length
+    let j = jvp_program(&p, &[true]).unwrap();
+    j.check().unwrap();
+}
