@@ -13,7 +13,7 @@ use crate::ir::dtype::{DType, Scalar};
 use crate::ir::error::{Error, Result, SourceLoc};
 use crate::ir::primitive::{Closed, Param, Primitive};
 use crate::ir::print::{PROGRAM_TEXT, RESERVED};
-use crate::ir::program::{Atom, Equation, Program, Var};
+use crate::ir::program::{Atom, Equation, Program, Var, MAX_NESTING};
 
 impl Program {
     /// Reads program text (as printed by `Display`), checking names and types as it goes.
@@ -127,9 +127,6 @@ fn lex(text: &str) -> Result<Vec<Token>> {
     });
     Ok(out)
 }
-
-/// How deeply programs may nest inside parameters (the reader recurses once per level).
-const MAX_NESTING: usize = 64;
 
 fn empty_program() -> Program {
     Program {
@@ -378,18 +375,16 @@ impl Parser {
 
     fn equation(&mut self) -> Result<()> {
         let start = self.pos;
-        // one binder per output: `b:f64[] c:f64[3] = scan[...] ...`
+        // one binder per output: `b:f64[] c:f64[3] = scan[...] ...`; none for a control-flow
+        // equation without outputs (a scan with neither carry nor ys prints as `= scan[...]`)
         let mut outs: Vec<(String, Aval)> = vec![];
-        loop {
+        while *self.peek() != Tok::Sym('=') {
             let k = self.pos;
             let (name, aval) = self.binder_parts()?;
             if outs.iter().any(|(n, _)| *n == name) {
                 return self.err_at(k, format!("variable `{name}` is defined twice"));
             }
             outs.push((name, aval));
-            if *self.peek() == Tok::Sym('=') {
-                break;
-            }
         }
         self.expect_sym('=')?;
         let kp = self.pos;
@@ -425,6 +420,9 @@ impl Parser {
             Err(e) => return self.err_at(kp, e.to_string()),
             Ok(got) if got != declared => {
                 let list = |v: &[Aval]| {
+                    if v.is_empty() {
+                        return "no outputs".to_string();
+                    }
                     v.iter()
                         .map(|a| a.to_string())
                         .collect::<Vec<_>>()

@@ -14,6 +14,9 @@
 //! slot. Branches of a `cond` agree on which outputs have tangents (the union of what each
 //! gives); a branch whose tangent for such an output is zero builds the zero.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
 use crate::ir::{Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::jvp::jvp_call;
 use crate::trace::{trace_flat, Emit, Tensor};
@@ -26,6 +29,7 @@ pub(crate) fn jvp_control(
     x: &[Tensor],
     t: &[Option<Tensor>],
 ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let _active = CacheScope::enter();
     match prim {
         Primitive::Cond { branches } => jvp_cond(emit, branches, x, t),
         other => match other.as_scan() {
@@ -38,11 +42,72 @@ pub(crate) fn jvp_control(
     }
 }
 
+/// A sub-program's jvp, by the sub-program (its address, kept alive by the `Closed` held
+/// beside it) and the tangent flags asked for.
+type CacheKey = (usize, Vec<bool>, Option<Vec<bool>>);
+/// The sub-program (held so its address is not reused), its jvp and the nonzero flags.
+type CacheEntry = (Closed, Program, Vec<bool>);
+
+thread_local! {
+    /// How many control-flow jvp rules are running on this thread (nested in each other).
+    static ACTIVE: Cell<usize> = const { Cell::new(0) };
+    /// The jvps of sub-programs made while the outermost rule runs. A scan's rule asks for
+    /// its body's jvp twice (once to learn which carries get tangents, once to build it), so
+    /// without this a loop nested `d` deep would trace its innermost body `2^d` times.
+    static CACHE: RefCell<HashMap<CacheKey, CacheEntry>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Marks a control-flow jvp rule as running; the cache is emptied when the outermost ends.
+struct CacheScope;
+
+impl CacheScope {
+    fn enter() -> CacheScope {
+        ACTIVE.with(|a| a.set(a.get() + 1));
+        CacheScope
+    }
+}
+
+impl Drop for CacheScope {
+    fn drop(&mut self) {
+        let left = ACTIVE.with(|a| {
+            a.set(a.get().saturating_sub(1));
+            a.get()
+        });
+        if left == 0 {
+            CACHE.with(|c| c.borrow_mut().clear());
+        }
+    }
+}
+
+/// [`jvp_sub_uncached`] of a held sub-program, remembered while the outermost control-flow
+/// rule runs.
+fn jvp_sub(c: &Closed, in_t: &[bool], out_t: Option<&[bool]>) -> Result<(Program, Vec<bool>)> {
+    let key: CacheKey = (
+        std::sync::Arc::as_ptr(&c.0) as usize,
+        in_t.to_vec(),
+        out_t.map(<[bool]>::to_vec),
+    );
+    if let Some((_, p, nz)) = CACHE.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok((p, nz));
+    }
+    let (p, nz) = jvp_sub_uncached(c.program(), in_t, out_t)?;
+    CACHE.with(|m| {
+        m.borrow_mut()
+            .insert(key, (c.clone(), p.clone(), nz.clone()))
+    });
+    Ok((p, nz))
+}
+
 /// The jvp of a sub-program as a program: inputs are its inputs, then one tangent per input
 /// flagged in `in_t`; outputs are its outputs, then one tangent per output flagged in
 /// `out_t` (zeros built where the jvp gives none), or, when `out_t` is `None`, per output
 /// whose tangent is not a symbolic zero. Also returns which outputs have nonzero tangents.
-fn jvp_sub(p: &Program, in_t: &[bool], out_t: Option<&[bool]>) -> Result<(Program, Vec<bool>)> {
+fn jvp_sub_uncached(
+    p: &Program,
+    in_t: &[bool],
+    out_t: Option<&[bool]>,
+) -> Result<(Program, Vec<bool>)> {
     let in_avals = p.in_avals();
     let out_avals = p.out_avals();
     let n = in_avals.len();
@@ -109,14 +174,14 @@ fn jvp_cond(
     // which outputs have a tangent in some branch: all branches give those
     let mut union = vec![false; n_out];
     for b in branches {
-        let (_, nonzero) = jvp_sub(b.program(), &in_t, None)?;
+        let (_, nonzero) = jvp_sub(b, &in_t, None)?;
         for (u, nz) in union.iter_mut().zip(nonzero) {
             *u |= nz;
         }
     }
     let jvp_branches = branches
         .iter()
-        .map(|b| jvp_sub(b.program(), &in_t, Some(&union)).map(|(p, _)| Closed::new(p)))
+        .map(|b| jvp_sub(b, &in_t, Some(&union)).map(|(p, _)| Closed::new(p)))
         .collect::<Result<Vec<_>>>()?;
     let mut args: Vec<&Tensor> = vec![index];
     args.extend(operands);
@@ -154,7 +219,7 @@ fn jvp_scan(
     let mut in_t = tangent_flags(x, t);
     // the carries' tangents: a fixpoint, the flags only grow
     let nonzero = loop {
-        let (_, nonzero) = jvp_sub(p, &in_t, None)?;
+        let (_, nonzero) = jvp_sub(body, &in_t, None)?;
         let mut grew = false;
         for i in 0..ncar {
             if nonzero[i] && !in_t[nc + i] {
@@ -169,7 +234,7 @@ fn jvp_scan(
     // a carry with a tangent slot gives one back, zero or not
     let mut out_t: Vec<bool> = in_t[nc..nc + ncar].to_vec();
     out_t.extend_from_slice(&nonzero[ncar..]);
-    let (mut jb, _) = jvp_sub(p, &in_t, Some(&out_t))?;
+    let (mut jb, _) = jvp_sub(body, &in_t, Some(&out_t))?;
 
     // Reorder to the scan's layout: each group (consts, carry, xs) followed by its tangents.
     let groups = [0..nc, nc..nc + ncar, nc + ncar..n];

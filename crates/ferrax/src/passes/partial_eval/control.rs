@@ -238,15 +238,31 @@ fn split_scan(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bo
         .filter(|(_, u)| !**u)
         .map(|(v, _)| *v)
         .collect();
-    let copy_vars: Vec<Var> = copies
-        .iter()
-        .map(|r| {
-            let a = body.aval(*r);
-            let mut dims = vec![shape.length];
-            dims.extend_from_slice(&a.shape);
-            rw.fresh(Aval::new(dims, a.dtype))
-        })
-        .collect();
+    // each residual, one per iteration: a loop whose residuals cannot be stacked (a length
+    // of 2^62) cannot be split, which is an error rather than an ill-typed program
+    let mut copy_vars: Vec<Var> = Vec::with_capacity(copies.len());
+    for r in &copies {
+        let a = body.aval(*r);
+        let mut dims = vec![shape.length];
+        dims.extend_from_slice(&a.shape);
+        let stacked_aval = Aval::new(dims, a.dtype);
+        if let Err(err) = stacked_aval.validate("scan") {
+            let err = Error::ResourceExhausted {
+                op: "scan".into(),
+                msg: format!(
+                    "the residuals of a loop of {} iterations, stacked for its linear part: {}",
+                    shape.length,
+                    match &err {
+                        Error::ResourceExhausted { msg, .. } => msg.clone(),
+                        other => other.to_string(),
+                    }
+                ),
+                loc: e.loc,
+            };
+            return Err(err);
+        }
+        copy_vars.push(rw.fresh(stacked_aval));
+    }
     let stacked_vars: Vec<Var> = stacked
         .iter()
         .map(|r| match as_ys.get(r) {
