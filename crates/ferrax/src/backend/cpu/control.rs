@@ -111,23 +111,18 @@ pub(crate) fn prepare<P>(
                 .collect(),
             outs: outs.iter().copied().filter(|&k| used(k)).collect(),
         },
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            length,
-            reverse,
-        } => {
-            let (carry, ys) = outs.split_at(*n_carry);
+        _ => {
+            let (body, s) = e.prim.as_scan()?;
+            let (carry, ys) = outs.split_at(s.n_carry);
             // the body gives the carry back whether or not it is read afterwards
-            let mut body_keep = vec![true; *n_carry];
+            let mut body_keep = vec![true; s.n_carry];
             body_keep.extend(ys.iter().map(|&k| used(k)));
             Kind::Scan(Box::new(ScanStep {
                 body: compile(&only_outputs(body.program(), &body_keep)),
-                n_consts: *n_consts,
-                n_carry: *n_carry,
-                length: *length,
-                reverse: *reverse,
+                n_consts: s.n_consts,
+                n_carry: s.n_carry,
+                length: s.length,
+                reverse: s.reverse,
                 carry: carry.iter().map(|&k| used(k).then_some(k)).collect(),
                 ys: ys
                     .iter()
@@ -136,7 +131,6 @@ pub(crate) fn prepare<P>(
                     .collect(),
             }))
         }
-        _ => return None,
     };
     Some(ControlStep {
         kind,
