@@ -1,7 +1,7 @@
-//! ferrax's side of the peer benchmark (`../shared/bench/README.md`): the same seven cases,
-//! shapes, dtypes (f32) and call patterns as `jax_suite.py`, printing the same JSON lines
-//! (one per case: `{"case": .., "metrics": {NAME: {"median_ms", "min_ms", "n", ..}}}`) so
-//! that `compare.py` can pair them.
+//! ferrax's side of the peer benchmark (`../shared/bench/README.md`): the same cases (all but
+//! `while_newton`), shapes, dtypes (f32) and call patterns as `jax_suite.py`, printing the
+//! same JSON lines (one per case: `{"case": .., "metrics": {NAME: {"median_ms", "min_ms",
+//! "n", ..}}}`) so that `compare.py` can pair them.
 //!
 //! `ferrax-bench [--quick] [--case NAME]... [--threads N] [--list]`
 //!
@@ -13,6 +13,8 @@
 use std::time::Instant;
 
 use ferrax::{grad, jit, jit_linearize, jvp, vjp, vmap, DType, Error, LinearMap, Result, Tensor};
+
+mod scan_rnn;
 
 static mut QUICK: bool = false;
 
@@ -29,6 +31,23 @@ struct Metric {
 }
 
 impl Metric {
+    /// Median and minimum of at least one sample (ms).
+    fn of(mut samples: Vec<f64>) -> Metric {
+        let min = samples.iter().cloned().fold(f64::INFINITY, f64::min);
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let n = samples.len();
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            0.5 * (samples[n / 2 - 1] + samples[n / 2])
+        };
+        Metric {
+            median_ms: median,
+            min_ms: min,
+            n,
+            extra: vec![],
+        }
+    }
     fn json(&self) -> String {
         let mut s = format!(
             "{{\"median_ms\": {}, \"min_ms\": {}, \"n\": {}",
@@ -66,20 +85,21 @@ fn measure(mut f: impl FnMut() -> Result<()>, repeats: usize, max_s: f64) -> Res
             break;
         }
     }
-    let min = samples.iter().cloned().fold(f64::INFINITY, f64::min);
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let n = samples.len();
-    let median = if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        0.5 * (samples[n / 2 - 1] + samples[n / 2])
-    };
-    Ok(Metric {
-        median_ms: median,
-        min_ms: min,
-        n,
-        extra: vec![],
-    })
+    Ok(Metric::of(samples))
+}
+
+/// Compile time: `first_call` (which must make a fresh jitted function and call it once:
+/// trace + transform + optimize + plan + run) timed 3 times (2 with `--quick`), as the peer
+/// times a new `jax.jit` each repetition. The first repetition is also reported alone.
+fn first_calls(mut first_call: impl FnMut() -> Result<()>) -> Result<Metric> {
+    let mut firsts = vec![];
+    for _ in 0..if quick() { 2 } else { 3 } {
+        let t0 = Instant::now();
+        first_call()?;
+        firsts.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let first_ever = firsts[0];
+    Ok(Metric::of(firsts).with("first_ever_ms", first_ever))
 }
 
 fn emit(case: &str, metrics: Vec<(&str, Metric)>, extra: &str) {
@@ -226,15 +246,10 @@ fn case_mlp_grad_jit() -> Result<()> {
         })
     };
     let args = (params.clone(), x.clone(), y.clone());
-    // compile time: first call of a fresh jit(grad) (trace + transform + optimize + plan + run)
-    let mut firsts = vec![];
-    for _ in 0..if quick() { 2 } else { 3 } {
-        let g = make();
-        let t0 = Instant::now();
-        let out = g.call(&args)?;
-        ready(&out[0])?;
-        firsts.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
+    let compile = first_calls(|| {
+        let out = make().call(&args)?;
+        out.iter().try_for_each(ready)
+    })?;
     let g = make();
     let step = measure(
         || {
@@ -248,14 +263,6 @@ fn case_mlp_grad_jit() -> Result<()> {
     let gflops = 3.0 * 2.0 * b * d * d * l / (step.median_ms * 1e-3) / 1e9;
     let fwd = jit(|(p, x, y): Args3| mlp_loss(&p, &x, &y));
     let fwd_m = measure(|| ready(&fwd.call(&args)?), 400, 2.0)?;
-    let mut sorted = firsts.clone();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let compile = Metric {
-        median_ms: sorted[sorted.len() / 2],
-        min_ms: sorted[0],
-        n: sorted.len(),
-        extra: vec![("first_ever_ms", firsts[0])],
-    };
     emit(
         "mlp_grad_jit",
         vec![
@@ -580,6 +587,7 @@ const CASES: &[Case] = &[
     ("hvp", case_hvp),
     ("elementwise_fusion", case_elementwise_fusion),
     ("matmul", case_matmul),
+    ("scan_rnn", scan_rnn::case_scan_rnn),
 ];
 
 /// Keeps large freed blocks in the heap instead of returning them to the OS, so that the

@@ -798,3 +798,219 @@ fn zero_coefficients_transpose_and_huge_declared_shapes_are_errors() {
         assert!(err.contains("too large"), "{args:?}: {err}");
     }
 }
+
+/// An example program of `examples/programs`.
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/programs")
+        .join(name)
+}
+
+/// The programs in a transform's output: the texts between its `#` comment lines.
+fn printed_programs(out: &str) -> Vec<String> {
+    let mut programs = vec![];
+    let mut cur = String::new();
+    for line in out.lines() {
+        if line.starts_with('#') {
+            if !cur.trim().is_empty() {
+                programs.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+        } else {
+            cur.push_str(line);
+            cur.push('\n');
+        }
+    }
+    if !cur.trim().is_empty() {
+        programs.push(cur);
+    }
+    programs
+        .into_iter()
+        .map(|p| p.trim_end().to_string())
+        .collect()
+}
+
+/// Every program a transform printed reads back and prints as itself (it is canonical).
+fn assert_parse_back(what: &str, out: &str, want: usize) -> Vec<ferrax::Program> {
+    let programs = printed_programs(out);
+    assert_eq!(programs.len(), want, "{what}: {out}");
+    programs
+        .iter()
+        .map(|text| {
+            let p = ferrax::Program::parse(text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+            assert_eq!(&p.to_string(), text, "{what}");
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn control_flow_examples_check_print_and_eval() {
+    for (name, eqns, sig) in [
+        (
+            "rnn_scan.fx",
+            5,
+            "(f64[3], f64[4,2], f64[3,3], f64[3,2]) -> (f64[])",
+        ),
+        ("piecewise_cond.fx", 3, "(f64[], f64[]) -> (f64[])"),
+    ] {
+        let f = example(name);
+        let f = f.to_str().unwrap();
+        let (code, out, err) = run(&["check", f]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.ends_with(&format!("ok: {eqns} equation(s), {sig}\n")),
+            "{out}"
+        );
+        // the files are canonical: printing gives them back without their comments
+        let (code, out, _) = run(&["print", f]);
+        assert_eq!(code, 0);
+        let text = std::fs::read_to_string(f).unwrap();
+        let body: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(out.trim_end(), body.join("\n"));
+    }
+    // each piece of the piecewise function, and the clamped ends
+    let f = example("piecewise_cond.fx");
+    for (x, want) in [
+        (-1e300, 2.0 * (-1e300f64).sin()),
+        (0.5, 2.0 * 0.5f64.sin()),
+        (1.5, 2.25),
+        (3.0, 7.0),
+        (1e300, 2e300 + 1.0),
+    ] {
+        let inputs = format!("[{x:?}, 2.0]");
+        let (code, out, err) = run(&["eval", f.to_str().unwrap(), "--inputs", &inputs]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim(), format!("[{want:?}]"), "x = {x}");
+    }
+    // the RNN with zero weights keeps h = tanh(0) = 0 after the first step: the loss is 0
+    let f = example("rnn_scan.fx");
+    let (code, out, err) = run(&[
+        "eval",
+        f.to_str().unwrap(),
+        "--inputs",
+        "[[1, 2, 3], [[1, 1], [1, 1], [1, 1], [1, 1]], [[0,0,0],[0,0,0],[0,0,0]], [[0,0],[0,0],[0,0]]]",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[0.0]");
+}
+
+#[test]
+fn every_transformation_works_on_the_control_flow_examples() {
+    for name in ["rnn_scan.fx", "piecewise_cond.fx"] {
+        let f = example(name);
+        let f = f.to_str().unwrap();
+        for (t, n_programs) in [("jvp", 1), ("linearize", 2), ("vjp", 2), ("grad", 1)] {
+            let (code, out, err) = run(&["transform", t, f]);
+            assert_eq!(code, 0, "{name} {t}: {err}");
+            let ps = assert_parse_back(&format!("{name} {t}"), &out, n_programs);
+            let kept = if name == "rnn_scan.fx" {
+                "scan["
+            } else {
+                "cond["
+            };
+            assert!(out.contains(kept), "{name} {t}: control flow stays: {out}");
+            if t == "linearize" {
+                // the linear program transposes, given its residual count
+                let header = out
+                    .lines()
+                    .find(|l| l.starts_with("# linear program"))
+                    .unwrap();
+                let n_res: usize = header
+                    .trim_start_matches("# linear program: ")
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let lin = temp_file(&format!("lin-{name}"), &ps[1].to_string());
+                let (code, out, err) = run(&[
+                    "transform",
+                    "transpose",
+                    lin.to_str().unwrap(),
+                    "--residuals",
+                    &n_res.to_string(),
+                ]);
+                assert_eq!(code, 0, "{name} transpose: {err}");
+                assert_parse_back(&format!("{name} transpose"), &out, 1);
+            }
+        }
+        let (code, out, err) = run(&["transform", "vmap", f, "--axis-size", "3"]);
+        assert_eq!(code, 0, "{name} vmap: {err}");
+        let ps = assert_parse_back(&format!("{name} vmap"), &out, 1);
+        assert!(ps[0].in_avals().iter().all(|a| a.shape.first() == Some(&3)));
+    }
+}
+
+#[test]
+fn the_gradient_of_the_piecewise_example_is_each_pieces_derivative() {
+    let f = example("piecewise_cond.fx");
+    let (code, out, err) = run(&["transform", "grad", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let g = temp_file("piecewise-grad.fx", &out);
+    // (value, d/dx, d/dw) at w = 2
+    for (x, want) in [
+        (0.5, [2.0 * 0.5f64.sin(), 2.0 * 0.5f64.cos(), 0.5f64.sin()]),
+        (1.5, [2.25, 3.0, 0.0]),
+        (3.0, [7.0, 2.0, 3.0]),
+    ] {
+        let inputs = format!("[{x:?}, 2.0]");
+        let (code, out, err) = run(&["eval", g.to_str().unwrap(), "--inputs", &inputs]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out.trim(),
+            format!("[{:?}, {:?}, {:?}]", want[0], want[1], want[2]),
+            "x = {x}"
+        );
+    }
+}
+
+#[test]
+fn the_gradient_of_the_rnn_example_matches_finite_differences() {
+    use ferrax::{Array, Program};
+    let f = example("rnn_scan.fx");
+    let p = Program::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    let (code, out, err) = run(&["transform", "grad", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let g = Program::parse(&out).unwrap();
+    // inputs: h0:f64[3], xs:f64[4,2], W:f64[3,3], U:f64[3,2], deterministic and small
+    let shapes: [&[usize]; 4] = [&[3], &[4, 2], &[3, 3], &[3, 2]];
+    let mut k = 0.0f64;
+    let vals: Vec<Vec<f64>> = shapes
+        .iter()
+        .map(|s| {
+            (0..s.iter().product::<usize>())
+                .map(|_| {
+                    k += 1.0;
+                    (k * 0.7).sin() * 0.5
+                })
+                .collect()
+        })
+        .collect();
+    let arrays = |vals: &[Vec<f64>]| -> Vec<Array> {
+        vals.iter()
+            .zip(shapes)
+            .map(|(v, s)| Array::from_slice(v).reshaped(s).unwrap())
+            .collect()
+    };
+    let grads = g.eval(&arrays(&vals)).unwrap();
+    let loss = |vals: &[Vec<f64>]| p.eval(&arrays(vals)).unwrap()[0].item().unwrap().to_f64();
+    assert_eq!(grads[0].item().unwrap().to_f64(), loss(&vals));
+    let h = 1e-6;
+    for (i, v) in vals.iter().enumerate() {
+        let gi = grads[1 + i].to_vec::<f64>().unwrap();
+        assert_eq!(gi.len(), v.len());
+        for j in 0..v.len() {
+            let mut up = vals.clone();
+            up[i][j] += h;
+            let mut down = vals.clone();
+            down[i][j] -= h;
+            let fd = (loss(&up) - loss(&down)) / (2.0 * h);
+            assert!(
+                (fd - gi[j]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                "input {i}, element {j}: finite difference {fd}, grad {}",
+                gi[j]
+            );
+        }
+    }
+}

@@ -66,6 +66,11 @@ const EVAL_BUDGET: u128 = 64 << 20;
 /// ...unless one value is at least this large, so that allocating it must fail under the
 /// worker's address-space limit (4 GiB by default): then evaluation must return an error.
 const CERTAIN_FAILURE: u128 = 1 << 36;
+/// Programs that would run longer than this many units (`work`) are not evaluated: a
+/// loop's length is the user's, and a long loop runs long (it is not a hang of ferrax's).
+const WORK_BUDGET: u128 = 1 << 27;
+/// The cost of running one equation, in bytes written (its overhead).
+const EQN_UNIT: u128 = 256;
 
 /// How expensive evaluating a program would be, from its avals (checked arithmetic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +90,62 @@ fn aval_bytes(a: &Aval) -> Option<u128> {
         n = n.checked_mul(d as u128)?;
     }
     Some(n)
+}
+
+/// How much running a program costs, in units of one equation (`EQN_UNIT`) plus the bytes
+/// it writes: a loop costs its length times its body, a `cond` its dearest branch. A scan
+/// whose stacked outputs are far too large costs nothing beyond them, since evaluation must
+/// refuse it before the loop runs.
+fn work(p: &Program) -> u128 {
+    let bytes = |a: &Aval| aval_bytes(a).unwrap_or(u128::MAX);
+    p.eqns.iter().fold(0u128, |acc, e| {
+        let outs = e
+            .outs
+            .iter()
+            .filter_map(|v| p.avals.get(v.index()))
+            .map(bytes)
+            // a value that cannot be allocated fails at once
+            .filter(|&b| b < CERTAIN_FAILURE)
+            .fold(EQN_UNIT, u128::saturating_add);
+        let inner = match &e.prim {
+            ferrax::Primitive::Scan {
+                body,
+                n_carry,
+                length,
+                ..
+            } => {
+                let stacked_too_large = e
+                    .outs
+                    .iter()
+                    .skip(*n_carry)
+                    .filter_map(|v| p.avals.get(v.index()))
+                    .any(|a| bytes(a) >= CERTAIN_FAILURE);
+                if stacked_too_large {
+                    0
+                } else {
+                    work(body.program()).saturating_mul(*length as u128)
+                }
+            }
+            ferrax::Primitive::Cond { branches } => branches
+                .iter()
+                .map(|b| work(b.program()))
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        acc.saturating_add(outs).saturating_add(inner)
+    })
+}
+
+/// The avals of every program nested in `p`'s equations (branches and loop bodies, at any
+/// depth), not `p`'s own.
+fn nested_avals(p: &Program, out: &mut Vec<Aval>) {
+    for e in &p.eqns {
+        for q in e.prim.subprograms() {
+            out.extend(q.avals.iter().cloned());
+            nested_avals(q, out);
+        }
+    }
 }
 
 /// The cost of evaluating `p` on inputs of its input avals.
@@ -108,16 +169,29 @@ pub fn cost(p: &Program) -> Cost {
     if in_total > EVAL_BUDGET / 4 || inputs.iter().any(wild) {
         return Cost::TooLarge;
     }
-    let total: u128 = p.avals.iter().map(bytes).fold(0, u128::saturating_add);
+    // A large value inside a branch or a loop body may never be made (a branch not taken,
+    // a loop of length 0): no promise either way, so such programs are not evaluated.
+    let mut nested = vec![];
+    nested_avals(p, &mut nested);
+    if nested.iter().any(|a| bytes(a) > EVAL_BUDGET) {
+        return Cost::TooLarge;
+    }
+    let total: u128 = p
+        .avals
+        .iter()
+        .chain(&nested)
+        .map(bytes)
+        .fold(0, u128::saturating_add);
+    let slow = work(p) > WORK_BUDGET;
     if total <= EVAL_BUDGET {
-        return Cost::Cheap;
+        return if slow { Cost::TooLarge } else { Cost::Cheap };
     }
     let huge = p.avals.iter().any(|a| bytes(a) >= CERTAIN_FAILURE);
     let medium = p
         .avals
         .iter()
         .any(|a| bytes(a) > EVAL_BUDGET && bytes(a) < CERTAIN_FAILURE);
-    if huge && !medium {
+    if huge && !medium && !slow {
         Cost::Impossible
     } else {
         Cost::TooLarge
@@ -647,11 +721,7 @@ impl Driver<'_> {
         vargs: &[Array],
         outs: &[Array],
     ) {
-        use ferrax::Primitive::*;
-        let reorders = p
-            .eqns
-            .iter()
-            .any(|e| matches!(e.prim, DotGeneral { .. } | ReduceSum { .. } | Cumsum { .. }));
+        let reorders = reorders_sums(p);
         for k in 0..size {
             let args: Vec<Array> = vargs
                 .iter()
@@ -1155,6 +1225,16 @@ pub fn break_program(p: &Program, rng: &mut impl Rng) -> Option<(Program, String
     Some((m, what))
 }
 
+/// Whether `p` (a branch or loop body included) has contractions whose batched form may sum
+/// in another order.
+pub fn reorders_sums(p: &Program) -> bool {
+    use ferrax::Primitive::*;
+    p.eqns.iter().any(|e| {
+        matches!(e.prim, DotGeneral { .. } | ReduceSum { .. } | Cumsum { .. })
+            || e.prim.subprograms().into_iter().any(reorders_sums)
+    })
+}
+
 /// Whether the compiled path may legitimately differ from the reference evaluator in the
 /// last bits: fast transcendental kernels, and sums and matrix products in another order.
 pub fn has_fast_kernels(p: &Program) -> bool {
@@ -1174,6 +1254,8 @@ pub fn has_fast_kernels(p: &Program) -> bool {
                     | DotGeneral { .. }
                     | ReduceSum { .. }
             )
+            // branches and loop bodies run the same kernels
+            || e.prim.subprograms().into_iter().any(has_fast_kernels)
     })
 }
 
@@ -1378,6 +1460,39 @@ mod tests {
         assert_eq!(cost(&p), Cost::Impossible);
         let p = Program::parse("{ lambda ; a:f64[100000000] . let\n  in (a) }").unwrap();
         assert_eq!(cost(&p), Cost::TooLarge);
+    }
+
+    #[test]
+    fn cost_of_loops_and_branches() {
+        let scan = |length: &str, ys: bool| {
+            let (outs, body_outs, stacked) = if ys {
+                ("b:f64[] c:f64[L]", "(y, y)", ", c")
+            } else {
+                ("b:f64[]", "(y)", "")
+            };
+            let text = format!(
+                "{{ lambda ; a:f64[] . let {outs} = scan[body={{ lambda ; x:f64[] . let y:f64[] = sin x in {body_outs} }} n_consts=0 n_carry=1 length=L reverse=false] a in (b{stacked}) }}"
+            )
+            .replace('L', length);
+            Program::parse(&text).unwrap()
+        };
+        assert_eq!(cost(&scan("1000", false)), Cost::Cheap);
+        assert_eq!(cost(&scan("1000", true)), Cost::Cheap);
+        // a long loop is slow, not impossible: it is not evaluated
+        assert_eq!(cost(&scan("1099511627776", false)), Cost::TooLarge);
+        // ys that cannot fit must be refused before the loop runs
+        assert_eq!(cost(&scan("1099511627776", true)), Cost::Impossible);
+        // a large value in a branch that may not be taken: no promise either way
+        let p = Program::parse(
+            "{ lambda ; i:i32[] . let a:f64[] = cond[branches=({ lambda ; . let in (1.0:f64) }, { lambda ; . let b:f64[1099511627776] = iota[dtype=f64 shape=(1099511627776,) dimension=0] c:f64[] = reduce_max[axes=(0,)] b in (c) })] i in (a) }",
+        )
+        .unwrap();
+        assert_eq!(cost(&p), Cost::TooLarge);
+        // fast kernels in a loop body count
+        assert!(has_fast_kernels(&scan("3", false)));
+        assert!(!has_fast_kernels(
+            &Program::parse("{ lambda ; a:f64[] . let b:f64[] = neg a in (b) }").unwrap()
+        ));
     }
 
     #[test]

@@ -105,10 +105,14 @@ enum Operand {
 }
 
 struct Eqn {
-    out: usize,
+    /// One variable per output (several for `cond` and `scan`).
+    outs: Vec<usize>,
     prim: String,
     ops: Vec<Operand>,
 }
+
+/// How deeply the generator nests control flow (programs inside programs).
+const MAX_DEPTH: usize = 3;
 
 /// A program under construction. Variables are numbered in creation order; names are given
 /// at the end in the printer's order (constants, inputs, equations).
@@ -118,6 +122,13 @@ pub struct Gen<'r, R: Rng> {
     consts: Vec<(usize, String)>,
     inputs: Vec<usize>,
     eqns: Vec<Eqn>,
+    /// Leave out the primitives of [`INEXACT`].
+    exact: bool,
+    /// How many programs enclose this one.
+    depth: usize,
+    /// A sub-program (branch, loop body): its inputs are fixed, so a value it lacks is
+    /// made inside it (a constant, or a broadcast literal) instead of becoming an input.
+    closed: bool,
 }
 
 /// A random well-typed program as canonical text. `exact` leaves out the primitives of
@@ -134,27 +145,43 @@ pub fn random_program_with_inputs(rng: &mut impl Rng, exact: bool) -> (String, V
         consts: vec![],
         inputs: vec![],
         eqns: vec![],
+        exact,
+        depth: 0,
+        closed: false,
     };
     let steps = match g.rng.gen_range(0..10) {
         0 => 0,
         1..=6 => g.rng.gen_range(1..6),
         _ => g.rng.gen_range(6..14),
     };
-    for _ in 0..steps {
-        let name = loop {
-            let n = *PRIMITIVE_NAMES.choose(g.rng).expect("names");
-            if !exact || !INEXACT.contains(&n) {
-                break n;
-            }
-        };
-        g.equation(name);
-    }
+    g.equations(steps);
     let outs = g.outputs(exact);
     let avals = g.inputs.iter().map(|&v| g.avals[v].clone()).collect();
     (g.text(&outs), avals)
 }
 
 impl<R: Rng> Gen<'_, R> {
+    /// Appends `steps` random equations; control flow now and then (more often than its
+    /// share of the primitive names, since it exercises the most code).
+    fn equations(&mut self, steps: usize) {
+        for _ in 0..steps {
+            let name = loop {
+                let n = if self.depth < MAX_DEPTH && self.rng.gen_bool(0.08) {
+                    *["cond", "scan"].choose(self.rng).expect("two")
+                } else {
+                    *PRIMITIVE_NAMES.choose(self.rng).expect("names")
+                };
+                if matches!(n, "cond" | "scan") && self.depth >= MAX_DEPTH {
+                    continue;
+                }
+                if !self.exact || !INEXACT.contains(&n) {
+                    break n;
+                }
+            };
+            self.equation(name);
+        }
+    }
+
     fn dim(&mut self) -> usize {
         match self.rng.gen_range(0..100) {
             0..=5 => 0,
@@ -192,7 +219,20 @@ impl<R: Rng> Gen<'_, R> {
     }
 
     fn new_input(&mut self, aval: Aval) -> usize {
-        if self.rng.gen_bool(0.12) && aval.shape.iter().product::<usize>() <= 8 {
+        let small = aval.shape.iter().product::<usize>() <= 8;
+        if self.closed && !(small && self.rng.gen_bool(0.3)) {
+            // a sub-program's inputs are fixed: a broadcast literal instead
+            let lit = self.literal(aval.dtype);
+            return self.emit(
+                format!(
+                    "broadcast_in_dim[shape={} broadcast_dimensions=()]",
+                    tuple(&aval.shape)
+                ),
+                vec![lit],
+                aval,
+            );
+        }
+        if (self.closed || self.rng.gen_bool(0.12)) && small {
             let n: usize = aval.shape.iter().product();
             let d = aval.dtype;
             let vals: Vec<String> = (0..n).map(|_| self.value(d)).collect();
@@ -270,8 +310,135 @@ impl<R: Rng> Gen<'_, R> {
 
     fn emit(&mut self, prim: String, ops: Vec<Operand>, out: Aval) -> usize {
         let v = self.new_var(out);
-        self.eqns.push(Eqn { out: v, prim, ops });
+        self.eqns.push(Eqn {
+            outs: vec![v],
+            prim,
+            ops,
+        });
         v
+    }
+
+    /// An equation of several outputs (control flow); returns their variables.
+    fn emit_many(&mut self, prim: String, ops: Vec<Operand>, outs: Vec<Aval>) -> Vec<usize> {
+        let vs: Vec<usize> = outs.into_iter().map(|a| self.new_var(a)).collect();
+        self.eqns.push(Eqn {
+            outs: vs.clone(),
+            prim,
+            ops,
+        });
+        vs
+    }
+
+    /// A sub-program (a branch or a loop body) taking `ins`: some random equations, whose
+    /// text is returned with the avals of its outputs. `outs` fixes the output avals (each
+    /// becomes a variable of that aval, a literal or a made value); `extra` asks for that
+    /// many more outputs of any aval after them.
+    fn sub_program(&mut self, ins: &[Aval], outs: &[Aval], extra: usize) -> (String, Vec<Aval>) {
+        let mut g = Gen {
+            rng: &mut *self.rng,
+            avals: vec![],
+            consts: vec![],
+            inputs: vec![],
+            eqns: vec![],
+            exact: self.exact,
+            depth: self.depth + 1,
+            closed: true,
+        };
+        for a in ins {
+            let v = g.new_var(a.clone());
+            g.inputs.push(v);
+        }
+        let steps = g.rng.gen_range(0..5);
+        g.equations(steps);
+        let mut ops: Vec<Operand> = outs.iter().map(|a| g.operand(a)).collect();
+        let mut avals = outs.to_vec();
+        for _ in 0..extra {
+            if g.avals.is_empty() || g.rng.gen_bool(0.15) {
+                let d = g.dtype(ANY);
+                avals.push(Aval::scalar(d));
+                ops.push(g.literal(d));
+            } else {
+                let from = g.avals.len().saturating_sub(4);
+                let v = g.rng.gen_range(from..g.avals.len());
+                avals.push(g.avals[v].clone());
+                ops.push(Operand::Var(v));
+            }
+        }
+        (g.text(&ops), avals)
+    }
+
+    /// `cond[branches=(...)] index operands...`: one to three branches over zero to three
+    /// operands, the first branch choosing the outputs and the others giving the same.
+    fn cond(&mut self) {
+        let index = self.operand(&Aval::scalar(DType::I32));
+        let n_ops = self.rng.gen_range(0..4);
+        let ops: Vec<usize> = (0..n_ops).map(|_| self.arg(ANY, 0)).collect();
+        let ins: Vec<Aval> = ops.iter().map(|&v| self.avals[v].clone()).collect();
+        let n_outs = self.rng.gen_range(0..4);
+        let (first, outs) = self.sub_program(&ins, &[], n_outs);
+        let mut branches = vec![first];
+        for _ in 0..self.rng.gen_range(0..3) {
+            branches.push(self.sub_program(&ins, &outs, 0).0);
+        }
+        let branches: Vec<String> = branches.iter().map(|b| indent(b)).collect();
+        let comma = if branches.len() == 1 { "," } else { "" };
+        let mut operands = vec![index];
+        operands.extend(ops.into_iter().map(Operand::Var));
+        self.emit_many(
+            format!("cond[branches=({}{comma})]", branches.join(", ")),
+            operands,
+            outs,
+        );
+    }
+
+    /// `scan[body=... n_consts n_carry length reverse] consts... carry... xs...`, with
+    /// the body's carry given back first and its ys stacked along a new axis.
+    fn scan(&mut self) {
+        let length = match self.rng.gen_range(0..10) {
+            0 => 0,
+            1 => 1,
+            2 => 7,
+            _ => self.rng.gen_range(2..5),
+        };
+        let n_consts = self.rng.gen_range(0..3);
+        let n_carry = self.rng.gen_range(0..3);
+        let n_xs = self.rng.gen_range(0..3);
+        let mut ops: Vec<usize> = (0..n_consts + n_carry).map(|_| self.arg(ANY, 0)).collect();
+        for _ in 0..n_xs {
+            let x = match self.var_where(|a| a.shape.first() == Some(&length)) {
+                Some(x) => x,
+                None => {
+                    let d = self.dtype(ANY);
+                    let r = self.rank().min(2);
+                    let mut s = vec![length];
+                    s.extend(self.shape(r));
+                    self.new_input(Aval::new(s, d))
+                }
+            };
+            ops.push(x);
+        }
+        let mut ins: Vec<Aval> = ops.iter().map(|&v| self.avals[v].clone()).collect();
+        for a in &mut ins[n_consts + n_carry..] {
+            a.shape.remove(0);
+        }
+        let carry = ins[n_consts..n_consts + n_carry].to_vec();
+        let n_ys = self.rng.gen_range(0..3);
+        let (body, outs) = self.sub_program(&ins, &carry, n_ys);
+        let mut result = outs[..n_carry].to_vec();
+        for y in &outs[n_carry..] {
+            let mut s = vec![length];
+            s.extend_from_slice(&y.shape);
+            result.push(Aval::new(s, y.dtype));
+        }
+        let reverse = self.rng.gen_bool(0.3);
+        self.emit_many(
+            format!(
+                "scan[body={} n_consts={n_consts} n_carry={n_carry} length={length} reverse={reverse}]",
+                indent(&body)
+            ),
+            ops.into_iter().map(Operand::Var).collect(),
+            result,
+        );
     }
 
     fn subset(&mut self, of: &[usize]) -> Vec<usize> {
@@ -606,6 +773,8 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             "dot_general" => self.dot_general(),
+            "cond" => self.cond(),
+            "scan" => self.scan(),
             "cumsum" => {
                 let x = self.arg(NUMERIC, 1);
                 let a = av(self, x);
@@ -634,7 +803,10 @@ impl<R: Rng> Gen<'_, R> {
         }
         lb.shuffle(self.rng);
         lc.shuffle(self.rng);
-        let n_free = self.rng.gen_range(0..3).min(4 - lb.len() - lc.len());
+        let n_free = self
+            .rng
+            .gen_range(0..3)
+            .min(4usize.saturating_sub(lb.len() + lc.len()));
         let r_rank = lb.len() + lc.len() + n_free;
         let mut pos: Vec<usize> = (0..r_rank).collect();
         pos.shuffle(self.rng);
@@ -693,7 +865,10 @@ impl<R: Rng> Gen<'_, R> {
                 if k < 14 && !self.eqns.is_empty() {
                     let from = self.eqns.len().saturating_sub(3);
                     let e = self.rng.gen_range(from..self.eqns.len());
-                    Operand::Var(self.eqns[e].out)
+                    match self.eqns[e].outs.choose(self.rng) {
+                        Some(&v) => Operand::Var(v),
+                        None => self.literal(DType::F64),
+                    }
                 } else if k < 18 && !self.avals.is_empty() {
                     Operand::Var(self.rng.gen_range(0..self.avals.len()))
                 } else {
@@ -711,7 +886,7 @@ impl<R: Rng> Gen<'_, R> {
             .iter()
             .map(|(v, _)| *v)
             .chain(self.inputs.iter().copied())
-            .chain(self.eqns.iter().map(|e| e.out));
+            .chain(self.eqns.iter().flat_map(|e| e.outs.iter().copied()));
         let mut names = vec![String::new(); self.avals.len()];
         for (k, v) in order.enumerate() {
             names[v] = name_of(k);
@@ -730,10 +905,12 @@ impl<R: Rng> Gen<'_, R> {
         }
         s.push_str(" . let\n");
         for e in &self.eqns {
-            s.push_str(&format!(
-                "    {}:{} = {}",
-                names[e.out], self.avals[e.out], e.prim
-            ));
+            s.push_str("   ");
+            for &v in &e.outs {
+                s.push_str(&format!(" {}:{}", names[v], self.avals[v]));
+            }
+            // a sub-program's lines continue under the equation, as the printer does
+            s.push_str(&format!(" = {}", e.prim.replace('\n', "\n      ")));
             for o in &e.ops {
                 s.push(' ');
                 s.push_str(&op(o));
@@ -744,6 +921,12 @@ impl<R: Rng> Gen<'_, R> {
         s.push_str(&format!("  in ({}) }}", outs.join(", ")));
         s
     }
+}
+
+/// A program's text with its continuation lines indented four more spaces, as the printer
+/// writes a program parameter.
+fn indent(text: &str) -> String {
+    text.replace('\n', "\n    ")
 }
 
 #[cfg(test)]
@@ -778,6 +961,16 @@ mod tests {
     fn generated_programs_parse_and_print_back_to_themselves() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut seen = std::collections::HashSet::new();
+        // how many programs hold control flow, and control flow inside control flow
+        let (mut control, mut nested) = (0, 0);
+        fn depth(p: &ferrax::Program) -> usize {
+            p.eqns
+                .iter()
+                .flat_map(|e| e.prim.subprograms())
+                .map(|q| 1 + depth(q))
+                .max()
+                .unwrap_or(0)
+        }
         for i in 0..400 {
             let text = random_program(&mut rng, i % 2 == 0);
             let p = ferrax::Program::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -785,7 +978,12 @@ mod tests {
             for e in &p.eqns {
                 seen.insert(e.prim.name());
             }
+            let d = depth(&p);
+            control += (d >= 1) as usize;
+            nested += (d >= 2) as usize;
+            assert!(d <= MAX_DEPTH, "{text}");
         }
+        assert!(control >= 80 && nested >= 10, "{control} {nested}");
         for name in PRIMITIVE_NAMES {
             assert!(seen.contains(name), "the generator never used `{name}`");
         }

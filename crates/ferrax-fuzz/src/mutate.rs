@@ -57,7 +57,8 @@ pub const INTERESTING_NUMBERS: &[&str] = &[
 const DTYPES: &[&str] = &["f32", "f64", "i32", "i64", "bool", "f16", "u8", "F64"];
 
 const KEYWORDS: &[&str] = &[
-    "lambda", "let", "in", "true", "false", "nan", "inf", "y", "axes", "axis", "shape",
+    "lambda", "let", "in", "true", "false", "nan", "inf", "y", "axes", "axis", "shape", "branches",
+    "body", "n_consts", "n_carry", "length", "reverse", "cond", "scan",
 ];
 
 const SNIPPETS: &[&str] = &[
@@ -101,6 +102,10 @@ const SNIPPETS: &[&str] = &[
     "[=]",
     "(0,0)",
     "x:f64[]",
+    "{ lambda ; . let in () }",
+    "({ lambda ; . let in () },)",
+    "()",
+    "x:f64[] y:f64[]",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,11 +189,39 @@ fn boundary(s: &str, rng: &mut impl Rng) -> usize {
     i
 }
 
+/// The byte ranges of the balanced `{ ... }` blocks of a text (programs, nested ones
+/// included), outermost first; comments are skipped.
+fn blocks(s: &str) -> Vec<(usize, usize)> {
+    let b = s.as_bytes();
+    let (mut open, mut out) = (vec![], vec![]);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'{' => open.push(i),
+            b'}' => {
+                if let Some(start) = open.pop() {
+                    out.push((start, i + 1));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Applies one random mutation. Returns the new text and a short description, or `None`
 /// when the chosen mutation does not apply (e.g. no number to change).
 pub fn mutate_once(s: &str, others: &[String], rng: &mut impl Rng) -> Option<(String, String)> {
     let toks = tokens(s);
-    Some(match rng.gen_range(0..17) {
+    Some(match rng.gen_range(0..20) {
         0 => {
             // flip one bit
             if s.is_empty() {
@@ -392,6 +425,46 @@ pub fn mutate_once(s: &str, others: &[String], rng: &mut impl Rng) -> Option<(St
                 });
             }
             (out, format!("swap names {x} and {y}"))
+        }
+        17 | 18 => {
+            // nested programs: one replaced by a block of another text (or of this one),
+            // repeated (a branch more), deleted, or wrapped in a scan or a cond of itself
+            let bs = blocks(s);
+            let &(i, j) = bs.choose(rng)?;
+            let block = &s[i..j];
+            match rng.gen_range(0..4) {
+                0 => {
+                    let o = others.choose(rng)?;
+                    let theirs = blocks(o);
+                    let &(a, b) = theirs.choose(rng)?;
+                    (
+                        format!("{}{}{}", &s[..i], &o[a..b], &s[j..]),
+                        format!("block {i}..{j} replaced by another text's {a}..{b}"),
+                    )
+                }
+                1 => (
+                    format!("{}{block}, {block}{}", &s[..i], &s[j..]),
+                    format!("block {i}..{j} repeated"),
+                ),
+                2 => (
+                    format!("{}{}", &s[..i], &s[j..]),
+                    format!("block {i}..{j} deleted"),
+                ),
+                _ => {
+                    let n = INTERESTING_NUMBERS[..8].choose(rng).expect("numbers");
+                    let wrap = if rng.gen_bool(0.5) {
+                        format!(
+                            "{{ lambda ; . let a:f64[] = scan[body={block} n_consts=0 n_carry=0 length={n} reverse=false] in () }}"
+                        )
+                    } else {
+                        format!("{{ lambda ; . let a:f64[] = cond[branches=({block},)] {n}:i32 in (a) }}")
+                    };
+                    (
+                        format!("{}{wrap}{}", &s[..i], &s[j..]),
+                        format!("block {i}..{j} wrapped"),
+                    )
+                }
+            }
         }
         _ => {
             // truncate

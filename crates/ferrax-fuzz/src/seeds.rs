@@ -118,6 +118,80 @@ pub const SEEDS: &[&str] = &[
     b:bool[4] = pad[low=(1,) high=(1,) interior=(0,)] a false:bool
     c:bool[4] = rev[dimensions=(0,)] b
   in (c) }",
+    // control flow: cond with two branches over one operand
+    "{ lambda ; a:i32[] b:f64[3] . let
+    c:f64[3] = cond[branches=({ lambda ; a:f64[3] . let
+        b:f64[3] = sin a
+      in (b) }, { lambda ; a:f64[3] . let
+        b:f64[3] = neg a
+      in (b) })] a b
+  in (c) }",
+    // a switch of three branches with two outputs, one branch holding a constant, one
+    // passing its operands through
+    "{ lambda ; i:i32[] x:f64[] y:i32[2] . let
+    a:f64[] b:i32[2] = cond[branches=(
+      { lambda ; x:f64[] y:i32[2] . let in (x, y) },
+      { lambda ; x:f64[] y:i32[2] . let z:f64[] = mul x x w:i32[2] = neg y in (z, w) },
+      { lambda c:i32[2] = [1, 2] ; x:f64[] y:i32[2] . let z:f64[] = exp x in (z, c) })] i x y
+  in (a, b) }",
+    // a cond without operands, a literal index, literal outputs
+    "{ lambda ; . let
+    a:f64[] = cond[branches=({ lambda ; . let in (1.0:f64) }, { lambda ; . let in (2.0:f64) })] 7:i32
+    b:bool[] = cond[branches=({ lambda ; . let in (true:bool) },)] -2147483648:i32
+  in (a, b) }",
+    // an RNN: one const (the weights), one carry, one xs
+    "{ lambda ; w:f64[3,3] h:f64[3] xs:f64[5,3] . let
+    hf:f64[3] hs:f64[5,3] = scan[body={ lambda ; w:f64[3,3] h:f64[3] x:f64[3] . let
+        a:f64[3] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] w h
+        b:f64[3] = add a x
+        c:f64[3] = tanh b
+      in (c, c) } n_consts=1 n_carry=1 length=5 reverse=false] w h xs
+  in (hf, hs) }",
+    // a reverse scan without xs: two carries (one an integer counter), one ys
+    "{ lambda ; a:f64[] . let
+    b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let
+        y:f64[] = mul x 2.0:f64
+        j:i32[] = add i 1:i32
+      in (y, j, x) } n_consts=0 n_carry=2 length=4 reverse=true] a 0:i32
+  in (b, c, d) }",
+    // a cond inside a scan, the index made from a comparison
+    "{ lambda ; a:f64[] xs:f64[3,2] . let
+    b:f64[] ys:f64[3] = scan[body={ lambda ; c:f64[] x:f64[2] . let
+        s:f64[] = reduce_sum[axes=(0,)] x
+        p:bool[] = gt s 0.0:f64
+        i:i32[] = convert_element_type[new_dtype=i32] p
+        d:f64[] = cond[branches=({ lambda ; c:f64[] s:f64[] . let
+            e:f64[] = sub c s
+          in (e) }, { lambda ; c:f64[] s:f64[] . let
+            e:f64[] = add c s
+          in (e) })] i c s
+      in (d, s) } n_consts=0 n_carry=1 length=3 reverse=false] a xs
+  in (b, ys) }",
+    // a scan of length 0 over empty xs, and a scan inside a scan
+    "{ lambda ; a:f64[2] xs:f64[0,2] . let
+    b:f64[2] ys:f64[0,2] = scan[body={ lambda ; c:f64[2] x:f64[2] . let
+        d:f64[2] = add c x
+      in (d, d) } n_consts=0 n_carry=1 length=0 reverse=false] a xs
+    e:f64[2] = scan[body={ lambda ; c:f64[2] . let
+        f:f64[2] = scan[body={ lambda ; g:f64[2] . let
+            h:f64[2] = sin g
+          in (h) } n_consts=0 n_carry=1 length=3 reverse=false] c
+      in (f) } n_consts=0 n_carry=1 length=2 reverse=true] b
+  in (e, ys) }",
+    // a loop without carry: only ys (a map over the rows), and a const with no carry
+    "{ lambda ; k:f64[] xs:i64[3,2] . let
+    ys:i64[3] zs:f64[3] = scan[body={ lambda ; k:f64[] x:i64[2] . let
+        s:i64[] = reduce_max[axes=(0,)] x
+      in (s, k) } n_consts=1 n_carry=0 length=3 reverse=false] k xs
+  in (ys, zs) }",
+    // a long loop whose stacked ys cannot fit: evaluation must refuse it before looping
+    "{ lambda ; a:f64[] . let
+    b:f64[] c:f64[1099511627776] = scan[body={ lambda ; x:f64[] . let
+        y:f64[] = add x 1.0:f64
+      in (y, y) } n_consts=0 n_carry=1 length=1099511627776 reverse=false] a
+  in (b, c) }",
+    // scans and conds nested twelve deep, alternating (every pass recurses through them)
+    "{ lambda ; x:f64[] . let i:i32[] = convert_element_type[new_dtype=i32] x y:f64[] = cond[branches=({ lambda ; x:f64[] . let y:f64[] = scan[body={ lambda ; x:f64[] . let i:i32[] = convert_element_type[new_dtype=i32] x y:f64[] = cond[branches=({ lambda ; x:f64[] . let y:f64[] = scan[body={ lambda ; x:f64[] . let i:i32[] = convert_element_type[new_dtype=i32] x y:f64[] = cond[branches=({ lambda ; x:f64[] . let y:f64[] = scan[body={ lambda ; x:f64[] . let i:i32[] = convert_element_type[new_dtype=i32] x y:f64[] = cond[branches=({ lambda ; x:f64[] . let y:f64[] = scan[body={ lambda ; x:f64[] . let i:i32[] = convert_element_type[new_dtype=i32] x y:f64[] = cond[branches=({ lambda ; x:f64[] . let y:f64[] = scan[body={ lambda ; x:f64[] . let i:i32[] = convert_element_type[new_dtype=i32] x y:f64[] = cond[branches=({ lambda ; x:f64[] . let y:f64[] = scan[body={ lambda ; x:f64[] . let y:f64[] = sin x in (y) } n_consts=0 n_carry=1 length=2 reverse=false] x in (y) }, { lambda ; x:f64[] . let z:f64[] = mul x x in (z) })] i x in (y) } n_consts=0 n_carry=1 length=2 reverse=false] x in (y) }, { lambda ; x:f64[] . let z:f64[] = mul x x in (z) })] i x in (y) } n_consts=0 n_carry=1 length=2 reverse=false] x in (y) }, { lambda ; x:f64[] . let z:f64[] = mul x x in (z) })] i x in (y) } n_consts=0 n_carry=1 length=2 reverse=false] x in (y) }, { lambda ; x:f64[] . let z:f64[] = mul x x in (z) })] i x in (y) } n_consts=0 n_carry=1 length=2 reverse=false] x in (y) }, { lambda ; x:f64[] . let z:f64[] = mul x x in (z) })] i x in (y) } n_consts=0 n_carry=1 length=2 reverse=false] x in (y) }, { lambda ; x:f64[] . let z:f64[] = mul x x in (z) })] i x in (y) }",
     // issue 10, item 1: a literal zero in a linear position
     "{ lambda ; a:f64[] . let
     b:f64[] = mul a 0.0:f64

@@ -11,6 +11,8 @@
 //!   searches.
 //! * [`nist`]: the NIST StRD nonlinear regression problems: parser, the 27 models, runs and
 //!   the report table; [`mgh`]: twelve Moré-Garbow-Hillstrom problems.
+//! * [`ode`]: RK4 integration as one `scan`, and a damped oscillator whose parameters are
+//!   fitted through it.
 
 pub mod cg;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod mgh;
 pub mod minimize;
 pub mod mlp;
 pub mod nist;
+pub mod ode;
 pub mod operator;
 
 pub use cg::{conjugate_gradient, steihaug, CgOptions, CgResult, CgTermination, SteihaugResult};

@@ -45,6 +45,7 @@ mod passes;
 mod surface;
 mod trace;
 
+pub use api::{cond, fori_loop, scan, scan_with, switch, ScanOptions};
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
     jit_linearize, jvp, linear_map, linear_transpose, linearize, linearize_program, make_jaxpr,
@@ -55,9 +56,10 @@ pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
 pub use ir::array::{Array, Data, Element};
 pub use ir::aval::Aval;
+pub use ir::control::ScanShape;
 pub use ir::dtype::{DType, Scalar};
 pub use ir::error::{Error, Result, SourceLoc};
-pub use ir::primitive::{Arity, Param, Primitive, PRIMITIVE_NAMES};
+pub use ir::primitive::{Arity, Closed, Param, Primitive, PRIMITIVE_NAMES};
 pub use ir::print::PROGRAM_TEXT;
 pub use ir::program::{Atom, Equation, Program, Var};
 pub use passes::jvp::jvp_program;

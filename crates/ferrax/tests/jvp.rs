@@ -8,12 +8,12 @@ mod harness;
 use ferrax::check_linear;
 use ferrax::ResidualSource;
 use ferrax::{
-    eval_counts, eval_primitive, jacfwd, jvp, jvp_program, linearize, linearize_program,
-    make_jaxpr, reset_eval_counts, Array, DType, Error, Program, Tensor,
+    eval_counts, jacfwd, jvp, jvp_program, linearize, linearize_program, make_jaxpr,
+    reset_eval_counts, Array, DType, Error, Program, Tensor,
 };
 use harness::{
-    agree, arb_smooth_program, perturb, random_args, richardson, single_eqn_program, Column,
-    Domain, Tally,
+    agree, arb_smooth_program, eval_prim, perturb, random_args, richardson, richardson_converged,
+    Column, Domain, Tally,
 };
 use proptest::prelude::*;
 
@@ -52,23 +52,24 @@ fn run_jvp(p: &Program, primals: &[Array], tangents: &[Array]) -> (Vec<Array>, V
 fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
     let mut tally = Tally::new(&[Column::Jvp, Column::Linearize]);
     for row in Column::Jvp.rows() {
-        let p = single_eqn_program(&row.prim, &(row.avals)(DType::F64)).unwrap();
+        let prim = row.prim_for(DType::F64);
+        let p = row.program(DType::F64);
         for seed in 0..4u64 {
-            let primals = random_args(&p.in_avals(), seed * 10, row.domain);
+            // static operands (a cond's index) take each listed value in turn
+            let primals = row.args(&p.in_avals(), seed * 10, seed as usize);
             let tangents = random_args(&p.in_avals(), 1000 + seed * 10, Domain::Real);
             let (y, dy) = run_jvp(&p, &primals, &tangents);
             let refs: Vec<&Array> = primals.iter().collect();
-            assert!(
-                y[0].same_values(&eval_primitive(&row.prim, &refs).unwrap()),
-                "{}",
-                row.name
-            );
-            if y[0].dtype().is_float() {
-                // f32 outputs round every difference quotient: a longer step and a looser
-                // tolerance (the rows with f32 outputs are linear, so the step costs nothing).
-                let f32_out = y[0].dtype() == DType::F32;
-                let (h, tol) = if f32_out { (1e-2, 1e-5) } else { (1e-4, 1e-10) };
-                let fd = richardson(
+            let want = eval_prim(&prim, &refs).unwrap();
+            assert_eq!(y.len(), want.len(), "{}", row.name);
+            assert_eq!(dy.len(), want.len(), "{}", row.name);
+            for (k, (a, b)) in y.iter().zip(&want).enumerate() {
+                assert!(a.same_values(b), "{} output {k}", row.name);
+            }
+            // f32 outputs round every difference quotient: a longer step and a looser
+            // tolerance (the rows with f32 outputs are linear, so the step costs nothing).
+            let fd_of = |k: usize, h: f64| {
+                richardson(
                     &|eps| {
                         let xs: Vec<Array> = primals
                             .iter()
@@ -76,33 +77,43 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
                             .map(|(x, t)| perturb(x, t, eps))
                             .collect();
                         let r: Vec<&Array> = xs.iter().collect();
-                        eval_primitive(&row.prim, &r).unwrap().to_f64_vec()
+                        eval_prim(&prim, &r).unwrap()[k].to_f64_vec()
                     },
                     h,
-                );
-                let got = dy[0].to_f64_vec();
-                assert!(
-                    agree(&got, &fd, tol),
-                    "{} seed {seed}: jvp {got:?} fd {fd:?}",
-                    row.name
-                );
-            } else {
-                assert!(
-                    dy[0].to_f64_vec().iter().all(|&v| v == 0.0),
-                    "{}: non-float output",
-                    row.name
-                );
+                )
+            };
+            for (k, (out, t)) in y.iter().zip(&dy).enumerate() {
+                if out.dtype().is_float() {
+                    let f32_out = out.dtype() == DType::F32;
+                    let (h, tol) = if f32_out { (1e-2, 1e-5) } else { (1e-4, 1e-10) };
+                    let fd = fd_of(k, h);
+                    let got = t.to_f64_vec();
+                    assert!(
+                        agree(&got, &fd, tol),
+                        "{} seed {seed} output {k}: jvp {got:?} fd {fd:?}",
+                        row.name
+                    );
+                } else {
+                    assert!(
+                        t.to_f64_vec().iter().all(|&v| v == 0.0),
+                        "{} output {k}: non-float output",
+                        row.name
+                    );
+                }
             }
             tally.checked(Column::Jvp, &row);
             let (y2, dy2) = run_split(&p, &primals, &tangents);
-            assert!(y2[0].same_values(&y[0]), "{}", row.name);
-            assert!(
-                dy2[0].same_values(&dy[0]),
-                "{}: linearize {:?} jvp {:?}",
-                row.name,
-                dy2[0],
-                dy[0]
-            );
+            assert_eq!((y2.len(), dy2.len()), (y.len(), dy.len()), "{}", row.name);
+            for (k, (a, b)) in y2.iter().zip(&y).enumerate() {
+                assert!(a.same_values(b), "{} output {k}", row.name);
+            }
+            for (k, (a, b)) in dy2.iter().zip(&dy).enumerate() {
+                assert!(
+                    a.same_values(b),
+                    "{} output {k}: linearize {a:?} jvp {b:?}",
+                    row.name
+                );
+            }
             tally.checked(Column::Linearize, &row);
         }
     }
@@ -121,10 +132,12 @@ proptest! {
         for (k, out) in y.iter().enumerate() {
             prop_assert!(out.same_values(&p.eval(&primals).unwrap()[k]));
         }
-        let fd = richardson(&|eps| {
+        let fd = richardson_converged(&|eps| {
             let xs: Vec<Array> = primals.iter().zip(&tangents).map(|(x, t)| perturb(x, t, eps)).collect();
             p.eval(&xs).unwrap().iter().flat_map(|a| a.to_f64_vec()).collect()
-        }, 1e-4);
+        }, 1e-4, 1e-9);
+        prop_assume!(fd.is_some());
+        let fd = fd.unwrap();
         let got: Vec<f64> = dy.iter().flat_map(|a| a.to_f64_vec()).collect();
         prop_assert!(agree(&got, &fd, 1e-9), "jvp {:?}\nfd {:?}\n{}", got, fd, p);
         let (y2, dy2) = run_split(&p, &primals, &tangents);

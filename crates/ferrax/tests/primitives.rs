@@ -4,7 +4,7 @@
 mod harness;
 
 use ferrax::{eval_primitive, Array, Aval, DType, Error, Program, PRIMITIVE_NAMES};
-use harness::{array_from_f64, close, op_table, random_args, single_eqn_program, Column, Tally};
+use harness::{array_from_f64, close, eval_prim, op_table, Column, Tally};
 
 #[test]
 fn every_primitive_has_a_row() {
@@ -47,14 +47,22 @@ fn known_values_f64_and_f32() {
                     .map(|(v, a)| array_from_f64(v, a))
                     .collect();
                 let refs: Vec<&Array> = args.iter().collect();
-                let out = eval_primitive(&row.prim, &refs)
+                let outs = eval_prim(&row.prim_for(dtype), &refs)
                     .unwrap_or_else(|e| panic!("{} on {dtype}: {e}", row.name));
-                let expected = array_from_f64(&known.expected, &out.aval());
-                assert!(
-                    close(&out, &expected, tol),
-                    "{} on {dtype}: got {out:?}, expected {expected:?}",
-                    row.name
-                );
+                // the expected values are every output's, one after the other
+                let total: usize = outs.iter().map(|o| o.size()).sum();
+                assert_eq!(total, known.expected.len(), "{}: expected values", row.name);
+                let mut rest = &known.expected[..];
+                for (k, out) in outs.iter().enumerate() {
+                    let (mine, after) = rest.split_at(out.size());
+                    rest = after;
+                    let expected = array_from_f64(mine, &out.aval());
+                    assert!(
+                        close(out, &expected, tol),
+                        "{} on {dtype}, output {k}: got {out:?}, expected {expected:?}",
+                        row.name
+                    );
+                }
                 tally.checked(column, &row);
             }
         }
@@ -68,13 +76,21 @@ fn shape_rule_accepts_every_listed_dtype() {
         for &d in row.dtypes {
             let avals = (row.avals)(d);
             let refs: Vec<&Aval> = avals.iter().collect();
-            let out = row.prim.abstract_eval(&refs);
+            let prim = row.prim_for(d);
+            let out = prim.out_avals(&refs);
             assert!(out.is_ok(), "{} rejects {d}: {:?}", row.name, out.err());
-            // the evaluator's output has exactly the rule's aval
-            let args = random_args(&avals, 1, row.domain);
-            let arefs: Vec<&Array> = args.iter().collect();
-            let v = eval_primitive(&row.prim, &arefs).unwrap();
-            assert_eq!(v.aval(), out.unwrap(), "{} on {d}", row.name);
+            // the evaluator's outputs have exactly the rule's avals
+            let out = out.unwrap();
+            for alt in 0..row.alternatives() {
+                let args = row.args(&avals, 1, alt);
+                let arefs: Vec<&Array> = args.iter().collect();
+                let v: Vec<Aval> = eval_prim(&prim, &arefs)
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.aval())
+                    .collect();
+                assert_eq!(v, out, "{} on {d}", row.name);
+            }
         }
     }
 }
@@ -92,7 +108,7 @@ fn shape_rule_rejects_bad_operands_with_a_precise_message() {
             let refs: Vec<&Aval> = avals.iter().collect();
             let err = row
                 .prim
-                .abstract_eval(&refs)
+                .out_avals(&refs)
                 .expect_err(&format!("{} should reject {avals:?}", row.name));
             let msg = err.to_string();
             assert!(
@@ -112,8 +128,9 @@ fn shape_rule_rejects_bad_operands_with_a_precise_message() {
                 "{}: unexpected kind {err:?}",
                 row.name
             );
-            // evaluation rejects the same operands the same way
-            if avals.iter().all(|a| a.size() < 100) {
+            // evaluation rejects the same operands the same way (control flow is evaluated
+            // through programs, which the checker guards before any equation runs)
+            if avals.iter().all(|a| a.size() < 100) && row.prim.subprograms().is_empty() {
                 let args: Vec<Array> = avals
                     .iter()
                     .map(|a| Array::zeros(&a.shape, a.dtype).unwrap())
@@ -149,17 +166,22 @@ fn print_parse_print_round_trip_for_every_row() {
     for row in Column::RoundTrip.rows() {
         for &d in row.dtypes {
             let avals = (row.avals)(d);
-            let p = single_eqn_program(&row.prim, &avals).unwrap();
+            let p = row.program(d);
             p.check().unwrap();
             let text = p.to_string();
             let q = Program::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", row.name));
             assert_eq!(q.to_string(), text, "{} on {d}", row.name);
             q.check().unwrap();
-            // the parsed program computes the same thing
-            let args = random_args(&avals, 7, row.domain);
-            let a = p.eval(&args).unwrap();
-            let b = q.eval(&args).unwrap();
-            assert!(a[0].same_values(&b[0]), "{}", row.name);
+            // the parsed program computes the same thing, every output
+            for alt in 0..row.alternatives() {
+                let args = row.args(&avals, 7, alt);
+                let a = p.eval(&args).unwrap();
+                let b = q.eval(&args).unwrap();
+                assert_eq!(a.len(), b.len(), "{}", row.name);
+                for (x, y) in a.iter().zip(&b) {
+                    assert!(x.same_values(y), "{}", row.name);
+                }
+            }
             tally.checked(Column::RoundTrip, &row);
         }
     }
@@ -170,21 +192,24 @@ fn print_parse_print_round_trip_for_every_row() {
 fn checker_rejects_a_wrong_declared_output() {
     for row in op_table() {
         let d = row.dtypes[0];
-        let mut p = single_eqn_program(&row.prim, &(row.avals)(d)).unwrap();
-        let out = p.eqns[0].outs[0];
-        let declared = p.avals[out.index()].clone();
-        let mut wrong = declared.clone();
-        wrong.shape.push(7);
-        p.avals[out.index()] = wrong.clone();
-        let err = p.check().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "ill-typed program: equation 0 (`{}`): output is declared {wrong} but the rule for `{}` gives {declared}",
-                row.prim.name(),
-                row.prim.name()
-            )
-        );
+        let program = row.program(d);
+        // every output's declaration is checked
+        for &out in &program.eqns[0].outs {
+            let mut p = program.clone();
+            let declared = p.avals[out.index()].clone();
+            let mut wrong = declared.clone();
+            wrong.shape.push(7);
+            p.avals[out.index()] = wrong.clone();
+            let err = p.check().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "ill-typed program: equation 0 (`{}`): output is declared {wrong} but the rule for `{}` gives {declared}",
+                    row.prim.name(),
+                    row.prim.name()
+                )
+            );
+        }
     }
 }
 

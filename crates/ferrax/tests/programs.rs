@@ -367,3 +367,93 @@ fn every_program_entry_point_rejects_ill_typed_programs() {
         }
     }
 }
+
+#[test]
+fn random_programs_nest_control_flow_of_every_kind() {
+    // The recipes' control steps make scans (forward, reverse, with and without xs, with
+    // consts) and conds (two and three branches, literal and computed indices) whose
+    // sub-programs hold equations, control flow among them.
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strat = arb_program(12);
+    let mut kinds = std::collections::BTreeMap::new();
+    for _ in 0..300 {
+        let p = strat.new_tree(&mut runner).unwrap().current();
+        p.check().unwrap();
+        // control flow the outputs depend on (the oracles differentiate through it)
+        for e in &p.dce().eqns {
+            if e.prim.is_control_flow() {
+                *kinds.entry("live").or_insert(0) += 1;
+            }
+        }
+        for e in &p.eqns {
+            if e.prim.subprograms().iter().all(|s| s.eqns.is_empty()) {
+                continue;
+            }
+            let mut found = vec![];
+            if e.prim
+                .subprograms()
+                .iter()
+                .any(|s| s.eqns.iter().any(|e| e.prim.is_control_flow()))
+            {
+                found.push("nested two deep");
+            }
+            match &e.prim {
+                ferrax::Primitive::Scan {
+                    n_consts,
+                    reverse,
+                    length,
+                    ..
+                } => {
+                    found.push("scan");
+                    let n_xs = e.inputs.len() - n_consts - 1;
+                    found.push(if n_xs > 0 { "scan xs" } else { "scan no xs" });
+                    if *reverse {
+                        found.push("scan reverse");
+                    }
+                    if *n_consts > 0 {
+                        found.push("scan consts");
+                    }
+                    assert!(*length >= 1);
+                }
+                ferrax::Primitive::Cond { branches } => {
+                    found.push(if branches.len() == 2 {
+                        "cond 2"
+                    } else {
+                        "cond 3"
+                    });
+                    if branches[0] != branches[1] {
+                        found.push("cond different branches");
+                    }
+                    if let Atom::Var(_) = e.inputs[0] {
+                        found.push("cond computed index");
+                    }
+                }
+                _ => unreachable!(),
+            }
+            for f in found {
+                *kinds.entry(f).or_insert(0) += 1;
+            }
+        }
+    }
+    for kind in [
+        "scan",
+        "scan xs",
+        "scan no xs",
+        "scan reverse",
+        "scan consts",
+        "cond 2",
+        "cond 3",
+        "cond different branches",
+        "cond computed index",
+        "nested two deep",
+        "live",
+    ] {
+        let n = kinds.get(kind).copied().unwrap_or(0);
+        assert!(
+            n >= 5,
+            "only {n} of `{kind}` in 300 random programs: {kinds:?}"
+        );
+    }
+}

@@ -4,12 +4,14 @@
 //! staging (`make_jaxpr`, `stage`), forward mode (`jvp`, `jacfwd`), the first-class linear
 //! map (`linearize`, `LinearMap`, `linear_map`, `linear_transpose`), reverse mode built from
 //! linearize and transpose (`vjp`, `grad`, `jacrev`, `hessian`, `hvp`), vectorization
-//! (`vmap`), Gauss-Newton operators, and compilation (`jit`, `jit_linearize`). Modules here
+//! (`vmap`), control flow (`cond`, `switch`, `scan`, `fori_loop`), Gauss-Newton operators,
+//! and compilation (`jit`, `jit_linearize`). Modules here
 //! may use every layer below; no layer below uses them.
 
 pub(crate) mod forward;
 pub(crate) mod gauss_newton;
 pub(crate) mod jit;
+pub(crate) mod lax;
 pub(crate) mod linear_map;
 pub(crate) mod reverse;
 pub(crate) mod staging;
@@ -18,6 +20,7 @@ pub(crate) mod vmap;
 pub use self::forward::*;
 pub use self::gauss_newton::*;
 pub use self::jit::*;
+pub use self::lax::*;
 pub use self::linear_map::*;
 pub use self::reverse::*;
 pub use self::staging::*;

@@ -7,5 +7,5 @@ pub(crate) mod cpu;
 pub(crate) mod reference;
 
 pub(crate) use self::cpu::Plan;
-pub(crate) use self::reference::eval_primitive;
 pub(crate) use self::reference::{count, max_nan, min_nan};
+pub(crate) use self::reference::{eval_equation, eval_primitive};

@@ -8,10 +8,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal, Uniform};
-
 use crate::ir::aval::{validate_shape, Aval};
 use crate::ir::dtype::{DType, Scalar};
 use crate::ir::error::{Error, Result};
@@ -60,6 +56,49 @@ impl Data {
             Data::I64(v) => Scalar::I64(v[i]),
             Data::Bool(v) => Scalar::Bool(v[i]),
         }
+    }
+
+    /// Elements `start..end` (in range) as a new buffer.
+    pub(crate) fn range(&self, start: usize, end: usize) -> Data {
+        match self {
+            Data::F32(v) => Data::F32(v[start..end].to_vec()),
+            Data::F64(v) => Data::F64(v[start..end].to_vec()),
+            Data::I32(v) => Data::I32(v[start..end].to_vec()),
+            Data::I64(v) => Data::I64(v[start..end].to_vec()),
+            Data::Bool(v) => Data::Bool(v[start..end].to_vec()),
+        }
+    }
+
+    /// Buffers of one dtype joined end to end (`n` elements in all, allocated fallibly).
+    pub(crate) fn concat(
+        dtype: DType,
+        parts: &[&Data],
+        n: usize,
+        op: &str,
+        aval: &Aval,
+    ) -> Result<Data> {
+        fn join<T: Clone>(
+            parts: &[&Data],
+            n: usize,
+            op: &str,
+            aval: &Aval,
+            get: impl Fn(&Data) -> Option<&[T]>,
+        ) -> Result<Vec<T>> {
+            let mut v = try_vec(op, aval, n)?;
+            for p in parts {
+                v.extend_from_slice(
+                    get(p).ok_or_else(|| Error::internal("joining buffers of another dtype"))?,
+                );
+            }
+            Ok(v)
+        }
+        Ok(match dtype {
+            DType::F32 => Data::F32(join(parts, n, op, aval, f32::slice_of)?),
+            DType::F64 => Data::F64(join(parts, n, op, aval, f64::slice_of)?),
+            DType::I32 => Data::I32(join(parts, n, op, aval, i32::slice_of)?),
+            DType::I64 => Data::I64(join(parts, n, op, aval, i64::slice_of)?),
+            DType::Bool => Data::Bool(join(parts, n, op, aval, bool::slice_of)?),
+        })
     }
 
     /// Sets element `i` (which the caller guarantees is in range) to a scalar, converted to
@@ -327,71 +366,6 @@ impl Array {
         })
     }
 
-    /// Standard normal samples from a seeded generator (ChaCha8): the same seed gives the
-    /// same array on every machine. Float dtypes only.
-    pub fn random_normal(seed: u64, shape: &[usize], dtype: DType) -> Result<Array> {
-        let op = "Array::random_normal";
-        let aval = Aval::new(shape.to_vec(), dtype);
-        aval.validate(op)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n = aval.size();
-        let data = match dtype {
-            DType::F32 => Data::F32(sample(op, &aval, n, || StandardNormal.sample(&mut rng))?),
-            DType::F64 => Data::F64(sample(op, &aval, n, || StandardNormal.sample(&mut rng))?),
-            d => return Err(Error::dtype(op, format!("needs a float dtype, got {d}"))),
-        };
-        Array::from_data(data, shape)
-    }
-
-    /// Uniform samples in `[low, high)` from a seeded generator (ChaCha8). Float dtypes only.
-    pub fn random_uniform(
-        seed: u64,
-        shape: &[usize],
-        low: f64,
-        high: f64,
-        dtype: DType,
-    ) -> Result<Array> {
-        let op = "Array::random_uniform";
-        if low >= high || !low.is_finite() || !high.is_finite() {
-            return Err(Error::input(
-                op,
-                format!("needs finite low < high, got [{low}, {high})"),
-            ));
-        }
-        let aval = Aval::new(shape.to_vec(), dtype);
-        aval.validate(op)?;
-        // the sampler needs a finite width in the target type (f32 bounds may overflow)
-        let finite_width = match dtype {
-            DType::F32 => {
-                let (l, h) = (low as f32, high as f32);
-                l < h && (h - l).is_finite()
-            }
-            _ => (high - low).is_finite(),
-        };
-        if !finite_width {
-            return Err(Error::input(
-                op,
-                format!("the width of [{low}, {high}) is not a finite {dtype} number"),
-            ));
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n = aval.size();
-        let data = match dtype {
-            DType::F32 => {
-                let u = Uniform::new(low as f32, high as f32);
-                Data::F32(sample(op, &aval, n, || u.sample(&mut rng))?)
-            }
-            DType::F64 => {
-                let u = Uniform::new(low, high);
-                Data::F64(sample(op, &aval, n, || u.sample(&mut rng))?)
-            }
-            d => {
-                return Err(Error::dtype(op, format!("needs a float dtype, got {d}")));
-            }
-        };
-        Array::from_data(data, shape)
-    }
-
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -490,9 +464,47 @@ impl Array {
         })
     }
 
+    /// Slice `i` along axis 0 (that axis removed): a copy of one contiguous run.
+    pub(crate) fn row(&self, i: usize) -> Result<Array> {
+        let (&n, rest) = self
+            .shape
+            .split_first()
+            .ok_or_else(|| Error::shape("Array::row", "a rank-0 array has no rows"))?;
+        if i >= n {
+            return Err(Error::shape(
+                "Array::row",
+                format!("row {i} of an array with {n} rows"),
+            ));
+        }
+        let len: usize = rest.iter().product();
+        Array::from_data(self.data.range(i * len, (i + 1) * len), rest)
+    }
+
+    /// `n` arrays of aval `row` stacked along a new axis 0.
+    pub(crate) fn stack(rows: &[Array], row: &Aval, n: usize) -> Result<Array> {
+        let mut shape = vec![n];
+        shape.extend_from_slice(&row.shape);
+        let aval = Aval::new(shape, row.dtype);
+        aval.validate("stack")?;
+        if rows.len() != n || rows.iter().any(|r| r.aval() != *row) {
+            return Err(Error::internal(format!(
+                "stacking {} rows as {n} rows of {row}",
+                rows.len()
+            )));
+        }
+        let parts: Vec<&Data> = rows.iter().map(|r| r.data()).collect();
+        let data = Data::concat(row.dtype, &parts, aval.size(), "stack", &aval)?;
+        Array::from_data(data, &aval.shape)
+    }
+
     /// Whether this array is the only holder of its buffer (so it may be updated in place).
     pub(crate) fn is_unique(&self) -> bool {
         Arc::strong_count(&self.data) == 1
+    }
+
+    /// The buffer, for an update in place, when this array is its only holder.
+    pub(crate) fn data_mut(&mut self) -> Option<&mut Data> {
+        Arc::get_mut(&mut self.data)
     }
 
     /// The buffer, moved out when unique, copied otherwise.
@@ -512,13 +524,6 @@ impl Array {
             && self.dtype() == other.dtype()
             && (0..self.size()).all(|i| self.data.get(i) == other.data.get(i))
     }
-}
-
-/// `n` samples drawn in order into a fallibly allocated buffer.
-fn sample<T>(op: &str, aval: &Aval, n: usize, mut draw: impl FnMut() -> T) -> Result<Vec<T>> {
-    let mut v = try_vec(op, aval, n)?;
-    v.extend((0..n).map(|_| draw()));
-    Ok(v)
 }
 
 /// Row-major strides (in elements) of a shape.

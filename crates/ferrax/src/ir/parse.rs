@@ -11,9 +11,9 @@ use crate::ir::array::{Array, Data};
 use crate::ir::aval::Aval;
 use crate::ir::dtype::{DType, Scalar};
 use crate::ir::error::{Error, Result, SourceLoc};
-use crate::ir::primitive::{Param, Primitive};
+use crate::ir::primitive::{Closed, Param, Primitive};
 use crate::ir::print::{PROGRAM_TEXT, RESERVED};
-use crate::ir::program::{Atom, Equation, Program, Var};
+use crate::ir::program::{Atom, Equation, Program, Var, MAX_NESTING};
 
 impl Program {
     /// Reads program text (as printed by `Display`), checking names and types as it goes.
@@ -32,15 +32,16 @@ impl Program {
             toks,
             pos: 0,
             names: HashMap::new(),
-            prog: Program {
-                avals: vec![],
-                consts: vec![],
-                inputs: vec![],
-                eqns: vec![],
-                outputs: vec![],
-            },
+            prog: empty_program(),
+            depth: 0,
         };
         p.program()?;
+        if *p.peek() != Tok::End {
+            return p.err(format!(
+                "unexpected {} after the program",
+                describe(p.peek())
+            ));
+        }
         Ok(p.prog)
     }
 }
@@ -127,11 +128,23 @@ fn lex(text: &str) -> Result<Vec<Token>> {
     Ok(out)
 }
 
+fn empty_program() -> Program {
+    Program {
+        avals: vec![],
+        consts: vec![],
+        inputs: vec![],
+        eqns: vec![],
+        outputs: vec![],
+    }
+}
+
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
     names: HashMap<String, Var>,
     prog: Program,
+    /// How many programs enclose the one being read.
+    depth: usize,
 }
 
 fn describe(t: &Tok) -> String {
@@ -331,6 +344,27 @@ impl Parser {
                 Some(d) => Ok(Param::DType(d)),
                 None => self.err_at(k, format!("expected a parameter value, found `{s}`")),
             },
+            Tok::Sym('{') => {
+                self.pos = k;
+                Ok(Param::Program(Closed::new(self.nested_program()?)))
+            }
+            // a tuple of programs: `({ lambda ... }, { lambda ... })`
+            Tok::Sym('(') if *self.peek() == Tok::Sym('{') => {
+                let mut v = vec![];
+                while *self.peek() != Tok::Sym(')') {
+                    v.push(Closed::new(self.nested_program()?));
+                    if *self.peek() == Tok::Sym(',') {
+                        self.next();
+                    } else if *self.peek() != Tok::Sym(')') {
+                        return self.err(format!(
+                            "expected `,` or `)`, found {}",
+                            describe(self.peek())
+                        ));
+                    }
+                }
+                self.next();
+                Ok(Param::Programs(v))
+            }
             Tok::Sym('(') => Ok(Param::Ints(self.uints_until(')', "a tuple element")?)),
             t => self.err_at(
                 k,
@@ -341,18 +375,16 @@ impl Parser {
 
     fn equation(&mut self) -> Result<()> {
         let start = self.pos;
-        // one binder per output: `b:f64[] c:f64[3] = scan[...] ...`
+        // one binder per output: `b:f64[] c:f64[3] = scan[...] ...`; none for a control-flow
+        // equation without outputs (a scan with neither carry nor ys prints as `= scan[...]`)
         let mut outs: Vec<(String, Aval)> = vec![];
-        loop {
+        while *self.peek() != Tok::Sym('=') {
             let k = self.pos;
             let (name, aval) = self.binder_parts()?;
             if outs.iter().any(|(n, _)| *n == name) {
                 return self.err_at(k, format!("variable `{name}` is defined twice"));
             }
             outs.push((name, aval));
-            if *self.peek() == Tok::Sym('=') {
-                break;
-            }
         }
         self.expect_sym('=')?;
         let kp = self.pos;
@@ -388,6 +420,9 @@ impl Parser {
             Err(e) => return self.err_at(kp, e.to_string()),
             Ok(got) if got != declared => {
                 let list = |v: &[Aval]| {
+                    if v.is_empty() {
+                        return "no outputs".to_string();
+                    }
                     v.iter()
                         .map(|a| a.to_string())
                         .collect::<Vec<_>>()
@@ -421,6 +456,26 @@ impl Parser {
             }),
         });
         Ok(())
+    }
+
+    /// A program inside a parameter: its own names (it is closed: it cannot name the
+    /// enclosing program's variables), read with the same tokens.
+    fn nested_program(&mut self) -> Result<Program> {
+        if self.depth >= MAX_NESTING {
+            return self.err(format!("programs nested more than {MAX_NESTING} deep"));
+        }
+        let names = std::mem::take(&mut self.names);
+        let outer = std::mem::replace(&mut self.prog, empty_program());
+        self.depth += 1;
+        let result = self.program();
+        self.depth -= 1;
+        let inner = std::mem::replace(&mut self.prog, outer);
+        self.names = names;
+        result?;
+        if let Err(e) = inner.check() {
+            return self.err(format!("the nested program is ill-typed: {e}"));
+        }
+        Ok(inner)
     }
 
     fn program(&mut self) -> Result<()> {
@@ -497,12 +552,6 @@ impl Parser {
         }
         self.next();
         self.expect_sym('}')?;
-        if *self.peek() != Tok::End {
-            return self.err(format!(
-                "unexpected {} after the program",
-                describe(self.peek())
-            ));
-        }
         Ok(())
     }
 }

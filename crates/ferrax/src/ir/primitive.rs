@@ -20,8 +20,11 @@
 //! literals, so the rules stay strict and simple.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::ir::dtype::DType;
+use crate::ir::program::Program;
 
 /// How many operands a primitive takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +32,43 @@ pub enum Arity {
     Fixed(usize),
     /// One or more.
     Variadic,
+    /// Zero or more.
+    Any,
+}
+
+/// A sub-program held by a control-flow primitive (a branch, a loop body): closed (it holds
+/// its own constants) and shared, so cloning a primitive is cheap. A program's equations
+/// hold primitives and these primitives hold programs: the IR's one recursion.
+#[derive(Clone, Debug)]
+pub struct Closed(pub Arc<Program>);
+
+impl Closed {
+    pub fn new(p: Program) -> Closed {
+        Closed(Arc::new(p))
+    }
+    pub fn program(&self) -> &Program {
+        &self.0
+    }
+}
+
+impl PartialEq for Closed {
+    fn eq(&self, other: &Closed) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+// Programs compare structurally; a NaN constant makes a program unequal to itself, which only
+// costs a missed common-subexpression merge.
+impl Eq for Closed {}
+
+impl Hash for Closed {
+    /// The signature and size only (consistent with structural equality, cheap to compute).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.avals.len().hash(state);
+        self.0.eqns.len().hash(state);
+        self.0.in_avals().hash(state);
+        self.0.out_avals().hash(state);
+    }
 }
 
 /// A parameter value, as it appears in program text.
@@ -38,6 +78,10 @@ pub enum Param {
     Bool(bool),
     DType(DType),
     Ints(Vec<usize>),
+    /// A nested program: `{ lambda ... }`.
+    Program(Closed),
+    /// A tuple of nested programs: `({ lambda ... }, { lambda ... })`.
+    Programs(Vec<Closed>),
 }
 
 /// A static parameter's Rust type: how it prints in program text and how it is read back.
@@ -113,6 +157,35 @@ impl ParamValue for Vec<usize> {
     }
 }
 
+impl ParamValue for Closed {
+    fn to_param(&self) -> Param {
+        Param::Program(self.clone())
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Program(c) => Ok(c.clone()),
+            p => Err(format!(
+                "parameter `{key}` must be a program {{ lambda ... }}, got `{p}`"
+            )),
+        }
+    }
+}
+
+impl ParamValue for Vec<Closed> {
+    fn to_param(&self) -> Param {
+        Param::Programs(self.clone())
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Programs(v) => Ok(v.clone()),
+            Param::Program(c) => Ok(vec![c.clone()]),
+            p => Err(format!(
+                "parameter `{key}` must be a tuple of programs, got `{p}`"
+            )),
+        }
+    }
+}
+
 /// The parameters given in program text, each to be used exactly once.
 struct ParamReader<'a> {
     name: &'a str,
@@ -138,6 +211,7 @@ impl ParamReader<'_> {
 /// the order written.
 macro_rules! primitives {
     (@arity variadic) => { Arity::Variadic };
+    (@arity any) => { Arity::Any };
     (@arity $n:literal) => { Arity::Fixed($n) };
     ($(
         $(#[$doc:meta])*
@@ -325,6 +399,17 @@ primitives! {
     } = "dot_general", 2;
     /// Inclusive cumulative sum along `axis` (from the end when `reverse`).
     Cumsum { axis: usize, reverse: bool } = "cumsum", 1;
+
+    // ---- control flow (primitives with sub-programs and several outputs) ----
+    /// `cond(index, operands...)`: runs `branches[index]` on the operands and returns its
+    /// outputs. The index is an i32 scalar, clamped to the branches (as JAX does); every
+    /// branch takes the operands' avals and gives the same output avals.
+    Cond { branches: Vec<Closed> } = "cond", variadic;
+    /// `scan(consts..., carry..., xs...)`: `length` iterations of `body`, which takes the
+    /// consts, the carry and one slice along axis 0 of each of the xs (the slices in reverse
+    /// order when `reverse`), and returns the new carry and one slice of each output ys.
+    /// Outputs: the final carry, then the ys stacked along a new axis 0.
+    Scan { body: Closed, n_consts: usize, n_carry: usize, length: usize, reverse: bool } = "scan", any;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------
@@ -402,13 +487,53 @@ macro_rules! elementwise_nary {
     };
 }
 
+/// The primitives with sub-programs (and several outputs): interpreters route them to their
+/// own rules before the per-primitive ones.
+macro_rules! control_flow {
+    () => {
+        $crate::ir::Primitive::Cond { .. } | $crate::ir::Primitive::Scan { .. }
+    };
+}
+
 pub(crate) use {
-    arithmetic, comparison, elementwise_nary, elementwise_unary, rounding, smooth_unary,
+    arithmetic, comparison, control_flow, elementwise_nary, elementwise_unary, rounding,
+    smooth_unary,
 };
+
+impl Primitive {
+    /// Whether this primitive holds sub-programs (and may have several outputs).
+    pub fn is_control_flow(&self) -> bool {
+        matches!(self, control_flow!())
+    }
+
+    /// The sub-programs this primitive holds (none for most).
+    pub fn subprograms(&self) -> Vec<&Program> {
+        match self {
+            Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
+            Primitive::Scan { body, .. } => vec![body.program()],
+            _ => vec![],
+        }
+    }
+}
 
 impl fmt::Display for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // a nested program's lines are indented one level deeper than the equation's
+            Param::Program(c) => write!(f, "{}", indent(&c.0.to_string())),
+            Param::Programs(v) => {
+                f.write_str("(")?;
+                for (i, c) in v.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", indent(&c.0.to_string()))?;
+                }
+                if v.len() == 1 {
+                    f.write_str(",")?;
+                }
+                f.write_str(")")
+            }
             Param::Int(i) => write!(f, "{i}"),
             Param::Bool(b) => write!(f, "{b}"),
             Param::DType(d) => write!(f, "{d}"),
@@ -427,6 +552,11 @@ impl fmt::Display for Param {
             }
         }
     }
+}
+
+/// A program's text with its continuation lines indented four more spaces.
+fn indent(text: &str) -> String {
+    text.replace('\n', "\n    ")
 }
 
 impl fmt::Display for Primitive {

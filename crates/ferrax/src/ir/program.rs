@@ -69,6 +69,11 @@ impl Equation {
 // The accessors below index the program's variables directly, like slice indexing: on a
 // hand-built program that fails `check`, they may panic. Every entry point that transforms,
 // compiles or runs a program calls `check` first and returns its error instead.
+/// How deeply programs may nest inside each other's equations (a branch in a loop body in a
+/// branch ...): the parser and `check` refuse deeper ones, since every pass recurses once per
+/// level.
+pub(crate) const MAX_NESTING: usize = 64;
+
 impl Program {
     /// The aval of a variable (panics for a variable beyond the program's, as indexing does).
     pub fn aval(&self, v: Var) -> &Aval {
@@ -126,6 +131,28 @@ impl Program {
     /// assert!(p.check().is_ok());
     /// ```
     pub fn check(&self) -> Result<()> {
+        // every pass recurses once per level of nesting: refuse what the parser refuses
+        if self.nesting_exceeds(MAX_NESTING) {
+            return Err(Error::check(format!(
+                "programs nested more than {MAX_NESTING} deep (branches and loop bodies inside each other)"
+            )));
+        }
+        self.check_nested()
+    }
+
+    /// Whether programs nest inside this one's equations more than `limit` deep. Recurses at
+    /// most `limit + 1` levels, so it is safe on any program.
+    fn nesting_exceeds(&self, limit: usize) -> bool {
+        self.eqns.iter().any(|e| {
+            e.prim
+                .subprograms()
+                .into_iter()
+                .any(|q| limit == 0 || q.nesting_exceeds(limit - 1))
+        })
+    }
+
+    /// `check` once the nesting depth is known to be within the limit.
+    fn check_nested(&self) -> Result<()> {
         for (i, a) in self.avals.iter().enumerate() {
             a.validate("Program::check")
                 .map_err(|e| Error::check(format!("variable {i}: {e}")))?;
@@ -182,6 +209,10 @@ impl Program {
                         e.inputs.len()
                     )));
                 }
+            }
+            for (j, sub) in e.prim.subprograms().into_iter().enumerate() {
+                sub.check_nested()
+                    .map_err(|err| Error::check(format!("{what}: sub-program {j}: {err}")))?;
             }
             let refs: Vec<&Aval> = in_avals.iter().collect();
             let expected = e
@@ -277,5 +308,31 @@ impl Program {
     /// transformation produced).
     pub fn count_prim(&self, name: &str) -> usize {
         self.eqns.iter().filter(|e| e.prim.name() == name).count()
+    }
+}
+
+/// The elements of `xs` whose flag is set (flags past the end of `xs` are ignored): how
+/// passes keep the inputs, outputs or equations a mask selects.
+pub(crate) fn flagged<T: Clone>(xs: &[T], flags: &[bool]) -> Vec<T> {
+    xs.iter()
+        .zip(flags)
+        .filter(|(_, f)| **f)
+        .map(|(x, _)| x.clone())
+        .collect()
+}
+
+impl Program {
+    /// A program over this one's variables: `inputs`, the equations whose flag in `eqns` is
+    /// set (in order), `outputs`, with dead code removed. How passes cut a loop body in two
+    /// (what moves out of the loop, what stays) or restrict it to some inputs and outputs.
+    pub(crate) fn part(&self, inputs: Vec<Var>, eqns: &[bool], outputs: Vec<Atom>) -> Program {
+        Program {
+            avals: self.avals.clone(),
+            consts: self.consts.clone(),
+            inputs,
+            eqns: flagged(&self.eqns, eqns),
+            outputs,
+        }
+        .dce()
     }
 }

@@ -7,9 +7,10 @@
 //! shape whose size overflows are refused here, before anything is allocated.
 
 use crate::ir::aval::Aval;
+use crate::ir::control::{cond_avals, scan_avals};
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
-use crate::ir::primitive::{arithmetic, rounding, smooth_unary, Arity, Primitive};
+use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
 
 impl Primitive {
     /// The avals of every output for the given operand avals (one for every primitive
@@ -17,7 +18,17 @@ impl Primitive {
     /// ([`Aval::validate`]): parameters that would make a shape whose size overflows are
     /// errors here, before anything is allocated.
     pub fn out_avals(&self, args: &[&Aval]) -> Result<Vec<Aval>> {
-        Ok(vec![self.abstract_eval(args)?])
+        match self {
+            Primitive::Cond { branches } => cond_avals(branches, args),
+            Primitive::Scan {
+                body,
+                n_consts,
+                n_carry,
+                length,
+                reverse: _,
+            } => scan_avals(body, *n_consts, *n_carry, *length, args),
+            _ => Ok(vec![self.abstract_eval(args)?]),
+        }
     }
 
     /// The output aval of a single-output primitive (see [`Primitive::out_avals`]).
@@ -34,6 +45,7 @@ impl Primitive {
         use Primitive::*;
         let op = self.name();
         match self.arity() {
+            Arity::Any => {}
             Arity::Fixed(n) if args.len() != n => {
                 return Err(Error::shape(
                     op,
@@ -46,6 +58,11 @@ impl Primitive {
             _ => {}
         }
         match self {
+            // several outputs: their rule is `out_avals`
+            control_flow!() => Err(Error::shape(
+                op,
+                "has one output per output of its sub-programs: see out_avals",
+            )),
             smooth_unary!() | rounding!() => {
                 require_float(op, args[0], "operand")?;
                 Ok(args[0].clone())

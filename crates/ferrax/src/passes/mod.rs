@@ -6,7 +6,13 @@
 //! (`partial_eval`), the linearity checker (`linearity`), transposition (`transpose`),
 //! batching (`vmap`), and the optimizer that compilation runs (`optimize`). Passes use the IR
 //! and the tracing machinery (their rules bind through `Emit`), never the user API.
+//!
+//! A pass that control flow reaches is a folder: its interpreter in `mod.rs` and the rules of
+//! `cond` and `scan` in `control.rs`, which transform sub-programs by calling the pass
+//! again (the one recursion between files a pass has). `hoist` moves loop-invariant work out
+//! of loops for partial evaluation and the optimizer.
 
+pub(crate) mod hoist;
 pub(crate) mod jvp;
 pub(crate) mod linearity;
 pub(crate) mod optimize;

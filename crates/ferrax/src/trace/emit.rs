@@ -7,7 +7,7 @@
 //! nonlinearity found later in a linear program, points at the user's line, not at ferrax.
 
 use crate::ir::{Array, Aval, DType, Primitive, Result, Scalar, SourceLoc};
-use crate::trace::stack::bind_at;
+use crate::trace::stack::{bind_at, bind_multi};
 use crate::trace::tensor::Tensor;
 
 pub(crate) struct Emit {
@@ -22,6 +22,10 @@ impl Emit {
     /// [`Emit::op`] for an interpreter that stops at the first error.
     pub fn checked(&self, prim: Primitive, args: &[&Tensor]) -> Result<Tensor> {
         checked(self.op(prim, args))
+    }
+    /// A primitive with several outputs (control flow), stopping at the first error.
+    pub fn multi(&self, prim: Primitive, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+        bind_multi(prim, args, self.loc)
     }
     pub fn op1(&self, prim: Primitive, x: &Tensor) -> Tensor {
         self.op(prim, &[x])

@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::backend::eval_primitive;
+use crate::backend::{eval_equation, eval_primitive};
 use crate::ir::{
     Array, Atom, Aval, Env, Equation, Error, Primitive, Program, Result, SourceLoc, Var,
 };
@@ -121,20 +121,10 @@ pub(crate) fn bind_at(prim: Primitive, args: &[&Tensor], loc: Option<SourceLoc>)
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
         let top = stack.len() - 1;
-        let mut atoms = Vec::with_capacity(args.len());
-        let mut avals = Vec::with_capacity(args.len());
-        for a in args {
-            match to_atom(&mut stack, top, a, prim.name(), loc) {
-                Ok((atom, aval)) => {
-                    atoms.push(atom);
-                    avals.push(aval);
-                }
-                Err(e) => {
-                    stack[top].record(&e);
-                    return Tensor::failed(e);
-                }
-            }
-        }
+        let (atoms, avals) = match operand_atoms(&mut stack, top, args, prim.name(), loc) {
+            Ok(x) => x,
+            Err(e) => return Tensor::failed(e),
+        };
         let refs: Vec<&Aval> = avals.iter().collect();
         let b = &mut stack[top];
         match prim.abstract_eval(&refs) {
@@ -155,6 +145,90 @@ pub(crate) fn bind_at(prim: Primitive, args: &[&Tensor], loc: Option<SourceLoc>)
             }
         }
     })
+}
+
+/// Applies any primitive, one with several outputs too (control flow): computes it with no
+/// trace in progress, records one equation otherwise. An error is returned, and remembered
+/// by the trace in progress as a failed single-output operation would be.
+pub(crate) fn bind_multi(
+    prim: Primitive,
+    args: &[&Tensor],
+    loc: Option<SourceLoc>,
+) -> Result<Vec<Tensor>> {
+    let at = |e: Error| match loc {
+        Some(l) => e.with_loc(l),
+        None => e,
+    };
+    if let Some(e) = args.iter().find_map(|a| a.error()) {
+        return Err(e.clone());
+    }
+    if !is_tracing() {
+        let arrays = args
+            .iter()
+            .map(|a| match &a.repr {
+                Repr::Concrete(x) => Ok(x),
+                Repr::Traced(t) => Err(escaped(prim.name(), &t.aval, loc)),
+                Repr::Failed(e) => Err((**e).clone()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outs = eval_equation(&prim, &arrays).map_err(at)?;
+        return Ok(outs.into_iter().map(Tensor::concrete).collect());
+    }
+    STACK.with(|s| {
+        let mut stack = s.borrow_mut();
+        let top = stack.len() - 1;
+        let (atoms, avals) = operand_atoms(&mut stack, top, args, prim.name(), loc)?;
+        let refs: Vec<&Aval> = avals.iter().collect();
+        let b = &mut stack[top];
+        match prim.out_avals(&refs) {
+            Ok(outs) => {
+                let vars: Vec<Var> = outs.iter().map(|a| b.new_var(a.clone())).collect();
+                let tensors = vars
+                    .iter()
+                    .zip(outs)
+                    .map(|(v, a)| Tensor::traced(b.id, *v, a))
+                    .collect();
+                b.eqns.push(Equation {
+                    prim,
+                    inputs: atoms,
+                    outs: vars,
+                    loc,
+                });
+                Ok(tensors)
+            }
+            Err(e) => {
+                let e = at(e);
+                b.record(&e);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// The operands of an equation being recorded in the trace at `top`, as atoms of that trace
+/// with their avals; an error (an escaped tracer, say) is remembered by the trace too.
+fn operand_atoms(
+    stack: &mut [Builder],
+    top: usize,
+    args: &[&Tensor],
+    op: &str,
+    loc: Option<SourceLoc>,
+) -> Result<(Vec<Atom>, Vec<Aval>)> {
+    let mut atoms = Vec::with_capacity(args.len());
+    let mut avals = Vec::with_capacity(args.len());
+    for a in args {
+        match to_atom(stack, top, a, op, loc) {
+            Ok((atom, aval)) => {
+                atoms.push(atom);
+                avals.push(aval);
+            }
+            Err(e) => {
+                stack[top].record(&e);
+                return Err(e);
+            }
+        }
+    }
+    Ok((atoms, avals))
 }
 
 fn escaped(op: &str, aval: &Aval, loc: Option<SourceLoc>) -> Error {
@@ -347,11 +421,10 @@ impl Program {
                 .map(|a| env.read(a, Tensor::literal))
                 .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
-            let out = bind_at(e.prim.clone(), &refs, e.loc.or(Some(loc)));
-            if let Some(err) = out.error() {
-                return Err(err.clone());
+            let outs = bind_multi(e.prim.clone(), &refs, e.loc.or(Some(loc)))?;
+            for (v, out) in e.outs.iter().zip(outs) {
+                env.write(*v, out);
             }
-            env.write(e.out(), out);
         }
         self.outputs
             .iter()

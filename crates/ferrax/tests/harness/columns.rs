@@ -88,11 +88,16 @@ impl Column {
             Column::TransposeRule => {
                 Column::Adjoint.claims(row)
                     && row.prim.linearity() != Linearity::NotLinear
-                    && out_aval(row, DType::F64).dtype.is_float()
+                    && out_avals(row, DType::F64)
+                        .iter()
+                        .any(|a| a.dtype.is_float())
             }
-            // `select` is made by the comparison rows' generator.
+            // `select` is made by the comparison rows' generator, `cond` and `scan` by the
+            // recipes' control steps.
             Column::RandomPrograms => {
-                !matches!(row.gen, Gen::Skip) || matches!(row.prim, Primitive::Select)
+                !matches!(row.gen, Gen::Skip)
+                    || matches!(row.prim, Primitive::Select)
+                    || row.prim.is_control_flow()
             }
         }
     }
@@ -103,12 +108,12 @@ impl Column {
     }
 }
 
-/// The output aval of a row's example operands of dtype `d`.
-fn out_aval(row: &OpRow, d: DType) -> Aval {
+/// The output avals of a row's example operands of dtype `d`.
+fn out_avals(row: &OpRow, d: DType) -> Vec<Aval> {
     let avals = (row.avals)(d);
     let refs: Vec<&Aval> = avals.iter().collect();
-    row.prim
-        .abstract_eval(&refs)
+    row.prim_for(d)
+        .out_avals(&refs)
         .unwrap_or_else(|e| panic!("{}: {e}", row.name))
 }
 

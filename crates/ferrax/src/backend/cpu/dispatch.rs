@@ -3,18 +3,20 @@
 //! [`kernel`] decides, once per step when the plan is built, whether a primitive at these
 //! avals has a fast CPU kernel: float elementwise functions and arithmetic, 1-d/2-d matrix
 //! products, sums over leading axes or all axes, and broadcasts that tile or repeat their
-//! operand. Everything else runs through the reference evaluator. The same decision says
-//! what fusion may group (elementwise kernels and tiling broadcasts) and what this module
-//! counts for `eval_counts` (the reference evaluator counts its own), so the three can never
-//! disagree. The match is exhaustive: a new primitive gets an arm here too, if only to say
-//! "reference".
+//! operand. Everything else runs through the reference evaluator, except control flow, which
+//! `plan` routes to `control` (nested plans of its sub-programs) before it asks here. The
+//! same decision says what fusion may group (elementwise kernels and tiling broadcasts) and
+//! what this module counts for `eval_counts` (the reference evaluator counts its own), so the
+//! three can never disagree. The match is exhaustive: a new primitive gets an arm here too,
+//! if only to say "reference".
 
 use crate::backend::cpu::buffers::{self, Pooled};
 use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
-    comparison, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive, Result,
+    comparison, control_flow, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive,
+    Result,
 };
 
 /// Float arithmetic on two operands of one shape with a CPU kernel.
@@ -167,6 +169,9 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Rev { .. }
         | Iota { .. }
         | Cumsum { .. } => None,
+        // never asked: `plan` routes control flow to `control`, which runs the nested plans
+        // of its sub-programs; the arm keeps this match exhaustive
+        control_flow!() => None,
     }
 }
 
@@ -187,6 +192,7 @@ pub(crate) trait Float:
     + 'static
 {
     fn slice(d: &Data) -> Option<&[Self]>;
+    fn slice_mut(d: &mut Data) -> Option<&mut [Self]>;
     /// The buffer of this type, moved out of the data.
     fn take(d: Data) -> Option<Vec<Self>>;
     fn wrap(v: Vec<Self>) -> Data;
@@ -198,6 +204,12 @@ pub(crate) trait Float:
 
 impl Float for f32 {
     fn slice(d: &Data) -> Option<&[f32]> {
+        match d {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(d: &mut Data) -> Option<&mut [f32]> {
         match d {
             Data::F32(v) => Some(v),
             _ => None,
@@ -236,6 +248,12 @@ impl Float for f32 {
 
 impl Float for f64 {
     fn slice(d: &Data) -> Option<&[f64]> {
+        match d {
+            Data::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(d: &mut Data) -> Option<&mut [f64]> {
         match d {
             Data::F64(v) => Some(v),
             _ => None,
@@ -315,12 +333,69 @@ pub(crate) fn execute(
     if let Kernel::Matmul = k {
         return strided_matmul(&args[0], &args[1], prim, out);
     }
+    let updated = match out.dtype {
+        DType::F32 => in_place::<f32>(k, args, out),
+        DType::F64 => in_place::<f64>(k, args, out),
+        _ => None,
+    };
+    if let Some(a) = updated {
+        return Ok(a);
+    }
     let data = match out.dtype {
         DType::F32 => run::<f32>(k, prim, args, out)?,
         DType::F64 => run::<f64>(k, prim, args, out)?,
         d => return Err(Error::internal(format!("a CPU kernel for a {d} value"))),
     };
     Array::from_data(data, &out.shape)
+}
+
+/// An elementwise kernel run in the array of an operand that dies here and that nothing
+/// else holds: its buffer, shape and handle are reused, so the step allocates nothing (the
+/// steps of a loop body over small values are dominated by such costs). `None` when no
+/// operand qualifies (then `run` makes the result). Computes what `run` computes.
+fn in_place<T: Float>(k: Kernel, args: &mut Vec<Array>, out: &Aval) -> Option<Array> {
+    let fits = |a: &Array| same_shape(a.shape(), &out.shape) && a.is_unique();
+    match k {
+        Kernel::Unary(u) if args.len() == 1 && fits(&args[0]) => {
+            let v = T::slice_mut(args[0].data_mut()?)?;
+            unary_in_place(T::unary(u), v);
+            args.pop()
+        }
+        Kernel::Binary(op) if args.len() == 2 => {
+            let (a, b) = args.split_at_mut(1);
+            let (a, b) = (&mut a[0], &mut b[0]);
+            let (target, other, flipped) = if fits(a) {
+                (a, &*b, false)
+            } else if fits(b) {
+                (b, &*a, true)
+            } else {
+                return None;
+            };
+            let o = T::slice(other.data())?;
+            let v = T::slice_mut(target.data_mut()?)?;
+            if o.len() != v.len() {
+                return None;
+            }
+            chunked(v, |start, c| {
+                op.assign(c, &o[start..start + c.len()], flipped)
+            });
+            Some(args.swap_remove(usize::from(flipped)))
+        }
+        _ => None,
+    }
+}
+
+/// `v[i] = f(v[i])`, through a small stack buffer so the kernel sees separate input and
+/// output slices.
+fn unary_in_place<T: Float>(f: fn(&[T], &mut [T]), v: &mut [T]) {
+    chunked(v, |_, c| {
+        let mut tmp = [T::default(); 256];
+        for part in c.chunks_mut(256) {
+            let t = &mut tmp[..part.len()];
+            t.copy_from_slice(part);
+            f(t, part);
+        }
+    });
 }
 
 /// Runs a kernel on operands of element type `T`.
@@ -347,16 +422,7 @@ fn run<T: Float>(k: Kernel, prim: &Primitive, args: &mut Vec<Array>, out: &Aval)
         Kernel::Unary(u) => {
             let f = T::unary(u);
             let mut v = take(args.pop().ok_or_else(wrong)?)?;
-            chunked(&mut v, |_, c| {
-                // in place, through a small stack buffer so the kernel sees separate input
-                // and output slices
-                let mut tmp = [T::default(); 256];
-                for part in c.chunks_mut(256) {
-                    let t = &mut tmp[..part.len()];
-                    t.copy_from_slice(part);
-                    f(t, part);
-                }
-            });
+            unary_in_place(f, &mut v);
             v
         }
         Kernel::Binary(op) => {

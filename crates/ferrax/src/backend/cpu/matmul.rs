@@ -1,8 +1,10 @@
 //! Matrix products through `gemm`, reading operands with their own strides (no copies for
-//! transposed layouts).
+//! transposed layouts); products with a vector operand through `matvec` (the reference
+//! evaluator's summation order, on any layout).
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::math::threads;
+use crate::backend::reference::matvec::{applies, matvec, Strided};
 use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
 
 /// The `dot_general` of 1-d/2-d operands with one contracted dimension each (the layouts
@@ -62,7 +64,15 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
                     format!("cannot allocate {} bytes for a value of {out}", out.bytes()),
                 )
             })?;
-            if k > 0 {
+            if applies(m, n, k) && n == 1 {
+                // a matrix (or a row) times a vector: `matvec`, as the reference evaluator
+                let a = Strided { data: a, rows: m, cols: k, row_stride: lrs as usize, col_stride: lcs as usize };
+                matvec(a, b, rrs as usize, &mut dst);
+            } else if applies(m, n, k) {
+                // a vector times a matrix: the transpose of the matrix times the vector
+                let t = Strided { data: b, rows: n, cols: k, row_stride: rcs as usize, col_stride: rrs as usize };
+                matvec(t, a, lcs as usize, &mut dst);
+            } else if k > 0 {
                 // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
                 // checked above to lie within their buffers; dst is a fresh contiguous m×n
                 // buffer; alpha = 0 with read_dst = false overwrites it.

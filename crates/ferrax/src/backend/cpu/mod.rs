@@ -1,12 +1,13 @@
 //! The CPU backend: compiled execution plans and their fast kernels.
 //!
 //! `plan` turns an optimized program into steps (`step`) with slots and last uses and runs
-//! them; `fuse` groups runs of elementwise steps; `dispatch` decides which kernel runs each
-//! step;
+//! them; `control` runs `cond` and `scan` through nested plans of their sub-programs; `fuse`
+//! groups runs of elementwise steps; `dispatch` decides which kernel runs each step;
 //! `matmul` and `math` are the kernels (strided `gemm`, vectorized transcendental
 //! functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
 
 pub(crate) mod buffers;
+pub(crate) mod control;
 pub(crate) mod dispatch;
 pub(crate) mod fuse;
 pub(crate) mod math;

@@ -5,7 +5,9 @@
 //! freed at their last use, and elementwise steps write into an operand's buffer when that
 //! operand dies there and nothing else holds it (in-place update). Runs of elementwise steps
 //! are fused (`fuse`); each step runs its fast kernel (`dispatch`) or falls back to the
-//! reference evaluator. Freed intermediates go to the plan's buffer pool (`buffers`) for the
+//! reference evaluator. Control-flow equations (`cond`, `scan`) are routed to `control`
+//! before any kernel is chosen: they run plans of their own sub-programs, made here once,
+//! and end fused runs. Freed intermediates go to the plan's buffer pool (`buffers`) for the
 //! next step or the next call. The tests hold plans equal to the reference evaluator on
 //! random programs.
 
@@ -13,17 +15,22 @@ use std::collections::HashMap;
 
 use crate::backend::count;
 use crate::backend::cpu::buffers::{self, BufferPool};
+use crate::backend::cpu::control::{self, ControlStep, SubPlan};
 use crate::backend::cpu::dispatch::{execute, kernel};
 use crate::backend::cpu::fuse::{self, FusedItem};
 use crate::backend::cpu::profile;
-use crate::backend::cpu::step::{Step, StepArg};
-use crate::ir::{same_shape, Array, Atom, Aval, Env, Error, Program, Result, Var};
+use crate::backend::cpu::step::{
+    free_dead, read, slot_var, take_operands_into, Slots, Step, StepArg,
+};
+use crate::ir::{same_shape, Array, Atom, Aval, Error, Program, Result, Var};
 use crate::passes::optimize_checked;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Item {
     Step(Step),
     Fused(FusedItem),
+    /// A `cond` or `scan` with the plans of its sub-programs (see `control`).
+    Control(ControlStep<Plan>),
 }
 
 /// An optimized program ready to run on arrays.
@@ -34,9 +41,26 @@ pub struct Plan {
     in_avals: Vec<Aval>,
     items: Vec<Item>,
     outputs: Vec<StepArg>,
+    /// For each output, whether it is the last to read its slot (then moved out of it).
+    output_moves: Vec<bool>,
     n_slots: usize,
     /// Buffers freed by the last run, reused by the next (see `buffers`).
     pool: BufferPool,
+}
+
+impl SubPlan for Plan {
+    fn slots(&self) -> Slots {
+        Slots::new(self.n_slots)
+    }
+
+    fn run_nested(
+        &self,
+        args: &mut Vec<Array>,
+        slots: &mut Slots,
+        outs: &mut Vec<Array>,
+    ) -> Result<()> {
+        self.run_installed(args, slots, outs)
+    }
 }
 
 impl Plan {
@@ -59,7 +83,7 @@ impl Plan {
             },
         };
         let last_use = last_uses(&program);
-        let steps: Vec<Step> = program
+        let prepared: Vec<Item> = program
             .eqns
             .iter()
             .enumerate()
@@ -74,23 +98,39 @@ impl Plan {
                     .collect();
                 last.sort_unstable();
                 last.dedup();
+                let args: Vec<StepArg> = e.inputs.iter().map(arg).collect();
+                // Control flow is routed here, before any kernel is chosen: it runs nested
+                // plans (`control`), never a kernel of `dispatch`.
+                let used = |slot: usize| last_use.contains_key(&slot);
+                if let Some(c) =
+                    control::prepare(e, &program, &args, &last, used, Plan::from_checked)
+                {
+                    return Item::Control(c);
+                }
                 let in_avals: Vec<Aval> = e.inputs.iter().map(|a| program.atom_aval(a)).collect();
                 let out_aval = program.aval(e.out()).clone();
-                Step {
+                Item::Step(Step {
                     kernel: kernel(&e.prim, &out_aval, &in_avals),
                     prim: e.prim.clone(),
-                    args: e.inputs.iter().map(arg).collect(),
+                    args,
                     out: e.out().index(),
                     out_aval,
                     last,
-                }
+                })
             })
             .collect();
-        let items = fuse(&program, steps, &last_use);
+        let items = fuse(&program, prepared, &last_use);
+        let output_moves = (0..program.outputs.len())
+            .map(|j| match &program.outputs[j] {
+                Atom::Var(v) => !program.outputs[j + 1..].contains(&Atom::Var(*v)),
+                Atom::Lit(_) => false,
+            })
+            .collect();
         Plan {
             inputs: program.inputs.iter().map(|v| v.index()).collect(),
             in_avals: program.in_avals(),
             outputs: program.outputs.iter().map(arg).collect(),
+            output_moves,
             n_slots: program.avals.len(),
             pool: BufferPool::default(),
             items,
@@ -109,8 +149,21 @@ impl Plan {
         self.pool.kept()
     }
 
+    /// The plans of the sub-programs of its control-flow steps, in program order (a
+    /// `cond`'s branches in order, a `scan`'s body): made once, with this plan, whatever the
+    /// number of iterations (a diagnostic).
+    pub fn nested(&self) -> Vec<&Plan> {
+        self.items
+            .iter()
+            .flat_map(|item| match item {
+                Item::Control(c) => c.plans(),
+                Item::Step(_) | Item::Fused(_) => vec![],
+            })
+            .collect()
+    }
+
     /// Runs the plan on concrete arrays.
-    pub fn run(&self, args: Vec<Array>) -> Result<Vec<Array>> {
+    pub fn run(&self, mut args: Vec<Array>) -> Result<Vec<Array>> {
         if args.len() != self.inputs.len() {
             return Err(Error::input(
                 "Plan::run",
@@ -121,55 +174,101 @@ impl Plan {
                 ),
             ));
         }
-        let _installed = self.pool.install();
-        let mut slots: Env<Array> = Env::new(self.n_slots);
-        for (i, ((slot, a), want)) in self.inputs.iter().zip(args).zip(&self.in_avals).enumerate() {
+        for (i, (a, want)) in args.iter().zip(&self.in_avals).enumerate() {
             if !same_shape(a.shape(), &want.shape) || a.dtype() != want.dtype {
                 return Err(Error::input(
                     "Plan::run",
                     format!("input {i} must be {want}, got {}", a.aval()),
                 ));
             }
+        }
+        let _installed = self.pool.install();
+        let mut outs = Vec::with_capacity(self.outputs.len());
+        self.run_installed(&mut args, &mut self.slots(), &mut outs)?;
+        Ok(outs)
+    }
+
+    /// Runs on `args` (drained), known to match the inputs, with a buffer pool already
+    /// installed (this plan's, or the enclosing plan's for a nested one), pushing the
+    /// outputs onto `outs`.
+    fn run_installed(
+        &self,
+        args: &mut Vec<Array>,
+        slots: &mut Slots,
+        outs: &mut Vec<Array>,
+    ) -> Result<()> {
+        for (slot, a) in self.inputs.iter().zip(args.drain(..)) {
             slots.write(slot_var(*slot), a);
         }
+        // one operand list serves every step of the run
+        let mut operands = Vec::new();
         for item in &self.items {
             match item {
-                Item::Step(s) => run_step(s, &mut slots)?,
-                Item::Fused(f) => run_fused(f, &mut slots)?,
+                Item::Step(s) => run_step(s, slots, &mut operands)?,
+                Item::Fused(f) => run_fused(f, slots)?,
+                Item::Control(c) => c.run(slots)?,
             }
         }
-        let mut outs = Vec::with_capacity(self.outputs.len());
-        for o in &self.outputs {
-            outs.push(read(&slots, o)?);
+        // Every other slot was emptied at its last use: taking the outputs (moved at their
+        // last reading) and the inputs nothing read leaves the table empty for a next run.
+        for (o, &last) in self.outputs.iter().zip(&self.output_moves) {
+            outs.push(match (o, last) {
+                (StepArg::Slot(k), true) => slots.take(slot_var(*k)).ok_or_else(|| {
+                    Error::check(format!("variable {k} is used before it is defined"))
+                })?,
+                _ => read(slots, o)?,
+            });
         }
-        Ok(outs)
+        for slot in &self.inputs {
+            slots.take(slot_var(*slot));
+        }
+        Ok(())
     }
 }
 
 /// Groups runs of fusible steps (same size and dtype, at least two) into fused items;
-/// `last_use` gives each slot's last reading step.
-fn fuse(program: &Program, steps: Vec<Step>, last_use: &HashMap<usize, usize>) -> Vec<Item> {
+/// control-flow items end a run. `prepared` has one item per equation, and `last_use`
+/// gives each slot's last reading equation.
+fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>) -> Vec<Item> {
     let aval_of = |a: &StepArg| match a {
         StepArg::Value(v) => v.aval(),
         StepArg::Slot(k) => program.avals[*k].clone(),
     };
+    // `steps` are the equations `start..start + steps.len()`
+    let flush = |items: &mut Vec<Item>, steps: &mut Vec<Step>, start: usize| {
+        let mut k = 0;
+        while k < steps.len() {
+            let end = fuse::run_end(steps, k, &aval_of);
+            if end - k < 2 {
+                items.push(Item::Step(steps[k].clone()));
+                k += 1;
+            } else {
+                items.push(Item::Fused(fuse::group(
+                    &steps[k..end],
+                    start + end - 1,
+                    last_use,
+                    &aval_of,
+                )));
+                k = end;
+            }
+        }
+        steps.clear();
+    };
+    let n_eqns = prepared.len();
     let mut items = vec![];
-    let mut k = 0;
-    while k < steps.len() {
-        let end = fuse::run_end(&steps, k, &aval_of);
-        if end - k < 2 {
-            items.push(Item::Step(steps[k].clone()));
-            k += 1;
-        } else {
-            items.push(Item::Fused(fuse::group(
-                &steps[k..end],
-                end - 1,
-                last_use,
-                &aval_of,
-            )));
-            k = end;
+    let mut steps = vec![];
+    for (k, item) in prepared.into_iter().enumerate() {
+        match item {
+            Item::Step(s) => steps.push(s),
+            other => {
+                let start = k - steps.len();
+                flush(&mut items, &mut steps, start);
+                items.push(other);
+            }
         }
     }
+    let start = n_eqns - steps.len();
+    flush(&mut items, &mut steps, start);
     items
 }
 
@@ -191,66 +290,20 @@ fn last_uses(program: &Program) -> HashMap<usize, usize> {
     last_use
 }
 
-fn slot_var(slot: usize) -> Var {
-    Var(slot as u32)
-}
-
-fn read(slots: &Env<Array>, a: &StepArg) -> Result<Array> {
-    match a {
-        StepArg::Value(v) => Ok(v.clone()),
-        StepArg::Slot(k) => slots.read_var(slot_var(*k)),
-    }
-}
-
-/// A step's operands. Those that die here and are read once by it are moved out of their
-/// slots, so the kernel may update their buffers in place.
-fn take_operands(s: &Step, slots: &mut Env<Array>) -> Result<Vec<Array>> {
-    let mut args = Vec::with_capacity(s.args.len());
-    for a in &s.args {
-        args.push(match a {
-            StepArg::Value(v) => v.clone(),
-            StepArg::Slot(k) => {
-                let read_once = s
-                    .args
-                    .iter()
-                    .filter(|b| matches!(b, StepArg::Slot(j) if j == k))
-                    .count()
-                    == 1;
-                let v = slot_var(*k);
-                let x = if read_once && s.last.contains(k) {
-                    slots.take(v)
-                } else {
-                    slots.get(v).cloned()
-                };
-                x.ok_or_else(|| Error::check(format!("variable {k} is used before it is defined")))?
-            }
-        });
-    }
-    Ok(args)
-}
-
-/// Empties the slots whose last use has passed, handing their buffers to the pool.
-fn free_dead(last: &[usize], slots: &mut Env<Array>) {
-    for k in last {
-        if let Some(a) = slots.take(slot_var(*k)) {
-            buffers::recycle(a);
-        }
-    }
-}
-
-fn run_step(s: &Step, slots: &mut Env<Array>) -> Result<()> {
-    let mut args = take_operands(s, slots)?;
+fn run_step(s: &Step, slots: &mut Slots, args: &mut Vec<Array>) -> Result<()> {
+    args.clear();
+    take_operands_into(&s.args, &s.last, slots, args)?;
     let t0 = profile::start();
-    let out = execute(s.kernel, &s.prim, &mut args, &s.out_aval)?;
+    let out = execute(s.kernel, &s.prim, args, &s.out_aval)?;
     profile::stop(t0, || s.prim.to_string());
     // operands that died here and were not reused in place
-    args.into_iter().for_each(buffers::recycle);
+    args.drain(..).for_each(buffers::recycle);
     free_dead(&s.last, slots);
     slots.write(slot_var(s.out), out);
     Ok(())
 }
 
-fn run_fused(f: &FusedItem, slots: &mut Env<Array>) -> Result<()> {
+fn run_fused(f: &FusedItem, slots: &mut Slots) -> Result<()> {
     let t0 = profile::start();
     let ins = f
         .inputs

@@ -1,7 +1,8 @@
 //! The reference evaluator: the definition of every primitive, on host arrays.
 //!
 //! The last stage of the pipeline. [`eval_primitive`] gives each primitive its meaning in
-//! plain, obvious code (matrix products go through `gemm`); [`Program::eval`] interprets a
+//! plain, obvious code (matrix products go through `gemm`, products with a vector through
+//! `matvec`, whose summation order the CPU plans share); [`Program::eval`] interprets a
 //! program equation by equation. Eager tensor operations call `eval_primitive` directly, so
 //! eager and traced-then-evaluated computations agree bit for bit. Later fast paths (jit,
 //! vectorised kernels) are tested against this module, never the other way round.
@@ -9,13 +10,18 @@
 //! Every function here first runs the primitive's shape rule, so the kernels below can rely
 //! on operands being well typed.
 
+mod control;
 mod kernels;
+pub(crate) mod matvec;
+
+pub(crate) use self::control::eval_equation;
 
 pub(crate) use self::kernels::{max_nan, min_nan};
 
 use self::kernels::*;
 use crate::ir::{
-    ensure_allocatable, strides, Array, Aval, DType, Data, Env, Primitive, Program, Result,
+    control_flow, ensure_allocatable, strides, Array, Aval, DType, Data, Env, Error, Primitive,
+    Program, Result,
 };
 
 /// Applies one primitive to concrete arrays.
@@ -98,6 +104,12 @@ impl Program {
     pub fn eval(&self, args: &[Array]) -> Result<Vec<Array>> {
         // a hand-built program may be malformed (the fields are public)
         self.check()?;
+        self.eval_checked(args)
+    }
+
+    /// [`Program::eval`] for a program known to type-check (a sub-program, checked with its
+    /// caller, evaluated once per iteration).
+    pub(crate) fn eval_checked(&self, args: &[Array]) -> Result<Vec<Array>> {
         let avals: Vec<Aval> = args.iter().map(Array::aval).collect();
         self.check_args("Program::eval", &avals)?;
         let mut env = Env::bind(self, args.iter().cloned(), Array::clone);
@@ -108,11 +120,13 @@ impl Program {
                 .map(|a| env.read(a, Array::from_scalar))
                 .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Array> = ins.iter().collect();
-            let out = eval_primitive(&e.prim, &refs).map_err(|err| match e.loc {
+            let outs = eval_equation(&e.prim, &refs).map_err(|err| match e.loc {
                 Some(l) => err.with_loc(l),
                 None => err,
             })?;
-            env.write(e.out(), out);
+            for (v, out) in e.outs.iter().zip(outs) {
+                env.write(*v, out);
+            }
         }
         self.outputs
             .iter()
@@ -127,6 +141,12 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
     let y = || args[1].data();
     let shape = || args[0].shape();
     Ok(match prim {
+        control_flow!() => {
+            return Err(Error::internal(format!(
+                "`{}` reached the single-output evaluator (control flow is evaluated by `eval_equation`)",
+                prim.name()
+            )))
+        }
         Neg => numeric!(x(), v => map(v, Num::neg)),
         Abs => numeric!(x(), v => map(v, Num::abs)),
         Sign => numeric!(x(), v => map(v, Num::sign)),
@@ -318,7 +338,11 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             let rperm: Vec<usize> = rb.iter().chain(rc).chain(&rfree).copied().collect();
             let lt = transpose_data(l, &lperm);
             let rt = transpose_data(r, &rperm);
-            numeric2!(&lt, &rt, a, c => batched_matmul(a, c, b, m, k, n)?)
+            // a vector operand: products in `matvec`'s order, which the CPU plans share
+            match matvec::batched(&lt, &rt, b, m, k, n) {
+                Some(d) => d,
+                None => numeric2!(&lt, &rt, a, c => batched_matmul(a, c, b, m, k, n)?),
+            }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
     })

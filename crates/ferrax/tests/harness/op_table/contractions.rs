@@ -41,6 +41,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                     "must be numeric",
                 ),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(gen_dot),
         },
         OpRow {
@@ -64,6 +66,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![av(&[2, 1, 2], f64_), av(&[3, 2, 1], f64_)],
                 "lhs dimension 0 of f64[2,1,2] (size 2) does not match rhs dimension 0",
             )],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
         OpRow {
@@ -81,6 +85,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 (vec![av(&[4], DType::Bool)], "must be numeric"),
                 (vec![av(&[], f64_)], "out of range for rank 0"),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() >= 1)?;
                 let axis = p.num(p.aval(&x).ndim());
@@ -100,6 +106,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (1e-7, 1e-16),
             known: vec![k(vec![vec![1.0, 2.0, 3.0, 4.0]], vec![10.0, 9.0, 7.0, 4.0])],
             rejects: vec![],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
     ]

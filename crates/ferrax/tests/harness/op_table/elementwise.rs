@@ -112,6 +112,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (1e-7, 1e-16),
             known: vec![k(vec![vec![2.0, -1.5, 0.5]], vec![8.0, -3.375, 0.125])],
             rejects: vec![(vec![av(&[3], DType::Bool)], "must be numeric")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var()?;
                 let y = [2, 3, -1][p.num(3)];
@@ -130,6 +132,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![av(&[3], DType::I32)],
                 "negative exponent y=-2 needs a float operand",
             )],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
         binary(
@@ -239,6 +243,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                     "on_true f64[3] and on_false f32[3] differ",
                 ),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip, // produced by the comparison rows' generator
         },
         OpRow {
@@ -252,6 +258,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![vec![1.7, -2.2, 3.0]], vec![1.0, -2.0, 3.0])],
             rejects: vec![(vec![], "takes 1 operand(s), got 0")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 // f64 -> f32 -> f64 keeps the generated program in f64.
                 let x = p.float_var()?;
@@ -277,6 +285,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![av(&[3], f64_), av(&[3], f64_)],
                 "takes 1 operand(s), got 2",
             )],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
     ]

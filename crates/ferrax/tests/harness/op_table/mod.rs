@@ -7,6 +7,7 @@
 #![allow(clippy::approx_constant)]
 
 mod contractions;
+mod control;
 mod elementwise;
 mod reductions;
 mod structural;
@@ -20,6 +21,8 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(reductions::rows());
     rows.extend(structural::rows());
     rows.extend(contractions::rows());
+    // last: the generator picks rows by index, and stored regressions depend on the order
+    rows.extend(control::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
@@ -68,6 +71,8 @@ fn float_unary(
             (vec![av(&[3], DType::Bool)], "must be f32 or f64"),
             (vec![], "takes 1 operand(s), got 0"),
         ],
+        prim_at: None,
+        fixed: &[],
         gen: Gen::Unary,
     }
 }
@@ -82,6 +87,8 @@ fn numeric_unary(name: &'static str, prim: Primitive, x: [f64; 3], y: [f64; 3]) 
         tol: (0.0, 0.0),
         known: vec![k(vec![x.to_vec()], y.to_vec())],
         rejects: vec![(vec![av(&[3], DType::Bool)], "must be numeric")],
+        prim_at: None,
+        fixed: &[],
         gen: Gen::Unary,
     }
 }
@@ -114,6 +121,8 @@ fn binary(
             ),
             (vec![av(&[3], DType::F64)], "takes 2 operand(s), got 1"),
         ],
+        prim_at: None,
+        fixed: &[],
         gen: Gen::Binary,
     }
 }

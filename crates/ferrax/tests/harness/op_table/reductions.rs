@@ -17,6 +17,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (1e-7, 1e-16),
             known: vec![k(vec![vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0]], vec![9.0, 12.0])],
             rejects: vec![(vec![av(&[2, 3], DType::Bool)], "must be numeric")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| gen_reduce(p, |axes| Primitive::ReduceSum { axes })),
         },
         OpRow {
@@ -28,6 +30,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0]], vec![5.0, 6.0])],
             rejects: vec![(vec![av(&[2, 3], DType::Bool)], "must be numeric")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| gen_reduce(p, |axes| Primitive::ReduceMax { axes })),
         },
         OpRow {
@@ -39,6 +43,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0]], vec![1.0, 2.0])],
             rejects: vec![(vec![av(&[2, 3], DType::Bool)], "must be numeric")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| gen_reduce(p, |axes| Primitive::ReduceMin { axes })),
         },
         OpRow {
@@ -50,6 +56,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (1e-7, 1e-16),
             known: vec![k(vec![vec![1.0, 5.0, 3.0, 4.0, 2.0, 6.0]], vec![21.0])],
             rejects: vec![],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
         OpRow {
@@ -67,6 +75,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 (vec![av(&[2, 0], f64_)], "axis 1 of f64[2,0] is empty"),
                 (vec![av(&[3], f64_)], "out of range for rank 1"),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip, // integer output: used in tests, not in float programs
         },
     ]

@@ -33,6 +33,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                     "must name one output dimension for each",
                 ),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var()?;
                 let a = p.aval(&x);
@@ -64,6 +66,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![vec![1.0, 2.0]], vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0])],
             rejects: vec![(vec![av(&[2, 2], f64_)], "cannot broadcast")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
         OpRow {
@@ -83,6 +87,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![av(&[7], f64_)],
                 "cannot reshape f64[7] (7 elements) to [3, 2] (6 elements)",
             )],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var()?;
                 let a = p.aval(&x);
@@ -113,6 +119,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![av(&[2, 3, 4], f64_)],
                 "is not a permutation of the 3 dimensions",
             )],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() >= 2)?;
                 let r = p.aval(&x).ndim();
@@ -134,6 +142,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![av(&[2, 3], f64_)],
                 "dimension 0 of f64[2,3] has size 2, not 1",
             )],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.shape.contains(&1))?;
                 let d = p.aval(&x).shape.iter().position(|&s| s == 1)?;
@@ -156,6 +166,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![vec![1.0, 2.0, 3.0]], vec![1.0, 2.0, 3.0])],
             rejects: vec![],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() <= 2)?;
                 let r = p.aval(&x).ndim();
@@ -190,6 +202,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                     "must each have one entry per dimension",
                 ),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() >= 1 && a.shape[0] >= 2)?;
                 let a = p.aval(&x);
@@ -225,6 +239,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 vec![1.0, 3.0, 5.0],
             )],
             rejects: vec![(vec![av(&[5], f64_)], "need start <= limit <= size")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
         OpRow {
@@ -256,6 +272,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                     "must each have one entry per dimension",
                 ),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() == 1)?;
                 let lo = p.num(2);
@@ -294,6 +312,8 @@ pub(super) fn rows() -> Vec<OpRow> {
                 ),
                 (vec![], "takes at least one operand, got none"),
             ],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() >= 1)?;
                 let a = p.aval(&x);
@@ -313,6 +333,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![vec![1.0, 2.0, 3.0]], vec![3.0, 2.0, 1.0])],
             rejects: vec![(vec![av(&[], f64_)], "out of range for rank 0")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let x = p.float_var_where(|a| a.ndim() >= 1)?;
                 let d = p.num(p.aval(&x).ndim());
@@ -337,6 +359,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![], vec![0.0, 1.0, 2.0, 0.0, 1.0, 2.0])],
             rejects: vec![(vec![av(&[3], f64_)], "takes 0 operand(s), got 1")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Custom(|p| {
                 let shape = [vec![3], vec![2, 3]][p.num(2)].clone();
                 let dimension = p.num(shape.len());
@@ -363,6 +387,8 @@ pub(super) fn rows() -> Vec<OpRow> {
             tol: (0.0, 0.0),
             known: vec![k(vec![], vec![0.0, 1.0, 2.0])],
             rejects: vec![(vec![av(&[3], f64_)], "takes 0 operand(s), got 1")],
+            prim_at: None,
+            fixed: &[],
             gen: Gen::Skip,
         },
     ]

@@ -432,4 +432,20 @@ mod tests {
             assert_eq!(tanh_f32(x), want, "tanh_f32({x})");
         }
     }
+
+    #[test]
+    fn tanh_f32s_vector_route_agrees_with_the_portable_one_bit_for_bit() {
+        // every 997th f32 bit pattern (both signs, NaNs, infinities, subnormals), plus the
+        // region around the polynomial/exponential switch and the clamp
+        let mut xs: Vec<f32> = (0..=u32::MAX / 997)
+            .map(|i| f32::from_bits(i * 997))
+            .collect();
+        xs.extend((0..20_000).map(|i| (i as f32 - 10_000.0) * 1e-3));
+        let (mut got, mut want) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
+        tanh_f32s(&xs, &mut got);
+        tanh_f32s_portable(&xs, &mut want);
+        for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
+            assert_eq!(g.to_bits(), w.to_bits(), "tanh({x}): {g} vs {w}");
+        }
+    }
 }

@@ -22,8 +22,11 @@
 //! The transposed program takes the same residuals, then one cotangent per output of the
 //! original; so a transposed linear map shares its residuals with the original.
 
-use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result, Var};
+pub(crate) mod control;
+
+use crate::ir::{control_flow, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
 use crate::passes::linearity::{classify, kind_of, nonlinear, Kind};
+use crate::passes::transpose::control::transpose_control;
 use crate::trace::{checked, materialize, trace_flat, Emit, Tensor};
 
 /// Applies the transpose of the linear program `p` (first `n_res` inputs residuals) to
@@ -46,27 +49,67 @@ pub(crate) fn transpose_call(
             ),
         ));
     }
+    let mut known_in: Vec<Option<Tensor>> = residuals.iter().cloned().map(Some).collect();
+    known_in.resize(p.inputs.len(), None);
+    let mut cts_in = transpose_kinds(p, &kinds, &known_in, cts)?;
+    Ok(cts_in.split_off(n_res))
+}
+
+/// The transpose of `p` whose variables have the given kinds (`classify_kinds`), as a
+/// sub-program of control flow is transposed: `known_in[i]` is the value of input `i` when it
+/// is not linear (a zero input given none is built as zeros). Returns one cotangent per
+/// input, `None` for inputs that are not linear or receive nothing.
+pub(crate) fn transpose_kinds(
+    p: &Program,
+    kinds: &[Kind],
+    known_in: &[Option<Tensor>],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
     // Forward: every value that does not depend on the linear inputs, residual values and
     // zeros alike (a rule may need a zero's value: `mul t 0.0`, a `false` predicate). What no
     // rule reads is dead code in the transposed program.
-    let mut known = Env::bind(p, residuals.iter().cloned(), |a| Tensor::new(a.clone()));
-    // integer and bool "linear" inputs are zeros (no tangent space): known, and zero
-    for v in &p.inputs[n_res..] {
-        if kinds[v.index()] == Kind::Zero {
-            known.write(*v, Emit { loc: None }.zeros(p.aval(*v)));
+    let mut known: Env<Tensor> = Env::bind(p, [], |a| Tensor::new(a.clone()));
+    let boundary = Emit { loc: None };
+    for (v, x) in p.inputs.iter().zip(known_in) {
+        match (kinds[v.index()], x) {
+            (Kind::Linear, _) => {}
+            (_, Some(x)) => known.write(*v, x.clone()),
+            // integer and bool "linear" inputs are zeros (no tangent space): known, and zero
+            (Kind::Zero, None) => known.write(*v, boundary.zeros(p.aval(*v))),
+            (Kind::Residual, None) => {
+                return Err(Error::internal(format!(
+                    "transpose: residual input {} has no value",
+                    v.0
+                )))
+            }
         }
     }
     for e in &p.eqns {
-        if kinds[e.out().index()] == Kind::Linear {
+        if e.outs.iter().all(|v| kinds[v.index()] == Kind::Linear) {
             continue;
         }
+        let emit = Emit { loc: e.loc };
+        // A control-flow equation with linear operands may also give residual or zero
+        // outputs; those do not depend on the linear operands, so running it with zeros in
+        // their place computes them.
         let xs = e
             .inputs
             .iter()
-            .map(|a| known.read(a, Tensor::literal))
+            .map(|a| match kind_of(kinds, a) {
+                Kind::Linear => Ok(emit.zeros(&p.atom_aval(a))),
+                _ => known.read(a, Tensor::literal),
+            })
             .collect::<Result<Vec<_>>>()?;
-        let out = Emit { loc: e.loc }.checked(e.prim.clone(), &xs.iter().collect::<Vec<_>>())?;
-        known.write(e.out(), out);
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let outs = match e.prim.is_control_flow() {
+            true => emit.multi(e.prim.clone(), &refs)?,
+            false => vec![emit.checked(e.prim.clone(), &refs)?],
+        };
+        for (v, out) in e.outs.iter().zip(outs) {
+            if kinds[v.index()] != Kind::Linear {
+                known.write(*v, out);
+            }
+        }
     }
     // Backward: cotangents, accumulated with `add`; absent = symbolic zero.
     let mut ct: Env<Tensor> = Env::new(p.avals.len());
@@ -78,8 +121,7 @@ pub(crate) fn transpose_call(
         ct.write(v, checked(sum)?);
         Ok(())
     };
-    let is_linear = |a: &Atom| kind_of(&kinds, a) == Kind::Linear;
-    let boundary = Emit { loc: None };
+    let is_linear = |a: &Atom| kind_of(kinds, a) == Kind::Linear;
     for (a, c) in p.outputs.iter().zip(cts) {
         if let (Atom::Var(v), Some(c)) = (a, c) {
             if is_linear(a) {
@@ -88,12 +130,17 @@ pub(crate) fn transpose_call(
         }
     }
     for e in p.eqns.iter().rev() {
-        if kinds[e.out().index()] != Kind::Linear {
+        let out_cts: Vec<Option<Tensor>> = e
+            .outs
+            .iter()
+            .map(|v| match kinds[v.index()] {
+                Kind::Linear => ct.take(*v),
+                _ => None,
+            })
+            .collect();
+        if out_cts.iter().all(Option::is_none) {
             continue;
         }
-        let Some(c) = ct.take(e.out()) else {
-            continue;
-        };
         let emit = Emit { loc: e.loc };
         let operands: Vec<LinArg> = e
             .inputs
@@ -103,7 +150,15 @@ pub(crate) fn transpose_call(
                 false => known.read(a, Tensor::literal).map(LinArg::Known),
             })
             .collect::<Result<Vec<_>>>()?;
-        let contributions = transpose_rule(&emit, &e.prim, &operands, &c)?;
+        let contributions = if e.prim.is_control_flow() {
+            let ks: Vec<Kind> = e.inputs.iter().map(|a| kind_of(kinds, a)).collect();
+            transpose_control(&emit, &e.prim, &operands, &ks, &out_cts)?
+        } else {
+            let Some(c) = out_cts.into_iter().flatten().next() else {
+                continue;
+            };
+            transpose_rule(&emit, &e.prim, &operands, &c)?
+        };
         for (a, contribution) in e.inputs.iter().zip(contributions) {
             if let (Atom::Var(v), Some(x)) = (a, contribution) {
                 if is_linear(a) {
@@ -112,7 +167,7 @@ pub(crate) fn transpose_call(
             }
         }
     }
-    Ok(p.inputs[n_res..].iter().map(|v| ct.take(*v)).collect())
+    Ok(p.inputs.iter().map(|v| ct.take(*v)).collect())
 }
 
 /// An operand of a linear equation as its transpose rule sees it (JAX's `UndefinedPrimal`
@@ -127,18 +182,18 @@ pub(crate) enum LinArg {
 }
 
 impl LinArg {
-    fn aval(&self) -> Aval {
+    pub(crate) fn aval(&self) -> Aval {
         match self {
             LinArg::Linear(a) => a.clone(),
             LinArg::Known(t) => t.aval().expect("known values did not fail"),
         }
     }
-    fn is_linear(&self) -> bool {
+    pub(crate) fn is_linear(&self) -> bool {
         matches!(self, LinArg::Linear(_))
     }
     /// The value of a known operand. The linearity checker guarantees that rules ask only
     /// for known operands; a broken guarantee is reported, not a panic.
-    fn value(&self) -> Result<&Tensor> {
+    pub(crate) fn value(&self) -> Result<&Tensor> {
         match self {
             LinArg::Known(t) => Ok(t),
             LinArg::Linear(_) => Err(Error::internal(
@@ -162,6 +217,13 @@ pub(crate) fn transpose_rule(
     };
     let lin = |i: usize| x[i].is_linear();
     let out = match prim {
+        // several outputs and sub-programs: `transpose_kinds` routes it to `transpose::control`
+        control_flow!() => {
+            return Err(Error::internal(format!(
+                "`{}` reached the single-output transpose rule",
+                prim.name()
+            )))
+        }
         Neg => only(0, e.neg(ct)),
         Add => (0..2).map(|i| lin(i).then(|| ct.clone())).collect(),
         Sub => vec![lin(0).then(|| ct.clone()), lin(1).then(|| e.neg(ct))],

@@ -8,21 +8,27 @@
 //! a rule must combine them with ones that do.
 //!
 //! Rules avoid moving the batch dimension where they can: elementwise operations, slices,
-//! reductions, reversals and scans keep it where it is; `transpose` folds it into its own
-//! permutation; and `dot_general` turns a batch on one side into a *free* dimension of that
-//! side (so a batch of matrix-vector products becomes one matrix-matrix product) and a
-//! batch on both sides into a batch dimension of the product.
+//! reductions, reversals and cumulative sums keep it where it is; `transpose` folds it into
+//! its own permutation; and `dot_general` turns a batch on one side into a *free* dimension
+//! of that side (so a batch of matrix-vector products becomes one matrix-matrix product)
+//! and a batch on both sides into a batch dimension of the product.
+//!
+//! Control flow (`cond`, `scan`: several outputs, sub-programs) is routed by [`batch_call`]
+//! to `vmap::control`, which batches the sub-programs with this same interpreter; the helpers
+//! that move or create batch dimensions are in `vmap::dims`.
 //!
 //! `vmap(f, x)` traces `f` on one example (the mapped axes removed), then runs the batching
 //! interpreter on the real, batched arguments: eagerly, or into an enclosing trace, so vmap
 //! composes with every other transformation in either order.
 
-use crate::ir::{elementwise_nary, elementwise_unary};
-use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
-use crate::trace::{checked, trace_flat, Emit, Tensor};
+pub(crate) mod control;
+pub(crate) mod dims;
 
-/// A value of the batched computation and where its batch dimension is.
-type Batched = (Tensor, Option<usize>);
+use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
+use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
+use crate::passes::vmap::control::batch_control;
+use crate::passes::vmap::dims::{align, aval, front, move_axis, shift, to_front, Batched};
+use crate::trace::{checked, fail, trace_flat, Emit, Tensor};
 
 /// Runs `p` on batched arguments (`dims[i]`: the batch dimension of argument `i`, or `None`),
 /// with `size` the length of the mapped axis. Returns the outputs and their batch dims.
@@ -53,8 +59,33 @@ pub(crate) fn batch_call(
             .map(|a| env.read(a, literal))
             .collect::<Result<Vec<_>>>()?;
         let emit = Emit { loc: e.loc };
+        let unbatched = ops.iter().all(|(_, d)| d.is_none());
+        if e.prim.is_control_flow() {
+            // several outputs and sub-programs: the rules of `vmap::control`, which batch the
+            // sub-programs with this interpreter (handed to them, so that file does not
+            // import this one)
+            let outs = if unbatched {
+                let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
+                let outs = emit.multi(e.prim.clone(), &refs)?;
+                outs.into_iter().map(|t| (t, None)).collect()
+            } else {
+                batch_control(&emit, &e.prim, &ops, size, batch_call)?
+            };
+            if outs.len() != e.outs.len() {
+                return Err(Error::internal(format!(
+                    "batching `{}` gave {} outputs for {}",
+                    e.prim.name(),
+                    outs.len(),
+                    e.outs.len()
+                )));
+            }
+            for (v, out) in e.outs.iter().zip(outs) {
+                env.write(*v, out);
+            }
+            continue;
+        }
         // a value that does not vary stays unbatched: the primitive runs as it is
-        let out = if ops.iter().all(|(_, d)| d.is_none()) {
+        let out = if unbatched {
             let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
             (emit.op(e.prim.clone(), &refs), None)
         } else {
@@ -71,80 +102,6 @@ pub(crate) fn batch_call(
     Ok(outs.into_iter().unzip())
 }
 
-/// Dimension indices of an unbatched operand, renumbered for the batch dimension inserted
-/// at `b`.
-fn shift(dims: &[usize], b: usize) -> Vec<usize> {
-    dims.iter()
-        .map(|&d| if d >= b { d + 1 } else { d })
-        .collect()
-}
-
-fn aval(t: &Tensor) -> Aval {
-    t.aval().expect("rules only see tensors that did not fail")
-}
-
-/// The tensor with its batch dimension moved to the front.
-fn to_front(e: &Emit, t: &Tensor, b: usize) -> Tensor {
-    if b == 0 {
-        return t.clone();
-    }
-    let r = aval(t).ndim();
-    let mut perm = vec![b];
-    perm.extend((0..r).filter(|&d| d != b));
-    e.op1(Primitive::Transpose { permutation: perm }, t)
-}
-
-/// The tensor with its batch dimension moved from `from` to `to`.
-pub(crate) fn move_axis(e: &Emit, t: &Tensor, from: usize, to: usize) -> Tensor {
-    if from == to {
-        return t.clone();
-    }
-    let r = aval(t).ndim();
-    let mut rest: Vec<usize> = (0..r).filter(|&d| d != from).collect();
-    rest.insert(to, from);
-    e.op1(Primitive::Transpose { permutation: rest }, t)
-}
-
-/// A batched value with its batch dimension at the front; an unbatched one is broadcast.
-fn front(e: &Emit, x: &Batched, size: usize) -> Tensor {
-    match x.1 {
-        Some(b) => to_front(e, &x.0, b),
-        None => {
-            let a = aval(&x.0);
-            let mut shape = vec![size];
-            shape.extend(&a.shape);
-            e.op1(
-                Primitive::BroadcastInDim {
-                    shape,
-                    broadcast_dimensions: (1..=a.ndim()).collect(),
-                },
-                &x.0,
-            )
-        }
-    }
-}
-
-/// A value with its batch dimension at `b`: moved there, or (unbatched) broadcast with the
-/// batch inserted there.
-fn align(e: &Emit, x: &Batched, b: usize, size: usize) -> Tensor {
-    match x.1 {
-        Some(d) => move_axis(e, &x.0, d, b),
-        None => {
-            let a = aval(&x.0);
-            let mut shape = a.shape.clone();
-            shape.insert(b, size);
-            let bd = (0..=a.ndim()).filter(|&i| i != b).collect();
-            e.op1(
-                Primitive::BroadcastInDim {
-                    shape,
-                    broadcast_dimensions: bd,
-                },
-                &x.0,
-            )
-        }
-    }
-}
-
 /// The batching rule of a primitive with at least one batched operand: the result and
 /// its batch dimension.
 pub(crate) fn batch_rule(
@@ -159,6 +116,14 @@ pub(crate) fn batch_rule(
         (t, b)
     };
     match prim {
+        // control flow has several outputs: `batch_call` routes it to `vmap::control`
+        control_flow!() => (
+            fail(Error::internal(format!(
+                "`{}` reached the single-output batching rule",
+                prim.name()
+            ))),
+            0,
+        ),
         // Elementwise with one operand: the batch dimension stays.
         elementwise_unary!() => {
             let (t, b) = one();

@@ -18,8 +18,12 @@
 //! structural ops, `select` on a primal predicate), so partial evaluation (`partial_eval`)
 //! can split every jvp program into nonlinear primal work and a linear program.
 
+pub(crate) mod control;
+
+use crate::ir::control_flow;
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
-use crate::trace::{checked, materialize, trace_flat, Emit, Tensor};
+use crate::passes::jvp::control::jvp_control;
+use crate::trace::{checked, fail, materialize, trace_flat, Emit, Tensor};
 
 /// Runs `p` on primals and tangents (`None` = symbolic zero), computing or recording.
 /// Returns the primal outputs and their tangents (`None` where zero).
@@ -60,6 +64,17 @@ pub(crate) fn jvp_call(
             .collect::<Result<Vec<_>>>()?;
         let ts: Vec<Option<Tensor>> = e.inputs.iter().map(|a| tangent_of(&tangent, a)).collect();
         let emit = Emit { loc: e.loc };
+        if e.prim.is_control_flow() {
+            // several outputs, and the rule transforms sub-programs: its own module
+            let (outs, touts) = jvp_control(&emit, &e.prim, &xs, &ts)?;
+            for ((v, out), t) in e.outs.iter().zip(outs).zip(touts) {
+                if let Some(t) = t.filter(|_| p.aval(*v).dtype.is_float()) {
+                    tangent.write(*v, checked(t)?);
+                }
+                primal.write(*v, out);
+            }
+            continue;
+        }
         let out = emit.checked(e.prim.clone(), &xs.iter().collect::<Vec<_>>())?;
         let out_float = p.aval(e.out()).dtype.is_float();
         if out_float && ts.iter().any(Option::is_some) {
@@ -103,6 +118,11 @@ pub(crate) fn jvp_rule(
     let same = || t[0].as_ref().map(|t0| e.op1(prim.clone(), t0));
     let inst = |i: usize| t[i].clone().unwrap_or_else(|| e.zeros(&aval(&x[i])));
     match prim {
+        // control flow has several outputs: `jvp_call` routes it to `jvp::control`
+        control_flow!() => Some(fail(Error::internal(format!(
+            "`{}` reached the single-output jvp rule",
+            prim.name()
+        )))),
         Neg => same(),
         Sin => scaled(e.op1(Cos, &x[0])),
         Cos => scaled(e.neg(&e.op1(Sin, &x[0]))),

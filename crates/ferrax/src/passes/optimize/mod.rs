@@ -3,14 +3,22 @@
 //! What transformations leave behind is simplified away (adding zeros, multiplying by ones,
 //! identity reshapes/transposes/conversions, double negation, `select` between equal cases),
 //! small constant subcomputations are folded, common subexpressions merged, 2-d transposes
-//! folded into matrix products, and dead code dropped, repeated until nothing changes. The
+//! folded into matrix products, and dead code dropped, repeated until nothing changes; loops
+//! and branches are optimized inside, and lose the carries and outputs nothing reads
+//! (`optimize::control`). The
 //! result type-checks and computes what the input computes (golden tests pin the texts). Any
 //! backend can run on its output; the CPU plans (`backend::cpu`) do.
+
+pub(crate) mod control;
+pub(crate) mod loops;
+pub(crate) mod ys_after;
 
 use std::collections::HashMap;
 
 use crate::backend::eval_primitive;
 use crate::ir::{Array, Atom, Primitive, Program, Result, Scalar, Var};
+use crate::passes::optimize::control::{optimize_subprograms, prune_control};
+use crate::passes::optimize::loops::restructure_loops;
 
 /// The scalar an atom certainly holds everywhere: a literal, or a broadcast of one.
 fn const_scalar(p: &Program, defs: &HashMap<Var, usize>, a: &Atom) -> Option<Scalar> {
@@ -62,17 +70,23 @@ fn substitute(p: &mut Program, subst: &HashMap<Var, Atom>) {
     }
 }
 
+/// The equation defining each output of a single-output equation. The rewrites below match
+/// single-output primitives only; control flow (several outputs, or none) is left as it is.
+fn single_output_defs(p: &Program) -> HashMap<Var, usize> {
+    p.eqns
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.prim.is_control_flow())
+        .map(|(k, e)| (e.out(), k))
+        .collect()
+}
+
 /// One round of algebraic simplification; returns whether anything changed.
 fn simplify(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p
-        .eqns
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.out(), k))
-        .collect();
+    let defs = single_output_defs(p);
     let mut subst: HashMap<Var, Atom> = HashMap::new();
-    for e in &p.eqns {
+    for e in p.eqns.iter().filter(|e| !e.prim.is_control_flow()) {
         let out_aval = p.aval(e.out());
         // an operand that can stand for the output: same aval
         let same = |a: &Atom| p.atom_aval(a) == *out_aval;
@@ -129,12 +143,7 @@ fn simplify(p: &mut Program) -> bool {
 /// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
 fn fold_transposes(p: &mut Program) -> bool {
     use Primitive::*;
-    let defs: HashMap<Var, usize> = p
-        .eqns
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.out(), k))
-        .collect();
+    let defs = single_output_defs(p);
     let mut uses: HashMap<Var, usize> = HashMap::new();
     for e in &p.eqns {
         for a in &e.inputs {
@@ -222,9 +231,10 @@ fn fold_transposes(p: &mut Program) -> bool {
     changed
 }
 
-/// Common-subexpression elimination; returns whether anything changed.
+/// Common-subexpression elimination; returns whether anything changed. An equation equal to
+/// an earlier one stands for it output by output (control flow has several, or none).
 fn cse(p: &mut Program) -> bool {
-    let mut seen: HashMap<(Primitive, Vec<Atom>), Var> = HashMap::new();
+    let mut seen: HashMap<(Primitive, Vec<Atom>), Vec<Var>> = HashMap::new();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let resolve = |subst: &HashMap<Var, Atom>, a: &Atom| match a {
         Atom::Var(v) => subst.get(v).cloned().unwrap_or_else(|| a.clone()),
@@ -236,11 +246,13 @@ fn cse(p: &mut Program) -> bool {
         }
         let key = (e.prim.clone(), e.inputs.clone());
         match seen.get(&key) {
-            Some(&v) => {
-                subst.insert(e.out(), Atom::Var(v));
+            Some(outs) => {
+                for (v, w) in e.outs.iter().zip(outs) {
+                    subst.insert(*v, Atom::Var(*w));
+                }
             }
             None => {
-                seen.insert(key, e.out());
+                seen.insert(key, e.outs.clone());
             }
         }
     }
@@ -252,12 +264,14 @@ fn cse(p: &mut Program) -> bool {
 }
 
 /// Evaluates equations whose operands are all literals or constants (outputs up to 4096
-/// elements) at compile time; returns whether anything changed.
+/// elements) at compile time; returns whether anything changed. Control flow is not folded:
+/// it runs when the program runs, where its evaluations are counted.
 fn fold_constants(p: &mut Program) -> bool {
     let mut values: HashMap<Var, Array> = p.consts.iter().cloned().collect();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
     let mut changed = false;
-    for e in &p.eqns {
+    // control flow is not folded: a loop's cost is not bounded by its output's size
+    for e in p.eqns.iter().filter(|e| !e.prim.is_control_flow()) {
         if p.aval(e.out()).size() > 4096 {
             continue;
         }
@@ -287,10 +301,11 @@ fn fold_constants(p: &mut Program) -> bool {
     let folded: Vec<Var> = p
         .eqns
         .iter()
-        .filter(|e| values.contains_key(&e.out()))
+        .filter(|e| !e.prim.is_control_flow() && values.contains_key(&e.out()))
         .map(|e| e.out())
         .collect();
-    p.eqns.retain(|e| !values.contains_key(&e.out()));
+    p.eqns
+        .retain(|e| e.prim.is_control_flow() || !values.contains_key(&e.out()));
     for v in folded {
         if !subst.contains_key(&v) {
             p.consts.push((v, values[&v].clone()));
@@ -311,14 +326,16 @@ pub fn optimize(p: &Program) -> Result<Program> {
 
 /// [`optimize`] for a program known to type-check (made by the library).
 pub(crate) fn optimize_checked(p: &Program) -> Program {
-    let mut q = p.clone();
+    // loops and branches: invariants out of loops first, then each sub-program optimized
+    let mut q = restructure_loops(&optimize_subprograms(p));
     for _ in 0..10 {
         let a = simplify(&mut q);
         let b = fold_constants(&mut q);
         let c = cse(&mut q);
         let d = fold_transposes(&mut q);
+        let e = prune_control(&mut q);
         q = q.dce();
-        if !(a || b || c || d) {
+        if !(a || b || c || d || e) {
             break;
         }
     }

@@ -16,7 +16,10 @@
 //! allows. Outputs must be linear or zero: a residual output is an affine constant.
 //! Anything else is rejected with the primitive and the user's source line.
 
-use crate::ir::{Atom, Error, Primitive, Program, Result};
+pub(crate) mod control;
+
+use crate::ir::{control_flow, Atom, Error, Primitive, Program, Result};
+pub(crate) use crate::passes::linearity::control::control_kinds;
 
 /// How a primitive may use linear operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum Linearity {
     FloatConvert,
     /// Not linear in any operand.
     NotLinear,
+    /// Control flow: linear as its sub-programs are (the checker looks inside them).
+    SubPrograms,
 }
 
 /// The primitives that are linear in no operand: the family whose [`Linearity`] is
@@ -84,6 +89,7 @@ impl Primitive {
             Select => Linearity::Select,
             ConvertElementType { .. } => Linearity::FloatConvert,
             nonlinear!() => Linearity::NotLinear,
+            control_flow!() => Linearity::SubPrograms,
         }
     }
 }
@@ -132,18 +138,47 @@ pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
             ),
         ));
     }
+    let in_kinds: Vec<Kind> = p
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match i < n_residuals {
+            true => Kind::Residual,
+            // An integer or bool input has no tangent space: its tangent is zero (as the jvp
+            // pass treats it), so it is a zero, never a linear value to transpose.
+            false if p.aval(*v).dtype.is_float() => Kind::Linear,
+            false => Kind::Zero,
+        })
+        .collect();
+    let kinds = classify_kinds(p, &in_kinds)?;
+    for (i, a) in p.outputs.iter().enumerate() {
+        if kind_of(&kinds, a) == Kind::Residual {
+            return Err(Error::NotLinear {
+                op: "output".into(),
+                msg: format!("{i} does not depend on the linear inputs and is not zero: the function is affine, not linear"),
+                loc: None,
+            });
+        }
+    }
+    Ok(kinds)
+}
+
+/// The kind of every variable given the kinds of the inputs (a sub-program's inputs may be
+/// of any kind), or the error that shows a linear value used non-linearly. Outputs may be of
+/// any kind: whether a residual output is allowed is the caller's question.
+pub(crate) fn classify_kinds(p: &Program, in_kinds: &[Kind]) -> Result<Vec<Kind>> {
     let mut kinds = vec![Kind::Residual; p.avals.len()];
-    for v in &p.inputs[n_residuals..] {
-        // An integer or bool input has no tangent space: its tangent is zero (as the jvp
-        // pass treats it), so it is a zero, never a linear value to transpose.
-        kinds[v.index()] = if p.aval(*v).dtype.is_float() {
-            Kind::Linear
-        } else {
-            Kind::Zero
-        };
+    for (v, k) in p.inputs.iter().zip(in_kinds) {
+        kinds[v.index()] = *k;
     }
     for e in &p.eqns {
         let ks: Vec<Kind> = e.inputs.iter().map(|a| kind_of(&kinds, a)).collect();
+        if e.prim.is_control_flow() {
+            for (v, k) in e.outs.iter().zip(control_kinds(e, &ks)?) {
+                kinds[v.index()] = k;
+            }
+            continue;
+        }
         let kind = if ks.contains(&Kind::Linear) {
             linear_use(&e.prim, &ks).map_err(|msg| Error::NotLinear {
                 op: e.prim.name().to_string(),
@@ -157,15 +192,6 @@ pub(crate) fn classify(p: &Program, n_residuals: usize) -> Result<Vec<Kind>> {
         };
         kinds[e.out().index()] = kind;
     }
-    for (i, a) in p.outputs.iter().enumerate() {
-        if kind_of(&kinds, a) == Kind::Residual {
-            return Err(Error::NotLinear {
-                op: "output".into(),
-                msg: format!("{i} does not depend on the linear inputs and is not zero: the function is affine, not linear"),
-                loc: None,
-            });
-        }
-    }
     Ok(kinds)
 }
 
@@ -178,7 +204,7 @@ fn certainly_zero(prim: &Primitive, ks: &[Kind]) -> bool {
         Linearity::Numerator => ks[0] == Kind::Zero,
         Linearity::Select => ks[1] == Kind::Zero && ks[2] == Kind::Zero,
         Linearity::Structural | Linearity::Joint | Linearity::FloatConvert => all_zero,
-        Linearity::NotLinear => false,
+        Linearity::NotLinear | Linearity::SubPrograms => false,
     }
 }
 
@@ -215,6 +241,10 @@ fn linear_use(prim: &Primitive, ks: &[Kind]) -> std::result::Result<Kind, String
         },
         Linearity::NotLinear => {
             Err("is not a linear primitive, but is applied to a linear value".into())
+        }
+        // routed to `control_kinds` before this is asked
+        Linearity::SubPrograms => {
+            Err("is control flow, whose kinds come from its sub-programs".into())
         }
     }
 }

@@ -1,0 +1,317 @@
+//! Control flow in compiled plans: a `cond` runs the plan of the branch its index picks, a
+//! `scan` runs the plan of its body once per iteration, as a loop.
+//!
+//! Sits beside `plan`, which routes every control-flow equation here when it is made, before
+//! any kernel is chosen (`dispatch::kernel` is never asked about control flow), and runs the
+//! resulting [`ControlStep`] as a fusion barrier between its other items. Each branch and
+//! each body becomes a plan of its own once, when the enclosing plan is made, so making a
+//! plan costs the same for 10 or 10,000 iterations and a run re-runs no shape rule and
+//! re-optimizes nothing. Outputs nobody reads are pruned from the sub-programs first (the ys
+//! of a scan whose final carry alone is read are not stacked, and what only they needed is
+//! not computed). Nested plans run inside the enclosing run: its buffer pool stays installed,
+//! so what one iteration frees the next one reuses. The loop adds no arithmetic of its own:
+//! a scan gives what its body's plan gives iteration by iteration, so it agrees with the
+//! reference evaluator (`reference::control`) bit for bit wherever the body's kernels do, as
+//! any plan does; and the evaluation counts are the reference evaluator's: the primitives
+//! inside the sub-programs, counted by the nested plans, not `cond` or `scan` themselves.
+//!
+//! This file names the nested plans only through [`SubPlan`], so that `plan`, which makes
+//! them, and this file do not import each other.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+use crate::backend::cpu::buffers;
+use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
+use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
+
+/// What a control step needs of a sub-program's plan.
+pub(crate) trait SubPlan: Clone + Debug {
+    /// An empty slot table for its runs (one serves every iteration of a loop).
+    fn slots(&self) -> Slots;
+    /// Runs on `args` (drained), which are known to have the sub-program's input avals
+    /// (checked when the enclosing plan ran), inside the enclosing run; pushes the outputs
+    /// onto `outs` and leaves `slots` empty for the next run.
+    fn run_nested(
+        &self,
+        args: &mut Vec<Array>,
+        slots: &mut Slots,
+        outs: &mut Vec<Array>,
+    ) -> Result<()>;
+}
+
+/// A control-flow equation, prepared: its operands and the slots of its outputs, and a plan
+/// (`P`) for each of its sub-programs.
+#[derive(Clone, Debug)]
+pub(crate) struct ControlStep<P> {
+    kind: Kind<P>,
+    args: Vec<StepArg>,
+    /// Slots whose last use is this step.
+    last: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Kind<P> {
+    /// The branches give the used outputs only, written to these slots.
+    Cond {
+        branches: Vec<P>,
+        outs: Vec<usize>,
+    },
+    Scan(Box<ScanStep<P>>),
+}
+
+#[derive(Clone, Debug)]
+struct ScanStep<P> {
+    /// Gives the carry, then the used ys only.
+    body: P,
+    n_consts: usize,
+    n_carry: usize,
+    length: usize,
+    reverse: bool,
+    /// The slot of each final carry (`None`: nobody reads it).
+    carry: Vec<Option<usize>>,
+    /// The slot and stacked aval of each used ys.
+    ys: Vec<(usize, Aval)>,
+}
+
+/// `p` giving only the outputs `keep` marks, without the code that only served the others.
+fn only_outputs<'a>(p: &'a Program, keep: &[bool]) -> Cow<'a, Program> {
+    if keep.iter().all(|&k| k) {
+        return Cow::Borrowed(p);
+    }
+    let mut q = p.clone();
+    q.outputs = p
+        .outputs
+        .iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(a, _)| a.clone())
+        .collect();
+    Cow::Owned(q.dce())
+}
+
+/// Prepares the equation `e` if it is control flow (`None` otherwise): `args` are its
+/// operands, `last` the slots it is the last user of, `used(slot)` whether a later step or
+/// the output reads a slot, and `compile` makes the plan of a sub-program.
+pub(crate) fn prepare<P>(
+    e: &Equation,
+    program: &Program,
+    args: &[StepArg],
+    last: &[usize],
+    used: impl Fn(usize) -> bool,
+    compile: impl Fn(&Program) -> P,
+) -> Option<ControlStep<P>> {
+    let outs: Vec<usize> = e.outs.iter().map(|v| v.index()).collect();
+    let keep: Vec<bool> = outs.iter().map(|&k| used(k)).collect();
+    let kind = match &e.prim {
+        Primitive::Cond { branches } => Kind::Cond {
+            branches: branches
+                .iter()
+                .map(|b| compile(&only_outputs(b.program(), &keep)))
+                .collect(),
+            outs: outs.iter().copied().filter(|&k| used(k)).collect(),
+        },
+        _ => {
+            let (body, s) = e.prim.as_scan()?;
+            let (carry, ys) = outs.split_at(s.n_carry);
+            // the body gives the carry back whether or not it is read afterwards
+            let mut body_keep = vec![true; s.n_carry];
+            body_keep.extend(ys.iter().map(|&k| used(k)));
+            Kind::Scan(Box::new(ScanStep {
+                body: compile(&only_outputs(body.program(), &body_keep)),
+                n_consts: s.n_consts,
+                n_carry: s.n_carry,
+                length: s.length,
+                reverse: s.reverse,
+                carry: carry.iter().map(|&k| used(k).then_some(k)).collect(),
+                ys: ys
+                    .iter()
+                    .filter(|&&k| used(k))
+                    .map(|&k| (k, program.avals[k].clone()))
+                    .collect(),
+            }))
+        }
+    };
+    Some(ControlStep {
+        kind,
+        args: args.to_vec(),
+        last: last.to_vec(),
+    })
+}
+
+impl<P: SubPlan> ControlStep<P> {
+    /// The plans of the sub-programs (branches in order, or the body).
+    pub(crate) fn plans(&self) -> Vec<&P> {
+        match &self.kind {
+            Kind::Cond { branches, .. } => branches.iter().collect(),
+            Kind::Scan(s) => vec![&s.body],
+        }
+    }
+
+    /// Runs the step on the run's slots.
+    pub(crate) fn run(&self, slots: &mut Slots) -> Result<()> {
+        let mut operands = take_operands(&self.args, &self.last, slots)?;
+        // every operand is in hand: slots that die here may go before the loop starts
+        free_dead(&self.last, slots);
+        match &self.kind {
+            Kind::Cond { branches, outs } => {
+                let mut operands_of_branch = operands.split_off(1);
+                let branch = &branches[branch_index(&operands[0], branches.len())?];
+                let mut results = Vec::with_capacity(outs.len());
+                branch.run_nested(&mut operands_of_branch, &mut branch.slots(), &mut results)?;
+                for (&slot, a) in outs.iter().zip(results) {
+                    slots.write(slot_var(slot), a);
+                }
+                Ok(())
+            }
+            Kind::Scan(s) => s.run(operands, slots),
+        }
+    }
+}
+
+/// The branch an index picks: clamped to the branches (as `reference::control` clamps it).
+fn branch_index(index: &Array, n: usize) -> Result<usize> {
+    let i = index.item()?.to_f64();
+    Ok(if i <= 0.0 {
+        0
+    } else {
+        (i as usize).min(n.saturating_sub(1))
+    })
+}
+
+impl<P: SubPlan> ScanStep<P> {
+    fn run(&self, operands: Vec<Array>, slots: &mut Slots) -> Result<()> {
+        let n_in = operands.len();
+        let mut operands = operands.into_iter();
+        let consts: Vec<Array> = operands.by_ref().take(self.n_consts).collect();
+        let mut carry: Vec<Array> = operands.by_ref().take(self.n_carry).collect();
+        let xs: Vec<Array> = operands.collect();
+        // the stacked ys are allocated before the loop runs (the length is the user's)
+        let mut stacks = self
+            .ys
+            .iter()
+            .map(|(_, aval)| Stack::new(aval))
+            .collect::<Result<Vec<_>>>()?;
+        // one slot table, argument list and result list serve every iteration
+        let mut body_slots = self.body.slots();
+        let mut args = Vec::with_capacity(n_in);
+        let mut results = Vec::with_capacity(self.n_carry + self.ys.len());
+        for step in 0..self.length {
+            let i = if self.reverse {
+                self.length - 1 - step
+            } else {
+                step
+            };
+            args.extend(consts.iter().cloned());
+            args.append(&mut carry);
+            for x in &xs {
+                args.push(x.row(i)?);
+            }
+            self.body
+                .run_nested(&mut args, &mut body_slots, &mut results)?;
+            let mut results = results.drain(..);
+            carry.extend(results.by_ref().take(self.n_carry));
+            // each y is copied into its row and dropped, so a carry it aliases is unshared
+            // again for the next iteration's in-place updates
+            for (stack, y) in stacks.iter_mut().zip(results) {
+                stack.push(&y)?;
+            }
+        }
+        for (slot, c) in self.carry.iter().zip(carry) {
+            match slot {
+                Some(k) => slots.write(slot_var(*k), c),
+                None => buffers::recycle(c),
+            }
+        }
+        for ((slot, _), stack) in self.ys.iter().zip(stacks) {
+            slots.write(slot_var(*slot), stack.finish(self.reverse)?);
+        }
+        Ok(())
+    }
+}
+
+/// The stacked ys of a scan, filled row by row in iteration order into a buffer allocated
+/// once (fallibly) for all the rows.
+struct Stack {
+    data: Data,
+    shape: Vec<usize>,
+    /// Elements per row.
+    row: usize,
+}
+
+impl Stack {
+    fn new(aval: &Aval) -> Result<Stack> {
+        let n = aval.size();
+        let refused = |_| {
+            Error::exhausted(
+                "scan",
+                format!(
+                    "cannot allocate {} bytes for a value of {aval}",
+                    aval.bytes()
+                ),
+            )
+        };
+        let data = match aval.dtype {
+            DType::F32 => Data::F32(buffers::with_capacity(n).map_err(refused)?),
+            DType::F64 => Data::F64(buffers::with_capacity(n).map_err(refused)?),
+            DType::I32 => Data::I32(try_vec("scan", aval, n)?),
+            DType::I64 => Data::I64(try_vec("scan", aval, n)?),
+            DType::Bool => Data::Bool(try_vec("scan", aval, n)?),
+        };
+        Ok(Stack {
+            data,
+            shape: aval.shape.clone(),
+            row: aval.shape[1..].iter().product(),
+        })
+    }
+
+    /// Appends one row. The buffer has room for every row, so this never reallocates.
+    fn push(&mut self, y: &Array) -> Result<()> {
+        fn append<T: Copy>(v: &mut Vec<T>, row: &[T], n: usize) -> Result<()> {
+            if v.len() + row.len() > n || v.capacity() < n {
+                return Err(Error::internal("a scan's ys outgrew their stacked buffer"));
+            }
+            v.extend_from_slice(row);
+            Ok(())
+        }
+        let n = self.row * self.shape[0];
+        if y.size() != self.row {
+            return Err(Error::internal(format!(
+                "a scan body gave a y of {} elements for rows of {}",
+                y.size(),
+                self.row
+            )));
+        }
+        match (&mut self.data, y.data()) {
+            (Data::F32(v), Data::F32(r)) => append(v, r, n),
+            (Data::F64(v), Data::F64(r)) => append(v, r, n),
+            (Data::I32(v), Data::I32(r)) => append(v, r, n),
+            (Data::I64(v), Data::I64(r)) => append(v, r, n),
+            (Data::Bool(v), Data::Bool(r)) => append(v, r, n),
+            _ => Err(Error::internal("a scan body gave a y of another dtype")),
+        }
+    }
+
+    /// The stacked array; a reverse scan filled its rows from the last one, so they are put
+    /// back in the order of the xs.
+    fn finish(mut self, reverse: bool) -> Result<Array> {
+        fn reverse_rows<T>(v: &mut [T], row: usize) {
+            let n = v.len().checked_div(row).unwrap_or(0);
+            for r in 0..n / 2 {
+                let (head, tail) = v.split_at_mut((n - 1 - r) * row);
+                head[r * row..(r + 1) * row].swap_with_slice(&mut tail[..row]);
+            }
+        }
+        if reverse {
+            let row = self.row;
+            match &mut self.data {
+                Data::F32(v) => reverse_rows(v, row),
+                Data::F64(v) => reverse_rows(v, row),
+                Data::I32(v) => reverse_rows(v, row),
+                Data::I64(v) => reverse_rows(v, row),
+                Data::Bool(v) => reverse_rows(v, row),
+            }
+        }
+        Array::from_data(self.data, &self.shape)
+    }
+}

@@ -1,0 +1,97 @@
+//! Control flow in the reference evaluator: `cond` runs the branch its index picks, `scan`
+//! runs its body once per iteration, as a loop.
+//!
+//! The definition the compiled backend and every transformation of control flow are tested
+//! against. The index of `cond` is clamped to the branches, as JAX clamps it; `scan` slices
+//! its xs along axis 0 (from the end when `reverse`) and stacks the ys in iteration order
+//! of the slices, so `ys[i]` always belongs to `xs[i]`.
+
+use crate::backend::reference::eval_primitive;
+use crate::ir::{ensure_allocatable, Array, Closed, Error, Primitive, Result, ScanShape};
+
+/// Evaluates one equation of any primitive: its outputs.
+pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Array>> {
+    match prim {
+        Primitive::Cond { branches } => eval_cond(branches, args),
+        _ => match prim.as_scan() {
+            Some((body, s)) => eval_scan(prim, body, s, args),
+            // every other primitive has one output
+            None => Ok(vec![eval_primitive(prim, args)?]),
+        },
+    }
+}
+
+/// Checks the operands against the primitive's rule (as `eval_primitive` does).
+fn check(prim_name: &str, prim: &Primitive, args: &[&Array]) -> Result<()> {
+    let avals: Vec<_> = args.iter().map(|a| a.aval()).collect();
+    let refs: Vec<_> = avals.iter().collect();
+    prim.out_avals(&refs).map(|_| ()).map_err(|e| match e {
+        Error::Check { msg } => Error::shape(prim_name, msg),
+        e => e,
+    })
+}
+
+/// The branch an index picks: clamped to the branches.
+pub(crate) fn branch_index(index: &Array, n: usize) -> Result<usize> {
+    let i = index.item()?.to_f64();
+    Ok(if i <= 0.0 { 0 } else { (i as usize).min(n - 1) })
+}
+
+fn eval_cond(branches: &[Closed], args: &[&Array]) -> Result<Vec<Array>> {
+    let prim = Primitive::Cond {
+        branches: branches.to_vec(),
+    };
+    check("cond", &prim, args)?;
+    let i = branch_index(args[0], branches.len())?;
+    let operands: Vec<Array> = args[1..].iter().map(|a| (*a).clone()).collect();
+    branches[i].program().eval_checked(&operands)
+}
+
+fn eval_scan(prim: &Primitive, body: &Closed, s: ScanShape, args: &[&Array]) -> Result<Vec<Array>> {
+    let ScanShape {
+        n_consts,
+        n_carry,
+        length,
+        reverse,
+    } = s;
+    check("scan", prim, args)?;
+    let p = body.program();
+    let n_fixed = n_consts + n_carry;
+    let consts: Vec<Array> = args[..n_consts].iter().map(|a| (*a).clone()).collect();
+    let mut carry: Vec<Array> = args[n_consts..n_fixed]
+        .iter()
+        .map(|a| (*a).clone())
+        .collect();
+    let xs = &args[n_fixed..];
+    let out_avals = p.out_avals();
+    // the stacked ys must fit before the loop runs (the length is the user's)
+    for y in &out_avals[n_carry..] {
+        let bytes = y.bytes().saturating_mul(length);
+        ensure_allocatable("scan", y, bytes)?;
+    }
+    let mut ys: Vec<Vec<Array>> = vec![Vec::new(); out_avals.len() - n_carry];
+    for step in 0..length {
+        let i = if reverse { length - 1 - step } else { step };
+        let mut inputs = consts.clone();
+        inputs.append(&mut carry);
+        for x in xs {
+            inputs.push(x.row(i)?);
+        }
+        let mut outs = p.eval_checked(&inputs)?;
+        let rest = outs.split_off(n_carry);
+        carry = outs;
+        for (k, y) in rest.into_iter().enumerate() {
+            ys[k].push(y);
+        }
+    }
+    if reverse {
+        for y in &mut ys {
+            y.reverse();
+        }
+    }
+    let mut result = carry;
+    for (k, rows) in ys.into_iter().enumerate() {
+        result.push(Array::stack(&rows, &out_avals[n_carry + k], length)?);
+    }
+    Ok(result)
+}

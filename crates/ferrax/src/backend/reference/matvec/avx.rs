@@ -1,0 +1,243 @@
+//! The AVX2 + FMA route: the same forms as the portable code, with explicit vectors (the
+//! compiler's own vectorization of the portable loops shuffled lanes between rows).
+
+use std::arch::x86_64::*;
+
+use super::{tree, MvFloat, Strided};
+
+/// Eight lanes of partial sums.
+pub(super) trait Lanes: MvFloat {
+    type P: Copy;
+    unsafe fn zero() -> Self::P;
+    /// Eight elements from `p`.
+    unsafe fn load(p: *const Self) -> Self::P;
+    unsafe fn splat(x: Self) -> Self::P;
+    /// `a * b + c`, rounded once per lane.
+    unsafe fn fmadd(a: Self::P, b: Self::P, c: Self::P) -> Self::P;
+    unsafe fn vadd(a: Self::P, b: Self::P) -> Self::P;
+    /// Eight elements to `p`.
+    unsafe fn store(p: *mut Self, v: Self::P);
+}
+
+impl Lanes for f32 {
+    type P = __m256;
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn zero() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn splat(x: f32) -> __m256 {
+        _mm256_set1_ps(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn vadd(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        _mm256_storeu_ps(p, v)
+    }
+}
+
+impl Lanes for f64 {
+    type P = (__m256d, __m256d);
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn zero() -> Self::P {
+        (_mm256_setzero_pd(), _mm256_setzero_pd())
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: *const f64) -> Self::P {
+        (_mm256_loadu_pd(p), _mm256_loadu_pd(p.add(4)))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn splat(x: f64) -> Self::P {
+        (_mm256_set1_pd(x), _mm256_set1_pd(x))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fmadd(a: Self::P, b: Self::P, c: Self::P) -> Self::P {
+        (
+            _mm256_fmadd_pd(a.0, b.0, c.0),
+            _mm256_fmadd_pd(a.1, b.1, c.1),
+        )
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn vadd(a: Self::P, b: Self::P) -> Self::P {
+        (_mm256_add_pd(a.0, b.0), _mm256_add_pd(a.1, b.1))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(p: *mut f64, v: Self::P) {
+        _mm256_storeu_pd(p, v.0);
+        _mm256_storeu_pd(p.add(4), v.1);
+    }
+}
+
+/// Picks the form for the layout, as the portable `layout` does.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn layout<T: Lanes>(a: Strided<'_, T>, v: &[T], out: &mut [T]) {
+    let (m, k) = (a.rows, a.cols);
+    if a.col_stride == 1 || k <= 1 {
+        rows(a.data, a.row_stride, m, k, v, out);
+    } else if a.row_stride == 1 || m <= 1 {
+        columns(a.data, a.col_stride, m, k, v, out);
+    } else {
+        let mut row = vec![T::default(); k];
+        for (i, o) in out.iter_mut().enumerate().take(m) {
+            for (j, r) in row.iter_mut().enumerate() {
+                *r = a.data[i * a.row_stride + j * a.col_stride];
+            }
+            rows(&row, k, 1, k, v, std::slice::from_mut(o));
+        }
+    }
+}
+
+/// One output of the row form from its partial sums.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish<T: Lanes>(p: T::P, row: &[T], v: &[T], k8: usize) -> T {
+    let mut lanes = [T::default(); 8];
+    T::store(lanes.as_mut_ptr(), p);
+    let mut s = tree(&lanes);
+    for (&x, &y) in row[k8..].iter().zip(&v[k8..]) {
+        s = T::fused(x, y, s);
+    }
+    s
+}
+
+/// The row form: row `i` is `data[i * rs..][..k]`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows<T: Lanes>(data: &[T], rs: usize, m: usize, k: usize, v: &[T], out: &mut [T]) {
+    if m == 0 {
+        return;
+    }
+    assert!((m - 1) * rs + k <= data.len() && k <= v.len() && m <= out.len());
+    let k8 = k - k % 8;
+    let (d, vp) = (data.as_ptr(), v.as_ptr());
+    let row = |i: usize| &data[i * rs..i * rs + k];
+    let mut i = 0;
+    while i + 4 <= m {
+        let r = [
+            d.add(i * rs),
+            d.add((i + 1) * rs),
+            d.add((i + 2) * rs),
+            d.add((i + 3) * rs),
+        ];
+        let mut p = [T::zero(); 4];
+        let mut c = 0;
+        while c < k8 {
+            let vc = T::load(vp.add(c));
+            p[0] = T::fmadd(T::load(r[0].add(c)), vc, p[0]);
+            p[1] = T::fmadd(T::load(r[1].add(c)), vc, p[1]);
+            p[2] = T::fmadd(T::load(r[2].add(c)), vc, p[2]);
+            p[3] = T::fmadd(T::load(r[3].add(c)), vc, p[3]);
+            c += 8;
+        }
+        for (q, &pq) in p.iter().enumerate() {
+            out[i + q] = finish(pq, row(i + q), v, k8);
+        }
+        i += 4;
+    }
+    while i < m {
+        let r = d.add(i * rs);
+        let mut p = T::zero();
+        let mut c = 0;
+        while c < k8 {
+            p = T::fmadd(T::load(r.add(c)), T::load(vp.add(c)), p);
+            c += 8;
+        }
+        out[i] = finish(p, row(i), v, k8);
+        i += 1;
+    }
+}
+
+/// The column form: element `(i, j)` is `data[i + j * cs]`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn columns<T: Lanes>(data: &[T], cs: usize, m: usize, k: usize, v: &[T], out: &mut [T]) {
+    if m == 0 {
+        return;
+    }
+    assert!((k == 0 || m + (k - 1) * cs <= data.len()) && k <= v.len() && m <= out.len());
+    let k8 = k - k % 8;
+    let d = data.as_ptr();
+    let mut i0 = 0;
+    // sixteen outputs at a time (whole cache lines of each column for f32): p[l] and
+    // q[l] hold partial sum l of outputs i0..i0 + 8 and i0 + 8..i0 + 16
+    while i0 + 16 <= m {
+        let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);
+        let mut c = 0;
+        while c < k8 {
+            for l in 0..8 {
+                let j = c + l;
+                let x = T::splat(v[j]);
+                let col = d.add(i0 + j * cs);
+                p[l] = T::fmadd(T::load(col), x, p[l]);
+                q[l] = T::fmadd(T::load(col.add(8)), x, q[l]);
+            }
+            c += 8;
+        }
+        for (h, p) in [p, q].iter().enumerate() {
+            let mut s = T::vadd(
+                T::vadd(T::vadd(p[0], p[4]), T::vadd(p[2], p[6])),
+                T::vadd(T::vadd(p[1], p[5]), T::vadd(p[3], p[7])),
+            );
+            for (j, &x) in v.iter().enumerate().take(k).skip(k8) {
+                s = T::fmadd(T::load(d.add(i0 + 8 * h + j * cs)), T::splat(x), s);
+            }
+            T::store(out.as_mut_ptr().add(i0 + 8 * h), s);
+        }
+        i0 += 16;
+    }
+    // then eight at a time: p[l] holds partial sum l of outputs i0..i0 + 8
+    while i0 + 8 <= m {
+        let mut p = [T::zero(); 8];
+        let mut c = 0;
+        while c < k8 {
+            for (l, pl) in p.iter_mut().enumerate() {
+                let j = c + l;
+                *pl = T::fmadd(T::load(d.add(i0 + j * cs)), T::splat(v[j]), *pl);
+            }
+            c += 8;
+        }
+        let mut s = T::vadd(
+            T::vadd(T::vadd(p[0], p[4]), T::vadd(p[2], p[6])),
+            T::vadd(T::vadd(p[1], p[5]), T::vadd(p[3], p[7])),
+        );
+        for (j, &x) in v.iter().enumerate().take(k).skip(k8) {
+            s = T::fmadd(T::load(d.add(i0 + j * cs)), T::splat(x), s);
+        }
+        T::store(out.as_mut_ptr().add(i0), s);
+        i0 += 8;
+    }
+    for (i, o) in out.iter_mut().enumerate().take(m).skip(i0) {
+        let mut p = [T::default(); 8];
+        for c in (0..k8).step_by(8) {
+            for (l, pl) in p.iter_mut().enumerate() {
+                *pl = T::fused(data[i + (c + l) * cs], v[c + l], *pl);
+            }
+        }
+        let mut s = tree(&p);
+        for (j, &x) in v.iter().enumerate().take(k).skip(k8) {
+            s = T::fused(data[i + j * cs], x, s);
+        }
+        *o = s;
+    }
+}

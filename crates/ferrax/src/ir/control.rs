@@ -1,0 +1,207 @@
+//! Control flow in the IR: the shape rules of `cond` and `scan`.
+//!
+//! The two primitives that hold sub-programs (`primitive::Closed`) type-check against them:
+//! a `cond`'s branches take the operands and agree on their outputs; a `scan`'s body takes
+//! the consts, the carry and one slice of each xs and gives the carry back. `shape_rules`
+//! routes these two here; `Program::check` also checks the sub-programs themselves.
+
+use crate::ir::aval::Aval;
+use crate::ir::dtype::DType;
+use crate::ir::error::{Error, Result};
+use crate::ir::primitive::{Closed, Primitive};
+use crate::ir::program::Program;
+
+/// A scan's static parameters other than its body: how its inputs split (consts, carry, xs),
+/// how many iterations and in which direction. Passes take a scan apart with
+/// [`Primitive::as_scan`] and put one together with [`Primitive::scan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanShape {
+    pub n_consts: usize,
+    pub n_carry: usize,
+    pub length: usize,
+    pub reverse: bool,
+}
+
+impl Primitive {
+    /// The `scan` of `body` with the static parameters `s`.
+    pub fn scan(body: Closed, s: ScanShape) -> Primitive {
+        Primitive::Scan {
+            body,
+            n_consts: s.n_consts,
+            n_carry: s.n_carry,
+            length: s.length,
+            reverse: s.reverse,
+        }
+    }
+
+    /// The same primitive with each sub-program replaced by `f` of it (branches in order);
+    /// `None` for a primitive without sub-programs.
+    pub fn map_subprograms(
+        &self,
+        mut f: impl FnMut(&Program) -> Result<Program>,
+    ) -> Result<Option<Primitive>> {
+        Ok(match self {
+            Primitive::Cond { branches } => Some(Primitive::Cond {
+                branches: branches
+                    .iter()
+                    .map(|b| f(b.program()).map(Closed::new))
+                    .collect::<Result<_>>()?,
+            }),
+            _ => match self.as_scan() {
+                Some((body, s)) => Some(Primitive::scan(Closed::new(f(body.program())?), s)),
+                None => None,
+            },
+        })
+    }
+
+    /// A scan's body and static parameters; `None` for every other primitive.
+    pub fn as_scan(&self) -> Option<(&Closed, ScanShape)> {
+        match self {
+            Primitive::Scan {
+                body,
+                n_consts,
+                n_carry,
+                length,
+                reverse,
+            } => Some((
+                body,
+                ScanShape {
+                    n_consts: *n_consts,
+                    n_carry: *n_carry,
+                    length: *length,
+                    reverse: *reverse,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// `cond`: an i32 scalar index, then operands every branch takes; every branch gives the
+/// same outputs.
+pub(crate) fn cond_avals(branches: &[Closed], args: &[&Aval]) -> Result<Vec<Aval>> {
+    let op = "cond";
+    let Some((index, operands)) = args.split_first() else {
+        return Err(Error::shape(op, "takes an index operand, got none"));
+    };
+    if index.ndim() != 0 || index.dtype != DType::I32 {
+        return Err(Error::dtype(
+            op,
+            format!("the index must be an i32 scalar, got {index}"),
+        ));
+    }
+    let Some(first) = branches.first() else {
+        return Err(Error::shape(op, "needs at least one branch"));
+    };
+    let out = first.program().out_avals();
+    for (i, b) in branches.iter().enumerate() {
+        let p = b.program();
+        let ins = p.in_avals();
+        if ins.len() != operands.len() || ins.iter().zip(operands).any(|(a, b)| a != *b) {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "branch {i} takes ({}) but the operands are ({})",
+                    list(&ins),
+                    list_refs(operands)
+                ),
+            ));
+        }
+        let outs = p.out_avals();
+        if outs != out {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "branch {i} gives ({}) but branch 0 gives ({})",
+                    list(&outs),
+                    list(&out)
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `scan`: consts, carry, then xs with a leading axis of `length`; the body takes the
+/// consts, the carry and one slice of each xs, and gives the carry back (same avals) and
+/// one slice of each ys.
+pub(crate) fn scan_avals(
+    body: &Closed,
+    n_consts: usize,
+    n_carry: usize,
+    length: usize,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "scan";
+    let p = body.program();
+    let n_fixed = n_consts
+        .checked_add(n_carry)
+        .filter(|&n| n <= args.len())
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "{n_consts} consts and {n_carry} carries asked of {} operands",
+                    args.len()
+                ),
+            )
+        })?;
+    let mut slices = Vec::with_capacity(args.len());
+    slices.extend(args[..n_fixed].iter().map(|a| (*a).clone()));
+    for (i, x) in args[n_fixed..].iter().enumerate() {
+        if x.shape.first() != Some(&length) {
+            return Err(Error::shape(
+                op,
+                format!("xs {i} is {x}, but the scan's length is {length}: each xs needs a leading axis of that length"),
+            ));
+        }
+        slices.push(Aval::new(x.shape[1..].to_vec(), x.dtype));
+    }
+    let ins = p.in_avals();
+    if ins != slices {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body takes ({}) but the consts, carry and slices of the xs are ({})",
+                list(&ins),
+                list(&slices)
+            ),
+        ));
+    }
+    let outs = p.out_avals();
+    if outs.len() < n_carry || outs[..n_carry] != slices[n_consts..n_fixed] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body must give the carry ({}) back first, it gives ({})",
+                list(&slices[n_consts..n_fixed]),
+                list(&outs)
+            ),
+        ));
+    }
+    let mut result = outs[..n_carry].to_vec();
+    for y in &outs[n_carry..] {
+        let mut shape = vec![length];
+        shape.extend_from_slice(&y.shape);
+        let stacked = Aval::new(shape, y.dtype);
+        stacked.validate(op)?;
+        result.push(stacked);
+    }
+    Ok(result)
+}
+
+fn list(avals: &[Aval]) -> String {
+    avals
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list_refs(avals: &[&Aval]) -> String {
+    avals
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

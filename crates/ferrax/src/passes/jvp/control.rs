@@ -1,0 +1,310 @@
+//! Forward mode through control flow: the jvp rules of `cond` and `scan`.
+//!
+//! Part of the jvp pass (`jvp`), which routes the control-flow primitives here because their
+//! rules transform sub-programs instead of combining tensors. The jvp of a loop is a loop of
+//! jvps: the body's jvp program becomes the body of a new `scan` that carries primals and
+//! tangents side by side, so the loop stays a loop. The jvp of a `cond` is a `cond` of the
+//! branches' jvps.
+//!
+//! **Symbolic zeros survive.** Only values with a nonzero tangent get a tangent slot. Which
+//! carries have one is a fixpoint: a carry starts with a tangent if its initial value has
+//! one, and gains one if the body, given the current tangents, gives its output a nonzero
+//! tangent; the flags only grow, so the iteration ends after at most one round per carry.
+//! A carry whose tangent is zero at the start and stays zero through the body never gets a
+//! slot. Branches of a `cond` agree on which outputs have tangents (the union of what each
+//! gives); a branch whose tangent for such an output is zero builds the zero.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use crate::ir::{Closed, Error, Primitive, Program, Result, ScanShape};
+use crate::passes::jvp::jvp_call;
+use crate::trace::{trace_flat, Emit, Tensor};
+
+/// The jvp rule of a control-flow equation: its primal outputs and their tangents (`None` =
+/// zero), given its operands `x` and their tangents `t`.
+pub(crate) fn jvp_control(
+    emit: &Emit,
+    prim: &Primitive,
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let _active = CacheScope::enter();
+    match prim {
+        Primitive::Cond { branches } => jvp_cond(emit, branches, x, t),
+        other => match other.as_scan() {
+            Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
+            None => Err(Error::internal(format!(
+                "`{}` is not control flow but reached its jvp rule",
+                other.name()
+            ))),
+        },
+    }
+}
+
+/// A sub-program's jvp, by the sub-program (its address, kept alive by the `Closed` held
+/// beside it) and the tangent flags asked for.
+type CacheKey = (usize, Vec<bool>, Option<Vec<bool>>);
+/// The sub-program (held so its address is not reused), its jvp and the nonzero flags.
+type CacheEntry = (Closed, Program, Vec<bool>);
+
+thread_local! {
+    /// How many control-flow jvp rules are running on this thread (nested in each other).
+    static ACTIVE: Cell<usize> = const { Cell::new(0) };
+    /// The jvps of sub-programs made while the outermost rule runs. A scan's rule asks for
+    /// its body's jvp twice (once to learn which carries get tangents, once to build it), so
+    /// without this a loop nested `d` deep would trace its innermost body `2^d` times.
+    static CACHE: RefCell<HashMap<CacheKey, CacheEntry>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Marks a control-flow jvp rule as running; the cache is emptied when the outermost ends.
+struct CacheScope;
+
+impl CacheScope {
+    fn enter() -> CacheScope {
+        ACTIVE.with(|a| a.set(a.get() + 1));
+        CacheScope
+    }
+}
+
+impl Drop for CacheScope {
+    fn drop(&mut self) {
+        let left = ACTIVE.with(|a| {
+            a.set(a.get().saturating_sub(1));
+            a.get()
+        });
+        if left == 0 {
+            CACHE.with(|c| c.borrow_mut().clear());
+        }
+    }
+}
+
+/// [`jvp_sub_uncached`] of a held sub-program, remembered while the outermost control-flow
+/// rule runs.
+fn jvp_sub(c: &Closed, in_t: &[bool], out_t: Option<&[bool]>) -> Result<(Program, Vec<bool>)> {
+    let key: CacheKey = (
+        std::sync::Arc::as_ptr(&c.0) as usize,
+        in_t.to_vec(),
+        out_t.map(<[bool]>::to_vec),
+    );
+    if let Some((_, p, nz)) = CACHE.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok((p, nz));
+    }
+    let (p, nz) = jvp_sub_uncached(c.program(), in_t, out_t)?;
+    CACHE.with(|m| {
+        m.borrow_mut()
+            .insert(key, (c.clone(), p.clone(), nz.clone()))
+    });
+    Ok((p, nz))
+}
+
+/// The jvp of a sub-program as a program: inputs are its inputs, then one tangent per input
+/// flagged in `in_t`; outputs are its outputs, then one tangent per output flagged in
+/// `out_t` (zeros built where the jvp gives none), or, when `out_t` is `None`, per output
+/// whose tangent is not a symbolic zero. Also returns which outputs have nonzero tangents.
+fn jvp_sub_uncached(
+    p: &Program,
+    in_t: &[bool],
+    out_t: Option<&[bool]>,
+) -> Result<(Program, Vec<bool>)> {
+    let in_avals = p.in_avals();
+    let out_avals = p.out_avals();
+    let n = in_avals.len();
+    let mut avals = in_avals.clone();
+    avals.extend(
+        in_avals
+            .iter()
+            .zip(in_t)
+            .filter(|(_, &w)| w)
+            .map(|(a, _)| a.clone()),
+    );
+    let mut nonzero = vec![false; out_avals.len()];
+    let (prog, captured) = trace_flat(&avals, |args| {
+        let (primals, rest) = args.split_at(n);
+        let mut rest = rest.iter();
+        let tangents: Vec<Option<Tensor>> = in_t
+            .iter()
+            .map(|&w| if w { rest.next().cloned() } else { None })
+            .collect();
+        let (mut outs, touts) = jvp_call(p, primals, &tangents)?;
+        nonzero = touts.iter().map(Option::is_some).collect();
+        let keep = out_t.map_or_else(|| nonzero.clone(), <[bool]>::to_vec);
+        let zeros = Emit { loc: None };
+        for ((t, a), k) in touts.into_iter().zip(&out_avals).zip(keep) {
+            if k {
+                outs.push(t.unwrap_or_else(|| zeros.zeros(a)));
+            }
+        }
+        Ok(outs)
+    })?;
+    if !captured.is_empty() {
+        return Err(Error::internal(
+            "the jvp of a closed sub-program captured an outer value",
+        ));
+    }
+    Ok((prog, nonzero))
+}
+
+/// Tangent flags of values: set where a tangent is given and the value is a float (integer
+/// and boolean values have no tangent space).
+fn tangent_flags(x: &[Tensor], t: &[Option<Tensor>]) -> Vec<bool> {
+    x.iter()
+        .zip(t)
+        .map(|(x, t)| t.is_some() && x.dtype().is_some_and(|d| d.is_float()))
+        .collect()
+}
+
+fn jvp_cond(
+    emit: &Emit,
+    branches: &[Closed],
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let (index, operands) = x
+        .split_first()
+        .ok_or_else(|| Error::internal("cond without an index reached its jvp rule"))?;
+    let in_t = tangent_flags(operands, &t[1..]);
+    let Some(first) = branches.first() else {
+        return Err(Error::internal(
+            "cond without branches reached its jvp rule",
+        ));
+    };
+    let n_out = first.program().outputs.len();
+    // which outputs have a tangent in some branch: all branches give those
+    let mut union = vec![false; n_out];
+    for b in branches {
+        let (_, nonzero) = jvp_sub(b, &in_t, None)?;
+        for (u, nz) in union.iter_mut().zip(nonzero) {
+            *u |= nz;
+        }
+    }
+    let jvp_branches = branches
+        .iter()
+        .map(|b| jvp_sub(b, &in_t, Some(&union)).map(|(p, _)| Closed::new(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut args: Vec<&Tensor> = vec![index];
+    args.extend(operands);
+    args.extend(
+        t[1..]
+            .iter()
+            .zip(&in_t)
+            .filter(|(_, &w)| w)
+            .filter_map(|(t, _)| t.as_ref()),
+    );
+    let mut outs = emit.multi(
+        Primitive::Cond {
+            branches: jvp_branches,
+        },
+        &args,
+    )?;
+    let mut tangent_outs = outs.split_off(n_out).into_iter();
+    let touts = union
+        .iter()
+        .map(|&u| if u { tangent_outs.next() } else { None })
+        .collect();
+    Ok((outs, touts))
+}
+
+fn jvp_scan(
+    emit: &Emit,
+    body: &Closed,
+    s: &ScanShape,
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let p = body.program();
+    let (nc, ncar) = (s.n_consts, s.n_carry);
+    let n = x.len();
+    let mut in_t = tangent_flags(x, t);
+    // the carries' tangents: a fixpoint, the flags only grow
+    let nonzero = loop {
+        let (_, nonzero) = jvp_sub(body, &in_t, None)?;
+        let mut grew = false;
+        for i in 0..ncar {
+            if nonzero[i] && !in_t[nc + i] {
+                in_t[nc + i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break nonzero;
+        }
+    };
+    // a carry with a tangent slot gives one back, zero or not
+    let mut out_t: Vec<bool> = in_t[nc..nc + ncar].to_vec();
+    out_t.extend_from_slice(&nonzero[ncar..]);
+    let (mut jb, _) = jvp_sub(body, &in_t, Some(&out_t))?;
+
+    // Reorder to the scan's layout: each group (consts, carry, xs) followed by its tangents.
+    let groups = [0..nc, nc..nc + ncar, nc + ncar..n];
+    let tangent_var: Vec<Option<usize>> = {
+        let mut k = n;
+        in_t.iter()
+            .map(|&w| {
+                w.then(|| {
+                    k += 1;
+                    k - 1
+                })
+            })
+            .collect()
+    };
+    let zeros = Emit { loc: emit.loc };
+    let mut inputs = Vec::with_capacity(jb.inputs.len());
+    let mut args: Vec<Tensor> = Vec::with_capacity(jb.inputs.len());
+    let mut counts = [0usize; 3];
+    for (g, range) in groups.iter().enumerate() {
+        inputs.extend(range.clone().map(|i| jb.inputs[i]));
+        args.extend(range.clone().map(|i| x[i].clone()));
+        for i in range.clone() {
+            if let Some(k) = tangent_var[i] {
+                inputs.push(jb.inputs[k]);
+                // a carry that gained a tangent in the fixpoint starts from zero
+                let aval = x[i].aval()?;
+                args.push(t[i].clone().unwrap_or_else(|| zeros.zeros(&aval)));
+                counts[g] += 1;
+            }
+        }
+    }
+    jb.inputs = inputs;
+    let ny = p.outputs.len() - ncar;
+    let (primal_outs, tangent_outs) = jb.outputs.split_at(ncar + ny);
+    let n_tcarry = counts[1];
+    let mut outputs = primal_outs[..ncar].to_vec();
+    outputs.extend_from_slice(&tangent_outs[..n_tcarry]);
+    outputs.extend_from_slice(&primal_outs[ncar..]);
+    outputs.extend_from_slice(&tangent_outs[n_tcarry..]);
+    jb.outputs = outputs;
+
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let outs = emit.multi(
+        Primitive::scan(
+            Closed::new(jb),
+            ScanShape {
+                n_consts: nc + counts[0],
+                n_carry: ncar + n_tcarry,
+                ..*s
+            },
+        ),
+        &refs,
+    )?;
+    // back to the equation's outputs: carry, then ys, each with its tangent or a zero
+    let mut it = outs.into_iter();
+    let carry: Vec<Tensor> = it.by_ref().take(ncar).collect();
+    let tcarry: Vec<Tensor> = it.by_ref().take(n_tcarry).collect();
+    let ys: Vec<Tensor> = it.by_ref().take(ny).collect();
+    let mut tys = it;
+    let mut tcarry = tcarry.into_iter();
+    let mut touts: Vec<Option<Tensor>> = out_t[..ncar]
+        .iter()
+        .map(|&w| if w { tcarry.next() } else { None })
+        .collect();
+    touts.extend(
+        out_t[ncar..]
+            .iter()
+            .map(|&w| if w { tys.next() } else { None }),
+    );
+    let mut primals = carry;
+    primals.extend(ys);
+    Ok((primals, touts))
+}

@@ -1,0 +1,155 @@
+//! Optimization of control flow: sub-programs optimized in place, invariants hoisted out of
+//! loops, and the carries, outputs and operands nothing reads removed.
+//!
+//! Part of the optimizer (`optimize`). Transformations leave dead weight in loops: the jvp
+//! of a scan whose primal ys nobody reads, the primal loop of a linearization that still
+//! computes the original outputs next to its residuals, a transposed loop's cotangent for an
+//! input that is not differentiated. A scan's output that nothing outside reads can go; a
+//! carry can go only when, in addition, no live part of the body reads it (a fixpoint, since
+//! removing one carry may free another). A `cond` output nobody reads leaves every branch;
+//! an operand no branch reads leaves the equation.
+
+use std::collections::HashSet;
+
+use crate::ir::{flagged, Atom, Closed, Equation, Primitive, Program, ScanShape, Var};
+use crate::passes::hoist::hoist_program;
+use crate::passes::optimize::optimize_checked;
+
+/// `p` with its loops' invariants hoisted and every sub-program optimized.
+pub(crate) fn optimize_subprograms(p: &Program) -> Program {
+    if !p.eqns.iter().any(|e| e.prim.is_control_flow()) {
+        return p.clone();
+    }
+    let mut q = hoist_program(p).unwrap_or_else(|_| p.clone());
+    for e in &mut q.eqns {
+        if let Ok(Some(prim)) = e.prim.map_subprograms(|b| Ok(optimize_checked(b))) {
+            e.prim = prim;
+        }
+    }
+    q
+}
+
+/// Removes the unread outputs, carries and operands of every control-flow equation; returns
+/// whether anything changed.
+pub(crate) fn prune_control(p: &mut Program) -> bool {
+    let mut used: HashSet<Var> = p.outputs.iter().filter_map(var).collect();
+    for e in &p.eqns {
+        used.extend(e.inputs.iter().filter_map(var));
+    }
+    let mut changed = false;
+    for e in &mut p.eqns {
+        let pruned = match &e.prim {
+            Primitive::Scan { .. } => prune_scan(e, &used),
+            Primitive::Cond { .. } => prune_cond(e, &used),
+            _ => None,
+        };
+        if let Some(new) = pruned {
+            *e = new;
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn var(a: &Atom) -> Option<Var> {
+    match a {
+        Atom::Var(v) => Some(*v),
+        Atom::Lit(_) => None,
+    }
+}
+
+/// Which inputs of `p` the outputs flagged in `live` read.
+fn needed_inputs(p: &Program, live: &[bool]) -> Vec<bool> {
+    let mut needed: HashSet<Var> = p
+        .outputs
+        .iter()
+        .zip(live)
+        .filter(|(_, l)| **l)
+        .filter_map(|(a, _)| var(a))
+        .collect();
+    for e in p.eqns.iter().rev() {
+        if e.outs.iter().any(|v| needed.contains(v)) {
+            needed.extend(e.inputs.iter().filter_map(var));
+        }
+    }
+    p.inputs.iter().map(|v| needed.contains(v)).collect()
+}
+
+/// `p` keeping the inputs and outputs flagged, dead code removed.
+fn restrict(p: &Program, keep_in: &[bool], keep_out: &[bool]) -> Program {
+    p.part(
+        flagged(&p.inputs, keep_in),
+        &vec![true; p.eqns.len()],
+        flagged(&p.outputs, keep_out),
+    )
+}
+
+fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
+    let (body, shape) = e.prim.as_scan()?;
+    let (nc, ncar) = (shape.n_consts, shape.n_carry);
+    let body = body.program();
+    let mut live: Vec<bool> = e.outs.iter().map(|v| used.contains(v)).collect();
+    // a carry the body reads to compute something live stays live
+    let needed = loop {
+        let needed = needed_inputs(body, &live);
+        let mut grew = false;
+        for i in 0..ncar {
+            if needed[nc + i] && !live[i] {
+                live[i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break needed;
+        }
+    };
+    let mut keep_in = needed;
+    keep_in[nc..nc + ncar].copy_from_slice(&live[..ncar]);
+    if keep_in.iter().all(|k| *k) && live.iter().all(|l| *l) {
+        return None;
+    }
+    let new_body = restrict(body, &keep_in, &live);
+    Some(Equation {
+        prim: Primitive::scan(
+            Closed::new(new_body),
+            ScanShape {
+                n_consts: keep_in[..nc].iter().filter(|k| **k).count(),
+                n_carry: live[..ncar].iter().filter(|k| **k).count(),
+                ..shape
+            },
+        ),
+        inputs: flagged(&e.inputs, &keep_in),
+        outs: flagged(&e.outs, &live),
+        loc: e.loc,
+    })
+}
+
+fn prune_cond(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
+    let Primitive::Cond { branches } = &e.prim else {
+        return None;
+    };
+    let live: Vec<bool> = e.outs.iter().map(|v| used.contains(v)).collect();
+    let n_ops = e.inputs.len() - 1;
+    let mut keep_ops = vec![false; n_ops];
+    for b in branches {
+        for (k, n) in keep_ops.iter_mut().zip(needed_inputs(b.program(), &live)) {
+            *k |= n;
+        }
+    }
+    if keep_ops.iter().all(|k| *k) && live.iter().all(|l| *l) {
+        return None;
+    }
+    let mut keep_in = vec![true];
+    keep_in.extend(&keep_ops);
+    Some(Equation {
+        prim: Primitive::Cond {
+            branches: branches
+                .iter()
+                .map(|b| Closed::new(restrict(b.program(), &keep_ops, &live)))
+                .collect(),
+        },
+        inputs: flagged(&e.inputs, &keep_in),
+        outs: flagged(&e.outs, &live),
+        loc: e.loc,
+    })
+}

@@ -1,0 +1,320 @@
+//! Transposition through control flow: a linear `cond` transposes branch by branch, a linear
+//! `scan` transposes to a scan in the other direction.
+//!
+//! Part of the transpose pass (`transpose`), which routes the control-flow primitives here.
+//! The kinds come from the linearity checker (`linearity::control`): residual and zero
+//! operands are known values, linear ones receive cotangents.
+//!
+//! * **cond**: the same index picks the transpose of the branch that ran. Every transposed
+//!   branch takes the known operands and the output cotangents and gives one cotangent per
+//!   linear operand, built as zeros where a branch gives none, so the branches agree.
+//! * **scan**: if `c' = f(c, x)` runs forwards, the cotangent of `c` is `fᵀ` of the
+//!   cotangent of `c'` (plus what the step's output `y` sends back), so the transposed loop
+//!   runs backwards, carrying the carries' cotangents. A linear const is read by every
+//!   iteration: its cotangent is the sum over iterations, accumulated in an extra carry.
+//!   Linear xs get their cotangents as the transposed loop's stacked outputs; the known xs
+//!   (stacked residuals among them) are read again, in the other direction. A symbolic zero
+//!   cotangent of an output stays symbolic inside the transposed body.
+//!
+//! A linear scan must not carry a residual value (a counter, say): the transposed loop would
+//! need that value at every iteration, in reverse. Partial evaluation never makes one (known
+//! carries stay in the primal loop); a function declared linear that does is refused.
+
+use crate::ir::{Aval, Closed, Error, Primitive, Program, Result, ScanShape};
+use crate::passes::linearity::control::{scan_kinds, KindError};
+use crate::passes::linearity::{classify_kinds, Kind};
+use crate::passes::transpose::{transpose_kinds, LinArg};
+use crate::trace::{materialize, trace_flat, Emit, Tensor};
+
+/// The cotangents of a control-flow equation's operands (`None` for those that are not
+/// linear, or receive nothing), given its operands and the cotangents of its outputs.
+pub(crate) fn transpose_control(
+    e: &Emit,
+    prim: &Primitive,
+    x: &[LinArg],
+    ks: &[Kind],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    match prim {
+        Primitive::Cond { branches } => transpose_cond(e, branches, x, ks, cts),
+        other => match other.as_scan() {
+            Some((body, shape)) => transpose_scan(e, body.program(), &shape, x, ks, cts),
+            None => Err(Error::internal(format!(
+                "`{}` is not control flow but reached its transpose rule",
+                other.name()
+            ))),
+        },
+    }
+}
+
+/// Traces a closed sub-program on `avals`; an error if it captured an outer value.
+fn trace_closed(
+    avals: &[Aval],
+    f: impl FnOnce(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<Program> {
+    let (p, captured) = trace_flat(avals, f)?;
+    if !captured.is_empty() {
+        return Err(Error::internal(
+            "a transposed sub-program captured an outer value",
+        ));
+    }
+    Ok(p)
+}
+
+fn not_linear(e: &Emit, op: &str, msg: String) -> Error {
+    Error::NotLinear {
+        op: op.into(),
+        msg,
+        loc: e.loc,
+    }
+}
+
+fn transpose_cond(
+    e: &Emit,
+    branches: &[Closed],
+    x: &[LinArg],
+    ks: &[Kind],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    let index = x[0].value()?;
+    let (ops, op_kinds) = (&x[1..], &ks[1..]);
+    let known: Vec<&Tensor> = ops
+        .iter()
+        .filter(|o| !o.is_linear())
+        .map(LinArg::value)
+        .collect::<Result<_>>()?;
+    let given: Vec<&Tensor> = cts.iter().flatten().collect();
+    let mut avals: Vec<Aval> = known.iter().map(|t| t.aval()).collect::<Result<_>>()?;
+    avals.extend(given.iter().map(|t| t.aval()).collect::<Result<Vec<_>>>()?);
+    let linear_avals: Vec<Aval> = ops
+        .iter()
+        .filter(|o| o.is_linear())
+        .map(LinArg::aval)
+        .collect();
+    let transposed = branches
+        .iter()
+        .map(|b| {
+            let p = b.program();
+            let kinds = classify_kinds(p, op_kinds)?;
+            trace_closed(&avals, |args| {
+                let mut args = args.into_iter();
+                let known_in: Vec<Option<Tensor>> = ops
+                    .iter()
+                    .map(|o| (!o.is_linear()).then(|| args.next()).flatten())
+                    .collect();
+                let out_cts: Vec<Option<Tensor>> = cts
+                    .iter()
+                    .map(|c| c.as_ref().and_then(|_| args.next()))
+                    .collect();
+                let ct_in = transpose_kinds(p, &kinds, &known_in, &out_cts)?;
+                let linear_cts = ct_in
+                    .into_iter()
+                    .zip(ops)
+                    .filter(|(_, o)| o.is_linear())
+                    .map(|(c, _)| c)
+                    .collect();
+                Ok(materialize(linear_cts, &linear_avals))
+            })
+            .map(Closed::new)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut args: Vec<&Tensor> = vec![index];
+    args.extend(known);
+    args.extend(given);
+    let mut results = e
+        .multi(
+            Primitive::Cond {
+                branches: transposed,
+            },
+            &args,
+        )?
+        .into_iter();
+    let mut out = vec![None];
+    out.extend(
+        ops.iter()
+            .map(|o| if o.is_linear() { results.next() } else { None }),
+    );
+    Ok(out)
+}
+
+fn transpose_scan(
+    e: &Emit,
+    body: &Program,
+    l: &ScanShape,
+    x: &[LinArg],
+    ks: &[Kind],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    let (nc, ncar) = (l.n_consts, l.n_carry);
+    let sk = scan_kinds(body, nc, ncar, ks).map_err(|err| match err {
+        KindError::Msg(m) => not_linear(e, "scan", m),
+        KindError::Inner(inner) => inner,
+    })?;
+    let carry_kinds = &sk.body_inputs[nc..nc + ncar];
+    if let Some(i) = carry_kinds.iter().position(|k| *k == Kind::Residual) {
+        return Err(not_linear(
+            e,
+            "scan",
+            format!(
+                "carry {i} is a non-linear value carried alongside linear ones; transposing \
+                 would need it at every iteration in reverse (compute it outside the linear \
+                 function)"
+            ),
+        ));
+    }
+    let consts = &x[..nc];
+    let xs = &x[nc + ncar..];
+    let linear = |k: &Kind| *k == Kind::Linear;
+    let body_avals = body.in_avals();
+    let const_avals = &body_avals[..nc];
+    let carry_avals = &body_avals[nc..nc + ncar];
+    let x_avals = &body_avals[nc + ncar..];
+    let out_avals = body.out_avals();
+
+    // The transposed loop's operands: known consts; carries: the carries' cotangents, then
+    // one accumulator per linear const; xs: the known xs, then the given ys' cotangents.
+    let mut t_args: Vec<Tensor> = vec![];
+    let mut t_avals: Vec<Aval> = vec![];
+    for (c, a) in consts.iter().zip(const_avals) {
+        if !c.is_linear() {
+            t_args.push(c.value()?.clone());
+            t_avals.push(a.clone());
+        }
+    }
+    let n_known_consts = t_args.len();
+    let zeros = Emit { loc: e.loc };
+    for (i, a) in carry_avals.iter().enumerate() {
+        if linear(&carry_kinds[i]) {
+            t_args.push(cts[i].clone().unwrap_or_else(|| zeros.zeros(a)));
+            t_avals.push(a.clone());
+        }
+    }
+    for (c, a) in consts.iter().zip(const_avals) {
+        if c.is_linear() {
+            t_args.push(zeros.zeros(a));
+            t_avals.push(a.clone());
+        }
+    }
+    let n_t_carry = t_args.len() - n_known_consts;
+    for (xv, a) in xs.iter().zip(x_avals) {
+        if !xv.is_linear() {
+            t_args.push(xv.value()?.clone());
+            t_avals.push(a.clone());
+        }
+    }
+    for (c, a) in cts[ncar..].iter().zip(&out_avals[ncar..]) {
+        if c.is_some() {
+            t_avals.push(a.clone());
+        }
+    }
+    t_args.extend(cts[ncar..].iter().flatten().cloned());
+
+    let linear_xs: Vec<Aval> = xs
+        .iter()
+        .zip(x_avals)
+        .filter(|(xv, _)| xv.is_linear())
+        .map(|(_, a)| a.clone())
+        .collect();
+    let linear_carries: Vec<Aval> = carry_avals
+        .iter()
+        .zip(carry_kinds)
+        .filter(|(_, k)| linear(k))
+        .map(|(a, _)| a.clone())
+        .collect();
+    let t_body = trace_closed(&t_avals, |args| {
+        let mut args = args.into_iter();
+        let mut known_in: Vec<Option<Tensor>> = consts
+            .iter()
+            .map(|c| (!c.is_linear()).then(|| args.next()).flatten())
+            .collect();
+        let ct_carry: Vec<Option<Tensor>> = carry_kinds
+            .iter()
+            .map(|k| linear(k).then(|| args.next()).flatten())
+            .collect();
+        let acc: Vec<Tensor> = consts
+            .iter()
+            .filter(|c| c.is_linear())
+            .filter_map(|_| args.next())
+            .collect();
+        // carries are linear or zero: zeros are built by the body's transposition
+        known_in.extend(std::iter::repeat_n(None, ncar));
+        known_in.extend(
+            xs.iter()
+                .map(|xv| (!xv.is_linear()).then(|| args.next()).flatten()),
+        );
+        let mut out_cts = ct_carry;
+        out_cts.extend(
+            cts[ncar..]
+                .iter()
+                .map(|c| c.as_ref().and_then(|_| args.next())),
+        );
+        let ct_in = transpose_kinds(body, &sk.body, &known_in, &out_cts)?;
+        let mut ct_in = ct_in.into_iter();
+        let ct_consts: Vec<Option<Tensor>> = ct_in.by_ref().take(nc).collect();
+        let ct_carry_in: Vec<Option<Tensor>> = ct_in
+            .by_ref()
+            .take(ncar)
+            .zip(carry_kinds)
+            .filter(|(_, k)| linear(k))
+            .map(|(c, _)| c)
+            .collect();
+        let ct_xs: Vec<Option<Tensor>> = ct_in
+            .zip(xs)
+            .filter(|(_, xv)| xv.is_linear())
+            .map(|(c, _)| c)
+            .collect();
+        let add = Emit { loc: None };
+        let mut outs = materialize(ct_carry_in, &linear_carries);
+        let mut acc = acc.into_iter();
+        for (c, xc) in ct_consts.into_iter().zip(consts) {
+            if xc.is_linear() {
+                let a = acc.next().ok_or_else(|| Error::internal("accumulators"))?;
+                outs.push(match c {
+                    Some(c) => add.add(&a, &c),
+                    None => a,
+                });
+            }
+        }
+        outs.extend(materialize(ct_xs, &linear_xs));
+        Ok(outs)
+    })?;
+    let refs: Vec<&Tensor> = t_args.iter().collect();
+    let results = e.multi(
+        Primitive::scan(
+            Closed::new(t_body),
+            ScanShape {
+                n_consts: n_known_consts,
+                n_carry: n_t_carry,
+                length: l.length,
+                reverse: !l.reverse,
+            },
+        ),
+        &refs,
+    )?;
+    let mut results = results.into_iter();
+    let ct_init: Vec<Tensor> = results.by_ref().take(linear_carries.len()).collect();
+    let n_lin_consts = n_t_carry - linear_carries.len();
+    let ct_consts: Vec<Tensor> = results.by_ref().take(n_lin_consts).collect();
+    let mut ct_consts = ct_consts.into_iter();
+    let mut ct_init = ct_init.into_iter();
+    let mut out: Vec<Option<Tensor>> = consts
+        .iter()
+        .map(|c| {
+            if c.is_linear() {
+                ct_consts.next()
+            } else {
+                None
+            }
+        })
+        .collect();
+    // a carry's initial value is linear or zero; only a linear one receives a cotangent
+    for (k, arg) in carry_kinds.iter().zip(&x[nc..nc + ncar]) {
+        let c = if linear(k) { ct_init.next() } else { None };
+        out.push(c.filter(|_| arg.is_linear()));
+    }
+    out.extend(
+        xs.iter()
+            .map(|xv| if xv.is_linear() { results.next() } else { None }),
+    );
+    Ok(out)
+}
