@@ -608,3 +608,18 @@ fn switch_guards_each_branch_with_an_example_that_takes_it() {
     let (_, t) = jvp(|x: Tensor| vmap(f, &(idx.clone(), x)).unwrap(), &xs, &ones).unwrap();
     assert_eq!(values(&t), want);
 }
+
+/// A batched predicate over zero examples: no example to guard with, nothing to skip; the
+/// result and the gradient are empty, not an error.
+#[test]
+fn a_batched_predicate_over_zero_examples() {
+    use ferrax::grad;
+    let f = |x: Tensor| -> Tensor {
+        cond(&x.greater(0.0), |x: Tensor| x.sqrt(), |x: Tensor| -x, &x).unwrap()
+    };
+    let x = Tensor::from_vec(Vec::<f64>::new(), &[0]);
+    let y = vmap(f, &x).unwrap();
+    assert_eq!(y.shape(), vec![0]);
+    let g = grad(|x: Tensor| vmap(f, &x).unwrap().sum_all(), &x).unwrap();
+    assert_eq!(g.shape(), vec![0]);
+}

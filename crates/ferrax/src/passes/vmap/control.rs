@@ -379,6 +379,13 @@ fn select_branches(
     let n_out = branches[0].program().outputs.len();
     let mut results = Vec::with_capacity(n);
     for (b, pick) in branches.iter().zip(&picks) {
+        if size == 0 {
+            // no examples: nothing to guard or skip (and no first example to copy)
+            let args: Vec<Tensor> = aligned.iter().map(|v| v.0.clone()).collect();
+            let (outs, out_dims) = run(b.program(), &args, &dims, size)?;
+            results.push(outs.into_iter().zip(out_dims).collect::<Vec<Batched>>());
+            continue;
+        }
         let (program, _) = batch_sub(e, b.program(), &dims, &vec![true; n_out], size, run, "cond")?;
         let skip = skip_branch(&program)?;
         let mut args = vec![taken_by_any(e, pick)?];
