@@ -45,7 +45,7 @@ mod passes;
 mod surface;
 mod trace;
 
-pub use api::{cond, fori_loop, scan, scan_with, switch, ScanOptions};
+pub use api::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
     jit_linearize, jvp, linear_map, linear_transpose, linearize, linearize_program, make_jaxpr,

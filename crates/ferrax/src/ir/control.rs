@@ -1,9 +1,12 @@
-//! Control flow in the IR: the shape rules of `cond` and `scan`.
+//! Control flow in the IR: the shape rules of `cond`, `scan` and `while`, whose
+//! sub-programs are `program::Closed`.
 //!
-//! The two primitives that hold sub-programs (`primitive::Closed`) type-check against them:
-//! a `cond`'s branches take the operands and agree on their outputs; a `scan`'s body takes
-//! the consts, the carry and one slice of each xs and gives the carry back. `shape_rules`
-//! routes these two here; `Program::check` also checks the sub-programs themselves.
+//! The primitives that hold sub-programs type-check against them: a `cond`'s branches take
+//! the operands and agree on their outputs; a `scan`'s body takes the consts, the carry and
+//! one slice of each xs and gives the carry back; a `while`'s cond gives a bool scalar from
+//! its consts and the carry, and its body gives the carry back. `shape_rules` routes these
+//! here; `Program::check` also checks the sub-programs themselves. Passes take scans apart
+//! and rebuild them with the helpers at the end of this file.
 
 use crate::ir::aval::Aval;
 use crate::ir::dtype::DType;
@@ -46,6 +49,17 @@ impl Primitive {
                     .iter()
                     .map(|b| f(b.program()).map(Closed::new))
                     .collect::<Result<_>>()?,
+            }),
+            Primitive::While {
+                cond,
+                body,
+                n_cond_consts,
+                n_body_consts,
+            } => Some(Primitive::While {
+                cond: Closed::new(f(cond.program())?),
+                body: Closed::new(f(body.program())?),
+                n_cond_consts: *n_cond_consts,
+                n_body_consts: *n_body_consts,
             }),
             _ => match self.as_scan() {
                 Some((body, s)) => Some(Primitive::scan(Closed::new(f(body.program())?), s)),
@@ -125,6 +139,83 @@ pub(crate) fn cond_avals(branches: &[Closed], args: &[&Aval]) -> Result<Vec<Aval
 /// `scan`: consts, carry, then xs with a leading axis of `length`; the body takes the
 /// consts, the carry and one slice of each xs, and gives the carry back (same avals) and
 /// one slice of each ys.
+/// `while`: the cond's consts, the body's consts, then the carry; the cond takes its consts
+/// and the carry and gives a bool scalar; the body takes its consts and the carry and gives
+/// the carry back (same avals). Outputs: the carry's avals.
+pub(crate) fn while_avals(
+    cond: &Closed,
+    body: &Closed,
+    n_cond_consts: usize,
+    n_body_consts: usize,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "while";
+    let n_fixed = n_cond_consts
+        .checked_add(n_body_consts)
+        .filter(|&n| n <= args.len())
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "{n_cond_consts} cond consts and {n_body_consts} body consts asked of {} operands",
+                    args.len()
+                ),
+            )
+        })?;
+    let carry: Vec<Aval> = args[n_fixed..].iter().map(|a| (*a).clone()).collect();
+    let mut cond_in: Vec<Aval> = args[..n_cond_consts].iter().map(|a| (*a).clone()).collect();
+    cond_in.extend(carry.iter().cloned());
+    let ins = cond.program().in_avals();
+    if ins != cond_in {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the cond takes ({}) but its consts and the carry are ({})",
+                list(&ins),
+                list(&cond_in)
+            ),
+        ));
+    }
+    let cond_out = cond.program().out_avals();
+    if cond_out.len() != 1 || cond_out[0] != Aval::scalar(DType::Bool) {
+        return Err(Error::dtype(
+            op,
+            format!(
+                "the cond must give one bool scalar, it gives ({})",
+                list(&cond_out)
+            ),
+        ));
+    }
+    let mut body_in: Vec<Aval> = args[n_cond_consts..n_fixed]
+        .iter()
+        .map(|a| (*a).clone())
+        .collect();
+    body_in.extend(carry.iter().cloned());
+    let ins = body.program().in_avals();
+    if ins != body_in {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body takes ({}) but its consts and the carry are ({})",
+                list(&ins),
+                list(&body_in)
+            ),
+        ));
+    }
+    let outs = body.program().out_avals();
+    if outs != carry {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body must give the carry ({}) back, it gives ({})",
+                list(&carry),
+                list(&outs)
+            ),
+        ));
+    }
+    Ok(carry)
+}
+
 pub(crate) fn scan_avals(
     body: &Closed,
     n_consts: usize,

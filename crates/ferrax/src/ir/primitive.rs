@@ -20,8 +20,7 @@
 //! literals, so the rules stay strict and simple.
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::hash::Hash;
 
 use crate::ir::dtype::DType;
 use crate::ir::program::Program;
@@ -36,40 +35,7 @@ pub enum Arity {
     Any,
 }
 
-/// A sub-program held by a control-flow primitive (a branch, a loop body): closed (it holds
-/// its own constants) and shared, so cloning a primitive is cheap. A program's equations
-/// hold primitives and these primitives hold programs: the IR's one recursion.
-#[derive(Clone, Debug)]
-pub struct Closed(pub Arc<Program>);
-
-impl Closed {
-    pub fn new(p: Program) -> Closed {
-        Closed(Arc::new(p))
-    }
-    pub fn program(&self) -> &Program {
-        &self.0
-    }
-}
-
-impl PartialEq for Closed {
-    fn eq(&self, other: &Closed) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
-    }
-}
-
-// Programs compare structurally; a NaN constant makes a program unequal to itself, which only
-// costs a missed common-subexpression merge.
-impl Eq for Closed {}
-
-impl Hash for Closed {
-    /// The signature and size only (consistent with structural equality, cheap to compute).
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.avals.len().hash(state);
-        self.0.eqns.len().hash(state);
-        self.0.in_avals().hash(state);
-        self.0.out_avals().hash(state);
-    }
-}
+pub use crate::ir::program::Closed;
 
 /// A parameter value, as it appears in program text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -410,6 +376,11 @@ primitives! {
     /// order when `reverse`), and returns the new carry and one slice of each output ys.
     /// Outputs: the final carry, then the ys stacked along a new axis 0.
     Scan { body: Closed, n_consts: usize, n_carry: usize, length: usize, reverse: bool } = "scan", any;
+    /// `while(cond_consts..., body_consts..., carry...)`: while `cond` (taking its consts and
+    /// the carry, giving a bool scalar) holds, the carry becomes `body`'s output (it takes its
+    /// consts and the carry, and gives a carry of the same avals). Outputs: the final carry.
+    /// The number of iterations is known only when the loop runs.
+    While { cond: Closed, body: Closed, n_cond_consts: usize, n_body_consts: usize } = "while", any;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------
@@ -491,7 +462,9 @@ macro_rules! elementwise_nary {
 /// own rules before the per-primitive ones.
 macro_rules! control_flow {
     () => {
-        $crate::ir::Primitive::Cond { .. } | $crate::ir::Primitive::Scan { .. }
+        $crate::ir::Primitive::Cond { .. }
+            | $crate::ir::Primitive::Scan { .. }
+            | $crate::ir::Primitive::While { .. }
     };
 }
 
@@ -511,6 +484,7 @@ impl Primitive {
         match self {
             Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
             Primitive::Scan { body, .. } => vec![body.program()],
+            Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
             _ => vec![],
         }
     }

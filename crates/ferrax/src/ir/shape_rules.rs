@@ -7,7 +7,7 @@
 //! shape whose size overflows are refused here, before anything is allocated.
 
 use crate::ir::aval::Aval;
-use crate::ir::control::{cond_avals, scan_avals};
+use crate::ir::control::{cond_avals, scan_avals, while_avals};
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
 use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
@@ -27,6 +27,12 @@ impl Primitive {
                 length,
                 reverse: _,
             } => scan_avals(body, *n_consts, *n_carry, *length, args),
+            Primitive::While {
+                cond,
+                body,
+                n_cond_consts,
+                n_body_consts,
+            } => while_avals(cond, body, *n_cond_consts, *n_body_consts, args),
             _ => Ok(vec![self.abstract_eval(args)?]),
         }
     }

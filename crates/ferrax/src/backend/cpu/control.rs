@@ -58,6 +58,17 @@ enum Kind<P> {
         outs: Vec<usize>,
     },
     Scan(Box<ScanStep<P>>),
+    While(Box<WhileStep<P>>),
+}
+
+#[derive(Clone, Debug)]
+struct WhileStep<P> {
+    cond: P,
+    body: P,
+    n_cond_consts: usize,
+    n_body_consts: usize,
+    /// The slot of each final carry (`None`: nobody reads it).
+    carry: Vec<Option<usize>>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +115,18 @@ pub(crate) fn prepare<P>(
     let outs: Vec<usize> = e.outs.iter().map(|v| v.index()).collect();
     let keep: Vec<bool> = outs.iter().map(|&k| used(k)).collect();
     let kind = match &e.prim {
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+        } => Kind::While(Box::new(WhileStep {
+            cond: compile(cond.program()),
+            body: compile(body.program()),
+            n_cond_consts: *n_cond_consts,
+            n_body_consts: *n_body_consts,
+            carry: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        })),
         Primitive::Cond { branches } => Kind::Cond {
             branches: branches
                 .iter()
@@ -145,6 +168,7 @@ impl<P: SubPlan> ControlStep<P> {
         match &self.kind {
             Kind::Cond { branches, .. } => branches.iter().collect(),
             Kind::Scan(s) => vec![&s.body],
+            Kind::While(w) => vec![&w.cond, &w.body],
         }
     }
 
@@ -165,6 +189,7 @@ impl<P: SubPlan> ControlStep<P> {
                 Ok(())
             }
             Kind::Scan(s) => s.run(operands, slots),
+            Kind::While(w) => w.run(operands, slots),
         }
     }
 }
@@ -177,6 +202,40 @@ fn branch_index(index: &Array, n: usize) -> Result<usize> {
     } else {
         (i as usize).min(n.saturating_sub(1))
     })
+}
+
+impl<P: SubPlan> WhileStep<P> {
+    fn run(&self, operands: Vec<Array>, slots: &mut Slots) -> Result<()> {
+        let mut operands = operands.into_iter();
+        let cond_consts: Vec<Array> = operands.by_ref().take(self.n_cond_consts).collect();
+        let body_consts: Vec<Array> = operands.by_ref().take(self.n_body_consts).collect();
+        let mut carry: Vec<Array> = operands.collect();
+        let (mut cond_slots, mut body_slots) = (self.cond.slots(), self.body.slots());
+        let mut args = Vec::with_capacity(cond_consts.len() + body_consts.len() + carry.len());
+        let mut results = Vec::with_capacity(carry.len());
+        loop {
+            args.extend(cond_consts.iter().cloned());
+            args.extend(carry.iter().cloned());
+            self.cond
+                .run_nested(&mut args, &mut cond_slots, &mut results)?;
+            let go = results.drain(..).next().map(|a| a.item()).transpose()?;
+            if go.is_none_or(|v| v.to_f64() == 0.0) {
+                break;
+            }
+            args.extend(body_consts.iter().cloned());
+            args.append(&mut carry);
+            self.body
+                .run_nested(&mut args, &mut body_slots, &mut results)?;
+            carry.append(&mut results);
+        }
+        for (slot, c) in self.carry.iter().zip(carry) {
+            match slot {
+                Some(k) => slots.write(slot_var(*k), c),
+                None => buffers::recycle(c),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<P: SubPlan> ScanStep<P> {

@@ -13,6 +13,25 @@ use crate::ir::{ensure_allocatable, Array, Closed, Error, Primitive, Result, Sca
 pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Array>> {
     match prim {
         Primitive::Cond { branches } => eval_cond(branches, args),
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+        } => {
+            check("while", prim, args)?;
+            let (cc, rest) = args.split_at(*n_cond_consts);
+            let (bc, carry) = rest.split_at(*n_body_consts);
+            let carry: Vec<Array> = carry.iter().map(|a| (*a).clone()).collect();
+            let owned = |xs: &[&Array]| xs.iter().map(|a| (*a).clone()).collect::<Vec<_>>();
+            eval_while(
+                cond.program(),
+                body.program(),
+                &owned(cc),
+                &owned(bc),
+                carry,
+            )
+        }
         _ => match prim.as_scan() {
             Some((body, s)) => eval_scan(prim, body, s, args),
             // every other primitive has one output
@@ -35,6 +54,29 @@ fn check(prim_name: &str, prim: &Primitive, args: &[&Array]) -> Result<()> {
 pub(crate) fn branch_index(index: &Array, n: usize) -> Result<usize> {
     let i = index.item()?.to_f64();
     Ok(if i <= 0.0 { 0 } else { (i as usize).min(n - 1) })
+}
+
+/// Runs a while loop: the body on its consts and the carry, as long as the cond (on its
+/// consts and the carry) gives true. A loop that never ends runs forever, as a Rust `loop`
+/// would; `while_loop`'s `max_steps` option bounds it.
+pub(crate) fn eval_while(
+    cond: &crate::ir::Program,
+    body: &crate::ir::Program,
+    cond_consts: &[Array],
+    body_consts: &[Array],
+    mut carry: Vec<Array>,
+) -> Result<Vec<Array>> {
+    loop {
+        let mut ins = cond_consts.to_vec();
+        ins.extend(carry.iter().cloned());
+        let go = cond.eval_checked(&ins)?;
+        if go[0].item()?.to_f64() == 0.0 {
+            return Ok(carry);
+        }
+        let mut ins = body_consts.to_vec();
+        ins.append(&mut carry);
+        carry = body.eval_checked(&ins)?;
+    }
 }
 
 fn eval_cond(branches: &[Closed], args: &[&Array]) -> Result<Vec<Array>> {

@@ -32,6 +32,12 @@ pub(crate) fn jvp_control(
     let _active = CacheScope::enter();
     match prim {
         Primitive::Cond { branches } => jvp_cond(emit, branches, x, t),
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+        } => jvp_while(emit, cond, body, *n_cond_consts, *n_body_consts, x, t),
         other => match other.as_scan() {
             Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
             None => Err(Error::internal(format!(
@@ -306,5 +312,93 @@ fn jvp_scan(
     );
     let mut primals = carry;
     primals.extend(ys);
+    Ok((primals, touts))
+}
+
+/// The jvp of a while loop: one loop over (primal, tangent) carries. Which carries have
+/// tangents is a fixpoint, as for scan; the cond reads the primals only (a predicate has no
+/// tangent), so it takes the tangent carries as inputs it ignores.
+#[allow(clippy::too_many_arguments)]
+fn jvp_while(
+    emit: &Emit,
+    cond: &Closed,
+    body: &Closed,
+    ncc: usize,
+    nbc: usize,
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let flags = tangent_flags(x, t);
+    // the body's inputs: its consts, then the carry
+    let mut in_t = flags[ncc..].to_vec();
+    let ncar = x.len() - ncc - nbc;
+    loop {
+        let (_, nonzero) = jvp_sub(body, &in_t, None)?;
+        let mut grew = false;
+        for i in 0..ncar {
+            if nonzero[i] && !in_t[nbc + i] {
+                in_t[nbc + i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let carry_t: Vec<bool> = in_t[nbc..].to_vec();
+    let (mut jb, _) = jvp_sub(body, &in_t, Some(&carry_t))?;
+    // jb takes (consts, carry, tangents of the flagged consts, of the flagged carries);
+    // the while's body takes (consts, their tangents, carry, its tangents)
+    let n_tbc = in_t[..nbc].iter().filter(|w| **w).count();
+    let n_tcar = carry_t.iter().filter(|w| **w).count();
+    let n_body_in = nbc + ncar;
+    let mut inputs = jb.inputs[..nbc].to_vec();
+    inputs.extend_from_slice(&jb.inputs[n_body_in..n_body_in + n_tbc]);
+    inputs.extend_from_slice(&jb.inputs[nbc..n_body_in]);
+    inputs.extend_from_slice(&jb.inputs[n_body_in + n_tbc..]);
+    jb.inputs = inputs;
+    // the cond, taking the tangent carries too and ignoring them
+    let mut jc = cond.program().clone();
+    for (i, w) in carry_t.iter().enumerate() {
+        if *w {
+            let a = x[ncc + nbc + i].aval()?;
+            jc.avals.push(a);
+            jc.inputs.push(crate::ir::Var(jc.avals.len() as u32 - 1));
+        }
+    }
+    let zeros = Emit { loc: emit.loc };
+    let tangent_or_zero = |i: usize| -> Result<Tensor> {
+        let aval = x[i].aval()?;
+        Ok(t[i].clone().unwrap_or_else(|| zeros.zeros(&aval)))
+    };
+    let mut args: Vec<Tensor> = x[..ncc + nbc].to_vec();
+    for (i, w) in in_t[..nbc].iter().enumerate() {
+        if *w {
+            args.push(tangent_or_zero(ncc + i)?);
+        }
+    }
+    args.extend_from_slice(&x[ncc + nbc..]);
+    for (i, w) in carry_t.iter().enumerate() {
+        if *w {
+            args.push(tangent_or_zero(ncc + nbc + i)?);
+        }
+    }
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let outs = emit.multi(
+        Primitive::While {
+            cond: Closed::new(jc),
+            body: Closed::new(jb),
+            n_cond_consts: ncc,
+            n_body_consts: nbc + n_tbc,
+        },
+        &refs,
+    )?;
+    let mut it = outs.into_iter();
+    let primals: Vec<Tensor> = it.by_ref().take(ncar).collect();
+    debug_assert_eq!(it.len(), n_tcar);
+    let touts = carry_t
+        .iter()
+        .map(|&w| if w { it.next() } else { None })
+        .collect();
     Ok((primals, touts))
 }
