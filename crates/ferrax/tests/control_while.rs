@@ -155,3 +155,36 @@ fn bad_conds_and_bodies_are_errors_naming_the_avals_and_the_line() {
     let e = Program::parse(text).unwrap_err();
     assert!(e.to_string().contains("bool scalar"), "{e}");
 }
+
+/// What is not built yet (reverse mode, vmap) is an error naming `while`, never a panic or a
+/// wrong answer.
+#[test]
+fn passes_not_yet_built_for_while_are_errors() {
+    use ferrax::{grad, linearize, vmap};
+    let f = |a: Tensor| newton_sqrt(&a).0;
+    let r = std::panic::catch_unwind(|| grad(f, &Tensor::scalar(2.0f64)).map(|_| ()));
+    let e = r.expect("grad must not panic").unwrap_err();
+    assert!(e.to_string().contains("while"), "{e}");
+    assert!(e.to_string().contains("not built yet"), "{e}");
+    let e = linearize(f, &Tensor::scalar(2.0f64))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(e.to_string().contains("while"), "{e}");
+    let xs = Tensor::from_vec(vec![2.0f64, 3.0], &[2]);
+    let e = vmap(f, &xs).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("not built yet"), "{e}");
+    assert!(e.to_string().contains("control_while.rs"), "{e}");
+    // a while loop on the linear value of a declared-linear function
+    let g = |x: Tensor| -> Tensor {
+        let (y, _): (Tensor, Tensor) = while_loop(
+            |(_, k): (Tensor, Tensor)| k.less(3),
+            |(y, k): (Tensor, Tensor)| (y * 2.0, k + 1),
+            &(x, Tensor::scalar(0i32)),
+        )
+        .unwrap();
+        y
+    };
+    let e = ferrax::linear_transpose(g, &xs).map(|_| ()).unwrap_err();
+    assert!(matches!(e, Error::NotLinear { .. }), "{e}");
+    assert!(e.to_string().contains("while"), "{e}");
+}

@@ -32,6 +32,17 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 KindError::Msg(m) => not_linear(m),
                 KindError::Inner(e) => e,
             }),
+        // a while loop of residuals is a residual; linear while loops (the linear part of a
+        // linearized loop) are not built yet (issue 13)
+        Primitive::While { body, .. } => {
+            if ks.iter().all(|k| *k == Kind::Residual) {
+                Ok(vec![Kind::Residual; body.program().outputs.len()])
+            } else {
+                Err(not_linear(
+                    "takes a linear value; linear while loops are not built yet".into(),
+                ))
+            }
+        }
         other => Err(Error::internal(format!(
             "`{}` is not control flow but reached its linearity rule",
             other.name()

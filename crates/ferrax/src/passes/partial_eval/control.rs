@@ -64,6 +64,16 @@ pub(crate) fn split_control(p: &Program, unknown_in: &[bool]) -> Result<Program>
         let outs_uk = match &e.prim {
             Primitive::Scan { .. } => split_scan(&mut rw, e, &ins_uk)?,
             Primitive::Cond { .. } => split_cond(&mut rw, e, &ins_uk)?,
+            Primitive::While { .. } => {
+                return Err(Error::Input {
+                    op: "while".into(),
+                    msg: "linearizing a while loop (linearize, vjp, grad) is not built yet \
+                          (issue 13); forward mode (jvp) works, and a loop with a fixed \
+                          trip count can be written with fori_loop"
+                        .into(),
+                    loc: e.loc,
+                })
+            }
             other => {
                 return Err(Error::internal(format!(
                     "`{}` is not control flow but reached its partial evaluation",
@@ -136,6 +146,11 @@ fn unknown_outputs(prim: &Primitive, ins_uk: &[bool]) -> Result<Vec<bool>> {
             let mut result = carry_uk;
             result.extend_from_slice(&outs[*n_carry..]);
             Ok(result)
+        }
+        Primitive::While { body, .. } => {
+            // the carries mix in the loop: all unknown if any input is
+            let n = body.program().outputs.len();
+            Ok(vec![ins_uk.iter().any(|u| *u); n])
         }
         _ => Ok(vec![ins_uk.iter().any(|u| *u)]),
     }

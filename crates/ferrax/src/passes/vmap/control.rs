@@ -55,6 +55,11 @@ pub(crate) fn batch_control(
                 Some(_) => select_branches(e, branches, index, operands, size, run),
             }
         }
+        Primitive::While { .. } => Err(Error::Input {
+            op: "while".into(),
+            msg: "vmap of a while loop is not built yet (issue 13)".into(),
+            loc: e.loc,
+        }),
         other => match other.as_scan() {
             Some((body, shape)) => batch_scan(e, body, shape, x, size, run),
             None => Err(Error::internal(format!(
