@@ -26,6 +26,7 @@
 
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
+use crate::passes::vmap::while_loop::batch_while;
 use crate::trace::{checked, trace_flat, Emit, Tensor};
 
 /// The batching interpreter (`vmap::batch_call`): a program run on arguments with optional
@@ -55,11 +56,12 @@ pub(crate) fn batch_control(
                 Some(_) => select_branches(e, branches, index, operands, size, run),
             }
         }
-        Primitive::While { .. } => Err(Error::Input {
-            op: "while".into(),
-            msg: "vmap of a while loop is not built yet (issue 13)".into(),
-            loc: e.loc,
-        }),
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+        } => batch_while(e, cond, body, *n_cond_consts, *n_body_consts, x, size, run),
         other => match other.as_scan() {
             Some((body, shape)) => batch_scan(e, body, shape, x, size, run),
             None => Err(Error::internal(format!(
@@ -73,7 +75,7 @@ pub(crate) fn batch_control(
 /// A sub-program batched by the interpreter: its inputs batched at `in_dims` (`None`: not
 /// batched), every output that comes out batched, or that `force` asks for, batched at 0
 /// (broadcast where it does not vary). Returns the program and which outputs are batched.
-fn batch_sub(
+pub(super) fn batch_sub(
     e: &Emit,
     p: &Program,
     in_dims: &[Option<usize>],

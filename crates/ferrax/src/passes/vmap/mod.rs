@@ -23,6 +23,7 @@
 
 pub(crate) mod control;
 pub(crate) mod dims;
+pub(crate) mod while_loop;
 
 use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
