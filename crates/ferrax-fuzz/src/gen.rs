@@ -174,6 +174,11 @@ impl<R: Rng> Gen<'_, R> {
                 if matches!(n, "cond" | "scan") && self.depth >= MAX_DEPTH {
                     continue;
                 }
+                // while loops come from the seeds only for now: a random body need not end
+                // the loop (issue 13 will give the generator counted loops)
+                if n == "while" {
+                    continue;
+                }
                 if !self.exact || !INEXACT.contains(&n) {
                     break n;
                 }
@@ -984,7 +989,7 @@ mod tests {
             assert!(d <= MAX_DEPTH, "{text}");
         }
         assert!(control >= 80 && nested >= 10, "{control} {nested}");
-        for name in PRIMITIVE_NAMES {
+        for name in PRIMITIVE_NAMES.iter().filter(|n| **n != "while") {
             assert!(seen.contains(name), "the generator never used `{name}`");
         }
     }

@@ -147,6 +147,17 @@ pub const SEEDS: &[&str] = &[
         c:f64[3] = tanh b
       in (c, c) } n_consts=1 n_carry=1 length=5 reverse=false] w h xs
   in (hf, hs) }",
+    // a while loop: Newton's iteration for sqrt(a), at most 30 steps (a counter carry)
+    "{ lambda ; a:f64[] . let
+    x:f64[] k:i32[] = while[cond={ lambda ; x:f64[] k:i32[] . let
+        c:bool[] = lt k 30:i32
+      in (c) } body={ lambda ; a:f64[] x:f64[] k:i32[] . let
+        q:f64[] = div a x
+        s:f64[] = add x q
+        y:f64[] = mul s 0.5:f64
+        j:i32[] = add k 1:i32
+      in (y, j) } n_cond_consts=0 n_body_consts=1] a 1.0:f64 0:i32
+  in (x, k) }",
     // a reverse scan without xs: two carries (one an integer counter), one ys
     "{ lambda ; a:f64[] . let
     b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let

@@ -13,6 +13,8 @@
 mod control;
 mod kernels;
 pub(crate) mod matvec;
+#[cfg(test)]
+mod reduce_tests;
 
 pub(crate) use self::control::eval_equation;
 
