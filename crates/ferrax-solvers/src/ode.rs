@@ -12,7 +12,8 @@ use ferrax::{scan_with, Array, DType, ScanOptions, Tensor};
 
 /// The states after each of `steps` RK4 steps of size `dt` from `y0`, stacked along a new
 /// leading axis (`[steps, ..y0's shape]`). `f` is the autonomous vector field; it may
-/// capture tensors (parameters being differentiated, say).
+/// capture tensors (parameters being differentiated, say). A non-finite `dt`, a state that
+/// is not float, or more steps than the stacked states can fit in memory are errors.
 ///
 /// ```
 /// use ferrax::{Array, Tensor};
@@ -28,6 +29,22 @@ pub fn rk4(
     dt: f64,
     steps: usize,
 ) -> ferrax::Result<Tensor> {
+    // a NaN or infinite step gives NaN states without saying why; refuse it
+    if !dt.is_finite() {
+        return Err(ferrax::Error::Input {
+            op: "rk4".into(),
+            msg: format!("the step size must be finite, got {dt}"),
+            loc: None,
+        });
+    }
+    let dtype = y0.aval()?.dtype;
+    if !dtype.is_float() {
+        return Err(ferrax::Error::DType {
+            op: "rk4".into(),
+            msg: format!("the initial state must be a float tensor, got {dtype}"),
+            loc: None,
+        });
+    }
     let step = |y: Tensor, (): ()| {
         let k1 = f(&y);
         let k2 = f(&(&y + &k1 * (0.5 * dt)));

@@ -101,3 +101,28 @@ fn gauss_newton_cg_through_the_scan_recovers_the_parameters() {
     // the noise's sum of squares is about steps * 0.01²; the fit cannot do much better
     assert!(fit.rss < 2.0 * 120.0 * 1e-4, "rss {}", fit.rss);
 }
+
+#[test]
+fn bad_steps_states_and_lengths_are_errors() {
+    use ferrax::Error;
+    use ferrax_solvers::ode::rk4;
+    let y0 = tensor(&[1.0]);
+    for dt in [f64::NAN, f64::INFINITY] {
+        let e = rk4(|y: &Tensor| -y, &y0, dt, 3).unwrap_err();
+        assert!(matches!(e, Error::Input { .. }), "{e}");
+        assert!(e.to_string().contains("step size"), "{e}");
+    }
+    let ints = Tensor::new(Array::from_slice(&[1i32, 2]));
+    let e = rk4(|y: &Tensor| -y, &ints, 0.1, 3).unwrap_err();
+    assert!(matches!(e, Error::DType { .. }), "{e}");
+    assert!(e.to_string().contains("i32"), "{e}");
+    // the stacked states of 2^60 steps cannot fit: an error before anything runs
+    let e = rk4(|y: &Tensor| -y, &y0, 0.1, 1 << 60).unwrap_err();
+    assert!(
+        matches!(e, Error::ResourceExhausted { .. } | Error::Shape { .. }),
+        "{e}"
+    );
+    // zero steps: no states
+    let ys = rk4(|y: &Tensor| -y, &y0, 0.1, 0).unwrap();
+    assert_eq!(ys.shape(), vec![0, 1]);
+}

@@ -794,3 +794,58 @@ fn residuals_of_a_loop_too_long_to_stack_are_an_error_not_an_ill_typed_program()
     let j = jvp_program(&p, &[true]).unwrap();
     j.check().unwrap();
 }
+
+/// Found in review: an unrolled scan whose body's output tree changes from one step to the
+/// next is an error, not an index out of bounds.
+#[test]
+fn an_unrolled_body_whose_outputs_change_between_steps_is_an_error() {
+    use ferrax::{scan_with, ScanOptions};
+    let xs = Tensor::zeros(&[4, 1], DType::F64);
+    let r = std::panic::catch_unwind(|| {
+        scan_with(
+            |c: Tensor, _x: Tensor| {
+                let n = c.shape()[0];
+                let ys: Vec<Tensor> = (0..n).map(|_| c.sum_all()).collect();
+                (c.slice_axis(0, 0, n.saturating_sub(1).max(1)), ys)
+            },
+            &Tensor::zeros(&[3], DType::F64),
+            &xs,
+            &ScanOptions::new().unroll(2),
+        )
+        .map(|_| ())
+    });
+    let e = r.expect("no panic").unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+}
+
+/// Found in review: the optimizer's loop rewrites add up the bytes a rewrite would stack
+/// without overflowing, and refuse the rewrite, for loops too long to stack anything.
+#[test]
+fn loop_rewrites_of_a_loop_too_long_to_stack_do_not_overflow() {
+    let text = "{ lambda ; a:f32[1048576] b:f32[1048576] . let
+    c:f32[1048576] d:f32[1048576] e:f32[1152921504606846976] = scan[body={ lambda ; a:f32[1048576] b:f32[1048576] . let
+              c:f32[1048576] = sin a
+              d:f32[1048576] = sin b
+              e:f32[] = dot_general[lhs_contracting=(0,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] a b
+            in (c, d, e) } n_consts=0 n_carry=2 length=1152921504606846976 reverse=false] a b
+  in (c, d, e) }";
+    let p = Program::parse(text).unwrap();
+    let r = std::panic::catch_unwind(|| ferrax::optimize(&p));
+    let o = r.expect("no panic").unwrap();
+    // nothing was stacked: the product stays in the loop
+    assert_eq!(o.count_prim("scan"), 1, "{o}");
+}
+
+/// Found in review: a very long loop whose ys rows are empty still holds one array per row
+/// in the reference evaluator until it stacks them; that is refused before the loop runs.
+#[test]
+fn a_very_long_loop_of_empty_rows_is_refused_before_it_runs() {
+    let text = "{ lambda ; a:f32[] . let
+    b:f32[] c:f32[1125899906842624,0] = scan[body={ lambda ; a:f32[] . let
+              b:f32[0] = broadcast_in_dim[shape=(0,) broadcast_dimensions=()] a
+            in (a, b) } n_consts=0 n_carry=1 length=1125899906842624 reverse=false] a
+  in (b, c) }";
+    let p = Program::parse(text).unwrap();
+    let e = p.eval(&[ferrax::Array::scalar(1.0f32)]).unwrap_err();
+    assert!(matches!(e, Error::ResourceExhausted { .. }), "{e}");
+}

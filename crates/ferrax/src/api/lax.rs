@@ -262,6 +262,16 @@ fn scan_unrolled<C: Tree, X: Tree, Y: Tree>(
             ys.reverse();
         }
         let n_leaves = ys.first().map_or(0, Vec::len);
+        // a body whose output tree changes between steps (a Vec whose length follows the
+        // carry's shape) cannot be stacked; the plain scan reports the carry's change
+        if ys.iter().any(|y| y.len() != n_leaves) {
+            let e = shape_err(
+                "scan",
+                "the body's outputs change from one step to the next".into(),
+                loc,
+            );
+            return (c, vec![crate::trace::fail(e)]);
+        }
         let stacked = (0..n_leaves)
             .map(|k| {
                 let rows: Vec<Tensor> = ys.iter().map(|y| y[k].expand_dims(&[0])).collect();

@@ -314,6 +314,24 @@ pub(crate) struct TracedFn {
     pub out_def: TreeDef,
 }
 
+/// [`trace_flat`] of a sub-program that must be closed (a transformed branch or loop body,
+/// which reads only its own inputs and constants): an internal error naming `what` if it
+/// captured a value of an enclosing trace, rather than a program that drops an operand.
+pub(crate) fn trace_closed(
+    what: &str,
+    in_avals: &[Aval],
+    f: impl FnOnce(Vec<Tensor>) -> Result<Vec<Tensor>>,
+) -> Result<Program> {
+    let (p, captured) = trace_flat(in_avals, f)?;
+    if !captured.is_empty() {
+        return Err(Error::internal(format!(
+            "{what} captured {} outer value(s)",
+            captured.len()
+        )));
+    }
+    Ok(p)
+}
+
 /// Traces a closure on flat inputs of the given avals.
 pub(crate) fn trace_flat(
     in_avals: &[Aval],

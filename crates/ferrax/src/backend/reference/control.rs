@@ -106,10 +106,12 @@ fn eval_scan(prim: &Primitive, body: &Closed, s: ScanShape, args: &[&Array]) -> 
         .collect();
     let xs = &args[n_fixed..];
     let out_avals = p.out_avals();
-    // the stacked ys must fit before the loop runs (the length is the user's)
+    // the stacked ys must fit before the loop runs (the length is the user's); this
+    // evaluator also holds one array per row until it stacks them, so a row costs its
+    // handle even when it is empty
     for y in &out_avals[n_carry..] {
-        let bytes = y.bytes().saturating_mul(length);
-        ensure_allocatable("scan", y, bytes)?;
+        let row = y.bytes().saturating_add(std::mem::size_of::<Array>());
+        ensure_allocatable("scan", y, row.saturating_mul(length))?;
     }
     let mut ys: Vec<Vec<Array>> = vec![Vec::new(); out_avals.len() - n_carry];
     for step in 0..length {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use crate::ir::{Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::jvp::jvp_call;
-use crate::trace::{trace_flat, Emit, Tensor};
+use crate::trace::{trace_closed, Emit, Tensor};
 
 /// The jvp rule of a control-flow equation: its primal outputs and their tangents (`None` =
 /// zero), given its operands `x` and their tangents `t`.
@@ -126,7 +126,7 @@ fn jvp_sub_uncached(
             .map(|(a, _)| a.clone()),
     );
     let mut nonzero = vec![false; out_avals.len()];
-    let (prog, captured) = trace_flat(&avals, |args| {
+    let prog = trace_closed("the jvp of a closed sub-program", &avals, |args| {
         let (primals, rest) = args.split_at(n);
         let mut rest = rest.iter();
         let tangents: Vec<Option<Tensor>> = in_t
@@ -144,11 +144,6 @@ fn jvp_sub_uncached(
         }
         Ok(outs)
     })?;
-    if !captured.is_empty() {
-        return Err(Error::internal(
-            "the jvp of a closed sub-program captured an outer value",
-        ));
-    }
     Ok((prog, nonzero))
 }
 

@@ -160,7 +160,7 @@ fn hoist_xs_work(rw: &mut Rewriter, e: &Equation) -> Option<Equation> {
     let bytes: usize = boundary
         .iter()
         .map(|v| stacked(body.aval(*v), s.length).bytes())
-        .sum();
+        .fold(0usize, usize::saturating_add);
     if boundary.is_empty() || bytes > MAX_STACKED_BYTES {
         return None;
     }
@@ -328,7 +328,7 @@ fn accumulate_after(rw: &mut Rewriter, e: Equation) {
     let extra_bytes: usize = new_ys
         .iter()
         .map(|v| stacked(body.aval(*v), s.length).bytes())
-        .sum();
+        .fold(0usize, usize::saturating_add);
     if accs.iter().all(|a| matches!(a.sum, Sum::Reduce(_))) || extra_bytes > MAX_STACKED_BYTES {
         rw.eqns.push(e);
         return;

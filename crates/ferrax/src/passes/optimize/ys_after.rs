@@ -106,7 +106,7 @@ fn try_ys_work_after(rw: &mut Rewriter, e: &Equation) -> bool {
     let bytes: usize = new_ys
         .iter()
         .map(|v| stacked(body.aval(*v), s.length).bytes())
-        .sum();
+        .fold(0usize, usize::saturating_add);
     if bytes > MAX_STACKED_BYTES {
         return false;
     }

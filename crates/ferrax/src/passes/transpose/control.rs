@@ -24,7 +24,7 @@ use crate::ir::{Aval, Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::linearity::control::{scan_kinds, KindError};
 use crate::passes::linearity::{classify_kinds, Kind};
 use crate::passes::transpose::{transpose_kinds, LinArg};
-use crate::trace::{materialize, trace_flat, Emit, Tensor};
+use crate::trace::{materialize, trace_closed, Emit, Tensor};
 
 /// The cotangents of a control-flow equation's operands (`None` for those that are not
 /// linear, or receive nothing), given its operands and the cotangents of its outputs.
@@ -45,20 +45,6 @@ pub(crate) fn transpose_control(
             ))),
         },
     }
-}
-
-/// Traces a closed sub-program on `avals`; an error if it captured an outer value.
-fn trace_closed(
-    avals: &[Aval],
-    f: impl FnOnce(Vec<Tensor>) -> Result<Vec<Tensor>>,
-) -> Result<Program> {
-    let (p, captured) = trace_flat(avals, f)?;
-    if !captured.is_empty() {
-        return Err(Error::internal(
-            "a transposed sub-program captured an outer value",
-        ));
-    }
-    Ok(p)
 }
 
 fn not_linear(e: &Emit, op: &str, msg: String) -> Error {
@@ -96,7 +82,7 @@ fn transpose_cond(
         .map(|b| {
             let p = b.program();
             let kinds = classify_kinds(p, op_kinds)?;
-            trace_closed(&avals, |args| {
+            trace_closed("a transposed sub-program", &avals, |args| {
                 let mut args = args.into_iter();
                 let known_in: Vec<Option<Tensor>> = ops
                     .iter()
@@ -221,7 +207,7 @@ fn transpose_scan(
         .filter(|(_, k)| linear(k))
         .map(|(a, _)| a.clone())
         .collect();
-    let t_body = trace_closed(&t_avals, |args| {
+    let t_body = trace_closed("a transposed sub-program", &t_avals, |args| {
         let mut args = args.into_iter();
         let mut known_in: Vec<Option<Tensor>> = consts
             .iter()

@@ -27,7 +27,7 @@
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
 use crate::passes::vmap::while_loop::batch_while;
-use crate::trace::{checked, trace_flat, Emit, Tensor};
+use crate::trace::{checked, trace_closed, Emit, Tensor};
 
 /// The batching interpreter (`vmap::batch_call`): a program run on arguments with optional
 /// batch dimensions and a mapped size, giving its outputs and their batch dimensions.
@@ -99,7 +99,10 @@ pub(super) fn batch_sub(
         .collect();
     let mut batched = force.to_vec();
     batched.resize(p.outputs.len(), false);
-    let (program, captured) = trace_flat(&in_avals, |args| {
+    // The interpreter reads only the sub-program's arguments and its own constants, so
+    // nothing of an enclosing trace can be captured.
+    let what = format!("the batched sub-program of `{op}`");
+    let program = trace_closed(&what, &in_avals, |args| {
         let (outs, dims) = run(p, &args, in_dims, size)?;
         outs.into_iter()
             .zip(dims)
@@ -114,14 +117,6 @@ pub(super) fn batch_sub(
             })
             .collect()
     })?;
-    // The interpreter reads only the sub-program's arguments and its own constants, so
-    // nothing of an enclosing trace can be captured; refuse rather than drop an operand.
-    if !captured.is_empty() {
-        return Err(Error::internal(format!(
-            "batching `{op}`: the batched sub-program captured {} outer value(s)",
-            captured.len()
-        )));
-    }
     Ok((program, batched))
 }
 
@@ -136,16 +131,10 @@ fn taken_by_any(e: &Emit, pick: &Tensor) -> Result<Tensor> {
 /// avals, from the same operands.
 fn skip_branch(p: &Program) -> Result<Program> {
     let outs = p.out_avals();
-    let (program, captured) = trace_flat(&p.in_avals(), |_| {
+    trace_closed("the zero branch of a batched `cond`", &p.in_avals(), |_| {
         let e = Emit { loc: None };
         Ok(outs.iter().map(|a| e.zeros(a)).collect())
-    })?;
-    if !captured.is_empty() {
-        return Err(Error::internal(
-            "batching `cond`: the zero branch captured a value",
-        ));
-    }
-    Ok(program)
+    })
 }
 
 /// A batched float operand (batch dimension 0) in which every example that does not take the

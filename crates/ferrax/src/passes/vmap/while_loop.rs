@@ -9,10 +9,10 @@
 //! between the body's result and the carry): the loop runs as many steps as the slowest
 //! example, and each example's result is what its own loop gives, as JAX does.
 
-use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result};
+use crate::ir::{Aval, Closed, DType, Primitive, Program, Result};
 use crate::passes::vmap::control::{batch_sub, BatchFn};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
-use crate::trace::{checked, trace_flat, Emit, Tensor};
+use crate::trace::{checked, trace_closed, Emit, Tensor};
 
 /// The batching rule of `while(cond_consts..., body_consts..., carry...)`.
 #[allow(clippy::too_many_arguments)]
@@ -156,20 +156,14 @@ fn stop_per_example(
         );
         checked(e.op(Primitive::Gt, &[&n, &e.zeros(&Aval::scalar(DType::I32))]))
     };
-    let closed = |(p, captured): (Program, Vec<Tensor>)| -> Result<Program> {
-        match captured.is_empty() {
-            true => Ok(p),
-            false => Err(Error::internal(
-                "batching `while`: a sub-program captured a value",
-            )),
-        }
-    };
-    let new_cond = closed(trace_flat(&cond_b.in_avals(), |args| {
-        Ok(vec![any(&cond_b.call(&args)?[0])?])
-    })?)?;
+    let new_cond = trace_closed(
+        "the batched predicate of `while`",
+        &cond_b.in_avals(),
+        |args| Ok(vec![any(&cond_b.call(&args)?[0])?]),
+    )?;
     let mut in_avals = cond_b.in_avals()[..ncc].to_vec();
     in_avals.extend(body_b.in_avals());
-    let new_body = closed(trace_flat(&in_avals, |args| {
+    let new_body = trace_closed("the batched body of `while`", &in_avals, |args| {
         let (cc, rest) = args.split_at(ncc);
         let carry = &rest[nbc..];
         let mut cond_args = cc.to_vec();
@@ -194,6 +188,6 @@ fn stop_per_example(
                 checked(e.op(Primitive::Select, &[&pick, n, c]))
             })
             .collect()
-    })?)?;
+    })?;
     Ok((new_cond, new_body))
 }
