@@ -45,7 +45,10 @@ mod passes;
 mod surface;
 mod trace;
 
-pub use api::{cond, fori_loop, scan, scan_with, switch, while_loop, ScanOptions};
+pub use api::{
+    cond, fori_loop, scan, scan_with, switch, while_loop, while_loop_with, ScanOptions,
+    WhileOptions,
+};
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
     jit_linearize, jvp, linear_map, linear_transpose, linearize, linearize_program, make_jaxpr,
@@ -54,6 +57,7 @@ pub use api::{
 };
 pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
+pub use backend::while_linear::{reset_while_linear_stats, while_linear_stats, WhileLinearStats};
 pub use ir::array::{Array, Data, Element};
 pub use ir::aval::Aval;
 pub use ir::control::ScanShape;

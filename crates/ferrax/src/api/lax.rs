@@ -42,7 +42,7 @@ impl ScanOptions {
     }
 }
 
-fn shape_err(op: &str, msg: String, loc: SourceLoc) -> Error {
+pub(super) fn shape_err(op: &str, msg: String, loc: SourceLoc) -> Error {
     Error::Shape {
         op: op.into(),
         msg,
@@ -50,7 +50,7 @@ fn shape_err(op: &str, msg: String, loc: SourceLoc) -> Error {
     }
 }
 
-fn avals_text(avals: &[Aval]) -> String {
+pub(super) fn avals_text(avals: &[Aval]) -> String {
     avals
         .iter()
         .map(|a| a.to_string())
@@ -466,82 +466,4 @@ pub fn fori_loop<C: Tree>(
         loc,
     )?;
     Ok(c)
-}
-
-/// `while cond_fn(carry) { carry = body_fn(carry) }`, JAX's `lax.while_loop`: the carry is a
-/// tree; `cond_fn` gives a bool scalar; `body_fn` gives the carry back with the same tree,
-/// shapes and dtypes. The number of iterations is known only when the loop runs. Closures
-/// may capture tensors (they become consts of the cond or the body).
-///
-/// ```
-/// use ferrax::{while_loop, Tensor};
-/// // Newton's iteration for sqrt(2), until the step is below 1e-12
-/// let a = Tensor::scalar(2.0f64);
-/// let (x, step) = while_loop(
-///     |(_, step): (Tensor, Tensor)| step.abs().greater(1e-12),
-///     |(x, _): (Tensor, Tensor)| {
-///         let next = (&x + &a / &x) * 0.5;
-///         let step = &next - &x;
-///         (next, step)
-///     },
-///     &(Tensor::scalar(1.0f64), Tensor::scalar(1.0f64)),
-/// )
-/// .unwrap();
-/// assert!((x.item().unwrap() - 2f64.sqrt()).abs() < 1e-15);
-/// assert!(step.item().unwrap().abs() <= 1e-12);
-/// ```
-#[track_caller]
-pub fn while_loop<C: Tree>(
-    cond_fn: impl Fn(C) -> Tensor,
-    body_fn: impl Fn(C) -> C,
-    init: &C,
-) -> Result<C> {
-    let loc = SourceLoc::caller();
-    let op = "while";
-    let (carry, carry_def) = flatten(init);
-    let carry_avals = leaf_avals(&carry)?;
-    let cond = trace_tree(|c: C| cond_fn(c), &carry_def, &carry_avals)?;
-    let cond_out = cond.program.out_avals();
-    if cond_out.len() != 1 || cond_out[0] != Aval::scalar(DType::Bool) {
-        return Err(Error::DType {
-            op: op.into(),
-            msg: format!(
-                "cond_fn must return a bool scalar, it returned ({})",
-                avals_text(&cond_out)
-            ),
-            loc: Some(loc),
-        });
-    }
-    let body = trace_tree(|c: C| body_fn(c), &carry_def, &carry_avals)?;
-    let body_out = body.program.out_avals();
-    if body.out_def != carry_def || body_out != carry_avals {
-        return Err(shape_err(
-            op,
-            format!(
-                "body_fn must return the carry as it took it: it took ({}) and returned ({})",
-                avals_text(&carry_avals),
-                avals_text(&body_out)
-            ),
-            loc,
-        ));
-    }
-    // each sub-program takes its captured tensors first (its consts), then the carry
-    let consts_first = |mut p: Program, n_captured: usize| {
-        let captured = p.inputs.split_off(p.inputs.len() - n_captured);
-        let mut inputs = captured;
-        inputs.append(&mut p.inputs);
-        p.inputs = inputs;
-        Closed::new(p)
-    };
-    let prim = Primitive::While {
-        cond: consts_first(cond.program, cond.captured.len()),
-        body: consts_first(body.program, body.captured.len()),
-        n_cond_consts: cond.captured.len(),
-        n_body_consts: body.captured.len(),
-    };
-    let mut args: Vec<&Tensor> = cond.captured.iter().collect();
-    args.extend(body.captured.iter());
-    args.extend(carry.iter());
-    let outs = bind_multi(prim, &args, Some(loc))?;
-    unflatten(&carry_def, outs)
 }

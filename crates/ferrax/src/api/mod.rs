@@ -16,6 +16,7 @@ pub(crate) mod linear_map;
 pub(crate) mod reverse;
 pub(crate) mod staging;
 pub(crate) mod vmap;
+pub(crate) mod while_loop;
 
 pub use self::forward::*;
 pub use self::gauss_newton::*;
@@ -25,3 +26,4 @@ pub use self::linear_map::*;
 pub use self::reverse::*;
 pub use self::staging::*;
 pub use self::vmap::*;
+pub use self::while_loop::{while_loop, while_loop_with, WhileOptions};

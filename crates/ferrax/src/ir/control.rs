@@ -55,11 +55,30 @@ impl Primitive {
                 body,
                 n_cond_consts,
                 n_body_consts,
+                max_steps,
+                checkpoints,
             } => Some(Primitive::While {
                 cond: Closed::new(f(cond.program())?),
                 body: Closed::new(f(body.program())?),
                 n_cond_consts: *n_cond_consts,
                 n_body_consts: *n_body_consts,
+                max_steps: *max_steps,
+                checkpoints: *checkpoints,
+            }),
+            Primitive::WhileLinear {
+                body,
+                step,
+                n_consts,
+                n_lin_consts,
+                transposed,
+                checkpoints,
+            } => Some(Primitive::WhileLinear {
+                body: Closed::new(f(body.program())?),
+                step: Closed::new(f(step.program())?),
+                n_consts: *n_consts,
+                n_lin_consts: *n_lin_consts,
+                transposed: *transposed,
+                checkpoints: *checkpoints,
             }),
             _ => match self.as_scan() {
                 Some((body, s)) => Some(Primitive::scan(Closed::new(f(body.program())?), s)),
@@ -214,6 +233,127 @@ pub(crate) fn while_avals(
         ));
     }
     Ok(carry)
+}
+
+impl Primitive {
+    /// A `while` with this one's options (`max_steps`, `checkpoints`; none for another
+    /// primitive) and the given cond, body and const counts: what a pass that rewrites a
+    /// loop's sub-programs builds.
+    pub(crate) fn while_like(
+        &self,
+        cond: Closed,
+        body: Closed,
+        n_cond_consts: usize,
+        n_body_consts: usize,
+    ) -> Primitive {
+        let (max_steps, checkpoints) = match self {
+            Primitive::While {
+                max_steps,
+                checkpoints,
+                ..
+            } => (*max_steps, *checkpoints),
+            _ => (0, 0),
+        };
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+            max_steps,
+            checkpoints,
+        }
+    }
+}
+
+/// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then
+/// the linear operands. The body takes the consts and the carry and gives the carry back.
+/// Forward, the linear operands are `n_lin_consts` fixed tangents and the tangent carry, the
+/// step takes (consts, carry, fixed tangents, tangent carry) and gives the tangent carry
+/// back, and so do the outputs. Transposed, the linear operand is the tangent carry's
+/// cotangent, the step takes (consts, carry, cotangent) and gives the fixed tangents'
+/// cotangents then the carry's, and so do the outputs.
+pub(crate) fn while_linear_avals(
+    body: &Closed,
+    step: &Closed,
+    n_consts: usize,
+    n_lin_consts: usize,
+    transposed: bool,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "while_linear";
+    let body_in = body.program().in_avals();
+    let body_out = body.program().out_avals();
+    let n_carry = body_out.len();
+    let n_fixed = n_consts
+        .checked_add(1)
+        .and_then(|n| n.checked_add(n_carry))
+        .filter(|&n| n <= args.len())
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "{n_consts} consts, a trip count and {n_carry} carries asked of {} operands",
+                    args.len()
+                ),
+            )
+        })?;
+    if *args[n_consts] != Aval::scalar(DType::I64) {
+        return Err(Error::dtype(
+            op,
+            format!(
+                "the trip count must be an i64 scalar, got {}",
+                args[n_consts]
+            ),
+        ));
+    }
+    let mut primal: Vec<Aval> = args[..n_consts].iter().map(|a| (*a).clone()).collect();
+    let carry: Vec<Aval> = args[n_consts + 1..n_fixed]
+        .iter()
+        .map(|a| (*a).clone())
+        .collect();
+    primal.extend(carry.iter().cloned());
+    if body_in != primal || body_out != carry {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body maps ({}) to ({}) but the consts and the carry are ({})",
+                list(&body_in),
+                list(&body_out),
+                list(&primal)
+            ),
+        ));
+    }
+    let lin: Vec<Aval> = args[n_fixed..].iter().map(|a| (*a).clone()).collect();
+    let mut step_in = primal;
+    step_in.extend(lin.iter().cloned());
+    let ins = step.program().in_avals();
+    let outs = step.program().out_avals();
+    if ins != step_in {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the step takes ({}) but the consts, carry and linear operands are ({})",
+                list(&ins),
+                list(&step_in)
+            ),
+        ));
+    }
+    let ok = match transposed {
+        false => lin.get(n_lin_consts..) == Some(&outs[..]),
+        true => outs.get(n_lin_consts..) == Some(&lin[..]),
+    };
+    if !ok {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the step must give the linear carry back ({} fixed operands): it takes ({}) and gives ({})",
+                n_lin_consts,
+                list(&lin),
+                list(&outs)
+            ),
+        ));
+    }
+    Ok(outs)
 }
 
 pub(crate) fn scan_avals(

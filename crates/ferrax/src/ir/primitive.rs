@@ -379,8 +379,20 @@ primitives! {
     /// `while(cond_consts..., body_consts..., carry...)`: while `cond` (taking its consts and
     /// the carry, giving a bool scalar) holds, the carry becomes `body`'s output (it takes its
     /// consts and the carry, and gives a carry of the same avals). Outputs: the final carry.
-    /// The number of iterations is known only when the loop runs.
-    While { cond: Closed, body: Closed, n_cond_consts: usize, n_body_consts: usize } = "while", any;
+    /// The number of iterations is known only when the loop runs. `max_steps` (0: none)
+    /// makes a longer run an error; `checkpoints` (0: every carry) bounds the carries the
+    /// reverse sweep of its linearization keeps at once (`while_linear`).
+    While { cond: Closed, body: Closed, n_cond_consts: usize, n_body_consts: usize, max_steps: usize, checkpoints: usize } = "while", any;
+    /// `while_linear(consts..., n, x0..., lin...)`: the linear part of a linearized `while`.
+    /// The primal carry runs `n` steps of `body` (consts, carry to carry) from `x0`; `step`
+    /// is the linear map of one step at the primal carry of that step. Forward: `lin` is the
+    /// `n_lin_consts` tangents held fixed, then the tangent carry; `step` (consts, carry,
+    /// lin) gives the next tangent carry; outputs: the last one. Transposed: `lin` is the
+    /// cotangent of the last tangent carry; `step` (consts, carry, cotangent) gives the fixed
+    /// tangents' cotangents of that step (summed over the steps) and the cotangent of the
+    /// carry before it, run from the last step to the first (primal carries recomputed from
+    /// `x0`, at most `checkpoints` of them kept at once, 0: all).
+    WhileLinear { body: Closed, step: Closed, n_consts: usize, n_lin_consts: usize, transposed: bool, checkpoints: usize } = "while_linear", any;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------
@@ -465,6 +477,7 @@ macro_rules! control_flow {
         $crate::ir::Primitive::Cond { .. }
             | $crate::ir::Primitive::Scan { .. }
             | $crate::ir::Primitive::While { .. }
+            | $crate::ir::Primitive::WhileLinear { .. }
     };
 }
 
@@ -485,6 +498,7 @@ impl Primitive {
             Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
             Primitive::Scan { body, .. } => vec![body.program()],
             Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
+            Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
             _ => vec![],
         }
     }

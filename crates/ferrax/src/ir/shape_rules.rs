@@ -7,7 +7,7 @@
 //! shape whose size overflows are refused here, before anything is allocated.
 
 use crate::ir::aval::Aval;
-use crate::ir::control::{cond_avals, scan_avals, while_avals};
+use crate::ir::control::{cond_avals, scan_avals, while_avals, while_linear_avals};
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
 use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
@@ -32,7 +32,16 @@ impl Primitive {
                 body,
                 n_cond_consts,
                 n_body_consts,
+                ..
             } => while_avals(cond, body, *n_cond_consts, *n_body_consts, args),
+            Primitive::WhileLinear {
+                body,
+                step,
+                n_consts,
+                n_lin_consts,
+                transposed,
+                ..
+            } => while_linear_avals(body, step, *n_consts, *n_lin_consts, *transposed, args),
             _ => Ok(vec![self.abstract_eval(args)?]),
         }
     }

@@ -23,6 +23,9 @@ use std::fmt::Debug;
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
+use crate::backend::eval_primitive;
+use crate::backend::reference::{fixed_avals, too_many_steps};
+use crate::backend::while_linear;
 use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
 
 /// What a control step needs of a sub-program's plan.
@@ -59,6 +62,19 @@ enum Kind<P> {
     },
     Scan(Box<ScanStep<P>>),
     While(Box<WhileStep<P>>),
+    WhileLinear(Box<WhileLinearStep<P>>),
+}
+
+#[derive(Clone, Debug)]
+struct WhileLinearStep<P> {
+    body: P,
+    step: P,
+    shape: while_linear::Shape,
+    n_carry: usize,
+    /// The fixed tangents' avals (their cotangents' when transposed).
+    fixed: Vec<Aval>,
+    /// The slot of each output (`None`: nobody reads it).
+    outs: Vec<Option<usize>>,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +83,7 @@ struct WhileStep<P> {
     body: P,
     n_cond_consts: usize,
     n_body_consts: usize,
+    max_steps: usize,
     /// The slot of each final carry (`None`: nobody reads it).
     carry: Vec<Option<usize>>,
 }
@@ -120,12 +137,35 @@ pub(crate) fn prepare<P>(
             body,
             n_cond_consts,
             n_body_consts,
+            max_steps,
+            ..
         } => Kind::While(Box::new(WhileStep {
             cond: compile(cond.program()),
             body: compile(body.program()),
             n_cond_consts: *n_cond_consts,
             n_body_consts: *n_body_consts,
+            max_steps: *max_steps,
             carry: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        })),
+        Primitive::WhileLinear {
+            body,
+            step,
+            n_consts,
+            n_lin_consts,
+            transposed,
+            checkpoints,
+        } => Kind::WhileLinear(Box::new(WhileLinearStep {
+            body: compile(body.program()),
+            step: compile(step.program()),
+            shape: while_linear::Shape {
+                n_consts: *n_consts,
+                n_lin_consts: *n_lin_consts,
+                transposed: *transposed,
+                checkpoints: *checkpoints,
+            },
+            n_carry: body.program().outputs.len(),
+            fixed: fixed_avals(step, *n_lin_consts),
+            outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         })),
         Primitive::Cond { branches } => Kind::Cond {
             branches: branches
@@ -169,6 +209,7 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::Cond { branches, .. } => branches.iter().collect(),
             Kind::Scan(s) => vec![&s.body],
             Kind::While(w) => vec![&w.cond, &w.body],
+            Kind::WhileLinear(w) => vec![&w.body, &w.step],
         }
     }
 
@@ -190,6 +231,7 @@ impl<P: SubPlan> ControlStep<P> {
             }
             Kind::Scan(s) => s.run(operands, slots),
             Kind::While(w) => w.run(operands, slots),
+            Kind::WhileLinear(w) => w.run(operands, slots),
         }
     }
 }
@@ -213,6 +255,7 @@ impl<P: SubPlan> WhileStep<P> {
         let (mut cond_slots, mut body_slots) = (self.cond.slots(), self.body.slots());
         let mut args = Vec::with_capacity(cond_consts.len() + body_consts.len() + carry.len());
         let mut results = Vec::with_capacity(carry.len());
+        let mut steps = 0usize;
         loop {
             args.extend(cond_consts.iter().cloned());
             args.extend(carry.iter().cloned());
@@ -222,6 +265,8 @@ impl<P: SubPlan> WhileStep<P> {
             if go.is_none_or(|v| v.to_f64() == 0.0) {
                 break;
             }
+            too_many_steps(steps, self.max_steps)?;
+            steps += 1;
             args.extend(body_consts.iter().cloned());
             args.append(&mut carry);
             self.body
@@ -232,6 +277,33 @@ impl<P: SubPlan> WhileStep<P> {
             match slot {
                 Some(k) => slots.write(slot_var(*k), c),
                 None => buffers::recycle(c),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<P: SubPlan> WhileLinearStep<P> {
+    fn run(&self, operands: Vec<Array>, slots: &mut Slots) -> Result<()> {
+        let nested = |plan: &P, own: &mut Slots, mut ins: Vec<Array>| {
+            let mut outs = vec![];
+            plan.run_nested(&mut ins, own, &mut outs)?;
+            Ok(outs)
+        };
+        let (mut body_slots, mut step_slots) = (self.body.slots(), self.step.slots());
+        let results = while_linear::run(
+            self.shape,
+            operands,
+            self.n_carry,
+            &self.fixed,
+            &mut |ins| nested(&self.body, &mut body_slots, ins),
+            &mut |ins| nested(&self.step, &mut step_slots, ins),
+            &|a, b| eval_primitive(&Primitive::Add, &[a, b]),
+        )?;
+        for (slot, r) in self.outs.iter().zip(results) {
+            match slot {
+                Some(k) => slots.write(slot_var(*k), r),
+                None => buffers::recycle(r),
             }
         }
         Ok(())

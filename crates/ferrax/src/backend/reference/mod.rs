@@ -16,7 +16,7 @@ pub(crate) mod matvec;
 #[cfg(test)]
 mod reduce_tests;
 
-pub(crate) use self::control::eval_equation;
+pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
 
 pub(crate) use self::kernels::{max_nan, min_nan};
 

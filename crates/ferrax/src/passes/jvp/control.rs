@@ -37,7 +37,15 @@ pub(crate) fn jvp_control(
             body,
             n_cond_consts,
             n_body_consts,
-        } => jvp_while(emit, cond, body, *n_cond_consts, *n_body_consts, x, t),
+            ..
+        } => jvp_while(
+            emit,
+            prim,
+            (cond, body),
+            (*n_cond_consts, *n_body_consts),
+            x,
+            t,
+        ),
         other => match other.as_scan() {
             Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
             None => Err(Error::internal(format!(
@@ -313,13 +321,11 @@ fn jvp_scan(
 /// The jvp of a while loop: one loop over (primal, tangent) carries. Which carries have
 /// tangents is a fixpoint, as for scan; the cond reads the primals only (a predicate has no
 /// tangent), so it takes the tangent carries as inputs it ignores.
-#[allow(clippy::too_many_arguments)]
 fn jvp_while(
     emit: &Emit,
-    cond: &Closed,
-    body: &Closed,
-    ncc: usize,
-    nbc: usize,
+    prim: &Primitive,
+    (cond, body): (&Closed, &Closed),
+    (ncc, nbc): (usize, usize),
     x: &[Tensor],
     t: &[Option<Tensor>],
 ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
@@ -380,12 +386,7 @@ fn jvp_while(
     }
     let refs: Vec<&Tensor> = args.iter().collect();
     let outs = emit.multi(
-        Primitive::While {
-            cond: Closed::new(jc),
-            body: Closed::new(jb),
-            n_cond_consts: ncc,
-            n_body_consts: nbc + n_tbc,
-        },
+        prim.while_like(Closed::new(jc), Closed::new(jb), ncc, nbc + n_tbc),
         &refs,
     )?;
     let mut it = outs.into_iter();

@@ -61,7 +61,16 @@ pub(crate) fn batch_control(
             body,
             n_cond_consts,
             n_body_consts,
-        } => batch_while(e, cond, body, *n_cond_consts, *n_body_consts, x, size, run),
+            ..
+        } => batch_while(
+            e,
+            prim,
+            (cond, body),
+            (*n_cond_consts, *n_body_consts),
+            x,
+            size,
+            run,
+        ),
         other => match other.as_scan() {
             Some((body, shape)) => batch_scan(e, body, shape, x, size, run),
             None => Err(Error::internal(format!(

@@ -15,13 +15,11 @@ use crate::passes::vmap::dims::{align, move_axis, Batched};
 use crate::trace::{checked, trace_closed, Emit, Tensor};
 
 /// The batching rule of `while(cond_consts..., body_consts..., carry...)`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn batch_while(
     e: &Emit,
-    cond: &Closed,
-    body: &Closed,
-    ncc: usize,
-    nbc: usize,
+    prim: &Primitive,
+    (cond, body): (&Closed, &Closed),
+    (ncc, nbc): (usize, usize),
     x: &[Batched],
     size: usize,
     run: BatchFn,
@@ -112,22 +110,12 @@ pub(crate) fn batch_while(
         let mut args = const_args[..ncc].to_vec();
         args.extend_from_slice(&const_args);
         args.extend(carry_args);
-        let prim = Primitive::While {
-            cond: Closed::new(new_cond),
-            body: Closed::new(new_body),
-            n_cond_consts: ncc,
-            n_body_consts: ncc + nbc,
-        };
+        let prim = prim.while_like(Closed::new(new_cond), Closed::new(new_body), ncc, ncc + nbc);
         (prim, args)
     } else {
         let mut args = const_args;
         args.extend(carry_args);
-        let prim = Primitive::While {
-            cond: Closed::new(cond_b),
-            body: Closed::new(body_b),
-            n_cond_consts: ncc,
-            n_body_consts: nbc,
-        };
+        let prim = prim.while_like(Closed::new(cond_b), Closed::new(body_b), ncc, nbc);
         (prim, args)
     };
     let refs: Vec<&Tensor> = args.iter().collect();
