@@ -43,6 +43,37 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 ))
             }
         }
+        // residuals (consts, trip count, initial carry) then linear operands: linear in the
+        // latter, which must not be non-zero constants (the map would be affine)
+        Primitive::WhileLinear {
+            body,
+            step,
+            n_consts,
+            ..
+        } => {
+            let n_res = n_consts + 1 + body.program().outputs.len();
+            let n_out = step.program().outputs.len();
+            let (res, lin) = ks.split_at(n_res.min(ks.len()));
+            if res.contains(&Kind::Linear) {
+                return Err(not_linear(
+                    "reads a linear value as a residual (its consts, trip count or initial \
+                     carry)"
+                        .into(),
+                ));
+            }
+            if lin.contains(&Kind::Residual) {
+                return Err(not_linear(
+                    "takes a non-zero constant as a tangent: the map would be affine".into(),
+                ));
+            }
+            Ok(vec![
+                match lin.contains(&Kind::Linear) {
+                    true => Kind::Linear,
+                    false => Kind::Zero,
+                };
+                n_out
+            ])
+        }
         other => Err(Error::internal(format!(
             "`{}` is not control flow but reached its linearity rule",
             other.name()

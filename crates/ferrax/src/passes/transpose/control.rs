@@ -23,7 +23,7 @@
 use crate::ir::{Aval, Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::linearity::control::{scan_kinds, KindError};
 use crate::passes::linearity::{classify_kinds, Kind};
-use crate::passes::transpose::{transpose_kinds, LinArg};
+use crate::passes::transpose::{transpose_kinds, transpose_program, LinArg};
 use crate::trace::{materialize, trace_closed, Emit, Tensor};
 
 /// The cotangents of a control-flow equation's operands (`None` for those that are not
@@ -37,6 +37,7 @@ pub(crate) fn transpose_control(
 ) -> Result<Vec<Option<Tensor>>> {
     match prim {
         Primitive::Cond { branches } => transpose_cond(e, branches, x, ks, cts),
+        Primitive::WhileLinear { .. } => transpose_while_linear(e, prim, x, cts),
         other => match other.as_scan() {
             Some((body, shape)) => transpose_scan(e, body.program(), &shape, x, ks, cts),
             None => Err(Error::internal(format!(
@@ -45,6 +46,61 @@ pub(crate) fn transpose_control(
             ))),
         },
     }
+}
+
+/// A forward `while_linear` transposes to a transposed one over the same residuals (its
+/// step transposed with respect to the fixed tangents and the tangent carry), and back.
+fn transpose_while_linear(
+    e: &Emit,
+    prim: &Primitive,
+    x: &[LinArg],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    let Primitive::WhileLinear {
+        body,
+        step,
+        n_consts,
+        n_lin_consts,
+        transposed,
+        checkpoints,
+    } = prim
+    else {
+        return Err(Error::internal(
+            "transpose_while_linear on another primitive",
+        ));
+    };
+    if cts.iter().all(Option::is_none) {
+        return Ok(vec![None; x.len()]);
+    }
+    let n_carry = body.program().outputs.len();
+    let n_res = n_consts + 1 + n_carry;
+    // the step reads the consts and the carry (not the trip count) before its linear inputs
+    let t_step = transpose_program(step.program(), n_consts + n_carry)?;
+    let out_avals = step.program().out_avals();
+    let cts = materialize(cts.to_vec(), &out_avals);
+    let mut args: Vec<&Tensor> = x[..n_res]
+        .iter()
+        .map(LinArg::value)
+        .collect::<Result<_>>()?;
+    args.extend(cts.iter());
+    let outs = e.multi(
+        Primitive::WhileLinear {
+            body: body.clone(),
+            step: Closed::new(t_step),
+            n_consts: *n_consts,
+            n_lin_consts: *n_lin_consts,
+            transposed: !transposed,
+            checkpoints: *checkpoints,
+        },
+        &args,
+    )?;
+    let mut result = vec![None; n_res];
+    result.extend(
+        outs.into_iter()
+            .zip(&x[n_res..])
+            .map(|(c, o)| o.is_linear().then_some(c)),
+    );
+    Ok(result)
 }
 
 fn not_linear(e: &Emit, op: &str, msg: String) -> Error {
