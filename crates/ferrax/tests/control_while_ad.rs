@@ -51,3 +51,22 @@ fn debug_print() {
     let s = ferrax::linearize_program(&p).unwrap();
     eprintln!("PRIMAL {}\nLINEAR {}", s.primal, s.linear);
 }
+
+#[test]
+fn debug_more() {
+    let x = Tensor::new(ferrax::Array::from_slice(&[2.0f64, 3.0]));
+    let f = |x: Tensor| {
+        let (y, _): (Tensor, Tensor) = while_loop(
+            |(_, k): (Tensor, Tensor)| k.less(5i32),
+            |(y, k): (Tensor, Tensor)| ((&y * &y).sin() + &y, k + 1),
+            &(x.clone(), Tensor::scalar(0i32)),
+        )
+        .unwrap();
+        y
+    };
+    eprintln!("jacrev {:?}", ferrax::jacrev(f, &x));
+    eprintln!("jacfwd {:?}", ferrax::jacfwd(f, &x));
+    let g = |x: Tensor| f(x).sum_all();
+    eprintln!("hvp {:?}", ferrax::hvp(g, &x, &x));
+    eprintln!("hessian {:?}", ferrax::hessian(g, &x));
+}

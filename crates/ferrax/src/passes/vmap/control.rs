@@ -26,6 +26,7 @@
 
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
+use crate::passes::vmap::while_linear::batch_while_linear;
 use crate::passes::vmap::while_loop::batch_while;
 use crate::trace::{checked, trace_closed, Emit, Tensor};
 
@@ -56,6 +57,7 @@ pub(crate) fn batch_control(
                 Some(_) => select_branches(e, branches, index, operands, size, run),
             }
         }
+        Primitive::WhileLinear { .. } => batch_while_linear(e, prim, x, size, run),
         Primitive::While {
             cond,
             body,

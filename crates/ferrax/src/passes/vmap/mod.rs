@@ -23,6 +23,7 @@
 
 pub(crate) mod control;
 pub(crate) mod dims;
+pub(crate) mod while_linear;
 pub(crate) mod while_loop;
 
 use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
