@@ -151,25 +151,37 @@ fn bad_conds_and_bodies_are_errors_naming_the_avals_and_the_line() {
     .unwrap_err();
     assert!(e.to_string().contains("f32[2]"), "{e}");
     // in text: a cond giving a float
-    let text = "{ lambda ; a:f64[] . let\n    b:f64[] = while[cond={ lambda ; a:f64[] . let\n              b:f64[] = neg a\n            in (b) } body={ lambda ; a:f64[] . let\n              b:f64[] = neg a\n            in (b) } n_cond_consts=0 n_body_consts=0] a\n  in (b) }";
+    let text = "{ lambda ; a:f64[] . let\n    b:f64[] = while[cond={ lambda ; a:f64[] . let\n              b:f64[] = neg a\n            in (b) } body={ lambda ; a:f64[] . let\n              b:f64[] = neg a\n            in (b) } n_cond_consts=0 n_body_consts=0 max_steps=0 checkpoints=0] a\n  in (b) }";
     let e = Program::parse(text).unwrap_err();
     assert!(e.to_string().contains("bool scalar"), "{e}");
 }
 
-/// What is not built yet (reverse mode) is an error naming `while`, never a panic or a
-/// wrong answer.
+/// What is not built is an error naming the primitive, never a panic or a wrong answer: a
+/// while loop on the linear value of a declared-linear function (its trip count would have
+/// to be a residual), and reverse mode over reverse mode (linearizing a gradient that runs
+/// a loop backwards).
 #[test]
-fn passes_not_yet_built_for_while_are_errors() {
-    use ferrax::{grad, linearize};
+fn passes_not_built_for_while_are_errors() {
+    use ferrax::{grad, jacrev, linearize};
     let f = |a: Tensor| newton_sqrt(&a).0;
-    let r = std::panic::catch_unwind(|| grad(f, &Tensor::scalar(2.0f64)).map(|_| ()));
-    let e = r.expect("grad must not panic").unwrap_err();
-    assert!(e.to_string().contains("while"), "{e}");
-    assert!(e.to_string().contains("not built yet"), "{e}");
-    let e = linearize(f, &Tensor::scalar(2.0f64))
+    let e = std::panic::catch_unwind(|| {
+        jacrev(
+            |a: Tensor| grad(f, &a).unwrap_or_else(Tensor::from_error),
+            &Tensor::scalar(2.0f64),
+        )
         .map(|_| ())
-        .unwrap_err();
-    assert!(e.to_string().contains("while"), "{e}");
+    })
+    .expect("reverse over reverse must not panic")
+    .unwrap_err();
+    assert!(e.to_string().contains("while_linear"), "{e}");
+    assert!(e.to_string().contains("reverse over reverse"), "{e}");
+    let e = linearize(
+        |a: Tensor| grad(f, &a).unwrap_or_else(Tensor::from_error),
+        &Tensor::scalar(2.0f64),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(e.to_string().contains("not built"), "{e}");
     let xs = Tensor::from_vec(vec![2.0f64, 3.0], &[2]);
     // a while loop on the linear value of a declared-linear function
     let g = |x: Tensor| -> Tensor {
