@@ -13,5 +13,5 @@
               e:f64[] = add b d
               f:f64[] = mul e 0.5:f64
               g:i32[] = add c 1:i32
-            in (f, g) } n_cond_consts=1 n_body_consts=1] a a a 0:i32
+            in (f, g) } n_cond_consts=1 n_body_consts=1 max_steps=0 checkpoints=0] a a a 0:i32
   in (b, c) }

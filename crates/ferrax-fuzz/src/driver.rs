@@ -131,10 +131,59 @@ fn work(p: &Program) -> u128 {
                 .map(|b| work(b.program()))
                 .max()
                 .unwrap_or(0),
+            // a trip count given as a literal costs that many steps, each computed up to
+            // `r` times by the checkpointed sweep; one read from an input (adversarial
+            // values, i64::MAX among them) is too long to try
+            ferrax::Primitive::WhileLinear {
+                body,
+                step,
+                n_consts,
+                checkpoints,
+                ..
+            } => match e.inputs.get(*n_consts) {
+                Some(ferrax::Atom::Lit(s)) => {
+                    let n = s.to_f64().clamp(0.0, 1e30) as u128;
+                    let per_step = work(body.program()).saturating_add(work(step.program()));
+                    n.saturating_mul(per_step)
+                        .saturating_mul(recomputations(n, *checkpoints))
+                }
+                _ => u128::MAX,
+            },
             _ => 0,
         };
         acc.saturating_add(outs).saturating_add(inner)
     })
+}
+
+/// Whether `p` or a program nested in it applies the primitive `name`.
+fn uses(p: &Program, name: &str) -> bool {
+    p.eqns
+        .iter()
+        .any(|e| e.prim.name() == name || e.prim.subprograms().iter().any(|q| uses(q, name)))
+}
+
+/// How many times the checkpointed sweep of a `while_linear` computes each primal carry at
+/// most: the least `r` with `C(c - 1 + r, r) ≥ n` (2 without a bound on the checkpoints,
+/// `n` with one checkpoint).
+fn recomputations(n: u128, checkpoints: usize) -> u128 {
+    match checkpoints {
+        0 => 2,
+        1 => n.max(1),
+        c => {
+            let s = c as u128 - 1;
+            let mut r = 1u128;
+            loop {
+                let mut b = 1u128;
+                for i in 1..=r {
+                    b = b.saturating_mul(s + i) / i;
+                }
+                if b >= n || r >= n {
+                    return r.max(1);
+                }
+                r += 1;
+            }
+        }
+    }
 }
 
 /// The avals of every program nested in `p`'s equations (branches and loop bodies, at any
@@ -580,15 +629,18 @@ impl Driver<'_> {
                 }
             }
         }
-        // linearize, linearity, transpose of the linear program
+        // linearize, linearity, transpose of the linear program; a program that applies a
+        // `while_linear` (reverse mode of a while loop) may be refused: linearizing it with
+        // respect to its residuals is reverse over reverse, which is not built
+        let reverse = self.complete && !uses(p, "while_linear");
         let q = p.clone();
-        if let Some(s) = self.stage_expect("linearize", self.complete, move || {
+        if let Some(s) = self.stage_expect("linearize", reverse, move || {
             ferrax::linearize_program(&q).map_err(|e| e.to_string())
         }) {
             self.linearized(p, &s, args, rng);
         }
         let q = p.clone();
-        if let Some((s, t)) = self.stage_expect("vjp", self.complete, move || {
+        if let Some((s, t)) = self.stage_expect("vjp", reverse, move || {
             ferrax::vjp_program(&q).map_err(|e| e.to_string())
         }) {
             self.must_check("vjp", "vjp_program (primal)", &s.primal);
@@ -603,7 +655,7 @@ impl Driver<'_> {
             && outs[0].dtype.is_float()
             && p.in_avals().iter().all(|a| a.dtype.is_float());
         let q = p.clone();
-        let g = self.stage_expect("grad", self.complete && gradable, move || {
+        let g = self.stage_expect("grad", reverse && gradable, move || {
             ferrax::grad_program(&q).map_err(|e| e.to_string())
         });
         match g {

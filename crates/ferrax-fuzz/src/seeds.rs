@@ -156,8 +156,42 @@ pub const SEEDS: &[&str] = &[
         s:f64[] = add x q
         y:f64[] = mul s 0.5:f64
         j:i32[] = add k 1:i32
-      in (y, j) } n_cond_consts=0 n_body_consts=1] a 1.0:f64 0:i32
+      in (y, j) } n_cond_consts=0 n_body_consts=1 max_steps=1000 checkpoints=2] a 1.0:f64 0:i32
   in (x, k) }",
+    // the linear part of that loop, forward, and its transpose (two carries kept at once)
+    "{ lambda ; a:f64[] t:f64[] . let
+    d:f64[] = while_linear[body={ lambda ; a:f64[] b:f64[] c:i32[] . let
+        d:f64[] = div a b
+        e:f64[] = add b d
+        f:f64[] = mul e 0.5:f64
+        g:i32[] = add c 1:i32
+      in (f, g) } step={ lambda ; a:f64[] b:f64[] c:i32[] d:f64[] e:f64[] . let
+        f:f64[] = div a b
+        g:f64[] = div d b
+        h:f64[] = div f b
+        i:f64[] = neg h
+        j:f64[] = mul e i
+        k:f64[] = add g j
+        m:f64[] = add e k
+        o:f64[] = mul m 0.5:f64
+      in (o) } n_consts=1 n_lin_consts=1 transposed=false checkpoints=0] a 6:i64 1.0:f64 0:i32 t 0.0:f64
+  in (d) }",
+    "{ lambda ; a:f64[] c:f64[] . let
+    e:f64[] f:f64[] = while_linear[body={ lambda ; a:f64[] b:f64[] c:i32[] . let
+        d:f64[] = div a b
+        e:f64[] = add b d
+        f:f64[] = mul e 0.5:f64
+        g:i32[] = add c 1:i32
+      in (f, g) } step={ lambda ; a:f64[] b:f64[] c:i32[] d:f64[] . let
+        e:f64[] = div a b
+        f:f64[] = div e b
+        g:f64[] = neg f
+        h:f64[] = mul d 0.5:f64
+        i:f64[] = mul h g
+        j:f64[] = add h i
+        k:f64[] = div h b
+      in (k, j) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=2] a 9:i64 1.0:f64 0:i32 c
+  in (e, f) }",
     // a reverse scan without xs: two carries (one an integer counter), one ys
     "{ lambda ; a:f64[] . let
     b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let

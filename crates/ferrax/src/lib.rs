@@ -56,8 +56,10 @@ pub use api::{
     GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
 pub use backend::cpu::{profile_start, profile_stop, Plan};
+pub use backend::reference::while_linear::{
+    reset_while_linear_stats, while_linear_stats, WhileLinearStats,
+};
 pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
-pub use backend::while_linear::{reset_while_linear_stats, while_linear_stats, WhileLinearStats};
 pub use ir::array::{Array, Data, Element};
 pub use ir::aval::Aval;
 pub use ir::control::ScanShape;

@@ -47,9 +47,21 @@ fn grad_of_newton_sqrt_is_the_implicit_derivative() {
 
 #[test]
 fn debug_print() {
-    let p = ferrax::make_jaxpr(newton_sqrt, &Tensor::scalar(2.0f64)).unwrap();
-    let s = ferrax::linearize_program(&p).unwrap();
-    eprintln!("PRIMAL {}\nLINEAR {}", s.primal, s.linear);
+    let p = ferrax::Program::parse(
+        "{ lambda ; a:f64[] . let
+    x:f64[] k:i32[] = while[cond={ lambda ; x:f64[] k:i32[] . let
+        c:bool[] = lt k 30:i32
+      in (c) } body={ lambda ; a:f64[] x:f64[] k:i32[] . let
+        q:f64[] = div a x
+        s:f64[] = add x q
+        y:f64[] = mul s 0.5:f64
+        j:i32[] = add k 1:i32
+      in (y, j) } n_cond_consts=0 n_body_consts=1 max_steps=1000 checkpoints=2] a 1.0:f64 0:i32
+  in (x, k) }",
+    )
+    .unwrap();
+    let (s, t) = ferrax::vjp_program(&p).unwrap();
+    eprintln!("PRIMAL {}\nLINEAR {}\nTRANSPOSED {}", s.primal, s.linear, t);
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 pub(crate) mod cpu;
 pub(crate) mod reference;
-pub(crate) mod while_linear;
 
 pub(crate) use self::cpu::Plan;
 pub(crate) use self::reference::{count, max_nan, min_nan};

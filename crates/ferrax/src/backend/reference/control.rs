@@ -7,7 +7,7 @@
 //! of the slices, so `ys[i]` always belongs to `xs[i]`.
 
 use crate::backend::reference::eval_primitive;
-use crate::backend::while_linear;
+use crate::backend::reference::while_linear;
 use crate::ir::{ensure_allocatable, Array, Closed, Error, Primitive, Result, ScanShape};
 
 /// Evaluates one equation of any primitive: its outputs.

@@ -15,6 +15,7 @@ mod kernels;
 pub(crate) mod matvec;
 #[cfg(test)]
 mod reduce_tests;
+pub(crate) mod while_linear;
 
 pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
 

@@ -104,7 +104,8 @@ pub(crate) fn split_while(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> R
             .collect::<Option<_>>()
             .ok_or_else(|| Error::internal("split_while: operand count"))?;
         Ok(flagged(&b.call(&full)?, &carry_uk))
-    })?;
+    })?
+    .dce();
 
     // the known loop: the known carries and a counter
     let c = cond.program();

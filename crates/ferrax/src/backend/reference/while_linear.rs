@@ -1,7 +1,7 @@
 //! Running `while_linear`, the linear part of a linearized while loop, and its checkpointed
 //! reverse sweep.
 //!
-//! Shared by both backends: the reference evaluator and the compiled plans hand in how to
+//! Part of the reference backend, shared with the compiled plans: each hands in how to
 //! run the loop's two sub-programs (the primal `body` and the linear `step`), and this module
 //! decides which steps run and in what order.
 //!
