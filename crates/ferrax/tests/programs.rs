@@ -430,6 +430,12 @@ fn random_programs_nest_control_flow_of_every_kind() {
                         found.push("cond computed index");
                     }
                 }
+                ferrax::Primitive::While { checkpoints, .. } => {
+                    found.push("while");
+                    if *checkpoints > 0 {
+                        found.push("while checkpointed");
+                    }
+                }
                 _ => unreachable!(),
             }
             for f in found {
@@ -447,6 +453,8 @@ fn random_programs_nest_control_flow_of_every_kind() {
         "cond 3",
         "cond different branches",
         "cond computed index",
+        "while",
+        "while checkpointed",
         "nested two deep",
         "live",
     ] {

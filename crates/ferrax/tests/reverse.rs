@@ -175,7 +175,8 @@ fn adjoint_identity_and_double_transpose_for_every_row() {
         for seed in 0..3u64 {
             // static operands (a cond's index) take each listed value in turn
             let primals = row.args(&p.in_avals(), seed * 7, seed as usize);
-            let Some(linear) = check_adjoint(&p, &primals, seed * 1000, row.name) else {
+            let (q, primals) = row.without_static_floats(&p, &primals);
+            let Some(linear) = check_adjoint(&q, &primals, seed * 1000, row.name) else {
                 continue;
             };
             checked += 1;

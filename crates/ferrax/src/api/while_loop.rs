@@ -96,7 +96,7 @@ pub fn while_loop<C: Tree>(
 ///     while_loop_with(|x: Tensor| x.greater_equal(1.0), |x: Tensor| x * 0.5, &x, opts).unwrap()
 /// };
 /// let g = grad(f, &Tensor::scalar(10.0f64)).unwrap();
-/// assert_eq!(g.item().unwrap().to_f64(), 1.0 / 16.0);
+/// assert_eq!(g.item().unwrap(), 1.0 / 16.0);
 /// ```
 #[track_caller]
 pub fn while_loop_with<C: Tree>(

@@ -305,17 +305,24 @@ fn control_eqns(
             depth,
             computed_index,
         );
-        let prim = Primitive::Scan {
-            body: Closed::new(body),
-            n_consts: consts.len(),
-            n_carry: 1,
-            length,
-            reverse,
-        };
-        let mut inputs = consts;
-        inputs.push(carry);
-        inputs.extend(xs);
-        (prim, inputs)
+        if xs.is_empty() && (head[0] >> 8) % 3 == 0 {
+            // a counted `while` in place of a scan without xs: the same body, a counter
+            // carry from 0, and, for reverse mode, 0, 1 or 2 carries kept at once
+            let checkpoints = ((head[0] >> 10) % 3) as usize;
+            counted_while(body, &consts, carry, length, checkpoints)
+        } else {
+            let prim = Primitive::Scan {
+                body: Closed::new(body),
+                n_consts: consts.len(),
+                n_carry: 1,
+                length,
+                reverse,
+            };
+            let mut inputs = consts;
+            inputs.push(carry);
+            inputs.extend(xs);
+            (prim, inputs)
+        }
     } else {
         let x = p.float_var_where(small)?;
         let mut operands = vec![x];
@@ -382,6 +389,57 @@ fn control_eqns(
         loc: None,
     });
     Some(before)
+}
+
+/// `while k < length: (k, x) = (k + 1, body(consts, x))` from a scan body of one carry and
+/// one ys (the ys dropped), and its operands: the consts, a 0 counter, the carry.
+fn counted_while(
+    mut body: Program,
+    consts: &[Atom],
+    carry: Atom,
+    length: usize,
+    checkpoints: usize,
+) -> (Primitive, Vec<Atom>) {
+    let nc = consts.len();
+    body.outputs.truncate(1);
+    let carry_aval = body.aval(body.inputs[nc]).clone();
+    let counter = Aval::scalar(DType::I32);
+    let k = Var(body.avals.len() as u32);
+    body.avals.push(counter.clone());
+    let k1 = Var(body.avals.len() as u32);
+    body.avals.push(counter.clone());
+    body.inputs.insert(nc, k);
+    body.eqns.push(Equation {
+        prim: Primitive::Add,
+        inputs: vec![Atom::Var(k), Atom::Lit(Scalar::I32(1))],
+        outs: vec![k1],
+        loc: None,
+    });
+    body.outputs.insert(0, Atom::Var(k1));
+    let cond = Program {
+        avals: vec![counter, carry_aval, Aval::scalar(DType::Bool)],
+        consts: vec![],
+        inputs: vec![Var(0), Var(1)],
+        eqns: vec![Equation {
+            prim: Primitive::Lt,
+            inputs: vec![Atom::Var(Var(0)), Atom::Lit(Scalar::I32(length as i32))],
+            outs: vec![Var(2)],
+            loc: None,
+        }],
+        outputs: vec![Atom::Var(Var(2))],
+    };
+    let prim = Primitive::While {
+        cond: Closed::new(cond),
+        body: Closed::new(body.dce()),
+        n_cond_consts: 0,
+        n_body_consts: nc,
+        max_steps: 0,
+        checkpoints,
+    };
+    let mut inputs = consts.to_vec();
+    inputs.push(Atom::Lit(Scalar::I32(0)));
+    inputs.push(carry);
+    (prim, inputs)
 }
 
 /// Builds the program a recipe describes from the op table's generators: the steps in

@@ -122,7 +122,7 @@ pub(super) fn rows() -> Vec<OpRow> {
             avals: while_avals,
             dtypes: FLOATS,
             domain: Real,
-            tol: (2e-6, 1e-14),
+            tol: (1e-5, 1e-14),
             known: vec![
                 k(
                     vec![a.clone(), vec![0.0], x0.clone()],
@@ -159,7 +159,7 @@ pub(super) fn rows() -> Vec<OpRow> {
             avals: linear_avals,
             dtypes: FLOATS,
             domain: Real,
-            tol: (2e-6, 1e-14),
+            tol: (1e-5, 1e-14),
             known: vec![
                 k(
                     vec![a.clone(), vec![3.0], x0.clone(), da.clone(), t0.clone()],
@@ -194,7 +194,7 @@ pub(super) fn rows() -> Vec<OpRow> {
             avals: transposed_avals,
             dtypes: FLOATS,
             domain: Real,
-            tol: (2e-6, 1e-14),
+            tol: (1e-5, 1e-14),
             known: vec![k(
                 vec![a.clone(), vec![3.0], x0.clone(), ct.clone()],
                 vec![
