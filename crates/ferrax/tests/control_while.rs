@@ -252,3 +252,34 @@ fn vmap_with_an_unbatched_predicate_keeps_one_plain_loop() {
     // the counter stays a scalar inside the batched loop
     assert!(text.contains("i32[] = add"), "{text}");
 }
+
+/// The optimizer removes a while loop's carries nothing needs: one read neither outside,
+/// nor by the cond, nor by a kept carry's update, and the consts only it read; the loop
+/// still computes what is read.
+#[test]
+fn optimize_prunes_carries_and_consts_nobody_reads() {
+    use ferrax::optimize;
+    let f = |(a, b): (Tensor, Tensor)| {
+        let (x, _, _): (Tensor, Tensor, Tensor) = while_loop(
+            |(_, _, k): (Tensor, Tensor, Tensor)| k.less(5),
+            // y, updated from b and itself only, is never read
+            |(x, y, k): (Tensor, Tensor, Tensor)| (x.sin() + &a, (&y * &b).exp(), k + 1),
+            &(Tensor::scalar(0.5f64), Tensor::scalar(0.1f64), Tensor::scalar(0i32)),
+        )
+        .unwrap();
+        x
+    };
+    let args = (Tensor::scalar(0.3f64), Tensor::scalar(2.0f64));
+    let p = make_jaxpr(f, &args).unwrap();
+    let q = optimize(&p).unwrap();
+    let e = q.eqns.iter().find(|e| e.prim.name() == "while").unwrap();
+    assert_eq!(e.outs.len(), 2, "{q}");
+    assert_eq!(e.prim.subprograms()[1].count_prim("exp"), 0, "{q}");
+    let ins = [Array::scalar(0.3f64), Array::scalar(2.0f64)];
+    assert!(q.eval(&ins).unwrap()[0].same_values(&p.eval(&ins).unwrap()[0]));
+    // the jvp with respect to a alone: the tangent loop keeps what the tangent needs
+    let j = ferrax::jvp_program(&p, &[true, false]).unwrap();
+    let oj = optimize(&j).unwrap();
+    let e = oj.eqns.iter().find(|e| e.prim.name() == "while").unwrap();
+    assert_eq!(e.outs.len(), 3, "x, its tangent and the counter: {oj}");
+}
