@@ -1055,12 +1055,16 @@ fn the_while_example_checks_evaluates_and_transforms() {
     let (code, out, err) = run(&["transform", "vmap", f, "--axis-size", "3"]);
     assert_eq!(code, 0, "{err}");
     assert_parse_back("while vmap", &out, 1);
-    // reverse mode is not built yet: an error naming the loop, not a crash
-    let (code, _, err) = run(&["transform", "vjp", f]);
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("bad input to `while`") && err.contains("not built yet"),
-        "{err}"
-    );
-    assert!(err.contains("newton_while.fx:4:5"), "{err}");
+    // reverse mode: a counting primal loop, and a while_linear run backwards
+    let (code, out, err) = run(&["transform", "vjp", f]);
+    assert_eq!(code, 0, "{err}");
+    let ps = assert_parse_back("while vjp", &out, 2);
+    assert_eq!(ps[0].count_prim("while"), 1, "{out}");
+    assert_eq!(ps[1].count_prim("while_linear"), 1, "{out}");
+    assert!(out.contains("transposed=true"), "{out}");
+    let (code, out, err) = run(&["transform", "linearize", f]);
+    assert_eq!(code, 0, "{err}");
+    let ps = assert_parse_back("while linearize", &out, 2);
+    assert!(out.contains("transposed=false"), "{out}");
+    assert_eq!(ps[1].count_prim("while_linear"), 1, "{out}");
 }
