@@ -46,8 +46,8 @@ mod surface;
 mod trace;
 
 pub use api::{
-    cond, fori_loop, scan, scan_with, switch, while_loop, while_loop_with, ScanOptions,
-    WhileOptions,
+    checkpoint, checkpoint_name, cond, fori_loop, scan, scan_with, switch, while_loop,
+    while_loop_with, ScanOptions, WhileOptions,
 };
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
@@ -65,9 +65,11 @@ pub use ir::aval::Aval;
 pub use ir::control::ScanShape;
 pub use ir::dtype::{DType, Scalar};
 pub use ir::error::{Error, Result, SourceLoc};
-pub use ir::primitive::{Arity, Closed, Param, Primitive, PRIMITIVE_NAMES};
+pub use ir::param::Param;
+pub use ir::primitive::{Arity, Closed, Primitive, PRIMITIVE_NAMES};
 pub use ir::print::PROGRAM_TEXT;
 pub use ir::program::{Atom, Equation, Program, Var};
+pub use ir::remat::RematPolicy;
 pub use passes::jvp::jvp_program;
 pub use passes::linearity::{check_linear, Linearity};
 pub use passes::optimize::optimize;

@@ -264,7 +264,11 @@ fn optimize_prunes_carries_and_consts_nobody_reads() {
             |(_, _, k): (Tensor, Tensor, Tensor)| k.less(5),
             // y, updated from b and itself only, is never read
             |(x, y, k): (Tensor, Tensor, Tensor)| (x.sin() + &a, (&y * &b).exp(), k + 1),
-            &(Tensor::scalar(0.5f64), Tensor::scalar(0.1f64), Tensor::scalar(0i32)),
+            &(
+                Tensor::scalar(0.5f64),
+                Tensor::scalar(0.1f64),
+                Tensor::scalar(0i32),
+            ),
         )
         .unwrap();
         x

@@ -65,6 +65,10 @@ impl Primitive {
                 max_steps: *max_steps,
                 checkpoints: *checkpoints,
             }),
+            Primitive::Checkpoint { body, policy } => Some(Primitive::Checkpoint {
+                body: Closed::new(f(body.program())?),
+                policy: policy.clone(),
+            }),
             Primitive::WhileLinear {
                 body,
                 step,
@@ -263,6 +267,23 @@ impl Primitive {
             checkpoints,
         }
     }
+}
+
+/// `checkpoint`: the body takes the operands; the outputs are the body's.
+pub(crate) fn checkpoint_avals(body: &Closed, args: &[&Aval]) -> Result<Vec<Aval>> {
+    let ins = body.program().in_avals();
+    let given: Vec<Aval> = args.iter().map(|a| (*a).clone()).collect();
+    if ins != given {
+        return Err(Error::shape(
+            "checkpoint",
+            format!(
+                "the body takes ({}) but the operands are ({})",
+                list(&ins),
+                list(&given)
+            ),
+        ));
+    }
+    Ok(body.program().out_avals())
 }
 
 /// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then

@@ -11,7 +11,8 @@ use crate::ir::array::{Array, Data};
 use crate::ir::aval::Aval;
 use crate::ir::dtype::{DType, Scalar};
 use crate::ir::error::{Error, Result, SourceLoc};
-use crate::ir::primitive::{Closed, Param, Primitive};
+use crate::ir::param::Param;
+use crate::ir::primitive::{Closed, Primitive};
 use crate::ir::print::{PROGRAM_TEXT, RESERVED};
 use crate::ir::program::{Atom, Equation, Program, Var, MAX_NESTING};
 
@@ -342,7 +343,7 @@ impl Parser {
             Tok::Ident(s) if s == "false" => Ok(Param::Bool(false)),
             Tok::Ident(s) => match DType::from_name(&s) {
                 Some(d) => Ok(Param::DType(d)),
-                None => self.err_at(k, format!("expected a parameter value, found `{s}`")),
+                None => Ok(Param::Name(s)),
             },
             Tok::Sym('{') => {
                 self.pos = k;
@@ -364,6 +365,28 @@ impl Parser {
                 }
                 self.next();
                 Ok(Param::Programs(v))
+            }
+            // a tuple of names: `(h1,h2)`
+            Tok::Sym('(') if matches!(self.peek(), Tok::Ident(_)) => {
+                let mut v = vec![];
+                loop {
+                    match self.next() {
+                        Tok::Ident(s) => v.push(s),
+                        t => return self.err(format!("expected a name, found {}", describe(&t))),
+                    }
+                    match self.next() {
+                        Tok::Sym(',') if matches!(self.peek(), Tok::Ident(_)) => {}
+                        Tok::Sym(',') if *self.peek() == Tok::Sym(')') => {
+                            self.next();
+                            break;
+                        }
+                        Tok::Sym(')') => break,
+                        t => {
+                            return self.err(format!("expected `,` or `)`, found {}", describe(&t)))
+                        }
+                    }
+                }
+                Ok(Param::Names(v))
             }
             Tok::Sym('(') => Ok(Param::Ints(self.uints_until(')', "a tuple element")?)),
             t => self.err_at(

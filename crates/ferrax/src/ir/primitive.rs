@@ -23,7 +23,9 @@ use std::fmt;
 use std::hash::Hash;
 
 use crate::ir::dtype::DType;
+use crate::ir::param::{Param, ParamReader, ParamValue};
 use crate::ir::program::Program;
+use crate::ir::remat::RematPolicy;
 
 /// How many operands a primitive takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,140 +38,6 @@ pub enum Arity {
 }
 
 pub use crate::ir::program::Closed;
-
-/// A parameter value, as it appears in program text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Param {
-    Int(i64),
-    Bool(bool),
-    DType(DType),
-    Ints(Vec<usize>),
-    /// A nested program: `{ lambda ... }`.
-    Program(Closed),
-    /// A tuple of nested programs: `({ lambda ... }, { lambda ... })`.
-    Programs(Vec<Closed>),
-}
-
-/// A static parameter's Rust type: how it prints in program text and how it is read back.
-trait ParamValue: Sized {
-    fn to_param(&self) -> Param;
-    fn from_param(key: &str, p: &Param) -> Result<Self, String>;
-}
-
-impl ParamValue for i32 {
-    fn to_param(&self) -> Param {
-        Param::Int(*self as i64)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Int(i) => {
-                i32::try_from(*i).map_err(|_| format!("{key}={i} does not fit in i32"))
-            }
-            p => Err(format!("parameter `{key}` must be an integer, got `{p}`")),
-        }
-    }
-}
-
-impl ParamValue for usize {
-    fn to_param(&self) -> Param {
-        Param::Int(*self as i64)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Int(i) => usize::try_from(*i)
-                .map_err(|_| format!("parameter `{key}` must be non-negative, got {i}")),
-            p => Err(format!("parameter `{key}` must be an integer, got `{p}`")),
-        }
-    }
-}
-
-impl ParamValue for bool {
-    fn to_param(&self) -> Param {
-        Param::Bool(*self)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Bool(b) => Ok(*b),
-            p => Err(format!(
-                "parameter `{key}` must be true or false, got `{p}`"
-            )),
-        }
-    }
-}
-
-impl ParamValue for DType {
-    fn to_param(&self) -> Param {
-        Param::DType(*self)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::DType(d) => Ok(*d),
-            p => Err(format!("parameter `{key}` must be a dtype, got `{p}`")),
-        }
-    }
-}
-
-impl ParamValue for Vec<usize> {
-    fn to_param(&self) -> Param {
-        Param::Ints(self.clone())
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Ints(v) => Ok(v.clone()),
-            p => Err(format!(
-                "parameter `{key}` must be a tuple of integers like (0,1), got `{p}`"
-            )),
-        }
-    }
-}
-
-impl ParamValue for Closed {
-    fn to_param(&self) -> Param {
-        Param::Program(self.clone())
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Program(c) => Ok(c.clone()),
-            p => Err(format!(
-                "parameter `{key}` must be a program {{ lambda ... }}, got `{p}`"
-            )),
-        }
-    }
-}
-
-impl ParamValue for Vec<Closed> {
-    fn to_param(&self) -> Param {
-        Param::Programs(self.clone())
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Programs(v) => Ok(v.clone()),
-            Param::Program(c) => Ok(vec![c.clone()]),
-            p => Err(format!(
-                "parameter `{key}` must be a tuple of programs, got `{p}`"
-            )),
-        }
-    }
-}
-
-/// The parameters given in program text, each to be used exactly once.
-struct ParamReader<'a> {
-    name: &'a str,
-    params: &'a [(String, Param)],
-    used: Vec<bool>,
-}
-
-impl ParamReader<'_> {
-    fn read<T: ParamValue>(&mut self, key: &str) -> Result<T, String> {
-        match self.params.iter().position(|(k, _)| k == key) {
-            Some(i) => {
-                self.used[i] = true;
-                T::from_param(key, &self.params[i].1)
-            }
-            None => Err(format!("`{}` needs the parameter `{key}`", self.name)),
-        }
-    }
-}
 
 /// The table of primitives. One row per primitive:
 /// `Variant { field: Type, ... } = "name", arity;` with the arity a number or `variadic`.
@@ -393,6 +261,12 @@ primitives! {
     /// carry before it, run from the last step to the first (primal carries recomputed from
     /// `x0`, at most `checkpoints` of them kept at once, 0: all).
     WhileLinear { body: Closed, step: Closed, n_consts: usize, n_lin_consts: usize, transposed: bool, checkpoints: usize } = "while_linear", any;
+    /// `checkpoint(operands...)`: runs `body` on the operands (JAX's `checkpoint`/remat).
+    /// Linearization stores only the residuals `policy` allows and recomputes the others
+    /// from the operands when the linear map runs.
+    Checkpoint { body: Closed, policy: RematPolicy } = "checkpoint", any;
+    /// `checkpoint_name(x)`: `x`, named for a `checkpoint` policy that saves names.
+    CheckpointName { name: String } = "checkpoint_name", 1;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------
@@ -478,6 +352,7 @@ macro_rules! control_flow {
             | $crate::ir::Primitive::Scan { .. }
             | $crate::ir::Primitive::While { .. }
             | $crate::ir::Primitive::WhileLinear { .. }
+            | $crate::ir::Primitive::Checkpoint { .. }
     };
 }
 
@@ -499,52 +374,10 @@ impl Primitive {
             Primitive::Scan { body, .. } => vec![body.program()],
             Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
             Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
+            Primitive::Checkpoint { body, .. } => vec![body.program()],
             _ => vec![],
         }
     }
-}
-
-impl fmt::Display for Param {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // a nested program's lines are indented one level deeper than the equation's
-            Param::Program(c) => write!(f, "{}", indent(&c.0.to_string())),
-            Param::Programs(v) => {
-                f.write_str("(")?;
-                for (i, c) in v.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{}", indent(&c.0.to_string()))?;
-                }
-                if v.len() == 1 {
-                    f.write_str(",")?;
-                }
-                f.write_str(")")
-            }
-            Param::Int(i) => write!(f, "{i}"),
-            Param::Bool(b) => write!(f, "{b}"),
-            Param::DType(d) => write!(f, "{d}"),
-            Param::Ints(v) => {
-                f.write_str("(")?;
-                for (i, x) in v.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{x}")?;
-                }
-                if v.len() == 1 {
-                    f.write_str(",")?;
-                }
-                f.write_str(")")
-            }
-        }
-    }
-}
-
-/// A program's text with its continuation lines indented four more spaces.
-fn indent(text: &str) -> String {
-    text.replace('\n', "\n    ")
 }
 
 impl fmt::Display for Primitive {

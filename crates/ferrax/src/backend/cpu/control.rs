@@ -63,6 +63,12 @@ enum Kind<P> {
     Scan(Box<ScanStep<P>>),
     While(Box<WhileStep<P>>),
     WhileLinear(Box<WhileLinearStep<P>>),
+    /// A checkpoint: its body's plan, run once; every output written to its slot or
+    /// recycled.
+    Call {
+        body: P,
+        outs: Vec<Option<usize>>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +153,10 @@ pub(crate) fn prepare<P>(
             max_steps: *max_steps,
             carry: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         })),
+        Primitive::Checkpoint { body, .. } => Kind::Call {
+            body: compile(body.program()),
+            outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        },
         Primitive::WhileLinear {
             body,
             step,
@@ -210,6 +220,7 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::Scan(s) => vec![&s.body],
             Kind::While(w) => vec![&w.cond, &w.body],
             Kind::WhileLinear(w) => vec![&w.body, &w.step],
+            Kind::Call { body, .. } => vec![body],
         }
     }
 
@@ -232,6 +243,19 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::Scan(s) => s.run(operands, slots),
             Kind::While(w) => w.run(operands, slots),
             Kind::WhileLinear(w) => w.run(operands, slots),
+            Kind::Call { body, outs } => {
+                let mut args = operands;
+                let mut own = body.slots();
+                let mut results = vec![];
+                body.run_nested(&mut args, &mut own, &mut results)?;
+                for (slot, r) in outs.iter().zip(results) {
+                    match slot {
+                        Some(k) => slots.write(slot_var(*k), r),
+                        None => buffers::recycle(r),
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }

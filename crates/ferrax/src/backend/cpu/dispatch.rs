@@ -168,6 +168,7 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Concatenate { .. }
         | Rev { .. }
         | Iota { .. }
+        | CheckpointName { .. }
         | Cumsum { .. } => None,
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive

@@ -35,6 +35,11 @@ pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Arr
                 *max_steps,
             )
         }
+        Primitive::Checkpoint { body, .. } => {
+            check("checkpoint", prim, args)?;
+            let operands: Vec<Array> = args.iter().map(|a| (*a).clone()).collect();
+            body.program().eval_checked(&operands)
+        }
         Primitive::WhileLinear {
             body,
             step,

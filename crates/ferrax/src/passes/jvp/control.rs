@@ -47,6 +47,7 @@ pub(crate) fn jvp_control(
             t,
         ),
         Primitive::WhileLinear { .. } => jvp_while_linear(emit, prim, x, t),
+        Primitive::Checkpoint { body, policy } => jvp_checkpoint(emit, body, policy, x, t),
         other => match other.as_scan() {
             Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
             None => Err(Error::internal(format!(
@@ -394,6 +395,41 @@ fn jvp_while(
     let primals: Vec<Tensor> = it.by_ref().take(ncar).collect();
     debug_assert_eq!(it.len(), n_tcar);
     let touts = carry_t
+        .iter()
+        .map(|&w| if w { it.next() } else { None })
+        .collect();
+    Ok((primals, touts))
+}
+
+/// The jvp of a checkpoint: a checkpoint of the body's jvp under the same policy, so the
+/// tangent computation is rematerialized as the primal is.
+fn jvp_checkpoint(
+    emit: &Emit,
+    body: &Closed,
+    policy: &crate::ir::RematPolicy,
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let flags = tangent_flags(x, t);
+    let (jb, nonzero) = jvp_sub(body, &flags, None)?;
+    let mut args: Vec<&Tensor> = x.iter().collect();
+    args.extend(
+        t.iter()
+            .zip(&flags)
+            .filter(|(_, f)| **f)
+            .filter_map(|(t, _)| t.as_ref()),
+    );
+    let outs = emit.multi(
+        Primitive::Checkpoint {
+            body: Closed::new(jb),
+            policy: policy.clone(),
+        },
+        &args,
+    )?;
+    let n = nonzero.len();
+    let mut it = outs.into_iter();
+    let primals: Vec<Tensor> = it.by_ref().take(n).collect();
+    let touts = nonzero
         .iter()
         .map(|&w| if w { it.next() } else { None })
         .collect();

@@ -45,6 +45,12 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
         }
         // residuals (consts, trip count, initial carry) then linear operands: linear in the
         // latter, which must not be non-zero constants (the map would be affine)
+        // the kinds flow through the body
+        Primitive::Checkpoint { body, .. } => {
+            let p = body.program();
+            let kinds = classify_kinds(p, ks)?;
+            Ok(output_kinds(p, &kinds))
+        }
         Primitive::WhileLinear {
             body,
             step,

@@ -38,6 +38,9 @@ pub(crate) fn transpose_control(
     match prim {
         Primitive::Cond { branches } => transpose_cond(e, branches, x, ks, cts),
         Primitive::WhileLinear { .. } => transpose_while_linear(e, prim, x, cts),
+        Primitive::Checkpoint { body, policy } => {
+            transpose_checkpoint(e, body.program(), policy, x, ks, cts)
+        }
         other => match other.as_scan() {
             Some((body, shape)) => transpose_scan(e, body.program(), &shape, x, ks, cts),
             None => Err(Error::internal(format!(
@@ -46,6 +49,69 @@ pub(crate) fn transpose_control(
             ))),
         },
     }
+}
+
+/// A checkpoint transposes to a checkpoint of its body's transpose (taking the known
+/// operands and the output cotangents), so what the body recomputes from its known operands
+/// is recomputed in the transposed map too.
+fn transpose_checkpoint(
+    e: &Emit,
+    body: &Program,
+    policy: &crate::ir::RematPolicy,
+    x: &[LinArg],
+    ks: &[Kind],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    if cts.iter().all(Option::is_none) {
+        return Ok(vec![None; x.len()]);
+    }
+    let known: Vec<&Tensor> = x
+        .iter()
+        .filter(|o| !o.is_linear())
+        .map(LinArg::value)
+        .collect::<Result<_>>()?;
+    let given: Vec<&Tensor> = cts.iter().flatten().collect();
+    let mut avals: Vec<Aval> = known.iter().map(|t| t.aval()).collect::<Result<_>>()?;
+    avals.extend(given.iter().map(|t| t.aval()).collect::<Result<Vec<_>>>()?);
+    let linear_avals: Vec<Aval> = x
+        .iter()
+        .filter(|o| o.is_linear())
+        .map(LinArg::aval)
+        .collect();
+    let kinds = classify_kinds(body, ks)?;
+    let transposed = trace_closed("a transposed checkpoint", &avals, |args| {
+        let mut args = args.into_iter();
+        let known_in: Vec<Option<Tensor>> = x
+            .iter()
+            .map(|o| (!o.is_linear()).then(|| args.next()).flatten())
+            .collect();
+        let out_cts: Vec<Option<Tensor>> = cts
+            .iter()
+            .map(|c| c.as_ref().and_then(|_| args.next()))
+            .collect();
+        let ct_in = transpose_kinds(body, &kinds, &known_in, &out_cts)?;
+        let linear_cts = ct_in
+            .into_iter()
+            .zip(x)
+            .filter(|(_, o)| o.is_linear())
+            .map(|(c, _)| c)
+            .collect();
+        Ok(materialize(linear_cts, &linear_avals))
+    })?;
+    let mut args = known;
+    args.extend(given);
+    let mut results = e
+        .multi(
+            Primitive::Checkpoint {
+                body: Closed::new(transposed),
+                policy: policy.clone(),
+            },
+            &args,
+        )?
+        .into_iter();
+    Ok(x.iter()
+        .map(|o| if o.is_linear() { results.next() } else { None })
+        .collect())
 }
 
 /// A forward `while_linear` transposes to a transposed one over the same residuals (its

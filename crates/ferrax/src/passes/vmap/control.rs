@@ -58,6 +58,24 @@ pub(crate) fn batch_control(
             }
         }
         Primitive::WhileLinear { .. } => batch_while_linear(e, prim, x, size, run),
+        // a checkpoint of the batched body, under the same policy
+        Primitive::Checkpoint { body, policy } => {
+            let in_dims: Vec<Option<usize>> = x.iter().map(|v| v.1).collect();
+            let (b, out_b) = batch_sub(e, body.program(), &in_dims, &[], size, run, "checkpoint")?;
+            let refs: Vec<&Tensor> = x.iter().map(|v| &v.0).collect();
+            let outs = e.multi(
+                Primitive::Checkpoint {
+                    body: Closed::new(b),
+                    policy: policy.clone(),
+                },
+                &refs,
+            )?;
+            Ok(outs
+                .into_iter()
+                .zip(out_b)
+                .map(|(t, b)| (t, b.then_some(0)))
+                .collect())
+        }
         Primitive::While {
             cond,
             body,

@@ -126,8 +126,9 @@ pub(crate) fn batch_rule(
             ))),
             0,
         ),
-        // Elementwise with one operand: the batch dimension stays.
-        elementwise_unary!() => {
+        // Elementwise with one operand (and the identity that names a value for a
+        // checkpoint policy): the batch dimension stays.
+        elementwise_unary!() | CheckpointName { .. } => {
             let (t, b) = one();
             (e.op1(prim.clone(), t), b)
         }
