@@ -4,9 +4,12 @@
 //!
 //! Metrics with the peer's names: `forward` (the jitted loop) and `jvp` (the jitted jvp
 //! through the loop, with a tangent of ones; JAX differentiates `while_loop` in forward mode
-//! only). The loop's trip count is known only when it runs.
+//! only). The loop's trip count is known only when it runs. One metric JAX cannot produce:
+//! `grad`, the jitted gradient of the sum of the roots through the loop (reverse mode:
+//! a counting primal loop, then the transposed `while_linear`, which recomputes the
+//! carries it needs), reported beside JAX's `forward`.
 
-use ferrax::{jit, jvp, where_, while_loop, DType, Result, Tensor};
+use ferrax::{grad, jit, jvp, where_, while_loop, DType, Error, Result, Tensor};
 
 use crate::{emit, measure, ready};
 
@@ -53,9 +56,27 @@ pub(crate) fn case_while_newton() -> Result<()> {
         200,
         3.0,
     )?;
+    let fg = jit(|a: Tensor| {
+        grad(|a: Tensor| newton_sqrt(&a).sum_all(), &a).unwrap_or_else(Tensor::from_error)
+    });
+    // d/da sqrt(a) = 1 / (2 sqrt(a)), to f32 rounding
+    let g = fg.call(&a)?.to_vec::<f32>()?;
+    let grad_err = g
+        .iter()
+        .zip(&av)
+        .map(|(g, a)| (g - 0.5 / a.sqrt()).abs() * 2.0 * a.sqrt())
+        .fold(0f32, f32::max);
+    if grad_err > 1e-3 {
+        return Err(Error::Input {
+            op: "while_newton".into(),
+            msg: format!("the gradient is off by {grad_err} (relative)"),
+            loc: None,
+        });
+    }
+    let grad_m = measure(|| ready(&fg.call(&a)?), 200, 3.0)?;
     emit(
         "while_newton",
-        vec![("forward", forward), ("jvp", jvp_m)],
+        vec![("forward", forward), ("jvp", jvp_m), ("grad", grad_m)],
         &format!(", \"n\": {N}, \"dtype\": \"f32\", \"max_residual\": {worst}"),
     );
     Ok(())

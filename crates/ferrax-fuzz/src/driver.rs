@@ -131,6 +131,7 @@ fn work(p: &Program) -> u128 {
                 .map(|b| work(b.program()))
                 .max()
                 .unwrap_or(0),
+            ferrax::Primitive::Checkpoint { body, .. } => work(body.program()),
             // a trip count given as a literal costs that many steps, each computed up to
             // `r` times by the checkpointed sweep; one read from an input (adversarial
             // values, i64::MAX among them) is too long to try

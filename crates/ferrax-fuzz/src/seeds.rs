@@ -192,6 +192,19 @@ pub const SEEDS: &[&str] = &[
         k:f64[] = div h b
       in (k, j) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=2] a 9:i64 1.0:f64 0:i32 c
   in (e, f) }",
+    // a checkpoint storing its matrix product only, with a named value inside
+    "{ lambda ; w:f64[3,3] x:f64[3] . let
+    y:f64[3] s:f64[] = checkpoint[body={ lambda ; w:f64[3,3] x:f64[3] . let
+        a:f64[3] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] w x
+        b:f64[3] = tanh a
+        c:f64[3] = checkpoint_name[name=h1] b
+        d:f64[] = reduce_sum[axes=(0,)] c
+      in (c, d) } policy=dots] w x
+    z:f64[3] = checkpoint[body={ lambda ; y:f64[3] . let
+        e:f64[3] = sin y
+      in (e) } policy=(h1,h2)] y
+    n:f64[3] = checkpoint_name[name=h2] z
+  in (n, s) }",
     // a reverse scan without xs: two carries (one an integer counter), one ys
     "{ lambda ; a:f64[] . let
     b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let

@@ -430,6 +430,7 @@ fn random_programs_nest_control_flow_of_every_kind() {
                         found.push("cond computed index");
                     }
                 }
+                ferrax::Primitive::Checkpoint { .. } => found.push("checkpoint"),
                 ferrax::Primitive::While { checkpoints, .. } => {
                     found.push("while");
                     if *checkpoints > 0 {
@@ -455,6 +456,7 @@ fn random_programs_nest_control_flow_of_every_kind() {
         "cond computed index",
         "while",
         "while checkpointed",
+        "checkpoint",
         "nested two deep",
         "live",
     ] {

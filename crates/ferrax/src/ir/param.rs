@@ -8,6 +8,7 @@ use std::fmt;
 
 use crate::ir::dtype::DType;
 use crate::ir::program::Closed;
+use crate::ir::remat::{is_checkpoint_name, RematPolicy};
 
 /// A parameter value, as it appears in program text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,4 +203,30 @@ impl fmt::Display for Param {
 /// A program's text with its continuation lines indented four more spaces.
 fn indent(text: &str) -> String {
     text.replace('\n', "\n    ")
+}
+
+impl ParamValue for RematPolicy {
+    fn to_param(&self) -> Param {
+        match self {
+            RematPolicy::Nothing => Param::Name("nothing".into()),
+            RematPolicy::Everything => Param::Name("everything".into()),
+            RematPolicy::Dots => Param::Name("dots".into()),
+            RematPolicy::Names(v) => Param::Names(v.clone()),
+        }
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Name(n) if n == "nothing" => Ok(RematPolicy::Nothing),
+            Param::Name(n) if n == "everything" => Ok(RematPolicy::Everything),
+            Param::Name(n) if n == "dots" => Ok(RematPolicy::Dots),
+            Param::Names(v) if v.iter().all(|n| is_checkpoint_name(n)) => {
+                Ok(RematPolicy::Names(v.clone()))
+            }
+            // `()`: no names, so nothing saved by name
+            Param::Ints(v) if v.is_empty() => Ok(RematPolicy::Names(vec![])),
+            p => Err(format!(
+                "parameter `{key}` must be nothing, everything, dots or a tuple of names, got `{p}`"
+            )),
+        }
+    }
 }

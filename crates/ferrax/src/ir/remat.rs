@@ -5,8 +5,6 @@
 //! evaluation (`passes/partial_eval/remat.rs`) reads it to decide, residual by residual,
 //! what the linear program reads and what it computes again.
 
-use crate::ir::param::{Param, ParamValue};
-
 /// Which residuals of a checkpointed function linearization stores (the others are
 /// recomputed from the function's inputs whenever the linear map or its transpose runs),
 /// after JAX's `checkpoint_policies`.
@@ -32,30 +30,4 @@ pub fn is_checkpoint_name(s: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !matches!(s, "nothing" | "everything" | "dots" | "true" | "false")
-}
-
-impl ParamValue for RematPolicy {
-    fn to_param(&self) -> Param {
-        match self {
-            RematPolicy::Nothing => Param::Name("nothing".into()),
-            RematPolicy::Everything => Param::Name("everything".into()),
-            RematPolicy::Dots => Param::Name("dots".into()),
-            RematPolicy::Names(v) => Param::Names(v.clone()),
-        }
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Name(n) if n == "nothing" => Ok(RematPolicy::Nothing),
-            Param::Name(n) if n == "everything" => Ok(RematPolicy::Everything),
-            Param::Name(n) if n == "dots" => Ok(RematPolicy::Dots),
-            Param::Names(v) if v.iter().all(|n| is_checkpoint_name(n)) => {
-                Ok(RematPolicy::Names(v.clone()))
-            }
-            // `()`: no names, so nothing saved by name
-            Param::Ints(v) if v.is_empty() => Ok(RematPolicy::Names(vec![])),
-            p => Err(format!(
-                "parameter `{key}` must be nothing, everything, dots or a tuple of names, got `{p}`"
-            )),
-        }
-    }
 }

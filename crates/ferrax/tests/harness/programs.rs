@@ -2,7 +2,9 @@
 //! program is a recipe of small choice numbers), and the one-equation program of a row.
 
 use super::{av, op_table, random_args, Domain, Gen, OpRow};
-use ferrax::{Array, Atom, Aval, Closed, DType, Equation, Primitive, Program, Scalar, Var};
+use ferrax::{
+    Array, Atom, Aval, Closed, DType, Equation, Primitive, Program, RematPolicy, Scalar, Var,
+};
 use proptest::prelude::*;
 
 /// A one-equation program applying a row's primitive to fresh inputs of the given avals:
@@ -332,7 +334,7 @@ fn control_eqns(
         let in_avals: Vec<Aval> = operands.iter().map(|a| p.aval(a)).collect();
         let n = 2 + p.num(2);
         // branch b builds from steps b and b + 1 (so neighbouring branches share one)
-        let branches = (0..n)
+        let branches: Vec<Closed> = (0..n)
             .map(|b| {
                 let mine = [
                     steps[b % steps.len()].clone(),
@@ -366,8 +368,19 @@ fn control_eqns(
                 inputs = vec![Atom::Var(v)];
             }
         }
-        inputs.extend(operands);
-        (Primitive::Cond { branches }, inputs)
+        if (head[0] >> 12) % 4 == 0 {
+            // a checkpoint of the first branch, under a policy the head picks
+            let policy = match (head[0] >> 14) % 3 {
+                0 => RematPolicy::Nothing,
+                1 => RematPolicy::Dots,
+                _ => RematPolicy::Everything,
+            };
+            let body = branches.into_iter().next().expect("two branches at least");
+            (Primitive::Checkpoint { body, policy }, operands)
+        } else {
+            inputs.extend(operands);
+            (Primitive::Cond { branches }, inputs)
+        }
     };
     let in_avals: Vec<Aval> = inputs
         .iter()

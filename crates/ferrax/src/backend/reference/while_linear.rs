@@ -90,7 +90,7 @@ pub(crate) fn run(
         .next()
         .ok_or_else(|| Error::internal("while_linear: no trip count"))?;
     let n = n.item()?.to_f64();
-    if !(n >= 0.0) || n > u64::MAX as f64 {
+    if n.is_nan() || n < 0.0 || n > u64::MAX as f64 {
         return Err(Error::input(
             "while_linear",
             format!("the trip count must be a count of steps, got {n}"),

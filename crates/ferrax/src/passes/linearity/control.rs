@@ -32,25 +32,28 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 KindError::Msg(m) => not_linear(m),
                 KindError::Inner(e) => e,
             }),
-        // a while loop of residuals is a residual; linear while loops (the linear part of a
-        // linearized loop) are not built yet (issue 13)
+        // a while loop of residuals (and zeros: a literal counter) is a residual; the linear
+        // part of a linearized loop is a `while_linear`, so a `while` on a linear value
+        // (a function declared linear that loops) is refused
         Primitive::While { body, .. } => {
-            if ks.iter().all(|k| *k == Kind::Residual) {
+            if !ks.contains(&Kind::Linear) {
                 Ok(vec![Kind::Residual; body.program().outputs.len()])
             } else {
                 Err(not_linear(
-                    "takes a linear value; linear while loops are not built yet".into(),
+                    "takes a linear value: its trip count would depend on it; linearize the \
+                     loop instead (its linear part is a while_linear)"
+                        .into(),
                 ))
             }
         }
-        // residuals (consts, trip count, initial carry) then linear operands: linear in the
-        // latter, which must not be non-zero constants (the map would be affine)
         // the kinds flow through the body
         Primitive::Checkpoint { body, .. } => {
             let p = body.program();
             let kinds = classify_kinds(p, ks)?;
             Ok(output_kinds(p, &kinds))
         }
+        // residuals (consts, trip count, initial carry) then linear operands: linear in the
+        // latter, which must not be non-zero constants (the map would be affine)
         Primitive::WhileLinear {
             body,
             step,
