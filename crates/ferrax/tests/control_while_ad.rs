@@ -350,3 +350,40 @@ fn options_and_their_errors() {
         assert!(e.to_string().contains("control_while_ad.rs"), "{e}");
     }
 }
+
+/// A loop inside the body: the linear step holds the inner loop's linear part only (a
+/// scan carrying a primal value beside a tangent could not be transposed).
+#[test]
+fn grad_through_a_while_whose_body_runs_a_scan() {
+    let f = |x: Tensor| {
+        let (y, _): (Tensor, Tensor) = while_loop(
+            |(_, k): (Tensor, Tensor)| k.less(3),
+            |(y, k): (Tensor, Tensor)| {
+                let (z, _): (Tensor, Tensor) = ferrax::scan(
+                    |c: Tensor, _x: Tensor| (c.sin() * 0.9 + 0.05, Tensor::scalar(0.0f64)),
+                    &y,
+                    &Tensor::zeros(&[2], ferrax::DType::F64),
+                )
+                .unwrap();
+                (z, k + 1)
+            },
+            &(x, Tensor::scalar(0i32)),
+        )
+        .unwrap();
+        y
+    };
+    // six applications of y <- 0.9 sin(y) + 0.05
+    let (mut y, mut d) = (0.7f64, 1.0);
+    for _ in 0..6 {
+        d *= 0.9 * y.cos();
+        y = 0.9 * y.sin() + 0.05;
+    }
+    let g = scalar(&grad(f, &Tensor::scalar(0.7f64)).unwrap());
+    assert!(close(g, d, 1e-14), "{g} vs {d}");
+    let h = scalar(&hessian(f, &Tensor::scalar(0.7f64)).unwrap());
+    let eps = 1e-5;
+    let fd = (scalar(&grad(f, &Tensor::scalar(0.7 + eps)).unwrap())
+        - scalar(&grad(f, &Tensor::scalar(0.7 - eps)).unwrap()))
+        / (2.0 * eps);
+    assert!((h - fd).abs() <= 1e-7 * fd.abs().max(1.0), "{h} vs {fd}");
+}

@@ -10,8 +10,9 @@
 //! * the **unknown side** is one `while_linear` whose residuals are the body's known consts,
 //!   `n` and the known carries' initial values: it recomputes each step's primal carry from
 //!   there (the `body`: the known part of the original body) and applies that step's linear
-//!   map (the `step`: the original body, reading the known and unknown values, giving the
-//!   unknown carries).
+//!   map (the `step`: the known part again, for the residuals, then the unknown part, giving
+//!   the unknown carries; both from the body split like any program, so a loop inside the
+//!   body is split too and the step never carries a primal value beside a tangent).
 //!
 //! So linearizing a while loop stores one carry whatever its trip count, and the linear map
 //! redoes primal work each time it is applied (`backend/while_linear.rs` bounds it; the
@@ -80,7 +81,7 @@ pub(crate) fn split_while(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> R
     let split = split_control(body.program(), &body_uk)?;
     let core = split_core(&split, &body_uk, &carry_uk)?;
     let n_known_carry = carry_uk.iter().filter(|u| !**u).count();
-    let mut primal_step = core.known;
+    let mut primal_step = core.known.clone();
     primal_step.outputs.truncate(n_known_carry);
     let primal_step = primal_step.dce();
 
@@ -91,21 +92,19 @@ pub(crate) fn split_while(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> R
     let nbu = nbc - nbk;
 
     // the linear step: (known consts, known carry, unknown consts, unknown carry) to the
-    // unknown carry, by the whole body (its known part recomputed inside the step)
+    // unknown carry: the known part recomputes the residuals, then the unknown part (split
+    // like the body's control flow, so a loop inside it is linear or known, never both)
     let mut step_in = known_in.clone();
     step_in.extend(unknown_in.iter().cloned());
-    let b = body.program();
+    let (known_part, unknown_part) = (core.known.clone(), core.unknown.clone());
     let step = trace_closed("the linear step of a while loop", &step_in, |args| {
         let (known, unknown) = args.split_at(known_in.len());
-        let (mut k, mut u) = (known.iter(), unknown.iter());
-        let full: Vec<Tensor> = body_uk
-            .iter()
-            .map(|&w| if w { u.next() } else { k.next() }.cloned())
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::internal("split_while: operand count"))?;
-        Ok(flagged(&b.call(&full)?, &carry_uk))
+        let mut ins = known_part.call(known)?.split_off(n_known_carry);
+        ins.extend_from_slice(unknown);
+        unknown_part.call(&ins)
     })?
     .dce();
+    let b = body.program();
 
     // the known loop: the known carries and a counter
     let c = cond.program();
