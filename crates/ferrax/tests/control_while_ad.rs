@@ -387,3 +387,35 @@ fn grad_through_a_while_whose_body_runs_a_scan() {
         / (2.0 * eps);
     assert!((h - fd).abs() <= 1e-7 * fd.abs().max(1.0), "{h} vs {fd}");
 }
+
+/// A while loop inside a while loop's body, and vmap of a gradient over no examples.
+#[test]
+fn nested_loops_and_empty_batches() {
+    let f = |x: Tensor| {
+        let (y, _): (Tensor, Tensor) = while_loop(
+            |(_, i): (Tensor, Tensor)| i.less(2),
+            |(y, i): (Tensor, Tensor)| {
+                // halve 4y until below 1: z = 4y / 2^m, dz/dy = 4 / 2^m
+                let z = while_loop(|z: Tensor| z.greater(1.0), |z: Tensor| z * 0.5, &(&y * 4.0))
+                    .unwrap();
+                (&z + &y, i + 1)
+            },
+            &(x, Tensor::scalar(0i32)),
+        )
+        .unwrap();
+        y
+    };
+    // y = 3: z = 12 / 16 = 0.75 (m = 4), y1 = 3.75, dy1/dy0 = 1 + 1/4;
+    // y1 = 3.75: z = 15 / 16 (m = 4), y2 = 4.6875, dy2/dy1 = 1 + 1/4
+    let g = scalar(&grad(f, &Tensor::scalar(3.0f64)).unwrap());
+    assert_eq!(g, 1.25 * 1.25);
+    let halve =
+        |x: Tensor| while_loop(|x: Tensor| x.greater_equal(1.0), |x: Tensor| x * 0.5, &x).unwrap();
+    let none = Tensor::zeros(&[0], ferrax::DType::F64);
+    let gs = vmap(
+        |x: Tensor| grad(halve, &x).unwrap_or_else(Tensor::from_error),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(gs.to_vec::<f64>().unwrap(), Vec::<f64>::new());
+}

@@ -15,7 +15,8 @@
 //!   segment of `L` steps with `s` free slots stores the carry `k` steps in, where `r` is the
 //!   least repetition count with `C(s + r, s) ≥ L` and `k = L - C(s - 1 + r, s - 1)`, then
 //!   reverses the part after it with one slot fewer and the part before it with the same
-//!   slots. No more than `c` carries are alive at once, and each step's carry is computed at
+//!   slots. No more than `c` carries are stored at once (besides the one being advanced),
+//!   and each step's carry is computed at
 //!   most `r` times for the `r` of the whole loop (`L = n`, `s = c - 1`): at most `r · n`
 //!   body evaluations, with `r = 1` (every carry stored) when `c ≥ n`, and `r = 3` for
 //!   10,000 steps in 100 carries. One carry (`c = 1`) makes the sweep quadratic.
@@ -156,23 +157,17 @@ pub(crate) fn run(
 /// The binomial choice: for a segment of `len` steps with `free` slots, how many steps in
 /// to store the next carry.
 fn split(len: u64, free: u64) -> u64 {
-    // β(s, r) = C(s + r, s), saturating above `len`
-    let beta = |s: u64, r: u64| -> u64 {
-        let mut b: u128 = 1;
-        for i in 1..=r {
-            b = b * u128::from(s + i) / u128::from(i);
-            if b > u128::from(len) {
-                return len.saturating_add(1);
-            }
-        }
-        b as u64
-    };
-    let mut r = 1;
-    while beta(free, r) < len {
+    // β(s, r) = C(s + r, s), built up one r at a time (β(s, r) = β(s, r - 1) (s + r) / r):
+    // O(r) per call, which the sweep's own O(r) advances per step dominate
+    let (s, len128) = (u128::from(free), u128::from(len));
+    let (mut r, mut beta) = (1u128, s + 1);
+    while beta < len128 {
         r += 1;
+        beta = beta * (s + r) / r;
     }
-    let right = beta(free - 1, r);
-    len.saturating_sub(right).clamp(1, len - 1)
+    // β(s - 1, r) = β(s, r) s / (s + r): the steps the part after the stored carry may take
+    let right = beta * s / (s + r);
+    (len128.saturating_sub(right) as u64).clamp(1, len - 1)
 }
 
 /// Calls `back` on the carries of steps `n - 1` down to `0`, recomputing them from `x0`

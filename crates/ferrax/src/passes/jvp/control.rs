@@ -463,14 +463,15 @@ fn jvp_while_linear(
     let (nc, nl, transposed) = (*nc, *nl, *transposed);
     let n_carry = body.program().outputs.len();
     let n_res = nc + 1 + n_carry;
-    let refs: Vec<&Tensor> = x.iter().collect();
-    let primals = emit.multi(prim.clone(), &refs)?;
     let zero_or = |i: usize| -> Result<Tensor> {
         let aval = x[i].aval()?;
         Ok(t[i].clone().unwrap_or_else(|| emit.zeros(&aval)))
     };
     let flags = tangent_flags(x, t);
     if !flags[..n_res].contains(&true) {
+        // the primal loop, then (linear) the same loop on the tangents
+        let refs: Vec<&Tensor> = x.iter().collect();
+        let primals = emit.multi(prim.clone(), &refs)?;
         if !flags[n_res..].contains(&true) {
             return Ok((primals.clone(), vec![None; primals.len()]));
         }

@@ -160,6 +160,20 @@ pub(crate) fn batch_while_linear(
         .collect())
 }
 
+/// A bool scalar broadcast to an aval's shape, to select between two values of it.
+fn pick(e: &Emit, pred: &Tensor, a: &Aval) -> Tensor {
+    match a.ndim() {
+        0 => pred.clone(),
+        _ => e.op1(
+            Primitive::BroadcastInDim {
+                shape: a.shape.clone(),
+                broadcast_dimensions: vec![],
+            },
+            pred,
+        ),
+    }
+}
+
 /// The rewrite for a batched trip count (at dimension `d` of `x[n_consts]`): an unbatched
 /// `while_linear` that also carries a step counter and reads its example's count as one
 /// more const, its step leaving the linear carry as it is past that count, run for the
@@ -185,15 +199,28 @@ fn per_example_counts(
     let (b, s) = (body.program(), step.program());
     let n_carry = b.outputs.len();
     let count = Aval::scalar(DType::I64);
-    // body: (consts, count, carry, k) -> (carry', k + 1)
+    // body: (consts, count, carry, k) -> (carry' where k < count else carry, k + 1): an
+    // example past its own count keeps its carry, as its own loop stopped there
     let mut body_in = b.in_avals();
     body_in.insert(nc, count.clone());
     body_in.push(count.clone());
+    let carry_avals = b.out_avals();
     let new_body = trace_closed("the counting body of `while_linear`", &body_in, |args| {
+        let k = &args[args.len() - 1];
+        let active = k.less(&args[nc]);
+        let carry = &args[nc + 1..args.len() - 1];
         let mut ins = args[..nc].to_vec();
-        ins.extend_from_slice(&args[nc + 1..args.len() - 1]);
-        let mut out = b.call(&ins)?;
-        out.push(&args[args.len() - 1] + &Tensor::scalar(1i64));
+        ins.extend_from_slice(carry);
+        let mut out = b
+            .call(&ins)?
+            .into_iter()
+            .zip(carry)
+            .zip(&carry_avals)
+            .map(|((new, old), a)| {
+                checked(e.op(Primitive::Select, &[&pick(e, &active, a), &new, old]))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(k + &Tensor::scalar(1i64));
         Ok(out)
     })?;
     // step: (consts, count, carry, k, lin) -> the step's outputs where k < count, else the
@@ -222,21 +249,13 @@ fn per_example_counts(
                     (true, false) => lin[i - nl].clone(),
                     (false, _) => lin[nl + i].clone(),
                 };
-                let pick = match a.ndim() {
-                    0 => active.clone(),
-                    _ => e.op1(
-                        Primitive::BroadcastInDim {
-                            shape: a.shape.clone(),
-                            broadcast_dimensions: vec![],
-                        },
-                        &active,
-                    ),
-                };
-                checked(e.op(Primitive::Select, &[&pick, &o, &kept]))
+                checked(e.op(Primitive::Select, &[&pick(e, &active, a), &o, &kept]))
             })
             .collect()
     })?;
+    // the largest count (0 over no examples: the maximum of none is i64::MIN)
     let largest = e.checked(Primitive::ReduceMax { axes: vec![d] }, &[&x[nc].0])?;
+    let largest = e.checked(Primitive::Max, &[&largest, &Tensor::scalar(0i64)])?;
     let mut args: Vec<Batched> = x[..nc].to_vec();
     args.push(x[nc].clone());
     args.push((largest, None));
