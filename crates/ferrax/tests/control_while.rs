@@ -287,3 +287,41 @@ fn optimize_prunes_carries_and_consts_nobody_reads() {
     let e = oj.eqns.iter().find(|e| e.prim.name() == "while").unwrap();
     assert_eq!(e.outs.len(), 3, "x, its tangent and the counter: {oj}");
 }
+
+/// A while loop that reads only a scan's consts is not hoisted out of the scan: in a scan
+/// of length 0 it never runs, so its max_steps error never happens, compiled or not.
+#[test]
+fn a_loop_in_a_scan_of_length_zero_never_runs() {
+    use ferrax::{optimize, scan_with, ScanOptions, WhileOptions};
+    let f = |a: Tensor| {
+        let (c, _): (Tensor, Tensor) = scan_with(
+            |c: Tensor, _: Tensor| {
+                let y = ferrax::while_loop_with(
+                    |y: Tensor| y.greater(-1.0),
+                    |y: Tensor| y + 1.0,
+                    &a,
+                    WhileOptions::new().max_steps(5),
+                )
+                .unwrap_or_else(Tensor::from_error);
+                (c + y, Tensor::scalar(0.0f64))
+            },
+            &Tensor::scalar(0.0f64),
+            &Tensor::zeros(&[0], DType::F64),
+            &ScanOptions::new(),
+        )
+        .unwrap();
+        c
+    };
+    let a = Tensor::scalar(1.0f64);
+    assert_eq!(f(a.clone()).item().unwrap(), 0.0);
+    let p = make_jaxpr(f, &a).unwrap();
+    let o = optimize(&p).unwrap();
+    assert_eq!(
+        o.eval(&[Array::scalar(1.0f64)]).unwrap()[0]
+            .item()
+            .unwrap()
+            .to_f64(),
+        0.0
+    );
+    assert_eq!(jit(f).call(&a).unwrap().item().unwrap(), 0.0);
+}
