@@ -11,6 +11,7 @@
 //! on operands being well typed.
 
 mod control;
+mod extremum;
 mod kernels;
 pub(crate) mod matvec;
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
 
 pub(crate) use self::kernels::{max_nan, min_nan};
 
+use self::extremum::reduce_extremum;
 use self::kernels::*;
 use crate::ir::{
     control_flow, ensure_allocatable, strides, Array, Aval, DType, Data, Env, Error, Primitive,
@@ -202,12 +204,22 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
         }
         ConvertElementType { new_dtype } => convert(x(), *new_dtype),
         ReduceSum { axes } => numeric!(x(), v => reduce(v, shape(), axes, Num::ZERO, Num::add)),
-        ReduceMax { axes } => {
-            numeric!(x(), v => reduce(v, shape(), axes, Num::LOWEST, Num::max_nan))
-        }
-        ReduceMin { axes } => {
-            numeric!(x(), v => reduce(v, shape(), axes, Num::HIGHEST, Num::min_nan))
-        }
+        ReduceMax { axes } => numeric!(x(), v => reduce_extremum(
+            v,
+            shape(),
+            axes,
+            Num::LOWEST,
+            Num::max_nan,
+            |v, a| v > a
+        )),
+        ReduceMin { axes } => numeric!(x(), v => reduce_extremum(
+            v,
+            shape(),
+            axes,
+            Num::HIGHEST,
+            Num::min_nan,
+            |v, a| v < a
+        )),
         Argmax { axis, index_dtype } => {
             let idx = match x() {
                 Data::F32(v) => argmax(v, shape(), *axis),

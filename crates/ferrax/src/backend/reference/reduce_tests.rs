@@ -61,3 +61,83 @@ fn fast_paths_give_the_general_loops_bits() {
         }
     }
 }
+
+/// The lane-wise maximum and minimum give the serial fold's bits: with and without NaNs,
+/// with zeros of both signs as the extremum, blocks longer and shorter than the lanes.
+#[test]
+fn lane_extremum_gives_the_serial_bits() {
+    use super::extremum::reduce_extremum;
+    let shapes: [&[usize]; 5] = [&[100], &[3, 40], &[2, 5, 17], &[4, 3], &[1, 64]];
+    for (k, shape) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        for variant in 0..4 {
+            let mut x = values(n, 10 + k as u64 * 4 + variant);
+            match variant {
+                // no NaN
+                0 => x.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = 1.5),
+                // the maximum is a zero: negatives and zeros of both signs
+                1 => x.iter_mut().enumerate().for_each(|(i, v)| {
+                    *v = if v.is_nan() || *v > 0.0 {
+                        [-0.0, 0.0][i % 2]
+                    } else {
+                        *v
+                    }
+                }),
+                // the minimum is a zero
+                2 => x.iter_mut().enumerate().for_each(|(i, v)| {
+                    *v = if v.is_nan() || *v < 0.0 {
+                        [0.0, -0.0][i % 2]
+                    } else {
+                        *v
+                    }
+                }),
+                _ => {}
+            }
+            let rank = shape.len();
+            for m in 1..=rank {
+                let axes: Vec<usize> = (rank - m..rank).collect();
+                let out_shape = shape[..rank - m].to_vec();
+                let max = reduce_extremum(
+                    &x,
+                    shape,
+                    &axes,
+                    f64::NEG_INFINITY,
+                    <f64 as Num>::max_nan,
+                    |v, a| v > a,
+                );
+                let want = reduce_general(
+                    &x,
+                    shape,
+                    &axes,
+                    &out_shape,
+                    f64::NEG_INFINITY,
+                    <f64 as Num>::max_nan,
+                );
+                assert!(
+                    same(&max, &want),
+                    "max {shape:?} {axes:?} {variant}: {max:?} vs {want:?}"
+                );
+                let min = reduce_extremum(
+                    &x,
+                    shape,
+                    &axes,
+                    f64::INFINITY,
+                    <f64 as Num>::min_nan,
+                    |v, a| v < a,
+                );
+                let want = reduce_general(
+                    &x,
+                    shape,
+                    &axes,
+                    &out_shape,
+                    f64::INFINITY,
+                    <f64 as Num>::min_nan,
+                );
+                assert!(
+                    same(&min, &want),
+                    "min {shape:?} {axes:?} {variant}: {min:?} vs {want:?}"
+                );
+            }
+        }
+    }
+}
