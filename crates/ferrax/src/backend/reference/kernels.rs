@@ -296,6 +296,11 @@ pub(super) fn gather_data(x: &Data, src: &[usize]) -> Data {
     any_dtype!(x, v => gather(v, src))
 }
 
+/// The first element of `x`, `n` times.
+pub(super) fn repeat(x: &Data, n: usize) -> Data {
+    any_dtype!(x, v => vec![v[0]; n])
+}
+
 pub(super) fn flat(idx: &[usize], strides: &[usize]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
 }

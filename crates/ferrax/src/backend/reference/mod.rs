@@ -233,6 +233,8 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
                 _ => Data::I64(idx),
             }
         }
+        // a scalar (or one element) repeated: the common case (a literal's broadcast), filled
+        BroadcastInDim { .. } if x().len() == 1 => repeat(x(), out.size()),
         BroadcastInDim {
             broadcast_dimensions: bd,
             ..
