@@ -17,6 +17,7 @@
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Result};
 use crate::passes::vmap::control::{batch_sub, BatchFn};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
+use crate::passes::vmap::while_loop::batched_carries;
 use crate::trace::{checked, trace_closed, Emit, Tensor};
 
 /// The batching rule of `while_linear(consts..., n, x0..., lin...)`.
@@ -50,24 +51,8 @@ pub(crate) fn batch_while_linear(
     let flags = |xs: &[Batched]| -> Vec<bool> { xs.iter().map(|v| v.1.is_some()).collect() };
     let consts_b = flags(&x[..nc]);
     // the primal carries the body makes batched
-    let mut carry_b = flags(&x[nc + 1..nc + 1 + n_carry]);
-    loop {
-        let mut in_b = consts_b.clone();
-        in_b.extend_from_slice(&carry_b);
-        let (_, out_b) = batch_sub(
-            e,
-            body.program(),
-            &dims(&in_b),
-            &carry_b,
-            size,
-            run,
-            "while_linear",
-        )?;
-        if out_b == carry_b {
-            break;
-        }
-        carry_b = out_b;
-    }
+    let carry_b = flags(&x[nc + 1..nc + 1 + n_carry]);
+    let carry_b = batched_carries(e, body.program(), &consts_b, carry_b, size, run)?;
     // the linear operands' flags, and the linear carry's (a fixpoint through the step)
     let lin = &x[nc + 1 + n_carry..];
     let mut lin_b = flags(lin);

@@ -30,25 +30,8 @@ pub(crate) fn batch_while(
         batched.iter().map(|b| b.then_some(0)).collect()
     };
     let consts_b: Vec<bool> = consts.iter().map(|v| v.1.is_some()).collect();
-    // the carries the body makes batched: a fixpoint (the set only grows)
-    let mut carry_b: Vec<bool> = carry.iter().map(|v| v.1.is_some()).collect();
-    loop {
-        let mut in_b = consts_b[ncc..].to_vec();
-        in_b.extend_from_slice(&carry_b);
-        let (_, out_b) = batch_sub(
-            e,
-            body.program(),
-            &dims(&in_b),
-            &carry_b,
-            size,
-            run,
-            "while",
-        )?;
-        if out_b == carry_b {
-            break;
-        }
-        carry_b = out_b;
-    }
+    let carry_b: Vec<bool> = carry.iter().map(|v| v.1.is_some()).collect();
+    let mut carry_b = batched_carries(e, body.program(), &consts_b[ncc..], carry_b, size, run)?;
     let cond_in = |carry_b: &[bool]| {
         let mut b = consts_b[..ncc].to_vec();
         b.extend_from_slice(carry_b);
@@ -125,6 +108,29 @@ pub(crate) fn batch_while(
         .zip(carry_b)
         .map(|(t, b)| (t, b.then_some(0)))
         .collect())
+}
+
+/// Which carries of a loop body (taking consts then the carry, giving the carry back) are
+/// batched, given which consts are and which initial carries are: a fixpoint, the set only
+/// growing.
+pub(super) fn batched_carries(
+    e: &Emit,
+    body: &Program,
+    consts_b: &[bool],
+    mut carry_b: Vec<bool>,
+    size: usize,
+    run: BatchFn,
+) -> Result<Vec<bool>> {
+    loop {
+        let mut in_b = consts_b.to_vec();
+        in_b.extend_from_slice(&carry_b);
+        let dims: Vec<Option<usize>> = in_b.iter().map(|b| b.then_some(0)).collect();
+        let (_, out_b) = batch_sub(e, body, &dims, &carry_b, size, run, "a loop")?;
+        if out_b == carry_b {
+            return Ok(carry_b);
+        }
+        carry_b = out_b;
+    }
 }
 
 /// From a batched cond giving one bool per example and a batched body (every carry batched
