@@ -157,24 +157,12 @@ pub(crate) fn prepare<P>(
             body: compile(body.program()),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         },
-        Primitive::WhileLinear {
-            body,
-            step,
-            n_consts,
-            n_lin_consts,
-            transposed,
-            checkpoints,
-        } => Kind::WhileLinear(Box::new(WhileLinearStep {
+        Primitive::WhileLinear { body, step, .. } => Kind::WhileLinear(Box::new(WhileLinearStep {
             body: compile(body.program()),
             step: compile(step.program()),
-            shape: while_linear::Shape {
-                n_consts: *n_consts,
-                n_lin_consts: *n_lin_consts,
-                transposed: *transposed,
-                checkpoints: *checkpoints,
-            },
+            shape: while_linear::Shape::of(&e.prim)?,
             n_carry: body.program().outputs.len(),
-            fixed: fixed_avals(step, *n_lin_consts),
+            fixed: fixed_avals(step, while_linear::Shape::of(&e.prim)?.n_lin_consts),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         })),
         Primitive::Cond { branches } => Kind::Cond {

@@ -40,22 +40,11 @@ pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Arr
             let operands: Vec<Array> = args.iter().map(|a| (*a).clone()).collect();
             body.program().eval_checked(&operands)
         }
-        Primitive::WhileLinear {
-            body,
-            step,
-            n_consts,
-            n_lin_consts,
-            transposed,
-            checkpoints,
-        } => {
+        Primitive::WhileLinear { body, step, .. } => {
             check("while_linear", prim, args)?;
-            let shape = while_linear::Shape {
-                n_consts: *n_consts,
-                n_lin_consts: *n_lin_consts,
-                transposed: *transposed,
-                checkpoints: *checkpoints,
-            };
-            let fixed = fixed_avals(step, *n_lin_consts);
+            let shape = while_linear::Shape::of(prim)
+                .ok_or_else(|| Error::internal("while_linear: no counts"))?;
+            let fixed = fixed_avals(step, shape.n_lin_consts);
             let operands = args.iter().map(|a| (*a).clone()).collect();
             let n_carry = body.program().outputs.len();
             let (b, st) = (body.program(), step.program());

@@ -39,6 +39,27 @@ pub(crate) struct Shape {
     pub checkpoints: usize,
 }
 
+impl Shape {
+    /// The counts of a `while_linear` primitive (`None` for another).
+    pub(crate) fn of(prim: &crate::ir::Primitive) -> Option<Shape> {
+        match prim {
+            crate::ir::Primitive::WhileLinear {
+                n_consts,
+                n_lin_consts,
+                transposed,
+                checkpoints,
+                ..
+            } => Some(Shape {
+                n_consts: *n_consts,
+                n_lin_consts: *n_lin_consts,
+                transposed: *transposed,
+                checkpoints: *checkpoints,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What the sweeps of `while_linear` did on this thread since the last
 /// [`reset_while_linear_stats`]: primal body evaluations, linear steps, and the most primal
 /// carries held at once by one sweep (its checkpoints, `x0` included).
