@@ -169,20 +169,18 @@ fn uses(p: &Program, name: &str) -> bool {
 fn recomputations(n: u128, checkpoints: usize) -> u128 {
     match checkpoints {
         0 => 2,
-        1 => n.max(1),
+        // one carry, or one beside x0: every step recomputed from the last stored one
+        1 | 2 => n.max(1),
         c => {
+            // C(s + r, r), built up one r at a time (the cost of this estimate must not
+            // grow like the sweep it estimates)
             let s = c as u128 - 1;
-            let mut r = 1u128;
-            loop {
-                let mut b = 1u128;
-                for i in 1..=r {
-                    b = b.saturating_mul(s + i) / i;
-                }
-                if b >= n || r >= n {
-                    return r.max(1);
-                }
+            let (mut r, mut b) = (1u128, s + 1);
+            while b < n {
                 r += 1;
+                b = b.saturating_mul(s + r) / r;
             }
+            r
         }
     }
 }
