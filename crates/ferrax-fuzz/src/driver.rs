@@ -132,6 +132,19 @@ fn work(p: &Program) -> u128 {
                 .max()
                 .unwrap_or(0),
             ferrax::Primitive::Checkpoint { body, .. } => work(body.program()),
+            // a while loop runs until its cond says so: bounded by its max_steps, it costs
+            // that many steps at most; unbounded, a mutated cond may never end (the user's
+            // loop, not a hang of ferrax's), so it is not evaluated
+            ferrax::Primitive::While {
+                cond,
+                body,
+                max_steps,
+                ..
+            } => match max_steps {
+                0 => u128::MAX,
+                m => (*m as u128)
+                    .saturating_mul(work(cond.program()).saturating_add(work(body.program()))),
+            },
             // a trip count given as a literal costs that many steps, each computed up to
             // `r` times by the checkpointed sweep; one read from an input (adversarial
             // values, i64::MAX among them) is too long to try
