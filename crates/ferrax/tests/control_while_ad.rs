@@ -419,3 +419,59 @@ fn nested_loops_and_empty_batches() {
     .unwrap();
     assert_eq!(gs.to_vec::<f64>().unwrap(), Vec::<f64>::new());
 }
+
+/// A hand-written `while_linear` with a trip count below zero runs no step, forward and
+/// transposed, in the reference evaluator and a plan.
+#[test]
+fn a_negative_trip_count_runs_no_step() {
+    let text = |n: i64, transposed: bool| {
+        let (lin, step) = if transposed {
+            ("c:f64[]", "{ lambda ; a:f64[] b:f64[] c:f64[] . let d:f64[] = mul c a e:f64[] = mul c b in (e, d) }")
+        } else {
+            (
+                "d:f64[] c:f64[]",
+                "{ lambda ; a:f64[] b:f64[] d:f64[] c:f64[] . let e:f64[] = mul c a in (e) }",
+            )
+        };
+        let outs = if transposed {
+            "f:f64[] g:f64[]"
+        } else {
+            "f:f64[]"
+        };
+        let res = if transposed { "(f, g)" } else { "(f)" };
+        let ops = if transposed { "c" } else { "d c" };
+        format!(
+            "{{ lambda ; a:f64[] x:f64[] {lin} . let {outs} = while_linear[body={{ lambda ; a:f64[] b:f64[] . let e:f64[] = sin b in (e) }} step={step} n_consts=1 n_lin_consts=1 transposed={transposed} checkpoints=2] a {n}:i64 x {ops} in {res} }}"
+        )
+    };
+    for transposed in [false, true] {
+        let p = ferrax::Program::parse(&text(-5, transposed)).unwrap();
+        let mut args = vec![
+            Array::scalar(2.0f64),
+            Array::scalar(0.5f64),
+            Array::scalar(3.0f64),
+        ];
+        if !transposed {
+            args.push(Array::scalar(7.0f64));
+        }
+        let outs = p.eval(&args).unwrap();
+        let plan = ferrax::Plan::new(&p).unwrap().run(args.clone()).unwrap();
+        // no step: the carry's (co)tangent as given, the fixed tangent's cotangent zero
+        let want: Vec<f64> = if transposed {
+            vec![0.0, 3.0]
+        } else {
+            vec![7.0]
+        };
+        let got: Vec<f64> = outs.iter().map(|a| a.item().unwrap().to_f64()).collect();
+        assert_eq!(got, want, "transposed {transposed}");
+        for (a, b) in outs.iter().zip(&plan) {
+            assert!(a.same_values(b));
+        }
+        let p3 = ferrax::Program::parse(&text(3, transposed)).unwrap();
+        assert_ne!(
+            p3.eval(&args).unwrap()[0].item().unwrap().to_f64(),
+            want[0],
+            "three steps do change it"
+        );
+    }
+}

@@ -111,14 +111,9 @@ pub(crate) fn run(
     let n = it
         .next()
         .ok_or_else(|| Error::internal("while_linear: no trip count"))?;
-    let n = n.item()?.to_f64();
-    if n.is_nan() || n < 0.0 || n > u64::MAX as f64 {
-        return Err(Error::input(
-            "while_linear",
-            format!("the trip count must be a count of steps, got {n}"),
-        ));
-    }
-    let n = n as u64;
+    // a count below zero runs no step, as a loop whose cond fails at once (the count a
+    // linearized loop records is never negative; a hand-written one may be)
+    let n = n.item()?.to_f64().max(0.0) as u64;
     let x0: Vec<Array> = it.by_ref().take(n_carry).collect();
     let lin: Vec<Array> = it.collect();
     let mut advance = |x: Vec<Array>| -> Result<Vec<Array>> {
