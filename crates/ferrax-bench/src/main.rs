@@ -1,5 +1,5 @@
-//! ferrax's side of the peer benchmark (`../shared/bench/README.md`): the same cases (all but
-//! `while_newton`), shapes, dtypes (f32) and call patterns as `jax_suite.py`, printing the
+//! ferrax's side of the peer benchmark (`../shared/bench/README.md`): the same cases,
+//! shapes, dtypes (f32) and call patterns as `jax_suite.py`, printing the
 //! same JSON lines (one per case: `{"case": .., "metrics": {NAME: {"median_ms", "min_ms",
 //! "n", ..}}}`) so that `compare.py` can pair them.
 //!
@@ -15,6 +15,7 @@ use std::time::Instant;
 use ferrax::{grad, jit, jit_linearize, jvp, vjp, vmap, DType, Error, LinearMap, Result, Tensor};
 
 mod scan_rnn;
+mod while_newton;
 
 static mut QUICK: bool = false;
 
@@ -588,6 +589,7 @@ const CASES: &[Case] = &[
     ("elementwise_fusion", case_elementwise_fusion),
     ("matmul", case_matmul),
     ("scan_rnn", scan_rnn::case_scan_rnn),
+    ("while_newton", while_newton::case_while_newton),
 ];
 
 /// Keeps large freed blocks in the heap instead of returning them to the OS, so that the

@@ -1014,3 +1014,57 @@ fn the_gradient_of_the_rnn_example_matches_finite_differences() {
         }
     }
 }
+
+/// A while loop from text (issue 13, first part): it checks, evaluates with a trip count
+/// that depends on the input, and jvp and vmap keep it one loop.
+#[test]
+fn the_while_example_checks_evaluates_and_transforms() {
+    let f = example("newton_while.fx");
+    let f = f.to_str().unwrap();
+    let (code, out, err) = run(&["check", f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.ends_with("ok: 1 equation(s), (f64[]) -> (f64[], i32[])\n"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["eval", f, "--inputs", "[2.0]"]);
+    assert_eq!(code, 0, "{err}");
+    let root: Vec<f64> = out
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    assert!((root[0] - 2f64.sqrt()).abs() < 1e-12, "{out}");
+    let (_, out_big, _) = run(&["eval", f, "--inputs", "[1e6]"]);
+    let steps = |o: &str| -> f64 {
+        o.trim()
+            .trim_end_matches(']')
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(steps(&out_big) > steps(&out), "{out} {out_big}");
+    let (code, out, err) = run(&["transform", "jvp", f]);
+    assert_eq!(code, 0, "{err}");
+    let ps = assert_parse_back("while jvp", &out, 1);
+    assert_eq!(ps[0].count_prim("while"), 1);
+    let (code, out, err) = run(&["transform", "vmap", f, "--axis-size", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_parse_back("while vmap", &out, 1);
+    // reverse mode: a counting primal loop, and a while_linear run backwards
+    let (code, out, err) = run(&["transform", "vjp", f]);
+    assert_eq!(code, 0, "{err}");
+    let ps = assert_parse_back("while vjp", &out, 2);
+    assert_eq!(ps[0].count_prim("while"), 1, "{out}");
+    assert_eq!(ps[1].count_prim("while_linear"), 1, "{out}");
+    assert!(out.contains("transposed=true"), "{out}");
+    let (code, out, err) = run(&["transform", "linearize", f]);
+    assert_eq!(code, 0, "{err}");
+    let ps = assert_parse_back("while linearize", &out, 2);
+    assert!(out.contains("transposed=false"), "{out}");
+    assert_eq!(ps[1].count_prim("while_linear"), 1, "{out}");
+}

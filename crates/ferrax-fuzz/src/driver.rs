@@ -131,10 +131,71 @@ fn work(p: &Program) -> u128 {
                 .map(|b| work(b.program()))
                 .max()
                 .unwrap_or(0),
+            ferrax::Primitive::Checkpoint { body, .. } => work(body.program()),
+            // a while loop runs until its cond says so: bounded by its max_steps, it costs
+            // that many steps at most; unbounded, a mutated cond may never end (the user's
+            // loop, not a hang of ferrax's), so it is not evaluated
+            ferrax::Primitive::While {
+                cond,
+                body,
+                max_steps,
+                ..
+            } => match max_steps {
+                0 => u128::MAX,
+                m => (*m as u128)
+                    .saturating_mul(work(cond.program()).saturating_add(work(body.program()))),
+            },
+            // a trip count given as a literal costs that many steps, each computed up to
+            // `r` times by the checkpointed sweep; one read from an input (adversarial
+            // values, i64::MAX among them) is too long to try
+            ferrax::Primitive::WhileLinear {
+                body,
+                step,
+                n_consts,
+                checkpoints,
+                ..
+            } => match e.inputs.get(*n_consts) {
+                Some(ferrax::Atom::Lit(s)) => {
+                    let n = s.to_f64().clamp(0.0, 1e30) as u128;
+                    let per_step = work(body.program()).saturating_add(work(step.program()));
+                    n.saturating_mul(per_step)
+                        .saturating_mul(recomputations(n, *checkpoints))
+                }
+                _ => u128::MAX,
+            },
             _ => 0,
         };
         acc.saturating_add(outs).saturating_add(inner)
     })
+}
+
+/// Whether `p` or a program nested in it applies the primitive `name`.
+fn uses(p: &Program, name: &str) -> bool {
+    p.eqns
+        .iter()
+        .any(|e| e.prim.name() == name || e.prim.subprograms().iter().any(|q| uses(q, name)))
+}
+
+/// How many times the checkpointed sweep of a `while_linear` computes each primal carry at
+/// most: the least `r` with `C(c - 1 + r, r) ≥ n` (2 without a bound on the checkpoints,
+/// `n` with one checkpoint).
+fn recomputations(n: u128, checkpoints: usize) -> u128 {
+    match checkpoints {
+        0 => 2,
+        // one carry, or one beside x0: every step recomputed from the last stored one
+        1 | 2 => n.max(1),
+        c => {
+            // C(s + r, r), built up one r at a time (the cost of this estimate must not
+            // grow like the sweep it estimates)
+            let s = c as u128 - 1;
+            let (mut r, mut b) = (1u128, s + 1);
+            while b < n {
+                r += 1;
+                b = b.saturating_mul(s + r) / r;
+            }
+            r
+        }
+    }
 }
 
 /// The avals of every program nested in `p`'s equations (branches and loop bodies, at any
@@ -495,7 +556,9 @@ impl Driver<'_> {
             eprintln!("@@PROGRAM {stage}\n{text}");
         }
         let (q, a) = (p.clone(), args.to_vec());
-        let expect = cost(p) == Cost::Cheap;
+        // a cheap program evaluates, unless it runs a while loop: one may run past its
+        // max_steps, an error by design (the only loops evaluated have that bound)
+        let expect = cost(p) == Cost::Cheap && !uses(p, "while");
         let outs =
             self.stage_expect(stage, expect, move || q.eval(&a).map_err(|e| e.to_string()))?;
         let want = p.out_avals();
@@ -580,15 +643,18 @@ impl Driver<'_> {
                 }
             }
         }
-        // linearize, linearity, transpose of the linear program
+        // linearize, linearity, transpose of the linear program; a program that applies a
+        // `while_linear` (reverse mode of a while loop) may be refused: linearizing it with
+        // respect to its residuals is reverse over reverse, which is not built
+        let reverse = self.complete && !uses(p, "while_linear");
         let q = p.clone();
-        if let Some(s) = self.stage_expect("linearize", self.complete, move || {
+        if let Some(s) = self.stage_expect("linearize", reverse, move || {
             ferrax::linearize_program(&q).map_err(|e| e.to_string())
         }) {
             self.linearized(p, &s, args, rng);
         }
         let q = p.clone();
-        if let Some((s, t)) = self.stage_expect("vjp", self.complete, move || {
+        if let Some((s, t)) = self.stage_expect("vjp", reverse, move || {
             ferrax::vjp_program(&q).map_err(|e| e.to_string())
         }) {
             self.must_check("vjp", "vjp_program (primal)", &s.primal);
@@ -603,7 +669,7 @@ impl Driver<'_> {
             && outs[0].dtype.is_float()
             && p.in_avals().iter().all(|a| a.dtype.is_float());
         let q = p.clone();
-        let g = self.stage_expect("grad", self.complete && gradable, move || {
+        let g = self.stage_expect("grad", reverse && gradable, move || {
             ferrax::grad_program(&q).map_err(|e| e.to_string())
         });
         match g {

@@ -147,6 +147,64 @@ pub const SEEDS: &[&str] = &[
         c:f64[3] = tanh b
       in (c, c) } n_consts=1 n_carry=1 length=5 reverse=false] w h xs
   in (hf, hs) }",
+    // a while loop: Newton's iteration for sqrt(a), at most 30 steps (a counter carry)
+    "{ lambda ; a:f64[] . let
+    x:f64[] k:i32[] = while[cond={ lambda ; x:f64[] k:i32[] . let
+        c:bool[] = lt k 30:i32
+      in (c) } body={ lambda ; a:f64[] x:f64[] k:i32[] . let
+        q:f64[] = div a x
+        s:f64[] = add x q
+        y:f64[] = mul s 0.5:f64
+        j:i32[] = add k 1:i32
+      in (y, j) } n_cond_consts=0 n_body_consts=1 max_steps=1000 checkpoints=2] a 1.0:f64 0:i32
+  in (x, k) }",
+    // the linear part of that loop, forward, and its transpose (two carries kept at once)
+    "{ lambda ; a:f64[] t:f64[] . let
+    d:f64[] = while_linear[body={ lambda ; a:f64[] b:f64[] c:i32[] . let
+        d:f64[] = div a b
+        e:f64[] = add b d
+        f:f64[] = mul e 0.5:f64
+        g:i32[] = add c 1:i32
+      in (f, g) } step={ lambda ; a:f64[] b:f64[] c:i32[] d:f64[] e:f64[] . let
+        f:f64[] = div a b
+        g:f64[] = div d b
+        h:f64[] = div f b
+        i:f64[] = neg h
+        j:f64[] = mul e i
+        k:f64[] = add g j
+        m:f64[] = add e k
+        o:f64[] = mul m 0.5:f64
+      in (o) } n_consts=1 n_lin_consts=1 transposed=false checkpoints=0] a 6:i64 1.0:f64 0:i32 t 0.0:f64
+  in (d) }",
+    "{ lambda ; a:f64[] c:f64[] . let
+    e:f64[] f:f64[] = while_linear[body={ lambda ; a:f64[] b:f64[] c:i32[] . let
+        d:f64[] = div a b
+        e:f64[] = add b d
+        f:f64[] = mul e 0.5:f64
+        g:i32[] = add c 1:i32
+      in (f, g) } step={ lambda ; a:f64[] b:f64[] c:i32[] d:f64[] . let
+        e:f64[] = div a b
+        f:f64[] = div e b
+        g:f64[] = neg f
+        h:f64[] = mul d 0.5:f64
+        i:f64[] = mul h g
+        j:f64[] = add h i
+        k:f64[] = div h b
+      in (k, j) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=2] a 9:i64 1.0:f64 0:i32 c
+  in (e, f) }",
+    // a checkpoint storing its matrix product only, with a named value inside
+    "{ lambda ; w:f64[3,3] x:f64[3] . let
+    y:f64[3] s:f64[] = checkpoint[body={ lambda ; w:f64[3,3] x:f64[3] . let
+        a:f64[3] = dot_general[lhs_contracting=(1,) rhs_contracting=(0,) lhs_batch=() rhs_batch=()] w x
+        b:f64[3] = tanh a
+        c:f64[3] = checkpoint_name[name=h1] b
+        d:f64[] = reduce_sum[axes=(0,)] c
+      in (c, d) } policy=dots] w x
+    z:f64[3] = checkpoint[body={ lambda ; y:f64[3] . let
+        e:f64[3] = sin y
+      in (e) } policy=(h1,h2)] y
+    n:f64[3] = checkpoint_name[name=h2] z
+  in (n, s) }",
     // a reverse scan without xs: two carries (one an integer counter), one ys
     "{ lambda ; a:f64[] . let
     b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let

@@ -45,7 +45,10 @@ mod passes;
 mod surface;
 mod trace;
 
-pub use api::{cond, fori_loop, scan, scan_with, switch, ScanOptions};
+pub use api::{
+    checkpoint, checkpoint_name, cond, fori_loop, scan, scan_with, switch, while_loop,
+    while_loop_with, ScanOptions, WhileOptions,
+};
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
     jit_linearize, jvp, linear_map, linear_transpose, linearize, linearize_program, make_jaxpr,
@@ -53,15 +56,20 @@ pub use api::{
     GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
 pub use backend::cpu::{profile_start, profile_stop, Plan};
+pub use backend::reference::while_linear::{
+    reset_while_linear_stats, while_linear_stats, WhileLinearStats,
+};
 pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
 pub use ir::array::{Array, Data, Element};
 pub use ir::aval::Aval;
 pub use ir::control::ScanShape;
 pub use ir::dtype::{DType, Scalar};
 pub use ir::error::{Error, Result, SourceLoc};
-pub use ir::primitive::{Arity, Closed, Param, Primitive, PRIMITIVE_NAMES};
+pub use ir::param::Param;
+pub use ir::primitive::{Arity, Closed, Primitive, PRIMITIVE_NAMES};
 pub use ir::print::PROGRAM_TEXT;
 pub use ir::program::{Atom, Equation, Program, Var};
+pub use ir::remat::RematPolicy;
 pub use passes::jvp::jvp_program;
 pub use passes::linearity::{check_linear, Linearity};
 pub use passes::optimize::optimize;

@@ -12,7 +12,8 @@ use ferrax::{
     vmap, Array, DType, Plan, Program, Tensor,
 };
 use harness::{
-    arb_program, close, random_args, random_array, random_inputs, single_eqn_program, Column, Tally,
+    arb_program, close, close_at_scale, magnitude_run, random_args, random_array, random_inputs,
+    single_eqn_program, Column, Tally,
 };
 use proptest::prelude::*;
 
@@ -72,9 +73,12 @@ proptest! {
         let opt = optimize(&p).unwrap();
         opt.check().unwrap();
         prop_assert_eq!(Program::parse(&opt.to_string()).unwrap().to_string(), opt.to_string());
-        let got = Plan::new(&p).unwrap().run(args).unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            prop_assert!(close(g, w, 1e-12), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
+        let got = Plan::new(&p).unwrap().run(args.clone()).unwrap();
+        // to rounding relative to the terms a result is made of: the plan's kernels differ
+        // from the reference's in the last bit, which cancellation (x - tanh x) magnifies
+        let scale = magnitude_run(&p, &args);
+        for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
+            prop_assert!(close_at_scale(g, w, s, 1e-12), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
         }
     }
 }

@@ -430,6 +430,13 @@ fn random_programs_nest_control_flow_of_every_kind() {
                         found.push("cond computed index");
                     }
                 }
+                ferrax::Primitive::Checkpoint { .. } => found.push("checkpoint"),
+                ferrax::Primitive::While { checkpoints, .. } => {
+                    found.push("while");
+                    if *checkpoints > 0 {
+                        found.push("while checkpointed");
+                    }
+                }
                 _ => unreachable!(),
             }
             for f in found {
@@ -447,6 +454,9 @@ fn random_programs_nest_control_flow_of_every_kind() {
         "cond 3",
         "cond different branches",
         "cond computed index",
+        "while",
+        "while checkpointed",
+        "checkpoint",
         "nested two deep",
         "live",
     ] {

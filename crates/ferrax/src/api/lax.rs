@@ -42,7 +42,7 @@ impl ScanOptions {
     }
 }
 
-fn shape_err(op: &str, msg: String, loc: SourceLoc) -> Error {
+pub(super) fn shape_err(op: &str, msg: String, loc: SourceLoc) -> Error {
     Error::Shape {
         op: op.into(),
         msg,
@@ -50,7 +50,7 @@ fn shape_err(op: &str, msg: String, loc: SourceLoc) -> Error {
     }
 }
 
-fn avals_text(avals: &[Aval]) -> String {
+pub(super) fn avals_text(avals: &[Aval]) -> String {
     avals
         .iter()
         .map(|a| a.to_string())

@@ -6,8 +6,9 @@
 //! map to each row's cotangent, and second order is forward over reverse (`jacfwd` of
 //! `grad`, `jvp` of `grad`).
 
-use crate::api::forward::{jacfwd, jvp};
+use crate::api::forward::jvp;
 use crate::api::linear_map::{linearize, linearize_program, LinearMap};
+use crate::api::vmap::vmap;
 use crate::ir::{Array, Error, Program, Result, Scalar, SourceLoc};
 use crate::passes::{transpose_program, Split};
 use crate::trace::{fail, flatten, identity, trace_flat, Tensor, Tree};
@@ -147,8 +148,11 @@ pub fn jacrev(f: impl FnOnce(Tensor) -> Tensor, x: &Tensor) -> Result<Tensor> {
     Ok(jac)
 }
 
-/// The Hessian of a float-scalar function, forward over reverse (`jacfwd` of `grad`):
-/// shape `x.shape ++ x.shape`.
+/// The Hessian of a float-scalar function, forward over reverse: `jvp` of `grad` mapped
+/// (vmap) over the identity basis, as JAX's `jacfwd(jacrev(f))` does, so the gradient's
+/// primal work runs once and only the tangents are batched. Shape `x.shape ++ x.shape`.
+/// (Forward over reverse by `jvp`, not `linearize`, since the reverse mode of a `while`
+/// loop cannot itself be linearized.)
 ///
 /// ```
 /// use ferrax::{hessian, Array, Tensor};
@@ -159,7 +163,38 @@ pub fn jacrev(f: impl FnOnce(Tensor) -> Tensor, x: &Tensor) -> Result<Tensor> {
 #[track_caller]
 pub fn hessian(f: impl Fn(Tensor) -> Tensor, x: &Tensor) -> Result<Tensor> {
     let loc = SourceLoc::caller();
-    jacfwd(|x: Tensor| grad_or_fail(&f, &x, loc), x)
+    let xa = x.aval()?;
+    if !xa.dtype.is_float() {
+        return Err(Error::DType {
+            op: "hessian".into(),
+            msg: format!("differentiates with respect to float inputs only, got {xa}"),
+            loc: Some(loc),
+        });
+    }
+    let n = xa.size();
+    let dims: Vec<isize> = xa.shape.iter().map(|&d| d as isize).collect();
+    if n == 0 {
+        let mut shape = xa.shape.clone();
+        shape.extend(&xa.shape);
+        return Ok(Tensor::zeros(&shape, xa.dtype));
+    }
+    let mut basis_shape = vec![n];
+    basis_shape.extend(&xa.shape);
+    let basis = Tensor::new(identity(n, &basis_shape, xa.dtype)?);
+    // row j: H e_j, the j-th column of the Hessian
+    let columns: Tensor = vmap(
+        |v: Tensor| match jvp(|x: Tensor| grad_or_fail(&f, &x, loc), x, &v) {
+            Ok((_, hv)) => hv,
+            Err(e) => fail(e),
+        },
+        &basis,
+    )?;
+    let h = columns.reshape(&[n as isize, n as isize]).t();
+    let mut out = dims.clone();
+    out.extend(&dims);
+    let h = h.reshape(&out);
+    h.aval()?;
+    Ok(h)
 }
 
 /// The Hessian-vector product `H(x) v` of a float-scalar function, forward over reverse

@@ -1,9 +1,12 @@
-//! Control flow in the IR: the shape rules of `cond` and `scan`.
+//! Control flow in the IR: the shape rules of `cond`, `scan` and `while`, whose
+//! sub-programs are `program::Closed`.
 //!
-//! The two primitives that hold sub-programs (`primitive::Closed`) type-check against them:
-//! a `cond`'s branches take the operands and agree on their outputs; a `scan`'s body takes
-//! the consts, the carry and one slice of each xs and gives the carry back. `shape_rules`
-//! routes these two here; `Program::check` also checks the sub-programs themselves.
+//! The primitives that hold sub-programs type-check against them: a `cond`'s branches take
+//! the operands and agree on their outputs; a `scan`'s body takes the consts, the carry and
+//! one slice of each xs and gives the carry back; a `while`'s cond gives a bool scalar from
+//! its consts and the carry, and its body gives the carry back. `shape_rules` routes these
+//! here; `Program::check` also checks the sub-programs themselves. Passes take scans apart
+//! and rebuild them with the helpers at the end of this file.
 
 use crate::ir::aval::Aval;
 use crate::ir::dtype::DType;
@@ -46,6 +49,40 @@ impl Primitive {
                     .iter()
                     .map(|b| f(b.program()).map(Closed::new))
                     .collect::<Result<_>>()?,
+            }),
+            Primitive::While {
+                cond,
+                body,
+                n_cond_consts,
+                n_body_consts,
+                max_steps,
+                checkpoints,
+            } => Some(Primitive::While {
+                cond: Closed::new(f(cond.program())?),
+                body: Closed::new(f(body.program())?),
+                n_cond_consts: *n_cond_consts,
+                n_body_consts: *n_body_consts,
+                max_steps: *max_steps,
+                checkpoints: *checkpoints,
+            }),
+            Primitive::Checkpoint { body, policy } => Some(Primitive::Checkpoint {
+                body: Closed::new(f(body.program())?),
+                policy: policy.clone(),
+            }),
+            Primitive::WhileLinear {
+                body,
+                step,
+                n_consts,
+                n_lin_consts,
+                transposed,
+                checkpoints,
+            } => Some(Primitive::WhileLinear {
+                body: Closed::new(f(body.program())?),
+                step: Closed::new(f(step.program())?),
+                n_consts: *n_consts,
+                n_lin_consts: *n_lin_consts,
+                transposed: *transposed,
+                checkpoints: *checkpoints,
             }),
             _ => match self.as_scan() {
                 Some((body, s)) => Some(Primitive::scan(Closed::new(f(body.program())?), s)),
@@ -125,6 +162,221 @@ pub(crate) fn cond_avals(branches: &[Closed], args: &[&Aval]) -> Result<Vec<Aval
 /// `scan`: consts, carry, then xs with a leading axis of `length`; the body takes the
 /// consts, the carry and one slice of each xs, and gives the carry back (same avals) and
 /// one slice of each ys.
+/// `while`: the cond's consts, the body's consts, then the carry; the cond takes its consts
+/// and the carry and gives a bool scalar; the body takes its consts and the carry and gives
+/// the carry back (same avals). Outputs: the carry's avals.
+pub(crate) fn while_avals(
+    cond: &Closed,
+    body: &Closed,
+    n_cond_consts: usize,
+    n_body_consts: usize,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "while";
+    let n_fixed = n_cond_consts
+        .checked_add(n_body_consts)
+        .filter(|&n| n <= args.len())
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "{n_cond_consts} cond consts and {n_body_consts} body consts asked of {} operands",
+                    args.len()
+                ),
+            )
+        })?;
+    let carry: Vec<Aval> = args[n_fixed..].iter().map(|a| (*a).clone()).collect();
+    let mut cond_in: Vec<Aval> = args[..n_cond_consts].iter().map(|a| (*a).clone()).collect();
+    cond_in.extend(carry.iter().cloned());
+    let ins = cond.program().in_avals();
+    if ins != cond_in {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the cond takes ({}) but its consts and the carry are ({})",
+                list(&ins),
+                list(&cond_in)
+            ),
+        ));
+    }
+    let cond_out = cond.program().out_avals();
+    if cond_out.len() != 1 || cond_out[0] != Aval::scalar(DType::Bool) {
+        return Err(Error::dtype(
+            op,
+            format!(
+                "the cond must give one bool scalar, it gives ({})",
+                list(&cond_out)
+            ),
+        ));
+    }
+    let mut body_in: Vec<Aval> = args[n_cond_consts..n_fixed]
+        .iter()
+        .map(|a| (*a).clone())
+        .collect();
+    body_in.extend(carry.iter().cloned());
+    let ins = body.program().in_avals();
+    if ins != body_in {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body takes ({}) but its consts and the carry are ({})",
+                list(&ins),
+                list(&body_in)
+            ),
+        ));
+    }
+    let outs = body.program().out_avals();
+    if outs != carry {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body must give the carry ({}) back, it gives ({})",
+                list(&carry),
+                list(&outs)
+            ),
+        ));
+    }
+    Ok(carry)
+}
+
+impl Primitive {
+    /// A `while` with this one's options (`max_steps`, `checkpoints`; none for another
+    /// primitive) and the given cond, body and const counts: what a pass that rewrites a
+    /// loop's sub-programs builds.
+    pub(crate) fn while_like(
+        &self,
+        cond: Closed,
+        body: Closed,
+        n_cond_consts: usize,
+        n_body_consts: usize,
+    ) -> Primitive {
+        let (max_steps, checkpoints) = match self {
+            Primitive::While {
+                max_steps,
+                checkpoints,
+                ..
+            } => (*max_steps, *checkpoints),
+            _ => (0, 0),
+        };
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+            max_steps,
+            checkpoints,
+        }
+    }
+}
+
+/// `checkpoint`: the body takes the operands; the outputs are the body's.
+pub(crate) fn checkpoint_avals(body: &Closed, args: &[&Aval]) -> Result<Vec<Aval>> {
+    let ins = body.program().in_avals();
+    let given: Vec<Aval> = args.iter().map(|a| (*a).clone()).collect();
+    if ins != given {
+        return Err(Error::shape(
+            "checkpoint",
+            format!(
+                "the body takes ({}) but the operands are ({})",
+                list(&ins),
+                list(&given)
+            ),
+        ));
+    }
+    Ok(body.program().out_avals())
+}
+
+/// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then
+/// the linear operands. The body takes the consts and the carry and gives the carry back.
+/// Forward, the linear operands are `n_lin_consts` fixed tangents and the tangent carry, the
+/// step takes (consts, carry, fixed tangents, tangent carry) and gives the tangent carry
+/// back, and so do the outputs. Transposed, the linear operand is the tangent carry's
+/// cotangent, the step takes (consts, carry, cotangent) and gives the fixed tangents'
+/// cotangents then the carry's, and so do the outputs.
+pub(crate) fn while_linear_avals(
+    body: &Closed,
+    step: &Closed,
+    n_consts: usize,
+    n_lin_consts: usize,
+    transposed: bool,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "while_linear";
+    let body_in = body.program().in_avals();
+    let body_out = body.program().out_avals();
+    let n_carry = body_out.len();
+    let n_fixed = n_consts
+        .checked_add(1)
+        .and_then(|n| n.checked_add(n_carry))
+        .filter(|&n| n <= args.len())
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "{n_consts} consts, a trip count and {n_carry} carries asked of {} operands",
+                    args.len()
+                ),
+            )
+        })?;
+    if *args[n_consts] != Aval::scalar(DType::I64) {
+        return Err(Error::dtype(
+            op,
+            format!(
+                "the trip count must be an i64 scalar, got {}",
+                args[n_consts]
+            ),
+        ));
+    }
+    let mut primal: Vec<Aval> = args[..n_consts].iter().map(|a| (*a).clone()).collect();
+    let carry: Vec<Aval> = args[n_consts + 1..n_fixed]
+        .iter()
+        .map(|a| (*a).clone())
+        .collect();
+    primal.extend(carry.iter().cloned());
+    if body_in != primal || body_out != carry {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body maps ({}) to ({}) but the consts and the carry are ({})",
+                list(&body_in),
+                list(&body_out),
+                list(&primal)
+            ),
+        ));
+    }
+    let lin: Vec<Aval> = args[n_fixed..].iter().map(|a| (*a).clone()).collect();
+    let mut step_in = primal;
+    step_in.extend(lin.iter().cloned());
+    let ins = step.program().in_avals();
+    let outs = step.program().out_avals();
+    if ins != step_in {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the step takes ({}) but the consts, carry and linear operands are ({})",
+                list(&ins),
+                list(&step_in)
+            ),
+        ));
+    }
+    let ok = match transposed {
+        false => lin.get(n_lin_consts..) == Some(&outs[..]),
+        true => outs.get(n_lin_consts..) == Some(&lin[..]),
+    };
+    if !ok {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the step must give the linear carry back ({} fixed operands): it takes ({}) and gives ({})",
+                n_lin_consts,
+                list(&lin),
+                list(&outs)
+            ),
+        ));
+    }
+    Ok(outs)
+}
+
 pub(crate) fn scan_avals(
     body: &Closed,
     n_consts: usize,

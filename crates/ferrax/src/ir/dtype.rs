@@ -234,3 +234,25 @@ fn write_float(f: &mut impl fmt::Write, v: f64, debug: String) -> fmt::Result {
         f.write_str(&debug)
     }
 }
+
+/// Reads one value of a dtype from its text (`1.5`, `-3`, `true`, `nan`, `-inf`).
+pub(crate) fn parse_value(text: &str, dtype: DType) -> Option<Scalar> {
+    let float_ok = |t: &str| {
+        t.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
+            || matches!(t, "inf" | "nan")
+    };
+    match dtype {
+        DType::F32 if float_ok(text) => text.parse::<f32>().ok().map(Scalar::F32),
+        DType::F64 if float_ok(text) => text.parse::<f64>().ok().map(Scalar::F64),
+        DType::I32 => text.parse::<i32>().ok().map(Scalar::I32),
+        DType::I64 => text.parse::<i64>().ok().map(Scalar::I64),
+        DType::Bool => match text {
+            "true" => Some(Scalar::Bool(true)),
+            "false" => Some(Scalar::Bool(false)),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -13,11 +13,13 @@ pub(crate) mod control;
 pub(crate) mod dtype;
 pub(crate) mod env;
 pub(crate) mod error;
+pub(crate) mod param;
 pub(crate) mod parse;
 pub(crate) mod primitive;
 pub(crate) mod print;
 pub(crate) mod program;
 pub(crate) mod random;
+pub(crate) mod remat;
 pub(crate) mod shape_rules;
 
 pub(crate) use self::array::*;
@@ -28,3 +30,4 @@ pub(crate) use self::env::Env;
 pub(crate) use self::error::*;
 pub(crate) use self::primitive::*;
 pub(crate) use self::program::*;
+pub(crate) use self::remat::{is_checkpoint_name, RematPolicy};

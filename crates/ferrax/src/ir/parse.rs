@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use crate::ir::array::{Array, Data};
 use crate::ir::aval::Aval;
-use crate::ir::dtype::{DType, Scalar};
+use crate::ir::dtype::{parse_value, DType, Scalar};
 use crate::ir::error::{Error, Result, SourceLoc};
-use crate::ir::primitive::{Closed, Param, Primitive};
+use crate::ir::param::Param;
+use crate::ir::primitive::{Closed, Primitive};
 use crate::ir::print::{PROGRAM_TEXT, RESERVED};
 use crate::ir::program::{Atom, Equation, Program, Var, MAX_NESTING};
 
@@ -342,7 +343,7 @@ impl Parser {
             Tok::Ident(s) if s == "false" => Ok(Param::Bool(false)),
             Tok::Ident(s) => match DType::from_name(&s) {
                 Some(d) => Ok(Param::DType(d)),
-                None => self.err_at(k, format!("expected a parameter value, found `{s}`")),
+                None => Ok(Param::Name(s)),
             },
             Tok::Sym('{') => {
                 self.pos = k;
@@ -364,6 +365,30 @@ impl Parser {
                 }
                 self.next();
                 Ok(Param::Programs(v))
+            }
+            // a tuple of names: `(h1,h2)`
+            Tok::Sym('(') if matches!(self.peek(), Tok::Ident(_)) => {
+                let mut v = vec![];
+                loop {
+                    let end = match (self.next(), self.next()) {
+                        (Tok::Ident(n), Tok::Sym(')')) => {
+                            v.push(n);
+                            true
+                        }
+                        (Tok::Ident(n), Tok::Sym(',')) => {
+                            v.push(n);
+                            *self.peek() == Tok::Sym(')') && self.next() == Tok::Sym(')')
+                        }
+                        (a, b) => {
+                            let (a, b) = (describe(&a), describe(&b));
+                            return self
+                                .err(format!("expected a name and `,` or `)`, found {a} {b}"));
+                        }
+                    };
+                    if end {
+                        return Ok(Param::Names(v));
+                    }
+                }
             }
             Tok::Sym('(') => Ok(Param::Ints(self.uints_until(')', "a tuple element")?)),
             t => self.err_at(
@@ -553,28 +578,6 @@ impl Parser {
         self.next();
         self.expect_sym('}')?;
         Ok(())
-    }
-}
-
-/// Reads one value of a dtype from its text (`1.5`, `-3`, `true`, `nan`, `-inf`).
-pub(crate) fn parse_value(text: &str, dtype: DType) -> Option<Scalar> {
-    let float_ok = |t: &str| {
-        t.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
-            || matches!(t, "inf" | "nan")
-    };
-    match dtype {
-        DType::F32 if float_ok(text) => text.parse::<f32>().ok().map(Scalar::F32),
-        DType::F64 if float_ok(text) => text.parse::<f64>().ok().map(Scalar::F64),
-        DType::I32 => text.parse::<i32>().ok().map(Scalar::I32),
-        DType::I64 => text.parse::<i64>().ok().map(Scalar::I64),
-        DType::Bool => match text {
-            "true" => Some(Scalar::Bool(true)),
-            "false" => Some(Scalar::Bool(false)),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

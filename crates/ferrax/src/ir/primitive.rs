@@ -20,11 +20,12 @@
 //! literals, so the rules stay strict and simple.
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::hash::Hash;
 
 use crate::ir::dtype::DType;
+use crate::ir::param::{Param, ParamReader, ParamValue};
 use crate::ir::program::Program;
+use crate::ir::remat::RematPolicy;
 
 /// How many operands a primitive takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,174 +37,7 @@ pub enum Arity {
     Any,
 }
 
-/// A sub-program held by a control-flow primitive (a branch, a loop body): closed (it holds
-/// its own constants) and shared, so cloning a primitive is cheap. A program's equations
-/// hold primitives and these primitives hold programs: the IR's one recursion.
-#[derive(Clone, Debug)]
-pub struct Closed(pub Arc<Program>);
-
-impl Closed {
-    pub fn new(p: Program) -> Closed {
-        Closed(Arc::new(p))
-    }
-    pub fn program(&self) -> &Program {
-        &self.0
-    }
-}
-
-impl PartialEq for Closed {
-    fn eq(&self, other: &Closed) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
-    }
-}
-
-// Programs compare structurally; a NaN constant makes a program unequal to itself, which only
-// costs a missed common-subexpression merge.
-impl Eq for Closed {}
-
-impl Hash for Closed {
-    /// The signature and size only (consistent with structural equality, cheap to compute).
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.avals.len().hash(state);
-        self.0.eqns.len().hash(state);
-        self.0.in_avals().hash(state);
-        self.0.out_avals().hash(state);
-    }
-}
-
-/// A parameter value, as it appears in program text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Param {
-    Int(i64),
-    Bool(bool),
-    DType(DType),
-    Ints(Vec<usize>),
-    /// A nested program: `{ lambda ... }`.
-    Program(Closed),
-    /// A tuple of nested programs: `({ lambda ... }, { lambda ... })`.
-    Programs(Vec<Closed>),
-}
-
-/// A static parameter's Rust type: how it prints in program text and how it is read back.
-trait ParamValue: Sized {
-    fn to_param(&self) -> Param;
-    fn from_param(key: &str, p: &Param) -> Result<Self, String>;
-}
-
-impl ParamValue for i32 {
-    fn to_param(&self) -> Param {
-        Param::Int(*self as i64)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Int(i) => {
-                i32::try_from(*i).map_err(|_| format!("{key}={i} does not fit in i32"))
-            }
-            p => Err(format!("parameter `{key}` must be an integer, got `{p}`")),
-        }
-    }
-}
-
-impl ParamValue for usize {
-    fn to_param(&self) -> Param {
-        Param::Int(*self as i64)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Int(i) => usize::try_from(*i)
-                .map_err(|_| format!("parameter `{key}` must be non-negative, got {i}")),
-            p => Err(format!("parameter `{key}` must be an integer, got `{p}`")),
-        }
-    }
-}
-
-impl ParamValue for bool {
-    fn to_param(&self) -> Param {
-        Param::Bool(*self)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Bool(b) => Ok(*b),
-            p => Err(format!(
-                "parameter `{key}` must be true or false, got `{p}`"
-            )),
-        }
-    }
-}
-
-impl ParamValue for DType {
-    fn to_param(&self) -> Param {
-        Param::DType(*self)
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::DType(d) => Ok(*d),
-            p => Err(format!("parameter `{key}` must be a dtype, got `{p}`")),
-        }
-    }
-}
-
-impl ParamValue for Vec<usize> {
-    fn to_param(&self) -> Param {
-        Param::Ints(self.clone())
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Ints(v) => Ok(v.clone()),
-            p => Err(format!(
-                "parameter `{key}` must be a tuple of integers like (0,1), got `{p}`"
-            )),
-        }
-    }
-}
-
-impl ParamValue for Closed {
-    fn to_param(&self) -> Param {
-        Param::Program(self.clone())
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Program(c) => Ok(c.clone()),
-            p => Err(format!(
-                "parameter `{key}` must be a program {{ lambda ... }}, got `{p}`"
-            )),
-        }
-    }
-}
-
-impl ParamValue for Vec<Closed> {
-    fn to_param(&self) -> Param {
-        Param::Programs(self.clone())
-    }
-    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
-        match p {
-            Param::Programs(v) => Ok(v.clone()),
-            Param::Program(c) => Ok(vec![c.clone()]),
-            p => Err(format!(
-                "parameter `{key}` must be a tuple of programs, got `{p}`"
-            )),
-        }
-    }
-}
-
-/// The parameters given in program text, each to be used exactly once.
-struct ParamReader<'a> {
-    name: &'a str,
-    params: &'a [(String, Param)],
-    used: Vec<bool>,
-}
-
-impl ParamReader<'_> {
-    fn read<T: ParamValue>(&mut self, key: &str) -> Result<T, String> {
-        match self.params.iter().position(|(k, _)| k == key) {
-            Some(i) => {
-                self.used[i] = true;
-                T::from_param(key, &self.params[i].1)
-            }
-            None => Err(format!("`{}` needs the parameter `{key}`", self.name)),
-        }
-    }
-}
+pub use crate::ir::program::Closed;
 
 /// The table of primitives. One row per primitive:
 /// `Variant { field: Type, ... } = "name", arity;` with the arity a number or `variadic`.
@@ -410,6 +244,29 @@ primitives! {
     /// order when `reverse`), and returns the new carry and one slice of each output ys.
     /// Outputs: the final carry, then the ys stacked along a new axis 0.
     Scan { body: Closed, n_consts: usize, n_carry: usize, length: usize, reverse: bool } = "scan", any;
+    /// `while(cond_consts..., body_consts..., carry...)`: while `cond` (taking its consts and
+    /// the carry, giving a bool scalar) holds, the carry becomes `body`'s output (it takes its
+    /// consts and the carry, and gives a carry of the same avals). Outputs: the final carry.
+    /// The number of iterations is known only when the loop runs. `max_steps` (0: none)
+    /// makes a longer run an error; `checkpoints` (0: every carry) bounds the carries the
+    /// reverse sweep of its linearization keeps at once (`while_linear`).
+    While { cond: Closed, body: Closed, n_cond_consts: usize, n_body_consts: usize, max_steps: usize, checkpoints: usize } = "while", any;
+    /// `while_linear(consts..., n, x0..., lin...)`: the linear part of a linearized `while`.
+    /// The primal carry runs `n` steps of `body` (consts, carry to carry) from `x0`; `step`
+    /// is the linear map of one step at the primal carry of that step. Forward: `lin` is the
+    /// `n_lin_consts` tangents held fixed, then the tangent carry; `step` (consts, carry,
+    /// lin) gives the next tangent carry; outputs: the last one. Transposed: `lin` is the
+    /// cotangent of the last tangent carry; `step` (consts, carry, cotangent) gives the fixed
+    /// tangents' cotangents of that step (summed over the steps) and the cotangent of the
+    /// carry before it, run from the last step to the first (primal carries recomputed from
+    /// `x0`, at most `checkpoints` of them kept at once, 0: all).
+    WhileLinear { body: Closed, step: Closed, n_consts: usize, n_lin_consts: usize, transposed: bool, checkpoints: usize } = "while_linear", any;
+    /// `checkpoint(operands...)`: runs `body` on the operands (JAX's `checkpoint`/remat).
+    /// Linearization stores only the residuals `policy` allows and recomputes the others
+    /// from the operands when the linear map runs.
+    Checkpoint { body: Closed, policy: RematPolicy } = "checkpoint", any;
+    /// `checkpoint_name(x)`: `x`, named for a `checkpoint` policy that saves names.
+    CheckpointName { name: String } = "checkpoint_name", 1;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------
@@ -491,7 +348,11 @@ macro_rules! elementwise_nary {
 /// own rules before the per-primitive ones.
 macro_rules! control_flow {
     () => {
-        $crate::ir::Primitive::Cond { .. } | $crate::ir::Primitive::Scan { .. }
+        $crate::ir::Primitive::Cond { .. }
+            | $crate::ir::Primitive::Scan { .. }
+            | $crate::ir::Primitive::While { .. }
+            | $crate::ir::Primitive::WhileLinear { .. }
+            | $crate::ir::Primitive::Checkpoint { .. }
     };
 }
 
@@ -511,52 +372,12 @@ impl Primitive {
         match self {
             Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
             Primitive::Scan { body, .. } => vec![body.program()],
+            Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
+            Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
+            Primitive::Checkpoint { body, .. } => vec![body.program()],
             _ => vec![],
         }
     }
-}
-
-impl fmt::Display for Param {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // a nested program's lines are indented one level deeper than the equation's
-            Param::Program(c) => write!(f, "{}", indent(&c.0.to_string())),
-            Param::Programs(v) => {
-                f.write_str("(")?;
-                for (i, c) in v.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{}", indent(&c.0.to_string()))?;
-                }
-                if v.len() == 1 {
-                    f.write_str(",")?;
-                }
-                f.write_str(")")
-            }
-            Param::Int(i) => write!(f, "{i}"),
-            Param::Bool(b) => write!(f, "{b}"),
-            Param::DType(d) => write!(f, "{d}"),
-            Param::Ints(v) => {
-                f.write_str("(")?;
-                for (i, x) in v.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{x}")?;
-                }
-                if v.len() == 1 {
-                    f.write_str(",")?;
-                }
-                f.write_str(")")
-            }
-        }
-    }
-}
-
-/// A program's text with its continuation lines indented four more spaces.
-fn indent(text: &str) -> String {
-    text.replace('\n', "\n    ")
 }
 
 impl fmt::Display for Primitive {

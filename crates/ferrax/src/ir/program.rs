@@ -10,6 +10,8 @@
 //! trace) in `trace::stack`, `Program::eval` in `backend::reference`.
 
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::ir::array::Array;
 use crate::ir::aval::Aval;
@@ -334,5 +336,40 @@ impl Program {
             outputs,
         }
         .dce()
+    }
+}
+
+/// A sub-program held by a control-flow primitive (a branch, a loop body): closed (it holds
+/// its own constants) and shared, so cloning a primitive is cheap. A program's equations
+/// hold primitives and these primitives hold programs: the IR's one recursion.
+#[derive(Clone, Debug)]
+pub struct Closed(pub Arc<Program>);
+
+impl Closed {
+    pub fn new(p: Program) -> Closed {
+        Closed(Arc::new(p))
+    }
+    pub fn program(&self) -> &Program {
+        &self.0
+    }
+}
+
+impl PartialEq for Closed {
+    fn eq(&self, other: &Closed) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+// Programs compare structurally; a NaN constant makes a program unequal to itself, which only
+// costs a missed common-subexpression merge.
+impl Eq for Closed {}
+
+impl Hash for Closed {
+    /// The signature and size only (consistent with structural equality, cheap to compute).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.avals.len().hash(state);
+        self.0.eqns.len().hash(state);
+        self.0.in_avals().hash(state);
+        self.0.out_avals().hash(state);
     }
 }

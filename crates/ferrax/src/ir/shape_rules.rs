@@ -7,7 +7,9 @@
 //! shape whose size overflows are refused here, before anything is allocated.
 
 use crate::ir::aval::Aval;
-use crate::ir::control::{cond_avals, scan_avals};
+use crate::ir::control::{
+    checkpoint_avals, cond_avals, scan_avals, while_avals, while_linear_avals,
+};
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
 use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
@@ -27,6 +29,22 @@ impl Primitive {
                 length,
                 reverse: _,
             } => scan_avals(body, *n_consts, *n_carry, *length, args),
+            Primitive::While {
+                cond,
+                body,
+                n_cond_consts,
+                n_body_consts,
+                ..
+            } => while_avals(cond, body, *n_cond_consts, *n_body_consts, args),
+            Primitive::Checkpoint { body, .. } => checkpoint_avals(body, args),
+            Primitive::WhileLinear {
+                body,
+                step,
+                n_consts,
+                n_lin_consts,
+                transposed,
+                ..
+            } => while_linear_avals(body, step, *n_consts, *n_lin_consts, *transposed, args),
             _ => Ok(vec![self.abstract_eval(args)?]),
         }
     }
@@ -67,6 +85,8 @@ impl Primitive {
                 require_float(op, args[0], "operand")?;
                 Ok(args[0].clone())
             }
+            // the identity, named for a checkpoint policy
+            CheckpointName { .. } => Ok(args[0].clone()),
             Neg | Abs | Sign => {
                 require_numeric(op, args[0], "operand")?;
                 Ok(args[0].clone())

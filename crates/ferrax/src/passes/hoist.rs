@@ -175,7 +175,9 @@ pub(crate) fn hoist_invariants(rw: &mut Rewriter, e: &Equation) -> Result<Equati
     };
     let mut inv_eqn = vec![false; body.eqns.len()];
     for (k, e) in body.eqns.iter().enumerate() {
-        if e.inputs.iter().all(|a| var_inv(&invariant, a)) {
+        // a loop that may not end (or end in an error) stays where it runs: hoisted out of
+        // a scan of length 0 it would run when the program never ran it
+        if e.inputs.iter().all(|a| var_inv(&invariant, a)) && !may_not_end(&e.prim) {
             inv_eqn[k] = true;
             for v in &e.outs {
                 invariant[v.index()] = true;
@@ -238,4 +240,13 @@ pub(crate) fn hoist_invariants(rw: &mut Rewriter, e: &Equation) -> Result<Equati
         outs: e.outs.clone(),
         loc: e.loc,
     })
+}
+
+/// Whether running the primitive may not end, or end in an error its operands' avals do
+/// not predict: a `while` (or the linear part of one), here or nested.
+fn may_not_end(p: &Primitive) -> bool {
+    matches!(p, Primitive::While { .. } | Primitive::WhileLinear { .. })
+        || p.subprograms()
+            .iter()
+            .any(|q| q.eqns.iter().any(|e| may_not_end(&e.prim)))
 }

@@ -85,19 +85,24 @@ impl Column {
             Column::Jvp | Column::Linearize | Column::Adjoint => has(DType::F64),
             // A linear primitive with a float output: its tangent goes through the primitive
             // itself, so transposing the linear program runs its rule.
+            // (A `while`'s linear program is a `while_linear`, whose own rows check that rule.)
             Column::TransposeRule => {
                 Column::Adjoint.claims(row)
                     && row.prim.linearity() != Linearity::NotLinear
+                    && !matches!(row.prim, Primitive::While { .. })
                     && out_avals(row, DType::F64)
                         .iter()
                         .any(|a| a.dtype.is_float())
             }
-            // `select` is made by the comparison rows' generator, `cond` and `scan` by the
-            // recipes' control steps.
+            // `select` is made by the comparison rows' generator, `cond`, `scan` and `while`
+            // by the recipes' control steps. Not `while_linear`: linearization makes it, and
+            // random programs are linearized, which a program applying it cannot be with
+            // respect to its residuals (reverse over reverse, not built).
             Column::RandomPrograms => {
                 !matches!(row.gen, Gen::Skip)
                     || matches!(row.prim, Primitive::Select)
-                    || row.prim.is_control_flow()
+                    || (row.prim.is_control_flow()
+                        && !matches!(row.prim, Primitive::WhileLinear { .. }))
             }
         }
     }

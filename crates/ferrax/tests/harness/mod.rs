@@ -154,6 +154,27 @@ impl OpRow {
     pub fn is_fixed(&self, i: usize) -> bool {
         self.fixed.iter().any(|&(j, _)| j == i)
     }
+
+    /// `p` (this row's program) with its static float operands made constants of the
+    /// values in `args`, and the remaining arguments: what linearization checks use, since
+    /// static operands are not differentiated (a `while_linear`'s residuals: linearizing
+    /// it with respect to them is reverse over reverse, which is not built). Integer static
+    /// operands (an index, a counter) have no tangent and stay inputs.
+    pub fn without_static_floats(&self, p: &Program, args: &[Array]) -> (Program, Vec<Array>) {
+        let bake = |i: usize| self.is_fixed(i) && args[i].dtype().is_float();
+        let mut q = p.clone();
+        let mut rest = vec![];
+        q.inputs.clear();
+        for (i, (v, a)) in p.inputs.iter().zip(args).enumerate() {
+            if bake(i) {
+                q.consts.push((*v, a.clone()));
+            } else {
+                q.inputs.push(*v);
+                rest.push(a.clone());
+            }
+        }
+        (q, rest)
+    }
 }
 
 /// Evaluates one application of a primitive: every output (through the program evaluator

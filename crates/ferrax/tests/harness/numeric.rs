@@ -109,3 +109,58 @@ pub fn agree(a: &[f64], b: &[f64], rtol: f64) -> bool {
             (x.is_nan() && y.is_nan()) || (x - y).abs() <= rtol * x.abs().max(y.abs()).max(1.0)
         })
 }
+
+/// The program run on absolute values with `sub` turned into `add` and `neg` into `abs`:
+/// every intermediate of it bounds the magnitude of the corresponding intermediate of the
+/// real run, so its result measures the size of the terms whose rounding errors a result
+/// is subject to (a Jacobian that cancels to zero, like that of `x/x`, still has terms of
+/// the size of `t/x`; `x - tanh x` iterated cancels to far below `x`).
+pub fn magnitude_run(p: &ferrax::Program, args: &[Array]) -> Vec<Array> {
+    let q = magnitude_program(p);
+    let abs: Vec<Array> = args
+        .iter()
+        .map(|a| {
+            if a.dtype().is_float() {
+                ferrax::eval_primitive(&ferrax::Primitive::Abs, &[a]).unwrap()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    q.eval(&abs).unwrap()
+}
+
+/// `p` with `sub` turned into `add` and `neg` into `abs`, inside sub-programs too.
+pub fn magnitude_program(p: &ferrax::Program) -> ferrax::Program {
+    use ferrax::Primitive as P;
+    let mut q = p.clone();
+    for e in &mut q.eqns {
+        e.prim = match &e.prim {
+            P::Sub => P::Add,
+            P::Neg => P::Abs,
+            other => other
+                .map_subprograms(|b| Ok(magnitude_program(b)))
+                .unwrap()
+                .unwrap_or_else(|| other.clone()),
+        };
+    }
+    q
+}
+
+/// `close` with the tolerance relative to a magnitude as well (`magnitude_run`'s): for
+/// results that cancel far below the terms they are made of.
+pub fn close_at_scale(a: &Array, b: &Array, scale: &Array, tol: f64) -> bool {
+    if a.shape() != b.shape() || a.dtype() != b.dtype() {
+        return false;
+    }
+    let m = scale.to_f64_vec();
+    a.to_f64_vec()
+        .iter()
+        .zip(b.to_f64_vec())
+        .zip(m)
+        .all(|((x, y), s)| {
+            (x.is_nan() && y.is_nan())
+                || *x == y
+                || (x - y).abs() <= tol * x.abs().max(y.abs()).max(s.abs()).max(f64::MIN_POSITIVE)
+        })
+}

@@ -2,7 +2,9 @@
 //! program is a recipe of small choice numbers), and the one-equation program of a row.
 
 use super::{av, op_table, random_args, Domain, Gen, OpRow};
-use ferrax::{Array, Atom, Aval, Closed, DType, Equation, Primitive, Program, Scalar, Var};
+use ferrax::{
+    Array, Atom, Aval, Closed, DType, Equation, Primitive, Program, RematPolicy, Scalar, Var,
+};
 use proptest::prelude::*;
 
 /// A one-equation program applying a row's primitive to fresh inputs of the given avals:
@@ -305,17 +307,24 @@ fn control_eqns(
             depth,
             computed_index,
         );
-        let prim = Primitive::Scan {
-            body: Closed::new(body),
-            n_consts: consts.len(),
-            n_carry: 1,
-            length,
-            reverse,
-        };
-        let mut inputs = consts;
-        inputs.push(carry);
-        inputs.extend(xs);
-        (prim, inputs)
+        if xs.is_empty() && (head[0] >> 8) % 3 == 0 {
+            // a counted `while` in place of a scan without xs: the same body, a counter
+            // carry from 0, and, for reverse mode, 0, 1 or 2 carries kept at once
+            let checkpoints = ((head[0] >> 10) % 3) as usize;
+            counted_while(body, &consts, carry, length, checkpoints)
+        } else {
+            let prim = Primitive::Scan {
+                body: Closed::new(body),
+                n_consts: consts.len(),
+                n_carry: 1,
+                length,
+                reverse,
+            };
+            let mut inputs = consts;
+            inputs.push(carry);
+            inputs.extend(xs);
+            (prim, inputs)
+        }
     } else {
         let x = p.float_var_where(small)?;
         let mut operands = vec![x];
@@ -325,7 +334,7 @@ fn control_eqns(
         let in_avals: Vec<Aval> = operands.iter().map(|a| p.aval(a)).collect();
         let n = 2 + p.num(2);
         // branch b builds from steps b and b + 1 (so neighbouring branches share one)
-        let branches = (0..n)
+        let branches: Vec<Closed> = (0..n)
             .map(|b| {
                 let mine = [
                     steps[b % steps.len()].clone(),
@@ -359,8 +368,19 @@ fn control_eqns(
                 inputs = vec![Atom::Var(v)];
             }
         }
-        inputs.extend(operands);
-        (Primitive::Cond { branches }, inputs)
+        if (head[0] >> 12) % 4 == 0 {
+            // a checkpoint of the first branch, under a policy the head picks
+            let policy = match (head[0] >> 14) % 3 {
+                0 => RematPolicy::Nothing,
+                1 => RematPolicy::Dots,
+                _ => RematPolicy::Everything,
+            };
+            let body = branches.into_iter().next().expect("two branches at least");
+            (Primitive::Checkpoint { body, policy }, operands)
+        } else {
+            inputs.extend(operands);
+            (Primitive::Cond { branches }, inputs)
+        }
     };
     let in_avals: Vec<Aval> = inputs
         .iter()
@@ -382,6 +402,57 @@ fn control_eqns(
         loc: None,
     });
     Some(before)
+}
+
+/// `while k < length: (k, x) = (k + 1, body(consts, x))` from a scan body of one carry and
+/// one ys (the ys dropped), and its operands: the consts, a 0 counter, the carry.
+fn counted_while(
+    mut body: Program,
+    consts: &[Atom],
+    carry: Atom,
+    length: usize,
+    checkpoints: usize,
+) -> (Primitive, Vec<Atom>) {
+    let nc = consts.len();
+    body.outputs.truncate(1);
+    let carry_aval = body.aval(body.inputs[nc]).clone();
+    let counter = Aval::scalar(DType::I32);
+    let k = Var(body.avals.len() as u32);
+    body.avals.push(counter.clone());
+    let k1 = Var(body.avals.len() as u32);
+    body.avals.push(counter.clone());
+    body.inputs.insert(nc, k);
+    body.eqns.push(Equation {
+        prim: Primitive::Add,
+        inputs: vec![Atom::Var(k), Atom::Lit(Scalar::I32(1))],
+        outs: vec![k1],
+        loc: None,
+    });
+    body.outputs.insert(0, Atom::Var(k1));
+    let cond = Program {
+        avals: vec![counter, carry_aval, Aval::scalar(DType::Bool)],
+        consts: vec![],
+        inputs: vec![Var(0), Var(1)],
+        eqns: vec![Equation {
+            prim: Primitive::Lt,
+            inputs: vec![Atom::Var(Var(0)), Atom::Lit(Scalar::I32(length as i32))],
+            outs: vec![Var(2)],
+            loc: None,
+        }],
+        outputs: vec![Atom::Var(Var(2))],
+    };
+    let prim = Primitive::While {
+        cond: Closed::new(cond),
+        body: Closed::new(body.dce()),
+        n_cond_consts: 0,
+        n_body_consts: nc,
+        max_steps: 0,
+        checkpoints,
+    };
+    let mut inputs = consts.to_vec();
+    inputs.push(Atom::Lit(Scalar::I32(0)));
+    inputs.push(carry);
+    (prim, inputs)
 }
 
 /// Builds the program a recipe describes from the op table's generators: the steps in

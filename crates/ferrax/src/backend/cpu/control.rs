@@ -23,6 +23,9 @@ use std::fmt::Debug;
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
+use crate::backend::eval_primitive;
+use crate::backend::reference::while_linear;
+use crate::backend::reference::{fixed_avals, too_many_steps};
 use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
 
 /// What a control step needs of a sub-program's plan.
@@ -58,6 +61,37 @@ enum Kind<P> {
         outs: Vec<usize>,
     },
     Scan(Box<ScanStep<P>>),
+    While(Box<WhileStep<P>>),
+    WhileLinear(Box<WhileLinearStep<P>>),
+    /// A checkpoint: its body's plan, run once; every output written to its slot or
+    /// recycled.
+    Call {
+        body: P,
+        outs: Vec<Option<usize>>,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct WhileLinearStep<P> {
+    body: P,
+    step: P,
+    shape: while_linear::Shape,
+    n_carry: usize,
+    /// The fixed tangents' avals (their cotangents' when transposed).
+    fixed: Vec<Aval>,
+    /// The slot of each output (`None`: nobody reads it).
+    outs: Vec<Option<usize>>,
+}
+
+#[derive(Clone, Debug)]
+struct WhileStep<P> {
+    cond: P,
+    body: P,
+    n_cond_consts: usize,
+    n_body_consts: usize,
+    max_steps: usize,
+    /// The slot of each final carry (`None`: nobody reads it).
+    carry: Vec<Option<usize>>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +138,33 @@ pub(crate) fn prepare<P>(
     let outs: Vec<usize> = e.outs.iter().map(|v| v.index()).collect();
     let keep: Vec<bool> = outs.iter().map(|&k| used(k)).collect();
     let kind = match &e.prim {
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+            max_steps,
+            ..
+        } => Kind::While(Box::new(WhileStep {
+            cond: compile(cond.program()),
+            body: compile(body.program()),
+            n_cond_consts: *n_cond_consts,
+            n_body_consts: *n_body_consts,
+            max_steps: *max_steps,
+            carry: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        })),
+        Primitive::Checkpoint { body, .. } => Kind::Call {
+            body: compile(body.program()),
+            outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        },
+        Primitive::WhileLinear { body, step, .. } => Kind::WhileLinear(Box::new(WhileLinearStep {
+            body: compile(body.program()),
+            step: compile(step.program()),
+            shape: while_linear::Shape::of(&e.prim)?,
+            n_carry: body.program().outputs.len(),
+            fixed: fixed_avals(step, while_linear::Shape::of(&e.prim)?.n_lin_consts),
+            outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        })),
         Primitive::Cond { branches } => Kind::Cond {
             branches: branches
                 .iter()
@@ -145,6 +206,9 @@ impl<P: SubPlan> ControlStep<P> {
         match &self.kind {
             Kind::Cond { branches, .. } => branches.iter().collect(),
             Kind::Scan(s) => vec![&s.body],
+            Kind::While(w) => vec![&w.cond, &w.body],
+            Kind::WhileLinear(w) => vec![&w.body, &w.step],
+            Kind::Call { body, .. } => vec![body],
         }
     }
 
@@ -165,6 +229,21 @@ impl<P: SubPlan> ControlStep<P> {
                 Ok(())
             }
             Kind::Scan(s) => s.run(operands, slots),
+            Kind::While(w) => w.run(operands, slots),
+            Kind::WhileLinear(w) => w.run(operands, slots),
+            Kind::Call { body, outs } => {
+                let mut args = operands;
+                let mut own = body.slots();
+                let mut results = vec![];
+                body.run_nested(&mut args, &mut own, &mut results)?;
+                for (slot, r) in outs.iter().zip(results) {
+                    match slot {
+                        Some(k) => slots.write(slot_var(*k), r),
+                        None => buffers::recycle(r),
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -177,6 +256,70 @@ fn branch_index(index: &Array, n: usize) -> Result<usize> {
     } else {
         (i as usize).min(n.saturating_sub(1))
     })
+}
+
+impl<P: SubPlan> WhileStep<P> {
+    fn run(&self, operands: Vec<Array>, slots: &mut Slots) -> Result<()> {
+        let mut operands = operands.into_iter();
+        let cond_consts: Vec<Array> = operands.by_ref().take(self.n_cond_consts).collect();
+        let body_consts: Vec<Array> = operands.by_ref().take(self.n_body_consts).collect();
+        let mut carry: Vec<Array> = operands.collect();
+        let (mut cond_slots, mut body_slots) = (self.cond.slots(), self.body.slots());
+        let mut args = Vec::with_capacity(cond_consts.len() + body_consts.len() + carry.len());
+        let mut results = Vec::with_capacity(carry.len());
+        let mut steps = 0usize;
+        loop {
+            args.extend(cond_consts.iter().cloned());
+            args.extend(carry.iter().cloned());
+            self.cond
+                .run_nested(&mut args, &mut cond_slots, &mut results)?;
+            let go = results.drain(..).next().map(|a| a.item()).transpose()?;
+            if go.is_none_or(|v| v.to_f64() == 0.0) {
+                break;
+            }
+            too_many_steps(steps, self.max_steps)?;
+            steps += 1;
+            args.extend(body_consts.iter().cloned());
+            args.append(&mut carry);
+            self.body
+                .run_nested(&mut args, &mut body_slots, &mut results)?;
+            carry.append(&mut results);
+        }
+        for (slot, c) in self.carry.iter().zip(carry) {
+            match slot {
+                Some(k) => slots.write(slot_var(*k), c),
+                None => buffers::recycle(c),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<P: SubPlan> WhileLinearStep<P> {
+    fn run(&self, operands: Vec<Array>, slots: &mut Slots) -> Result<()> {
+        let nested = |plan: &P, own: &mut Slots, mut ins: Vec<Array>| {
+            let mut outs = vec![];
+            plan.run_nested(&mut ins, own, &mut outs)?;
+            Ok(outs)
+        };
+        let (mut body_slots, mut step_slots) = (self.body.slots(), self.step.slots());
+        let results = while_linear::run(
+            self.shape,
+            operands,
+            self.n_carry,
+            &self.fixed,
+            &mut |ins| nested(&self.body, &mut body_slots, ins),
+            &mut |ins| nested(&self.step, &mut step_slots, ins),
+            &|a, b| eval_primitive(&Primitive::Add, &[a, b]),
+        )?;
+        for (slot, r) in self.outs.iter().zip(results) {
+            match slot {
+                Some(k) => slots.write(slot_var(*k), r),
+                None => buffers::recycle(r),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<P: SubPlan> ScanStep<P> {

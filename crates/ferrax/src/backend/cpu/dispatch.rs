@@ -168,6 +168,7 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Concatenate { .. }
         | Rev { .. }
         | Iota { .. }
+        | CheckpointName { .. }
         | Cumsum { .. } => None,
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive
@@ -284,8 +285,26 @@ impl Float for f64 {
 }
 
 impl Binary {
-    /// `out[i] = op(a[i], b[i])`: one monomorphized loop per operation.
+    /// `out[i] = op(a[i], b[i])`: one monomorphized loop per operation, compiled for the
+    /// widest vectors the machine has (chosen at run time: the same bits at every width,
+    /// since each element is one IEEE operation).
     pub(crate) fn zip<T: Float>(self, a: &[T], b: &[T], out: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above
+                return unsafe { wide::zip_avx512(self, a, b, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above
+                return unsafe { wide::zip_avx2(self, a, b, out) };
+            }
+        }
+        self.zip_any(a, b, out)
+    }
+
+    #[inline(always)]
+    fn zip_any<T: Float>(self, a: &[T], b: &[T], out: &mut [T]) {
         let z = out.iter_mut().zip(a.iter().zip(b));
         match self {
             Binary::Add => z.for_each(|(o, (&x, &y))| *o = x + y),
@@ -298,8 +317,24 @@ impl Binary {
     }
 
     /// `x[i] = op(x[i], y[i])`, or `op(y[i], x[i])` when `flipped` (the buffer written is
-    /// the right operand's).
+    /// the right operand's); the widest vectors, as [`Binary::zip`].
     fn assign<T: Float>(self, x: &mut [T], y: &[T], flipped: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above
+                return unsafe { wide::assign_avx512(self, x, y, flipped) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above
+                return unsafe { wide::assign_avx2(self, x, y, flipped) };
+            }
+        }
+        self.assign_any(x, y, flipped)
+    }
+
+    #[inline(always)]
+    fn assign_any<T: Float>(self, x: &mut [T], y: &[T], flipped: bool) {
         let z = x.iter_mut().zip(y);
         match (self, flipped) {
             (Binary::Add, _) => z.for_each(|(x, &y)| *x += y),
@@ -313,6 +348,29 @@ impl Binary {
             (Binary::Min, false) => z.for_each(|(x, &y)| *x = min_nan(*x, y)),
             (Binary::Min, true) => z.for_each(|(x, &y)| *x = min_nan(y, *x)),
         }
+    }
+}
+
+/// The binary loops compiled with wider vector instructions enabled; callers check the CPU.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{Binary, Float};
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn zip_avx512<T: Float>(op: Binary, a: &[T], b: &[T], out: &mut [T]) {
+        op.zip_any(a, b, out)
+    }
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn zip_avx2<T: Float>(op: Binary, a: &[T], b: &[T], out: &mut [T]) {
+        op.zip_any(a, b, out)
+    }
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn assign_avx512<T: Float>(op: Binary, x: &mut [T], y: &[T], f: bool) {
+        op.assign_any(x, y, f)
+    }
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn assign_avx2<T: Float>(op: Binary, x: &mut [T], y: &[T], f: bool) {
+        op.assign_any(x, y, f)
     }
 }
 
@@ -456,8 +514,14 @@ fn run<T: Float>(k: Kernel, prim: &Primitive, args: &mut Vec<Array>, out: &Aval)
         Kernel::BroadcastTile => {
             let x = slice::<T>(&args[0])?;
             let mut o = buffers::with_capacity::<T>(out.size()).map_err(refused)?;
-            for _ in 0..out.size() / x.len().max(1) {
-                o.extend_from_slice(x);
+            match x {
+                // one element (a literal's broadcast): a fill, not one copy per element
+                [v] => o.resize(out.size(), *v),
+                _ => {
+                    for _ in 0..out.size() / x.len().max(1) {
+                        o.extend_from_slice(x);
+                    }
+                }
             }
             o
         }

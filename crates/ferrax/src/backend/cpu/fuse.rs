@@ -9,6 +9,7 @@
 //! same kernels from `dispatch`, the same operation order per element).
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
@@ -208,10 +209,12 @@ impl Group {
             })
             .collect::<Result<_>>()?;
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
+        // the outputs are written chunk by chunk below, every element once, so they are
+        // not zeroed first (a pass over memory the loop below makes anyway)
         let mut outs: Vec<Vec<T>> = kept
             .iter()
             .map(|&k| {
-                buffers::zeroed::<T>(self.size).map_err(|_| {
+                buffers::with_capacity::<T>(self.size).map_err(|_| {
                     Error::exhausted(
                         "fused elementwise group",
                         format!(
@@ -225,9 +228,11 @@ impl Group {
             .collect::<Result<_>>()?;
         let n_chunks = self.size.div_ceil(CHUNK);
         // Split every output into chunk slices so chunks can be written in parallel.
-        let mut per_chunk: Vec<Vec<&mut [T]>> = (0..n_chunks).map(|_| Vec::new()).collect();
+        let mut per_chunk: Vec<Vec<&mut [MaybeUninit<T>]>> =
+            (0..n_chunks).map(|_| Vec::new()).collect();
         for o in outs.iter_mut() {
-            for (c, part) in o.chunks_mut(CHUNK).enumerate() {
+            let spare = &mut o.spare_capacity_mut()[..self.size];
+            for (c, part) in spare.chunks_mut(CHUNK).enumerate() {
                 per_chunk[c].push(part);
             }
         }
@@ -239,7 +244,7 @@ impl Group {
             )
         };
         // scratch buffers are made once per worker, not per chunk
-        let work = |bufs: &mut Scratch<T>, (c, targets): (usize, Vec<&mut [T]>)| {
+        let work = |bufs: &mut Scratch<T>, (c, targets): (usize, Vec<&mut [MaybeUninit<T>]>)| {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
             let (scratch, tiles) = bufs;
@@ -291,15 +296,23 @@ impl Group {
                 }
             }
             for (t, &k) in targets.into_iter().zip(&kept) {
-                t.copy_from_slice(&scratch[k][..len]);
+                for (d, &v) in t.iter_mut().zip(&scratch[k][..len]) {
+                    d.write(v);
+                }
             }
         };
-        let chunks: Vec<(usize, Vec<&mut [T]>)> = per_chunk.into_iter().enumerate().collect();
+        let chunks: Vec<(usize, Vec<&mut [MaybeUninit<T>]>)> =
+            per_chunk.into_iter().enumerate().collect();
         if n_chunks > 8 && rayon::current_num_threads() > 1 {
             chunks.into_par_iter().for_each_init(new_scratch, work);
         } else {
             let mut bufs = new_scratch();
             chunks.into_iter().for_each(|item| work(&mut bufs, item));
+        }
+        for o in outs.iter_mut() {
+            // SAFETY: the chunks cover 0..size, each written element by element above
+            // (`work` writes every target in full; a panic there unwinds past this point)
+            unsafe { o.set_len(self.size) };
         }
         kept.iter()
             .zip(outs)

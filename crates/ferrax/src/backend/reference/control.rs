@@ -7,12 +7,57 @@
 //! of the slices, so `ys[i]` always belongs to `xs[i]`.
 
 use crate::backend::reference::eval_primitive;
+use crate::backend::reference::while_linear;
 use crate::ir::{ensure_allocatable, Array, Closed, Error, Primitive, Result, ScanShape};
 
 /// Evaluates one equation of any primitive: its outputs.
 pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Array>> {
     match prim {
         Primitive::Cond { branches } => eval_cond(branches, args),
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+            max_steps,
+            ..
+        } => {
+            check("while", prim, args)?;
+            let (cc, rest) = args.split_at(*n_cond_consts);
+            let (bc, carry) = rest.split_at(*n_body_consts);
+            let carry: Vec<Array> = carry.iter().map(|a| (*a).clone()).collect();
+            let owned = |xs: &[&Array]| xs.iter().map(|a| (*a).clone()).collect::<Vec<_>>();
+            eval_while(
+                (cond.program(), body.program()),
+                &owned(cc),
+                &owned(bc),
+                carry,
+                *max_steps,
+            )
+        }
+        Primitive::Checkpoint { body, .. } => {
+            check("checkpoint", prim, args)?;
+            let operands: Vec<Array> = args.iter().map(|a| (*a).clone()).collect();
+            body.program().eval_checked(&operands)
+        }
+        Primitive::WhileLinear { body, step, .. } => {
+            check("while_linear", prim, args)?;
+            let shape = while_linear::Shape::of(prim)
+                .ok_or_else(|| Error::internal("while_linear: no counts"))?;
+            let fixed = fixed_avals(step, shape.n_lin_consts);
+            let operands = args.iter().map(|a| (*a).clone()).collect();
+            let n_carry = body.program().outputs.len();
+            let (b, st) = (body.program(), step.program());
+            while_linear::run(
+                shape,
+                operands,
+                n_carry,
+                &fixed,
+                &mut |ins| b.eval_checked(&ins),
+                &mut |ins| st.eval_checked(&ins),
+                &|a, b| crate::backend::eval_primitive(&Primitive::Add, &[a, b]),
+            )
+        }
         _ => match prim.as_scan() {
             Some((body, s)) => eval_scan(prim, body, s, args),
             // every other primitive has one output
@@ -35,6 +80,51 @@ fn check(prim_name: &str, prim: &Primitive, args: &[&Array]) -> Result<()> {
 pub(crate) fn branch_index(index: &Array, n: usize) -> Result<usize> {
     let i = index.item()?.to_f64();
     Ok(if i <= 0.0 { 0 } else { (i as usize).min(n - 1) })
+}
+
+/// Runs a while loop: the body on its consts and the carry, as long as the cond (on its
+/// consts and the carry) gives true. A loop that never ends runs forever, as a Rust `loop`
+/// would, unless `max_steps` (0: none) bounds it: a loop whose cond still holds after that
+/// many steps is an error.
+pub(crate) fn eval_while(
+    (cond, body): (&crate::ir::Program, &crate::ir::Program),
+    cond_consts: &[Array],
+    body_consts: &[Array],
+    mut carry: Vec<Array>,
+    max_steps: usize,
+) -> Result<Vec<Array>> {
+    let mut steps = 0usize;
+    loop {
+        let mut ins = cond_consts.to_vec();
+        ins.extend(carry.iter().cloned());
+        let go = cond.eval_checked(&ins)?;
+        if go[0].item()?.to_f64() == 0.0 {
+            return Ok(carry);
+        }
+        too_many_steps(steps, max_steps)?;
+        steps += 1;
+        let mut ins = body_consts.to_vec();
+        ins.append(&mut carry);
+        carry = body.eval_checked(&ins)?;
+    }
+}
+
+/// The error of a loop whose cond still holds after `max_steps` (0: no bound) steps.
+pub(crate) fn too_many_steps(steps: usize, max_steps: usize) -> Result<()> {
+    if max_steps > 0 && steps >= max_steps {
+        return Err(Error::input(
+            "while",
+            format!("the loop ran its max_steps = {max_steps} steps and its cond still holds"),
+        ));
+    }
+    Ok(())
+}
+
+/// The avals of a transposed `while_linear`'s first outputs, the fixed tangents'
+/// cotangents (the step gives them first).
+pub(crate) fn fixed_avals(step: &Closed, n_lin_consts: usize) -> Vec<crate::ir::Aval> {
+    let outs = step.program().out_avals();
+    outs[..n_lin_consts.min(outs.len())].to_vec()
 }
 
 fn eval_cond(branches: &[Closed], args: &[&Array]) -> Result<Vec<Array>> {

@@ -296,6 +296,11 @@ pub(super) fn gather_data(x: &Data, src: &[usize]) -> Data {
     any_dtype!(x, v => gather(v, src))
 }
 
+/// The first element of `x`, `n` times.
+pub(super) fn repeat(x: &Data, n: usize) -> Data {
+    any_dtype!(x, v => vec![v[0]; n])
+}
+
 pub(super) fn flat(idx: &[usize], strides: &[usize]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
 }
@@ -316,7 +321,56 @@ pub(super) fn reduce<T: Num>(
         .filter(|d| !axes.contains(d))
         .map(|d| shape[d])
         .collect();
-    let ostr = strides(&out_shape);
+    // Fast paths with the same order of accumulation as the general loop below (each output
+    // element folds its operand elements in row-major order), so the same bits: the reduced
+    // axes are the trailing ones (each output folds one contiguous block; every axis reduced
+    // is the case of one block), or the leading ones (each block of the operand is folded
+    // into the whole output, elementwise).
+    let r = axes.len();
+    let n_out: usize = out_shape.iter().product();
+    let sorted = {
+        let mut a = axes.to_vec();
+        a.sort_unstable();
+        a
+    };
+    let trailing = sorted
+        .iter()
+        .enumerate()
+        .all(|(k, &d)| d == shape.len() - r + k);
+    let leading = sorted.iter().enumerate().all(|(k, &d)| d == k);
+    if trailing && n_out > 0 {
+        if x.is_empty() {
+            return vec![init; n_out];
+        }
+        let block = x.len() / n_out;
+        return x
+            .chunks(block)
+            .map(|c| c.iter().fold(init, |acc, &v| f(acc, v)))
+            .collect();
+    }
+    if leading && n_out > 0 {
+        let mut out = vec![init; n_out];
+        for c in x.chunks(n_out) {
+            for (o, &v) in out.iter_mut().zip(c) {
+                *o = f(*o, v);
+            }
+        }
+        return out;
+    }
+    reduce_general(x, shape, axes, &out_shape, init, f)
+}
+
+/// [`reduce`] over any axes: each operand element, in row-major order, folded into its
+/// output element.
+pub(super) fn reduce_general<T: Num>(
+    x: &[T],
+    shape: &[usize],
+    axes: &[usize],
+    out_shape: &[usize],
+    init: T,
+    f: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    let ostr = strides(out_shape);
     // Stride of each operand dimension in the output (0 for reduced dimensions).
     let mut k = 0;
     let map_str: Vec<usize> = (0..shape.len())

@@ -11,13 +11,18 @@
 //! on operands being well typed.
 
 mod control;
+mod extremum;
 mod kernels;
 pub(crate) mod matvec;
+#[cfg(test)]
+mod reduce_tests;
+pub(crate) mod while_linear;
 
-pub(crate) use self::control::eval_equation;
+pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
 
 pub(crate) use self::kernels::{max_nan, min_nan};
 
+use self::extremum::reduce_extremum;
 use self::kernels::*;
 use crate::ir::{
     control_flow, ensure_allocatable, strides, Array, Aval, DType, Data, Env, Error, Primitive,
@@ -199,12 +204,22 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
         }
         ConvertElementType { new_dtype } => convert(x(), *new_dtype),
         ReduceSum { axes } => numeric!(x(), v => reduce(v, shape(), axes, Num::ZERO, Num::add)),
-        ReduceMax { axes } => {
-            numeric!(x(), v => reduce(v, shape(), axes, Num::LOWEST, Num::max_nan))
-        }
-        ReduceMin { axes } => {
-            numeric!(x(), v => reduce(v, shape(), axes, Num::HIGHEST, Num::min_nan))
-        }
+        ReduceMax { axes } => numeric!(x(), v => reduce_extremum(
+            v,
+            shape(),
+            axes,
+            Num::LOWEST,
+            Num::max_nan,
+            |v, a| v > a
+        )),
+        ReduceMin { axes } => numeric!(x(), v => reduce_extremum(
+            v,
+            shape(),
+            axes,
+            Num::HIGHEST,
+            Num::min_nan,
+            |v, a| v < a
+        )),
         Argmax { axis, index_dtype } => {
             let idx = match x() {
                 Data::F32(v) => argmax(v, shape(), *axis),
@@ -218,6 +233,8 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
                 _ => Data::I64(idx),
             }
         }
+        // a scalar (or one element) repeated: the common case (a literal's broadcast), filled
+        BroadcastInDim { .. } if x().len() == 1 => repeat(x(), out.size()),
         BroadcastInDim {
             broadcast_dimensions: bd,
             ..
@@ -232,7 +249,9 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             gather_data(x(), &src)
         }
         // Row-major order is unchanged by these: the buffer is shared as it is.
-        Reshape { .. } | Squeeze { .. } | ExpandDims { .. } => x().clone(),
+        Reshape { .. } | Squeeze { .. } | ExpandDims { .. } | CheckpointName { .. } => {
+            x().clone()
+        }
         Transpose { permutation } => {
             let ist = strides(shape());
             let src = source_indices(&out.shape, |o| {

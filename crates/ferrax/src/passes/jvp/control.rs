@@ -32,6 +32,22 @@ pub(crate) fn jvp_control(
     let _active = CacheScope::enter();
     match prim {
         Primitive::Cond { branches } => jvp_cond(emit, branches, x, t),
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+            ..
+        } => jvp_while(
+            emit,
+            prim,
+            (cond, body),
+            (*n_cond_consts, *n_body_consts),
+            x,
+            t,
+        ),
+        Primitive::WhileLinear { .. } => jvp_while_linear(emit, prim, x, t),
+        Primitive::Checkpoint { body, policy } => jvp_checkpoint(emit, body, policy, x, t),
         other => match other.as_scan() {
             Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
             None => Err(Error::internal(format!(
@@ -302,4 +318,276 @@ fn jvp_scan(
     let mut primals = carry;
     primals.extend(ys);
     Ok((primals, touts))
+}
+
+/// The jvp of a while loop: one loop over (primal, tangent) carries. Which carries have
+/// tangents is a fixpoint, as for scan; the cond reads the primals only (a predicate has no
+/// tangent), so it takes the tangent carries as inputs it ignores.
+fn jvp_while(
+    emit: &Emit,
+    prim: &Primitive,
+    (cond, body): (&Closed, &Closed),
+    (ncc, nbc): (usize, usize),
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let flags = tangent_flags(x, t);
+    // the body's inputs: its consts, then the carry
+    let mut in_t = flags[ncc..].to_vec();
+    let ncar = x.len() - ncc - nbc;
+    loop {
+        let (_, nonzero) = jvp_sub(body, &in_t, None)?;
+        let mut grew = false;
+        for i in 0..ncar {
+            if nonzero[i] && !in_t[nbc + i] {
+                in_t[nbc + i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let carry_t: Vec<bool> = in_t[nbc..].to_vec();
+    let (mut jb, _) = jvp_sub(body, &in_t, Some(&carry_t))?;
+    // jb takes (consts, carry, tangents of the flagged consts, of the flagged carries);
+    // the while's body takes (consts, their tangents, carry, its tangents)
+    let n_tbc = in_t[..nbc].iter().filter(|w| **w).count();
+    let n_tcar = carry_t.iter().filter(|w| **w).count();
+    let n_body_in = nbc + ncar;
+    let mut inputs = jb.inputs[..nbc].to_vec();
+    inputs.extend_from_slice(&jb.inputs[n_body_in..n_body_in + n_tbc]);
+    inputs.extend_from_slice(&jb.inputs[nbc..n_body_in]);
+    inputs.extend_from_slice(&jb.inputs[n_body_in + n_tbc..]);
+    jb.inputs = inputs;
+    // the cond, taking the tangent carries too and ignoring them
+    let mut jc = cond.program().clone();
+    for (i, w) in carry_t.iter().enumerate() {
+        if *w {
+            let a = x[ncc + nbc + i].aval()?;
+            jc.avals.push(a);
+            jc.inputs.push(crate::ir::Var(jc.avals.len() as u32 - 1));
+        }
+    }
+    let zeros = Emit { loc: emit.loc };
+    let tangent_or_zero = |i: usize| -> Result<Tensor> {
+        let aval = x[i].aval()?;
+        Ok(t[i].clone().unwrap_or_else(|| zeros.zeros(&aval)))
+    };
+    let mut args: Vec<Tensor> = x[..ncc + nbc].to_vec();
+    for (i, w) in in_t[..nbc].iter().enumerate() {
+        if *w {
+            args.push(tangent_or_zero(ncc + i)?);
+        }
+    }
+    args.extend_from_slice(&x[ncc + nbc..]);
+    for (i, w) in carry_t.iter().enumerate() {
+        if *w {
+            args.push(tangent_or_zero(ncc + nbc + i)?);
+        }
+    }
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let outs = emit.multi(
+        prim.while_like(Closed::new(jc), Closed::new(jb), ncc, nbc + n_tbc),
+        &refs,
+    )?;
+    let mut it = outs.into_iter();
+    let primals: Vec<Tensor> = it.by_ref().take(ncar).collect();
+    debug_assert_eq!(it.len(), n_tcar);
+    let touts = carry_t
+        .iter()
+        .map(|&w| if w { it.next() } else { None })
+        .collect();
+    Ok((primals, touts))
+}
+
+/// The jvp of a checkpoint: a checkpoint of the body's jvp under the same policy, so the
+/// tangent computation is rematerialized as the primal is.
+fn jvp_checkpoint(
+    emit: &Emit,
+    body: &Closed,
+    policy: &crate::ir::RematPolicy,
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let flags = tangent_flags(x, t);
+    let (jb, nonzero) = jvp_sub(body, &flags, None)?;
+    let mut args: Vec<&Tensor> = x.iter().collect();
+    args.extend(
+        t.iter()
+            .zip(&flags)
+            .filter(|(_, f)| **f)
+            .filter_map(|(t, _)| t.as_ref()),
+    );
+    let outs = emit.multi(
+        Primitive::Checkpoint {
+            body: Closed::new(jb),
+            policy: policy.clone(),
+        },
+        &args,
+    )?;
+    let n = nonzero.len();
+    let mut it = outs.into_iter();
+    let primals: Vec<Tensor> = it.by_ref().take(n).collect();
+    let touts = nonzero
+        .iter()
+        .map(|&w| if w { it.next() } else { None })
+        .collect();
+    Ok((primals, touts))
+}
+
+/// The jvp of `while_linear`. It is linear in its linear operands, so when its residuals
+/// (consts, initial carry) have no tangents, the tangent is the same primitive applied to
+/// the linear operands' tangents. Otherwise the tangent flows through the primal carries
+/// too: one `while_linear` whose consts, primal carries and linear operands are each paired
+/// with their tangents (every float one, zeros where none is given), its body the jvp of
+/// the body and its step the jvp of the step (still linear in the linear operands and
+/// their tangents, given the primal carries and theirs).
+fn jvp_while_linear(
+    emit: &Emit,
+    prim: &Primitive,
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+    let Primitive::WhileLinear {
+        body,
+        step,
+        n_consts: nc,
+        n_lin_consts: nl,
+        transposed,
+        checkpoints,
+    } = prim
+    else {
+        return Err(Error::internal("jvp_while_linear on another primitive"));
+    };
+    let (nc, nl, transposed) = (*nc, *nl, *transposed);
+    let n_carry = body.program().outputs.len();
+    let n_res = nc + 1 + n_carry;
+    let zero_or = |i: usize| -> Result<Tensor> {
+        let aval = x[i].aval()?;
+        Ok(t[i].clone().unwrap_or_else(|| emit.zeros(&aval)))
+    };
+    let flags = tangent_flags(x, t);
+    if !flags[..n_res].contains(&true) {
+        // the primal loop, then (linear) the same loop on the tangents
+        let refs: Vec<&Tensor> = x.iter().collect();
+        let primals = emit.multi(prim.clone(), &refs)?;
+        if !flags[n_res..].contains(&true) {
+            return Ok((primals.clone(), vec![None; primals.len()]));
+        }
+        let mut args: Vec<Tensor> = x[..n_res].to_vec();
+        for i in n_res..x.len() {
+            args.push(zero_or(i)?);
+        }
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let touts = emit.multi(prim.clone(), &refs)?;
+        return Ok((primals, touts.into_iter().map(Some).collect()));
+    }
+    // every float const and carry gets a tangent, and so does every linear operand
+    let is_float = |v: &Tensor| v.dtype().is_some_and(|d| d.is_float());
+    let res_t: Vec<bool> = x[..n_res]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| i != nc && is_float(v))
+        .collect();
+    let consts_t = res_t[..nc].to_vec();
+    let carry_t = res_t[nc + 1..].to_vec();
+    let (nct, ncart) = (count(&consts_t), count(&carry_t));
+    let mut body_in_t = consts_t.clone();
+    body_in_t.extend_from_slice(&carry_t);
+    let (mut jb, _) = jvp_sub(body, &body_in_t, Some(&carry_t))?;
+    // (consts, carry, dconsts, dcarry) -> (consts, dconsts, carry, dcarry)
+    jb.inputs = regroup(&jb.inputs, &[nc, n_carry, nct, ncart], &[0, 2, 1, 3]);
+    let n_lin = x.len() - n_res;
+    let mut step_in_t = body_in_t.clone();
+    step_in_t.extend(std::iter::repeat_n(true, n_lin));
+    let n_out = step.program().outputs.len();
+    let (mut js, _) = jvp_sub(step, &step_in_t, Some(&vec![true; n_out]))?;
+    // inputs (consts, carry, lin.., dconsts, dcarry, dlin..) -> (consts, dconsts, carry,
+    // dcarry, then each linear group beside its tangents)
+    let n_fixed_in = if transposed { 0 } else { nl };
+    js.inputs = regroup(
+        &js.inputs,
+        &[
+            nc,
+            n_carry,
+            n_fixed_in,
+            n_lin - n_fixed_in,
+            nct,
+            ncart,
+            n_fixed_in,
+            n_lin - n_fixed_in,
+        ],
+        &[0, 4, 1, 5, 2, 6, 3, 7],
+    );
+    let n_fixed_out = if transposed { nl } else { 0 };
+    js.outputs = regroup(
+        &js.outputs,
+        &[
+            n_fixed_out,
+            n_out - n_fixed_out,
+            n_fixed_out,
+            n_out - n_fixed_out,
+        ],
+        &[0, 2, 1, 3],
+    );
+    let mut args: Vec<Tensor> = x[..nc].to_vec();
+    for (i, w) in consts_t.iter().enumerate() {
+        if *w {
+            args.push(zero_or(i)?);
+        }
+    }
+    args.push(x[nc].clone());
+    args.extend_from_slice(&x[nc + 1..n_res]);
+    for (i, w) in carry_t.iter().enumerate() {
+        if *w {
+            args.push(zero_or(nc + 1 + i)?);
+        }
+    }
+    let lin_groups = [n_res..n_res + n_fixed_in, n_res + n_fixed_in..x.len()];
+    for g in lin_groups {
+        args.extend_from_slice(&x[g.clone()]);
+        for i in g {
+            args.push(zero_or(i)?);
+        }
+    }
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let outs = emit.multi(
+        Primitive::WhileLinear {
+            body: Closed::new(jb),
+            step: Closed::new(js),
+            n_consts: nc + nct,
+            n_lin_consts: 2 * nl,
+            transposed,
+            checkpoints: *checkpoints,
+        },
+        &refs,
+    )?;
+    // outputs: (fixed cotangents, their tangents, carry, its tangents) when transposed,
+    // (carry, its tangents) forward
+    let mut it = outs.into_iter();
+    let fixed: Vec<Tensor> = it.by_ref().take(n_fixed_out).collect();
+    let dfixed: Vec<Tensor> = it.by_ref().take(n_fixed_out).collect();
+    let rest: Vec<Tensor> = it.collect();
+    let (carry, dcarry) = rest.split_at(rest.len() / 2);
+    let mut primal_outs = fixed;
+    primal_outs.extend_from_slice(carry);
+    let mut touts: Vec<Option<Tensor>> = dfixed.into_iter().map(Some).collect();
+    touts.extend(dcarry.iter().cloned().map(Some));
+    Ok((primal_outs, touts))
+}
+
+fn count(flags: &[bool]) -> usize {
+    flags.iter().filter(|f| **f).count()
+}
+
+/// `items` cut into consecutive groups of the given sizes, put back in the given order.
+fn regroup<T: Clone>(items: &[T], sizes: &[usize], order: &[usize]) -> Vec<T> {
+    let mut groups = vec![];
+    let mut start = 0;
+    for &n in sizes {
+        groups.push(&items[start..start + n]);
+        start += n;
+    }
+    order.iter().flat_map(|&g| groups[g].to_vec()).collect()
 }

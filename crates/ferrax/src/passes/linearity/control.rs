@@ -32,6 +32,57 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 KindError::Msg(m) => not_linear(m),
                 KindError::Inner(e) => e,
             }),
+        // a while loop of residuals (and zeros: a literal counter) is a residual; the linear
+        // part of a linearized loop is a `while_linear`, so a `while` on a linear value
+        // (a function declared linear that loops) is refused
+        Primitive::While { body, .. } => {
+            if !ks.contains(&Kind::Linear) {
+                Ok(vec![Kind::Residual; body.program().outputs.len()])
+            } else {
+                Err(not_linear(
+                    "takes a linear value: its trip count would depend on it; linearize the \
+                     loop instead (its linear part is a while_linear)"
+                        .into(),
+                ))
+            }
+        }
+        // the kinds flow through the body
+        Primitive::Checkpoint { body, .. } => {
+            let p = body.program();
+            let kinds = classify_kinds(p, ks)?;
+            Ok(output_kinds(p, &kinds))
+        }
+        // residuals (consts, trip count, initial carry) then linear operands: linear in the
+        // latter, which must not be non-zero constants (the map would be affine)
+        Primitive::WhileLinear {
+            body,
+            step,
+            n_consts,
+            ..
+        } => {
+            let n_res = n_consts + 1 + body.program().outputs.len();
+            let n_out = step.program().outputs.len();
+            let (res, lin) = ks.split_at(n_res.min(ks.len()));
+            if res.contains(&Kind::Linear) {
+                return Err(not_linear(
+                    "reads a linear value as a residual (its consts, trip count or initial \
+                     carry)"
+                        .into(),
+                ));
+            }
+            if lin.contains(&Kind::Residual) {
+                return Err(not_linear(
+                    "takes a non-zero constant as a tangent: the map would be affine".into(),
+                ));
+            }
+            Ok(vec![
+                match lin.contains(&Kind::Linear) {
+                    true => Kind::Linear,
+                    false => Kind::Zero,
+                };
+                n_out
+            ])
+        }
         other => Err(Error::internal(format!(
             "`{}` is not control flow but reached its linearity rule",
             other.name()

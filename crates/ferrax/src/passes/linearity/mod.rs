@@ -82,6 +82,7 @@ impl Primitive {
             | ExpandDims { .. }
             | Slice { .. }
             | Rev { .. }
+            | CheckpointName { .. }
             | Cumsum { .. } => Linearity::Structural,
             Add | Sub | Concatenate { .. } | Pad { .. } => Linearity::Joint,
             Mul | DotGeneral { .. } => Linearity::OneOperand,

@@ -7,7 +7,10 @@
 //! input that is not differentiated. A scan's output that nothing outside reads can go; a
 //! carry can go only when, in addition, no live part of the body reads it (a fixpoint, since
 //! removing one carry may free another). A `cond` output nobody reads leaves every branch;
-//! an operand no branch reads leaves the equation.
+//! an operand no branch reads leaves the equation. A while loop's carry goes when nothing
+//! outside, not its cond and no kept carry's update reads it (the jvp loop of a function
+//! whose primal output is unused keeps the primal carries the tangents need, and drops the
+//! rest).
 
 use std::collections::HashSet;
 
@@ -41,6 +44,7 @@ pub(crate) fn prune_control(p: &mut Program) -> bool {
         let pruned = match &e.prim {
             Primitive::Scan { .. } => prune_scan(e, &used),
             Primitive::Cond { .. } => prune_cond(e, &used),
+            Primitive::While { .. } => prune_while(e, &used),
             _ => None,
         };
         if let Some(new) = pruned {
@@ -119,6 +123,66 @@ fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
             },
         ),
         inputs: flagged(&e.inputs, &keep_in),
+        outs: flagged(&e.outs, &live),
+        loc: e.loc,
+    })
+}
+
+/// A while loop keeps the carries read outside, by its cond, or by the body to compute a
+/// carry it keeps (a fixpoint), and the consts its cond and kept body read.
+fn prune_while(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
+    let Primitive::While {
+        cond,
+        body,
+        n_cond_consts: ncc,
+        n_body_consts: nbc,
+        ..
+    } = &e.prim
+    else {
+        return None;
+    };
+    let (ncc, nbc) = (*ncc, *nbc);
+    let (c, b) = (cond.program(), body.program());
+    let cond_needs = needed_inputs(c, &[true]);
+    let mut live: Vec<bool> = e.outs.iter().map(|v| used.contains(v)).collect();
+    for (l, n) in live.iter_mut().zip(&cond_needs[ncc..]) {
+        *l |= *n;
+    }
+    let needed = loop {
+        let needed = needed_inputs(b, &live);
+        let mut grew = false;
+        for (l, n) in live.iter_mut().zip(&needed[nbc..]) {
+            if *n && !*l {
+                *l = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break needed;
+        }
+    };
+    let keep_cc = cond_needs[..ncc].to_vec();
+    let keep_bc = needed[..nbc].to_vec();
+    if keep_cc.iter().chain(&keep_bc).chain(&live).all(|k| *k) {
+        return None;
+    }
+    let mut cond_in = keep_cc.clone();
+    cond_in.extend_from_slice(&live);
+    let mut body_in = keep_bc.clone();
+    body_in.extend_from_slice(&live);
+    let mut keep_ops = keep_cc;
+    keep_ops.extend(keep_bc);
+    keep_ops.extend_from_slice(&live);
+    let n_cc = cond_in[..ncc].iter().filter(|k| **k).count();
+    let n_bc = body_in[..nbc].iter().filter(|k| **k).count();
+    Some(Equation {
+        prim: e.prim.while_like(
+            Closed::new(restrict(c, &cond_in, &[true])),
+            Closed::new(restrict(b, &body_in, &live)),
+            n_cc,
+            n_bc,
+        ),
+        inputs: flagged(&e.inputs, &keep_ops),
         outs: flagged(&e.outs, &live),
         loc: e.loc,
     })

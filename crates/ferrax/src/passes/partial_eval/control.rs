@@ -32,6 +32,8 @@ use crate::ir::{
     Var,
 };
 use crate::passes::hoist::Rewriter;
+use crate::passes::partial_eval::remat::split_checkpoint;
+use crate::passes::partial_eval::while_loop::{split_while, while_carry_unknowns};
 use crate::passes::partial_eval::{split_core, var_of};
 
 /// `p` with every control-flow equation that reads both known and unknown values (given
@@ -64,6 +66,13 @@ pub(crate) fn split_control(p: &Program, unknown_in: &[bool]) -> Result<Program>
         let outs_uk = match &e.prim {
             Primitive::Scan { .. } => split_scan(&mut rw, e, &ins_uk)?,
             Primitive::Cond { .. } => split_cond(&mut rw, e, &ins_uk)?,
+            Primitive::While { .. } => split_while(&mut rw, e, &ins_uk)?,
+            Primitive::Checkpoint { .. } => split_checkpoint(&mut rw, e, &ins_uk)?,
+            Primitive::WhileLinear { .. } => {
+                linear_in_lin_operands(e, &ins_uk)?;
+                rw.eqns.push(e.clone());
+                vec![true; e.outs.len()]
+            }
             other => {
                 return Err(Error::internal(format!(
                     "`{}` is not control flow but reached its partial evaluation",
@@ -77,6 +86,30 @@ pub(crate) fn split_control(p: &Program, unknown_in: &[bool]) -> Result<Program>
     Ok(rw.finish(p))
 }
 
+/// A `while_linear` whose unknown operands are its linear ones is one unknown equation (it
+/// is linear in them, and reads the known ones as residuals). One whose residuals are
+/// unknown is the linearization of a linearized loop, second-order reverse mode, which is
+/// not built: forward over reverse (`hvp`, `hessian`) does not need it.
+fn linear_in_lin_operands(e: &Equation, ins_uk: &[bool]) -> Result<()> {
+    let Primitive::WhileLinear { body, n_consts, .. } = &e.prim else {
+        return Err(Error::internal(
+            "linear_in_lin_operands on another primitive",
+        ));
+    };
+    let n_res = n_consts + 1 + body.program().outputs.len();
+    match ins_uk[..n_res.min(ins_uk.len())].iter().any(|u| *u) {
+        false => Ok(()),
+        true => Err(Error::Input {
+            op: "while_linear".into(),
+            msg: "linearizing the reverse mode of a while loop with respect to its primal \
+                  values (reverse over reverse) is not built; forward over reverse (hvp, \
+                  hessian, jvp of grad) works"
+                .into(),
+            loc: e.loc,
+        }),
+    }
+}
+
 fn mark(unknown: &mut [bool], outs: &[Var], flags: &[bool]) {
     for (v, u) in outs.iter().zip(flags) {
         unknown[v.index()] = *u;
@@ -84,7 +117,7 @@ fn mark(unknown: &mut [bool], outs: &[Var], flags: &[bool]) {
 }
 
 /// Which outputs of a program are unknown, given which inputs are.
-fn program_unknowns(p: &Program, unknown_in: &[bool]) -> Result<Vec<bool>> {
+pub(super) fn program_unknowns(p: &Program, unknown_in: &[bool]) -> Result<Vec<bool>> {
     let mut unknown = vec![false; p.avals.len()];
     for (v, u) in p.inputs.iter().zip(unknown_in) {
         unknown[v.index()] = *u;
@@ -137,6 +170,17 @@ fn unknown_outputs(prim: &Primitive, ins_uk: &[bool]) -> Result<Vec<bool>> {
             result.extend_from_slice(&outs[*n_carry..]);
             Ok(result)
         }
+        Primitive::While {
+            body,
+            n_cond_consts,
+            n_body_consts,
+            ..
+        } => while_carry_unknowns(body.program(), *n_cond_consts, *n_body_consts, ins_uk),
+        Primitive::Checkpoint { body, .. } => program_unknowns(body.program(), ins_uk),
+        Primitive::WhileLinear { step, .. } => Ok(vec![
+            ins_uk.iter().any(|u| *u);
+            step.program().outputs.len()
+        ]),
         _ => Ok(vec![ins_uk.iter().any(|u| *u)]),
     }
 }

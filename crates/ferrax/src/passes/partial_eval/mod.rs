@@ -17,6 +17,8 @@
 //! because the linear program is built backwards from the tangent outputs.
 
 pub(crate) mod control;
+pub(crate) mod remat;
+pub(crate) mod while_loop;
 
 use std::collections::HashSet;
 

@@ -23,7 +23,7 @@
 use crate::ir::{Aval, Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::linearity::control::{scan_kinds, KindError};
 use crate::passes::linearity::{classify_kinds, Kind};
-use crate::passes::transpose::{transpose_kinds, LinArg};
+use crate::passes::transpose::{transpose_kinds, transpose_program, LinArg};
 use crate::trace::{materialize, trace_closed, Emit, Tensor};
 
 /// The cotangents of a control-flow equation's operands (`None` for those that are not
@@ -37,6 +37,10 @@ pub(crate) fn transpose_control(
 ) -> Result<Vec<Option<Tensor>>> {
     match prim {
         Primitive::Cond { branches } => transpose_cond(e, branches, x, ks, cts),
+        Primitive::WhileLinear { .. } => transpose_while_linear(e, prim, x, cts),
+        Primitive::Checkpoint { body, policy } => {
+            transpose_checkpoint(e, body.program(), policy, x, ks, cts)
+        }
         other => match other.as_scan() {
             Some((body, shape)) => transpose_scan(e, body.program(), &shape, x, ks, cts),
             None => Err(Error::internal(format!(
@@ -45,6 +49,83 @@ pub(crate) fn transpose_control(
             ))),
         },
     }
+}
+
+/// A checkpoint transposes to a checkpoint of its body's transpose (taking the known
+/// operands and the output cotangents), so what the body recomputes from its known operands
+/// is recomputed in the transposed map too.
+fn transpose_checkpoint(
+    e: &Emit,
+    body: &Program,
+    policy: &crate::ir::RematPolicy,
+    x: &[LinArg],
+    ks: &[Kind],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    if cts.iter().all(Option::is_none) {
+        return Ok(vec![None; x.len()]);
+    }
+    let t = Transposer::new(x, cts)?;
+    let prim = Primitive::Checkpoint {
+        body: t.transpose(body, ks, "a transposed checkpoint")?,
+        policy: policy.clone(),
+    };
+    Ok(t.spread(e.multi(prim, &t.args(None))?))
+}
+
+/// A forward `while_linear` transposes to a transposed one over the same residuals (its
+/// step transposed with respect to the fixed tangents and the tangent carry), and back.
+fn transpose_while_linear(
+    e: &Emit,
+    prim: &Primitive,
+    x: &[LinArg],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    let Primitive::WhileLinear {
+        body,
+        step,
+        n_consts,
+        n_lin_consts,
+        transposed,
+        checkpoints,
+    } = prim
+    else {
+        return Err(Error::internal(
+            "transpose_while_linear on another primitive",
+        ));
+    };
+    if cts.iter().all(Option::is_none) {
+        return Ok(vec![None; x.len()]);
+    }
+    let n_carry = body.program().outputs.len();
+    let n_res = n_consts + 1 + n_carry;
+    // the step reads the consts and the carry (not the trip count) before its linear inputs
+    let t_step = transpose_program(step.program(), n_consts + n_carry)?;
+    let out_avals = step.program().out_avals();
+    let cts = materialize(cts.to_vec(), &out_avals);
+    let mut args: Vec<&Tensor> = x[..n_res]
+        .iter()
+        .map(LinArg::value)
+        .collect::<Result<_>>()?;
+    args.extend(cts.iter());
+    let outs = e.multi(
+        Primitive::WhileLinear {
+            body: body.clone(),
+            step: Closed::new(t_step),
+            n_consts: *n_consts,
+            n_lin_consts: *n_lin_consts,
+            transposed: !transposed,
+            checkpoints: *checkpoints,
+        },
+        &args,
+    )?;
+    let mut result = vec![None; n_res];
+    result.extend(
+        outs.into_iter()
+            .zip(&x[n_res..])
+            .map(|(c, o)| o.is_linear().then_some(c)),
+    );
+    Ok(result)
 }
 
 fn not_linear(e: &Emit, op: &str, msg: String) -> Error {
@@ -63,64 +144,100 @@ fn transpose_cond(
     cts: &[Option<Tensor>],
 ) -> Result<Vec<Option<Tensor>>> {
     let index = x[0].value()?;
-    let (ops, op_kinds) = (&x[1..], &ks[1..]);
-    let known: Vec<&Tensor> = ops
-        .iter()
-        .filter(|o| !o.is_linear())
-        .map(LinArg::value)
-        .collect::<Result<_>>()?;
-    let given: Vec<&Tensor> = cts.iter().flatten().collect();
-    let mut avals: Vec<Aval> = known.iter().map(|t| t.aval()).collect::<Result<_>>()?;
-    avals.extend(given.iter().map(|t| t.aval()).collect::<Result<Vec<_>>>()?);
-    let linear_avals: Vec<Aval> = ops
-        .iter()
-        .filter(|o| o.is_linear())
-        .map(LinArg::aval)
-        .collect();
+    let t = Transposer::new(&x[1..], cts)?;
     let transposed = branches
         .iter()
-        .map(|b| {
-            let p = b.program();
-            let kinds = classify_kinds(p, op_kinds)?;
-            trace_closed("a transposed sub-program", &avals, |args| {
-                let mut args = args.into_iter();
-                let known_in: Vec<Option<Tensor>> = ops
-                    .iter()
-                    .map(|o| (!o.is_linear()).then(|| args.next()).flatten())
-                    .collect();
-                let out_cts: Vec<Option<Tensor>> = cts
-                    .iter()
-                    .map(|c| c.as_ref().and_then(|_| args.next()))
-                    .collect();
-                let ct_in = transpose_kinds(p, &kinds, &known_in, &out_cts)?;
-                let linear_cts = ct_in
-                    .into_iter()
-                    .zip(ops)
-                    .filter(|(_, o)| o.is_linear())
-                    .map(|(c, _)| c)
-                    .collect();
-                Ok(materialize(linear_cts, &linear_avals))
-            })
-            .map(Closed::new)
-        })
+        .map(|b| t.transpose(b.program(), &ks[1..], "a transposed sub-program"))
         .collect::<Result<Vec<_>>>()?;
-    let mut args: Vec<&Tensor> = vec![index];
-    args.extend(known);
-    args.extend(given);
-    let mut results = e
-        .multi(
-            Primitive::Cond {
-                branches: transposed,
-            },
-            &args,
-        )?
-        .into_iter();
+    let prim = Primitive::Cond {
+        branches: transposed,
+    };
     let mut out = vec![None];
-    out.extend(
-        ops.iter()
-            .map(|o| if o.is_linear() { results.next() } else { None }),
-    );
+    out.extend(t.spread(e.multi(prim, &t.args(Some(index)))?));
     Ok(out)
+}
+
+/// The operands and sub-program transposes shared by `cond` and `checkpoint`: the known
+/// operands (`ops` that are not linear) and the given cotangents, which the transposed
+/// sub-programs take in that order, and a function making one sub-program's transpose (it
+/// gives one cotangent per linear operand, zeros where the program gives none).
+struct Transposer<'a> {
+    ops: &'a [LinArg],
+    cts: &'a [Option<Tensor>],
+    known: Vec<&'a Tensor>,
+    given: Vec<&'a Tensor>,
+    avals: Vec<Aval>,
+    linear_avals: Vec<Aval>,
+}
+
+impl<'a> Transposer<'a> {
+    fn new(ops: &'a [LinArg], cts: &'a [Option<Tensor>]) -> Result<Transposer<'a>> {
+        let known: Vec<&Tensor> = ops
+            .iter()
+            .filter(|o| !o.is_linear())
+            .map(LinArg::value)
+            .collect::<Result<_>>()?;
+        let given: Vec<&Tensor> = cts.iter().flatten().collect();
+        let mut avals: Vec<Aval> = known.iter().map(|t| t.aval()).collect::<Result<_>>()?;
+        avals.extend(given.iter().map(|t| t.aval()).collect::<Result<Vec<_>>>()?);
+        let linear_avals = ops
+            .iter()
+            .filter(|o| o.is_linear())
+            .map(LinArg::aval)
+            .collect();
+        Ok(Transposer {
+            ops,
+            cts,
+            known,
+            given,
+            avals,
+            linear_avals,
+        })
+    }
+
+    /// `p` (taking the operands) transposed, as a closed program.
+    fn transpose(&self, p: &Program, op_kinds: &[Kind], what: &str) -> Result<Closed> {
+        let kinds = classify_kinds(p, op_kinds)?;
+        trace_closed(what, &self.avals, |args| {
+            let mut args = args.into_iter();
+            let known_in: Vec<Option<Tensor>> = self
+                .ops
+                .iter()
+                .map(|o| (!o.is_linear()).then(|| args.next()).flatten())
+                .collect();
+            let out_cts: Vec<Option<Tensor>> = self
+                .cts
+                .iter()
+                .map(|c| c.as_ref().and_then(|_| args.next()))
+                .collect();
+            let ct_in = transpose_kinds(p, &kinds, &known_in, &out_cts)?;
+            let linear_cts = ct_in
+                .into_iter()
+                .zip(self.ops)
+                .filter(|(_, o)| o.is_linear())
+                .map(|(c, _)| c)
+                .collect();
+            Ok(materialize(linear_cts, &self.linear_avals))
+        })
+        .map(Closed::new)
+    }
+
+    /// The transposed equation's operands after `first`: the known operands, the cotangents.
+    fn args(&self, first: Option<&'a Tensor>) -> Vec<&'a Tensor> {
+        let mut args: Vec<&Tensor> = first.into_iter().collect();
+        args.extend(self.known.iter().copied());
+        args.extend(self.given.iter().copied());
+        args
+    }
+
+    /// One cotangent per operand from the transposed equation's results (its linear ones).
+    fn spread(&self, results: Vec<Tensor>) -> Vec<Option<Tensor>> {
+        let mut results = results.into_iter();
+        self.ops
+            .iter()
+            .map(|o| if o.is_linear() { results.next() } else { None })
+            .collect()
+    }
 }
 
 fn transpose_scan(

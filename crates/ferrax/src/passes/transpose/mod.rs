@@ -225,6 +225,7 @@ pub(crate) fn transpose_rule(
             )))
         }
         Neg => only(0, e.neg(ct)),
+        CheckpointName { .. } => only(0, ct.clone()),
         Add => (0..2).map(|i| lin(i).then(|| ct.clone())).collect(),
         Sub => vec![lin(0).then(|| ct.clone()), lin(1).then(|| e.neg(ct))],
         Mul => {

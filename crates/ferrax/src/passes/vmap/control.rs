@@ -26,6 +26,8 @@
 
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::vmap::dims::{align, move_axis, Batched};
+use crate::passes::vmap::while_linear::batch_while_linear;
+use crate::passes::vmap::while_loop::batch_while;
 use crate::trace::{checked, trace_closed, Emit, Tensor};
 
 /// The batching interpreter (`vmap::batch_call`): a program run on arguments with optional
@@ -55,6 +57,40 @@ pub(crate) fn batch_control(
                 Some(_) => select_branches(e, branches, index, operands, size, run),
             }
         }
+        Primitive::WhileLinear { .. } => batch_while_linear(e, prim, x, size, run),
+        // a checkpoint of the batched body, under the same policy
+        Primitive::Checkpoint { body, policy } => {
+            let in_dims: Vec<Option<usize>> = x.iter().map(|v| v.1).collect();
+            let (b, out_b) = batch_sub(e, body.program(), &in_dims, &[], size, run, "checkpoint")?;
+            let refs: Vec<&Tensor> = x.iter().map(|v| &v.0).collect();
+            let outs = e.multi(
+                Primitive::Checkpoint {
+                    body: Closed::new(b),
+                    policy: policy.clone(),
+                },
+                &refs,
+            )?;
+            Ok(outs
+                .into_iter()
+                .zip(out_b)
+                .map(|(t, b)| (t, b.then_some(0)))
+                .collect())
+        }
+        Primitive::While {
+            cond,
+            body,
+            n_cond_consts,
+            n_body_consts,
+            ..
+        } => batch_while(
+            e,
+            prim,
+            (cond, body),
+            (*n_cond_consts, *n_body_consts),
+            x,
+            size,
+            run,
+        ),
         other => match other.as_scan() {
             Some((body, shape)) => batch_scan(e, body, shape, x, size, run),
             None => Err(Error::internal(format!(
@@ -68,7 +104,7 @@ pub(crate) fn batch_control(
 /// A sub-program batched by the interpreter: its inputs batched at `in_dims` (`None`: not
 /// batched), every output that comes out batched, or that `force` asks for, batched at 0
 /// (broadcast where it does not vary). Returns the program and which outputs are batched.
-fn batch_sub(
+pub(super) fn batch_sub(
     e: &Emit,
     p: &Program,
     in_dims: &[Option<usize>],

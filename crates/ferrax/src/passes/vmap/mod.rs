@@ -23,6 +23,8 @@
 
 pub(crate) mod control;
 pub(crate) mod dims;
+pub(crate) mod while_linear;
+pub(crate) mod while_loop;
 
 use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
@@ -124,8 +126,9 @@ pub(crate) fn batch_rule(
             ))),
             0,
         ),
-        // Elementwise with one operand: the batch dimension stays.
-        elementwise_unary!() => {
+        // Elementwise with one operand (and the identity that names a value for a
+        // checkpoint policy): the batch dimension stays.
+        elementwise_unary!() | CheckpointName { .. } => {
             let (t, b) = one();
             (e.op1(prim.clone(), t), b)
         }

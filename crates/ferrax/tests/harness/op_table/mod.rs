@@ -9,7 +9,9 @@
 mod contractions;
 mod control;
 mod elementwise;
+mod loops;
 mod reductions;
+mod remat;
 mod structural;
 
 use super::{av, Domain, Gen, Known, OpRow, Pick};
@@ -23,6 +25,8 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(contractions::rows());
     // last: the generator picks rows by index, and stored regressions depend on the order
     rows.extend(control::rows());
+    rows.extend(loops::rows());
+    rows.extend(remat::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {

@@ -183,15 +183,59 @@ macro_rules! simple_kernels {
     ($($name:ident: $x:ident => $e:expr;)*) => {
         $(
             mod $name {
-                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                // one IEEE operation per element: the same bits at every vector width, so
+                // the widest the CPU has is chosen at run time
+                #[inline(always)]
+                fn any64(xs: &[f64], out: &mut [f64]) {
                     for (o, &$x) in out.iter_mut().zip(xs) {
                         *o = $e;
                     }
                 }
-                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                #[inline(always)]
+                fn any32(xs: &[f32], out: &mut [f32]) {
                     for (o, &$x) in out.iter_mut().zip(xs) {
                         *o = $e;
                     }
+                }
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx512f")]
+                unsafe fn w512_64(xs: &[f64], out: &mut [f64]) { any64(xs, out) }
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx512f")]
+                unsafe fn w512_32(xs: &[f32], out: &mut [f32]) { any32(xs, out) }
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx2")]
+                unsafe fn w256_64(xs: &[f64], out: &mut [f64]) { any64(xs, out) }
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx2")]
+                unsafe fn w256_32(xs: &[f32], out: &mut [f32]) { any32(xs, out) }
+                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        if std::arch::is_x86_feature_detected!("avx512f") {
+                            // SAFETY: the CPU has AVX-512F, checked just above
+                            return unsafe { w512_64(xs, out) };
+                        }
+                        if std::arch::is_x86_feature_detected!("avx2") {
+                            // SAFETY: the CPU has AVX2, checked just above
+                            return unsafe { w256_64(xs, out) };
+                        }
+                    }
+                    any64(xs, out)
+                }
+                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        if std::arch::is_x86_feature_detected!("avx512f") {
+                            // SAFETY: the CPU has AVX-512F, checked just above
+                            return unsafe { w512_32(xs, out) };
+                        }
+                        if std::arch::is_x86_feature_detected!("avx2") {
+                            // SAFETY: the CPU has AVX2, checked just above
+                            return unsafe { w256_32(xs, out) };
+                        }
+                    }
+                    any32(xs, out)
                 }
             }
         )*
