@@ -167,20 +167,16 @@ impl<R: Rng> Gen<'_, R> {
         for _ in 0..steps {
             let name = loop {
                 let n = if self.depth < MAX_DEPTH && self.rng.gen_bool(0.08) {
-                    *["cond", "scan"].choose(self.rng).expect("two")
+                    *["cond", "scan", "while"].choose(self.rng).expect("three")
                 } else {
                     *PRIMITIVE_NAMES.choose(self.rng).expect("names")
                 };
-                if matches!(n, "cond" | "scan") && self.depth >= MAX_DEPTH {
+                if matches!(n, "cond" | "scan" | "while") && self.depth >= MAX_DEPTH {
                     continue;
                 }
-                // these come from the seeds: a random body need not end a while loop,
-                // while_linear is what linearization makes, and a checkpoint or a name
-                // only matters to linearization's policy
-                if matches!(
-                    n,
-                    "while" | "while_linear" | "checkpoint" | "checkpoint_name"
-                ) {
+                // these come from the seeds: while_linear is what linearization makes, and
+                // a checkpoint or a name only matters to linearization's policy
+                if matches!(n, "while_linear" | "checkpoint" | "checkpoint_name") {
                     continue;
                 }
                 if !self.exact || !INEXACT.contains(&n) {
@@ -343,20 +339,7 @@ impl<R: Rng> Gen<'_, R> {
     /// becomes a variable of that aval, a literal or a made value); `extra` asks for that
     /// many more outputs of any aval after them.
     fn sub_program(&mut self, ins: &[Aval], outs: &[Aval], extra: usize) -> (String, Vec<Aval>) {
-        let mut g = Gen {
-            rng: &mut *self.rng,
-            avals: vec![],
-            consts: vec![],
-            inputs: vec![],
-            eqns: vec![],
-            exact: self.exact,
-            depth: self.depth + 1,
-            closed: true,
-        };
-        for a in ins {
-            let v = g.new_var(a.clone());
-            g.inputs.push(v);
-        }
+        let mut g = self.child(ins);
         let steps = g.rng.gen_range(0..5);
         g.equations(steps);
         let mut ops: Vec<Operand> = outs.iter().map(|a| g.operand(a)).collect();
@@ -374,6 +357,84 @@ impl<R: Rng> Gen<'_, R> {
             }
         }
         (g.text(&ops), avals)
+    }
+
+    /// An empty closed sub-program taking `ins`, one level deeper.
+    fn child(&mut self, ins: &[Aval]) -> Gen<'_, R> {
+        let mut g = Gen {
+            rng: &mut *self.rng,
+            avals: vec![],
+            consts: vec![],
+            inputs: vec![],
+            eqns: vec![],
+            exact: self.exact,
+            depth: self.depth + 1,
+            closed: true,
+        };
+        for a in ins {
+            let v = g.new_var(a.clone());
+            g.inputs.push(v);
+        }
+        g
+    }
+
+    /// `while[...]` counting from 0 to a literal bound beside zero to two carries, over zero
+    /// to two consts, with a random body, a `max_steps` above the bound (so the loop ends)
+    /// and 0 to 2 checkpoints for its reverse sweep.
+    fn while_loop(&mut self) {
+        let length: usize = match self.rng.gen_range(0..10) {
+            0 => 0,
+            1 => 1,
+            2 => 7,
+            _ => self.rng.gen_range(2..5),
+        };
+        let (n_consts, n_carry) = (self.rng.gen_range(0..3), self.rng.gen_range(0..3));
+        let ops: Vec<usize> = (0..n_consts + n_carry).map(|_| self.arg(ANY, 0)).collect();
+        let avals: Vec<Aval> = ops.iter().map(|&v| self.avals[v].clone()).collect();
+        let (consts, carry) = avals.split_at(n_consts);
+        let counter = Aval::scalar(DType::I32);
+        let mut cond_in = vec![counter.clone()];
+        cond_in.extend(carry.iter().cloned());
+        let cond = {
+            let mut g = self.child(&cond_in);
+            let k = Operand::Var(g.inputs[0]);
+            let bound = Operand::Lit(format!("{length}:i32"));
+            let p = g.emit("lt".into(), vec![k, bound], Aval::scalar(DType::Bool));
+            g.text(&[Operand::Var(p)])
+        };
+        let mut body_in = consts.to_vec();
+        body_in.push(counter.clone());
+        body_in.extend(carry.iter().cloned());
+        let body = {
+            let mut g = self.child(&body_in);
+            let steps = g.rng.gen_range(0..5);
+            g.equations(steps);
+            let k = Operand::Var(g.inputs[n_consts]);
+            let k1 = g.emit(
+                "add".into(),
+                vec![k, Operand::Lit("1:i32".into())],
+                counter.clone(),
+            );
+            let mut outs = vec![Operand::Var(k1)];
+            outs.extend(carry.iter().map(|a| g.operand(a)));
+            g.text(&outs)
+        };
+        let max_steps = length + self.rng.gen_range(1..3);
+        let checkpoints = self.rng.gen_range(0..3);
+        let mut operands: Vec<Operand> = ops[..n_consts].iter().map(|&v| Operand::Var(v)).collect();
+        operands.push(Operand::Lit("0:i32".into()));
+        operands.extend(ops[n_consts..].iter().map(|&v| Operand::Var(v)));
+        let mut outs = vec![counter];
+        outs.extend(carry.iter().cloned());
+        self.emit_many(
+            format!(
+                "while[cond={} body={} n_cond_consts=0 n_body_consts={n_consts} max_steps={max_steps} checkpoints={checkpoints}]",
+                indent(&cond),
+                indent(&body)
+            ),
+            operands,
+            outs,
+        );
     }
 
     /// `cond[branches=(...)] index operands...`: one to three branches over zero to three
@@ -784,6 +845,7 @@ impl<R: Rng> Gen<'_, R> {
             "dot_general" => self.dot_general(),
             "cond" => self.cond(),
             "scan" => self.scan(),
+            "while" => self.while_loop(),
             "cumsum" => {
                 let x = self.arg(NUMERIC, 1);
                 let a = av(self, x);
