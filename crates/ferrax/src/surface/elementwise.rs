@@ -133,7 +133,7 @@ macro_rules! operator {
                 binary(Primitive::$prim, self.into(), rhs.into(), SourceLoc::caller())
             }
         }
-        operator!(@scalar $trait, $method, $prim, f64, i64);
+        operator!(@scalar $trait, $method, $prim, f64, f32, i64, i32);
     };
     (@scalar $trait:ident, $method:ident, $prim:ident, $($s:ty),*) => {
         $(
