@@ -1,30 +1,21 @@
-//! Small pieces of the everyday surface (issue 14, item 2): Rust `f32` and `i32` scalars on
-//! the left of the operators (weakly typed, as on the right), reductions over all axes, and
-//! `Display` for tensors.
+//! Small pieces of the everyday surface (issue 14, item 2): Rust scalars on the left of the
+//! operators (weakly typed, as on the right), reductions over all axes, and `Display` for
+//! tensors.
 
 use ferrax::{grad, make_jaxpr, Array, DType, Tensor};
 
+/// An f64 Rust scalar on the left of an f32 tensor is weak: the result stays f32 (`lr * g`
+/// with `lr` a literal or an f64); unsuffixed literals keep inferring their type.
 #[test]
-fn f32_and_i32_scalars_on_the_left_take_the_tensors_dtype() {
+fn scalars_on_the_left_take_the_tensors_dtype() {
     let g = Tensor::new(Array::from_slice(&[1.0f32, -2.0]));
-    let lr: f32 = 0.5;
-    // the SGD update the issue names: `lr * grad` with lr an f32
+    let lr = 0.5;
     let step = lr * &g;
     assert_eq!(step.dtype(), Some(DType::F32));
     assert_eq!(step.to_vec::<f32>().unwrap(), vec![0.5, -1.0]);
-    assert_eq!((1.0f32 - &g).to_vec::<f32>().unwrap(), vec![0.0, 3.0]);
-    assert_eq!(
-        (2.0f32 / g.clone()).to_vec::<f32>().unwrap(),
-        vec![2.0, -1.0]
-    );
-    let k = Tensor::new(Array::from_slice(&[3i64, 4]));
-    assert_eq!((10i32 - &k).to_vec::<i64>().unwrap(), vec![7, 6]);
-    assert_eq!((2i32 * k).dtype(), Some(DType::I64));
-    // an f64 tensor with an f32 scalar stays f64 (the scalar is weak)
+    assert_eq!((1.0 - &g).exp().dtype(), Some(DType::F32));
     let x = Tensor::new(Array::from_slice(&[1.5f64]));
-    assert_eq!((0.25f32 + &x).to_vec::<f64>().unwrap(), vec![1.75]);
-    // and it differentiates: d/dx (3 x - x^2) = 3 - 2x
-    let d = grad(|x: Tensor| (3.0f32 * &x - &x * &x).sum_all(), &x).unwrap();
+    let d = grad(|x: Tensor| (3.0 * &x - &x * &x).sum_all(), &x).unwrap();
     assert_eq!(d.to_vec::<f64>().unwrap(), vec![0.0]);
 }
 
