@@ -133,6 +133,8 @@ macro_rules! operator {
                 binary(Primitive::$prim, self.into(), rhs.into(), SourceLoc::caller())
             }
         }
+        // f64 and i64 only: with f32 and i32 too, an unsuffixed literal on the left
+        // (`1.0 - x`) would no longer infer its type, and `(1.0 - x).exp()` would not compile
         operator!(@scalar $trait, $method, $prim, f64, i64);
     };
     (@scalar $trait:ident, $method:ident, $prim:ident, $($s:ty),*) => {

@@ -21,6 +21,27 @@ impl Tensor {
         self.sum(&all)
     }
 
+    /// Maximum of all elements (NaN-propagating).
+    #[track_caller]
+    pub fn max_all(&self) -> Tensor {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        self.max(&all)
+    }
+
+    /// Minimum of all elements (NaN-propagating).
+    #[track_caller]
+    pub fn min_all(&self) -> Tensor {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        self.min(&all)
+    }
+
+    /// Mean of all elements (float tensors).
+    #[track_caller]
+    pub fn mean_all(&self) -> Tensor {
+        let all: Vec<isize> = (0..self.ndim() as isize).collect();
+        self.mean(&all)
+    }
+
     /// Mean over the given axes (float tensors).
     #[track_caller]
     pub fn mean(&self, axes: &[isize]) -> Tensor {

@@ -42,6 +42,46 @@ impl std::fmt::Debug for Tensor {
     }
 }
 
+/// The values nested by the shape, as numpy prints them (`[[1, 2], [3, 4]]`; a scalar is
+/// its value), each in shortest round-trip form; a traced tensor shows its aval, a failed
+/// one its error.
+impl std::fmt::Display for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.repr {
+            Repr::Concrete(a) => {
+                let values: Vec<crate::ir::Scalar> =
+                    (0..a.size()).map(|i| a.data().get(i)).collect();
+                nested(f, a.shape(), &values)
+            }
+            Repr::Traced(t) => write!(f, "traced {}", t.aval),
+            Repr::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// `values` (row-major, of `shape`) as nested brackets.
+fn nested(
+    f: &mut std::fmt::Formatter<'_>,
+    shape: &[usize],
+    values: &[crate::ir::Scalar],
+) -> std::fmt::Result {
+    let Some((&n, rest)) = shape.split_first() else {
+        return match values.first() {
+            Some(v) => crate::ir::write_value(f, *v),
+            None => Ok(()),
+        };
+    };
+    let row: usize = rest.iter().product();
+    f.write_str("[")?;
+    for i in 0..n {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        nested(f, rest, &values[i * row..(i + 1) * row])?;
+    }
+    f.write_str("]")
+}
+
 impl From<Array> for Tensor {
     fn from(a: Array) -> Tensor {
         Tensor::concrete(a)
