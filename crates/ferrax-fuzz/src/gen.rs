@@ -526,7 +526,7 @@ impl<R: Rng> Gen<'_, R> {
         let av = |g: &Self, v: usize| g.avals[v].clone();
         match name {
             "sin" | "cos" | "tan" | "exp" | "log" | "log1p" | "expm1" | "tanh" | "logistic"
-            | "sqrt" | "rsqrt" | "floor" | "ceil" | "round" | "erf" => {
+            | "sqrt" | "rsqrt" | "floor" | "ceil" | "round" | "erf" | "stop_gradient" => {
                 let x = self.arg(FLOAT, 0);
                 let a = av(self, x);
                 self.emit(name.into(), vec![Operand::Var(x)], a);

@@ -192,6 +192,12 @@ pub const SEEDS: &[&str] = &[
         k:f64[] = div h b
       in (k, j) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=2] a 9:i64 1.0:f64 0:i32 c
   in (e, f) }",
+    // stop_gradient: a factor the derivative does not see
+    "{ lambda ; x:f64[3] . let
+    a:f64[3] = stop_gradient x
+    b:f64[3] = mul a x
+    c:f64[] = reduce_sum[axes=(0,)] b
+  in (c) }",
     // a checkpoint storing its matrix product only, with a named value inside
     "{ lambda ; w:f64[3,3] x:f64[3] . let
     y:f64[3] s:f64[] = checkpoint[body={ lambda ; w:f64[3,3] x:f64[3] . let

@@ -267,6 +267,8 @@ primitives! {
     Checkpoint { body: Closed, policy: RematPolicy } = "checkpoint", any;
     /// `checkpoint_name(x)`: `x`, named for a `checkpoint` policy that saves names.
     CheckpointName { name: String } = "checkpoint_name", 1;
+    /// `stop_gradient(x)`: `x`, with a zero derivative (JAX's `stop_gradient`).
+    StopGradient = "stop_gradient", 1;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------

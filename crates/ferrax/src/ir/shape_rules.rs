@@ -86,7 +86,7 @@ impl Primitive {
                 Ok(args[0].clone())
             }
             // the identity, named for a checkpoint policy
-            CheckpointName { .. } => Ok(args[0].clone()),
+            CheckpointName { .. } | StopGradient => Ok(args[0].clone()),
             Neg | Abs | Sign => {
                 require_numeric(op, args[0], "operand")?;
                 Ok(args[0].clone())

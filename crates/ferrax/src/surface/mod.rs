@@ -14,6 +14,7 @@ mod elementwise;
 mod linalg;
 mod reduce;
 mod shape;
+mod special;
 
 pub use self::elementwise::where_;
 

@@ -169,6 +169,7 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Rev { .. }
         | Iota { .. }
         | CheckpointName { .. }
+        | StopGradient
         | Cumsum { .. } => None,
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive

@@ -249,7 +249,7 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             gather_data(x(), &src)
         }
         // Row-major order is unchanged by these: the buffer is shared as it is.
-        Reshape { .. } | Squeeze { .. } | ExpandDims { .. } | CheckpointName { .. } => {
+        Reshape { .. } | Squeeze { .. } | ExpandDims { .. } | CheckpointName { .. } | StopGradient => {
             x().clone()
         }
         Transpose { permutation } => {

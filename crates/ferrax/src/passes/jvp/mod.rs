@@ -272,7 +272,8 @@ pub(crate) fn jvp_rule(
                 e.div(&num, &count)
             })
         }
-        Argmax { .. } | Iota { .. } => None,
+        // no derivative: an index, a constant, and what `stop_gradient` cuts
+        Argmax { .. } | Iota { .. } | StopGradient => None,
         Pad { .. } => {
             let v = t[1]
                 .clone()

@@ -64,6 +64,7 @@ macro_rules! nonlinear {
             | $crate::ir::Primitive::ReduceMin { .. }
             | $crate::ir::Primitive::Argmax { .. }
             | $crate::ir::Primitive::Iota { .. }
+            | $crate::ir::Primitive::StopGradient
     };
 }
 pub(crate) use nonlinear;

@@ -128,7 +128,7 @@ pub(crate) fn batch_rule(
         ),
         // Elementwise with one operand (and the identity that names a value for a
         // checkpoint policy): the batch dimension stays.
-        elementwise_unary!() | CheckpointName { .. } => {
+        elementwise_unary!() | CheckpointName { .. } | StopGradient => {
             let (t, b) = one();
             (e.op1(prim.clone(), t), b)
         }

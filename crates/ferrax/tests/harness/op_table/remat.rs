@@ -1,7 +1,9 @@
 //! Rows of rematerialization: `checkpoint` (a body run once; its policy matters only to
 //! linearization, which the derivative columns exercise: the body's matrix product is
-//! stored, its sine recomputed) and `checkpoint_name` (the identity, naming a value).
-//! Known values: libm's sin via Python.
+//! stored, its sine recomputed) and `checkpoint_name` (the identity, naming a value); and
+//! `stop_gradient` (the identity with a zero derivative: its jvp check is that zero, not
+//! finite differences, and random programs do not use it, whose derivatives are checked
+//! against finite differences). Known values: libm's sin via Python.
 
 use super::*;
 use ferrax::{make_jaxpr, Closed, RematPolicy, Tensor};
@@ -45,6 +47,19 @@ pub(super) fn rows() -> Vec<OpRow> {
                 "the body takes (f64[3], f64[3]) but the operands are (f64[3], f64[2])",
             )],
             prim_at: Some(checkpoint_prim),
+            fixed: &[],
+            gen: Gen::Skip,
+        },
+        OpRow {
+            name: "stop_gradient",
+            prim: Primitive::StopGradient,
+            avals: v3,
+            dtypes: FLOATS,
+            domain: Domain::Real,
+            tol: (0.0, 0.0),
+            known: vec![k(vec![vec![0.5, -1.0, 2.0]], vec![0.5, -1.0, 2.0])],
+            rejects: vec![],
+            prim_at: None,
             fixed: &[],
             gen: Gen::Skip,
         },
