@@ -12,6 +12,7 @@
 mod creation;
 mod elementwise;
 mod linalg;
+mod numpy;
 mod reduce;
 mod shape;
 mod special;
