@@ -475,3 +475,33 @@ fn a_negative_trip_count_runs_no_step() {
         );
     }
 }
+
+/// A reverse sweep whose carries cannot fit (a hand-written trip count of 2^40 with every
+/// carry kept) is refused before it starts, naming the primitive and the bytes; with a
+/// bound on the checkpoints the same count is only slow (not run here).
+#[test]
+fn a_sweep_whose_carries_cannot_fit_is_refused() {
+    let text = "{ lambda ; a:f64[4096] c:f64[4096] . let
+    e:f64[4096] f:f64[4096] = while_linear[body={ lambda ; a:f64[4096] b:f64[4096] . let
+        d:f64[4096] = sin b
+      in (d) } step={ lambda ; a:f64[4096] b:f64[4096] c:f64[4096] . let
+        d:f64[4096] = mul c a
+        e:f64[4096] = mul c b
+      in (e, d) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=0] a 1099511627776:i64 a c
+  in (e, f) }";
+    let p = ferrax::Program::parse(text).unwrap();
+    let args = vec![
+        Array::from_vec(vec![0.5f64; 4096], &[4096]).unwrap(),
+        Array::from_vec(vec![1.0f64; 4096], &[4096]).unwrap(),
+    ];
+    for e in [
+        p.eval(&args).unwrap_err(),
+        ferrax::Plan::new(&p)
+            .unwrap()
+            .run(args.clone())
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::ResourceExhausted { .. }), "{e}");
+        assert!(e.to_string().contains("while_linear"), "{e}");
+    }
+}

@@ -145,3 +145,26 @@ fn one_hot_eye_linspace_stack() {
     .unwrap();
     assert_eq!(b.shape(), &[2, 2, 2]);
 }
+
+/// Sizes that cannot exist are errors naming the operation that could not make them.
+#[test]
+fn impossible_sizes_are_errors_naming_their_cause() {
+    let e = Tensor::linspace(0.0, 1.0, usize::MAX, DType::F64)
+        .error()
+        .cloned()
+        .unwrap();
+    assert!(e.to_string().contains("iota"), "{e}");
+    let e = Tensor::eye(1 << 33, DType::F64).error().cloned().unwrap();
+    assert!(e.to_string().contains("iota"), "{e}");
+    let idx = Tensor::new(Array::from_slice(&[1i32]));
+    assert!(idx.one_hot(usize::MAX, DType::F64).error().is_some());
+    let bad = Tensor::linspace(0.0, 1.0, usize::MAX, DType::F64);
+    let e = Tensor::stack(&[t(&[1.0]), bad], 0)
+        .error()
+        .cloned()
+        .unwrap();
+    assert!(
+        e.to_string().contains("iota"),
+        "the first error, not a later one: {e}"
+    );
+}

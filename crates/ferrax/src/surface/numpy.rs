@@ -132,6 +132,10 @@ impl Tensor {
             0.0
         };
         let values = Tensor::arange(num, dtype) * step + start;
+        if let Some(e) = values.error() {
+            // too many values to make: that error, not a later one about its parts
+            return Tensor::failed(e.clone());
+        }
         // the last value is `stop` exactly, as numpy gives it
         match num {
             0 | 1 => values,
@@ -157,6 +161,9 @@ impl Tensor {
                 loc: Some(loc),
             });
         };
+        if let Some(e) = tensors.iter().find_map(|t| t.error()) {
+            return Tensor::failed(e.clone());
+        }
         let ax = try_t!(axis_of("stack", axis, first.ndim() + 1), loc) as isize;
         let parts: Vec<Tensor> = tensors.iter().map(|t| t.expand_dims(&[ax])).collect();
         Tensor::concatenate(&parts, ax)

@@ -25,7 +25,7 @@
 
 use std::cell::Cell;
 
-use crate::ir::{Array, Aval, Error, Result};
+use crate::ir::{ensure_allocatable, Array, Aval, Error, Result};
 
 /// What runs a sub-program on its inputs.
 pub(crate) type Run<'a> = dyn FnMut(Vec<Array>) -> Result<Vec<Array>> + 'a;
@@ -140,6 +140,26 @@ pub(crate) fn run(
         }
         return Ok(t);
     }
+    // the carries the sweep may hold at once must fit before it starts (a trip count is
+    // the user's; an unbounded sweep of 2^40 steps would otherwise grow until it aborts)
+    let held = match s.checkpoints {
+        0 => n,
+        c => (c as u64).min(n),
+    };
+    let held = usize::try_from(held).unwrap_or(usize::MAX);
+    let carry_bytes = x0.iter().fold(0usize, |b, a| {
+        b.saturating_add(a.aval().bytes())
+            .saturating_add(std::mem::size_of::<Array>())
+    });
+    let described = match x0.first() {
+        Some(a) => {
+            let mut shape = vec![held];
+            shape.extend_from_slice(a.shape());
+            Aval::new(shape, a.dtype())
+        }
+        None => Aval::new(vec![held], crate::ir::DType::I64),
+    };
+    ensure_allocatable("while_linear", &described, held.saturating_mul(carry_bytes))?;
     let mut ct = lin;
     let mut acc: Vec<Option<Array>> = vec![None; s.n_lin_consts];
     let mut back = |x: &[Array]| -> Result<()> {

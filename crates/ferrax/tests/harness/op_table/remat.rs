@@ -50,31 +50,27 @@ pub(super) fn rows() -> Vec<OpRow> {
             fixed: &[],
             gen: Gen::Skip,
         },
-        OpRow {
-            name: "stop_gradient",
-            prim: Primitive::StopGradient,
-            avals: v3,
-            dtypes: FLOATS,
-            domain: Domain::Real,
-            tol: (0.0, 0.0),
-            known: vec![k(vec![vec![0.5, -1.0, 2.0]], vec![0.5, -1.0, 2.0])],
-            rejects: vec![],
-            prim_at: None,
-            fixed: &[],
-            gen: Gen::Skip,
-        },
-        OpRow {
-            name: "checkpoint_name",
-            prim: Primitive::CheckpointName { name: "h1".into() },
-            avals: v3,
-            dtypes: FLOATS,
-            domain: Domain::Real,
-            tol: (0.0, 0.0),
-            known: vec![k(vec![vec![0.5, -1.0, 2.0]], vec![0.5, -1.0, 2.0])],
-            rejects: vec![],
-            prim_at: None,
-            fixed: &[],
-            gen: Gen::Skip,
-        },
+        identity_row("stop_gradient", Primitive::StopGradient),
+        identity_row(
+            "checkpoint_name",
+            Primitive::CheckpointName { name: "h1".into() },
+        ),
     ]
+}
+
+/// A row of an identity primitive on f[3] (its meaning is its derivative or its name).
+fn identity_row(name: &'static str, prim: Primitive) -> OpRow {
+    OpRow {
+        name,
+        prim,
+        avals: v3,
+        dtypes: FLOATS,
+        domain: Domain::Real,
+        tol: (0.0, 0.0),
+        known: vec![k(vec![vec![0.5, -1.0, 2.0]], vec![0.5, -1.0, 2.0])],
+        rejects: vec![],
+        prim_at: None,
+        fixed: &[],
+        gen: Gen::Skip,
+    }
 }
