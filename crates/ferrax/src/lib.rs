@@ -65,6 +65,7 @@ pub use ir::aval::Aval;
 pub use ir::control::ScanShape;
 pub use ir::dtype::{DType, Scalar};
 pub use ir::error::{Error, Result, SourceLoc};
+pub use ir::indexing::{IndexMode, ScatterCombine};
 pub use ir::param::Param;
 pub use ir::primitive::{Arity, Closed, Primitive, PRIMITIVE_NAMES};
 pub use ir::print::PROGRAM_TEXT;

@@ -23,6 +23,7 @@ use std::fmt;
 use std::hash::Hash;
 
 use crate::ir::dtype::DType;
+use crate::ir::indexing::{IndexMode, ScatterCombine};
 use crate::ir::param::{Param, ParamReader, ParamValue};
 use crate::ir::program::Program;
 use crate::ir::remat::RematPolicy;
@@ -233,6 +234,23 @@ primitives! {
     } = "dot_general", 2;
     /// Inclusive cumulative sum along `axis` (from the end when `reverse`).
     Cumsum { axis: usize, reverse: bool } = "cumsum", 1;
+
+    // ---- indexing by run-time values (`ir::indexing`) ----
+    /// `gather(x, idx)`: along `axis` of `x`, the elements at the integer indices `idx`, the
+    /// first `batch` dimensions shared. Shape `x[..axis] ++ idx[batch..] ++ x[axis+1..]`.
+    Gather { axis: usize, batch: usize, mode: IndexMode } = "gather", 2;
+    /// `scatter_add(x, idx, updates)`: `x` with `updates` (shaped as `gather`'s output) added
+    /// at the indexed places, repeats summed. `gather`'s transpose.
+    ScatterAdd { axis: usize, batch: usize, mode: IndexMode } = "scatter_add", 3;
+    /// `scatter(x, idx, updates)`: as `scatter_add`, combining by `combine` (set, mul, min,
+    /// max).
+    Scatter { axis: usize, batch: usize, mode: IndexMode, combine: ScatterCombine } = "scatter", 3;
+    /// `dynamic_slice(x, starts...)`: the window of `sizes` at the integer scalar starts,
+    /// each clamped so the window fits.
+    DynamicSlice { sizes: Vec<usize> } = "dynamic_slice", variadic;
+    /// `dynamic_update_slice(x, update, starts...)`: `x` with `update` written at the starts,
+    /// each clamped so it fits.
+    DynamicUpdateSlice = "dynamic_update_slice", variadic;
 
     // ---- control flow (primitives with sub-programs and several outputs) ----
     /// `cond(index, operands...)`: runs `branches[index]` on the operands and returns its

@@ -12,6 +12,9 @@ use crate::ir::control::{
 };
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
+use crate::ir::indexing::{
+    dynamic_slice_aval, dynamic_update_slice_aval, gather_aval, scatter_aval, ScatterCombine,
+};
 use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
 
 impl Primitive {
@@ -466,6 +469,16 @@ impl Primitive {
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
                 Ok(args[0].clone())
             }
+            Gather { axis, batch, .. } => gather_aval(op, args[0], args[1], *axis, *batch),
+            ScatterAdd { axis, batch, .. } => scatter_aval(op, args, *axis, *batch, true),
+            Scatter {
+                axis,
+                batch,
+                combine,
+                ..
+            } => scatter_aval(op, args, *axis, *batch, *combine != ScatterCombine::Set),
+            DynamicSlice { sizes } => dynamic_slice_aval(op, args, sizes),
+            DynamicUpdateSlice => dynamic_update_slice_aval(op, args),
         }
     }
 }

@@ -170,6 +170,11 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Iota { .. }
         | CheckpointName { .. }
         | StopGradient
+        | Gather { .. }
+        | ScatterAdd { .. }
+        | Scatter { .. }
+        | DynamicSlice { .. }
+        | DynamicUpdateSlice
         | Cumsum { .. } => None,
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive

@@ -12,6 +12,7 @@
 
 mod control;
 mod extremum;
+mod indexing;
 mod kernels;
 pub(crate) mod matvec;
 #[cfg(test)]
@@ -364,5 +365,10 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
+        Gather { .. }
+        | ScatterAdd { .. }
+        | Scatter { .. }
+        | DynamicSlice { .. }
+        | DynamicUpdateSlice => indexing::eval_indexing(prim, args, &out.shape),
     })
 }

@@ -19,6 +19,7 @@
 //! can split every jvp program into nonlinear primal work and a linear program.
 
 pub(crate) mod control;
+mod indexing;
 
 use crate::ir::control_flow;
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
@@ -285,6 +286,11 @@ pub(crate) fn jvp_rule(
             let refs: Vec<&Tensor> = parts.iter().collect();
             Some(e.op(prim.clone(), &refs))
         }
+        Gather { .. }
+        | ScatterAdd { .. }
+        | Scatter { .. }
+        | DynamicSlice { .. }
+        | DynamicUpdateSlice => indexing::jvp_indexing(e, prim, x, t, out),
         DotGeneral { .. } => sum_terms(
             e,
             vec![

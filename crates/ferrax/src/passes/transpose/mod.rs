@@ -23,6 +23,7 @@
 //! original; so a transposed linear map shares its residuals with the original.
 
 pub(crate) mod control;
+mod indexing;
 
 use crate::ir::{control_flow, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
 use crate::passes::linearity::{classify, kind_of, nonlinear, Kind};
@@ -435,6 +436,14 @@ pub(crate) fn transpose_rule(
                 only(1, dot_transpose_lhs(e, &ct_swapped, l, &ra, rc, lc, rb, lb))
             }
         }
+        Gather { .. }
+        | ScatterAdd { .. }
+        | Scatter {
+            combine: crate::ir::ScatterCombine::Set,
+            ..
+        }
+        | DynamicSlice { .. }
+        | DynamicUpdateSlice => return indexing::transpose_indexing(e, prim, x, ct),
         // Not linear in any operand: the linearity checker rejects these before any rule
         // runs, so reaching one is an internal error, reported as such.
         nonlinear!() => {

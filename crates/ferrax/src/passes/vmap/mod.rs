@@ -23,6 +23,7 @@
 
 pub(crate) mod control;
 pub(crate) mod dims;
+mod indexing;
 pub(crate) mod while_linear;
 pub(crate) mod while_loop;
 
@@ -333,6 +334,11 @@ pub(crate) fn batch_rule(
             )
         }
         Iota { .. } => unreachable!("iota has no operands, so it is never batched"),
+        Gather { .. }
+        | ScatterAdd { .. }
+        | Scatter { .. }
+        | DynamicSlice { .. }
+        | DynamicUpdateSlice => indexing::batch_indexing(e, prim, x, size),
         DotGeneral {
             lhs_contracting: lc,
             rhs_contracting: rc,

@@ -9,6 +9,7 @@
 mod contractions;
 mod control;
 mod elementwise;
+mod indexing;
 mod loops;
 mod reductions;
 mod remat;
@@ -27,6 +28,7 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(control::rows());
     rows.extend(loops::rows());
     rows.extend(remat::rows());
+    rows.extend(indexing::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
