@@ -843,6 +843,8 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             "dot_general" => self.dot_general(),
+            "gather" | "scatter_add" | "scatter" => self.gather_or_scatter(name),
+            "dynamic_slice" | "dynamic_update_slice" => self.dynamic_slice(name),
             "cond" => self.cond(),
             "scan" => self.scan(),
             "while" => self.while_loop(),
@@ -858,6 +860,82 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             other => unreachable!("the generator has no rule for `{other}`"),
+        }
+    }
+
+    /// An index array's dtype.
+    fn index_dtype(&mut self) -> DType {
+        *[DType::I32, DType::I64].choose(self.rng).expect("two")
+    }
+
+    /// `gather`, `scatter_add` or `scatter` on an operand of rank >= 1 with indices (new
+    /// inputs or constants, so their values are random: in range, negative, huge).
+    fn gather_or_scatter(&mut self, name: &str) {
+        let dtypes = match name {
+            "scatter_add" => NUMERIC,
+            _ => ANY,
+        };
+        let x = self.arg(dtypes, 1);
+        let a = self.avals[x].clone();
+        let axis = self.rng.gen_range(0..a.ndim());
+        let batch = self.rng.gen_range(0..=axis);
+        let extra = self.rng.gen_range(0..3);
+        let mut ishape = a.shape[..batch].to_vec();
+        ishape.extend(self.shape(extra));
+        let d = self.index_dtype();
+        let idx = self.operand(&Aval::new(ishape.clone(), d));
+        let mode = *["clip", "fill"].choose(self.rng).expect("two");
+        let mut gshape = a.shape[..axis].to_vec();
+        gshape.extend_from_slice(&ishape[batch..]);
+        gshape.extend_from_slice(&a.shape[axis + 1..]);
+        let params = format!("axis={axis} batch={batch} mode={mode}");
+        if name == "gather" {
+            self.emit(
+                format!("gather[{params}]"),
+                vec![Operand::Var(x), idx],
+                Aval::new(gshape, a.dtype),
+            );
+            return;
+        }
+        let u = self.operand(&Aval::new(gshape, a.dtype));
+        let prim = if name == "scatter_add" {
+            format!("scatter_add[{params}]")
+        } else {
+            let combines: &[&str] = if a.dtype.is_numeric() {
+                &["set", "mul", "min", "max"]
+            } else {
+                &["set"]
+            };
+            let c = combines.choose(self.rng).expect("nonempty");
+            format!("scatter[{params} combine={c}]")
+        };
+        self.emit(prim, vec![Operand::Var(x), idx, u], a);
+    }
+
+    /// `dynamic_slice` or `dynamic_update_slice` with integer scalar starts (literals or
+    /// inputs, so any value).
+    fn dynamic_slice(&mut self, name: &str) {
+        let x = self.arg(ANY, 0);
+        let a = self.avals[x].clone();
+        let window: Vec<usize> = a.shape.iter().map(|&n| self.rng.gen_range(0..=n)).collect();
+        let mut starts = vec![];
+        for _ in 0..a.ndim() {
+            let d = self.index_dtype();
+            starts.push(self.operand(&Aval::scalar(d)));
+        }
+        if name == "dynamic_slice" {
+            let mut ops = vec![Operand::Var(x)];
+            ops.extend(starts);
+            self.emit(
+                format!("dynamic_slice[sizes={}]", tuple(&window)),
+                ops,
+                Aval::new(window, a.dtype),
+            );
+        } else {
+            let u = self.operand(&Aval::new(window, a.dtype));
+            let mut ops = vec![Operand::Var(x), u];
+            ops.extend(starts);
+            self.emit("dynamic_update_slice".into(), ops, a);
         }
     }
 

@@ -192,6 +192,23 @@ pub const SEEDS: &[&str] = &[
         k:f64[] = div h b
       in (k, j) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=2] a 9:i64 1.0:f64 0:i32 c
   in (e, f) }",
+    // indexing: an embedding lookup and its scatter, a batched gather that drops, a set and
+    // a max with repeated and out-of-range indices, dynamic slices with clamped starts
+    "{ lambda ; t:f64[5,3] i:i32[4] . let
+    a:f64[4,3] = gather[axis=0 batch=0 mode=clip] t i
+    b:f64[5,3] = scatter_add[axis=0 batch=0 mode=clip] t i a
+    c:f64[5,3] = scatter[axis=0 batch=0 mode=fill combine=set] b i a
+    d:f64[5,3] = scatter[axis=0 batch=0 mode=fill combine=max] c i a
+    e:f64[] = reduce_sum[axes=(0,1)] d
+  in (e) }",
+    "{ lambda ; x:f32[2,3] i:i64[2,2] . let
+    a:f32[2,2] = gather[axis=1 batch=1 mode=fill] x i
+    b:f32[2,3] = scatter[axis=1 batch=1 mode=clip combine=mul] x i a
+  in (a, b) }",
+    "{ lambda ; x:f64[3,4] u:f64[2,2] s:i32[] . let
+    a:f64[2,3] = dynamic_slice[sizes=(2,3)] x s -7:i32
+    b:f64[3,4] = dynamic_update_slice x u s 9:i64
+  in (a, b) }",
     // stop_gradient: a factor the derivative does not see
     "{ lambda ; x:f64[3] . let
     a:f64[3] = stop_gradient x

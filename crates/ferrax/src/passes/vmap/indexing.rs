@@ -10,9 +10,10 @@
 //! A dynamic slice whose starts do not vary slices the batch dimension whole. When the starts
 //! vary, each example's window is a different set of places, so the slice becomes one
 //! batched `gather` per dimension (indices `start + iota`, clamped as the slice clamps), and
-//! an update becomes `scatter_add`s of the update and of a mask into zeros, then a `select`.
+//! an update becomes `scatter`s (`set`) of the update and of a mask into zeros, then a
+//! `select`.
 
-use crate::ir::{Aval, DType, IndexMode, Primitive};
+use crate::ir::{Aval, DType, IndexMode, Primitive, ScatterCombine};
 use crate::passes::vmap::dims::{align, aval, front, move_axis, Batched};
 use crate::trace::{Emit, Tensor};
 
@@ -100,33 +101,27 @@ pub(crate) fn batch_indexing(
             }
             let (xt, ut) = (front(e, &x[0], size), front(e, &x[1], size));
             let (xa, ua) = (aval(&xt), aval(&ut));
-            // scatter_add adds numbers: a bool update travels as i32
-            let work = if xa.dtype.is_numeric() {
-                xa.dtype
-            } else {
-                DType::I32
-            };
-            let mut placed = e.convert(&ut, work);
-            let mut mask = e.full(1.0, &Aval::new(ua.shape.clone(), DType::I32));
+            // placed by `set` (no arithmetic: -0.0 stays -0.0), with a mask of the places
+            let mut placed = ut;
+            let mut mask = e.full(1.0, &Aval::new(ua.shape.clone(), DType::Bool));
             for (d, s) in x[2..].iter().enumerate() {
                 let idx = window_indices(e, s, xa.shape[d + 1], ua.shape[d + 1], size);
                 let mut target = xa.shape[..d + 2].to_vec();
                 target.extend_from_slice(&ua.shape[d + 2..]);
-                let scatter = Primitive::ScatterAdd {
+                let set = Primitive::Scatter {
                     axis: d + 1,
                     batch: 1,
                     mode: IndexMode::Clip,
+                    combine: ScatterCombine::Set,
                 };
                 let into = |t: &Tensor, dt| {
                     let zeros = e.zeros(&Aval::new(target.clone(), dt));
-                    e.op(scatter.clone(), &[&zeros, &idx, t])
+                    e.op(set.clone(), &[&zeros, &idx, t])
                 };
-                placed = into(&placed, work);
-                mask = into(&mask, DType::I32);
+                placed = into(&placed, xa.dtype);
+                mask = into(&mask, DType::Bool);
             }
-            let inside = e.op(Primitive::Ne, &[&mask, &e.zeros(&aval(&mask))]);
-            let placed = e.convert(&placed, xa.dtype);
-            (e.op(Primitive::Select, &[&inside, &placed, &xt]), 0)
+            (e.op(Primitive::Select, &[&mask, &placed, &xt]), 0)
         }
         other => (
             crate::trace::fail(crate::ir::Error::internal(format!(
