@@ -118,6 +118,9 @@ slice_item_from_ints!(i32, i64, isize, usize);
 /// a range (`a..b`, `a..`, `..b`, `..`, `a..=b`; a step after `;`), an integer, [`NewAxis`]
 /// or [`Ellipsis`].
 ///
+/// A range with a negative end (`1..-1`) reads as numpy's `1:-1`; clippy's
+/// `reversed_empty_ranges` lint does not know that, so a crate that writes one allows it.
+///
 /// ```
 /// use ferrax::{s, Tensor, NewAxis};
 /// let x = Tensor::from_vec((0..12).map(f64::from).collect(), &[3, 4]);
