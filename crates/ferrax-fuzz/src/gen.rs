@@ -526,7 +526,8 @@ impl<R: Rng> Gen<'_, R> {
         let av = |g: &Self, v: usize| g.avals[v].clone();
         match name {
             "sin" | "cos" | "tan" | "exp" | "log" | "log1p" | "expm1" | "tanh" | "logistic"
-            | "sqrt" | "rsqrt" | "floor" | "ceil" | "round" | "erf" | "stop_gradient" => {
+            | "sqrt" | "rsqrt" | "floor" | "ceil" | "round" | "erf" | "stop_gradient" | "asin"
+            | "acos" | "atan" | "asinh" | "acosh" | "atanh" => {
                 let x = self.arg(FLOAT, 0);
                 let a = av(self, x);
                 self.emit(name.into(), vec![Operand::Var(x)], a);
@@ -547,7 +548,7 @@ impl<R: Rng> Gen<'_, R> {
                 self.emit(format!("integer_pow[y={y}]"), vec![Operand::Var(x)], a);
             }
             "add" | "sub" | "mul" | "div" | "max" | "min" | "pow" | "atan2" | "eq" | "ne"
-            | "lt" | "le" | "gt" | "ge" => {
+            | "lt" | "le" | "gt" | "ge" | "rem" => {
                 let dtypes = match name {
                     "pow" | "atan2" => FLOAT,
                     "eq" | "ne" => ANY,
@@ -584,7 +585,7 @@ impl<R: Rng> Gen<'_, R> {
                     Aval::new(a.shape, d),
                 );
             }
-            "reduce_sum" | "reduce_max" | "reduce_min" => {
+            "reduce_sum" | "reduce_max" | "reduce_min" | "reduce_prod" => {
                 let x = self.arg(NUMERIC, 0);
                 let a = av(self, x);
                 let axes = self.subset(&(0..a.ndim()).collect::<Vec<_>>());
@@ -598,7 +599,18 @@ impl<R: Rng> Gen<'_, R> {
                     Aval::new(shape, a.dtype),
                 );
             }
-            "argmax" => {
+            "argsort" => {
+                let x = self.arg(NUMERIC, 1);
+                let a = av(self, x);
+                let axis = self.rng.gen_range(0..a.ndim());
+                let idx = *[DType::I32, DType::I64].choose(self.rng).expect("two");
+                self.emit(
+                    format!("argsort[axis={axis} index_dtype={idx}]"),
+                    vec![Operand::Var(x)],
+                    Aval::new(a.shape, idx),
+                );
+            }
+            "argmax" | "argmin" => {
                 let x = match self
                     .var_where(|a| a.dtype.is_numeric() && a.shape.iter().any(|&d| d > 0))
                 {
@@ -617,7 +629,7 @@ impl<R: Rng> Gen<'_, R> {
                 let mut shape = a.shape.clone();
                 shape.remove(axis);
                 self.emit(
-                    format!("argmax[axis={axis} index_dtype={idx}]"),
+                    format!("{name}[axis={axis} index_dtype={idx}]"),
                     vec![Operand::Var(x)],
                     Aval::new(shape, idx),
                 );

@@ -209,6 +209,23 @@ pub const SEEDS: &[&str] = &[
     a:f64[2,3] = dynamic_slice[sizes=(2,3)] x s -7:i32
     b:f64[3,4] = dynamic_update_slice x u s 9:i64
   in (a, b) }",
+    // the jax.numpy additions: inverse trigonometry, rem (an integer one by zero), argmin,
+    // a product with a zero, argsort with ties
+    "{ lambda ; x:f64[4] n:i32[3] . let
+    a:f64[4] = asin x
+    b:f64[4] = acos a
+    c:f64[4] = atan b
+    d:f64[4] = asinh c
+    e:f64[4] = acosh d
+    f:f64[4] = atanh e
+    z:f64[4] = broadcast_in_dim[shape=(4,) broadcast_dimensions=()] 0.75:f64
+    g:f64[4] = rem f z
+    y:i32[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0:i32
+    h:i32[3] = rem n y
+    i:i64[] = argmin[axis=0 index_dtype=i64] g
+    j:f64[] = reduce_prod[axes=(0,)] g
+    k:i32[3] = argsort[axis=0 index_dtype=i32] h
+  in (j, i, k) }",
     // stop_gradient: a factor the derivative does not see
     "{ lambda ; x:f64[3] . let
     a:f64[3] = stop_gradient x

@@ -159,6 +159,18 @@ primitives! {
     Round = "round", 1;
     /// The error function. Float only.
     Erf = "erf", 1;
+    /// Inverse sine, in `[-π/2, π/2]` (NaN outside `[-1, 1]`). Float only.
+    Asin = "asin", 1;
+    /// Inverse cosine, in `[0, π]` (NaN outside `[-1, 1]`). Float only.
+    Acos = "acos", 1;
+    /// Inverse tangent, in `(-π/2, π/2)`. Float only.
+    Atan = "atan", 1;
+    /// Inverse hyperbolic sine. Float only.
+    Asinh = "asinh", 1;
+    /// Inverse hyperbolic cosine (NaN below 1). Float only.
+    Acosh = "acosh", 1;
+    /// Inverse hyperbolic tangent (NaN outside `[-1, 1]`). Float only.
+    Atanh = "atanh", 1;
     /// `x^y` for a static integer `y` (negative `y` for floats only).
     IntegerPow { y: i32 } = "integer_pow", 1;
 
@@ -176,6 +188,9 @@ primitives! {
     Min = "min", 2;
     /// `atan2(x, y)`: the angle of the point `(y, x)`. Float only.
     Atan2 = "atan2", 2;
+    /// Remainder of truncating division, with the sign of `x` (C's `fmod`, XLA's `rem`).
+    /// An integer remainder by zero is `x` (as XLA gives); `MIN rem -1` is 0. Numeric.
+    Rem = "rem", 2;
 
     // ---- comparisons (equal avals, bool output) ----
     Eq = "eq", 2;
@@ -199,6 +214,13 @@ primitives! {
     ReduceMin { axes: Vec<usize> } = "reduce_min", 1;
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
     Argmax { axis: usize, index_dtype: DType } = "argmax", 1;
+    /// Index of the first minimum along `axis` (a NaN counts as the minimum).
+    Argmin { axis: usize, index_dtype: DType } = "argmin", 1;
+    /// Product over the given axes (removed from the shape); 1 over an empty axis.
+    ReduceProd { axes: Vec<usize> } = "reduce_prod", 1;
+    /// The indices that sort along `axis`, ascending and stable (NaNs last), as
+    /// `index_dtype`: the permutation `sort` applies by `take_along_axis`.
+    Argsort { axis: usize, index_dtype: DType } = "argsort", 1;
 
     // ---- shape operations ----
     /// Operand dimension `i` becomes output dimension `broadcast_dimensions[i]` (size 1 or
@@ -306,6 +328,12 @@ macro_rules! smooth_unary {
             | $crate::ir::Primitive::Sqrt
             | $crate::ir::Primitive::Rsqrt
             | $crate::ir::Primitive::Erf
+            | $crate::ir::Primitive::Asin
+            | $crate::ir::Primitive::Acos
+            | $crate::ir::Primitive::Atan
+            | $crate::ir::Primitive::Asinh
+            | $crate::ir::Primitive::Acosh
+            | $crate::ir::Primitive::Atanh
     };
 }
 
@@ -337,6 +365,7 @@ macro_rules! arithmetic {
             | $crate::ir::Primitive::Div
             | $crate::ir::Primitive::Max
             | $crate::ir::Primitive::Min
+            | $crate::ir::Primitive::Rem
     };
 }
 

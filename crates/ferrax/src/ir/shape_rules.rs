@@ -146,7 +146,7 @@ impl Primitive {
                 Ok(t.clone())
             }
             ConvertElementType { new_dtype } => Ok(Aval::new(args[0].shape.clone(), *new_dtype)),
-            ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } => {
+            ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } | ReduceProd { axes } => {
                 require_numeric(op, args[0], "operand")?;
                 check_axes(op, axes, args[0].ndim(), "axes")?;
                 let shape = (0..args[0].ndim())
@@ -155,7 +155,18 @@ impl Primitive {
                     .collect::<Vec<_>>();
                 Ok(Aval::new(shape, args[0].dtype))
             }
-            Argmax { axis, index_dtype } => {
+            Argsort { axis, index_dtype } => {
+                require_numeric(op, args[0], "operand")?;
+                check_axes(op, &[*axis], args[0].ndim(), "axis")?;
+                if !index_dtype.is_int() {
+                    return Err(Error::dtype(
+                        op,
+                        format!("index_dtype must be i32 or i64, got {index_dtype}"),
+                    ));
+                }
+                Ok(Aval::new(args[0].shape.clone(), *index_dtype))
+            }
+            Argmax { axis, index_dtype } | Argmin { axis, index_dtype } => {
                 require_numeric(op, args[0], "operand")?;
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
                 if !index_dtype.is_int() {
@@ -167,7 +178,7 @@ impl Primitive {
                 if args[0].shape[*axis] == 0 {
                     return Err(Error::shape(
                         op,
-                        format!("axis {axis} of {} is empty: no maximum to find", args[0]),
+                        format!("axis {axis} of {} is empty: no extremum to find", args[0]),
                     ));
                 }
                 let mut shape = args[0].shape.clone();

@@ -10,9 +10,11 @@
 //! `ir` only.
 
 mod creation;
+mod einsum;
 mod elementwise;
 mod indexing;
 mod linalg;
+mod matrix;
 mod numpy;
 mod reduce;
 mod shape;

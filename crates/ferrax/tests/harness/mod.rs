@@ -56,6 +56,8 @@ pub enum Domain {
     Positive,
     /// Inside (-1, 1).
     Unit,
+    /// Above 1 (acosh).
+    AboveOne,
     /// Away from the points where the function jumps (floor, round, sign, comparisons).
     Real2,
 }

@@ -29,6 +29,7 @@ pub fn random_array(seed: u64, aval: &Aval, domain: Domain) -> Array {
             Domain::Real => z,
             Domain::Positive => 0.1 + z.abs(),
             Domain::Unit => z.tanh() * 0.9,
+            Domain::AboveOne => 1.1 + z.abs(),
             // Quarter-integers plus a little: away from jumps at integers and halves.
             Domain::Real2 => (z * 4.0).round() / 4.0 + 0.1,
         })

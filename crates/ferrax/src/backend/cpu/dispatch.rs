@@ -148,6 +148,16 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         Tan
         | Log1p
         | Erf
+        | Asin
+        | Acos
+        | Atan
+        | Asinh
+        | Acosh
+        | Atanh
+        | Rem
+        | Argmin { .. }
+        | ReduceProd { .. }
+        | Argsort { .. }
         | Sign
         | rounding!()
         | IntegerPow { .. }

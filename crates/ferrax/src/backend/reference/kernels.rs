@@ -393,7 +393,9 @@ pub(super) fn reduce_general<T: Num>(
     out
 }
 
-pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> {
+/// The index of the first maximum (`min`: minimum) along `axis`, a NaN counting as the
+/// extremum.
+pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize, min: bool) -> Vec<i64> {
     let st = strides(shape);
     let mut out_shape = shape.to_vec();
     out_shape.remove(axis);
@@ -411,7 +413,7 @@ pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> 
                     bi = k;
                     break;
                 }
-                if v > best {
+                if (!min && v > best) || (min && v < best) {
                     best = v;
                     bi = k;
                 }
@@ -577,3 +579,39 @@ impl Data {
 }
 
 pub(super) use {numeric, numeric2};
+
+/// The stable ascending order along `axis` (NaNs last, in their order), as indices.
+pub(super) fn argsort<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> {
+    let st = strides(shape);
+    let n = shape[axis];
+    let mut out = vec![0i64; x.len()];
+    let mut lanes = shape.to_vec();
+    lanes[axis] = 1;
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    for_each_index(&lanes, |o| {
+        let base = flat(o, &st);
+        order.clear();
+        order.extend(0..n);
+        let at = |k: usize| x[base + k * st[axis]];
+        order.sort_by(|&a, &b| {
+            let (u, v) = (at(a), at(b));
+            match (u.is_nan(), v.is_nan()) {
+                (false, false) => u.partial_cmp(&v).expect("neither is NaN"),
+                (nu, nv) => nu.cmp(&nv),
+            }
+        });
+        for (k, &i) in order.iter().enumerate() {
+            out[base + k * st[axis]] = i as i64;
+        }
+    });
+    out
+}
+
+/// Remainder with the sign of the dividend; an integer remainder by zero is the dividend.
+pub(super) fn rem_int<T: Copy + PartialEq + Default>(x: T, y: T, rem: impl Fn(T, T) -> T) -> T {
+    if y == T::default() {
+        x
+    } else {
+        rem(x, y)
+    }
+}

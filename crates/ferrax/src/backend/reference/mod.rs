@@ -176,6 +176,19 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
         Ceil => float_unary(x(), f32::ceil, f64::ceil),
         Round => float_unary(x(), f32::round, f64::round),
         Erf => float_unary(x(), libm::erff, libm::erf),
+        Asin => float_unary(x(), f32::asin, f64::asin),
+        Acos => float_unary(x(), f32::acos, f64::acos),
+        Atan => float_unary(x(), f32::atan, f64::atan),
+        Asinh => float_unary(x(), f32::asinh, f64::asinh),
+        Acosh => float_unary(x(), f32::acosh, f64::acosh),
+        Atanh => float_unary(x(), f32::atanh, f64::atanh),
+        Rem => match (x(), y()) {
+            (Data::F32(a), Data::F32(b)) => Data::F32(zip(a, b, |u, v| u % v)),
+            (Data::F64(a), Data::F64(b)) => Data::F64(zip(a, b, |u, v| u % v)),
+            (Data::I32(a), Data::I32(b)) => Data::I32(zip(a, b, |u, v| rem_int(u, v, i32::wrapping_rem))),
+            (Data::I64(a), Data::I64(b)) => Data::I64(zip(a, b, |u, v| rem_int(u, v, i64::wrapping_rem))),
+            _ => unreachable!("the shape rule admits equal numeric dtypes only"),
+        },
         Add => numeric2!(x(), y(), a, b => zip(a, b, Num::add)),
         Sub => numeric2!(x(), y(), a, b => zip(a, b, Num::sub)),
         Mul => numeric2!(x(), y(), a, b => zip(a, b, Num::mul)),
@@ -205,6 +218,7 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
         }
         ConvertElementType { new_dtype } => convert(x(), *new_dtype),
         ReduceSum { axes } => numeric!(x(), v => reduce(v, shape(), axes, Num::ZERO, Num::add)),
+        ReduceProd { axes } => numeric!(x(), v => reduce(v, shape(), axes, Num::ONE, Num::mul)),
         ReduceMax { axes } => numeric!(x(), v => reduce_extremum(
             v,
             shape(),
@@ -221,13 +235,18 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             Num::min_nan,
             |v, a| v < a
         )),
-        Argmax { axis, index_dtype } => {
-            let idx = match x() {
-                Data::F32(v) => argmax(v, shape(), *axis),
-                Data::F64(v) => argmax(v, shape(), *axis),
-                Data::I32(v) => argmax(v, shape(), *axis),
-                Data::I64(v) => argmax(v, shape(), *axis),
-                Data::Bool(_) => unreachable!("the shape rule admits numeric operands only"),
+        Argmax { axis, index_dtype } | Argmin { axis, index_dtype } | Argsort { axis, index_dtype } => {
+            let min = matches!(prim, Argmin { .. });
+            let idx = match (x(), prim) {
+                (Data::F32(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::F64(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::I32(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::I64(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::F32(v), _) => argmax(v, shape(), *axis, min),
+                (Data::F64(v), _) => argmax(v, shape(), *axis, min),
+                (Data::I32(v), _) => argmax(v, shape(), *axis, min),
+                (Data::I64(v), _) => argmax(v, shape(), *axis, min),
+                (Data::Bool(_), _) => unreachable!("the shape rule admits numeric operands only"),
             };
             match index_dtype {
                 DType::I32 => Data::I32(idx.iter().map(|&i| i as i32).collect()),

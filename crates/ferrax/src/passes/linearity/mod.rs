@@ -81,6 +81,10 @@ macro_rules! nonlinear {
             | $crate::ir::Primitive::Argmax { .. }
             | $crate::ir::Primitive::Iota { .. }
             | $crate::ir::Primitive::StopGradient
+            | $crate::ir::Primitive::Rem
+            | $crate::ir::Primitive::Argmin { .. }
+            | $crate::ir::Primitive::Argsort { .. }
+            | $crate::ir::Primitive::ReduceProd { .. }
             | $crate::ir::Primitive::Scatter {
                 combine: $crate::ir::ScatterCombine::Mul
                     | $crate::ir::ScatterCombine::Min

@@ -147,29 +147,48 @@ pub(crate) fn batch_rule(
             let refs: Vec<&Tensor> = ts.iter().collect();
             (e.op(prim.clone(), &refs), b)
         }
-        ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } => {
+        ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } | ReduceProd { axes } => {
             let (t, b) = one();
             let shifted = shift(axes, b);
             let out_b = b - shifted.iter().filter(|&&a| a < b).count();
             let mut p = prim.clone();
-            if let ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } = &mut p {
+            if let ReduceSum { axes }
+            | ReduceMax { axes }
+            | ReduceMin { axes }
+            | ReduceProd { axes } = &mut p
+            {
                 *axes = shifted;
             }
             (e.op1(p, t), out_b)
         }
-        Argmax { axis, index_dtype } => {
+        Argmax { axis, index_dtype } | Argmin { axis, index_dtype } => {
             let (t, b) = one();
             let axis = shift(&[*axis], b)[0];
             let out_b = if axis < b { b - 1 } else { b };
+            let p = match prim {
+                Argmin { .. } => Argmin {
+                    axis,
+                    index_dtype: *index_dtype,
+                },
+                _ => Argmax {
+                    axis,
+                    index_dtype: *index_dtype,
+                },
+            };
+            (e.op1(p, t), out_b)
+        }
+        Argsort { axis, index_dtype } => {
+            let (t, b) = one();
+            let axis = shift(&[*axis], b)[0];
             (
                 e.op1(
-                    Argmax {
+                    Argsort {
                         axis,
                         index_dtype: *index_dtype,
                     },
                     t,
                 ),
-                out_b,
+                b,
             )
         }
         Cumsum { axis, reverse } => {

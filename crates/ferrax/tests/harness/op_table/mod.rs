@@ -11,6 +11,7 @@ mod control;
 mod elementwise;
 mod indexing;
 mod loops;
+mod numpy;
 mod reductions;
 mod remat;
 mod structural;
@@ -29,6 +30,7 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(loops::rows());
     rows.extend(remat::rows());
     rows.extend(indexing::rows());
+    rows.extend(numpy::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
