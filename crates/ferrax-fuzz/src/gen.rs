@@ -599,6 +599,14 @@ impl<R: Rng> Gen<'_, R> {
                     Aval::new(shape, a.dtype),
                 );
             }
+            "threefry2x32" => {
+                let mut shape = self.shape(self.rng.gen_range(0..3));
+                shape.push(2);
+                let a = Aval::new(shape, DType::I32);
+                let k = self.operand(&a);
+                let c = self.operand(&a);
+                self.emit(name.into(), vec![k, c], a);
+            }
             "argsort" => {
                 let x = self.arg(NUMERIC, 1);
                 let a = av(self, x);

@@ -226,6 +226,12 @@ pub const SEEDS: &[&str] = &[
     j:f64[] = reduce_prod[axes=(0,)] g
     k:i32[3] = argsort[axis=0 index_dtype=i32] h
   in (j, i, k) }",
+    // a key split in two, each encrypting counters
+    "{ lambda ; k:i32[2] . let
+    a:i32[2,2] = broadcast_in_dim[shape=(2,2) broadcast_dimensions=(1,)] k
+    b:i32[2,2] = iota[dtype=i32 shape=(2,2) dimension=0]
+    c:i32[2,2] = threefry2x32 a b
+  in (c) }",
     // stop_gradient: a factor the derivative does not see
     "{ lambda ; x:f64[3] . let
     a:f64[3] = stop_gradient x

@@ -77,6 +77,7 @@ pub use passes::optimize::optimize;
 pub use passes::partial_eval::{partial_eval, ResidualSource, Split};
 pub use passes::transpose::transpose_program;
 pub use passes::vmap::vmap_program;
+pub use surface::random;
 pub use surface::{where_, At, Ellipsis, NewAxis, Operand, SliceItem};
 pub use trace::stack::is_tracing;
 pub use trace::tensor::Tensor;

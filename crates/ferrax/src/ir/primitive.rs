@@ -309,6 +309,12 @@ primitives! {
     CheckpointName { name: String } = "checkpoint_name", 1;
     /// `stop_gradient(x)`: `x`, with a zero derivative (JAX's `stop_gradient`).
     StopGradient = "stop_gradient", 1;
+
+    // ---- random numbers ----
+    /// `threefry2x32(key, counter)`: the Threefry-2x32 block cipher (20 rounds) of each
+    /// counter pair under its key pair; both i32 of one shape whose last dimension is 2, the
+    /// words read as unsigned 32-bit. The counter-based generator of `random`.
+    Threefry2x32 = "threefry2x32", 2;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------

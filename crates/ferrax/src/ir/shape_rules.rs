@@ -480,6 +480,17 @@ impl Primitive {
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
                 Ok(args[0].clone())
             }
+            Threefry2x32 => {
+                let (k, x) = (args[0], args[1]);
+                let pairs = |a: &Aval| a.dtype == DType::I32 && a.shape.last() == Some(&2);
+                if !pairs(k) || !pairs(x) || k.shape != x.shape {
+                    return Err(Error::shape(
+                        op,
+                        format!("takes keys and counters of one shape, i32 with a last dimension of 2: got {k} and {x}"),
+                    ));
+                }
+                Ok(x.clone())
+            }
             Gather { axis, batch, .. } => gather_aval(op, args[0], args[1], *axis, *batch),
             ScatterAdd { axis, batch, .. } => scatter_aval(op, args, *axis, *batch, true),
             Scatter {

@@ -16,6 +16,7 @@ mod indexing;
 mod linalg;
 mod matrix;
 mod numpy;
+pub mod random;
 mod reduce;
 mod shape;
 mod slicing;

@@ -180,6 +180,7 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Iota { .. }
         | CheckpointName { .. }
         | StopGradient
+        | Threefry2x32
         | Gather { .. }
         | ScatterAdd { .. }
         | Scatter { .. }

@@ -17,6 +17,7 @@ mod kernels;
 pub(crate) mod matvec;
 #[cfg(test)]
 mod reduce_tests;
+mod threefry;
 pub(crate) mod while_linear;
 
 pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
@@ -384,6 +385,10 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
+        Threefry2x32 => match (x(), y()) {
+            (Data::I32(k), Data::I32(c)) => Data::I32(threefry::threefry_pairs(k, c)),
+            _ => unreachable!("the shape rule admits i32 keys and counters only"),
+        },
         Gather { .. }
         | ScatterAdd { .. }
         | Scatter { .. }

@@ -319,7 +319,12 @@ pub(crate) fn jvp_rule(
             })
         }
         // no derivative: an index, a constant, and what `stop_gradient` cuts
-        Argmax { .. } | Argmin { .. } | Argsort { .. } | Iota { .. } | StopGradient => None,
+        Argmax { .. }
+        | Argmin { .. }
+        | Argsort { .. }
+        | Iota { .. }
+        | StopGradient
+        | Threefry2x32 => None,
         Pad { .. } => {
             let v = t[1]
                 .clone()

@@ -82,6 +82,7 @@ macro_rules! nonlinear {
             | $crate::ir::Primitive::Iota { .. }
             | $crate::ir::Primitive::StopGradient
             | $crate::ir::Primitive::Rem
+            | $crate::ir::Primitive::Threefry2x32
             | $crate::ir::Primitive::Argmin { .. }
             | $crate::ir::Primitive::Argsort { .. }
             | $crate::ir::Primitive::ReduceProd { .. }

@@ -353,6 +353,11 @@ pub(crate) fn batch_rule(
             )
         }
         Iota { .. } => unreachable!("iota has no operands, so it is never batched"),
+        // pairs in the last dimension: the batch goes in front, where it cannot split one
+        Threefry2x32 => {
+            let (k, c) = (front(e, &x[0], size), front(e, &x[1], size));
+            (e.op(Threefry2x32, &[&k, &c]), 0)
+        }
         Gather { .. }
         | ScatterAdd { .. }
         | Scatter { .. }

@@ -118,5 +118,30 @@ pub fn rows() -> Vec<OpRow> {
             fixed: &[],
             gen: Gen::Skip,
         },
+        OpRow {
+            name: "threefry2x32",
+            prim: P::Threefry2x32,
+            avals: |_| vec![av(&[2, 2], DType::I32), av(&[2, 2], DType::I32)],
+            dtypes: &[DType::I32],
+            domain: Real,
+            tol: (0.0, 0.0),
+            known: vec![k(
+                vec![vec![0.0, 0.0, -1.0, -1.0], vec![0.0, 0.0, -1.0, -1.0]],
+                vec![1797259609.0, -1715843330.0, 481924860.0, -1157616665.0],
+            )],
+            rejects: vec![
+                (
+                    vec![av(&[2], DType::I32), av(&[3], DType::I32)],
+                    "last dimension of 2",
+                ),
+                (
+                    vec![av(&[2], DType::F64), av(&[2], DType::F64)],
+                    "i32 with a last dimension of 2",
+                ),
+            ],
+            prim_at: None,
+            fixed: &[],
+            gen: Gen::Skip,
+        },
     ]
 }
