@@ -600,7 +600,8 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             "threefry2x32" => {
-                let mut shape = self.shape(self.rng.gen_range(0..3));
+                let rank = self.rng.gen_range(0..3);
+                let mut shape = self.shape(rank);
                 shape.push(2);
                 let a = Aval::new(shape, DType::I32);
                 let k = self.operand(&a);
