@@ -163,9 +163,9 @@ fn dropout_under_jit_with_its_gradient() {
     );
     // the gradient is the mask, scaled
     let g = f64s(&grad(|x: Tensor| dropout(&x, &k1, 0.25).sum_all(), &x).unwrap());
-    for i in 0..1000 {
+    for (i, gi) in g.iter().enumerate() {
         let want = if kept.contains(&i) { 1.0 / 0.75 } else { 0.0 };
-        assert_eq!(g[i], want);
+        assert_eq!(*gi, want);
     }
 }
 
