@@ -599,6 +599,10 @@ impl<R: Rng> Gen<'_, R> {
                     Aval::new(shape, a.dtype),
                 );
             }
+            "cholesky" | "log_abs_det" | "det_sign" | "eigh_values" | "eigh_vectors" | "qr_q"
+            | "qr_r" | "svd_values" | "svd_u" | "svd_vt" | "solve" | "triangular_solve" => {
+                self.linalg(name)
+            }
             "threefry2x32" => {
                 let rank = self.rng.gen_range(0..3);
                 let mut shape = self.shape(rank);
@@ -882,6 +886,56 @@ impl<R: Rng> Gen<'_, R> {
             }
             other => unreachable!("the generator has no rule for `{other}`"),
         }
+    }
+
+    /// A linear-algebra primitive on a batch of matrices (square where it must be), with a
+    /// right-hand side for the solves.
+    fn linalg(&mut self, name: &str) {
+        let d = self.dtype(FLOAT);
+        let rank = self.rng.gen_range(0..2);
+        let lead = self.shape(rank);
+        let (m, n) = (self.dim(), self.dim());
+        let square = !matches!(name, "qr_q" | "qr_r" | "svd_values" | "svd_u" | "svd_vt");
+        let m = if square { n } else { m };
+        let shaped = |tail: &[usize]| {
+            let mut s = lead.clone();
+            s.extend_from_slice(tail);
+            Aval::new(s, d)
+        };
+        let a = self.operand(&shaped(&[m, n]));
+        let k = m.min(n);
+        let (prim, out) = match name {
+            "cholesky" | "eigh_vectors" => (name.to_string(), shaped(&[n, n])),
+            "eigh_values" => (name.to_string(), shaped(&[n])),
+            "log_abs_det" | "det_sign" => (name.to_string(), shaped(&[])),
+            "qr_q" | "svd_u" => (name.to_string(), shaped(&[m, k])),
+            "qr_r" | "svd_vt" => (name.to_string(), shaped(&[k, n])),
+            "svd_values" => (name.to_string(), shaped(&[k])),
+            _ => {
+                let cols = self.dim();
+                let left = name == "solve" || self.rng.gen_bool(0.5);
+                let b_aval = if left {
+                    shaped(&[n, cols])
+                } else {
+                    shaped(&[cols, n])
+                };
+                let b = self.operand(&b_aval);
+                let prim = if name == "solve" {
+                    format!("solve[transpose_a={}]", self.rng.gen_bool(0.5))
+                } else {
+                    let mut flag = || self.rng.gen_bool(0.5);
+                    format!(
+                        "triangular_solve[left_side={left} lower={} transpose_a={} unit_diagonal={}]",
+                        flag(),
+                        flag(),
+                        flag()
+                    )
+                };
+                self.emit(prim, vec![a, b], b_aval);
+                return;
+            }
+        };
+        self.emit(prim, vec![a], out);
     }
 
     /// An index array's dtype.

@@ -226,6 +226,22 @@ pub const SEEDS: &[&str] = &[
     j:f64[] = reduce_prod[axes=(0,)] g
     k:i32[3] = argsort[axis=0 index_dtype=i32] h
   in (j, i, k) }",
+    // linear algebra: a Cholesky solve and log-determinant, a batched QR, eigh, SVD, LU solve
+    "{ lambda ; a:f64[3,3] b:f64[3,2] c:f32[2,4,3] . let
+    l:f64[3,3] = cholesky a
+    y:f64[3,2] = triangular_solve[left_side=true lower=true transpose_a=false unit_diagonal=false] l b
+    x:f64[3,2] = triangular_solve[left_side=true lower=true transpose_a=true unit_diagonal=false] l y
+    d:f64[] = log_abs_det a
+    s:f64[] = det_sign a
+    q:f32[2,4,3] = qr_q c
+    r:f32[2,3,3] = qr_r c
+    w:f64[3] = eigh_values a
+    v:f64[3,3] = eigh_vectors a
+    sv:f32[2,3] = svd_values c
+    u:f32[2,4,3] = svd_u c
+    vt:f32[2,3,3] = svd_vt c
+    z:f64[3,2] = solve[transpose_a=true] a b
+  in (x, d, s, q, r, w, v, sv, u, vt, z) }",
     // a key split in two, each encrypting counters
     "{ lambda ; k:i32[2] . let
     a:i32[2,2] = broadcast_in_dim[shape=(2,2) broadcast_dimensions=(1,)] k

@@ -14,6 +14,7 @@ pub(crate) mod dtype;
 pub(crate) mod env;
 pub(crate) mod error;
 pub(crate) mod indexing;
+pub(crate) mod linalg;
 pub(crate) mod param;
 pub(crate) mod parse;
 pub(crate) mod primitive;

@@ -310,6 +310,39 @@ primitives! {
     /// `stop_gradient(x)`: `x`, with a zero derivative (JAX's `stop_gradient`).
     StopGradient = "stop_gradient", 1;
 
+    // ---- linear algebra on the last two dimensions (`ir::linalg`), batched over the rest ----
+    /// The lower Cholesky factor `L` (`L Lᵀ = A`) of the symmetric matrix whose lower
+    /// triangle the operand holds; NaN where that matrix is not positive definite.
+    Cholesky = "cholesky", 1;
+    /// `triangular_solve(a, b)`: `x` with `op(a) x = b` (`left_side`) or `x op(a) = b`, where
+    /// `a` is read as triangular (`lower` or upper, with a unit diagonal if `unit_diagonal`)
+    /// and `op` transposes if `transpose_a`.
+    TriangularSolve { left_side: bool, lower: bool, transpose_a: bool, unit_diagonal: bool } = "triangular_solve", 2;
+    /// `solve(a, b)`: `x` with `op(a) x = b` (LU with partial pivoting; `op` transposes if
+    /// `transpose_a`); non-finite where `a` is singular.
+    Solve { transpose_a: bool } = "solve", 2;
+    /// `log |det a|` (-inf for a singular matrix).
+    LogAbsDet = "log_abs_det", 1;
+    /// The sign of `det a`: -1, 0 or 1.
+    DetSign = "det_sign", 1;
+    /// The `Q` of the reduced QR factorization (`m × min(m, n)`, orthonormal columns).
+    QrQ = "qr_q", 1;
+    /// The `R` of the reduced QR factorization (`min(m, n) × n`, upper triangular).
+    QrR = "qr_r", 1;
+    /// The eigenvalues, ascending, of the symmetric matrix whose lower triangle the operand
+    /// holds.
+    EighValues = "eigh_values", 1;
+    /// The eigenvectors (columns, in `eigh_values`' order) of that matrix, each signed so
+    /// that its largest-magnitude entry is positive.
+    EighVectors = "eigh_vectors", 1;
+    /// The singular values, descending (`min(m, n)` of them).
+    SvdValues = "svd_values", 1;
+    /// The left singular vectors of the reduced SVD (`m × min(m, n)`), each pair signed so
+    /// that the left vector's largest-magnitude entry is positive.
+    SvdU = "svd_u", 1;
+    /// The right singular vectors of the reduced SVD, transposed (`min(m, n) × n`).
+    SvdVt = "svd_vt", 1;
+
     // ---- random numbers ----
     /// `threefry2x32(key, counter)`: the Threefry-2x32 block cipher (20 rounds) of each
     /// counter pair under its key pair; both i32 of one shape whose last dimension is 2, the

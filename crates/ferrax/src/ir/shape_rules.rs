@@ -480,6 +480,18 @@ impl Primitive {
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
                 Ok(args[0].clone())
             }
+            Cholesky
+            | TriangularSolve { .. }
+            | Solve { .. }
+            | LogAbsDet
+            | DetSign
+            | QrQ
+            | QrR
+            | EighValues
+            | EighVectors
+            | SvdValues
+            | SvdU
+            | SvdVt => crate::ir::linalg::linalg_aval(self, args),
             Threefry2x32 => {
                 let (k, x) = (args[0], args[1]);
                 let pairs = |a: &Aval| a.dtype == DType::I32 && a.shape.last() == Some(&2);

@@ -10,6 +10,7 @@
 //! `ir` only.
 
 mod creation;
+mod decompositions;
 mod einsum;
 mod elementwise;
 mod indexing;

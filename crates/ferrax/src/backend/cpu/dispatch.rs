@@ -181,6 +181,18 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | CheckpointName { .. }
         | StopGradient
         | Threefry2x32
+        | Cholesky
+        | TriangularSolve { .. }
+        | Solve { .. }
+        | LogAbsDet
+        | DetSign
+        | QrQ
+        | QrR
+        | EighValues
+        | EighVectors
+        | SvdValues
+        | SvdU
+        | SvdVt
         | Gather { .. }
         | ScatterAdd { .. }
         | Scatter { .. }

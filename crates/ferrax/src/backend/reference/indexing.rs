@@ -44,6 +44,10 @@ impl View {
     /// Calls `f(operand offset, gathered offset)` for every indexed row of `inner` elements
     /// (the operand offset `None` where the index selects nothing), in row-major order.
     fn rows(&self, idx: &[i64], mode: IndexMode, mut f: impl FnMut(Option<usize>, usize)) {
+        // empty rows move nothing: no loop over (perhaps very many) of them
+        if self.inner == 0 {
+            return;
+        }
         for b in 0..self.batch {
             for m in 0..self.mid {
                 for j in 0..self.k {

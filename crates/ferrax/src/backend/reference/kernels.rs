@@ -582,6 +582,10 @@ pub(super) use {numeric, numeric2};
 
 /// The stable ascending order along `axis` (NaNs last, in their order), as indices.
 pub(super) fn argsort<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> {
+    if x.is_empty() {
+        // no lanes to sort (and no loop over the extents of an empty array)
+        return vec![];
+    }
     let st = strides(shape);
     let n = shape[axis];
     let mut out = vec![0i64; x.len()];

@@ -14,6 +14,7 @@ mod control;
 mod extremum;
 mod indexing;
 mod kernels;
+mod linalg;
 pub(crate) mod matvec;
 #[cfg(test)]
 mod reduce_tests;
@@ -385,6 +386,18 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
+        Cholesky
+        | TriangularSolve { .. }
+        | Solve { .. }
+        | LogAbsDet
+        | DetSign
+        | QrQ
+        | QrR
+        | EighValues
+        | EighVectors
+        | SvdValues
+        | SvdU
+        | SvdVt => linalg::eval_linalg(prim, args, out.dtype),
         Threefry2x32 => match (x(), y()) {
             (Data::I32(k), Data::I32(c)) => Data::I32(threefry::threefry_pairs(k, c)),
             _ => unreachable!("the shape rule admits i32 keys and counters only"),

@@ -20,6 +20,7 @@
 
 pub(crate) mod control;
 mod indexing;
+mod linalg;
 
 use crate::ir::control_flow;
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
@@ -341,6 +342,18 @@ pub(crate) fn jvp_rule(
         | Scatter { .. }
         | DynamicSlice { .. }
         | DynamicUpdateSlice => indexing::jvp_indexing(e, prim, x, t, out),
+        Cholesky
+        | TriangularSolve { .. }
+        | Solve { .. }
+        | LogAbsDet
+        | DetSign
+        | QrQ
+        | QrR
+        | EighValues
+        | EighVectors
+        | SvdValues
+        | SvdU
+        | SvdVt => linalg::jvp_linalg(e, prim, x, t, out),
         DotGeneral { .. } => sum_terms(
             e,
             vec![

@@ -46,6 +46,9 @@ pub enum Linearity {
     /// dynamic slices): linear jointly in the data operands, each linear or zero; the
     /// indices, never linear (integers), may be anything.
     Indexed,
+    /// Linear in the right-hand side only (operand 1), the matrix a residual or zero:
+    /// `solve`, `triangular_solve`.
+    Rhs,
     /// Control flow: linear as its sub-programs are (the checker looks inside them).
     SubPrograms,
 }
@@ -83,6 +86,16 @@ macro_rules! nonlinear {
             | $crate::ir::Primitive::StopGradient
             | $crate::ir::Primitive::Rem
             | $crate::ir::Primitive::Threefry2x32
+            | $crate::ir::Primitive::Cholesky
+            | $crate::ir::Primitive::LogAbsDet
+            | $crate::ir::Primitive::DetSign
+            | $crate::ir::Primitive::QrQ
+            | $crate::ir::Primitive::QrR
+            | $crate::ir::Primitive::EighValues
+            | $crate::ir::Primitive::EighVectors
+            | $crate::ir::Primitive::SvdValues
+            | $crate::ir::Primitive::SvdU
+            | $crate::ir::Primitive::SvdVt
             | $crate::ir::Primitive::Argmin { .. }
             | $crate::ir::Primitive::Argsort { .. }
             | $crate::ir::Primitive::ReduceProd { .. }
@@ -123,6 +136,7 @@ impl Primitive {
             | DynamicSlice { .. }
             | DynamicUpdateSlice => Linearity::Indexed,
             Div => Linearity::Numerator,
+            Solve { .. } | TriangularSolve { .. } => Linearity::Rhs,
             Select => Linearity::Select,
             ConvertElementType { .. } => Linearity::FloatConvert,
             nonlinear!() => Linearity::NotLinear,
@@ -239,6 +253,7 @@ fn certainly_zero(prim: &Primitive, ks: &[Kind]) -> bool {
     match prim.linearity() {
         Linearity::OneOperand => ks.contains(&Kind::Zero),
         Linearity::Numerator => ks[0] == Kind::Zero,
+        Linearity::Rhs => ks[1] == Kind::Zero,
         Linearity::Select => ks[1] == Kind::Zero && ks[2] == Kind::Zero,
         Linearity::Structural | Linearity::Joint | Linearity::FloatConvert => all_zero,
         Linearity::Indexed => data_kinds(prim, ks).all(|k| k == Kind::Zero),
@@ -270,6 +285,10 @@ fn linear_use(prim: &Primitive, ks: &[Kind]) -> std::result::Result<Kind, String
         }
         Linearity::OneOperand => Err("multiplies two linear values".into()),
         Linearity::Numerator if ks[1] == Kind::Linear => Err("divides by a linear value".into()),
+        Linearity::Rhs if ks[0] == Kind::Linear => {
+            Err("solves with a linear matrix (linear in the right-hand side only)".into())
+        }
+        Linearity::Rhs => Ok(Kind::Linear),
         Linearity::Numerator => Ok(Kind::Linear),
         Linearity::Select if ks[0] == Kind::Linear => {
             Err("uses a linear value as its predicate".into())

@@ -353,6 +353,16 @@ pub(crate) fn batch_rule(
             )
         }
         Iota { .. } => unreachable!("iota has no operands, so it is never batched"),
+        // matrices in the last two dimensions, mapped over the leading ones: the batch in front
+        Cholesky | LogAbsDet | DetSign | QrQ | QrR | EighValues | EighVectors | SvdValues
+        | SvdU | SvdVt => {
+            let (t, b) = one();
+            (e.op1(prim.clone(), &to_front(e, t, b)), 0)
+        }
+        TriangularSolve { .. } | Solve { .. } => {
+            let (a, c) = (front(e, &x[0], size), front(e, &x[1], size));
+            (e.op(prim.clone(), &[&a, &c]), 0)
+        }
         // pairs in the last dimension: the batch goes in front, where it cannot split one
         Threefry2x32 => {
             let (k, c) = (front(e, &x[0], size), front(e, &x[1], size));

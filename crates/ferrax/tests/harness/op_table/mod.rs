@@ -10,6 +10,7 @@ mod contractions;
 mod control;
 mod elementwise;
 mod indexing;
+mod linalg;
 mod loops;
 mod numpy;
 mod reductions;
@@ -31,6 +32,7 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(remat::rows());
     rows.extend(indexing::rows());
     rows.extend(numpy::rows());
+    rows.extend(linalg::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
