@@ -59,6 +59,9 @@ fn rem_follows_the_dividend_and_differentiates() {
     let yi = Tensor::from_vec(vec![3i32, 3, 0, -1], &[4]);
     // by zero: the dividend (as XLA); MIN rem -1: 0
     assert_eq!(xi.rem(&yi).to_vec::<i32>().unwrap(), vec![1, -1, 7, 0]);
+    // floor remainder: the sign of the divisor (Python's %)
+    assert_eq!(vals(&x.remainder(&y)), vec![1.5, 0.5, -0.5, 1.0]);
+    assert_eq!(xi.remainder(&yi).to_vec::<i32>().unwrap()[..2], [1, 2]);
     // d/dy (x rem y) = -trunc(x / y)
     let g = grad(|y: Tensor| (&x % &y).sum_all(), &y).unwrap();
     assert_eq!(vals(&g), vec![-2.0, 2.0, 2.0, -0.0]);

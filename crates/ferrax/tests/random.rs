@@ -4,7 +4,7 @@
 //! generator fails about once in millions of runs), a dropout layer under `jit` with its
 //! gradient, and bad keys as errors.
 
-use ferrax::{grad, jit, random, vmap, Array, DType, Tensor};
+use ferrax::{fori_loop, grad, jit, random, scan, vmap, Array, DType, Tensor};
 
 fn f64s(x: &Tensor) -> Vec<f64> {
     x.astype(DType::F64).to_vec::<f64>().unwrap()
@@ -69,6 +69,54 @@ fn draws_inside_jit_are_traced_not_frozen() {
     // the program holds the generator, not the numbers
     let p = draw.program(&k1).unwrap().to_string();
     assert!(p.contains("threefry2x32"), "{p}");
+}
+
+/// A key carried through `scan` (split at every step) and folded in with `fori_loop`'s
+/// traced index: the same draws as the loop written out in Rust.
+#[test]
+fn keys_in_loops() {
+    let k0 = random::key(21);
+    let steps = Tensor::zeros(&[4], DType::F64);
+    let (_, draws): (Tensor, Tensor) = scan(
+        |k: Tensor, _x: Tensor| {
+            let ks = random::split(&k, 2);
+            let (next, sub) = (ks.index_axis(0, 0), ks.index_axis(0, 1));
+            (next, random::uniform(&sub, &[], 0.0, 1.0, DType::F64))
+        },
+        &k0,
+        &steps,
+    )
+    .unwrap();
+    let mut k = k0.clone();
+    let mut want = vec![];
+    for _ in 0..4 {
+        let ks = random::split(&k, 2);
+        want.push(
+            random::uniform(&ks.index_axis(0, 1), &[], 0.0, 1.0, DType::F64)
+                .item()
+                .unwrap(),
+        );
+        k = ks.index_axis(0, 0);
+    }
+    assert_eq!(f64s(&draws), want);
+    let total: Tensor = fori_loop(
+        0,
+        3,
+        |i: Tensor, acc: Tensor| &acc + random::normal(&random::fold_in(&k0, &i), &[2], DType::F64),
+        &Tensor::zeros(&[2], DType::F64),
+    )
+    .unwrap();
+    let mut sum = vec![0.0, 0.0];
+    for i in 0..3 {
+        let z = f64s(&random::normal(
+            &random::fold_in(&k0, &Tensor::scalar(i)),
+            &[2],
+            DType::F64,
+        ));
+        sum[0] += z[0];
+        sum[1] += z[1];
+    }
+    assert_eq!(f64s(&total), sum);
 }
 
 #[test]

@@ -133,6 +133,23 @@ impl Tensor {
 }
 
 impl Tensor {
+    /// Remainder of floor division, with the sign of `other` (`jnp.remainder`, Python's
+    /// `%`): `rem` moved by one `other` where the signs differ. (`rem` and the `%` operator
+    /// follow Rust and C: the sign of `self`.)
+    #[track_caller]
+    pub fn remainder(&self, other: impl Into<Operand>) -> Tensor {
+        let loc = SourceLoc::caller();
+        let (x, y) = try_t!(
+            weak_pair("remainder", self.clone().into(), other.into()),
+            loc
+        );
+        let r = x.rem(&y);
+        let zero = Tensor::zeros(&[], try_t!(r.aval(), loc).dtype);
+        let differ = r.less(&zero).not_equal(y.less(&zero));
+        let moved = r.not_equal(&zero).logical_and(&differ);
+        Tensor::where_(&moved, &r + &y, &r)
+    }
+
     /// The truth of each element: itself for bools, `!= 0` otherwise.
     #[track_caller]
     fn truth(&self) -> Tensor {
