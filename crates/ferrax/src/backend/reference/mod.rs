@@ -18,6 +18,7 @@ mod linalg;
 pub(crate) mod matvec;
 #[cfg(test)]
 mod reduce_tests;
+mod sort;
 mod threefry;
 pub(crate) mod while_linear;
 
@@ -27,6 +28,7 @@ pub(crate) use self::kernels::{max_nan, min_nan};
 
 use self::extremum::reduce_extremum;
 use self::kernels::*;
+use self::sort::{argsort, rem_int};
 use crate::ir::{
     control_flow, ensure_allocatable, strides, Array, Aval, DType, Data, Env, Error, Primitive,
     Program, Result,
