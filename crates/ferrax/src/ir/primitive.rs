@@ -444,9 +444,40 @@ macro_rules! control_flow {
     };
 }
 
+/// Indexing by run-time integers (`ir::indexing`): their rules live in each stage's
+/// `indexing.rs`.
+macro_rules! indexing_ops {
+    () => {
+        $crate::ir::Primitive::Gather { .. }
+            | $crate::ir::Primitive::ScatterAdd { .. }
+            | $crate::ir::Primitive::Scatter { .. }
+            | $crate::ir::Primitive::DynamicSlice { .. }
+            | $crate::ir::Primitive::DynamicUpdateSlice
+    };
+}
+
+/// Linear algebra on the last two dimensions (`ir::linalg`): their rules live in each
+/// stage's `linalg.rs`.
+macro_rules! linalg_ops {
+    () => {
+        $crate::ir::Primitive::Cholesky
+            | $crate::ir::Primitive::TriangularSolve { .. }
+            | $crate::ir::Primitive::Solve { .. }
+            | $crate::ir::Primitive::LogAbsDet
+            | $crate::ir::Primitive::DetSign
+            | $crate::ir::Primitive::QrQ
+            | $crate::ir::Primitive::QrR
+            | $crate::ir::Primitive::EighValues
+            | $crate::ir::Primitive::EighVectors
+            | $crate::ir::Primitive::SvdValues
+            | $crate::ir::Primitive::SvdU
+            | $crate::ir::Primitive::SvdVt
+    };
+}
+
 pub(crate) use {
-    arithmetic, comparison, control_flow, elementwise_nary, elementwise_unary, rounding,
-    smooth_unary,
+    arithmetic, comparison, control_flow, elementwise_nary, elementwise_unary, indexing_ops,
+    linalg_ops, rounding, smooth_unary,
 };
 
 impl Primitive {

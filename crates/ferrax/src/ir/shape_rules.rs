@@ -15,7 +15,9 @@ use crate::ir::error::{Error, Result};
 use crate::ir::indexing::{
     dynamic_slice_aval, dynamic_update_slice_aval, gather_aval, scatter_aval, ScatterCombine,
 };
-use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
+use crate::ir::primitive::{
+    arithmetic, control_flow, linalg_ops, rounding, smooth_unary, Arity, Primitive,
+};
 
 impl Primitive {
     /// The avals of every output for the given operand avals (one for every primitive
@@ -158,23 +160,13 @@ impl Primitive {
             Argsort { axis, index_dtype } => {
                 require_numeric(op, args[0], "operand")?;
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
-                if !index_dtype.is_int() {
-                    return Err(Error::dtype(
-                        op,
-                        format!("index_dtype must be i32 or i64, got {index_dtype}"),
-                    ));
-                }
+                require_index_dtype(op, *index_dtype)?;
                 Ok(Aval::new(args[0].shape.clone(), *index_dtype))
             }
             Argmax { axis, index_dtype } | Argmin { axis, index_dtype } => {
                 require_numeric(op, args[0], "operand")?;
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
-                if !index_dtype.is_int() {
-                    return Err(Error::dtype(
-                        op,
-                        format!("index_dtype must be i32 or i64, got {index_dtype}"),
-                    ));
-                }
+                require_index_dtype(op, *index_dtype)?;
                 if args[0].shape[*axis] == 0 {
                     return Err(Error::shape(
                         op,
@@ -480,18 +472,7 @@ impl Primitive {
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
                 Ok(args[0].clone())
             }
-            Cholesky
-            | TriangularSolve { .. }
-            | Solve { .. }
-            | LogAbsDet
-            | DetSign
-            | QrQ
-            | QrR
-            | EighValues
-            | EighVectors
-            | SvdValues
-            | SvdU
-            | SvdVt => crate::ir::linalg::linalg_aval(self, args),
+            linalg_ops!() => crate::ir::linalg::linalg_aval(self, args),
             Threefry2x32 => {
                 let (k, x) = (args[0], args[1]);
                 let pairs = |a: &Aval| a.dtype == DType::I32 && a.shape.last() == Some(&2);
@@ -524,6 +505,17 @@ fn require_float(op: &str, a: &Aval, what: &str) -> Result<()> {
         Err(Error::dtype(
             op,
             format!("{what} must be f32 or f64, got {a}"),
+        ))
+    }
+}
+
+fn require_index_dtype(op: &str, d: DType) -> Result<()> {
+    if d.is_int() {
+        Ok(())
+    } else {
+        Err(Error::dtype(
+            op,
+            format!("index_dtype must be i32 or i64, got {d}"),
         ))
     }
 }

@@ -15,8 +15,8 @@ use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
-    comparison, control_flow, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive,
-    Result,
+    comparison, control_flow, indexing_ops, linalg_ops, rounding, same_shape, Array, Aval, DType,
+    Data, Error, Primitive, Result,
 };
 
 /// Float arithmetic on two operands of one shape with a CPU kernel.
@@ -181,23 +181,8 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | CheckpointName { .. }
         | StopGradient
         | Threefry2x32
-        | Cholesky
-        | TriangularSolve { .. }
-        | Solve { .. }
-        | LogAbsDet
-        | DetSign
-        | QrQ
-        | QrR
-        | EighValues
-        | EighVectors
-        | SvdValues
-        | SvdU
-        | SvdVt
-        | Gather { .. }
-        | ScatterAdd { .. }
-        | Scatter { .. }
-        | DynamicSlice { .. }
-        | DynamicUpdateSlice
+        | linalg_ops!()
+        | indexing_ops!()
         | Cumsum { .. } => None,
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive

@@ -123,20 +123,7 @@ pub(super) fn eval_linalg(prim: &Primitive, args: &[&crate::ir::Array], out_dtyp
                     Ok(e) => {
                         let u = e.U();
                         let sign: Vec<f64> = (0..n)
-                            .map(|c| {
-                                let big = (0..n).map(|r| u[(r, c)]).fold(0.0f64, |acc, x| {
-                                    if x.abs() > acc.abs() {
-                                        x
-                                    } else {
-                                        acc
-                                    }
-                                });
-                                if big < 0.0 {
-                                    -1.0
-                                } else {
-                                    1.0
-                                }
-                            })
+                            .map(|c| largest_sign((0..n).map(|r| u[(r, c)])))
                             .collect();
                         for r in 0..n {
                             for c in 0..n {
@@ -161,20 +148,7 @@ pub(super) fn eval_linalg(prim: &Primitive, args: &[&crate::ir::Array], out_dtyp
                         let (u, sv, v) = (svd.U(), svd.S().column_vector(), svd.V());
                         // each pair signed by its left vector's largest-magnitude entry
                         let sign: Vec<f64> = (0..k)
-                            .map(|c| {
-                                let big = (0..m).map(|r| u[(r, c)]).fold(0.0f64, |acc, x| {
-                                    if x.abs() > acc.abs() {
-                                        x
-                                    } else {
-                                        acc
-                                    }
-                                });
-                                if big < 0.0 {
-                                    -1.0
-                                } else {
-                                    1.0
-                                }
-                            })
+                            .map(|c| largest_sign((0..m).map(|r| u[(r, c)])))
                             .collect();
                         match prim {
                             Primitive::SvdValues => out.extend((0..k).map(|i| sv[i])),
@@ -234,6 +208,17 @@ pub(super) fn eval_linalg(prim: &Primitive, args: &[&crate::ir::Array], out_dtyp
         }
     }
     to_dtype(out, out_dtype)
+}
+
+/// The sign that makes a vector's largest-magnitude entry (the first of equals) positive:
+/// the convention that makes eigenvectors and singular vectors functions of the matrix.
+fn largest_sign(v: impl Iterator<Item = f64>) -> f64 {
+    let big = v.fold(0.0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
+    if big < 0.0 {
+        -1.0
+    } else {
+        1.0
+    }
 }
 
 /// The sign of a permutation given as its forward array: -1 for an odd number of

@@ -30,8 +30,8 @@ use self::extremum::reduce_extremum;
 use self::kernels::*;
 use self::sort::{argsort, rem_int};
 use crate::ir::{
-    control_flow, ensure_allocatable, strides, Array, Aval, DType, Data, Env, Error, Primitive,
-    Program, Result,
+    control_flow, ensure_allocatable, indexing_ops, linalg_ops, strides, Array, Aval, DType, Data,
+    Env, Error, Primitive, Program, Result,
 };
 
 /// Applies one primitive to concrete arrays.
@@ -388,26 +388,11 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
-        Cholesky
-        | TriangularSolve { .. }
-        | Solve { .. }
-        | LogAbsDet
-        | DetSign
-        | QrQ
-        | QrR
-        | EighValues
-        | EighVectors
-        | SvdValues
-        | SvdU
-        | SvdVt => linalg::eval_linalg(prim, args, out.dtype),
+        linalg_ops!() => linalg::eval_linalg(prim, args, out.dtype),
         Threefry2x32 => match (x(), y()) {
             (Data::I32(k), Data::I32(c)) => Data::I32(threefry::threefry_pairs(k, c)),
             _ => unreachable!("the shape rule admits i32 keys and counters only"),
         },
-        Gather { .. }
-        | ScatterAdd { .. }
-        | Scatter { .. }
-        | DynamicSlice { .. }
-        | DynamicUpdateSlice => indexing::eval_indexing(prim, args, &out.shape),
+        indexing_ops!() => indexing::eval_indexing(prim, args, &out.shape),
     })
 }

@@ -12,12 +12,9 @@
 //! * `scatter` with `min`/`max`: the tangent of whichever of `x` and the updates attains the
 //!   result, averaged over ties (as `reduce_max` and `max` do).
 
-use crate::ir::{Aval, Primitive, ScatterCombine};
+use super::aval;
+use crate::ir::{Primitive, ScatterCombine};
 use crate::trace::{Emit, Tensor};
-
-fn aval(t: &Tensor) -> Aval {
-    t.aval().expect("rules only see tensors that did not fail")
-}
 
 /// The tangent of an indexing primitive's output (`None`: zero). `x` are the primal
 /// operands, `t` their tangents (indices have none), `out` the primal output.

@@ -19,12 +19,9 @@
 //!   singular value decomposition", 2016): finite where the singular values are distinct
 //!   and nonzero.
 
+use super::aval;
 use crate::ir::{Aval, DType, Error, Primitive};
 use crate::trace::{fail, Emit, Tensor};
-
-fn aval(t: &Tensor) -> Aval {
-    t.aval().expect("rules only see tensors that did not fail")
-}
 
 /// The matrix transpose of the last two dimensions.
 fn mt(e: &Emit, x: &Tensor) -> Tensor {

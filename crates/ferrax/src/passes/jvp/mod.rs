@@ -22,7 +22,7 @@ pub(crate) mod control;
 mod indexing;
 mod linalg;
 
-use crate::ir::control_flow;
+use crate::ir::{control_flow, indexing_ops, linalg_ops};
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
 use crate::passes::jvp::control::jvp_control;
 use crate::trace::{checked, fail, materialize, trace_flat, Emit, Tensor};
@@ -95,7 +95,7 @@ pub(crate) fn jvp_call(
     Ok((outs, touts))
 }
 
-fn aval(t: &Tensor) -> Aval {
+pub(super) fn aval(t: &Tensor) -> Aval {
     t.aval().expect("rules only see tensors that did not fail")
 }
 
@@ -337,23 +337,8 @@ pub(crate) fn jvp_rule(
             let refs: Vec<&Tensor> = parts.iter().collect();
             Some(e.op(prim.clone(), &refs))
         }
-        Gather { .. }
-        | ScatterAdd { .. }
-        | Scatter { .. }
-        | DynamicSlice { .. }
-        | DynamicUpdateSlice => indexing::jvp_indexing(e, prim, x, t, out),
-        Cholesky
-        | TriangularSolve { .. }
-        | Solve { .. }
-        | LogAbsDet
-        | DetSign
-        | QrQ
-        | QrR
-        | EighValues
-        | EighVectors
-        | SvdValues
-        | SvdU
-        | SvdVt => linalg::jvp_linalg(e, prim, x, t, out),
+        indexing_ops!() => indexing::jvp_indexing(e, prim, x, t, out),
+        linalg_ops!() => linalg::jvp_linalg(e, prim, x, t, out),
         DotGeneral { .. } => sum_terms(
             e,
             vec![

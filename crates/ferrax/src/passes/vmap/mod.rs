@@ -27,7 +27,7 @@ mod indexing;
 pub(crate) mod while_linear;
 pub(crate) mod while_loop;
 
-use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
+use crate::ir::{control_flow, elementwise_nary, elementwise_unary, indexing_ops};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
 use crate::passes::vmap::control::batch_control;
 use crate::passes::vmap::dims::{align, aval, front, move_axis, shift, to_front, Batched};
@@ -368,11 +368,7 @@ pub(crate) fn batch_rule(
             let (k, c) = (front(e, &x[0], size), front(e, &x[1], size));
             (e.op(Threefry2x32, &[&k, &c]), 0)
         }
-        Gather { .. }
-        | ScatterAdd { .. }
-        | Scatter { .. }
-        | DynamicSlice { .. }
-        | DynamicUpdateSlice => indexing::batch_indexing(e, prim, x, size),
+        indexing_ops!() => indexing::batch_indexing(e, prim, x, size),
         DotGeneral {
             lhs_contracting: lc,
             rhs_contracting: rc,
