@@ -526,7 +526,8 @@ impl<R: Rng> Gen<'_, R> {
         let av = |g: &Self, v: usize| g.avals[v].clone();
         match name {
             "sin" | "cos" | "tan" | "exp" | "log" | "log1p" | "expm1" | "tanh" | "logistic"
-            | "sqrt" | "rsqrt" | "floor" | "ceil" | "round" | "erf" | "stop_gradient" => {
+            | "sqrt" | "rsqrt" | "floor" | "ceil" | "round" | "erf" | "stop_gradient" | "asin"
+            | "acos" | "atan" | "asinh" | "acosh" | "atanh" => {
                 let x = self.arg(FLOAT, 0);
                 let a = av(self, x);
                 self.emit(name.into(), vec![Operand::Var(x)], a);
@@ -547,7 +548,7 @@ impl<R: Rng> Gen<'_, R> {
                 self.emit(format!("integer_pow[y={y}]"), vec![Operand::Var(x)], a);
             }
             "add" | "sub" | "mul" | "div" | "max" | "min" | "pow" | "atan2" | "eq" | "ne"
-            | "lt" | "le" | "gt" | "ge" => {
+            | "lt" | "le" | "gt" | "ge" | "rem" => {
                 let dtypes = match name {
                     "pow" | "atan2" => FLOAT,
                     "eq" | "ne" => ANY,
@@ -584,7 +585,7 @@ impl<R: Rng> Gen<'_, R> {
                     Aval::new(a.shape, d),
                 );
             }
-            "reduce_sum" | "reduce_max" | "reduce_min" => {
+            "reduce_sum" | "reduce_max" | "reduce_min" | "reduce_prod" => {
                 let x = self.arg(NUMERIC, 0);
                 let a = av(self, x);
                 let axes = self.subset(&(0..a.ndim()).collect::<Vec<_>>());
@@ -598,7 +599,31 @@ impl<R: Rng> Gen<'_, R> {
                     Aval::new(shape, a.dtype),
                 );
             }
-            "argmax" => {
+            "cholesky" | "log_abs_det" | "det_sign" | "eigh_values" | "eigh_vectors" | "qr_q"
+            | "qr_r" | "svd_values" | "svd_u" | "svd_vt" | "solve" | "triangular_solve" => {
+                self.linalg(name)
+            }
+            "threefry2x32" => {
+                let rank = self.rng.gen_range(0..3);
+                let mut shape = self.shape(rank);
+                shape.push(2);
+                let a = Aval::new(shape, DType::I32);
+                let k = self.operand(&a);
+                let c = self.operand(&a);
+                self.emit(name.into(), vec![k, c], a);
+            }
+            "argsort" => {
+                let x = self.arg(NUMERIC, 1);
+                let a = av(self, x);
+                let axis = self.rng.gen_range(0..a.ndim());
+                let idx = *[DType::I32, DType::I64].choose(self.rng).expect("two");
+                self.emit(
+                    format!("argsort[axis={axis} index_dtype={idx}]"),
+                    vec![Operand::Var(x)],
+                    Aval::new(a.shape, idx),
+                );
+            }
+            "argmax" | "argmin" => {
                 let x = match self
                     .var_where(|a| a.dtype.is_numeric() && a.shape.iter().any(|&d| d > 0))
                 {
@@ -617,7 +642,7 @@ impl<R: Rng> Gen<'_, R> {
                 let mut shape = a.shape.clone();
                 shape.remove(axis);
                 self.emit(
-                    format!("argmax[axis={axis} index_dtype={idx}]"),
+                    format!("{name}[axis={axis} index_dtype={idx}]"),
                     vec![Operand::Var(x)],
                     Aval::new(shape, idx),
                 );
@@ -843,6 +868,8 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             "dot_general" => self.dot_general(),
+            "gather" | "scatter_add" | "scatter" => self.gather_or_scatter(name),
+            "dynamic_slice" | "dynamic_update_slice" => self.dynamic_slice(name),
             "cond" => self.cond(),
             "scan" => self.scan(),
             "while" => self.while_loop(),
@@ -858,6 +885,132 @@ impl<R: Rng> Gen<'_, R> {
                 );
             }
             other => unreachable!("the generator has no rule for `{other}`"),
+        }
+    }
+
+    /// A linear-algebra primitive on a batch of matrices (square where it must be), with a
+    /// right-hand side for the solves.
+    fn linalg(&mut self, name: &str) {
+        let d = self.dtype(FLOAT);
+        let rank = self.rng.gen_range(0..2);
+        let lead = self.shape(rank);
+        let (m, n) = (self.dim(), self.dim());
+        let square = !matches!(name, "qr_q" | "qr_r" | "svd_values" | "svd_u" | "svd_vt");
+        let m = if square { n } else { m };
+        let shaped = |tail: &[usize]| {
+            let mut s = lead.clone();
+            s.extend_from_slice(tail);
+            Aval::new(s, d)
+        };
+        let a = self.operand(&shaped(&[m, n]));
+        let k = m.min(n);
+        let (prim, out) = match name {
+            "cholesky" | "eigh_vectors" => (name.to_string(), shaped(&[n, n])),
+            "eigh_values" => (name.to_string(), shaped(&[n])),
+            "log_abs_det" | "det_sign" => (name.to_string(), shaped(&[])),
+            "qr_q" | "svd_u" => (name.to_string(), shaped(&[m, k])),
+            "qr_r" | "svd_vt" => (name.to_string(), shaped(&[k, n])),
+            "svd_values" => (name.to_string(), shaped(&[k])),
+            _ => {
+                let cols = self.dim();
+                let left = name == "solve" || self.rng.gen_bool(0.5);
+                let b_aval = if left {
+                    shaped(&[n, cols])
+                } else {
+                    shaped(&[cols, n])
+                };
+                let b = self.operand(&b_aval);
+                let prim = if name == "solve" {
+                    format!("solve[transpose_a={}]", self.rng.gen_bool(0.5))
+                } else {
+                    let mut flag = || self.rng.gen_bool(0.5);
+                    format!(
+                        "triangular_solve[left_side={left} lower={} transpose_a={} unit_diagonal={}]",
+                        flag(),
+                        flag(),
+                        flag()
+                    )
+                };
+                self.emit(prim, vec![a, b], b_aval);
+                return;
+            }
+        };
+        self.emit(prim, vec![a], out);
+    }
+
+    /// An index array's dtype.
+    fn index_dtype(&mut self) -> DType {
+        *[DType::I32, DType::I64].choose(self.rng).expect("two")
+    }
+
+    /// `gather`, `scatter_add` or `scatter` on an operand of rank >= 1 with indices (new
+    /// inputs or constants, so their values are random: in range, negative, huge).
+    fn gather_or_scatter(&mut self, name: &str) {
+        let dtypes = match name {
+            "scatter_add" => NUMERIC,
+            _ => ANY,
+        };
+        let x = self.arg(dtypes, 1);
+        let a = self.avals[x].clone();
+        let axis = self.rng.gen_range(0..a.ndim());
+        let batch = self.rng.gen_range(0..=axis);
+        let extra = self.rng.gen_range(0..3);
+        let mut ishape = a.shape[..batch].to_vec();
+        ishape.extend(self.shape(extra));
+        let d = self.index_dtype();
+        let idx = self.operand(&Aval::new(ishape.clone(), d));
+        let mode = *["clip", "fill"].choose(self.rng).expect("two");
+        let mut gshape = a.shape[..axis].to_vec();
+        gshape.extend_from_slice(&ishape[batch..]);
+        gshape.extend_from_slice(&a.shape[axis + 1..]);
+        let params = format!("axis={axis} batch={batch} mode={mode}");
+        if name == "gather" {
+            self.emit(
+                format!("gather[{params}]"),
+                vec![Operand::Var(x), idx],
+                Aval::new(gshape, a.dtype),
+            );
+            return;
+        }
+        let u = self.operand(&Aval::new(gshape, a.dtype));
+        let prim = if name == "scatter_add" {
+            format!("scatter_add[{params}]")
+        } else {
+            let combines: &[&str] = if a.dtype.is_numeric() {
+                &["set", "mul", "min", "max"]
+            } else {
+                &["set"]
+            };
+            let c = combines.choose(self.rng).expect("nonempty");
+            format!("scatter[{params} combine={c}]")
+        };
+        self.emit(prim, vec![Operand::Var(x), idx, u], a);
+    }
+
+    /// `dynamic_slice` or `dynamic_update_slice` with integer scalar starts (literals or
+    /// inputs, so any value).
+    fn dynamic_slice(&mut self, name: &str) {
+        let x = self.arg(ANY, 0);
+        let a = self.avals[x].clone();
+        let window: Vec<usize> = a.shape.iter().map(|&n| self.rng.gen_range(0..=n)).collect();
+        let mut starts = vec![];
+        for _ in 0..a.ndim() {
+            let d = self.index_dtype();
+            starts.push(self.operand(&Aval::scalar(d)));
+        }
+        if name == "dynamic_slice" {
+            let mut ops = vec![Operand::Var(x)];
+            ops.extend(starts);
+            self.emit(
+                format!("dynamic_slice[sizes={}]", tuple(&window)),
+                ops,
+                Aval::new(window, a.dtype),
+            );
+        } else {
+            let u = self.operand(&Aval::new(window, a.dtype));
+            let mut ops = vec![Operand::Var(x), u];
+            ops.extend(starts);
+            self.emit("dynamic_update_slice".into(), ops, a);
         }
     }
 

@@ -192,6 +192,62 @@ pub const SEEDS: &[&str] = &[
         k:f64[] = div h b
       in (k, j) } n_consts=1 n_lin_consts=1 transposed=true checkpoints=2] a 9:i64 1.0:f64 0:i32 c
   in (e, f) }",
+    // indexing: an embedding lookup and its scatter, a batched gather that drops, a set and
+    // a max with repeated and out-of-range indices, dynamic slices with clamped starts
+    "{ lambda ; t:f64[5,3] i:i32[4] . let
+    a:f64[4,3] = gather[axis=0 batch=0 mode=clip] t i
+    b:f64[5,3] = scatter_add[axis=0 batch=0 mode=clip] t i a
+    c:f64[5,3] = scatter[axis=0 batch=0 mode=fill combine=set] b i a
+    d:f64[5,3] = scatter[axis=0 batch=0 mode=fill combine=max] c i a
+    e:f64[] = reduce_sum[axes=(0,1)] d
+  in (e) }",
+    "{ lambda ; x:f32[2,3] i:i64[2,2] . let
+    a:f32[2,2] = gather[axis=1 batch=1 mode=fill] x i
+    b:f32[2,3] = scatter[axis=1 batch=1 mode=clip combine=mul] x i a
+  in (a, b) }",
+    "{ lambda ; x:f64[3,4] u:f64[2,2] s:i32[] . let
+    a:f64[2,3] = dynamic_slice[sizes=(2,3)] x s -7:i32
+    b:f64[3,4] = dynamic_update_slice x u s 9:i64
+  in (a, b) }",
+    // the jax.numpy additions: inverse trigonometry, rem (an integer one by zero), argmin,
+    // a product with a zero, argsort with ties
+    "{ lambda ; x:f64[4] n:i32[3] . let
+    a:f64[4] = asin x
+    b:f64[4] = acos a
+    c:f64[4] = atan b
+    d:f64[4] = asinh c
+    e:f64[4] = acosh d
+    f:f64[4] = atanh e
+    z:f64[4] = broadcast_in_dim[shape=(4,) broadcast_dimensions=()] 0.75:f64
+    g:f64[4] = rem f z
+    y:i32[3] = broadcast_in_dim[shape=(3,) broadcast_dimensions=()] 0:i32
+    h:i32[3] = rem n y
+    i:i64[] = argmin[axis=0 index_dtype=i64] g
+    j:f64[] = reduce_prod[axes=(0,)] g
+    k:i32[3] = argsort[axis=0 index_dtype=i32] h
+  in (j, i, k) }",
+    // linear algebra: a Cholesky solve and log-determinant, a batched QR, eigh, SVD, LU solve
+    "{ lambda ; a:f64[3,3] b:f64[3,2] c:f32[2,4,3] . let
+    l:f64[3,3] = cholesky a
+    y:f64[3,2] = triangular_solve[left_side=true lower=true transpose_a=false unit_diagonal=false] l b
+    x:f64[3,2] = triangular_solve[left_side=true lower=true transpose_a=true unit_diagonal=false] l y
+    d:f64[] = log_abs_det a
+    s:f64[] = det_sign a
+    q:f32[2,4,3] = qr_q c
+    r:f32[2,3,3] = qr_r c
+    w:f64[3] = eigh_values a
+    v:f64[3,3] = eigh_vectors a
+    sv:f32[2,3] = svd_values c
+    u:f32[2,4,3] = svd_u c
+    vt:f32[2,3,3] = svd_vt c
+    z:f64[3,2] = solve[transpose_a=true] a b
+  in (x, d, s, q, r, w, v, sv, u, vt, z) }",
+    // a key split in two, each encrypting counters
+    "{ lambda ; k:i32[2] . let
+    a:i32[2,2] = broadcast_in_dim[shape=(2,2) broadcast_dimensions=(1,)] k
+    b:i32[2,2] = iota[dtype=i32 shape=(2,2) dimension=0]
+    c:i32[2,2] = threefry2x32 a b
+  in (c) }",
     // stop_gradient: a factor the derivative does not see
     "{ lambda ; x:f64[3] . let
     a:f64[3] = stop_gradient x

@@ -92,7 +92,13 @@ fn every_row_jvp_matches_finite_differences_and_linearize_matches_jvp() {
                     );
                 } else if out.dtype().is_float() {
                     let f32_out = out.dtype() == DType::F32;
-                    let (h, tol) = if f32_out { (1e-2, 1e-5) } else { (1e-4, 1e-10) };
+                    // a row whose values carry an iterative solver's rounding (eigh) says so
+                    // with a looser known-value tolerance, which bounds the differences too
+                    let (h, tol) = if f32_out {
+                        (1e-2, 1e-5)
+                    } else {
+                        (1e-4, row.tol.1.max(1e-10))
+                    };
                     let fd = fd_of(k, h);
                     let got = t.to_f64_vec();
                     assert!(

@@ -10,6 +10,11 @@ use proptest::prelude::*;
 
 type SurfaceFn = fn(&[Tensor]) -> Tensor;
 
+/// An i32 index vector.
+fn idx(v: &[i32]) -> Tensor {
+    Tensor::from_vec(v.to_vec(), &[v.len()])
+}
+
 /// Every surface operation, with its operand shapes (f64) and input domain.
 fn surface_ops() -> Vec<(&'static str, Vec<Vec<usize>>, Domain, SurfaceFn)> {
     use Domain::*;
@@ -134,6 +139,88 @@ fn surface_ops() -> Vec<(&'static str, Vec<Vec<usize>>, Domain, SurfaceFn)> {
         }),
         ("constant_capture", vec![vec![3]], Real, |x| {
             &x[0] * Tensor::new(Array::from_slice(&[1.0f64, -2.0, 0.5]))
+        }),
+        // issue 14: indexing, jax.numpy functions, linear algebra, random keys
+        ("take", m.clone(), Real, |x| {
+            x[0].take(&idx(&[2, -1, 0, 7]), 1)
+        }),
+        ("take_along_axis", m.clone(), Real, |x| {
+            x[0].take_along_axis(&Tensor::from_vec(vec![2i32, 0], &[2, 1]), 1)
+        }),
+        ("at_set", m.clone(), Real, |x| {
+            x[0].at(&idx(&[1, 1, 5])).set(2.5)
+        }),
+        ("at_add", mv.clone(), Real, |x| {
+            x[0].at(&idx(&[0, -1])).add(&x[1])
+        }),
+        ("at_mul", m.clone(), Real, |x| {
+            x[0].at_axis(&idx(&[2, 2]), 1).mul(-2.0)
+        }),
+        ("at_min_max", m.clone(), Real, |x| {
+            x[0].at(&idx(&[0])).min(0.0).at(&idx(&[1])).max(0.5)
+        }),
+        ("at_get", m.clone(), Real, |x| x[0].at(&idx(&[9, -2])).get()),
+        ("dynamic_slice", m.clone(), Real, |x| {
+            x[0].dynamic_slice(&[Tensor::scalar(1i32), Tensor::scalar(-4i32)], &[1, 2])
+        }),
+        (
+            "dynamic_update_slice",
+            vec![vec![2, 3], vec![1, 2]],
+            Real,
+            |x| x[0].dynamic_update_slice(&x[1], &[Tensor::scalar(3i32), Tensor::scalar(1i32)]),
+        ),
+        ("s", m.clone(), Real, |x| {
+            x[0].s(ferrax::s![..;-1, 1.., ferrax::NewAxis])
+        }),
+        ("asin_acos_atan", m.clone(), Unit, |x| {
+            x[0].asin() + x[0].acos() * x[0].atan()
+        }),
+        ("asinh_atanh", m.clone(), Unit, |x| {
+            x[0].asinh() - x[0].atanh()
+        }),
+        ("acosh", m.clone(), Positive, |x| (&x[0] + 1.0).acosh()),
+        ("rem", mm.clone(), Positive, |x| &x[0] % &x[1]),
+        ("logical", mm.clone(), Real2, |x| {
+            x[0].greater(0.0)
+                .logical_and(&x[1])
+                .logical_or(&x[0].logical_not())
+        }),
+        ("prod", m.clone(), Real, |x| x[0].prod(&[1])),
+        ("argmin", m.clone(), Real, |x| x[0].argmin(0)),
+        ("sort", m.clone(), Real, |x| x[0].sort(-1)),
+        ("cumprod_cummax", m.clone(), Real, |x| {
+            x[0].cumprod(1, false) + x[0].cummax(1, true) - x[0].cummin(0, false)
+        }),
+        ("diagonal_trace", vec![vec![3, 3]], Real, |x| {
+            x[0].diagonal(1, 0, 1).sum_all() + x[0].trace(0, 0, 1)
+        }),
+        ("tril_triu", vec![vec![3, 3]], Real, |x| {
+            x[0].tril(0) - x[0].triu(1)
+        }),
+        ("norms", m.clone(), Real, |x| {
+            x[0].norm(&[1]) + x[0].vector_norm(3.0, &[1])
+        }),
+        ("einsum", vec![vec![2, 3], vec![3, 3]], Real, |x| {
+            Tensor::einsum("ij,jk,kk->i", &[&x[0], &x[1], &x[1]])
+        }),
+        ("cholesky_solve", vec![vec![3, 3], vec![3]], Dominant, |x| {
+            x[0].cholesky().cho_solve(&x[1]) + x[0].solve(&x[1])
+        }),
+        ("inv_det", vec![vec![3, 3]], Dominant, |x| {
+            x[0].inv() * x[0].det()
+        }),
+        ("qr_eigh_svd", vec![vec![3, 3]], Dominant, |x| {
+            let (q, r) = x[0].qr();
+            let (w, v) = x[0].eigh();
+            let (u, s, vt) = x[0].svd();
+            q.matmul(&r) + v * w + u.matmul(&vt) * s
+        }),
+        ("lstsq", vec![vec![3, 2], vec![3]], Dominant, |x| {
+            x[0].lstsq(&x[1])
+        }),
+        ("random", m.clone(), Real, |x| {
+            let k = ferrax::random::key(5);
+            &x[0] + ferrax::random::normal(&k, &[2, 3], DType::F64)
         }),
         ("chain", mv.clone(), Real, |x| {
             let h = (x[0].matmul(&x[1].reshape(&[3, 1])) + 1.0).tanh();

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::ir::dtype::DType;
+use crate::ir::indexing::{IndexMode, ScatterCombine};
 use crate::ir::program::Closed;
 use crate::ir::remat::{is_checkpoint_name, RematPolicy};
 
@@ -228,5 +229,37 @@ impl ParamValue for RematPolicy {
                 "parameter `{key}` must be nothing, everything, dots or a tuple of names, got `{p}`"
             )),
         }
+    }
+}
+
+impl ParamValue for IndexMode {
+    fn to_param(&self) -> Param {
+        Param::Name(self.name().into())
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        match p {
+            Param::Name(n) if n == "clip" => Ok(IndexMode::Clip),
+            Param::Name(n) if n == "fill" => Ok(IndexMode::Fill),
+            p => Err(format!("parameter `{key}` must be clip or fill, got `{p}`")),
+        }
+    }
+}
+
+impl ParamValue for ScatterCombine {
+    fn to_param(&self) -> Param {
+        Param::Name(self.name().into())
+    }
+    fn from_param(key: &str, p: &Param) -> Result<Self, String> {
+        let all = [
+            ScatterCombine::Set,
+            ScatterCombine::Mul,
+            ScatterCombine::Min,
+            ScatterCombine::Max,
+        ];
+        match p {
+            Param::Name(n) => all.into_iter().find(|c| c.name() == n),
+            _ => None,
+        }
+        .ok_or_else(|| format!("parameter `{key}` must be set, mul, min or max, got `{p}`"))
     }
 }

@@ -23,6 +23,7 @@ use std::fmt;
 use std::hash::Hash;
 
 use crate::ir::dtype::DType;
+use crate::ir::indexing::{IndexMode, ScatterCombine};
 use crate::ir::param::{Param, ParamReader, ParamValue};
 use crate::ir::program::Program;
 use crate::ir::remat::RematPolicy;
@@ -158,6 +159,18 @@ primitives! {
     Round = "round", 1;
     /// The error function. Float only.
     Erf = "erf", 1;
+    /// Inverse sine, in `[-π/2, π/2]` (NaN outside `[-1, 1]`). Float only.
+    Asin = "asin", 1;
+    /// Inverse cosine, in `[0, π]` (NaN outside `[-1, 1]`). Float only.
+    Acos = "acos", 1;
+    /// Inverse tangent, in `(-π/2, π/2)`. Float only.
+    Atan = "atan", 1;
+    /// Inverse hyperbolic sine. Float only.
+    Asinh = "asinh", 1;
+    /// Inverse hyperbolic cosine (NaN below 1). Float only.
+    Acosh = "acosh", 1;
+    /// Inverse hyperbolic tangent (NaN outside `[-1, 1]`). Float only.
+    Atanh = "atanh", 1;
     /// `x^y` for a static integer `y` (negative `y` for floats only).
     IntegerPow { y: i32 } = "integer_pow", 1;
 
@@ -175,6 +188,9 @@ primitives! {
     Min = "min", 2;
     /// `atan2(x, y)`: the angle of the point `(y, x)`. Float only.
     Atan2 = "atan2", 2;
+    /// Remainder of truncating division, with the sign of `x` (C's `fmod`, XLA's `rem`).
+    /// An integer remainder by zero is `x` (as XLA gives); `MIN rem -1` is 0. Numeric.
+    Rem = "rem", 2;
 
     // ---- comparisons (equal avals, bool output) ----
     Eq = "eq", 2;
@@ -198,6 +214,13 @@ primitives! {
     ReduceMin { axes: Vec<usize> } = "reduce_min", 1;
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
     Argmax { axis: usize, index_dtype: DType } = "argmax", 1;
+    /// Index of the first minimum along `axis` (a NaN counts as the minimum).
+    Argmin { axis: usize, index_dtype: DType } = "argmin", 1;
+    /// Product over the given axes (removed from the shape); 1 over an empty axis.
+    ReduceProd { axes: Vec<usize> } = "reduce_prod", 1;
+    /// The indices that sort along `axis`, ascending and stable (NaNs last), as
+    /// `index_dtype`: the permutation `sort` applies by `take_along_axis`.
+    Argsort { axis: usize, index_dtype: DType } = "argsort", 1;
 
     // ---- shape operations ----
     /// Operand dimension `i` becomes output dimension `broadcast_dimensions[i]` (size 1 or
@@ -234,6 +257,23 @@ primitives! {
     /// Inclusive cumulative sum along `axis` (from the end when `reverse`).
     Cumsum { axis: usize, reverse: bool } = "cumsum", 1;
 
+    // ---- indexing by run-time values (`ir::indexing`) ----
+    /// `gather(x, idx)`: along `axis` of `x`, the elements at the integer indices `idx`, the
+    /// first `batch` dimensions shared. Shape `x[..axis] ++ idx[batch..] ++ x[axis+1..]`.
+    Gather { axis: usize, batch: usize, mode: IndexMode } = "gather", 2;
+    /// `scatter_add(x, idx, updates)`: `x` with `updates` (shaped as `gather`'s output) added
+    /// at the indexed places, repeats summed. `gather`'s transpose.
+    ScatterAdd { axis: usize, batch: usize, mode: IndexMode } = "scatter_add", 3;
+    /// `scatter(x, idx, updates)`: as `scatter_add`, combining by `combine` (set, mul, min,
+    /// max).
+    Scatter { axis: usize, batch: usize, mode: IndexMode, combine: ScatterCombine } = "scatter", 3;
+    /// `dynamic_slice(x, starts...)`: the window of `sizes` at the integer scalar starts,
+    /// each clamped so the window fits.
+    DynamicSlice { sizes: Vec<usize> } = "dynamic_slice", variadic;
+    /// `dynamic_update_slice(x, update, starts...)`: `x` with `update` written at the starts,
+    /// each clamped so it fits.
+    DynamicUpdateSlice = "dynamic_update_slice", variadic;
+
     // ---- control flow (primitives with sub-programs and several outputs) ----
     /// `cond(index, operands...)`: runs `branches[index]` on the operands and returns its
     /// outputs. The index is an i32 scalar, clamped to the branches (as JAX does); every
@@ -269,6 +309,45 @@ primitives! {
     CheckpointName { name: String } = "checkpoint_name", 1;
     /// `stop_gradient(x)`: `x`, with a zero derivative (JAX's `stop_gradient`).
     StopGradient = "stop_gradient", 1;
+
+    // ---- linear algebra on the last two dimensions (`ir::linalg`), batched over the rest ----
+    /// The lower Cholesky factor `L` (`L Lᵀ = A`) of the symmetric matrix whose lower
+    /// triangle the operand holds; NaN where that matrix is not positive definite.
+    Cholesky = "cholesky", 1;
+    /// `triangular_solve(a, b)`: `x` with `op(a) x = b` (`left_side`) or `x op(a) = b`, where
+    /// `a` is read as triangular (`lower` or upper, with a unit diagonal if `unit_diagonal`)
+    /// and `op` transposes if `transpose_a`.
+    TriangularSolve { left_side: bool, lower: bool, transpose_a: bool, unit_diagonal: bool } = "triangular_solve", 2;
+    /// `solve(a, b)`: `x` with `op(a) x = b` (LU with partial pivoting; `op` transposes if
+    /// `transpose_a`); non-finite where `a` is singular.
+    Solve { transpose_a: bool } = "solve", 2;
+    /// `log |det a|` (-inf for a singular matrix).
+    LogAbsDet = "log_abs_det", 1;
+    /// The sign of `det a`: -1, 0 or 1.
+    DetSign = "det_sign", 1;
+    /// The `Q` of the reduced QR factorization (`m × min(m, n)`, orthonormal columns).
+    QrQ = "qr_q", 1;
+    /// The `R` of the reduced QR factorization (`min(m, n) × n`, upper triangular).
+    QrR = "qr_r", 1;
+    /// The eigenvalues, ascending, of the symmetric matrix whose lower triangle the operand
+    /// holds.
+    EighValues = "eigh_values", 1;
+    /// The eigenvectors (columns, in `eigh_values`' order) of that matrix, each signed so
+    /// that its largest-magnitude entry is positive.
+    EighVectors = "eigh_vectors", 1;
+    /// The singular values, descending (`min(m, n)` of them).
+    SvdValues = "svd_values", 1;
+    /// The left singular vectors of the reduced SVD (`m × min(m, n)`), each pair signed so
+    /// that the left vector's largest-magnitude entry is positive.
+    SvdU = "svd_u", 1;
+    /// The right singular vectors of the reduced SVD, transposed (`min(m, n) × n`).
+    SvdVt = "svd_vt", 1;
+
+    // ---- random numbers ----
+    /// `threefry2x32(key, counter)`: the Threefry-2x32 block cipher (20 rounds) of each
+    /// counter pair under its key pair; both i32 of one shape whose last dimension is 2, the
+    /// words read as unsigned 32-bit. The counter-based generator of `random`.
+    Threefry2x32 = "threefry2x32", 2;
 }
 
 // ---- families (pattern macros) ----------------------------------------------------------
@@ -288,6 +367,12 @@ macro_rules! smooth_unary {
             | $crate::ir::Primitive::Sqrt
             | $crate::ir::Primitive::Rsqrt
             | $crate::ir::Primitive::Erf
+            | $crate::ir::Primitive::Asin
+            | $crate::ir::Primitive::Acos
+            | $crate::ir::Primitive::Atan
+            | $crate::ir::Primitive::Asinh
+            | $crate::ir::Primitive::Acosh
+            | $crate::ir::Primitive::Atanh
     };
 }
 
@@ -319,6 +404,7 @@ macro_rules! arithmetic {
             | $crate::ir::Primitive::Div
             | $crate::ir::Primitive::Max
             | $crate::ir::Primitive::Min
+            | $crate::ir::Primitive::Rem
     };
 }
 
@@ -358,9 +444,40 @@ macro_rules! control_flow {
     };
 }
 
+/// Indexing by run-time integers (`ir::indexing`): their rules live in each stage's
+/// `indexing.rs`.
+macro_rules! indexing_ops {
+    () => {
+        $crate::ir::Primitive::Gather { .. }
+            | $crate::ir::Primitive::ScatterAdd { .. }
+            | $crate::ir::Primitive::Scatter { .. }
+            | $crate::ir::Primitive::DynamicSlice { .. }
+            | $crate::ir::Primitive::DynamicUpdateSlice
+    };
+}
+
+/// Linear algebra on the last two dimensions (`ir::linalg`): their rules live in each
+/// stage's `linalg.rs`.
+macro_rules! linalg_ops {
+    () => {
+        $crate::ir::Primitive::Cholesky
+            | $crate::ir::Primitive::TriangularSolve { .. }
+            | $crate::ir::Primitive::Solve { .. }
+            | $crate::ir::Primitive::LogAbsDet
+            | $crate::ir::Primitive::DetSign
+            | $crate::ir::Primitive::QrQ
+            | $crate::ir::Primitive::QrR
+            | $crate::ir::Primitive::EighValues
+            | $crate::ir::Primitive::EighVectors
+            | $crate::ir::Primitive::SvdValues
+            | $crate::ir::Primitive::SvdU
+            | $crate::ir::Primitive::SvdVt
+    };
+}
+
 pub(crate) use {
-    arithmetic, comparison, control_flow, elementwise_nary, elementwise_unary, rounding,
-    smooth_unary,
+    arithmetic, comparison, control_flow, elementwise_nary, elementwise_unary, indexing_ops,
+    linalg_ops, rounding, smooth_unary,
 };
 
 impl Primitive {

@@ -12,7 +12,12 @@ use crate::ir::control::{
 };
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
-use crate::ir::primitive::{arithmetic, control_flow, rounding, smooth_unary, Arity, Primitive};
+use crate::ir::indexing::{
+    dynamic_slice_aval, dynamic_update_slice_aval, gather_aval, scatter_aval, ScatterCombine,
+};
+use crate::ir::primitive::{
+    arithmetic, control_flow, linalg_ops, rounding, smooth_unary, Arity, Primitive,
+};
 
 impl Primitive {
     /// The avals of every output for the given operand avals (one for every primitive
@@ -143,7 +148,7 @@ impl Primitive {
                 Ok(t.clone())
             }
             ConvertElementType { new_dtype } => Ok(Aval::new(args[0].shape.clone(), *new_dtype)),
-            ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } => {
+            ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } | ReduceProd { axes } => {
                 require_numeric(op, args[0], "operand")?;
                 check_axes(op, axes, args[0].ndim(), "axes")?;
                 let shape = (0..args[0].ndim())
@@ -152,19 +157,20 @@ impl Primitive {
                     .collect::<Vec<_>>();
                 Ok(Aval::new(shape, args[0].dtype))
             }
-            Argmax { axis, index_dtype } => {
+            Argsort { axis, index_dtype } => {
                 require_numeric(op, args[0], "operand")?;
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
-                if !index_dtype.is_int() {
-                    return Err(Error::dtype(
-                        op,
-                        format!("index_dtype must be i32 or i64, got {index_dtype}"),
-                    ));
-                }
+                require_index_dtype(op, *index_dtype)?;
+                Ok(Aval::new(args[0].shape.clone(), *index_dtype))
+            }
+            Argmax { axis, index_dtype } | Argmin { axis, index_dtype } => {
+                require_numeric(op, args[0], "operand")?;
+                check_axes(op, &[*axis], args[0].ndim(), "axis")?;
+                require_index_dtype(op, *index_dtype)?;
                 if args[0].shape[*axis] == 0 {
                     return Err(Error::shape(
                         op,
-                        format!("axis {axis} of {} is empty: no maximum to find", args[0]),
+                        format!("axis {axis} of {} is empty: no extremum to find", args[0]),
                     ));
                 }
                 let mut shape = args[0].shape.clone();
@@ -466,6 +472,28 @@ impl Primitive {
                 check_axes(op, &[*axis], args[0].ndim(), "axis")?;
                 Ok(args[0].clone())
             }
+            linalg_ops!() => crate::ir::linalg::linalg_aval(self, args),
+            Threefry2x32 => {
+                let (k, x) = (args[0], args[1]);
+                let pairs = |a: &Aval| a.dtype == DType::I32 && a.shape.last() == Some(&2);
+                if !pairs(k) || !pairs(x) || k.shape != x.shape {
+                    return Err(Error::shape(
+                        op,
+                        format!("takes keys and counters of one shape, i32 with a last dimension of 2: got {k} and {x}"),
+                    ));
+                }
+                Ok(x.clone())
+            }
+            Gather { axis, batch, .. } => gather_aval(op, args[0], args[1], *axis, *batch),
+            ScatterAdd { axis, batch, .. } => scatter_aval(op, args, *axis, *batch, true),
+            Scatter {
+                axis,
+                batch,
+                combine,
+                ..
+            } => scatter_aval(op, args, *axis, *batch, *combine != ScatterCombine::Set),
+            DynamicSlice { sizes } => dynamic_slice_aval(op, args, sizes),
+            DynamicUpdateSlice => dynamic_update_slice_aval(op, args),
         }
     }
 }
@@ -477,6 +505,17 @@ fn require_float(op: &str, a: &Aval, what: &str) -> Result<()> {
         Err(Error::dtype(
             op,
             format!("{what} must be f32 or f64, got {a}"),
+        ))
+    }
+}
+
+fn require_index_dtype(op: &str, d: DType) -> Result<()> {
+    if d.is_int() {
+        Ok(())
+    } else {
+        Err(Error::dtype(
+            op,
+            format!("index_dtype must be i32 or i64, got {d}"),
         ))
     }
 }

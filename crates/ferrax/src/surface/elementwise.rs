@@ -45,6 +45,18 @@ impl Tensor {
         rsqrt => Rsqrt, abs => Abs, sign => Sign, floor => Floor, ceil => Ceil,
         /// Rounds half away from zero.
         round => Round, erf => Erf,
+        /// Inverse sine (`jnp.arcsin`).
+        asin => Asin,
+        /// Inverse cosine (`jnp.arccos`).
+        acos => Acos,
+        /// Inverse tangent (`jnp.arctan`).
+        atan => Atan,
+        /// Inverse hyperbolic sine.
+        asinh => Asinh,
+        /// Inverse hyperbolic cosine.
+        acosh => Acosh,
+        /// Inverse hyperbolic tangent.
+        atanh => Atanh,
     }
 
     binary_methods! {
@@ -68,6 +80,9 @@ impl Tensor {
         greater => Gt,
         /// `self >= other` elementwise (bool).
         greater_equal => Ge,
+        /// Remainder with the sign of `self` (`jnp.fmod`, `lax.rem`; also the `%` operator).
+        /// An integer remainder by zero is `self`.
+        rem => Rem,
     }
 
     /// `x^n` for a static integer `n` (the `integer_pow` primitive).
@@ -117,6 +132,58 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// Remainder of floor division, with the sign of `other` (`jnp.remainder`, Python's
+    /// `%`): `rem` moved by one `other` where the signs differ. (`rem` and the `%` operator
+    /// follow Rust and C: the sign of `self`.)
+    #[track_caller]
+    pub fn remainder(&self, other: impl Into<Operand>) -> Tensor {
+        let loc = SourceLoc::caller();
+        let (x, y) = try_t!(
+            weak_pair("remainder", self.clone().into(), other.into()),
+            loc
+        );
+        let r = x.rem(&y);
+        let zero = Tensor::zeros(&[], try_t!(r.aval(), loc).dtype);
+        let differ = r.less(&zero).not_equal(y.less(&zero));
+        let moved = r.not_equal(&zero).logical_and(&differ);
+        Tensor::where_(&moved, &r + &y, &r)
+    }
+
+    /// The truth of each element: itself for bools, `!= 0` otherwise.
+    #[track_caller]
+    fn truth(&self) -> Tensor {
+        match self.dtype() {
+            Some(DType::Bool) | None => self.clone(),
+            Some(_) => self.not_equal(0i64),
+        }
+    }
+
+    /// Elementwise `and` of the elements' truth (`jnp.logical_and`), broadcasting.
+    #[track_caller]
+    pub fn logical_and(&self, other: &Tensor) -> Tensor {
+        Tensor::where_(&self.truth(), other.truth(), Tensor::scalar(false))
+    }
+
+    /// Elementwise `or` of the elements' truth (`jnp.logical_or`), broadcasting.
+    #[track_caller]
+    pub fn logical_or(&self, other: &Tensor) -> Tensor {
+        Tensor::where_(&self.truth(), Tensor::scalar(true), other.truth())
+    }
+
+    /// Elementwise `xor` of the elements' truth (`jnp.logical_xor`), broadcasting.
+    #[track_caller]
+    pub fn logical_xor(&self, other: &Tensor) -> Tensor {
+        self.truth().not_equal(other.truth())
+    }
+
+    /// Elementwise `not` of the elements' truth (`jnp.logical_not`).
+    #[track_caller]
+    pub fn logical_not(&self) -> Tensor {
+        self.truth().equal(Tensor::scalar(false))
+    }
+}
+
 macro_rules! operator {
     ($trait:ident, $method:ident, $prim:ident) => {
         impl<R: Into<Operand>> ops::$trait<R> for Tensor {
@@ -160,6 +227,7 @@ operator!(Add, add, Add);
 operator!(Sub, sub, Sub);
 operator!(Mul, mul, Mul);
 operator!(Div, div, Div);
+operator!(Rem, rem, Rem);
 
 impl ops::Neg for Tensor {
     type Output = Tensor;

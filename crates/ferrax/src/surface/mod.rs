@@ -10,14 +10,22 @@
 //! `ir` only.
 
 mod creation;
+mod decompositions;
+mod einsum;
 mod elementwise;
+mod indexing;
 mod linalg;
+mod matrix;
 mod numpy;
+pub mod random;
 mod reduce;
 mod shape;
+mod slicing;
 mod special;
 
 pub use self::elementwise::where_;
+pub use self::indexing::At;
+pub use self::slicing::{Ellipsis, NewAxis, SliceItem};
 
 use crate::ir::{Array, Error, Primitive, Result, Scalar, SourceLoc, WeakScalar};
 use crate::trace::{bind, try_t, Tensor};

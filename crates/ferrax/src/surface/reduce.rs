@@ -86,6 +86,153 @@ impl Tensor {
         )
     }
 
+    /// Product over the given axes (1 over none).
+    #[track_caller]
+    pub fn prod(&self, axes: &[isize]) -> Tensor {
+        self.reduce(axes, |axes| Primitive::ReduceProd { axes }, "prod")
+    }
+
+    /// Index (i64) of the first minimum along an axis (a NaN counts as the minimum).
+    #[track_caller]
+    pub fn argmin(&self, axis: isize) -> Tensor {
+        let loc = SourceLoc::caller();
+        let axis = try_t!(axis_of("argmin", axis, self.ndim()), loc);
+        bind(
+            Primitive::Argmin {
+                axis,
+                index_dtype: DType::I64,
+            },
+            &[self],
+            loc,
+        )
+    }
+
+    /// The indices (i64) that sort along an axis: ascending, stable, NaNs last.
+    #[track_caller]
+    pub fn argsort(&self, axis: isize) -> Tensor {
+        let loc = SourceLoc::caller();
+        let axis = try_t!(axis_of("argsort", axis, self.ndim()), loc);
+        bind(
+            Primitive::Argsort {
+                axis,
+                index_dtype: DType::I64,
+            },
+            &[self],
+            loc,
+        )
+    }
+
+    /// Sorted along an axis (ascending, stable, NaNs last): the elements taken in
+    /// `argsort`'s order, so the derivative follows each element to its place.
+    #[track_caller]
+    pub fn sort(&self, axis: isize) -> Tensor {
+        let loc = SourceLoc::caller();
+        let order = self.argsort(axis);
+        try_t!(order.aval(), loc);
+        self.take_along_axis(&order, axis)
+    }
+
+    /// Inclusive cumulative product along an axis (from the end when `reverse`).
+    #[track_caller]
+    pub fn cumprod(&self, axis: isize, reverse: bool) -> Tensor {
+        self.cumulative(
+            axis,
+            reverse,
+            Primitive::Mul,
+            "cumprod",
+            SourceLoc::caller(),
+        )
+    }
+
+    /// Inclusive running maximum along an axis (from the end when `reverse`).
+    #[track_caller]
+    pub fn cummax(&self, axis: isize, reverse: bool) -> Tensor {
+        self.cumulative(axis, reverse, Primitive::Max, "cummax", SourceLoc::caller())
+    }
+
+    /// Inclusive running minimum along an axis (from the end when `reverse`).
+    #[track_caller]
+    pub fn cummin(&self, axis: isize, reverse: bool) -> Tensor {
+        self.cumulative(axis, reverse, Primitive::Min, "cummin", SourceLoc::caller())
+    }
+
+    /// A cumulative `combine` as a parallel prefix (Hillis-Steele: `log2 n` rounds, each
+    /// combining every element with the one `2^k` before it, the identity before the
+    /// start), made of `slice`, `pad` and `combine`: so it differentiates (ties of `max`
+    /// share the derivative, as `max`'s rule does) and batches with their rules.
+    fn cumulative(
+        &self,
+        axis: isize,
+        reverse: bool,
+        combine: Primitive,
+        op: &str,
+        loc: SourceLoc,
+    ) -> Tensor {
+        if let Some(e) = self.error() {
+            return Tensor::failed(e.clone());
+        }
+        let axis = try_t!(axis_of(op, axis, self.ndim()), loc);
+        let dtype = try_t!(self.aval(), loc).dtype;
+        if !dtype.is_numeric() {
+            return crate::trace::fail(crate::ir::Error::DType {
+                op: op.into(),
+                msg: format!("needs a numeric tensor, got {dtype}"),
+                loc: Some(loc),
+            });
+        }
+        let identity = match (&combine, dtype) {
+            (Primitive::Mul, _) => 1.0,
+            (Primitive::Max, DType::I32) => i32::MIN as f64,
+            (Primitive::Max, DType::I64) => i64::MIN as f64,
+            (Primitive::Max, _) => f64::NEG_INFINITY,
+            (Primitive::Min, DType::I32) => i32::MAX as f64,
+            (Primitive::Min, DType::I64) => i64::MAX as f64,
+            _ => f64::INFINITY,
+        };
+        let fill = Tensor::full(&[], identity, dtype);
+        let flip = |t: &Tensor| match reverse {
+            true => bind(
+                Primitive::Rev {
+                    dimensions: vec![axis],
+                },
+                &[t],
+                loc,
+            ),
+            false => t.clone(),
+        };
+        let r = self.ndim();
+        let n = self.shape()[axis];
+        let mut out = flip(self);
+        let mut shift = 1;
+        while shift < n {
+            let mut limit = out.shape().to_vec();
+            limit[axis] = n - shift;
+            let head = bind(
+                Primitive::Slice {
+                    start: vec![0; r],
+                    limit,
+                    strides: vec![1; r],
+                },
+                &[&out],
+                loc,
+            );
+            let mut low = vec![0; r];
+            low[axis] = shift;
+            let before = bind(
+                Primitive::Pad {
+                    low,
+                    high: vec![0; r],
+                    interior: vec![0; r],
+                },
+                &[&head, &fill],
+                loc,
+            );
+            out = bind(combine.clone(), &[&out, &before], loc);
+            shift *= 2;
+        }
+        flip(&out)
+    }
+
     /// Inclusive cumulative sum along an axis (from the end when `reverse`).
     #[track_caller]
     pub fn cumsum(&self, axis: isize, reverse: bool) -> Tensor {

@@ -56,6 +56,12 @@ pub enum Domain {
     Positive,
     /// Inside (-1, 1).
     Unit,
+    /// Above 1 (acosh).
+    AboveOne,
+    /// Matrices in the last two axes that are diagonally dominant with a spread diagonal:
+    /// positive definite (by their lower triangle), well conditioned, with eigenvalues
+    /// apart.
+    Dominant,
     /// Away from the points where the function jumps (floor, round, sign, comparisons).
     Real2,
 }

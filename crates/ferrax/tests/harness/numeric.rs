@@ -23,12 +23,26 @@ pub fn random_array(seed: u64, aval: &Aval, domain: Domain) -> Array {
         .unwrap()
         .to_vec::<f64>()
         .unwrap();
+    let r = aval.ndim();
     let vals: Vec<f64> = raw
         .iter()
-        .map(|&z| match domain {
+        .enumerate()
+        .map(|(k, &z)| match domain {
+            // matrices in the last two axes: small off the diagonal, large and spread on it
+            Domain::Dominant if r >= 2 => {
+                let (rows, cols) = (aval.shape[r - 2], aval.shape[r - 1]);
+                let (i, j) = ((k / cols) % rows, k % cols);
+                if i == j {
+                    4.0 + 3.0 * i as f64 + 0.5 * z.abs()
+                } else {
+                    0.3 * z
+                }
+            }
+            Domain::Dominant => z,
             Domain::Real => z,
             Domain::Positive => 0.1 + z.abs(),
             Domain::Unit => z.tanh() * 0.9,
+            Domain::AboveOne => 1.1 + z.abs(),
             // Quarter-integers plus a little: away from jumps at integers and halves.
             Domain::Real2 => (z * 4.0).round() / 4.0 + 0.1,
         })

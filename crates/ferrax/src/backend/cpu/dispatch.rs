@@ -15,8 +15,8 @@ use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
-    comparison, control_flow, rounding, same_shape, Array, Aval, DType, Data, Error, Primitive,
-    Result,
+    comparison, control_flow, indexing_ops, linalg_ops, rounding, same_shape, Array, Aval, DType,
+    Data, Error, Primitive, Result,
 };
 
 /// Float arithmetic on two operands of one shape with a CPU kernel.
@@ -148,6 +148,16 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         Tan
         | Log1p
         | Erf
+        | Asin
+        | Acos
+        | Atan
+        | Asinh
+        | Acosh
+        | Atanh
+        | Rem
+        | Argmin { .. }
+        | ReduceProd { .. }
+        | Argsort { .. }
         | Sign
         | rounding!()
         | IntegerPow { .. }
@@ -170,6 +180,9 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | Iota { .. }
         | CheckpointName { .. }
         | StopGradient
+        | Threefry2x32
+        | linalg_ops!()
+        | indexing_ops!()
         | Cumsum { .. } => None,
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive

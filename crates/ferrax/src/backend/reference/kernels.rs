@@ -393,7 +393,9 @@ pub(super) fn reduce_general<T: Num>(
     out
 }
 
-pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> {
+/// The index of the first maximum (`min`: minimum) along `axis`, a NaN counting as the
+/// extremum.
+pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize, min: bool) -> Vec<i64> {
     let st = strides(shape);
     let mut out_shape = shape.to_vec();
     out_shape.remove(axis);
@@ -411,7 +413,7 @@ pub(super) fn argmax<T: Num>(x: &[T], shape: &[usize], axis: usize) -> Vec<i64> 
                     bi = k;
                     break;
                 }
-                if v > best {
+                if (!min && v > best) || (min && v < best) {
                     best = v;
                     bi = k;
                 }

@@ -12,10 +12,14 @@
 
 mod control;
 mod extremum;
+mod indexing;
 mod kernels;
+mod linalg;
 pub(crate) mod matvec;
 #[cfg(test)]
 mod reduce_tests;
+mod sort;
+mod threefry;
 pub(crate) mod while_linear;
 
 pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
@@ -24,9 +28,10 @@ pub(crate) use self::kernels::{max_nan, min_nan};
 
 use self::extremum::reduce_extremum;
 use self::kernels::*;
+use self::sort::{argsort, rem_int};
 use crate::ir::{
-    control_flow, ensure_allocatable, strides, Array, Aval, DType, Data, Env, Error, Primitive,
-    Program, Result,
+    control_flow, ensure_allocatable, indexing_ops, linalg_ops, strides, Array, Aval, DType, Data,
+    Env, Error, Primitive, Program, Result,
 };
 
 /// Applies one primitive to concrete arrays.
@@ -175,6 +180,19 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
         Ceil => float_unary(x(), f32::ceil, f64::ceil),
         Round => float_unary(x(), f32::round, f64::round),
         Erf => float_unary(x(), libm::erff, libm::erf),
+        Asin => float_unary(x(), f32::asin, f64::asin),
+        Acos => float_unary(x(), f32::acos, f64::acos),
+        Atan => float_unary(x(), f32::atan, f64::atan),
+        Asinh => float_unary(x(), f32::asinh, f64::asinh),
+        Acosh => float_unary(x(), f32::acosh, f64::acosh),
+        Atanh => float_unary(x(), f32::atanh, f64::atanh),
+        Rem => match (x(), y()) {
+            (Data::F32(a), Data::F32(b)) => Data::F32(zip(a, b, |u, v| u % v)),
+            (Data::F64(a), Data::F64(b)) => Data::F64(zip(a, b, |u, v| u % v)),
+            (Data::I32(a), Data::I32(b)) => Data::I32(zip(a, b, |u, v| rem_int(u, v, i32::wrapping_rem))),
+            (Data::I64(a), Data::I64(b)) => Data::I64(zip(a, b, |u, v| rem_int(u, v, i64::wrapping_rem))),
+            _ => unreachable!("the shape rule admits equal numeric dtypes only"),
+        },
         Add => numeric2!(x(), y(), a, b => zip(a, b, Num::add)),
         Sub => numeric2!(x(), y(), a, b => zip(a, b, Num::sub)),
         Mul => numeric2!(x(), y(), a, b => zip(a, b, Num::mul)),
@@ -204,6 +222,7 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
         }
         ConvertElementType { new_dtype } => convert(x(), *new_dtype),
         ReduceSum { axes } => numeric!(x(), v => reduce(v, shape(), axes, Num::ZERO, Num::add)),
+        ReduceProd { axes } => numeric!(x(), v => reduce(v, shape(), axes, Num::ONE, Num::mul)),
         ReduceMax { axes } => numeric!(x(), v => reduce_extremum(
             v,
             shape(),
@@ -220,13 +239,18 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             Num::min_nan,
             |v, a| v < a
         )),
-        Argmax { axis, index_dtype } => {
-            let idx = match x() {
-                Data::F32(v) => argmax(v, shape(), *axis),
-                Data::F64(v) => argmax(v, shape(), *axis),
-                Data::I32(v) => argmax(v, shape(), *axis),
-                Data::I64(v) => argmax(v, shape(), *axis),
-                Data::Bool(_) => unreachable!("the shape rule admits numeric operands only"),
+        Argmax { axis, index_dtype } | Argmin { axis, index_dtype } | Argsort { axis, index_dtype } => {
+            let min = matches!(prim, Argmin { .. });
+            let idx = match (x(), prim) {
+                (Data::F32(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::F64(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::I32(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::I64(v), Argsort { .. }) => argsort(v, shape(), *axis),
+                (Data::F32(v), _) => argmax(v, shape(), *axis, min),
+                (Data::F64(v), _) => argmax(v, shape(), *axis, min),
+                (Data::I32(v), _) => argmax(v, shape(), *axis, min),
+                (Data::I64(v), _) => argmax(v, shape(), *axis, min),
+                (Data::Bool(_), _) => unreachable!("the shape rule admits numeric operands only"),
             };
             match index_dtype {
                 DType::I32 => Data::I32(idx.iter().map(|&i| i as i32).collect()),
@@ -364,5 +388,11 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
             }
         }
         Cumsum { axis, reverse } => numeric!(x(), v => cumsum(v, shape(), *axis, *reverse)),
+        linalg_ops!() => linalg::eval_linalg(prim, args, out.dtype),
+        Threefry2x32 => match (x(), y()) {
+            (Data::I32(k), Data::I32(c)) => Data::I32(threefry::threefry_pairs(k, c)),
+            _ => unreachable!("the shape rule admits i32 keys and counters only"),
+        },
+        indexing_ops!() => indexing::eval_indexing(prim, args, &out.shape),
     })
 }

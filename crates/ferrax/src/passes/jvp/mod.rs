@@ -19,8 +19,10 @@
 //! can split every jvp program into nonlinear primal work and a linear program.
 
 pub(crate) mod control;
+mod indexing;
+mod linalg;
 
-use crate::ir::control_flow;
+use crate::ir::{control_flow, indexing_ops, linalg_ops};
 use crate::ir::{Atom, Aval, Env, Error, Primitive, Program, Result};
 use crate::passes::jvp::control::jvp_control;
 use crate::trace::{checked, fail, materialize, trace_flat, Emit, Tensor};
@@ -93,7 +95,7 @@ pub(crate) fn jvp_call(
     Ok((outs, touts))
 }
 
-fn aval(t: &Tensor) -> Aval {
+pub(super) fn aval(t: &Tensor) -> Aval {
     t.aval().expect("rules only see tensors that did not fail")
 }
 
@@ -144,6 +146,51 @@ pub(crate) fn jvp_rule(
             let coef = e.op(Select, &[&nonneg, &e.full(1.0, &xa), &e.full(-1.0, &xa)]);
             scaled(coef)
         }
+        Asin | Acos => {
+            let one = e.full(1.0, &aval(&x[0]));
+            let r = e.op1(Rsqrt, &e.sub(&one, &e.mul(&x[0], &x[0])));
+            scaled(if matches!(prim, Asin) { r } else { e.neg(&r) })
+        }
+        Atan => {
+            let one = e.full(1.0, &aval(&x[0]));
+            t[0].as_ref()
+                .map(|t0| e.div(t0, &e.add(&one, &e.mul(&x[0], &x[0]))))
+        }
+        Asinh => {
+            let one = e.full(1.0, &aval(&x[0]));
+            scaled(e.op1(Rsqrt, &e.add(&e.mul(&x[0], &x[0]), &one)))
+        }
+        // 1 / sqrt((x - 1)(x + 1)): no cancellation in x² - 1 near 1
+        Acosh => {
+            let one = e.full(1.0, &aval(&x[0]));
+            let prod = e.mul(&e.sub(&x[0], &one), &e.add(&x[0], &one));
+            scaled(e.op1(Rsqrt, &prod))
+        }
+        Atanh => {
+            let one = e.full(1.0, &aval(&x[0]));
+            let den = e.mul(&e.sub(&one, &x[0]), &e.add(&one, &x[0]));
+            t[0].as_ref().map(|t0| e.div(t0, &den))
+        }
+        // x rem y = x - trunc(x / y) y
+        Rem => {
+            let q = e.div(&x[0], &x[1]);
+            let zero = e.zeros(&aval(&q));
+            let trunc = e.op(
+                Select,
+                &[&e.op(Ge, &[&q, &zero]), &e.op1(Floor, &q), &e.op1(Ceil, &q)],
+            );
+            sum_terms(
+                e,
+                vec![
+                    t[0].clone(),
+                    t[1].as_ref().map(|b| e.mul(b, &e.neg(&trunc))),
+                ],
+            )
+        }
+        ReduceProd { axes } => t[0].as_ref().map(|t0| {
+            let coef = prod_of_others(e, &x[0], axes);
+            e.op1(ReduceSum { axes: axes.clone() }, &e.mul(t0, &coef))
+        }),
         // Piecewise constant: zero derivative wherever it exists.
         Sign | Floor | Ceil | Round => None,
         Erf => {
@@ -273,7 +320,12 @@ pub(crate) fn jvp_rule(
             })
         }
         // no derivative: an index, a constant, and what `stop_gradient` cuts
-        Argmax { .. } | Iota { .. } | StopGradient => None,
+        Argmax { .. }
+        | Argmin { .. }
+        | Argsort { .. }
+        | Iota { .. }
+        | StopGradient
+        | Threefry2x32 => None,
         Pad { .. } => {
             let v = t[1]
                 .clone()
@@ -285,6 +337,8 @@ pub(crate) fn jvp_rule(
             let refs: Vec<&Tensor> = parts.iter().collect();
             Some(e.op(prim.clone(), &refs))
         }
+        indexing_ops!() => indexing::jvp_indexing(e, prim, x, t, out),
+        linalg_ops!() => linalg::jvp_linalg(e, prim, x, t, out),
         DotGeneral { .. } => sum_terms(
             e,
             vec![
@@ -293,6 +347,46 @@ pub(crate) fn jvp_rule(
             ],
         ),
     }
+}
+
+/// For each element of `x`, the product of the other elements of its group (the elements
+/// `reduce_prod` over `axes` multiplies together), exact when some are zero: with `Z` the
+/// zeros in the group and `Q` the product of its nonzero elements, `Q / x` when `Z = 0`,
+/// `Q` for the only zero when `Z = 1`, and 0 otherwise.
+fn prod_of_others(e: &Emit, x: &Tensor, axes: &[usize]) -> Tensor {
+    use Primitive::*;
+    let xa = aval(x);
+    let kept: Vec<usize> = (0..xa.ndim()).filter(|d| !axes.contains(d)).collect();
+    let back = |t: &Tensor| {
+        e.op1(
+            BroadcastInDim {
+                shape: xa.shape.clone(),
+                broadcast_dimensions: kept.clone(),
+            },
+            t,
+        )
+    };
+    let (zero, one) = (e.zeros(&xa), e.full(1.0, &xa));
+    let is0 = e.op(Eq, &[x, &zero]);
+    let safe = e.op(Select, &[&is0, &one, x]);
+    let zeros = back(&e.op1(
+        ReduceSum {
+            axes: axes.to_vec(),
+        },
+        &e.convert(&is0, xa.dtype),
+    ));
+    let q = back(&e.op1(
+        ReduceProd {
+            axes: axes.to_vec(),
+        },
+        &safe,
+    ));
+    let if_nonzero = e.op(
+        Select,
+        &[&e.op(Eq, &[&zeros, &zero]), &e.div(&q, &safe), &zero],
+    );
+    let if_zero = e.op(Select, &[&e.op(Eq, &[&zeros, &one]), &q, &zero]);
+    e.op(Select, &[&is0, &if_zero, &if_nonzero])
 }
 
 /// The jvp of a program as a program.

@@ -42,8 +42,27 @@ pub enum Linearity {
     FloatConvert,
     /// Not linear in any operand.
     NotLinear,
+    /// Indexing by integer operands (`gather`, `scatter_add`, `scatter` with `set`, the
+    /// dynamic slices): linear jointly in the data operands, each linear or zero; the
+    /// indices, never linear (integers), may be anything.
+    Indexed,
+    /// Linear in the right-hand side only (operand 1), the matrix a residual or zero:
+    /// `solve`, `triangular_solve`.
+    Rhs,
     /// Control flow: linear as its sub-programs are (the checker looks inside them).
     SubPrograms,
+}
+
+/// Whether operand `i` of an indexing primitive is an index (not data).
+pub(crate) fn is_index_operand(prim: &Primitive, i: usize) -> bool {
+    match prim {
+        Primitive::Gather { .. } | Primitive::ScatterAdd { .. } | Primitive::Scatter { .. } => {
+            i == 1
+        }
+        Primitive::DynamicSlice { .. } => i >= 1,
+        Primitive::DynamicUpdateSlice => i >= 2,
+        _ => false,
+    }
 }
 
 /// The primitives that are linear in no operand: the family whose [`Linearity`] is
@@ -65,6 +84,27 @@ macro_rules! nonlinear {
             | $crate::ir::Primitive::Argmax { .. }
             | $crate::ir::Primitive::Iota { .. }
             | $crate::ir::Primitive::StopGradient
+            | $crate::ir::Primitive::Rem
+            | $crate::ir::Primitive::Threefry2x32
+            | $crate::ir::Primitive::Cholesky
+            | $crate::ir::Primitive::LogAbsDet
+            | $crate::ir::Primitive::DetSign
+            | $crate::ir::Primitive::QrQ
+            | $crate::ir::Primitive::QrR
+            | $crate::ir::Primitive::EighValues
+            | $crate::ir::Primitive::EighVectors
+            | $crate::ir::Primitive::SvdValues
+            | $crate::ir::Primitive::SvdU
+            | $crate::ir::Primitive::SvdVt
+            | $crate::ir::Primitive::Argmin { .. }
+            | $crate::ir::Primitive::Argsort { .. }
+            | $crate::ir::Primitive::ReduceProd { .. }
+            | $crate::ir::Primitive::Scatter {
+                combine: $crate::ir::ScatterCombine::Mul
+                    | $crate::ir::ScatterCombine::Min
+                    | $crate::ir::ScatterCombine::Max,
+                ..
+            }
     };
 }
 pub(crate) use nonlinear;
@@ -87,7 +127,16 @@ impl Primitive {
             | Cumsum { .. } => Linearity::Structural,
             Add | Sub | Concatenate { .. } | Pad { .. } => Linearity::Joint,
             Mul | DotGeneral { .. } => Linearity::OneOperand,
+            Gather { .. }
+            | ScatterAdd { .. }
+            | Scatter {
+                combine: crate::ir::ScatterCombine::Set,
+                ..
+            }
+            | DynamicSlice { .. }
+            | DynamicUpdateSlice => Linearity::Indexed,
             Div => Linearity::Numerator,
+            Solve { .. } | TriangularSolve { .. } => Linearity::Rhs,
             Select => Linearity::Select,
             ConvertElementType { .. } => Linearity::FloatConvert,
             nonlinear!() => Linearity::NotLinear,
@@ -204,10 +253,20 @@ fn certainly_zero(prim: &Primitive, ks: &[Kind]) -> bool {
     match prim.linearity() {
         Linearity::OneOperand => ks.contains(&Kind::Zero),
         Linearity::Numerator => ks[0] == Kind::Zero,
+        Linearity::Rhs => ks[1] == Kind::Zero,
         Linearity::Select => ks[1] == Kind::Zero && ks[2] == Kind::Zero,
         Linearity::Structural | Linearity::Joint | Linearity::FloatConvert => all_zero,
+        Linearity::Indexed => data_kinds(prim, ks).all(|k| k == Kind::Zero),
         Linearity::NotLinear | Linearity::SubPrograms => false,
     }
+}
+
+/// The kinds of an indexing primitive's data operands (its indices left out).
+fn data_kinds<'a>(prim: &'a Primitive, ks: &'a [Kind]) -> impl Iterator<Item = Kind> + 'a {
+    ks.iter()
+        .enumerate()
+        .filter(|(i, _)| !is_index_operand(prim, *i))
+        .map(|(_, k)| *k)
 }
 
 /// The kind of an equation's output given its operands' kinds, at least one linear; a
@@ -226,6 +285,10 @@ fn linear_use(prim: &Primitive, ks: &[Kind]) -> std::result::Result<Kind, String
         }
         Linearity::OneOperand => Err("multiplies two linear values".into()),
         Linearity::Numerator if ks[1] == Kind::Linear => Err("divides by a linear value".into()),
+        Linearity::Rhs if ks[0] == Kind::Linear => {
+            Err("solves with a linear matrix (linear in the right-hand side only)".into())
+        }
+        Linearity::Rhs => Ok(Kind::Linear),
         Linearity::Numerator => Ok(Kind::Linear),
         Linearity::Select if ks[0] == Kind::Linear => {
             Err("uses a linear value as its predicate".into())
@@ -241,6 +304,11 @@ fn linear_use(prim: &Primitive, ks: &[Kind]) -> std::result::Result<Kind, String
             )),
             other => Err(format!("`{}` is not a conversion", other.name())),
         },
+        Linearity::Indexed if data_kinds(prim, ks).all(|k| k != Kind::Residual) => Ok(Kind::Linear),
+        Linearity::Indexed => Err(
+            "combines a linear value with a non-zero constant (the function is affine, not linear)"
+                .into(),
+        ),
         Linearity::NotLinear => {
             Err("is not a linear primitive, but is applied to a linear value".into())
         }

@@ -23,6 +23,7 @@
 //! original; so a transposed linear map shares its residuals with the original.
 
 pub(crate) mod control;
+mod indexing;
 
 use crate::ir::{control_flow, Atom, Aval, Env, Error, Primitive, Program, Result, Var};
 use crate::passes::linearity::{classify, kind_of, nonlinear, Kind};
@@ -434,6 +435,35 @@ pub(crate) fn transpose_rule(
                 };
                 only(1, dot_transpose_lhs(e, &ct_swapped, l, &ra, rc, lc, rb, lb))
             }
+        }
+        Gather { .. }
+        | ScatterAdd { .. }
+        | Scatter {
+            combine: crate::ir::ScatterCombine::Set,
+            ..
+        }
+        | DynamicSlice { .. }
+        | DynamicUpdateSlice => return indexing::transpose_indexing(e, prim, x, ct),
+        // x = op(a)⁻¹ b (or b op(a)⁻¹): the cotangent of b solves with op(a) transposed
+        TriangularSolve {
+            left_side,
+            lower,
+            transpose_a,
+            unit_diagonal,
+        } => {
+            let p = TriangularSolve {
+                left_side: *left_side,
+                lower: *lower,
+                transpose_a: !transpose_a,
+                unit_diagonal: *unit_diagonal,
+            };
+            vec![None, Some(e.op(p, &[x[0].value()?, ct]))]
+        }
+        Solve { transpose_a } => {
+            let p = Solve {
+                transpose_a: !transpose_a,
+            };
+            vec![None, Some(e.op(p, &[x[0].value()?, ct]))]
         }
         // Not linear in any operand: the linearity checker rejects these before any rule
         // runs, so reaching one is an internal error, reported as such.

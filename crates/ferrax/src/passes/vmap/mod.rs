@@ -23,10 +23,11 @@
 
 pub(crate) mod control;
 pub(crate) mod dims;
+mod indexing;
 pub(crate) mod while_linear;
 pub(crate) mod while_loop;
 
-use crate::ir::{control_flow, elementwise_nary, elementwise_unary};
+use crate::ir::{control_flow, elementwise_nary, elementwise_unary, indexing_ops};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
 use crate::passes::vmap::control::batch_control;
 use crate::passes::vmap::dims::{align, aval, front, move_axis, shift, to_front, Batched};
@@ -146,29 +147,48 @@ pub(crate) fn batch_rule(
             let refs: Vec<&Tensor> = ts.iter().collect();
             (e.op(prim.clone(), &refs), b)
         }
-        ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } => {
+        ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } | ReduceProd { axes } => {
             let (t, b) = one();
             let shifted = shift(axes, b);
             let out_b = b - shifted.iter().filter(|&&a| a < b).count();
             let mut p = prim.clone();
-            if let ReduceSum { axes } | ReduceMax { axes } | ReduceMin { axes } = &mut p {
+            if let ReduceSum { axes }
+            | ReduceMax { axes }
+            | ReduceMin { axes }
+            | ReduceProd { axes } = &mut p
+            {
                 *axes = shifted;
             }
             (e.op1(p, t), out_b)
         }
-        Argmax { axis, index_dtype } => {
+        Argmax { axis, index_dtype } | Argmin { axis, index_dtype } => {
             let (t, b) = one();
             let axis = shift(&[*axis], b)[0];
             let out_b = if axis < b { b - 1 } else { b };
+            let p = match prim {
+                Argmin { .. } => Argmin {
+                    axis,
+                    index_dtype: *index_dtype,
+                },
+                _ => Argmax {
+                    axis,
+                    index_dtype: *index_dtype,
+                },
+            };
+            (e.op1(p, t), out_b)
+        }
+        Argsort { axis, index_dtype } => {
+            let (t, b) = one();
+            let axis = shift(&[*axis], b)[0];
             (
                 e.op1(
-                    Argmax {
+                    Argsort {
                         axis,
                         index_dtype: *index_dtype,
                     },
                     t,
                 ),
-                out_b,
+                b,
             )
         }
         Cumsum { axis, reverse } => {
@@ -333,6 +353,22 @@ pub(crate) fn batch_rule(
             )
         }
         Iota { .. } => unreachable!("iota has no operands, so it is never batched"),
+        // matrices in the last two dimensions, mapped over the leading ones: the batch in front
+        Cholesky | LogAbsDet | DetSign | QrQ | QrR | EighValues | EighVectors | SvdValues
+        | SvdU | SvdVt => {
+            let (t, b) = one();
+            (e.op1(prim.clone(), &to_front(e, t, b)), 0)
+        }
+        TriangularSolve { .. } | Solve { .. } => {
+            let (a, c) = (front(e, &x[0], size), front(e, &x[1], size));
+            (e.op(prim.clone(), &[&a, &c]), 0)
+        }
+        // pairs in the last dimension: the batch goes in front, where it cannot split one
+        Threefry2x32 => {
+            let (k, c) = (front(e, &x[0], size), front(e, &x[1], size));
+            (e.op(Threefry2x32, &[&k, &c]), 0)
+        }
+        indexing_ops!() => indexing::batch_indexing(e, prim, x, size),
         DotGeneral {
             lhs_contracting: lc,
             rhs_contracting: rc,

@@ -9,7 +9,10 @@
 mod contractions;
 mod control;
 mod elementwise;
+mod indexing;
+mod linalg;
 mod loops;
+mod numpy;
 mod reductions;
 mod remat;
 mod structural;
@@ -27,6 +30,9 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(control::rows());
     rows.extend(loops::rows());
     rows.extend(remat::rows());
+    rows.extend(indexing::rows());
+    rows.extend(numpy::rows());
+    rows.extend(linalg::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
