@@ -12,6 +12,7 @@
 pub(crate) mod forward;
 pub(crate) mod functions;
 pub(crate) mod gauss_newton;
+pub(crate) mod jacobian;
 pub(crate) mod jit;
 pub(crate) mod lax;
 pub(crate) mod linear_map;
@@ -24,6 +25,7 @@ pub(crate) mod while_loop;
 pub use self::forward::*;
 pub use self::functions::*;
 pub use self::gauss_newton::*;
+pub use self::jacobian::{jacfwd_tree, jacrev_tree, Jacobian};
 pub use self::jit::*;
 pub use self::lax::*;
 pub use self::linear_map::*;
