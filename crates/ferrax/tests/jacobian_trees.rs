@@ -40,10 +40,10 @@ fn tree_jacobians_in_both_modes() {
         [&[2, 3][..], &[3], &[]],
         [&[2, 3, 2, 3][..], &[2, 3, 3], &[2, 3]],
     ];
-    for i in 0..3 {
-        for j in 0..3 {
+    for (i, row) in shapes.iter().enumerate() {
+        for (j, shape) in row.iter().enumerate() {
             let (a, b) = (jf.block(i, j).unwrap(), jr.block(i, j).unwrap());
-            assert_eq!(a.shape(), shapes[i][j], "block ({i}, {j})");
+            assert_eq!(a.shape(), *shape, "block ({i}, {j})");
             assert!(close(&vals(a), &vals(b), 1e-14), "block ({i}, {j})");
         }
     }
