@@ -55,11 +55,17 @@ pub use api::{
     run_compiled, stage, value_and_grad, value_and_grad_with, vjp, vjp_program, vmap, vmap_axes,
     GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
+pub use api::{
+    grad_argnums, grad_fn, grad_with_aux, hessian_fn, hvp_fn, jacfwd_fn, jacfwd_tree, jacrev_fn,
+    jacrev_tree, value_and_grad_argnums, value_and_grad_fn, value_and_grad_with_aux, vmap_axes_fn,
+    vmap_fn, Jacobian,
+};
 pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::while_linear::{
     reset_while_linear_stats, while_linear_stats, WhileLinearStats,
 };
 pub use backend::reference::{eval_counts, eval_primitive, reset_eval_counts};
+pub use ferrax_derive::Tree;
 pub use ir::array::{Array, Data, Element};
 pub use ir::aval::Aval;
 pub use ir::control::ScanShape;
@@ -81,4 +87,7 @@ pub use surface::random;
 pub use surface::{where_, At, Ellipsis, NewAxis, Operand, SliceItem};
 pub use trace::stack::is_tracing;
 pub use trace::tensor::Tensor;
-pub use trace::tree::{flatten, unflatten, Tree, TreeDef};
+pub use trace::tree::{
+    flatten, tree_leaves, tree_map, tree_structure, tree_zip_with, unflatten, StaticData, Tree,
+    TreeDef, TreeKey,
+};

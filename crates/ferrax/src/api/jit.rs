@@ -5,12 +5,15 @@
 //! and caches it; later calls with the same signature only run the plan. Inside a trace in
 //! progress a jitted function is simply traced through, so `jit` composes with every
 //! transformation. `jit_linearize` caches a linearization's primal plan and linear code.
+//!
+//! Both are `Send + Sync` when `f` is: the cache sits behind a mutex (held only to look up
+//! or insert, never while tracing, so a thread compiling a new signature does not stop the
+//! others from running compiled ones), and the plans are shared through `Arc`. Two threads
+//! that miss on the same signature at once may both trace it; the first insert wins.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::api::linear_map::{linearize, Defs, LinearCode, LinearMap};
 use crate::backend::Plan;
@@ -28,10 +31,16 @@ struct Compiled {
 /// A function compiled per input signature. See [`jit`].
 pub struct Jit<I, O, F> {
     f: F,
-    cache: RefCell<HashMap<Signature, Rc<Compiled>>>,
+    cache: Mutex<HashMap<Signature, Arc<Compiled>>>,
     /// The signature of the last call and its plan: checked first, without allocating.
-    last: RefCell<Option<(Signature, Rc<Compiled>)>>,
+    last: Mutex<Option<(Signature, Arc<Compiled>)>>,
     _types: PhantomData<fn(I) -> O>,
+}
+
+/// The guarded value; a lock poisoned by a panic elsewhere still holds a consistent cache
+/// (entries are inserted whole), so it is used as it is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Compiles `f`: traced once per input signature (tree structure, shapes, dtypes), optimized
@@ -50,25 +59,25 @@ pub struct Jit<I, O, F> {
 pub fn jit<I: Tree, O: Tree, F: Fn(I) -> O>(f: F) -> Jit<I, O, F> {
     Jit {
         f,
-        cache: RefCell::new(HashMap::new()),
-        last: RefCell::new(None),
+        cache: Mutex::new(HashMap::new()),
+        last: Mutex::new(None),
         _types: PhantomData,
     }
 }
 
 impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
-    fn compiled(&self, def: &TreeDef, avals: &[Aval]) -> Result<Rc<Compiled>> {
+    fn compiled(&self, def: &TreeDef, avals: &[Aval]) -> Result<Arc<Compiled>> {
         let key = (def.clone(), avals.to_vec());
-        if let Some(c) = self.cache.borrow().get(&key) {
+        if let Some(c) = lock(&self.cache).get(&key) {
             return Ok(c.clone());
         }
+        // traced without the lock held: other threads keep running their compiled plans
         let traced = trace_tree(&self.f, def, avals)?;
-        let c = Rc::new(Compiled {
+        let c = Arc::new(Compiled {
             plan: Plan::from_checked(&traced.program),
             out_def: traced.out_def,
         });
-        self.cache.borrow_mut().insert(key, c.clone());
-        Ok(c)
+        Ok(lock(&self.cache).entry(key).or_insert(c).clone())
     }
 
     /// Calls the compiled function.
@@ -80,7 +89,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
             return Ok((self.f)(arg));
         }
         // Fast path: the same signature as the last call (compared in place).
-        let hit = self.last.borrow().as_ref().and_then(|((d, avals), c)| {
+        let hit = lock(&self.last).as_ref().and_then(|((d, avals), c)| {
             let same = *d == def
                 && avals.len() == leaves.len()
                 && leaves
@@ -94,7 +103,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
             None => {
                 let avals = leaf_avals(&leaves)?;
                 let c = self.compiled(&def, &avals)?;
-                *self.last.borrow_mut() = Some(((def, avals), c.clone()));
+                *lock(&self.last) = Some(((def, avals), c.clone()));
                 c
             }
         };
@@ -115,7 +124,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> Jit<I, O, F> {
 
     /// How many signatures have been compiled.
     pub fn cache_size(&self) -> usize {
-        self.cache.borrow().len()
+        lock(&self.cache).len()
     }
 }
 
@@ -130,11 +139,11 @@ pub fn run_compiled(p: &Program, args: Vec<Array>) -> Result<Vec<Array>> {
 /// returns the outputs with a linear map whose code (and compiled plans) all calls share.
 pub struct JitLinearize<I, O, F> {
     f: F,
-    cache: std::cell::RefCell<LinCache>,
-    _types: std::marker::PhantomData<fn(I) -> O>,
+    cache: Mutex<LinCache>,
+    _types: PhantomData<fn(I) -> O>,
 }
 
-type LinCache = std::collections::HashMap<(TreeDef, Vec<Aval>), std::rc::Rc<LinCompiled>>;
+type LinCache = HashMap<(TreeDef, Vec<Aval>), Arc<LinCompiled>>;
 
 struct LinCompiled {
     primal: Plan,
@@ -161,7 +170,7 @@ pub fn jit_linearize<I: Tree, O: Tree, F: Fn(I) -> O>(f: F) -> JitLinearize<I, O
     JitLinearize {
         f,
         cache: Default::default(),
-        _types: std::marker::PhantomData,
+        _types: PhantomData,
     }
 }
 
@@ -174,7 +183,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
         let (leaves, in_def) = flatten(x);
         let in_avals = leaf_avals(&leaves)?;
         let key = (in_def.clone(), in_avals.clone());
-        let cached = self.cache.borrow().get(&key).cloned();
+        let cached = lock(&self.cache).get(&key).cloned();
         let compiled = match cached {
             Some(c) => c,
             None => {
@@ -184,7 +193,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
                 let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n).collect();
                 let j = jvp_program_checked(p, &with_tangent)?;
                 let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
-                let c = std::rc::Rc::new(LinCompiled {
+                let c = Arc::new(LinCompiled {
                     primal: Plan::from_checked(&split.primal),
                     residuals: split.residuals.clone(),
                     n_outputs: split.n_outputs,
@@ -196,8 +205,7 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
                         p.out_avals(),
                     ),
                 });
-                self.cache.borrow_mut().insert(key, c.clone());
-                c
+                lock(&self.cache).entry(key).or_insert(c).clone()
             }
         };
         let arrays = leaves
@@ -238,6 +246,6 @@ impl<I: Tree, O: Tree, F: Fn(I) -> O> JitLinearize<I, O, F> {
 
     /// How many signatures have been compiled.
     pub fn cache_size(&self) -> usize {
-        self.cache.borrow().len()
+        lock(&self.cache).len()
     }
 }

@@ -4,12 +4,15 @@
 //! staging (`make_jaxpr`, `stage`), forward mode (`jvp`, `jacfwd`), the first-class linear
 //! map (`linearize`, `LinearMap`, `linear_map`, `linear_transpose`), reverse mode built from
 //! linearize and transpose (`vjp`, `grad`, `jacrev`, `hessian`, `hvp`), vectorization
-//! (`vmap`), control flow (`cond`, `switch`, `scan`, `fori_loop`), Gauss-Newton operators,
+//! (`vmap`), the same as function values (`grad_fn`, `jacfwd_fn`, `vmap_fn`, ...; `has_aux`
+//! forms), control flow (`cond`, `switch`, `scan`, `fori_loop`), Gauss-Newton operators,
 //! and compilation (`jit`, `jit_linearize`). Modules here
 //! may use every layer below; no layer below uses them.
 
 pub(crate) mod forward;
+pub(crate) mod functions;
 pub(crate) mod gauss_newton;
+pub(crate) mod jacobian;
 pub(crate) mod jit;
 pub(crate) mod lax;
 pub(crate) mod linear_map;
@@ -20,7 +23,9 @@ pub(crate) mod vmap;
 pub(crate) mod while_loop;
 
 pub use self::forward::*;
+pub use self::functions::*;
 pub use self::gauss_newton::*;
+pub use self::jacobian::{jacfwd_tree, jacrev_tree, Jacobian};
 pub use self::jit::*;
 pub use self::lax::*;
 pub use self::linear_map::*;

@@ -45,7 +45,7 @@ fn seed(op: &str, y: &Tensor, loc: SourceLoc) -> Result<Tensor> {
 
 /// Gradients are taken with respect to float leaves only: an integer or boolean leaf has no
 /// tangent space, and a gradient of zeros there would hide a mistake (JAX raises too).
-fn float_inputs<I: Tree>(op: &str, x: &I, loc: SourceLoc) -> Result<()> {
+pub(crate) fn float_inputs<I: Tree>(op: &str, x: &I, loc: SourceLoc) -> Result<()> {
     let (leaves, _) = flatten(x);
     for (i, t) in leaves.iter().enumerate() {
         let a = t.aval()?;

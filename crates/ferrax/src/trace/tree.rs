@@ -3,7 +3,20 @@
 //! Sits at the API boundary of every transformation: a function's argument and result are
 //! flattened into a list of tensor leaves plus a [`TreeDef`] describing their structure;
 //! transformations work on the flat lists and rebuild the user's types at the end.
-//! Implemented for `Tensor`, `()`, tuples of up to four trees, `Vec<T>` and `[T; N]`.
+//! Implemented for `Tensor`, `()`, tuples of up to twelve trees, `Vec<T>`, `[T; N]`,
+//! `Option<T>`, `BTreeMap` and `HashMap` (values in sorted key order), and, through
+//! `#[derive(Tree)]` (the `ferrax-derive` crate), for the user's structs and enums.
+//!
+//! A structure may carry static data that rebuilding needs but transformations never touch
+//! (a map's keys, a struct's `#[tree(static)]` fields): [`StaticData`], compared and hashed
+//! by its `Debug` text, so two calls with different static values are different structures
+//! (and `jit` traces each once), as JAX's auxiliary data is.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
 
 use crate::ir::{Error, Result};
 use crate::trace::tensor::Tensor;
@@ -12,9 +25,16 @@ use crate::trace::tensor::Tensor;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TreeDef {
     Leaf,
-    /// A tuple, `Vec` or array (`kind`) with its children's structures.
+    /// A tuple, `Vec`, array, `Option` or user type (`kind`) with its children's structures.
     Node {
         kind: &'static str,
+        children: Vec<TreeDef>,
+    },
+    /// A node that also carries static data to rebuild it: a map's keys, a struct's static
+    /// fields.
+    Static {
+        kind: &'static str,
+        data: StaticData,
         children: Vec<TreeDef>,
     },
 }
@@ -24,8 +44,72 @@ impl TreeDef {
     pub fn num_leaves(&self) -> usize {
         match self {
             TreeDef::Leaf => 1,
-            TreeDef::Node { children, .. } => children.iter().map(TreeDef::num_leaves).sum(),
+            TreeDef::Node { children, .. } | TreeDef::Static { children, .. } => {
+                children.iter().map(TreeDef::num_leaves).sum()
+            }
         }
+    }
+
+    /// The children of a node of this kind (and data), or an error naming what was found.
+    pub fn children_of(&self, kind: &str) -> Result<&[TreeDef]> {
+        match self {
+            TreeDef::Node { kind: k, children }
+            | TreeDef::Static {
+                kind: k, children, ..
+            } if *k == kind => Ok(children),
+            other => Err(tree_err(format!("expected a {kind}, found {other:?}"))),
+        }
+    }
+
+    /// The static data of a node of this kind, as the type it was stored as.
+    pub fn static_data<T: Any + Clone>(&self, kind: &str) -> Result<T> {
+        match self {
+            TreeDef::Static { kind: k, data, .. } if *k == kind => data
+                .value
+                .downcast_ref::<T>()
+                .cloned()
+                .ok_or_else(|| tree_err(format!("the static data of {kind} has another type"))),
+            other => Err(tree_err(format!(
+                "expected a {kind} with static data, found {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Static data in a [`TreeDef`]: a value and its `Debug` text, by which it is compared and
+/// hashed.
+#[derive(Clone)]
+pub struct StaticData {
+    text: String,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl StaticData {
+    pub fn new<T: Any + Send + Sync + fmt::Debug>(value: T) -> StaticData {
+        StaticData {
+            text: format!("{value:?}"),
+            value: Arc::new(value),
+        }
+    }
+}
+
+impl fmt::Debug for StaticData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq for StaticData {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && (*self.value).type_id() == (*other.value).type_id()
+    }
+}
+
+impl Eq for StaticData {}
+
+impl Hash for StaticData {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
     }
 }
 
@@ -79,10 +163,9 @@ impl Tree for Tensor {
 fn node_children<'a>(def: &'a TreeDef, kind: &str, len: Option<usize>) -> Result<&'a [TreeDef]> {
     match def {
         TreeDef::Node { kind: k, children }
-            if *k == kind && len.is_none_or(|n| n == children.len()) =>
-        {
-            Ok(children)
-        }
+        | TreeDef::Static {
+            kind: k, children, ..
+        } if *k == kind && len.is_none_or(|n| n == children.len()) => Ok(children),
         other => Err(tree_err(format!(
             "expected a {kind}{}, found {other:?}",
             len.map(|n| format!(" of {n}")).unwrap_or_default()
@@ -119,6 +202,137 @@ tuple_tree!(1; A 0);
 tuple_tree!(2; A 0, B 1);
 tuple_tree!(3; A 0, B 1, C 2);
 tuple_tree!(4; A 0, B 1, C 2, D 3);
+tuple_tree!(5; A 0, B 1, C 2, D 3, E 4);
+tuple_tree!(6; A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_tree!(7; A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_tree!(8; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+tuple_tree!(9; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_tree!(10; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+tuple_tree!(11; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+tuple_tree!(12; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+
+impl<T: Tree> Tree for Option<T> {
+    fn flatten_into(&self, leaves: &mut Vec<Tensor>) -> TreeDef {
+        match self {
+            None => TreeDef::Node {
+                kind: "none",
+                children: vec![],
+            },
+            Some(x) => TreeDef::Node {
+                kind: "some",
+                children: vec![x.flatten_into(leaves)],
+            },
+        }
+    }
+    fn unflatten_from(def: &TreeDef, leaves: &mut dyn Iterator<Item = Tensor>) -> Result<Self> {
+        match def {
+            TreeDef::Node { kind: "none", .. } => Ok(None),
+            other => {
+                let c = node_children(other, "some", Some(1))?;
+                Ok(Some(T::unflatten_from(&c[0], leaves)?))
+            }
+        }
+    }
+}
+
+/// Keys a map can hold in a tree's structure.
+pub trait TreeKey: Ord + Clone + fmt::Debug + Send + Sync + 'static {}
+impl<K: Ord + Clone + fmt::Debug + Send + Sync + 'static> TreeKey for K {}
+
+fn map_flatten<'a, K: TreeKey, V: Tree + 'a>(
+    kind: &'static str,
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+    leaves: &mut Vec<Tensor>,
+) -> TreeDef {
+    let mut entries: Vec<(&K, &V)> = entries.collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let keys: Vec<K> = entries.iter().map(|(k, _)| (*k).clone()).collect();
+    TreeDef::Static {
+        kind,
+        data: StaticData::new(keys),
+        children: entries
+            .iter()
+            .map(|(_, v)| v.flatten_into(leaves))
+            .collect(),
+    }
+}
+
+fn map_unflatten<K: TreeKey, V: Tree>(
+    kind: &'static str,
+    def: &TreeDef,
+    leaves: &mut dyn Iterator<Item = Tensor>,
+) -> Result<Vec<(K, V)>> {
+    let keys: Vec<K> = def.static_data(kind)?;
+    let children = def.children_of(kind)?;
+    if keys.len() != children.len() {
+        return Err(tree_err(format!(
+            "a {kind} of {} keys and {} values",
+            keys.len(),
+            children.len()
+        )));
+    }
+    keys.into_iter()
+        .zip(children)
+        .map(|(k, c)| Ok((k, V::unflatten_from(c, leaves)?)))
+        .collect()
+}
+
+impl<K: TreeKey, V: Tree> Tree for BTreeMap<K, V> {
+    fn flatten_into(&self, leaves: &mut Vec<Tensor>) -> TreeDef {
+        map_flatten("btree_map", self.iter(), leaves)
+    }
+    fn unflatten_from(def: &TreeDef, leaves: &mut dyn Iterator<Item = Tensor>) -> Result<Self> {
+        Ok(map_unflatten("btree_map", def, leaves)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// Values in sorted key order, so the leaves' order does not depend on hashing.
+impl<K: TreeKey + Hash, V: Tree> Tree for HashMap<K, V> {
+    fn flatten_into(&self, leaves: &mut Vec<Tensor>) -> TreeDef {
+        map_flatten("hash_map", self.iter(), leaves)
+    }
+    fn unflatten_from(def: &TreeDef, leaves: &mut dyn Iterator<Item = Tensor>) -> Result<Self> {
+        Ok(map_unflatten("hash_map", def, leaves)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// The leaves of a tree, in order (`jax.tree_util.tree_leaves`).
+pub fn tree_leaves<T: Tree>(t: &T) -> Vec<Tensor> {
+    flatten(t).0
+}
+
+/// The structure of a tree (`jax.tree_util.tree_structure`).
+pub fn tree_structure<T: Tree>(t: &T) -> TreeDef {
+    flatten(t).1
+}
+
+/// `f` applied to every leaf, the structure kept (`jax.tree_util.tree_map`).
+pub fn tree_map<T: Tree>(t: &T, f: impl FnMut(&Tensor) -> Tensor) -> Result<T> {
+    let (leaves, def) = flatten(t);
+    unflatten(&def, leaves.iter().map(f).collect())
+}
+
+/// `f` applied to the leaves of two trees of the same structure, pairwise
+/// (`tree_map(f, a, b)` in JAX): an error naming both structures when they differ.
+pub fn tree_zip_with<T: Tree>(
+    a: &T,
+    b: &T,
+    mut f: impl FnMut(&Tensor, &Tensor) -> Tensor,
+) -> Result<T> {
+    let (la, da) = flatten(a);
+    let (lb, db) = flatten(b);
+    if da != db {
+        return Err(Error::tree(
+            "tree_zip_with",
+            format!("the trees differ in structure: {da:?} and {db:?}"),
+        ));
+    }
+    unflatten(&da, la.iter().zip(&lb).map(|(x, y)| f(x, y)).collect())
+}
 
 impl<T: Tree> Tree for Vec<T> {
     fn flatten_into(&self, leaves: &mut Vec<Tensor>) -> TreeDef {

@@ -9,48 +9,66 @@ pub fn rows() -> Vec<OpRow> {
     use Primitive as P;
     let f64_ = DType::F64;
     vec![
-        float_unary(
-            "asin",
-            P::Asin,
-            Unit,
-            [-0.5, 0.1, 0.9],
-            [-0.5235987755982989, 0.1001674211615598, 1.1197695149986342],
-        ),
-        float_unary(
-            "acos",
-            P::Acos,
-            Unit,
-            [-0.5, 0.1, 0.9],
-            [2.0943951023931957, 1.4706289056333368, 0.45102681179626236],
-        ),
-        float_unary(
-            "atan",
-            P::Atan,
-            Real,
-            [-2.0, 0.1, 3.0],
-            [-1.1071487177940904, 0.09966865249116204, 1.2490457723982544],
-        ),
-        float_unary(
-            "asinh",
-            P::Asinh,
-            Real,
-            [-2.0, 0.1, 3.0],
-            [-1.4436354751788103, 0.09983407889920758, 1.8184464592320668],
-        ),
-        float_unary(
-            "acosh",
-            P::Acosh,
-            AboveOne,
-            [1.5, 2.0, 10.0],
-            [0.9624236501192069, 1.3169578969248166, 2.993222846126381],
-        ),
-        float_unary(
-            "atanh",
-            P::Atanh,
-            Unit,
-            [-0.5, 0.1, 0.9],
-            [-0.5493061443340548, 0.10033534773107558, 1.4722194895832204],
-        ),
+        OpRow {
+            gen: Gen::Skip,
+            ..float_unary(
+                "asin",
+                P::Asin,
+                Unit,
+                [-0.5, 0.1, 0.9],
+                [-0.5235987755982989, 0.1001674211615598, 1.1197695149986342],
+            )
+        },
+        OpRow {
+            gen: Gen::Skip,
+            ..float_unary(
+                "acos",
+                P::Acos,
+                Unit,
+                [-0.5, 0.1, 0.9],
+                [2.0943951023931957, 1.4706289056333368, 0.45102681179626236],
+            )
+        },
+        OpRow {
+            gen: Gen::Skip,
+            ..float_unary(
+                "atan",
+                P::Atan,
+                Real,
+                [-2.0, 0.1, 3.0],
+                [-1.1071487177940904, 0.09966865249116204, 1.2490457723982544],
+            )
+        },
+        OpRow {
+            gen: Gen::Skip,
+            ..float_unary(
+                "asinh",
+                P::Asinh,
+                Real,
+                [-2.0, 0.1, 3.0],
+                [-1.4436354751788103, 0.09983407889920758, 1.8184464592320668],
+            )
+        },
+        OpRow {
+            gen: Gen::Skip,
+            ..float_unary(
+                "acosh",
+                P::Acosh,
+                AboveOne,
+                [1.5, 2.0, 10.0],
+                [0.9624236501192069, 1.3169578969248166, 2.993222846126381],
+            )
+        },
+        OpRow {
+            gen: Gen::Skip,
+            ..float_unary(
+                "atanh",
+                P::Atanh,
+                Unit,
+                [-0.5, 0.1, 0.9],
+                [-0.5493061443340548, 0.10033534773107558, 1.4722194895832204],
+            )
+        },
         OpRow {
             // the divisor is static and larger than the dividends of the `Unit` domain: `rem`
             // jumps where x / y is a nonzero integer, which no finite difference survives

@@ -1,0 +1,188 @@
+//! Jacobians of tree-valued functions of trees: `jacfwd_tree`, `jacrev_tree`.
+//!
+//! JAX returns the Jacobian of a pytree output with respect to a pytree input as a nested
+//! pytree (the output's structure, each leaf holding the input's structure). A Rust type
+//! cannot be built from two tree types that way without higher-kinded types, so a
+//! [`Jacobian`] holds the two structures and one block per (output leaf, input leaf): block
+//! `(i, j)` has shape `out_leaf_i.shape ++ in_leaf_j.shape`, as JAX's leaves do. Forward mode
+//! pushes one identity basis per input leaf through one linearization; reverse mode pulls
+//! one per output leaf through its transpose; each is one batched linear program.
+
+use crate::api::linear_map::linearize;
+use crate::ir::{Aval, Error, Result};
+use crate::trace::{flatten, identity, unflatten, Tensor, Tree, TreeDef};
+
+/// The Jacobian of a function from trees to trees: a block per (output leaf, input leaf).
+#[derive(Clone, Debug)]
+pub struct Jacobian {
+    /// The output's structure.
+    pub out_def: TreeDef,
+    /// The input's structure.
+    pub in_def: TreeDef,
+    /// `blocks[i][j]`: the derivative of output leaf `i` with respect to input leaf `j`,
+    /// of shape `out_i.shape ++ in_j.shape`.
+    pub blocks: Vec<Vec<Tensor>>,
+}
+
+impl Jacobian {
+    /// The block of output leaf `i` and input leaf `j` (an error naming both counts when out
+    /// of range).
+    pub fn block(&self, i: usize, j: usize) -> Result<&Tensor> {
+        self.blocks.get(i).and_then(|r| r.get(j)).ok_or_else(|| {
+            Error::input(
+                "Jacobian::block",
+                format!(
+                    "({i}, {j}) is outside {} output leaves × {} input leaves",
+                    self.blocks.len(),
+                    self.blocks.first().map_or(0, Vec::len)
+                ),
+            )
+        })
+    }
+}
+
+fn avals(leaves: &[Tensor]) -> Result<Vec<Aval>> {
+    leaves.iter().map(|t| t.aval()).collect()
+}
+
+fn float_leaves(op: &str, avals: &[Aval]) -> Result<()> {
+    match avals.iter().position(|a| !a.dtype.is_float()) {
+        Some(j) => Err(Error::dtype(
+            op,
+            format!(
+                "differentiates with respect to float leaves only, leaf {j} is {}",
+                avals[j]
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A batch of `n` tangents for a tree of `avals`: the identity basis in leaf `j` (its
+/// elements, in order), zeros in every other leaf.
+fn basis(avals: &[Aval], j: usize, n: usize) -> Result<Vec<Tensor>> {
+    avals
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            let mut shape = vec![n];
+            shape.extend(&a.shape);
+            Ok(match k == j {
+                true => Tensor::new(identity(n, &shape, a.dtype)?),
+                false => Tensor::zeros(&shape, a.dtype),
+            })
+        })
+        .collect()
+}
+
+/// A batch of basis images (batch axis first) as a block of shape `front ++ back`: the
+/// batch axis stands for the `back` (input) elements in forward mode, for the `front`
+/// (output) elements in reverse mode.
+fn block(batch: &Tensor, front: &[usize], back: &[usize], batch_is_back: bool) -> Tensor {
+    let (n, m) = (
+        back.iter().product::<usize>(),
+        front.iter().product::<usize>(),
+    );
+    let flat = match batch_is_back {
+        true => batch.reshape(&[n as isize, m as isize]).t(),
+        false => batch.reshape(&[m as isize, n as isize]),
+    };
+    let shape: Vec<isize> = front.iter().chain(back).map(|&d| d as isize).collect();
+    flat.reshape(&shape)
+}
+
+/// The Jacobian of `f` at `x` by forward mode (see [`Jacobian`]).
+///
+/// ```
+/// use ferrax::{jacfwd_tree, Tensor};
+/// let x = (Tensor::scalar(2.0f64), Tensor::from_vec(vec![1.0f64, 3.0], &[2]));
+/// let j = jacfwd_tree(|(a, v): (Tensor, Tensor)| (&v * &a, a.sin()), &x).unwrap();
+/// // d(v a)/da = v, d(v a)/dv = a I, d(sin a)/da = cos a
+/// assert_eq!(j.block(0, 0).unwrap().to_vec::<f64>().unwrap(), vec![1.0, 3.0]);
+/// assert_eq!(j.block(0, 1).unwrap().to_vec::<f64>().unwrap(), vec![2.0, 0.0, 0.0, 2.0]);
+/// assert_eq!(j.block(1, 0).unwrap().item().unwrap(), 2.0f64.cos());
+/// ```
+#[track_caller]
+pub fn jacfwd_tree<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<Jacobian> {
+    let (x_leaves, in_def) = flatten(x);
+    let in_avals = avals(&x_leaves)?;
+    float_leaves("jacfwd_tree", &in_avals)?;
+    let (y, lin) = linearize(f, x)?;
+    let (y_leaves, out_def) = flatten(&y);
+    let out_avals = avals(&y_leaves)?;
+    let mut blocks = vec![Vec::with_capacity(in_avals.len()); out_avals.len()];
+    for (j, a) in in_avals.iter().enumerate() {
+        let n = a.size();
+        let cols: Vec<Tensor> = if n == 0 {
+            out_avals
+                .iter()
+                .map(|o| {
+                    let mut s = vec![0];
+                    s.extend(&o.shape);
+                    Tensor::zeros(&s, o.dtype)
+                })
+                .collect()
+        } else {
+            let t: I = unflatten(&in_def, basis(&in_avals, j, n)?)?;
+            let out: O = lin.apply_batch(&t)?;
+            flatten(&out).0
+        };
+        for (i, (c, o)) in cols.iter().zip(&out_avals).enumerate() {
+            let b = block(c, &o.shape, &a.shape, true);
+            b.aval()?;
+            blocks[i].push(b);
+        }
+    }
+    Ok(Jacobian {
+        out_def,
+        in_def,
+        blocks,
+    })
+}
+
+/// The Jacobian of `f` at `x` by reverse mode (see [`Jacobian`]): one transposed map,
+/// pulled back through an identity basis per output leaf.
+#[track_caller]
+pub fn jacrev_tree<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<Jacobian> {
+    let (x_leaves, in_def) = flatten(x);
+    let in_avals = avals(&x_leaves)?;
+    float_leaves("jacrev_tree", &in_avals)?;
+    let (y, lin) = linearize(f, x)?;
+    let back = lin.transpose()?;
+    let (y_leaves, out_def) = flatten(&y);
+    let out_avals = avals(&y_leaves)?;
+    float_leaves("jacrev_tree (its outputs)", &out_avals)?;
+    let mut blocks = Vec::with_capacity(out_avals.len());
+    for (i, o) in out_avals.iter().enumerate() {
+        let m = o.size();
+        let rows: Vec<Tensor> = if m == 0 {
+            in_avals
+                .iter()
+                .map(|a| {
+                    let mut s = vec![0];
+                    s.extend(&a.shape);
+                    Tensor::zeros(&s, a.dtype)
+                })
+                .collect()
+        } else {
+            let ct: O = unflatten(&out_def, basis(&out_avals, i, m)?)?;
+            let pulled: I = back.apply_batch(&ct)?;
+            flatten(&pulled).0
+        };
+        let row = rows
+            .iter()
+            .zip(&in_avals)
+            .map(|(r, a)| {
+                let b = block(r, &o.shape, &a.shape, false);
+                b.aval()?;
+                Ok(b)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        blocks.push(row);
+    }
+    Ok(Jacobian {
+        out_def,
+        in_def,
+        blocks,
+    })
+}
