@@ -11,6 +11,8 @@
 //!   searches.
 //! * [`nist`]: the NIST StRD nonlinear regression problems: parser, the 27 models, runs and
 //!   the report table; [`mgh`]: twelve Moré-Garbow-Hillstrom problems.
+//! * [`tree`]: the least-squares and minimization solvers on any tree of parameters (a
+//!   struct of layers, a tuple), raveled for the vector algorithms.
 //! * [`ode`]: RK4 integration as one `scan`, and a damped oscillator whose parameters are
 //!   fitted through it.
 
@@ -23,6 +25,7 @@ pub mod mlp;
 pub mod nist;
 pub mod ode;
 pub mod operator;
+pub mod tree;
 
 pub use cg::{conjugate_gradient, steihaug, CgOptions, CgResult, CgTermination, SteihaugResult};
 pub use error::{Result, SolverError};
@@ -31,3 +34,4 @@ pub use least_squares::{
 };
 pub use minimize::{minimize, MinMethod, MinOptions, MinResult, MinTermination};
 pub use operator::{FnOperator, LinearOperator, TensorOperator};
+pub use tree::{least_squares_tree, minimize_tree};
