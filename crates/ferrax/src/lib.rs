@@ -56,9 +56,9 @@ pub use api::{
     GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
 pub use api::{
-    grad_argnums, grad_fn, grad_with_aux, hessian_fn, hvp_fn, jacfwd_fn, jacfwd_tree, jacrev_fn,
-    jacrev_tree, ravel_tree, value_and_grad_argnums, value_and_grad_fn, value_and_grad_with_aux,
-    vmap_axes_fn, vmap_fn, Jacobian, Unravel,
+    grad_argnums, grad_fn, grad_with_aux, hessian_fn, hessian_tree, hvp_fn, hvp_tree, jacfwd_fn,
+    jacfwd_tree, jacrev_fn, jacrev_tree, ravel_tree, value_and_grad_argnums, value_and_grad_fn,
+    value_and_grad_with_aux, vmap_axes_fn, vmap_fn, Jacobian, Unravel,
 };
 pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::while_linear::{

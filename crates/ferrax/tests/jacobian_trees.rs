@@ -2,7 +2,9 @@
 //! input leaf) of shape `out.shape ++ in.shape`, forward and reverse mode agreeing with each
 //! other and with the single-tensor `jacfwd` on each block.
 
-use ferrax::{jacfwd, jacfwd_tree, jacrev_tree, Array, Tensor};
+use ferrax::{
+    hessian, hessian_tree, hvp, hvp_tree, jacfwd, jacfwd_tree, jacrev_tree, Array, Tensor,
+};
 
 fn t(v: &[f64], shape: &[usize]) -> Tensor {
     Tensor::new(Array::from_vec(v.to_vec(), shape).unwrap())
@@ -56,4 +58,31 @@ fn tree_jacobians_in_both_modes() {
     // integer leaves cannot be differentiated
     let ints = (Tensor::from_vec(vec![1i32], &[1]),);
     assert!(jacfwd_tree(|(i,): (Tensor,)| i.clone(), &ints).is_err());
+}
+
+/// The Hessian and Hessian-vector products of a function of a tree equal those of the same
+/// function of the concatenated vector, block by block.
+#[test]
+fn tree_hessians_match_the_flat_ones() {
+    let f = |(a, v): (Tensor, Tensor)| (v.sin() * &a).sum_all() + (&a * &a * &a) * v.sum_all();
+    let a = Tensor::scalar(0.7f64);
+    let v = t(&[0.3, -1.1], &[2]);
+    let flat = |z: Tensor| f((z.index_axis(0, 0), z.slice_axis(0, 1, 3)));
+    let z = t(&[0.7, 0.3, -1.1], &[3]);
+    let hf = vals(&hessian(flat, &z).unwrap());
+    let h = hessian_tree(f, &(a.clone(), v.clone())).unwrap();
+    // blocks: (a,a) [], (a,v) [2], (v,a) [2], (v,v) [2,2]
+    assert!(close(&vals(h.block(0, 0).unwrap()), &[hf[0]], 1e-14));
+    assert!(close(&vals(h.block(0, 1).unwrap()), &hf[1..3], 1e-14));
+    assert!(close(&vals(h.block(1, 0).unwrap()), &[hf[3], hf[6]], 1e-14));
+    assert!(close(
+        &vals(h.block(1, 1).unwrap()),
+        &[hf[4], hf[5], hf[7], hf[8]],
+        1e-14
+    ));
+    let dv = (Tensor::scalar(0.5f64), t(&[1.0, -2.0], &[2]));
+    let (ha, hv) = hvp_tree(f, &(a, v), &dv).unwrap();
+    let want = vals(&hvp(flat, &z, &t(&[0.5, 1.0, -2.0], &[3])).unwrap());
+    assert!(close(&[ha.item().unwrap()], &want[..1], 1e-14));
+    assert!(close(&vals(&hv), &want[1..], 1e-14));
 }

@@ -1,4 +1,5 @@
-//! Jacobians of tree-valued functions of trees: `jacfwd_tree`, `jacrev_tree`.
+//! Jacobians of tree-valued functions of trees: `jacfwd_tree`, `jacrev_tree`, and the
+//! second-order `hessian_tree`, `hvp_tree`.
 //!
 //! JAX returns the Jacobian of a pytree output with respect to a pytree input as a nested
 //! pytree (the output's structure, each leaf holding the input's structure). A Rust type
@@ -185,4 +186,30 @@ pub fn jacrev_tree<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<Ja
         in_def,
         blocks,
     })
+}
+
+/// The Hessian of a scalar function of a tree (forward over reverse: `jacfwd_tree` of the
+/// gradient): block `(i, j)` is `∂²f / ∂x_i ∂x_j`, of shape `x_i.shape ++ x_j.shape`.
+///
+/// ```
+/// use ferrax::{hessian_tree, Tensor};
+/// let x = (Tensor::scalar(1.0f64), Tensor::scalar(2.0f64));
+/// let h = hessian_tree(|(a, b): (Tensor, Tensor)| &a * &a * &b, &x).unwrap();
+/// // f = a² b: f_aa = 2b, f_ab = 2a, f_bb = 0
+/// assert_eq!(h.block(0, 0).unwrap().item().unwrap(), 4.0);
+/// assert_eq!(h.block(0, 1).unwrap().item().unwrap(), 2.0);
+/// assert_eq!(h.block(1, 1).unwrap().item().unwrap(), 0.0);
+/// ```
+#[track_caller]
+pub fn hessian_tree<I: Tree>(f: impl Fn(I) -> Tensor, x: &I) -> Result<Jacobian> {
+    let g = crate::api::functions::grad_fn(f);
+    jacfwd_tree(g, x)
+}
+
+/// A Hessian-vector product of a scalar function of a tree, the vector a tree like `x`
+/// (forward over reverse: the jvp of the gradient).
+#[track_caller]
+pub fn hvp_tree<I: Tree>(f: impl Fn(I) -> Tensor, x: &I, v: &I) -> Result<I> {
+    let g = crate::api::functions::grad_fn(f);
+    Ok(crate::api::forward::jvp(g, x, v)?.1)
 }

@@ -26,7 +26,7 @@ pub(crate) mod while_loop;
 pub use self::forward::*;
 pub use self::functions::*;
 pub use self::gauss_newton::*;
-pub use self::jacobian::{jacfwd_tree, jacrev_tree, Jacobian};
+pub use self::jacobian::{hessian_tree, hvp_tree, jacfwd_tree, jacrev_tree, Jacobian};
 pub use self::jit::*;
 pub use self::lax::*;
 pub use self::linear_map::*;
