@@ -9,20 +9,8 @@ use ferrax::{
     vmap_axes_fn, vmap_fn, Array, DType, Tensor, VmapAxes,
 };
 
-fn t(v: &[f64], shape: &[usize]) -> Tensor {
-    Tensor::new(Array::from_vec(v.to_vec(), shape).unwrap())
-}
-
-fn vals(x: &Tensor) -> Vec<f64> {
-    x.to_vec::<f64>().unwrap()
-}
-
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0))
-}
+mod common;
+use common::{close, t, vals};
 
 fn f(x: Tensor) -> Tensor {
     (x.sin() * &x).sum_all() + (&x * &x * &x).sum_all() * 0.5

@@ -9,23 +9,11 @@
 
 use ferrax::{grad, jit, jvp, s, vjp, vmap, Array, Ellipsis, NewAxis, Tensor};
 
-fn t(v: &[f64], shape: &[usize]) -> Tensor {
-    Tensor::new(Array::from_vec(v.to_vec(), shape).unwrap())
-}
+mod common;
+use common::{close, t, vals};
 
 fn ints(v: &[i32]) -> Tensor {
     Tensor::new(Array::from_slice(v))
-}
-
-fn vals(x: &Tensor) -> Vec<f64> {
-    x.to_vec::<f64>().unwrap()
-}
-
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0))
 }
 
 fn grid(rows: usize, cols: usize) -> Tensor {

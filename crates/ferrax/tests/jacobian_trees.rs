@@ -2,24 +2,10 @@
 //! input leaf) of shape `out.shape ++ in.shape`, forward and reverse mode agreeing with each
 //! other and with the single-tensor `jacfwd` on each block.
 
-use ferrax::{
-    hessian, hessian_tree, hvp, hvp_tree, jacfwd, jacfwd_tree, jacrev_tree, Array, Tensor,
-};
+use ferrax::{hessian, hessian_tree, hvp, hvp_tree, jacfwd, jacfwd_tree, jacrev_tree, Tensor};
 
-fn t(v: &[f64], shape: &[usize]) -> Tensor {
-    Tensor::new(Array::from_vec(v.to_vec(), shape).unwrap())
-}
-
-fn vals(x: &Tensor) -> Vec<f64> {
-    x.to_vec::<f64>().unwrap()
-}
-
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0))
-}
+mod common;
+use common::{close, t, vals};
 
 #[test]
 fn tree_jacobians_in_both_modes() {

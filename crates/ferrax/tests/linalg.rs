@@ -4,22 +4,10 @@
 //! differences of an independent plain-Rust implementation, batching over leading axes, and
 //! the failure modes (NaN for a matrix that is not positive definite, errors for shapes).
 
-use ferrax::{grad, jvp, vmap, Array, Tensor};
+use ferrax::{grad, jvp, vmap, Tensor};
 
-fn t(v: &[f64], shape: &[usize]) -> Tensor {
-    Tensor::new(Array::from_vec(v.to_vec(), shape).unwrap())
-}
-
-fn vals(x: &Tensor) -> Vec<f64> {
-    x.to_vec::<f64>().unwrap()
-}
-
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0))
-}
+mod common;
+use common::{close, t, vals};
 
 fn spd() -> Tensor {
     t(&[4.0, 1.0, 0.5, 1.0, 3.0, -0.2, 0.5, -0.2, 2.0], &[3, 3])

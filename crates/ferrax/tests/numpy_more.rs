@@ -3,22 +3,10 @@
 //! extrema, `diagonal`, `trace`, `tri`/`tril`/`triu`, norms and `einsum`: values against
 //! numbers worked by hand or by libm, derivatives against closed forms, bad input as errors.
 
-use ferrax::{grad, jvp, Array, DType, Tensor};
+use ferrax::{grad, jvp, DType, Tensor};
 
-fn t(v: &[f64], shape: &[usize]) -> Tensor {
-    Tensor::new(Array::from_vec(v.to_vec(), shape).unwrap())
-}
-
-fn vals(x: &Tensor) -> Vec<f64> {
-    x.astype(DType::F64).to_vec::<f64>().unwrap()
-}
-
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0))
-}
+mod common;
+use common::{close, t, vals};
 
 fn msg(x: Tensor) -> String {
     x.error().expect("an error").to_string()
