@@ -166,6 +166,44 @@ fn samplers_have_their_distributions() {
             "{class}: {f} vs {p}"
         );
     }
+    // randint: every value in range, each of 7 about equally often, both i32 and i64
+    let r = random::randint(&random::key(13), &[n], -3, 4, DType::I32)
+        .to_vec::<i32>()
+        .unwrap();
+    assert!(r.iter().all(|v| (-3..4).contains(v)));
+    for v in -3..4 {
+        let f = r.iter().filter(|&&x| x == v).count() as f64 / n as f64;
+        let p = 1.0 / 7.0;
+        assert!(
+            (f - p).abs() < 5.0 * (p * (1.0 - p) / n as f64).sqrt(),
+            "{v}: {f}"
+        );
+    }
+    // all of i64: both halves, in range
+    let big = random::randint(&random::key(14), &[1000], i64::MIN, i64::MAX, DType::I64)
+        .to_vec::<i64>()
+        .unwrap();
+    let negative = big.iter().filter(|&&v| v < 0).count();
+    assert!(
+        (400..600).contains(&negative),
+        "{negative} of 1000 below zero"
+    );
+    assert!(big.iter().all(|&v| v < i64::MAX));
+    // exponential: mean 1, variance 1; laplace: mean 0, variance 2
+    let e = f64s(&random::exponential(&random::key(15), &[n], DType::F64));
+    assert!(e.iter().all(|&x| x >= 0.0));
+    assert!(
+        (mean(&e) - 1.0).abs() < 5.0 / (n as f64).sqrt(),
+        "{}",
+        mean(&e)
+    );
+    let l = f64s(&random::laplace(&random::key(16), &[n], DType::F64));
+    let var = l.iter().map(|x| x * x).sum::<f64>() / n as f64;
+    assert!(
+        mean(&l).abs() < 5.0 * (2.0 / n as f64).sqrt()
+            && (var - 2.0).abs() < 5.0 * (20.0 / n as f64).sqrt(),
+        "{var}"
+    );
     // permutation and shuffle
     let mut perm = random::permutation(&random::key(11), 50)
         .to_vec::<i64>()
@@ -230,4 +268,16 @@ fn bad_keys_are_errors() {
         msg(random::uniform(&random::key(0), &[2], 0.0, 1.0, DType::I32)).contains("draws floats")
     );
     assert!(msg(random::normal(&random::key(0), &[2], DType::Bool)).contains("draws floats"));
+    assert!(
+        msg(random::randint(&random::key(0), &[2], 3, 3, DType::I32)).contains("nonempty range")
+    );
+    assert!(msg(random::randint(&random::key(0), &[2], 0, 3, DType::F64)).contains("i32 or i64"));
+    assert!(msg(random::randint(
+        &random::key(0),
+        &[2],
+        0,
+        1 << 40,
+        DType::I32
+    ))
+    .contains("i32 or i64"));
 }

@@ -2,8 +2,8 @@
 //! never hidden state, so a draw is a pure function of its key.
 //!
 //! [`key`] makes one from a seed; [`split`] and [`fold_in`] derive new ones; the samplers
-//! ([`uniform`], [`normal`], [`bernoulli`], [`categorical`], [`permutation`], [`bits`]) turn a
-//! key into values. Every word comes from the `threefry2x32` primitive encrypting a counter
+//! ([`uniform`], [`normal`], [`randint`], [`exponential`], [`laplace`], [`bernoulli`],
+//! [`categorical`], [`permutation`], [`shuffle`], [`bits`]) turn a key into values. Every word comes from the `threefry2x32` primitive encrypting a counter
 //! (the element's position) under the key, so a draw is reproducible bit for bit across
 //! runs, threads and backends, and is a traced computation like any other: inside `jit` it
 //! is recomputed from the key on every call (not a frozen constant), `vmap` over keys draws
@@ -166,6 +166,49 @@ pub fn normal(key: &Tensor, shape: &[usize], dtype: DType) -> Tensor {
     let radius = ((1.0 - first(0)).log() * -2.0).sqrt();
     let angle = first(1) * std::f64::consts::TAU;
     (radius * angle.cos()).astype(dtype)
+}
+
+/// Integers uniform on `[low, high)` of `shape` and an integer `dtype` (`jax.random.randint`):
+/// the floor of a 53-bit uniform scaled to the range. Ranges up to `2^53` are exact (bias
+/// below `2^-53` per value); wider ones (up to all of i64) reach only every `2^k`-th value,
+/// as f64 does. An empty range, or one the dtype cannot hold, is an error.
+#[track_caller]
+pub fn randint(key: &Tensor, shape: &[usize], low: i64, high: i64, dtype: DType) -> Tensor {
+    let loc = SourceLoc::caller();
+    let fits = match dtype {
+        DType::I32 => low >= i32::MIN as i64 && high - 1 <= i32::MAX as i64,
+        DType::I64 => true,
+        _ => false,
+    };
+    if !fits || high <= low {
+        return fail(Error::Input {
+            op: "randint".into(),
+            msg: format!(
+                "draws integers of i32 or i64 from a nonempty range the dtype holds, asked for {dtype} in [{low}, {high})"
+            ),
+            loc: Some(loc),
+        });
+    }
+    let u = unit("randint", key, shape, DType::F64, loc);
+    let span = high as f64 - low as f64;
+    // in f64 from `low`, then clamped into the range in integers (rounding of wide ranges
+    // may land on `high`, or convert to i64's saturated ends)
+    let v = ((u * span).floor() + low as f64).astype(DType::I64);
+    v.maximum(low).minimum(high - 1).astype(dtype)
+}
+
+/// Exponential with rate 1 (`jax.random.exponential`): `-log(1 - u)`.
+#[track_caller]
+pub fn exponential(key: &Tensor, shape: &[usize], dtype: DType) -> Tensor {
+    let u = unit("exponential", key, shape, DType::F64, SourceLoc::caller());
+    u.neg().log1p().neg().astype(dtype)
+}
+
+/// Laplace with scale 1 (`jax.random.laplace`): the inverse CDF of a uniform on (-1, 1).
+#[track_caller]
+pub fn laplace(key: &Tensor, shape: &[usize], dtype: DType) -> Tensor {
+    let u = unit("laplace", key, shape, DType::F64, SourceLoc::caller()) * 2.0 - 1.0;
+    (u.sign().neg() * u.abs().neg().log1p()).astype(dtype)
 }
 
 /// `true` with probability `p` (a number, or a tensor broadcast against `shape`).
