@@ -277,3 +277,17 @@ fn bad_indices_are_errors() {
         msg(e)
     );
 }
+
+/// Slices at the ends of the integer types: no overflow, Python's answers.
+#[test]
+fn slices_with_extreme_bounds_and_steps() {
+    let x = t(&[0., 1., 2., 3., 4.], &[5]);
+    assert_eq!(vals(&x.s(s![..;isize::MAX])), vec![0.]);
+    assert_eq!(vals(&x.s(s![..;isize::MIN])), vec![4.]);
+    assert_eq!(vals(&x.s(s![isize::MIN..isize::MAX])), vals(&x));
+    assert_eq!(vals(&x.s(s![2..usize::MAX])), vec![2., 3., 4.]);
+    assert_eq!(x.s(s![usize::MAX..]).shape(), &[0]);
+    let e = x.s(s![usize::MAX]).error().expect("an error").to_string();
+    assert!(e.contains("out of range"), "{e}");
+    assert_eq!(vals(&x.s(s![isize::MAX; -1])), Vec::<f64>::new());
+}

@@ -71,4 +71,7 @@ fn tree_hessians_match_the_flat_ones() {
     let want = vals(&hvp(flat, &z, &t(&[0.5, 1.0, -2.0], &[3])).unwrap());
     assert!(close(&[ha.item().unwrap()], &want[..1], 1e-14));
     assert!(close(&vals(&hv), &want[1..], 1e-14));
+    // a direction of another shape is an error, not a panic
+    let bad = (Tensor::scalar(0.5f64), t(&[1.0, -2.0, 3.0], &[3]));
+    assert!(hvp_tree(f, &(Tensor::scalar(0.7f64), t(&[0.3, -1.1], &[2])), &bad).is_err());
 }

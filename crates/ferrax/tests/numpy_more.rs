@@ -232,3 +232,27 @@ fn einsum_against_the_products_it_names() {
     assert!(msg(Tensor::einsum("...i->i", &[&a])).contains("ellipses"));
     assert!(msg(Tensor::einsum("i1->i", &[&a])).contains("not a letter"));
 }
+
+/// Extreme offsets and more bad input: no overflow, the answer numpy gives, or an error
+/// naming the operation.
+#[test]
+fn extreme_offsets_and_bad_input() {
+    let a = t(&(0..6).map(f64::from).collect::<Vec<_>>(), &[2, 3]);
+    assert_eq!(a.diagonal(isize::MIN, 0, 1).shape(), &[0]);
+    assert_eq!(a.diagonal(isize::MAX, 0, 1).shape(), &[0]);
+    assert_eq!(vals(&a.tril(isize::MAX)), vals(&a));
+    assert_eq!(vals(&a.triu(isize::MIN)), vals(&a));
+    assert!(vals(&a.tril(isize::MIN)).iter().all(|&v| v == 0.0));
+    assert!(vals(&a.triu(isize::MAX)).iter().all(|&v| v == 0.0));
+    assert_eq!(
+        vals(&Tensor::tri(2, 2, isize::MAX, DType::F64)),
+        vec![1.0; 4]
+    );
+    let flags = Tensor::from_vec(vec![true, false], &[2]);
+    assert!(msg(flags.cumprod(0, false)).contains("needs a numeric tensor"));
+    assert!(msg(a.cummax(2, false)).contains("out of range"));
+    assert!(msg(a.vector_norm(2.0, &[0, 0])).contains("repeat"));
+    assert!(msg(a.diagonal(0, 0, 5)).contains("out of range"));
+    assert!(msg(a.argsort(3)).contains("out of range"));
+    assert!(msg(a.prod(&[4])).contains("out of range"));
+}

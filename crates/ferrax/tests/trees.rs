@@ -73,4 +73,16 @@ fn maps_options_and_long_tuples_are_trees() {
     assert!(e.contains("differ in structure"), "{e}");
     let bad: ferrax::Result<HashMap<String, Tensor>> = unflatten(&tree_structure(&b), vec![s(1.0)]);
     assert!(bad.is_err());
+    // ravel_tree: mixed dtypes refused; Unravel refuses a vector of another length or dtype
+    let mixed = (s(1.0), Tensor::from_vec(vec![1i32], &[1]));
+    let e = ferrax::ravel_tree(&mixed).unwrap_err().to_string();
+    assert!(e.contains("one float dtype") && e.contains("leaf 1"), "{e}");
+    let (flat, back) = ferrax::ravel_tree(&(s(1.0), s(2.0))).unwrap();
+    assert_eq!(back.len(), 2);
+    let e = back
+        .apply(&Tensor::from_vec(vec![1.0f64; 3], &[3]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs a f64[2] vector"), "{e}");
+    assert!(back.apply(&flat.astype(ferrax::DType::F32)).is_err());
 }

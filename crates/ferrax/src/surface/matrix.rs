@@ -33,11 +33,11 @@ impl Tensor {
         let mut perm: Vec<usize> = (0..r).filter(|&d| d != a1 && d != a2).collect();
         perm.extend([a1, a2]);
         let (n, m) = (self.shape()[a1] as isize, self.shape()[a2] as isize);
-        // the diagonal's (row, column) pairs, as flat indices into the n×m matrix
-        let (row0, col0) = if offset >= 0 {
-            (0, offset)
-        } else {
-            (-offset, 0)
+        // the diagonal's (row, column) pairs, as flat indices into the n×m matrix; an offset
+        // beyond the matrix (any isize, MIN included) gives an empty diagonal
+        let (row0, col0) = match offset >= 0 {
+            true => (0, offset.min(m)),
+            false => (offset.unsigned_abs().min(n as usize) as isize, 0),
         };
         let len = (n - row0).min(m - col0).max(0);
         let flat: Vec<i64> = (0..len)
@@ -93,7 +93,7 @@ impl Tensor {
         // above diagonal k - 1 is the complement of on-or-below it
         let keep = match lower {
             true => lower_mask(n, m, k),
-            false => lower_mask(n, m, k - 1).logical_not(),
+            false => lower_mask(n, m, k.saturating_sub(1)).logical_not(),
         };
         let zero = Tensor::zeros(&[], try_t!(self.aval(), loc).dtype);
         Tensor::where_(&keep.broadcast_to_at(self.shape(), loc), self, &zero)
@@ -136,7 +136,9 @@ impl Tensor {
 
 /// `col <= row + k` on an `n × m` grid.
 fn lower_mask(n: usize, m: usize, k: isize) -> Tensor {
+    // a `k` beyond the grid on either side changes nothing: clamped there, no overflow
+    let k = (k as i64).clamp(-(n as i64) - 1, m as i64 + 1);
     let rows = Tensor::iota(&[n, m], 0, DType::I64);
     let cols = Tensor::iota(&[n, m], 1, DType::I64);
-    cols.less_equal(rows + k as i64)
+    cols.less_equal(rows + k)
 }

@@ -90,11 +90,29 @@ pub fn fold_in(key: &Tensor, data: &Tensor) -> Tensor {
     bind(Primitive::Threefry2x32, &[key, &counter], loc)
 }
 
+/// How many values a draw of `shape` holds, or an error when the shape's size overflows
+/// (the draw's own limit, `i32::MAX` values, is checked by `words`).
+fn draw_size(op: &str, shape: &[usize]) -> Result<usize> {
+    let too_big = || {
+        Error::exhausted(
+            op,
+            format!("a draw of shape {shape:?} has more values than a usize counts"),
+        )
+    };
+    if shape.iter().any(|&d| d > isize::MAX as usize) {
+        return Err(too_big());
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(too_big)
+}
+
 /// Random 32-bit words of `shape` (as `i32` bit patterns).
 #[track_caller]
 pub fn bits(key: &Tensor, shape: &[usize]) -> Tensor {
     let loc = SourceLoc::caller();
-    let n: usize = shape.iter().product();
+    let n = try_t!(draw_size("bits", shape), loc);
     let w = words("bits", key, n, loc);
     let s: Vec<isize> = shape.iter().map(|&d| d as isize).collect();
     w.slice_axis(1, 0, 1).reshape(&s)
@@ -116,7 +134,7 @@ fn unit(op: &str, key: &Tensor, shape: &[usize], dtype: DType, loc: SourceLoc) -
             loc: Some(loc),
         });
     }
-    let n: usize = shape.iter().product();
+    let n = try_t!(draw_size(op, shape), loc);
     let w = words(op, key, n, loc);
     if let Some(e) = w.error() {
         return Tensor::failed(e.clone());

@@ -47,7 +47,7 @@ impl SliceItem {
             SliceItem::Range { start, stop, .. } => SliceItem::Range { start, stop, step },
             SliceItem::Index(i) => SliceItem::Range {
                 start: Some(i),
-                stop: Some(i + 1),
+                stop: Some(i.saturating_add(1)),
                 step,
             },
             other => other,
@@ -75,38 +75,44 @@ impl From<RangeFull> for SliceItem {
     }
 }
 
+/// A Rust integer as an index bound: a `usize` beyond `isize::MAX` saturates (it is past the
+/// end of any dimension either way) instead of wrapping to a negative index.
+fn bound<T: TryInto<isize>>(v: T) -> isize {
+    v.try_into().unwrap_or(isize::MAX)
+}
+
 macro_rules! slice_item_from_ints {
     ($($t:ty),*) => {$(
         impl From<$t> for SliceItem {
             fn from(i: $t) -> SliceItem {
-                SliceItem::Index(i as isize)
+                SliceItem::Index(bound(i))
             }
         }
         impl From<Range<$t>> for SliceItem {
             fn from(r: Range<$t>) -> SliceItem {
-                SliceItem::Range { start: Some(r.start as isize), stop: Some(r.end as isize), step: 1 }
+                SliceItem::Range { start: Some(bound(r.start)), stop: Some(bound(r.end)), step: 1 }
             }
         }
         impl From<RangeInclusive<$t>> for SliceItem {
             fn from(r: RangeInclusive<$t>) -> SliceItem {
                 // `a..=-1` is "to the end", not an empty range
-                let stop = (*r.end() as isize).checked_add(1).filter(|&s| s != 0);
-                SliceItem::Range { start: Some(*r.start() as isize), stop, step: 1 }
+                let stop = bound(*r.end()).checked_add(1).filter(|&s| s != 0);
+                SliceItem::Range { start: Some(bound(*r.start())), stop, step: 1 }
             }
         }
         impl From<RangeFrom<$t>> for SliceItem {
             fn from(r: RangeFrom<$t>) -> SliceItem {
-                SliceItem::Range { start: Some(r.start as isize), stop: None, step: 1 }
+                SliceItem::Range { start: Some(bound(r.start)), stop: None, step: 1 }
             }
         }
         impl From<RangeTo<$t>> for SliceItem {
             fn from(r: RangeTo<$t>) -> SliceItem {
-                SliceItem::Range { start: None, stop: Some(r.end as isize), step: 1 }
+                SliceItem::Range { start: None, stop: Some(bound(r.end)), step: 1 }
             }
         }
         impl From<RangeToInclusive<$t>> for SliceItem {
             fn from(r: RangeToInclusive<$t>) -> SliceItem {
-                let stop = (r.end as isize).checked_add(1).filter(|&s| s != 0);
+                let stop = bound(r.end).checked_add(1).filter(|&s| s != 0);
                 SliceItem::Range { start: None, stop, step: 1 }
             }
         }
@@ -154,10 +160,11 @@ fn resolve(start: Option<isize>, stop: Option<isize>, step: isize, n: usize) -> 
         )
     };
     let span = if step > 0 { end - first } else { first - end };
+    // ceil(span / |step|), without overflow for any step (isize::MIN included)
     let count = if span <= 0 {
         0
     } else {
-        (span + step.abs() - 1) / step.abs()
+        ((span as usize - 1) / step.unsigned_abs() + 1) as isize
     };
     (first, count as usize)
 }
