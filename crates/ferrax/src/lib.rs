@@ -59,7 +59,7 @@ pub use api::{
     grad_argnums, grad_fn, grad_with_aux, hessian_argnums, hessian_fn, hessian_tree,
     hessian_with_aux, hvp_argnums, hvp_fn, hvp_tree, hvp_with_aux, jacfwd_argnums, jacfwd_fn,
     jacfwd_tree, jacfwd_with_aux, jacrev_argnums, jacrev_fn, jacrev_tree, jacrev_with_aux,
-    linearize_with_aux, ravel_tree, value_and_grad_argnums, value_and_grad_fn,
+    jvp_with_aux, linearize_with_aux, ravel_tree, value_and_grad_argnums, value_and_grad_fn,
     value_and_grad_with_aux, vjp_argnums, vjp_with_aux, vmap_axes_fn, vmap_fn, Jacobian, Unravel,
 };
 pub use backend::cpu::{profile_start, profile_stop, Plan};

@@ -521,3 +521,95 @@ fn readme_custom_rules() {
     let want = xs.map(|x| 1.0 / (1.0 + (-x).exp()) + 1.0);
     assert!(close(&vals(&g), &want, 1e-15));
 }
+
+/// A computation around a unary function (`sin`, with or without a custom rule).
+type Case<'a> = dyn Fn(&dyn Fn(Tensor) -> Tensor, Tensor) -> Tensor + 'a;
+
+/// The same computation with custom rules inside control flow and remat, against the same
+/// written without: rules that are the true derivative change nothing.
+#[test]
+fn custom_rules_inside_scan_cond_while_and_checkpoint() {
+    use ferrax::{checkpoint, cond, scan, RematPolicy};
+    // sin with its true derivative, as a custom_jvp and as a custom_vjp (nonlinear-declared)
+    let sin_jvp = |x: Tensor| {
+        custom_jvp(
+            |x: Tensor| x.sin(),
+            |x: Tensor, t: Tensor| (x.sin(), t * x.cos()),
+        )(x)
+    };
+    let sin_vjp = |x: Tensor| {
+        custom_vjp(
+            |x: Tensor| x.sin(),
+            |x: Tensor| (x.sin(), x.cos()),
+            |c: Tensor, g: Tensor| g * c,
+        )(x)
+    };
+    let plain = |x: Tensor| x.sin();
+    let x = t(&[0.4, -0.9, 1.3], &[3]);
+    let w = t(&[0.5, 1.5, -0.25], &[3]);
+    for s in [&sin_jvp as &dyn Fn(Tensor) -> Tensor, &sin_vjp] {
+        let in_scan = |s: &dyn Fn(Tensor) -> Tensor, x: Tensor| {
+            let (c, ys) = scan(
+                |c: Tensor, wi: Tensor| {
+                    let c = s(&c * &wi + 0.1);
+                    (c.clone(), c.sum_all())
+                },
+                &x,
+                &ferrax::Tensor::stack(&[w.clone(), w.clone() * 0.5], 0),
+            )
+            .unwrap();
+            c.sum_all() + ys.sum_all()
+        };
+        let in_cond = |s: &dyn Fn(Tensor) -> Tensor, x: Tensor| {
+            let p = x.sum_all().greater(0.0);
+            cond(&p, |x: Tensor| s(x * 2.0), |x: Tensor| s(x) * 3.0, &x)
+                .unwrap()
+                .sum_all()
+        };
+        let in_while = |s: &dyn Fn(Tensor) -> Tensor, x: Tensor| {
+            let (_, y) = while_loop(
+                |(i, _): (Tensor, Tensor)| i.less(3),
+                |(i, y): (Tensor, Tensor)| (i + 1, s(y * 1.1)),
+                &(Tensor::scalar(0i32), x),
+            )
+            .unwrap();
+            y.sum_all()
+        };
+        let in_remat = |s: &dyn Fn(Tensor) -> Tensor, x: Tensor| {
+            checkpoint(|x: Tensor| s(s(x)), RematPolicy::Nothing, &x)
+                .unwrap()
+                .sum_all()
+        };
+        let cases: [&Case<'_>; 4] = [&in_scan, &in_cond, &in_while, &in_remat];
+        for (k, case) in cases.iter().enumerate() {
+            let g = grad(|x: Tensor| case(s, x), &x).unwrap();
+            let want = grad(|x: Tensor| case(&plain, x), &x).unwrap();
+            assert!(close(&vals(&g), &vals(&want), 1e-14), "case {k}: grad");
+            let h = hessian(|x: Tensor| case(s, x), &x).unwrap();
+            let want = hessian(|x: Tensor| case(&plain, x), &x).unwrap();
+            assert!(close(&vals(&h), &vals(&want), 1e-12), "case {k}: hessian");
+            let (_, tx) = jvp(|x: Tensor| case(s, x), &x, &w).unwrap();
+            let (_, want) = jvp(|x: Tensor| case(&plain, x), &x, &w).unwrap();
+            assert!(close(&vals(&tx), &vals(&want), 1e-14), "case {k}: jvp");
+        }
+    }
+}
+
+#[test]
+fn jvp_with_aux_returns_the_aux_untouched() {
+    let x = t(&[0.3, 1.2], &[2]);
+    let (y, ty, aux) = ferrax::jvp_with_aux(
+        |x: Tensor| (x.sin(), (x.cos(), Tensor::scalar(4i32))),
+        &x,
+        &t(&[1.0, 2.0], &[2]),
+    )
+    .unwrap();
+    assert_eq!(vals(&y), vals(&x.sin()));
+    assert!(close(
+        &vals(&ty),
+        &[0.3f64.cos(), 2.0 * 1.2f64.cos()],
+        1e-15
+    ));
+    assert_eq!(vals(&aux.0), vals(&x.cos()));
+    assert_eq!(vals(&aux.1), vec![4.0]);
+}

@@ -35,8 +35,8 @@ pub use self::lax::*;
 pub use self::linear_map::*;
 pub use self::options::{
     grad_argnums, hessian_argnums, hessian_with_aux, hvp_argnums, hvp_with_aux, jacfwd_argnums,
-    jacfwd_with_aux, jacrev_argnums, jacrev_with_aux, linearize_with_aux, value_and_grad_argnums,
-    vjp_argnums, vjp_with_aux,
+    jacfwd_with_aux, jacrev_argnums, jacrev_with_aux, jvp_with_aux, linearize_with_aux,
+    value_and_grad_argnums, vjp_argnums, vjp_with_aux,
 };
 pub use self::ravel::{ravel_tree, Unravel};
 pub use self::remat::{checkpoint, checkpoint_name};

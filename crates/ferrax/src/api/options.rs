@@ -309,6 +309,18 @@ pub fn hvp_argnums<I: Tree>(f: impl Fn(I) -> Tensor, x: &I, v: &I, argnums: &[us
     split.with_zeros(hv)
 }
 
+/// `f(x)`, its jvp along `t` and the untouched `aux`, for `f` returning `(value, aux)`
+/// (`jax.jvp(f, x, t, has_aux=True)`): `(value, tangent, aux)`.
+#[track_caller]
+pub fn jvp_with_aux<I: Tree, O: Tree, A: Tree>(
+    f: impl FnOnce(I) -> (O, A),
+    x: &I,
+    t: &I,
+) -> Result<(O, O, A)> {
+    let ((y, aux), (ty, _)) = jvp(f, x, t)?;
+    Ok((y, ty, aux))
+}
+
 /// `f(x)`, its linear map and the untouched `aux`, for `f` returning `(value, aux)`
 /// (`has_aux`): the map is of the value only.
 ///
