@@ -16,6 +16,8 @@
 //! tangents, so an affine or nonlinear rule is refused before it gives a wrong `vjp`.
 
 use crate::api::functions::failed_like;
+use crate::ir::control::list;
+use crate::ir::custom::floats;
 use crate::ir::Closed;
 use crate::ir::{Aval, Error, Primitive, Program, Result, SourceLoc, Var};
 use crate::passes::jvp::jvp_call;
@@ -164,8 +166,16 @@ impl Site<'_> {
         }
     }
 
-    /// `got` (a tree and its leaves' avals, from `who`) must be `want`'s.
-    fn agree(&self, who: &str, got: (&TreeDef, &[Aval]), want: (&TreeDef, &[Aval])) -> Result<()> {
+    /// `got` (a tree's structure and leaves, from `who`) must have `want`'s structure and
+    /// avals.
+    fn agree(
+        &self,
+        who: &str,
+        got: (&TreeDef, &[Tensor]),
+        want: (&TreeDef, &[Aval]),
+    ) -> Result<()> {
+        let got = (got.0, leaf_avals(got.1)?);
+        let got = (got.0, got.1.as_slice());
         if got.0 != want.0 {
             return Err(self.err(format!(
                 "{who} has the structure {:?} where the function's is {:?}",
@@ -187,18 +197,6 @@ impl Site<'_> {
 fn short_name(full: &str) -> String {
     let trimmed = full.trim_end_matches("::{{closure}}");
     trimmed.rsplit("::").next().unwrap_or(trimmed).to_string() + " (closure)"
-}
-
-fn list(avals: &[Aval]) -> String {
-    avals
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn floats(avals: &[Aval]) -> Vec<Aval> {
-    crate::ir::custom::floats(avals)
 }
 
 /// A tree of `def` from the float leaves given (in order), zeros elsewhere: the tangent or
@@ -273,16 +271,14 @@ fn bind_custom_jvp<I: Tree, O: Tree>(
         let (y, ty) = rule(p, t);
         let (y, y_def) = flatten(&y);
         let (ty, ty_def) = flatten(&ty);
-        let y_avals = leaf_avals(&y)?;
         site.agree(
             "the rule's output",
-            (&y_def, &y_avals),
+            (&y_def, &y),
             (&body.out_def, &out_avals),
         )?;
-        let ty_avals = leaf_avals(&ty)?;
         site.agree(
             "the rule's tangent",
-            (&ty_def, &ty_avals),
+            (&ty_def, &ty),
             (&body.out_def, &out_avals),
         )?;
         let mut outs = y;
@@ -337,12 +333,7 @@ fn bind_custom_vjp<I: Tree, O: Tree, R: Tree>(
     let (fwd_p, fwd_caps) = trace_flat(&avals, |args| {
         let (y, r) = fwd(unflatten(&in_def, args)?);
         let (y, y_def) = flatten(&y);
-        let y_avals = leaf_avals(&y)?;
-        site.agree(
-            "fwd's output",
-            (&y_def, &y_avals),
-            (&body.out_def, &out_avals),
-        )?;
+        site.agree("fwd's output", (&y_def, &y), (&body.out_def, &out_avals))?;
         let (r, r_def) = flatten(&r);
         res_def = Some(r_def);
         Ok(y.into_iter().chain(r).collect())
@@ -358,8 +349,7 @@ fn bind_custom_vjp<I: Tree, O: Tree, R: Tree>(
         let r: R = unflatten(&res_def, res.to_vec())?;
         let ct: O = with_zeros(&body.out_def, &out_avals, cts)?;
         let (g, g_def) = flatten(&bwd(r, ct));
-        let g_avals = leaf_avals(&g)?;
-        site.agree("bwd's cotangent", (&g_def, &g_avals), (&in_def, &avals))?;
+        site.agree("bwd's cotangent", (&g_def, &g), (&in_def, &avals))?;
         Ok(g.into_iter()
             .filter(|t| t.dtype().is_some_and(|d| d.is_float()))
             .collect())

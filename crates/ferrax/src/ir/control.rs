@@ -469,7 +469,8 @@ pub(crate) fn scan_avals(
     Ok(result)
 }
 
-fn list(avals: &[Aval]) -> String {
+/// Avals as program text lists them, for messages.
+pub(crate) fn list(avals: &[Aval]) -> String {
     avals
         .iter()
         .map(|a| a.to_string())

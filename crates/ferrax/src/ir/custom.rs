@@ -24,6 +24,7 @@
 //! | `custom_lin.transpose` | nonlin, outs' cotangents | lin's cotangents |
 
 use crate::ir::aval::Aval;
+use crate::ir::control::list;
 use crate::ir::error::{Error, Result};
 use crate::ir::primitive::{Closed, Primitive};
 
@@ -249,12 +250,4 @@ pub(crate) fn custom_lin_avals(
         lin,
     )?;
     Ok(outs)
-}
-
-fn list(avals: &[Aval]) -> String {
-    avals
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
