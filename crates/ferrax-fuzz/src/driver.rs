@@ -131,7 +131,16 @@ fn work(p: &Program) -> u128 {
                 .map(|b| work(b.program()))
                 .max()
                 .unwrap_or(0),
-            ferrax::Primitive::Checkpoint { body, .. } => work(body.program()),
+            // a call of its body; the transformations run the custom rules' sub-programs
+            ferrax::Primitive::Checkpoint { .. }
+            | ferrax::Primitive::CustomJvp { .. }
+            | ferrax::Primitive::CustomVjp { .. }
+            | ferrax::Primitive::CustomLin { .. } => e
+                .prim
+                .subprograms()
+                .into_iter()
+                .map(work)
+                .fold(0, u128::saturating_add),
             // a while loop runs until its cond says so: bounded by its max_steps, it costs
             // that many steps at most; unbounded, a mutated cond may never end (the user's
             // loop, not a hang of ferrax's), so it is not evaluated

@@ -174,9 +174,18 @@ impl<R: Rng> Gen<'_, R> {
                 if matches!(n, "cond" | "scan" | "while") && self.depth >= MAX_DEPTH {
                     continue;
                 }
-                // these come from the seeds: while_linear is what linearization makes, and
-                // a checkpoint or a name only matters to linearization's policy
-                if matches!(n, "while_linear" | "checkpoint" | "checkpoint_name") {
+                // these come from the seeds: while_linear is what linearization makes, a
+                // checkpoint or a name only matters to linearization's policy, and custom
+                // rules hold sub-programs that must agree with each other (the API builds them)
+                if matches!(
+                    n,
+                    "while_linear"
+                        | "checkpoint"
+                        | "checkpoint_name"
+                        | "custom_jvp"
+                        | "custom_vjp"
+                        | "custom_lin"
+                ) {
                     continue;
                 }
                 if !self.exact || !INEXACT.contains(&n) {
@@ -1211,7 +1220,13 @@ mod tests {
         for name in PRIMITIVE_NAMES.iter().filter(|n| {
             !matches!(
                 **n,
-                "while" | "while_linear" | "checkpoint" | "checkpoint_name"
+                "while"
+                    | "while_linear"
+                    | "checkpoint"
+                    | "checkpoint_name"
+                    | "custom_jvp"
+                    | "custom_vjp"
+                    | "custom_lin"
             )
         }) {
             assert!(seen.contains(name), "the generator never used `{name}`");

@@ -267,6 +267,39 @@ pub const SEEDS: &[&str] = &[
       in (e) } policy=(h1,h2)] y
     n:f64[3] = checkpoint_name[name=h2] z
   in (n, s) }",
+    // a custom_jvp (sin with its rule), a custom_vjp with an integer argument, and the
+    // custom_lin that linearizing a custom_vjp leaves (its transpose is the vjp's bwd)
+    "{ lambda ; a:f64[2] . let
+    b:f64[2] = custom_jvp[body={ lambda ; a:f64[2] . let
+        b:f64[2] = sin a
+      in (b) } rule={ lambda ; a:f64[2] b:f64[2] . let
+        c:f64[2] = sin a
+        d:f64[2] = cos a
+        e:f64[2] = mul b d
+      in (c, e) } n_args=1] a
+  in (b) }",
+    "{ lambda ; a:f64[2] b:i32[1] . let
+    c:f64[2] d:i32[1] = custom_vjp[body={ lambda ; a:f64[2] b:i32[1] . let
+        c:f64[2] = exp a
+      in (c, b) } fwd={ lambda ; a:f64[2] b:i32[1] . let
+        c:f64[2] = exp a
+        d:f64[2] = exp a
+      in (c, b, d) } bwd={ lambda ; a:f64[2] b:f64[2] c:i32[1] d:f64[2] . let
+        f:f64[2] = mul d a
+      in (f) } tangent={ lambda ; a:f64[2] b:f64[2] c:i32[1] d:f64[2] . let
+        e:f64[2] = exp b
+        f:f64[2] = mul d e
+      in (f) } n_args=2] a b
+  in (c, d) }",
+    "{ lambda ; a:f64[2] . let
+    c:f64[2] = cos a
+    e:f64[2] = broadcast_in_dim[shape=(2,) broadcast_dimensions=()] 1.0:f64
+    f:f64[2] = custom_lin[forward={ lambda ; a:f64[2] b:f64[2] c:f64[2] . let
+        d:f64[2] = mul c a
+      in (d) } transpose={ lambda ; a:f64[2] b:f64[2] c:f64[2] . let
+        d:f64[2] = mul c a
+      in (d) } n_nonlin=2] c a e
+  in (f) }",
     // a reverse scan without xs: two carries (one an integer counter), one ys
     "{ lambda ; a:f64[] . let
     b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let

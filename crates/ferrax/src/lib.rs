@@ -46,8 +46,8 @@ mod surface;
 mod trace;
 
 pub use api::{
-    checkpoint, checkpoint_name, cond, fori_loop, scan, scan_with, switch, while_loop,
-    while_loop_with, ScanOptions, WhileOptions,
+    checkpoint, checkpoint_name, cond, custom_jvp, custom_vjp, custom_vjp_linear, fori_loop, scan,
+    scan_with, switch, while_loop, while_loop_with, ScanOptions, WhileOptions,
 };
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
@@ -56,9 +56,11 @@ pub use api::{
     GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
 pub use api::{
-    grad_argnums, grad_fn, grad_with_aux, hessian_fn, hessian_tree, hvp_fn, hvp_tree, jacfwd_fn,
-    jacfwd_tree, jacrev_fn, jacrev_tree, ravel_tree, value_and_grad_argnums, value_and_grad_fn,
-    value_and_grad_with_aux, vmap_axes_fn, vmap_fn, Jacobian, Unravel,
+    grad_argnums, grad_fn, grad_with_aux, hessian_argnums, hessian_fn, hessian_tree,
+    hessian_with_aux, hvp_argnums, hvp_fn, hvp_tree, hvp_with_aux, jacfwd_argnums, jacfwd_fn,
+    jacfwd_tree, jacfwd_with_aux, jacrev_argnums, jacrev_fn, jacrev_tree, jacrev_with_aux,
+    jvp_with_aux, linearize_with_aux, ravel_tree, value_and_grad_argnums, value_and_grad_fn,
+    value_and_grad_with_aux, vjp_argnums, vjp_with_aux, vmap_axes_fn, vmap_fn, Jacobian, Unravel,
 };
 pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::while_linear::{

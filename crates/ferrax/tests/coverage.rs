@@ -58,6 +58,15 @@ fn matrix() -> String {
                     assert!(!claimed, "`while`'s linear program is a while_linear");
                     "— (linear part: `while_linear`)"
                 }
+                // a custom rule's linear program is its rule's: ordinary equations
+                // (custom_jvp) or a custom_lin (custom_vjp), whose own row checks that rule
+                Column::TransposeRule if matches!(*name, "custom_jvp" | "custom_vjp") => {
+                    assert!(!claimed, "`{name}`'s linear program is its rule's");
+                    match *name {
+                        "custom_jvp" => "— (linear part: the rule's equations)",
+                        _ => "— (linear part: `custom_lin`)",
+                    }
+                }
                 Column::TransposeRule => {
                     let linear = mine
                         .first()

@@ -10,21 +10,19 @@
 //! `Tensor::to_vec`, ...) returns it as one `Err` naming the innermost cause and the user's
 //! line. Called eagerly, reading a leaf of the result gives the same `Err`.
 //!
-//! `*_with_aux` forms are JAX's `has_aux`: the function returns `(value, aux)` and the aux
-//! tree comes back untouched beside the derivative. `*_argnums` forms are JAX's `argnums`
-//! for a tuple argument: the positions listed are differentiated, the others held fixed
-//! (they may hold integers), and the gradient keeps the tuple's type with zeros at the
-//! fixed positions (JAX returns only the selected ones; a Rust tuple's type cannot shrink).
+//! `grad_with_aux` and `value_and_grad_with_aux` are JAX's `has_aux`: the function returns
+//! `(value, aux)` and the aux tree comes back untouched beside the derivative. The other
+//! transformations' `has_aux` and every `argnums` form are in `options.rs`.
 
 use crate::api::forward::jacfwd;
 use crate::api::reverse::{float_inputs, grad, hessian, hvp, jacrev, value_and_grad, vjp};
 use crate::api::vmap::{vmap, vmap_axes, VmapAxes};
 use crate::ir::{Error, Result, SourceLoc};
-use crate::trace::{flatten, tree_map, unflatten, Tensor, Tree, TreeDef};
+use crate::trace::{flatten, tree_map, unflatten, Tensor, Tree};
 
 /// A tree shaped like `like` whose every leaf is a failed tensor carrying `e` (recorded in
 /// the enclosing trace, if any).
-fn failed_like<T: Tree>(like: &T, e: &Error) -> T {
+pub(crate) fn failed_like<T: Tree>(like: &T, e: &Error) -> T {
     let (leaves, def) = flatten(like);
     let failed: Vec<Tensor> = leaves
         .iter()
@@ -128,107 +126,4 @@ pub fn value_and_grad_with_aux<I: Tree, A: Tree>(
     })?;
     let g: I = f_vjp.apply(&(one, zeros))?;
     Ok((y, g, aux))
-}
-
-/// The gradient with respect to the positions `argnums` of a tuple argument (see the module
-/// notes): `grad_argnums(f, &(w, b, data), &[0, 1])`.
-///
-/// ```
-/// use ferrax::{grad_argnums, Tensor};
-/// let f = |(w, x): (Tensor, Tensor)| (&w * &x).sum_all();
-/// let (gw, gx) = grad_argnums(f, &(Tensor::scalar(2.0f64), Tensor::scalar(3.0f64)), &[0]).unwrap();
-/// assert_eq!((gw.item().unwrap(), gx.item().unwrap()), (3.0, 0.0));
-/// ```
-#[track_caller]
-pub fn grad_argnums<I: Tree>(f: impl FnOnce(I) -> Tensor, x: &I, argnums: &[usize]) -> Result<I> {
-    Ok(value_and_grad_argnums(f, x, argnums)?.1)
-}
-
-/// `f(x)` and the gradient with respect to the positions `argnums` of a tuple argument.
-#[track_caller]
-pub fn value_and_grad_argnums<I: Tree>(
-    f: impl FnOnce(I) -> Tensor,
-    x: &I,
-    argnums: &[usize],
-) -> Result<(Tensor, I)> {
-    let loc = SourceLoc::caller();
-    let (leaves, def) = flatten(x);
-    let children = match &def {
-        TreeDef::Node {
-            kind: "tuple",
-            children,
-        } => children,
-        other => {
-            return Err(Error::input(
-                "grad_argnums",
-                format!("argnums picks positions of a tuple argument, got a {other:?}"),
-            )
-            .with_loc(loc))
-        }
-    };
-    for (i, &k) in argnums.iter().enumerate() {
-        if k >= children.len() || argnums[..i].contains(&k) {
-            return Err(Error::input(
-                "grad_argnums",
-                format!(
-                    "argnums {argnums:?}: {k} is {} for a tuple of {}",
-                    if k >= children.len() {
-                        "out of range"
-                    } else {
-                        "repeated"
-                    },
-                    children.len()
-                ),
-            )
-            .with_loc(loc));
-        }
-    }
-    // which leaves are differentiated: those of the chosen positions
-    let mut chosen = Vec::with_capacity(leaves.len());
-    for (k, c) in children.iter().enumerate() {
-        chosen.extend(std::iter::repeat_n(argnums.contains(&k), c.num_leaves()));
-    }
-    let wrt: Vec<Tensor> = leaves
-        .iter()
-        .zip(&chosen)
-        .filter(|(_, &c)| c)
-        .map(|(t, _)| t.clone())
-        .collect();
-    float_inputs("grad_argnums", &wrt, loc)?;
-    let rebuild = |picked: Vec<Tensor>| -> Result<I> {
-        let mut picked = picked.into_iter();
-        let all: Vec<Tensor> = leaves
-            .iter()
-            .zip(&chosen)
-            .map(|(t, &c)| {
-                if c {
-                    picked.next().unwrap_or_else(|| t.clone())
-                } else {
-                    t.clone()
-                }
-            })
-            .collect();
-        unflatten(&def, all)
-    };
-    let (value, g) = value_and_grad(
-        |picked: Vec<Tensor>| match rebuild(picked) {
-            Ok(x) => f(x),
-            Err(e) => Tensor::from_error(e),
-        },
-        &wrt,
-    )?;
-    // the gradient in the argument's shape: zeros at the fixed positions
-    let mut g = g.into_iter();
-    let full = leaves
-        .iter()
-        .zip(&chosen)
-        .map(|(t, &c)| match c {
-            true => Ok(g.next().unwrap_or_else(|| t.clone())),
-            false => {
-                let a = t.aval()?;
-                Ok(Tensor::zeros(&a.shape, a.dtype))
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((value, unflatten(&def, full)?))
 }

@@ -9,9 +9,9 @@
 //! pushes one identity basis per input leaf through one linearization; reverse mode pulls
 //! one per output leaf through its transpose; each is one batched linear program.
 
-use crate::api::linear_map::linearize;
+use crate::api::linear_map::{linearize, LinearMap};
 use crate::ir::{Aval, Error, Result};
-use crate::trace::{flatten, identity, unflatten, Tensor, Tree, TreeDef};
+use crate::trace::{fail, flatten, identity, Tensor, Tree, TreeDef};
 
 /// The Jacobian of a function from trees to trees: a block per (output leaf, input leaf).
 #[derive(Clone, Debug)]
@@ -105,74 +105,74 @@ fn block(batch: &Tensor, front: &[usize], back: &[usize], batch_is_back: bool) -
 /// ```
 #[track_caller]
 pub fn jacfwd_tree<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<Jacobian> {
-    let (x_leaves, in_def) = flatten(x);
-    let in_avals = avals(&x_leaves)?;
-    float_leaves("jacfwd_tree", &in_avals)?;
-    let (y, lin) = linearize(f, x)?;
-    let (y_leaves, out_def) = flatten(&y);
-    let out_avals = avals(&y_leaves)?;
-    let mut blocks = vec![Vec::with_capacity(in_avals.len()); out_avals.len()];
-    for (j, a) in in_avals.iter().enumerate() {
-        let n = a.size();
-        let cols: Vec<Tensor> = if n == 0 {
-            out_avals
-                .iter()
-                .map(|o| {
-                    let mut s = vec![0];
-                    s.extend(&o.shape);
-                    Tensor::zeros(&s, o.dtype)
-                })
-                .collect()
-        } else {
-            let t: I = unflatten(&in_def, basis(&in_avals, j, n)?)?;
-            let out: O = lin.apply_batch(&t)?;
-            flatten(&out).0
-        };
-        for (i, (c, o)) in cols.iter().zip(&out_avals).enumerate() {
-            let b = block(c, &o.shape, &a.shape, true);
-            b.aval()?;
-            blocks[i].push(b);
-        }
-    }
-    Ok(Jacobian {
-        out_def,
-        in_def,
-        blocks,
-    })
+    let (x_leaves, _) = flatten(x);
+    float_leaves("jacfwd_tree", &avals(&x_leaves)?)?;
+    let (_, lin) = linearize(f, x)?;
+    jacobian_forward(&lin)
 }
 
 /// The Jacobian of `f` at `x` by reverse mode (see [`Jacobian`]): one transposed map,
 /// pulled back through an identity basis per output leaf.
 #[track_caller]
 pub fn jacrev_tree<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<Jacobian> {
-    let (x_leaves, in_def) = flatten(x);
-    let in_avals = avals(&x_leaves)?;
-    float_leaves("jacrev_tree", &in_avals)?;
-    let (y, lin) = linearize(f, x)?;
+    let (x_leaves, _) = flatten(x);
+    float_leaves("jacrev_tree", &avals(&x_leaves)?)?;
+    let (_, lin) = linearize(f, x)?;
+    jacobian_reverse(&lin)
+}
+
+/// The map applied to a batch of flat leaves (batch axis first in each).
+fn apply_batch_flat(lin: &LinearMap, batch: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    let n_out = lin.out_avals().len();
+    crate::api::vmap(
+        |t: Vec<Tensor>| match lin.apply_flat(&t) {
+            Ok(u) => u,
+            // recorded in the vmap's trace, which reports it
+            Err(e) => vec![fail(e); n_out],
+        },
+        &batch,
+    )
+}
+
+/// The Jacobian of a linear map, one identity basis per input leaf pushed forward.
+pub(crate) fn jacobian_forward(lin: &LinearMap) -> Result<Jacobian> {
+    let (in_avals, out_avals) = (lin.in_avals(), lin.out_avals());
+    let mut blocks = vec![Vec::with_capacity(in_avals.len()); out_avals.len()];
+    for (j, a) in in_avals.iter().enumerate() {
+        let n = a.size();
+        let cols: Vec<Tensor> = match n {
+            0 => out_avals.iter().map(empty_batch).collect(),
+            _ => apply_batch_flat(lin, basis(in_avals, j, n)?)?,
+        };
+        for (i, (c, o)) in cols.iter().zip(out_avals).enumerate() {
+            let b = block(c, &o.shape, &a.shape, true);
+            b.aval()?;
+            blocks[i].push(b);
+        }
+    }
+    Ok(Jacobian {
+        out_def: lin.out_def().clone(),
+        in_def: lin.in_def().clone(),
+        blocks,
+    })
+}
+
+/// The Jacobian of a linear map, one identity basis per output leaf pulled back through its
+/// transpose.
+pub(crate) fn jacobian_reverse(lin: &LinearMap) -> Result<Jacobian> {
+    let (in_avals, out_avals) = (lin.in_avals(), lin.out_avals());
+    float_leaves("jacrev (its outputs)", out_avals)?;
     let back = lin.transpose()?;
-    let (y_leaves, out_def) = flatten(&y);
-    let out_avals = avals(&y_leaves)?;
-    float_leaves("jacrev_tree (its outputs)", &out_avals)?;
     let mut blocks = Vec::with_capacity(out_avals.len());
     for (i, o) in out_avals.iter().enumerate() {
         let m = o.size();
-        let rows: Vec<Tensor> = if m == 0 {
-            in_avals
-                .iter()
-                .map(|a| {
-                    let mut s = vec![0];
-                    s.extend(&a.shape);
-                    Tensor::zeros(&s, a.dtype)
-                })
-                .collect()
-        } else {
-            let ct: O = unflatten(&out_def, basis(&out_avals, i, m)?)?;
-            let pulled: I = back.apply_batch(&ct)?;
-            flatten(&pulled).0
+        let rows: Vec<Tensor> = match m {
+            0 => in_avals.iter().map(empty_batch).collect(),
+            _ => apply_batch_flat(&back, basis(out_avals, i, m)?)?,
         };
         let row = rows
             .iter()
-            .zip(&in_avals)
+            .zip(in_avals)
             .map(|(r, a)| {
                 let b = block(r, &o.shape, &a.shape, false);
                 b.aval()?;
@@ -182,10 +182,17 @@ pub fn jacrev_tree<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, x: &I) -> Result<Ja
         blocks.push(row);
     }
     Ok(Jacobian {
-        out_def,
-        in_def,
+        out_def: lin.out_def().clone(),
+        in_def: lin.in_def().clone(),
         blocks,
     })
+}
+
+/// An empty batch of values of aval `a` (a leaf with no elements has no basis).
+fn empty_batch(a: &Aval) -> Tensor {
+    let mut s = vec![0];
+    s.extend(&a.shape);
+    Tensor::zeros(&s, a.dtype)
 }
 
 /// The Hessian of a scalar function of a tree (forward over reverse: `jacfwd_tree` of the

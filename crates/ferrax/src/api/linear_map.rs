@@ -127,7 +127,7 @@ impl LinearMap {
         self.transposed
     }
 
-    fn in_def(&self) -> &TreeDef {
+    pub(crate) fn in_def(&self) -> &TreeDef {
         if self.transposed {
             &self.inner.out_def
         } else {
@@ -135,7 +135,7 @@ impl LinearMap {
         }
     }
 
-    fn out_def(&self) -> &TreeDef {
+    pub(crate) fn out_def(&self) -> &TreeDef {
         if self.transposed {
             &self.inner.in_def
         } else {
@@ -245,6 +245,41 @@ impl LinearMap {
             return Ok(plan.run(arrays)?.into_iter().map(Tensor::new).collect());
         }
         self.program().call_at(&args, loc)
+    }
+
+    /// This (untransposed) map with its argument's structure replaced by `in_def` (the same
+    /// leaves) and only its first `n_out` output leaves kept, of structure `out_def`: how
+    /// `has_aux` drops the aux outputs and `argnums` names the chosen positions.
+    pub(crate) fn restructured(
+        &self,
+        in_def: TreeDef,
+        n_out: usize,
+        out_def: TreeDef,
+    ) -> Result<LinearMap> {
+        let inner = &self.inner;
+        if self.transposed
+            || in_def.num_leaves() != inner.in_avals.len()
+            || out_def.num_leaves() != n_out
+            || n_out > inner.out_avals.len()
+        {
+            return Err(Error::internal(
+                "LinearMap::restructured: structures disagree",
+            ));
+        }
+        let mut p = inner.code.program.clone();
+        p.outputs.truncate(n_out);
+        let defs = (
+            in_def,
+            inner.in_avals.clone(),
+            out_def,
+            inner.out_avals[..n_out].to_vec(),
+        );
+        Ok(LinearMap::new(
+            p.dce(),
+            inner.residuals.clone(),
+            inner.forwarded,
+            defs,
+        ))
     }
 
     /// The program this map runs: inputs are the residuals, then the map's arguments.

@@ -69,6 +69,33 @@ impl Primitive {
                 body: Closed::new(f(body.program())?),
                 policy: policy.clone(),
             }),
+            Primitive::CustomJvp { body, rule, n_args } => Some(Primitive::CustomJvp {
+                body: Closed::new(f(body.program())?),
+                rule: Closed::new(f(rule.program())?),
+                n_args: *n_args,
+            }),
+            Primitive::CustomVjp {
+                body,
+                fwd,
+                bwd,
+                tangent,
+                n_args,
+            } => Some(Primitive::CustomVjp {
+                body: Closed::new(f(body.program())?),
+                fwd: Closed::new(f(fwd.program())?),
+                bwd: Closed::new(f(bwd.program())?),
+                tangent: Closed::new(f(tangent.program())?),
+                n_args: *n_args,
+            }),
+            Primitive::CustomLin {
+                forward,
+                transpose,
+                n_nonlin,
+            } => Some(Primitive::CustomLin {
+                forward: Closed::new(f(forward.program())?),
+                transpose: Closed::new(f(transpose.program())?),
+                n_nonlin: *n_nonlin,
+            }),
             Primitive::WhileLinear {
                 body,
                 step,
@@ -442,7 +469,8 @@ pub(crate) fn scan_avals(
     Ok(result)
 }
 
-fn list(avals: &[Aval]) -> String {
+/// Avals as program text lists them, for messages.
+pub(crate) fn list(avals: &[Aval]) -> String {
     avals
         .iter()
         .map(|a| a.to_string())

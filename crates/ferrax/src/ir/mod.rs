@@ -3,13 +3,15 @@
 //! Every other folder reads this one, and it reads nothing else. In pipeline order:
 //! element types ([`dtype`]) and abstract values ([`aval`]), host arrays ([`array`]; seeded
 //! random ones in [`random`]), the closed set of primitives ([`primitive`]) and their shape
-//! rules ([`shape_rules`]; those of control flow in [`control`]), typed SSA programs
+//! rules ([`shape_rules`]; those of control flow in [`control`], of custom derivative rules
+//! in [`custom`]), typed SSA programs
 //! ([`program`]), the environment every interpreter keeps ([`env`]), their text form
 //! ([`print`], [`parse`]), and the one error type ([`error`]).
 
 pub(crate) mod array;
 pub(crate) mod aval;
 pub(crate) mod control;
+pub(crate) mod custom;
 pub(crate) mod dtype;
 pub(crate) mod env;
 pub(crate) mod error;

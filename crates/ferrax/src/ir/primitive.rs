@@ -309,6 +309,23 @@ primitives! {
     CheckpointName { name: String } = "checkpoint_name", 1;
     /// `stop_gradient(x)`: `x`, with a zero derivative (JAX's `stop_gradient`).
     StopGradient = "stop_gradient", 1;
+    /// `custom_jvp(args..., consts...)`: `body` on the operands (the first `n_args` are the
+    /// function's arguments, the rest what it and its rule captured), differentiated by
+    /// `rule`: (args, consts, one tangent per float argument) to (the outputs, one tangent
+    /// per float output), linear in the tangents. `ir::custom` has the details.
+    CustomJvp { body: Closed, rule: Closed, n_args: usize } = "custom_jvp", any;
+    /// `custom_vjp(args..., consts...)`: `body` on the operands, differentiated by `fwd`
+    /// ((args, consts) to the outputs and residuals) and `bwd` ((residuals, args, consts,
+    /// one cotangent per float output) to one cotangent per float argument); `tangent` is
+    /// the forward-mode map of the same signature (the transpose of `bwd` when it is
+    /// declared linear, the jvp of `body` otherwise).
+    CustomVjp { body: Closed, fwd: Closed, bwd: Closed, tangent: Closed, n_args: usize } = "custom_vjp", any;
+    /// `custom_lin(nonlin..., lin...)`: a linear map given with its transpose, as the
+    /// linearization of a `custom_vjp` leaves it: `forward` (all operands to the outputs) is
+    /// linear in the operands after the first `n_nonlin`; `transpose` takes the same
+    /// `n_nonlin` operands and one cotangent per output and gives one per linear operand.
+    /// Transposition swaps the two.
+    CustomLin { forward: Closed, transpose: Closed, n_nonlin: usize } = "custom_lin", any;
 
     // ---- linear algebra on the last two dimensions (`ir::linalg`), batched over the rest ----
     /// The lower Cholesky factor `L` (`L Lᵀ = A`) of the symmetric matrix whose lower
@@ -441,6 +458,9 @@ macro_rules! control_flow {
             | $crate::ir::Primitive::While { .. }
             | $crate::ir::Primitive::WhileLinear { .. }
             | $crate::ir::Primitive::Checkpoint { .. }
+            | $crate::ir::Primitive::CustomJvp { .. }
+            | $crate::ir::Primitive::CustomVjp { .. }
+            | $crate::ir::Primitive::CustomLin { .. }
     };
 }
 
@@ -494,6 +514,22 @@ impl Primitive {
             Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
             Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
             Primitive::Checkpoint { body, .. } => vec![body.program()],
+            Primitive::CustomJvp { body, rule, .. } => vec![body.program(), rule.program()],
+            Primitive::CustomVjp {
+                body,
+                fwd,
+                bwd,
+                tangent,
+                ..
+            } => vec![
+                body.program(),
+                fwd.program(),
+                bwd.program(),
+                tangent.program(),
+            ],
+            Primitive::CustomLin {
+                forward, transpose, ..
+            } => vec![forward.program(), transpose.program()],
             _ => vec![],
         }
     }

@@ -10,6 +10,7 @@ use crate::ir::aval::Aval;
 use crate::ir::control::{
     checkpoint_avals, cond_avals, scan_avals, while_avals, while_linear_avals,
 };
+use crate::ir::custom::{custom_jvp_avals, custom_lin_avals, custom_vjp_avals};
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
 use crate::ir::indexing::{
@@ -42,6 +43,21 @@ impl Primitive {
                 ..
             } => while_avals(cond, body, *n_cond_consts, *n_body_consts, args),
             Primitive::Checkpoint { body, .. } => checkpoint_avals(body, args),
+            Primitive::CustomJvp { body, rule, n_args } => {
+                custom_jvp_avals(body, rule, *n_args, args)
+            }
+            Primitive::CustomVjp {
+                body,
+                fwd,
+                bwd,
+                tangent,
+                n_args,
+            } => custom_vjp_avals([body, fwd, bwd, tangent], *n_args, args),
+            Primitive::CustomLin {
+                forward,
+                transpose,
+                n_nonlin,
+            } => custom_lin_avals(forward, transpose, *n_nonlin, args),
             Primitive::WhileLinear {
                 body,
                 step,

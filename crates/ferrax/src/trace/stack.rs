@@ -427,6 +427,16 @@ impl Program {
     /// [`Program::call`] with the location its equations are recorded at when they have
     /// none of their own.
     pub(crate) fn call_at(&self, args: &[Tensor], loc: SourceLoc) -> Result<Vec<Tensor>> {
+        self.call_within(args, Some(loc))
+    }
+
+    /// [`Program::call_at`] where the location may be unknown (a pass applying a
+    /// sub-program at an equation that has none).
+    pub(crate) fn call_within(
+        &self,
+        args: &[Tensor],
+        loc: Option<SourceLoc>,
+    ) -> Result<Vec<Tensor>> {
         // a hand-built program may be malformed (the fields are public)
         self.check()?;
         let avals = args.iter().map(Tensor::aval).collect::<Result<Vec<_>>>()?;
@@ -439,7 +449,7 @@ impl Program {
                 .map(|a| env.read(a, Tensor::literal))
                 .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
-            let outs = bind_multi(e.prim.clone(), &refs, e.loc.or(Some(loc)))?;
+            let outs = bind_multi(e.prim.clone(), &refs, e.loc.or(loc))?;
             for (v, out) in e.outs.iter().zip(outs) {
                 env.write(*v, out);
             }

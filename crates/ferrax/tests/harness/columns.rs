@@ -85,11 +85,17 @@ impl Column {
             Column::Jvp | Column::Linearize | Column::Adjoint => has(DType::F64),
             // A linear primitive with a float output: its tangent goes through the primitive
             // itself, so transposing the linear program runs its rule.
-            // (A `while`'s linear program is a `while_linear`, whose own rows check that rule.)
+            // (A `while`'s linear program is a `while_linear`, whose own rows check that rule;
+            // a custom rule's is the rule's equations, or a `custom_lin`, whose row checks it.)
             Column::TransposeRule => {
                 Column::Adjoint.claims(row)
                     && row.prim.linearity() != Linearity::NotLinear
-                    && !matches!(row.prim, Primitive::While { .. })
+                    && !matches!(
+                        row.prim,
+                        Primitive::While { .. }
+                            | Primitive::CustomJvp { .. }
+                            | Primitive::CustomVjp { .. }
+                    )
                     && out_avals(row, DType::F64)
                         .iter()
                         .any(|a| a.dtype.is_float())
@@ -97,12 +103,19 @@ impl Column {
             // `select` is made by the comparison rows' generator, `cond`, `scan` and `while`
             // by the recipes' control steps. Not `while_linear`: linearization makes it, and
             // random programs are linearized, which a program applying it cannot be with
-            // respect to its residuals (reverse over reverse, not built).
+            // respect to its residuals (reverse over reverse, not built). Nor the custom
+            // rules: the API builds them from closures (`custom_rules.rs` composes them).
             Column::RandomPrograms => {
                 !matches!(row.gen, Gen::Skip)
                     || matches!(row.prim, Primitive::Select)
                     || (row.prim.is_control_flow()
-                        && !matches!(row.prim, Primitive::WhileLinear { .. }))
+                        && !matches!(
+                            row.prim,
+                            Primitive::WhileLinear { .. }
+                                | Primitive::CustomJvp { .. }
+                                | Primitive::CustomVjp { .. }
+                                | Primitive::CustomLin { .. }
+                        ))
             }
         }
     }

@@ -144,11 +144,25 @@ pub fn magnitude_run(p: &ferrax::Program, args: &[Array]) -> Vec<Array> {
     q.eval(&abs).unwrap()
 }
 
-/// `p` with `sub` turned into `add` and `neg` into `abs`, inside sub-programs too.
+/// `p` with `sub` turned into `add` and `neg` into `abs`, inside sub-programs too; except
+/// where the value is a `pow`'s exponent (the jvp of `x^y` computes `y - 1`), whose sign
+/// is not a magnitude.
 pub fn magnitude_program(p: &ferrax::Program) -> ferrax::Program {
     use ferrax::Primitive as P;
+    let exponents: std::collections::HashSet<ferrax::Var> = p
+        .eqns
+        .iter()
+        .filter(|e| e.prim == P::Pow)
+        .filter_map(|e| match e.inputs.get(1) {
+            Some(ferrax::Atom::Var(v)) => Some(*v),
+            _ => None,
+        })
+        .collect();
     let mut q = p.clone();
     for e in &mut q.eqns {
+        if e.outs.iter().any(|v| exponents.contains(v)) {
+            continue;
+        }
         e.prim = match &e.prim {
             P::Sub => P::Add,
             P::Neg => P::Abs,

@@ -153,8 +153,11 @@ pub(crate) fn prepare<P>(
             max_steps: *max_steps,
             carry: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         })),
-        Primitive::Checkpoint { body, .. } => Kind::Call {
-            body: compile(body.program()),
+        Primitive::Checkpoint { .. }
+        | Primitive::CustomJvp { .. }
+        | Primitive::CustomVjp { .. }
+        | Primitive::CustomLin { .. } => Kind::Call {
+            body: compile(e.prim.callee()?.program()),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         },
         Primitive::WhileLinear { body, step, .. } => Kind::WhileLinear(Box::new(WhileLinearStep {

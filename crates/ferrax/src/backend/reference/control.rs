@@ -35,8 +35,15 @@ pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Arr
                 *max_steps,
             )
         }
-        Primitive::Checkpoint { body, .. } => {
-            check("checkpoint", prim, args)?;
+        // checkpoint, custom_jvp, custom_vjp (their body), custom_lin (its forward map)
+        Primitive::Checkpoint { .. }
+        | Primitive::CustomJvp { .. }
+        | Primitive::CustomVjp { .. }
+        | Primitive::CustomLin { .. } => {
+            check(prim.name(), prim, args)?;
+            let body = prim
+                .callee()
+                .ok_or_else(|| Error::internal("a call without a callee"))?;
             let operands: Vec<Array> = args.iter().map(|a| (*a).clone()).collect();
             body.program().eval_checked(&operands)
         }

@@ -18,6 +18,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::ir::{Closed, Error, Primitive, Program, Result, ScanShape};
+use crate::passes::jvp::custom::jvp_custom;
 use crate::passes::jvp::jvp_call;
 use crate::trace::{trace_closed, Emit, Tensor};
 
@@ -48,6 +49,9 @@ pub(crate) fn jvp_control(
         ),
         Primitive::WhileLinear { .. } => jvp_while_linear(emit, prim, x, t),
         Primitive::Checkpoint { body, policy } => jvp_checkpoint(emit, body, policy, x, t),
+        Primitive::CustomJvp { .. } | Primitive::CustomVjp { .. } | Primitive::CustomLin { .. } => {
+            jvp_custom(emit, prim, x, t)
+        }
         other => match other.as_scan() {
             Some((body, shape)) => jvp_scan(emit, body, &shape, x, t),
             None => Err(Error::internal(format!(

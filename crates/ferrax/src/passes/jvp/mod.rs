@@ -19,6 +19,7 @@
 //! can split every jvp program into nonlinear primal work and a linear program.
 
 pub(crate) mod control;
+mod custom;
 mod indexing;
 mod linalg;
 

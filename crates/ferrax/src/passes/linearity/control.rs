@@ -46,8 +46,14 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 ))
             }
         }
-        // the kinds flow through the body
-        Primitive::Checkpoint { body, .. } => {
+        // the kinds flow through the body (a custom rule changes derivatives, not values)
+        Primitive::Checkpoint { .. }
+        | Primitive::CustomJvp { .. }
+        | Primitive::CustomVjp { .. } => {
+            let body = e
+                .prim
+                .callee()
+                .ok_or_else(|| Error::internal("a call without a callee"))?;
             let p = body.program();
             let kinds = classify_kinds(p, ks)?;
             Ok(output_kinds(p, &kinds))
@@ -82,6 +88,28 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 };
                 n_out
             ])
+        }
+        // linear in the operands after the first `n_nonlin`, as declared by the custom_vjp
+        // whose linearization made it (its transpose is the user's bwd)
+        Primitive::CustomLin {
+            forward, n_nonlin, ..
+        } => {
+            let (nonlin, lin) = ks.split_at((*n_nonlin).min(ks.len()));
+            if nonlin.contains(&Kind::Linear) {
+                return Err(not_linear(
+                    "reads a linear value as one of its residuals or primal arguments".into(),
+                ));
+            }
+            if lin.contains(&Kind::Residual) {
+                return Err(not_linear(
+                    "takes a non-zero constant as a tangent: the map would be affine".into(),
+                ));
+            }
+            let kind = match lin.contains(&Kind::Linear) {
+                true => Kind::Linear,
+                false => Kind::Zero,
+            };
+            Ok(vec![kind; forward.program().outputs.len()])
         }
         other => Err(Error::internal(format!(
             "`{}` is not control flow but reached its linearity rule",

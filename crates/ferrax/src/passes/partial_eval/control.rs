@@ -73,6 +73,15 @@ pub(crate) fn split_control(p: &Program, unknown_in: &[bool]) -> Result<Program>
                 rw.eqns.push(e.clone());
                 vec![true; e.outs.len()]
             }
+            // a custom rule is not split: partial evaluation is not differentiation, and the
+            // jvp pass never gives one an unknown operand (it inlines the rules), so this is
+            // a program built by hand; the equation stays whole and unknown
+            Primitive::CustomJvp { .. }
+            | Primitive::CustomVjp { .. }
+            | Primitive::CustomLin { .. } => {
+                rw.eqns.push(e.clone());
+                vec![true; e.outs.len()]
+            }
             other => {
                 return Err(Error::internal(format!(
                     "`{}` is not control flow but reached its partial evaluation",
@@ -181,6 +190,10 @@ fn unknown_outputs(prim: &Primitive, ins_uk: &[bool]) -> Result<Vec<bool>> {
             ins_uk.iter().any(|u| *u);
             step.program().outputs.len()
         ]),
+        Primitive::CustomJvp { .. } | Primitive::CustomVjp { .. } | Primitive::CustomLin { .. } => {
+            let n = prim.callee().map_or(0, |b| b.program().outputs.len());
+            Ok(vec![ins_uk.iter().any(|u| *u); n])
+        }
         _ => Ok(vec![ins_uk.iter().any(|u| *u)]),
     }
 }

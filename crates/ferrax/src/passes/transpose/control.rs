@@ -20,7 +20,7 @@
 //! need that value at every iteration, in reverse. Partial evaluation never makes one (known
 //! carries stay in the primal loop); a function declared linear that does is refused.
 
-use crate::ir::{Aval, Closed, Error, Primitive, Program, Result, ScanShape};
+use crate::ir::{Aval, Closed, Error, Primitive, Program, RematPolicy, Result, ScanShape};
 use crate::passes::linearity::control::{scan_kinds, KindError};
 use crate::passes::linearity::{classify_kinds, Kind};
 use crate::passes::transpose::{transpose_kinds, transpose_program, LinArg};
@@ -41,6 +41,16 @@ pub(crate) fn transpose_control(
         Primitive::Checkpoint { body, policy } => {
             transpose_checkpoint(e, body.program(), policy, x, ks, cts)
         }
+        // a custom rule used in a linear program: the body is what is linear, transposed
+        // as a checkpoint that stores everything (transposition is not differentiation)
+        Primitive::CustomJvp { body, .. } | Primitive::CustomVjp { body, .. } => {
+            transpose_checkpoint(e, body.program(), &RematPolicy::Everything, x, ks, cts)
+        }
+        Primitive::CustomLin {
+            forward,
+            transpose,
+            n_nonlin,
+        } => transpose_custom_lin(e, (forward, transpose), *n_nonlin, x, cts),
         other => match other.as_scan() {
             Some((body, shape)) => transpose_scan(e, body.program(), &shape, x, ks, cts),
             None => Err(Error::internal(format!(
@@ -71,6 +81,34 @@ fn transpose_checkpoint(
         policy: policy.clone(),
     };
     Ok(t.spread(e.multi(prim, &t.args(None))?))
+}
+
+/// A `custom_lin` transposes to the one with its two maps swapped, over the same nonlinear
+/// operands: the transpose of the linearization of a `custom_vjp` runs its `bwd`.
+fn transpose_custom_lin(
+    e: &Emit,
+    (forward, transpose): (&Closed, &Closed),
+    n_nonlin: usize,
+    x: &[LinArg],
+    cts: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    if cts.iter().all(Option::is_none) {
+        return Ok(vec![None; x.len()]);
+    }
+    let cts = materialize(cts.to_vec(), &forward.program().out_avals());
+    let mut args: Vec<&Tensor> = x[..n_nonlin]
+        .iter()
+        .map(LinArg::value)
+        .collect::<Result<_>>()?;
+    args.extend(cts.iter());
+    let prim = Primitive::CustomLin {
+        forward: transpose.clone(),
+        transpose: forward.clone(),
+        n_nonlin,
+    };
+    let mut out: Vec<Option<Tensor>> = vec![None; n_nonlin];
+    out.extend(e.multi(prim, &args)?.into_iter().map(Some));
+    Ok(out)
 }
 
 /// A forward `while_linear` transposes to a transposed one over the same residuals (its

@@ -25,6 +25,7 @@
 //!   on an unbatched index, "does any example take it", that skips it (zeros) otherwise.
 
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
+use crate::passes::vmap::custom::batch_custom;
 use crate::passes::vmap::dims::{align, move_axis, Batched};
 use crate::passes::vmap::while_linear::batch_while_linear;
 use crate::passes::vmap::while_loop::batch_while;
@@ -58,6 +59,9 @@ pub(crate) fn batch_control(
             }
         }
         Primitive::WhileLinear { .. } => batch_while_linear(e, prim, x, size, run),
+        Primitive::CustomJvp { .. } | Primitive::CustomVjp { .. } | Primitive::CustomLin { .. } => {
+            batch_custom(e, prim, x, size, run)
+        }
         // a checkpoint of the batched body, under the same policy
         Primitive::Checkpoint { body, policy } => {
             let in_dims: Vec<Option<usize>> = x.iter().map(|v| v.1).collect();

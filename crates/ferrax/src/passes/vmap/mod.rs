@@ -22,6 +22,7 @@
 //! composes with every other transformation in either order.
 
 pub(crate) mod control;
+mod custom;
 pub(crate) mod dims;
 mod indexing;
 pub(crate) mod while_linear;

@@ -8,6 +8,7 @@
 
 mod contractions;
 mod control;
+mod custom;
 mod elementwise;
 mod indexing;
 mod linalg;
@@ -33,6 +34,7 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(indexing::rows());
     rows.extend(numpy::rows());
     rows.extend(linalg::rows());
+    rows.extend(custom::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
