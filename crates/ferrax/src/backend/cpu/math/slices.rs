@@ -45,12 +45,38 @@ pub type SliceFn64 = fn(&[f64], &mut [f64]);
 /// A slice kernel for f32 (computed through f64).
 pub type SliceFn32 = fn(&[f32], &mut [f32]);
 
+/// `fn $name(xs, out)` running the `#[inline(always)]` loop `$any` compiled for AVX2 + FMA
+/// where the CPU has them (detected at run time, so the plain release build a user makes
+/// gets them), for the build's own target otherwise. Both compile the same IEEE operations
+/// in the same order per element (Rust never contracts a multiply and an add into a fused
+/// one), so they give the same bits.
+macro_rules! avx2_or_baseline {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty) = $any:expr) => {
+        $(#[$doc])*
+        $vis fn $name(xs: &[$t], out: &mut [$t]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide(xs: &[$t], out: &mut [$t]) {
+                    $any(xs, out)
+                }
+                if $crate::backend::cpu::math::has_avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA, checked just above
+                    return unsafe { wide(xs, out) };
+                }
+            }
+            $any(xs, out)
+        }
+    };
+}
+pub(crate) use avx2_or_baseline;
+
 macro_rules! slice_kernels {
     ($($name:ident: $elem:expr, $fix:expr;)*) => {
         $(
             pub mod $name {
-                /// f64 slice kernel.
-                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                #[inline(always)]
+                fn any64(xs: &[f64], out: &mut [f64]) {
                     let f = $elem;
                     for (o, &x) in out.iter_mut().zip(xs) {
                         *o = f(x);
@@ -64,10 +90,8 @@ macro_rules! slice_kernels {
                         }
                     }
                 }
-                /// f32 slice kernel, through f64 (for sin, cos and tanh the f32-arithmetic
-                /// kernels measured faster; this route stays for comparison).
-                #[allow(dead_code)]
-                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                #[inline(always)]
+                fn any32(xs: &[f32], out: &mut [f32]) {
                     let f = $elem;
                     for (o, &x) in out.iter_mut().zip(xs) {
                         *o = f(x as f64) as f32;
@@ -80,6 +104,16 @@ macro_rules! slice_kernels {
                             }
                         }
                     }
+                }
+                super::avx2_or_baseline! {
+                    /// f64 slice kernel.
+                    pub fn f64s(f64) = any64
+                }
+                super::avx2_or_baseline! {
+                    /// f32 slice kernel, through f64 (for sin, cos and tanh the f32-arithmetic
+                    /// kernels measured faster; this route stays for comparison).
+                    #[allow(dead_code)]
+                    pub fn f32s(f32) = any32
                 }
             }
         )*
@@ -250,14 +284,13 @@ simple_kernels! {
     rsqrt: x => 1.0 / x.sqrt();
 }
 
-/// The kernels plans use for a unary float function: whichever measured faster on this
-/// build (see `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm on
-/// every build (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally
-/// distributed inputs); with AVX2 (the benchmark builds for `x86-64-v3`) the f64-route
-/// polynomials also win for exp, log, logistic; f64 sin/cos use libm (the f64 reduction did
-/// not vectorize).
+/// The kernels plans use for a unary float function: whichever measured faster (see
+/// `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm everywhere
+/// (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally distributed
+/// inputs); on a CPU with AVX2 (detected at run time) the f64-route polynomials also win for
+/// exp, log, logistic; f64 sin/cos use libm (the f64 reduction did not vectorize).
 pub(crate) fn fast(u: Unary) -> (SliceFn32, SliceFn64) {
-    let simd = cfg!(target_feature = "avx2");
+    let simd = super::has_avx2();
     match u {
         Unary::Neg => (neg::f32s, neg::f64s),
         Unary::Abs => (abs::f32s, abs::f64s),
