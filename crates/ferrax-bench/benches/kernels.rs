@@ -12,6 +12,9 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrax::{jit, DType, Tensor};
 
+/// A kernel under test: one operation (or a fused run) on a tensor.
+type Op = fn(&Tensor) -> Tensor;
+
 fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
     Tensor::random_normal(seed, shape, dtype)
 }
@@ -37,7 +40,7 @@ fn bench_jit(
 
 fn unary(c: &mut Criterion) {
     const N: usize = 1 << 20;
-    let ops: [(&str, fn(&Tensor) -> Tensor); 8] = [
+    let ops: [(&str, Op); 8] = [
         ("tanh", |x| x.tanh()),
         ("exp", |x| x.exp()),
         ("expm1", |x| x.expm1()),
