@@ -4,6 +4,8 @@
 #
 #   bench/compare.sh [--quick] [--case NAME]...
 #
+# ferrax runs from the plain release build (bench/ours.sh; add --tuned there for the
+# x86-64-v3 build reported beside it).
 # The peer needs a Python with jax (JAX_PYTHON, default /tmp/jaxenv/bin/python; create it with
 #   python3 -m venv /tmp/jaxenv && /tmp/jaxenv/bin/pip install jax numpy).
 # Without it only ferrax's lines are printed. Results go to bench/results/.

@@ -217,6 +217,32 @@ fn residual_sources(s: &ferrax::Split) -> String {
     }
 }
 
+/// What a linear map of this split keeps alive per linearization, from the avals: the
+/// residuals it computes (added), those forwarded from the inputs and outputs (shared with
+/// the caller), and the constants of its program (shared by every linearization).
+fn memory_line(s: &ferrax::Split, p: &Program) -> String {
+    let bytes = |a: &ferrax::Aval| a.bytes();
+    let (mut computed, mut forwarded) = (0usize, 0usize);
+    let primal_out = s.primal.out_avals();
+    let inputs = p.in_avals();
+    for r in &s.residuals {
+        match *r {
+            ferrax::ResidualSource::Input(k) => {
+                forwarded += inputs.get(k).map_or(0, bytes);
+            }
+            ferrax::ResidualSource::Output(k) if k < s.n_outputs => {
+                forwarded += primal_out.get(k).map_or(0, bytes);
+            }
+            ferrax::ResidualSource::Output(k) => computed += primal_out.get(k).map_or(0, bytes),
+        }
+    }
+    let consts: usize = s.linear.consts.iter().map(|(_, a)| a.aval().bytes()).sum();
+    format!(
+        "# memory: the linear map keeps {} bytes alive: {computed} of computed residuals (added per linearization), {forwarded} forwarded from inputs and outputs (shared with the caller), {consts} of constants",
+        computed + forwarded + consts
+    )
+}
+
 fn primal_header(s: &ferrax::Split) -> String {
     format!(
         "# primal program: {} output(s), then {} computed residual(s)\n{}",
@@ -270,11 +296,12 @@ fn transform_ad(t: Transformation, p: &Program, residuals: usize) -> Result<Stri
         Transformation::Linearize => {
             let s = ferrax::linearize_program(p)?;
             Ok(format!(
-                "{}\n# linear program: {} residual(s) ({}), then {} tangent(s)\n{}",
+                "{}\n# linear program: {} residual(s) ({}), then {} tangent(s)\n{}\n{}",
                 primal_header(&s),
                 s.residuals.len(),
                 residual_sources(&s),
                 p.inputs.len(),
+                memory_line(&s, p),
                 s.linear
             ))
         }

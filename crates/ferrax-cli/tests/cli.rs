@@ -181,6 +181,7 @@ fn transform_jvp_and_linearize() {
         "# primal program: 1 output(s), then 1 computed residual(s)\n\
          { lambda ; a:f64[] . let\n    b:f64[] = sin a\n    c:f64[] = cos a\n  in (b, c) }\n\
          # linear program: 1 residual(s) (r0 = residual output 1), then 1 tangent(s)\n\
+         # memory: the linear map keeps 8 bytes alive: 8 of computed residuals (added per linearization), 0 forwarded from inputs and outputs (shared with the caller), 0 of constants\n\
          { lambda ; a:f64[] b:f64[] . let\n    c:f64[] = mul b a\n  in (c) }\n"
     );
     // the printed programs read back

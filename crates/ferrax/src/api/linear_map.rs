@@ -50,6 +50,8 @@ impl LinearCode {
 struct Inner {
     code: Arc<LinearCode>,
     residuals: Vec<Tensor>,
+    /// Bytes of the buffers that only this map held when it was made (`added_bytes`).
+    added: usize,
     /// How many residuals were forwarded primal inputs or outputs rather than computed.
     forwarded: usize,
     in_def: TreeDef,
@@ -78,10 +80,12 @@ impl LinearMap {
         forwarded: usize,
         defs: Defs,
     ) -> LinearMap {
+        let added = added_bytes(&code.program, &residuals);
         LinearMap {
             inner: Arc::new(Inner {
                 code,
                 residuals,
+                added,
                 forwarded,
                 in_def: defs.0,
                 in_avals: defs.1,
@@ -320,6 +324,35 @@ impl LinearMap {
             .sum()
     }
 
+    /// Bytes of every array the map keeps alive, each buffer counted once: its residuals
+    /// and the constants of its program (a weight the function captured, say). Compare
+    /// [`residual_bytes`](Self::residual_bytes), which counts the residuals only.
+    ///
+    /// ```
+    /// use ferrax::{linearize, Tensor};
+    /// let w = Tensor::random_normal(1, &[256, 256], ferrax::DType::F64);
+    /// let (_, lin) = linearize(|x: Tensor| w.matmul(&x).tanh(), &Tensor::zeros(&[256], ferrax::DType::F64)).unwrap();
+    /// // the map keeps the captured weight alive, but it is the caller's: nothing added
+    /// assert!(lin.kept_bytes() >= 256 * 256 * 8);
+    /// assert!(lin.added_bytes() < 8 * 1024);
+    /// ```
+    pub fn kept_bytes(&self) -> usize {
+        held_buffers(&self.inner.code.program, &self.inner.residuals)
+            .iter()
+            .map(|(_, bytes, _)| bytes)
+            .sum()
+    }
+
+    /// Bytes the map added to what existed without it: those of [`kept_bytes`](Self::kept_bytes)
+    /// whose buffers nothing but the map held when it was made (residuals it computed,
+    /// constants made while tracing). Inputs and outputs it forwards, and values the function
+    /// captured, are the caller's and do not count; nor do the constants a jitted
+    /// linearization's maps share with each other. Dropping the map frees at most this much
+    /// (and more if the caller has since dropped what it shared).
+    pub fn added_bytes(&self) -> usize {
+        self.inner.added
+    }
+
     /// Avals of the leaves the map takes.
     pub fn in_avals(&self) -> &[Aval] {
         if self.transposed {
@@ -342,8 +375,73 @@ impl LinearMap {
 /// Input structure and avals, output structure and avals.
 pub(crate) type Defs = (TreeDef, Vec<Aval>, TreeDef, Vec<Aval>);
 
+/// Every buffer a map's residuals and program (sub-programs included) hold: (buffer id,
+/// bytes, how many times the map refers to it), each buffer once.
+fn held_buffers(program: &Program, residuals: &[Tensor]) -> Vec<(usize, usize, usize)> {
+    fn walk<'a>(p: &'a Program, out: &mut Vec<&'a crate::ir::Array>) {
+        out.extend(p.consts.iter().map(|(_, a)| a));
+        for e in &p.eqns {
+            for q in e.prim.subprograms() {
+                walk(q, out);
+            }
+        }
+    }
+    let mut arrays: Vec<&crate::ir::Array> = residuals
+        .iter()
+        .filter_map(Tensor::concrete_array)
+        .collect();
+    walk(program, &mut arrays);
+    let mut seen: Vec<(usize, usize, usize)> = Vec::new();
+    for a in arrays {
+        let id = a.buffer_id();
+        match seen.iter_mut().find(|(i, _, _)| *i == id) {
+            Some(entry) => entry.2 += 1,
+            None => seen.push((id, a.aval().bytes(), 1)),
+        }
+    }
+    seen
+}
+
+/// Bytes of the buffers nobody but these residuals and this program holds (at this moment).
+fn added_bytes(program: &Program, residuals: &[Tensor]) -> usize {
+    let holders = |id: usize| {
+        residuals
+            .iter()
+            .filter_map(Tensor::concrete_array)
+            .chain(all_consts(program))
+            .find(|a| a.buffer_id() == id)
+            .map_or(0, |a| a.buffer_holders())
+    };
+    held_buffers(program, residuals)
+        .into_iter()
+        .filter(|&(id, _, refs)| holders(id) <= refs)
+        .map(|(_, bytes, _)| bytes)
+        .sum()
+}
+
+/// The constants of a program and of its sub-programs.
+fn all_consts(p: &Program) -> Vec<&crate::ir::Array> {
+    let mut out: Vec<&crate::ir::Array> = p.consts.iter().map(|(_, a)| a).collect();
+    for e in &p.eqns {
+        for q in e.prim.subprograms() {
+            out.extend(all_consts(q));
+        }
+    }
+    out
+}
+
 impl fmt::Display for LinearMap {
+    /// A comment line with the map's memory (program text skips it), then its program.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "# linear map: {} residual(s) of {} bytes ({} forwarded); keeps {} bytes alive, adds {}",
+            self.num_residuals(),
+            self.residual_bytes(),
+            self.num_forwarded(),
+            self.kept_bytes(),
+            self.added_bytes()
+        )?;
         write!(f, "{}", self.program())
     }
 }
@@ -352,9 +450,11 @@ impl fmt::Debug for LinearMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "LinearMap({} residuals, {} bytes)\n{}",
+            "LinearMap({} residuals, {} bytes; keeps {} bytes alive, adds {})\n{}",
             self.num_residuals(),
             self.residual_bytes(),
+            self.kept_bytes(),
+            self.added_bytes(),
             self.program()
         )
     }
@@ -412,8 +512,12 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
         .collect();
     let outs: Vec<Tensor> = primal_outs[..split.n_outputs].to_vec();
     let defs = (in_def, in_avals, traced.out_def.clone(), p.out_avals());
-    let map = LinearMap::new(split.linear, residuals, forwarded, defs);
-    Ok((unflatten(&traced.out_def, outs)?, map))
+    let outs: O = unflatten(&traced.out_def, outs)?;
+    // the temporaries go first, so that the map counts as added only what it alone holds
+    let linear = split.linear;
+    drop((split.primal, j, traced.program, primal_args, primal_outs));
+    let map = LinearMap::new(linear, residuals, forwarded, defs);
+    Ok((outs, map))
 }
 
 /// The linear map of a function the caller declares linear, at arguments shaped like

@@ -512,6 +512,17 @@ impl Array {
         Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
     }
 
+    /// The identity of the buffer (equal for arrays that share one), for counting memory
+    /// once per buffer.
+    pub(crate) fn buffer_id(&self) -> usize {
+        Arc::as_ptr(&self.data) as *const () as usize
+    }
+
+    /// How many arrays hold this one's buffer (this one included).
+    pub(crate) fn buffer_holders(&self) -> usize {
+        Arc::strong_count(&self.data)
+    }
+
     /// Whether two arrays share one buffer (one was made from the other without copying).
     pub fn shares_buffer(&self, other: &Array) -> bool {
         Arc::ptr_eq(&self.data, &other.data)

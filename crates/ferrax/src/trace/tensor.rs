@@ -104,6 +104,14 @@ impl Tensor {
         Tensor::concrete(Array::from_scalar(s))
     }
 
+    /// The array of a concrete tensor (borrowed: the buffer's holders are not changed).
+    pub(crate) fn concrete_array(&self) -> Option<&Array> {
+        match &self.repr {
+            Repr::Concrete(a) => Some(a),
+            _ => None,
+        }
+    }
+
     pub(crate) fn failed(e: Error) -> Tensor {
         Tensor {
             repr: Repr::Failed(Arc::new(e)),

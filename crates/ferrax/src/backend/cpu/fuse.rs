@@ -296,9 +296,13 @@ impl Group {
                 }
             }
             for (t, &k) in targets.into_iter().zip(&kept) {
-                for (d, &v) in t.iter_mut().zip(&scratch[k][..len]) {
-                    d.write(v);
-                }
+                let src = &scratch[k][..len];
+                assert_eq!(t.len(), len, "a chunk of an output is the chunk's length");
+                // SAFETY: `t` and `src` are distinct buffers of `len` elements; a plain copy
+                // (memcpy's widest stores, where an element loop ran at the baseline width)
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), t.as_mut_ptr().cast::<T>(), len)
+                };
             }
         };
         let chunks: Vec<(usize, Vec<&mut [MaybeUninit<T>]>)> =

@@ -58,12 +58,17 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
                     b.len()
                 )));
             }
-            let mut dst = buffers::zeroed::<$t>(m * n).map_err(|_| {
+            // not zeroed: `gemm` overwrites every element (a pass over memory saved); the
+            // other routes zero it first
+            let mut dst = buffers::with_capacity::<$t>(m * n).map_err(|_| {
                 Error::exhausted(
                     prim.name(),
                     format!("cannot allocate {} bytes for a value of {out}", out.bytes()),
                 )
             })?;
+            if applies(m, n, k) || k == 0 {
+                dst.resize(m * n, 0 as $t);
+            }
             if applies(m, n, k) && n == 1 {
                 // a matrix (or a row) times a vector: `matvec`, as the reference evaluator
                 let a = Strided { data: a, rows: m, cols: k, row_stride: lrs as usize, col_stride: lcs as usize };
@@ -74,14 +79,15 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
                 matvec(t, a, lcs as usize, &mut dst);
             } else if k > 0 {
                 // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
-                // checked above to lie within their buffers; dst is a fresh contiguous m×n
-                // buffer; alpha = 0 with read_dst = false overwrites it.
+                // checked above to lie within their buffers; dst has capacity for a contiguous
+                // m×n matrix, written through a raw pointer; alpha = 0 with read_dst = false
+                // overwrites every element, so the length can then cover them.
                 unsafe {
                     gemm::gemm(
                         m,
                         n,
                         k,
-                        dst.as_mut_ptr(),
+                        dst.spare_capacity_mut().as_mut_ptr().cast::<$t>(),
                         1,
                         n as isize,
                         false,
@@ -98,6 +104,7 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
                         false,
                         par,
                     );
+                    dst.set_len(m * n);
                 }
             }
             Data::$variant(dst)

@@ -356,8 +356,32 @@ fn sincos_f32(x: f32, shift: f64) -> f32 {
     }
 }
 
-/// sin on f32 slices (libm for |x| ≥ 2^20 and NaN/inf, in a second pass).
-pub fn sin_f32s(xs: &[f32], out: &mut [f32]) {
+slices::avx2_or_baseline! {
+    /// sin on f32 slices (libm for |x| ≥ 2^20 and NaN/inf, in a second pass).
+    pub fn sin_f32s(f32) = sin_f32s_any
+}
+
+slices::avx2_or_baseline! {
+    /// cos on f32 slices (libm for |x| ≥ 2^20 and NaN/inf, in a second pass).
+    pub fn cos_f32s(f32) = cos_f32s_any
+}
+
+/// Whether the CPU has AVX2 and FMA (detected once, at run time; the build's own target
+/// features elsewhere): which route the slice kernels take.
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        cfg!(target_feature = "avx2")
+    }
+}
+
+#[inline(always)]
+fn sin_f32s_any(xs: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(xs) {
         *o = sincos_f32(x, 0.0);
     }
@@ -368,8 +392,8 @@ pub fn sin_f32s(xs: &[f32], out: &mut [f32]) {
     }
 }
 
-/// cos on f32 slices (libm for |x| ≥ 2^20 and NaN/inf, in a second pass).
-pub fn cos_f32s(xs: &[f32], out: &mut [f32]) {
+#[inline(always)]
+fn cos_f32s_any(xs: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(xs) {
         *o = sincos_f32(x, 1.0);
     }

@@ -45,12 +45,65 @@ pub type SliceFn64 = fn(&[f64], &mut [f64]);
 /// A slice kernel for f32 (computed through f64).
 pub type SliceFn32 = fn(&[f32], &mut [f32]);
 
+/// `fn $name(xs, out)` running the `#[inline(always)]` loop `$any` compiled for AVX2 + FMA
+/// where the CPU has them (detected at run time, so the plain release build a user makes
+/// gets them), for the build's own target otherwise. Both compile the same IEEE operations
+/// in the same order per element (Rust never contracts a multiply and an add into a fused
+/// one), so they give the same bits.
+macro_rules! avx2_or_baseline {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty) = $any:expr) => {
+        $(#[$doc])*
+        $vis fn $name(xs: &[$t], out: &mut [$t]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide(xs: &[$t], out: &mut [$t]) {
+                    $any(xs, out)
+                }
+                if $crate::backend::cpu::math::has_avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA, checked just above
+                    return unsafe { wide(xs, out) };
+                }
+            }
+            $any(xs, out)
+        }
+    };
+}
+pub(crate) use avx2_or_baseline;
+
+/// [`avx2_or_baseline!`] with an AVX-512 copy tried first: for the polynomials that measured
+/// faster at sixteen lanes (exp, expm1, log, logistic, tanh: 1.3-1.8× here; the f32 sin/cos
+/// reduction measured 3.6× slower with AVX-512, so it stays at AVX2).
+macro_rules! widest_or_baseline {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty) = $any:expr) => {
+        $(#[$doc])*
+        $vis fn $name(xs: &[$t], out: &mut [$t]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn w512(xs: &[$t], out: &mut [$t]) {
+                    $any(xs, out)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, checked just above
+                    return unsafe { w512(xs, out) };
+                }
+            }
+            $crate::backend::cpu::math::slices::avx2_or_baseline! {
+                fn narrower($t) = $any
+            }
+            narrower(xs, out)
+        }
+    };
+}
+pub(crate) use widest_or_baseline;
+
 macro_rules! slice_kernels {
     ($($name:ident: $elem:expr, $fix:expr;)*) => {
         $(
             pub mod $name {
-                /// f64 slice kernel.
-                pub fn f64s(xs: &[f64], out: &mut [f64]) {
+                #[inline(always)]
+                fn any64(xs: &[f64], out: &mut [f64]) {
                     let f = $elem;
                     for (o, &x) in out.iter_mut().zip(xs) {
                         *o = f(x);
@@ -64,10 +117,8 @@ macro_rules! slice_kernels {
                         }
                     }
                 }
-                /// f32 slice kernel, through f64 (for sin, cos and tanh the f32-arithmetic
-                /// kernels measured faster; this route stays for comparison).
-                #[allow(dead_code)]
-                pub fn f32s(xs: &[f32], out: &mut [f32]) {
+                #[inline(always)]
+                fn any32(xs: &[f32], out: &mut [f32]) {
                     let f = $elem;
                     for (o, &x) in out.iter_mut().zip(xs) {
                         *o = f(x as f64) as f32;
@@ -80,6 +131,16 @@ macro_rules! slice_kernels {
                             }
                         }
                     }
+                }
+                super::widest_or_baseline! {
+                    /// f64 slice kernel.
+                    pub fn f64s(f64) = any64
+                }
+                super::widest_or_baseline! {
+                    /// f32 slice kernel, through f64 (for sin, cos and tanh the f32-arithmetic
+                    /// kernels measured faster; this route stays for comparison).
+                    #[allow(dead_code)]
+                    pub fn f32s(f32) = any32
                 }
             }
         )*
@@ -135,30 +196,17 @@ pub mod libm {
     }
 }
 
-/// tanh on f32 slices in f32 arithmetic ([`tanh_f32`]), with 8-lane AVX2 vectors where the
-/// CPU has them (detected at run time, so a build without `target-cpu` flags gets them too).
-/// Both routes perform the same IEEE operations element by element (no contraction into
-/// fused multiply-adds), so they agree bit for bit.
-pub fn tanh_f32s(xs: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { tanh_f32s_avx2(xs, out) };
-        return;
-    }
-    tanh_f32s_portable(xs, out);
+widest_or_baseline! {
+    /// tanh on f32 slices in f32 arithmetic ([`tanh_f32`]), with AVX-512 or AVX2 vectors
+    /// where the CPU has them (detected at run time, so a build without `target-cpu` flags
+    /// gets them too). Every route performs the same IEEE operations element by element (no
+    /// contraction into fused multiply-adds), so they agree bit for bit.
+    pub fn tanh_f32s(f32) = tanh_f32s_portable
 }
 
 /// [`tanh_f32s`] without run-time detection, for the build's own target features.
+#[inline(always)]
 pub(crate) fn tanh_f32s_portable(xs: &[f32], out: &mut [f32]) {
-    for (o, &x) in out.iter_mut().zip(xs) {
-        *o = tanh_f32(x);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn tanh_f32s_avx2(xs: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(xs) {
         *o = tanh_f32(x);
     }
@@ -250,14 +298,14 @@ simple_kernels! {
     rsqrt: x => 1.0 / x.sqrt();
 }
 
-/// The kernels plans use for a unary float function: whichever measured faster on this
-/// build (see `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm on
-/// every build (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally
-/// distributed inputs); with AVX2 (the benchmark builds for `x86-64-v3`) the f64-route
-/// polynomials also win for exp, log, logistic; f64 sin/cos use libm (the f64 reduction did
-/// not vectorize).
+/// The kernels plans use for a unary float function: whichever measured faster (see
+/// `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm everywhere
+/// (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally distributed
+/// inputs); on a CPU with AVX2 (detected at run time) the f64-route polynomials also win for
+/// exp, log, logistic, at AVX-512 width where the CPU has it; f64 sin/cos use libm (the f64
+/// reduction measured 1.2× slower than glibc even at AVX-512 width).
 pub(crate) fn fast(u: Unary) -> (SliceFn32, SliceFn64) {
-    let simd = cfg!(target_feature = "avx2");
+    let simd = super::has_avx2();
     match u {
         Unary::Neg => (neg::f32s, neg::f64s),
         Unary::Abs => (abs::f32s, abs::f64s),

@@ -8,6 +8,9 @@ use super::{tree, MvFloat, Strided};
 /// Eight lanes of partial sums.
 pub(super) trait Lanes: MvFloat {
     type P: Copy;
+    /// Rows per block of the row form: as many as keep one partial-sum chain per register
+    /// pair within the sixteen vector registers.
+    const BLOCK: usize;
     unsafe fn zero() -> Self::P;
     /// Eight elements from `p`.
     unsafe fn load(p: *const Self) -> Self::P;
@@ -21,6 +24,7 @@ pub(super) trait Lanes: MvFloat {
 
 impl Lanes for f32 {
     type P = __m256;
+    const BLOCK: usize = 8;
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn zero() -> __m256 {
@@ -55,6 +59,7 @@ impl Lanes for f32 {
 
 impl Lanes for f64 {
     type P = (__m256d, __m256d);
+    const BLOCK: usize = 4;
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn zero() -> Self::P {
@@ -123,7 +128,10 @@ unsafe fn finish<T: Lanes>(p: T::P, row: &[T], v: &[T], k8: usize) -> T {
     s
 }
 
-/// The row form: row `i` is `data[i * rs..][..k]`.
+/// The row form: row `i` is `data[i * rs..][..k]`. Rows go in blocks whose partial-sum
+/// vectors are independent chains of fused multiply-adds (eight for f32, one register each;
+/// four for f64, two registers each), enough to keep both FMA units busy whatever the
+/// build's scheduling model unrolls.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn rows<T: Lanes>(data: &[T], rs: usize, m: usize, k: usize, v: &[T], out: &mut [T]) {
     if m == 0 {
@@ -131,41 +139,56 @@ unsafe fn rows<T: Lanes>(data: &[T], rs: usize, m: usize, k: usize, v: &[T], out
     }
     assert!((m - 1) * rs + k <= data.len() && k <= v.len() && m <= out.len());
     let k8 = k - k % 8;
-    let (d, vp) = (data.as_ptr(), v.as_ptr());
-    let row = |i: usize| &data[i * rs..i * rs + k];
     let mut i = 0;
+    if T::BLOCK == 8 {
+        while i + 8 <= m {
+            block::<T, 8>(data, rs, i, k, v, out);
+            i += 8;
+        }
+    }
     while i + 4 <= m {
-        let r = [
-            d.add(i * rs),
-            d.add((i + 1) * rs),
-            d.add((i + 2) * rs),
-            d.add((i + 3) * rs),
-        ];
-        let mut p = [T::zero(); 4];
-        let mut c = 0;
-        while c < k8 {
-            let vc = T::load(vp.add(c));
-            p[0] = T::fmadd(T::load(r[0].add(c)), vc, p[0]);
-            p[1] = T::fmadd(T::load(r[1].add(c)), vc, p[1]);
-            p[2] = T::fmadd(T::load(r[2].add(c)), vc, p[2]);
-            p[3] = T::fmadd(T::load(r[3].add(c)), vc, p[3]);
-            c += 8;
-        }
-        for (q, &pq) in p.iter().enumerate() {
-            out[i + q] = finish(pq, row(i + q), v, k8);
-        }
+        block::<T, 4>(data, rs, i, k, v, out);
         i += 4;
     }
+    let vp = v.as_ptr();
     while i < m {
-        let r = d.add(i * rs);
+        let r = data.as_ptr().add(i * rs);
         let mut p = T::zero();
         let mut c = 0;
         while c < k8 {
             p = T::fmadd(T::load(r.add(c)), T::load(vp.add(c)), p);
             c += 8;
         }
-        out[i] = finish(p, row(i), v, k8);
+        out[i] = finish(p, &data[i * rs..i * rs + k], v, k8);
         i += 1;
+    }
+}
+
+/// Outputs `i..i + N` of the row form (the caller checked the bounds).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block<T: Lanes, const N: usize>(
+    data: &[T],
+    rs: usize,
+    i: usize,
+    k: usize,
+    v: &[T],
+    out: &mut [T],
+) {
+    let k8 = k - k % 8;
+    let (d, vp) = (data.as_ptr(), v.as_ptr());
+    let mut p = [T::zero(); N];
+    let mut c = 0;
+    while c < k8 {
+        let vc = T::load(vp.add(c));
+        for (q, pq) in p.iter_mut().enumerate() {
+            *pq = T::fmadd(T::load(d.add((i + q) * rs + c)), vc, *pq);
+        }
+        c += 8;
+    }
+    for (q, &pq) in p.iter().enumerate() {
+        let r = (i + q) * rs;
+        out[i + q] = finish(pq, &data[r..r + k], v, k8);
     }
 }
 
