@@ -142,7 +142,40 @@ pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
     }
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| Refused)?;
+    advise_huge_pages(&mut v);
     Ok(v)
+}
+
+/// Bytes from which a fresh buffer is worth backing with transparent huge pages.
+const HUGE_FROM: usize = 4 << 20;
+
+/// Asks Linux to back a fresh, large (not yet touched) buffer with 2 MiB pages where the
+/// system allows it (`madvise` mode of transparent huge pages): glibc maps such blocks
+/// fresh from the OS on every allocation, and the first write then faults once per 4 KiB
+/// page, which costs more than the kernel's write itself (2.4 against 7 GB/s measured for
+/// a 128 MiB output). Advice only: if it is refused, nothing changes.
+fn advise_huge_pages<T>(v: &mut Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        let bytes = v.capacity() * std::mem::size_of::<T>();
+        if bytes < HUGE_FROM {
+            return;
+        }
+        const PAGE: usize = 2 << 20;
+        let start = v.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(PAGE);
+        let end = (start + bytes) & !(PAGE - 1);
+        if end > first {
+            // SAFETY: [first, end) lies within the vector's allocation (rounded inward to
+            // whole 2 MiB pages); MADV_HUGEPAGE changes how the pages are backed, never
+            // their contents or validity, and its result is only advice.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 /// `n` zeros, in a recycled buffer when one fits.

@@ -330,6 +330,43 @@ impl Binary {
         }
     }
 
+    /// `out[i] = op(a[i], s)`, or `op(s, a[i])` when `scalar_left`: one operand a broadcast
+    /// scalar, read from a register instead of a filled buffer; the widest vectors, as
+    /// [`Binary::zip`], and the operands in the reference's order (NaN payloads included).
+    pub(crate) fn zip_scalar<T: Float>(self, a: &[T], s: T, scalar_left: bool, out: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above
+                return unsafe { wide::zip_scalar_avx512(self, a, s, scalar_left, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above
+                return unsafe { wide::zip_scalar_avx2(self, a, s, scalar_left, out) };
+            }
+        }
+        self.zip_scalar_any(a, s, scalar_left, out)
+    }
+
+    #[inline(always)]
+    fn zip_scalar_any<T: Float>(self, a: &[T], s: T, scalar_left: bool, out: &mut [T]) {
+        let z = out.iter_mut().zip(a);
+        match (self, scalar_left) {
+            (Binary::Add, false) => z.for_each(|(o, &x)| *o = x + s),
+            (Binary::Add, true) => z.for_each(|(o, &x)| *o = s + x),
+            (Binary::Sub, false) => z.for_each(|(o, &x)| *o = x - s),
+            (Binary::Sub, true) => z.for_each(|(o, &x)| *o = s - x),
+            (Binary::Mul, false) => z.for_each(|(o, &x)| *o = x * s),
+            (Binary::Mul, true) => z.for_each(|(o, &x)| *o = s * x),
+            (Binary::Div, false) => z.for_each(|(o, &x)| *o = x / s),
+            (Binary::Div, true) => z.for_each(|(o, &x)| *o = s / x),
+            (Binary::Max, false) => z.for_each(|(o, &x)| *o = max_nan(x, s)),
+            (Binary::Max, true) => z.for_each(|(o, &x)| *o = max_nan(s, x)),
+            (Binary::Min, false) => z.for_each(|(o, &x)| *o = min_nan(x, s)),
+            (Binary::Min, true) => z.for_each(|(o, &x)| *o = min_nan(s, x)),
+        }
+    }
+
     /// `x[i] = op(x[i], y[i])`, or `op(y[i], x[i])` when `flipped` (the buffer written is
     /// the right operand's); the widest vectors, as [`Binary::zip`].
     fn assign<T: Float>(self, x: &mut [T], y: &[T], flipped: bool) {
@@ -377,6 +414,26 @@ mod wide {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn zip_avx2<T: Float>(op: Binary, a: &[T], b: &[T], out: &mut [T]) {
         op.zip_any(a, b, out)
+    }
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn zip_scalar_avx512<T: Float>(
+        op: Binary,
+        a: &[T],
+        s: T,
+        l: bool,
+        out: &mut [T],
+    ) {
+        op.zip_scalar_any(a, s, l, out)
+    }
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn zip_scalar_avx2<T: Float>(
+        op: Binary,
+        a: &[T],
+        s: T,
+        l: bool,
+        out: &mut [T],
+    ) {
+        op.zip_scalar_any(a, s, l, out)
     }
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn assign_avx512<T: Float>(op: Binary, x: &mut [T], y: &[T], f: bool) {

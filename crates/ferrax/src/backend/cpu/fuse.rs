@@ -189,6 +189,51 @@ fn source(
     }
 }
 
+/// For a binary step with exactly one operand a broadcast scalar (an input tiled with
+/// period 1, or an earlier step broadcasting one): that operand's position and the input
+/// it reads.
+fn scalar_operand(steps: &[GroupStep], st: &GroupStep) -> Option<(usize, usize)> {
+    if !matches!(st.op, GroupOp::Binary(_)) {
+        return None;
+    }
+    let scalar = |s: &Src| match s {
+        Src::Tiled(i, 1) => Some(*i),
+        Src::Step(j) => match (&steps[*j].op, steps[*j].srcs.first()) {
+            (GroupOp::Broadcast, Some(Src::Tiled(i, 1))) => Some(*i),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (scalar(&st.srcs[0]), scalar(&st.srcs[1])) {
+        (Some(i), None) => Some((0, i)),
+        (None, Some(i)) => Some((1, i)),
+        _ => None,
+    }
+}
+
+/// Which steps must run: those kept, and those a needed step reads other than as a scalar
+/// it takes from a register (a broadcast only read that way is never materialized).
+fn needed_steps(
+    steps: &[GroupStep],
+    keep: &[bool],
+    scalars: &[Option<(usize, usize)>],
+) -> Vec<bool> {
+    let mut needed = keep.to_vec();
+    for k in (0..steps.len()).rev() {
+        if !needed[k] {
+            continue;
+        }
+        for (slot, s) in steps[k].srcs.iter().enumerate() {
+            if let Src::Step(j) = s {
+                if scalars[k].is_none_or(|(at, _)| at != slot) {
+                    needed[*j] = true;
+                }
+            }
+        }
+    }
+    needed
+}
+
 impl Group {
     /// Runs the group on its inputs; returns one array per kept step, in step order.
     pub fn run(&self, inputs: &[Array]) -> Result<Vec<Array>> {
@@ -236,6 +281,12 @@ impl Group {
                 per_chunk[c].push(part);
             }
         }
+        let scalars: Vec<Option<(usize, usize)>> = self
+            .steps
+            .iter()
+            .map(|st| scalar_operand(&self.steps, st))
+            .collect();
+        let needed = needed_steps(&self.steps, &self.keep, &scalars);
         type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
         let new_scratch = || -> Scratch<T> {
             (
@@ -249,7 +300,15 @@ impl Group {
             let len = CHUNK.min(self.size - start);
             let (scratch, tiles) = bufs;
             for (k, st) in self.steps.iter().enumerate() {
+                if !needed[k] {
+                    continue;
+                }
+                // a binary step with one broadcast scalar reads it from a register
+                let scalar = scalars[k];
                 for (slot, s) in st.srcs.iter().enumerate() {
+                    if scalar.is_some_and(|(at, _)| at == slot) {
+                        continue;
+                    }
                     if let Src::Repeated(i, run) = s {
                         // element i is input[i / run]: fill whole runs
                         let src = ins[*i];
@@ -289,10 +348,13 @@ impl Group {
                         Src::Tiled(..) | Src::Repeated(..) => &tiles[slot][..len],
                     }
                 };
-                match st.op {
-                    GroupOp::Broadcast => out.copy_from_slice(operand(0)),
-                    GroupOp::Unary(u) => T::unary(u)(operand(0), out),
-                    GroupOp::Binary(b) => b.zip(operand(0), operand(1), out),
+                match (st.op, scalar) {
+                    (GroupOp::Binary(b), Some((at, i))) => {
+                        b.zip_scalar(operand(1 - at), ins[i][0], at == 0, out)
+                    }
+                    (GroupOp::Broadcast, _) => out.copy_from_slice(operand(0)),
+                    (GroupOp::Unary(u), _) => T::unary(u)(operand(0), out),
+                    (GroupOp::Binary(b), None) => b.zip(operand(0), operand(1), out),
                 }
             }
             for (t, &k) in targets.into_iter().zip(&kept) {
