@@ -613,3 +613,61 @@ fn jvp_with_aux_returns_the_aux_untouched() {
     assert_eq!(vals(&aux.0), vals(&x.cos()));
     assert_eq!(vals(&aux.1), vec![4.0]);
 }
+
+fn named_sin(x: Tensor) -> Tensor {
+    x.sin()
+}
+
+fn named_bad_rule(x: Tensor, t: Tensor) -> (Tensor, Tensor) {
+    (x.sin(), t.sum_all())
+}
+
+#[test]
+fn an_error_names_a_named_function_by_its_name() {
+    let f = custom_jvp(named_sin, named_bad_rule);
+    let e = jvp(&f, &t(&[1.0, 2.0], &[2]), &t(&[1.0, 1.0], &[2]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`named_sin`:"), "{e}");
+    assert!(!e.contains("(closure)"), "{e}");
+}
+
+#[test]
+fn a_linear_function_with_custom_rules_transposes_through_its_body() {
+    // transposition is not differentiation: a custom rule applied to a linear input is
+    // transposed as its function (the rule deliberately wrong, so using it would show)
+    let a = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let times_a = |x: Tensor| {
+        custom_jvp(
+            |x: Tensor| a.matmul(&x),
+            |x: Tensor, tx: Tensor| (a.matmul(&x), a.matmul(&tx) * 7.0),
+        )(x)
+    };
+    let at = ferrax::linear_transpose(times_a, &t(&[0.0; 3], &[3])).unwrap();
+    let y: Tensor = at.apply(&t(&[1.0, 1.0], &[2])).unwrap();
+    assert_eq!(vals(&y), vec![5.0, 7.0, 9.0]);
+    let times_a_vjp = |x: Tensor| {
+        custom_vjp(
+            |x: Tensor| a.matmul(&x),
+            |x: Tensor| (a.matmul(&x), ()),
+            |_: (), g: Tensor| g * 100.0,
+        )(x)
+    };
+    let at = ferrax::linear_transpose(times_a_vjp, &t(&[0.0; 3], &[3]));
+    // the bwd's shape is wrong for a 2x3 map (f64[2] for f64[3]): an error, whatever the route
+    assert!(at.is_err());
+    let times_a_vjp = |x: Tensor| {
+        custom_vjp(
+            |x: Tensor| a.matmul(&x),
+            |x: Tensor| (a.matmul(&x), ()),
+            |_: (), g: Tensor| g.sum_all().broadcast_to(&[3]) * 100.0,
+        )(x)
+    };
+    let at = ferrax::linear_transpose(times_a_vjp, &t(&[0.0; 3], &[3])).unwrap();
+    let y: Tensor = at.apply(&t(&[1.0, 1.0], &[2])).unwrap();
+    assert_eq!(
+        vals(&y),
+        vec![5.0, 7.0, 9.0],
+        "the body's transpose, not bwd"
+    );
+}

@@ -192,3 +192,36 @@ fn bad_argnums_are_errors_naming_the_form_and_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn bad_input_to_the_has_aux_forms_is_an_error() {
+    let k = Tensor::scalar(3i32);
+    let e = jacfwd_with_aux(|x: Tensor| (x.clone(), x), &k)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("jacfwd_with_aux") && e.contains("i32"), "{e}");
+    let e = jacrev_with_aux(|x: Tensor| (x.clone(), x), &k)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("jacrev_with_aux") && e.contains("i32"), "{e}");
+    // an integer value has no cotangent
+    let x = t(&[1.0, 2.0], &[2]);
+    let e = jacrev_with_aux(|x: Tensor| (x.astype(DType::I32), x), &x)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("float"), "{e}");
+    // a Hessian of a value that is not a scalar
+    let e = hessian_with_aux(|x: Tensor| (x.sin(), ()), &x)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("float scalar"), "{e}");
+    let e = hvp_with_aux(|x: Tensor| (x.sin(), ()), &x, &x)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("float scalar"), "{e}");
+    // a tangent of another shape
+    let e = ferrax::jvp_with_aux(|x: Tensor| (x.sin(), ()), &x, &t(&[1.0], &[1]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("f64[1]") || e.contains("tangent"), "{e}");
+}

@@ -193,10 +193,15 @@ impl Site<'_> {
     }
 }
 
-/// The closure's path without the crate's and the `{{closure}}` noise, for messages.
+/// The function's name without its path, for messages: a named function's own name, a
+/// closure's enclosing function's name followed by "(closure)".
 fn short_name(full: &str) -> String {
     let trimmed = full.trim_end_matches("::{{closure}}");
-    trimmed.rsplit("::").next().unwrap_or(trimmed).to_string() + " (closure)"
+    let last = trimmed.rsplit("::").next().unwrap_or(trimmed).to_string();
+    match trimmed.len() < full.len() {
+        true => last + " (closure)",
+        false => last,
+    }
 }
 
 /// A tree of `def` from the float leaves given (in order), zeros elsewhere: the tangent or

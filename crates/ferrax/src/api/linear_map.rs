@@ -339,7 +339,7 @@ impl LinearMap {
     pub fn kept_bytes(&self) -> usize {
         held_buffers(&self.inner.code.program, &self.inner.residuals)
             .iter()
-            .map(|(_, bytes, _)| bytes)
+            .map(|(bytes, _, _)| bytes)
             .sum()
     }
 
@@ -375,28 +375,24 @@ impl LinearMap {
 /// Input structure and avals, output structure and avals.
 pub(crate) type Defs = (TreeDef, Vec<Aval>, TreeDef, Vec<Aval>);
 
-/// Every buffer a map's residuals and program (sub-programs included) hold: (buffer id,
-/// bytes, how many times the map refers to it), each buffer once.
+/// Every buffer a map's residuals and program constants (sub-programs included) hold, each
+/// once: (bytes, how many times the map refers to it, how many arrays hold it now). Linear
+/// in their number (a map of a long program holds thousands), by buffer identity.
 fn held_buffers(program: &Program, residuals: &[Tensor]) -> Vec<(usize, usize, usize)> {
-    fn walk<'a>(p: &'a Program, out: &mut Vec<&'a crate::ir::Array>) {
-        out.extend(p.consts.iter().map(|(_, a)| a));
-        for e in &p.eqns {
-            for q in e.prim.subprograms() {
-                walk(q, out);
-            }
-        }
-    }
-    let mut arrays: Vec<&crate::ir::Array> = residuals
+    use std::collections::hash_map::{Entry, HashMap};
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut seen: Vec<(usize, usize, usize)> = Vec::new();
+    let arrays = residuals
         .iter()
         .filter_map(Tensor::concrete_array)
-        .collect();
-    walk(program, &mut arrays);
-    let mut seen: Vec<(usize, usize, usize)> = Vec::new();
+        .chain(all_consts(program));
     for a in arrays {
-        let id = a.buffer_id();
-        match seen.iter_mut().find(|(i, _, _)| *i == id) {
-            Some(entry) => entry.2 += 1,
-            None => seen.push((id, a.aval().bytes(), 1)),
+        match index.entry(a.buffer_id()) {
+            Entry::Occupied(k) => seen[*k.get()].1 += 1,
+            Entry::Vacant(k) => {
+                k.insert(seen.len());
+                seen.push((a.aval().bytes(), 1, a.buffer_holders()));
+            }
         }
     }
     seen
@@ -404,18 +400,10 @@ fn held_buffers(program: &Program, residuals: &[Tensor]) -> Vec<(usize, usize, u
 
 /// Bytes of the buffers nobody but these residuals and this program holds (at this moment).
 fn added_bytes(program: &Program, residuals: &[Tensor]) -> usize {
-    let holders = |id: usize| {
-        residuals
-            .iter()
-            .filter_map(Tensor::concrete_array)
-            .chain(all_consts(program))
-            .find(|a| a.buffer_id() == id)
-            .map_or(0, |a| a.buffer_holders())
-    };
     held_buffers(program, residuals)
         .into_iter()
-        .filter(|&(id, _, refs)| holders(id) <= refs)
-        .map(|(_, bytes, _)| bytes)
+        .filter(|&(_, refs, holders)| holders <= refs)
+        .map(|(bytes, _, _)| bytes)
         .sum()
 }
 
