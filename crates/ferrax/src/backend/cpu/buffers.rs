@@ -100,7 +100,7 @@ impl Drop for Installed<'_> {
     }
 }
 
-/// Float element types the pool keeps.
+/// Float element types the pool keeps (`f32` and `f64`, for which all-zero bits are 0.0).
 pub(crate) trait Pooled: Copy + Default {
     fn list(pool: &mut Pool) -> &mut Vec<Vec<Self>>;
 }
@@ -124,26 +124,56 @@ pub(crate) struct Refused;
 /// one that fits, a new allocation otherwise (`Refused` when the allocator refuses: sizes
 /// come from user shapes, so this must not abort).
 pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
-    if n >= MIN_LEN {
-        let found = CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
-            let list = T::list(c.as_mut()?);
-            // the most recently freed buffer that holds n and is not more than twice too
-            // big: the last one freed is the likeliest to be still in cache
-            let k = (0..list.len())
-                .rev()
-                .find(|&k| list[k].capacity() >= n && list[k].capacity() <= 2 * n)?;
-            Some(list.swap_remove(k))
-        });
-        if let Some(mut v) = found {
-            v.clear();
-            return Ok(v);
-        }
+    if let Some(mut v) = recycled(n) {
+        v.clear();
+        return Ok(v);
     }
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| Refused)?;
     advise_huge_pages(&mut v);
     Ok(v)
+}
+
+/// `n` elements whose values are unspecified but initialized: a recycled buffer as its last
+/// user left it, or fresh zeros from the allocator (which maps large blocks zeroed, without
+/// a pass over them). For kernels that overwrite every element in place, so that they need
+/// neither a pass of zeros first nor a scratch buffer to copy from.
+pub(crate) fn overwritable<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
+    if let Some(mut v) = recycled(n) {
+        // a pooled buffer was a whole value: its first `len` elements are initialized
+        v.resize(n, T::default());
+        return Ok(v);
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| Refused)?;
+    // SAFETY: the layout is that of n > 0 elements of a non-zero-sized type (f32 or f64)
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if p.is_null() {
+        return Err(Refused);
+    }
+    // SAFETY: `p` comes from the global allocator with the layout of exactly n elements of
+    // T (so capacity n), and all n are zero bits, which is 0.0 for the pooled types
+    let mut v = unsafe { Vec::from_raw_parts(p, n, n) };
+    advise_huge_pages(&mut v);
+    Ok(v)
+}
+
+/// The most recently freed pooled buffer that holds `n` elements and is not more than twice
+/// too big (the last one freed is the likeliest to be still in cache), if any.
+fn recycled<T: Pooled>(n: usize) -> Option<Vec<T>> {
+    if n < MIN_LEN {
+        return None;
+    }
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        let list = T::list(c.as_mut()?);
+        let k = (0..list.len())
+            .rev()
+            .find(|&k| list[k].capacity() >= n && list[k].capacity() <= 2 * n)?;
+        Some(list.swap_remove(k))
+    })
 }
 
 /// Bytes from which a fresh buffer is worth backing with transparent huge pages.
