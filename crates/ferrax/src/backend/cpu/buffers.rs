@@ -100,7 +100,7 @@ impl Drop for Installed<'_> {
     }
 }
 
-/// Float element types the pool keeps (`f32` and `f64`, for which all-zero bits are 0.0).
+/// Float element types the pool keeps.
 pub(crate) trait Pooled: Copy + Default {
     fn list(pool: &mut Pool) -> &mut Vec<Vec<Self>>;
 }
@@ -134,30 +134,14 @@ pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
     Ok(v)
 }
 
-/// `n` elements whose values are unspecified but initialized: a recycled buffer as its last
-/// user left it, or fresh zeros from the allocator (which maps large blocks zeroed, without
-/// a pass over them). For kernels that overwrite every element in place, so that they need
-/// neither a pass of zeros first nor a scratch buffer to copy from.
-pub(crate) fn overwritable<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
-    if let Some(mut v) = recycled(n) {
-        // a pooled buffer was a whole value: its first `len` elements are initialized
-        v.resize(n, T::default());
-        return Ok(v);
-    }
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| Refused)?;
-    // SAFETY: the layout is that of n > 0 elements of a non-zero-sized type (f32 or f64)
-    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
-    if p.is_null() {
-        return Err(Refused);
-    }
-    // SAFETY: `p` comes from the global allocator with the layout of exactly n elements of
-    // T (so capacity n), and all n are zero bits, which is 0.0 for the pooled types
-    let mut v = unsafe { Vec::from_raw_parts(p, n, n) };
-    advise_huge_pages(&mut v);
-    Ok(v)
+/// A recycled buffer of `n` elements whose values are unspecified but initialized (as its
+/// last user left it), when the current pool has one that fits: for kernels that overwrite
+/// every element in place, with neither a pass of zeros first nor a scratch copy.
+pub(crate) fn recycled_initialized<T: Pooled>(n: usize) -> Option<Vec<T>> {
+    let mut v = recycled(n)?;
+    // a pooled buffer was a whole value: its first `len` elements are initialized
+    v.resize(n, T::default());
+    Some(v)
 }
 
 /// The most recently freed pooled buffer that holds `n` elements and is not more than twice

@@ -14,6 +14,7 @@
 //! same blocks as `float::Float::sum`).
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
@@ -303,12 +304,16 @@ impl Group {
             })
             .collect::<Result<_>>()?;
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
-        // every element of an output is written below, straight from the kernels, so the
-        // outputs are neither zeroed first nor filled from a scratch copy
-        let mut outs: Vec<Vec<T>> = kept
+        // Every element of an output is written below, so none is zeroed first: a recycled
+        // buffer (initialized, `true`) is written straight by the kernels; a fresh one is
+        // filled by a copy from scratch, chunk by chunk.
+        let mut outs: Vec<(Vec<T>, bool)> = kept
             .iter()
             .map(|&k| {
-                buffers::overwritable::<T>(self.size).map_err(|_| {
+                if let Some(v) = buffers::recycled_initialized::<T>(self.size) {
+                    return Ok((v, true));
+                }
+                let fresh = buffers::with_capacity::<T>(self.size).map_err(|_| {
                     Error::exhausted(
                         "fused elementwise group",
                         format!(
@@ -317,7 +322,8 @@ impl Group {
                             Aval::new(self.shapes[k].clone(), self.dtype)
                         ),
                     )
-                })
+                });
+                fresh.map(|v| (v, false))
             })
             .collect::<Result<_>>()?;
         let n_chunks = self.size.div_ceil(CHUNK);
@@ -325,10 +331,17 @@ impl Group {
         let width = self.reduce.len().max(1);
         let mut partials: Vec<(T, f64)> = vec![(T::default(), 0.0); n_chunks * width];
         // Split every output into chunk slices so chunks can be written in parallel.
-        let mut per_chunk: Vec<Vec<&mut [T]>> = (0..n_chunks).map(|_| Vec::new()).collect();
-        for o in outs.iter_mut() {
-            for (c, part) in o.chunks_mut(CHUNK).enumerate() {
-                per_chunk[c].push(part);
+        let mut per_chunk: Vec<Vec<Target<'_, T>>> = (0..n_chunks).map(|_| Vec::new()).collect();
+        for (o, initialized) in outs.iter_mut() {
+            if *initialized {
+                for (c, part) in o.chunks_mut(CHUNK).enumerate() {
+                    per_chunk[c].push(Target::Direct(part));
+                }
+            } else {
+                let spare = &mut o.spare_capacity_mut()[..self.size];
+                for (c, part) in spare.chunks_mut(CHUNK).enumerate() {
+                    per_chunk[c].push(Target::Copy(part));
+                }
             }
         }
         let scalars: Vec<Option<(usize, usize)>> = self
@@ -346,7 +359,7 @@ impl Group {
         }
         type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
         // a chunk's index, its slice of every kept output, and its part of the reduction
-        type Chunk<'a, T> = (usize, (Vec<&'a mut [T]>, &'a mut [(T, f64)]));
+        type Chunk<'a, T> = (usize, (Vec<Target<'a, T>>, &'a mut [(T, f64)]));
         let new_scratch = || -> Scratch<T> {
             (
                 vec![vec![T::default(); CHUNK]; self.steps.len()],
@@ -358,14 +371,27 @@ impl Group {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
             let (scratch, tiles) = bufs;
-            // where each step's chunk lives: its output's chunk when kept, else scratch
+            // where each step's chunk lives: its output's chunk when kept in a recycled
+            // buffer, else scratch (copied into a fresh output's chunk at the end)
             let mut targets = targets.into_iter();
+            let mut copies = vec![];
             let mut values: Vec<&mut [T]> = scratch
                 .iter_mut()
                 .zip(&self.keep)
-                .map(|(s, &kept)| match kept {
-                    true => targets.next().unwrap_or_default(),
-                    false => &mut s[..len],
+                .enumerate()
+                .map(|(k, (s, &kept))| {
+                    let own = &mut s[..len];
+                    if !kept {
+                        return own;
+                    }
+                    match targets.next() {
+                        Some(Target::Direct(t)) => t,
+                        Some(Target::Copy(t)) => {
+                            copies.push((k, t));
+                            own
+                        }
+                        None => own,
+                    }
                 })
                 .collect();
             for (k, st) in self.steps.iter().enumerate() {
@@ -406,6 +432,14 @@ impl Group {
                     Reduction::Min => (T::extremum(v, false), 0.0),
                 };
             }
+            for (k, t) in copies {
+                let src = &values[k][..len];
+                assert_eq!(t.len(), len, "a chunk of an output is the chunk's length");
+                // SAFETY: `t` and `src` are distinct buffers of `len` elements; a plain copy
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), t.as_mut_ptr().cast::<T>(), len)
+                };
+            }
         };
         let chunks: Vec<Chunk<'_, T>> = per_chunk
             .into_iter()
@@ -421,7 +455,14 @@ impl Group {
         let mut results: Vec<Array> = kept
             .iter()
             .zip(outs)
-            .map(|(&k, v)| Array::from_data(T::wrap(v), &self.shapes[k]))
+            .map(|(&k, (mut v, initialized))| {
+                if !initialized {
+                    // SAFETY: the chunks cover 0..size and `work` copied every element of
+                    // each (a panic there unwinds past this point)
+                    unsafe { v.set_len(self.size) };
+                }
+                Array::from_data(T::wrap(v), &self.shapes[k])
+            })
             .collect::<Result<_>>()?;
         for (r, &(kind, _)) in self.reduce.iter().enumerate() {
             // the chunks' results combined in chunk order: the unfused reduction's bits
@@ -437,6 +478,13 @@ impl Group {
         }
         Ok(results)
     }
+}
+
+/// Where a chunk of a kept value goes: straight into a recycled, initialized buffer, or
+/// into a fresh one by a copy from scratch (zeroing it first would be a pass of its own).
+enum Target<'a, T> {
+    Direct(&'a mut [T]),
+    Copy(&'a mut [MaybeUninit<T>]),
 }
 
 /// Generates the chunk `start..start + len` of a broadcast operand `s` into `tile` (nothing
