@@ -69,6 +69,15 @@ impl Primitive {
                 body: Closed::new(f(body.program())?),
                 policy: policy.clone(),
             }),
+            Primitive::NamedMap {
+                body,
+                axis_name,
+                axis_size,
+            } => Some(Primitive::NamedMap {
+                body: Closed::new(f(body.program())?),
+                axis_name: axis_name.clone(),
+                axis_size: *axis_size,
+            }),
             Primitive::CustomJvp { body, rule, n_args } => Some(Primitive::CustomJvp {
                 body: Closed::new(f(body.program())?),
                 rule: Closed::new(f(rule.program())?),
@@ -311,6 +320,58 @@ pub(crate) fn checkpoint_avals(body: &Closed, args: &[&Aval]) -> Result<Vec<Aval
         ));
     }
     Ok(body.program().out_avals())
+}
+
+/// `named_map`: every operand has one index per member along dimension 0, and the body
+/// takes one member's slices; the outputs are the body's, stacked along a new dimension 0.
+pub(crate) fn named_map_avals(
+    body: &Closed,
+    axis_name: &str,
+    n: usize,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "named_map";
+    if !crate::ir::collective::is_axis_name(axis_name) {
+        return Err(crate::ir::collective::bad_axis_name(op, axis_name));
+    }
+    if n == 0 {
+        return Err(Error::shape(
+            op,
+            format!("the axis `{axis_name}` has no members"),
+        ));
+    }
+    let mut slices = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        if a.shape.first() != Some(&n) {
+            return Err(Error::shape(
+                op,
+                format!("operand {i} ({a}) must have the {n} members of `{axis_name}` along dimension 0"),
+            ));
+        }
+        slices.push(Aval::new(a.shape[1..].to_vec(), a.dtype));
+    }
+    let ins = body.program().in_avals();
+    if ins != slices {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body takes ({}) but a member's operands are ({})",
+                list(&ins),
+                list(&slices)
+            ),
+        ));
+    }
+    body.program()
+        .out_avals()
+        .into_iter()
+        .map(|a| {
+            let mut shape = vec![n];
+            shape.extend(&a.shape);
+            let out = Aval::new(shape, a.dtype);
+            out.validate(op)?;
+            Ok(out)
+        })
+        .collect()
 }
 
 /// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then
