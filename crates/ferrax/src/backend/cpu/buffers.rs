@@ -124,26 +124,40 @@ pub(crate) struct Refused;
 /// one that fits, a new allocation otherwise (`Refused` when the allocator refuses: sizes
 /// come from user shapes, so this must not abort).
 pub(crate) fn with_capacity<T: Pooled>(n: usize) -> Result<Vec<T>, Refused> {
-    if n >= MIN_LEN {
-        let found = CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
-            let list = T::list(c.as_mut()?);
-            // the most recently freed buffer that holds n and is not more than twice too
-            // big: the last one freed is the likeliest to be still in cache
-            let k = (0..list.len())
-                .rev()
-                .find(|&k| list[k].capacity() >= n && list[k].capacity() <= 2 * n)?;
-            Some(list.swap_remove(k))
-        });
-        if let Some(mut v) = found {
-            v.clear();
-            return Ok(v);
-        }
+    if let Some(mut v) = recycled(n) {
+        v.clear();
+        return Ok(v);
     }
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| Refused)?;
     advise_huge_pages(&mut v);
     Ok(v)
+}
+
+/// A recycled buffer of `n` elements whose values are unspecified but initialized (as its
+/// last user left it), when the current pool has one that fits: for kernels that overwrite
+/// every element in place, with neither a pass of zeros first nor a scratch copy.
+pub(crate) fn recycled_initialized<T: Pooled>(n: usize) -> Option<Vec<T>> {
+    let mut v = recycled(n)?;
+    // a pooled buffer was a whole value: its first `len` elements are initialized
+    v.resize(n, T::default());
+    Some(v)
+}
+
+/// The most recently freed pooled buffer that holds `n` elements and is not more than twice
+/// too big (the last one freed is the likeliest to be still in cache), if any.
+fn recycled<T: Pooled>(n: usize) -> Option<Vec<T>> {
+    if n < MIN_LEN {
+        return None;
+    }
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        let list = T::list(c.as_mut()?);
+        let k = (0..list.len())
+            .rev()
+            .find(|&k| list[k].capacity() >= n && list[k].capacity() <= 2 * n)?;
+        Some(list.swap_remove(k))
+    })
 }
 
 /// Bytes from which a fresh buffer is worth backing with transparent huge pages.

@@ -10,8 +10,9 @@
 //! three can never disagree. The match is exhaustive: a new primitive gets an arm here too,
 //! if only to say "reference".
 
-use crate::backend::cpu::buffers::{self, Pooled};
-use crate::backend::cpu::math::{self, chunked, SliceFn32, SliceFn64, Unary};
+use crate::backend::cpu::buffers;
+pub(crate) use crate::backend::cpu::float::Float;
+use crate::backend::cpu::math::{chunked, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
@@ -187,114 +188,6 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         // never asked: `plan` routes control flow to `control`, which runs the nested plans
         // of its sub-programs; the arm keeps this match exhaustive
         control_flow!() => None,
-    }
-}
-
-/// The float element types the CPU kernels are written for.
-pub(crate) trait Float:
-    Pooled
-    + PartialOrd
-    + Send
-    + Sync
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Div<Output = Self>
-    + std::ops::AddAssign
-    + std::ops::SubAssign
-    + std::ops::MulAssign
-    + std::ops::DivAssign
-    + 'static
-{
-    fn slice(d: &Data) -> Option<&[Self]>;
-    fn slice_mut(d: &mut Data) -> Option<&mut [Self]>;
-    /// The buffer of this type, moved out of the data.
-    fn take(d: Data) -> Option<Vec<Self>>;
-    fn wrap(v: Vec<Self>) -> Data;
-    /// The slice kernel of a unary function for this type.
-    fn unary(u: Unary) -> fn(&[Self], &mut [Self]);
-    /// The sum of a slice (accumulated for accuracy, vectorizable).
-    fn sum(v: &[Self]) -> Self;
-}
-
-impl Float for f32 {
-    fn slice(d: &Data) -> Option<&[f32]> {
-        match d {
-            Data::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn slice_mut(d: &mut Data) -> Option<&mut [f32]> {
-        match d {
-            Data::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn take(d: Data) -> Option<Vec<f32>> {
-        match d {
-            Data::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn wrap(v: Vec<f32>) -> Data {
-        Data::F32(v)
-    }
-    fn unary(u: Unary) -> SliceFn32 {
-        math::fast(u).0
-    }
-    fn sum(v: &[f32]) -> f32 {
-        // 16 partial sums (vectorizes), f64 accumulation per block for accuracy
-        let mut total = 0f64;
-        for block in v.chunks(4096) {
-            let mut acc = [0f32; 16];
-            let mut it = block.chunks_exact(16);
-            for c in &mut it {
-                for i in 0..16 {
-                    acc[i] += c[i];
-                }
-            }
-            let mut s: f64 = acc.iter().map(|&a| a as f64).sum();
-            s += it.remainder().iter().map(|&a| a as f64).sum::<f64>();
-            total += s;
-        }
-        total as f32
-    }
-}
-
-impl Float for f64 {
-    fn slice(d: &Data) -> Option<&[f64]> {
-        match d {
-            Data::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn slice_mut(d: &mut Data) -> Option<&mut [f64]> {
-        match d {
-            Data::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn take(d: Data) -> Option<Vec<f64>> {
-        match d {
-            Data::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn wrap(v: Vec<f64>) -> Data {
-        Data::F64(v)
-    }
-    fn unary(u: Unary) -> SliceFn64 {
-        math::fast(u).1
-    }
-    fn sum(v: &[f64]) -> f64 {
-        let mut acc = [0f64; 8];
-        let mut it = v.chunks_exact(8);
-        for c in &mut it {
-            for i in 0..8 {
-                acc[i] += c[i];
-            }
-        }
-        acc.iter().sum::<f64>() + it.remainder().iter().sum::<f64>()
     }
 }
 

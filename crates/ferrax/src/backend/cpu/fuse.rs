@@ -5,20 +5,28 @@
 //! of the group computes its chunk into a small scratch buffer that stays in cache, and only
 //! the values needed after the group are written to memory. Broadcasts of a scalar, or of
 //! an array along leading dimensions (a bias), are generated per chunk instead of being
-//! materialized. What a group computes is exactly what its steps compute one by one (the
-//! same kernels from `dispatch`, the same operation order per element).
+//! materialized. A group may end with sums, maxima or minima of every element of its
+//! values: each chunk is reduced while it is in cache and the chunks' results are combined
+//! in order, so a value only reduced is never written out (a convergence test's
+//! `max(abs(x*x - a))`, a loss's sum of squares). Kept values are computed straight into
+//! their output buffers. What a group computes is exactly what its steps compute one by one
+//! (the same kernels from `dispatch`, the same operation order per element, sums in the
+//! same blocks as `float::Float::sum`).
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
+use crate::backend::cpu::float::SUM_BLOCK;
 use crate::backend::cpu::math::Unary;
 use crate::backend::cpu::step::{Step, StepArg};
+use crate::backend::{max_nan, min_nan};
 use crate::ir::{Array, Aval, DType, Error, Primitive, Result};
 
-/// Elements per chunk, and the least size of a value worth fusing.
-const CHUNK: usize = 2048;
+/// Elements per chunk, and the least size of a value worth fusing: a compiled sum's block,
+/// so a fused sum adds the same partial sums in the same order as an unfused one.
+const CHUNK: usize = SUM_BLOCK;
 
 /// What one step of a group computes.
 #[derive(Clone, Copy, Debug)]
@@ -59,6 +67,38 @@ pub(crate) struct Group {
     pub dtype: DType,
     /// The shape of every step's output.
     pub shapes: Vec<Vec<usize>>,
+    /// Reductions of every element of a step's values (`.1`): the group's last outputs.
+    pub reduce: Vec<(Reduction, usize)>,
+}
+
+/// A reduction a group can end with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Reduction {
+    Sum,
+    Max,
+    Min,
+}
+
+/// The reduction `r` computes, and the step of `run` whose values it reduces, when it is one
+/// a group of `run` can end with: a sum, maximum or minimum over every axis of a value one
+/// of `run`'s steps makes.
+pub(crate) fn reduction_of(
+    r: &Step,
+    run: &[Step],
+    aval_of: &impl Fn(&StepArg) -> Aval,
+) -> Option<(Reduction, usize)> {
+    let (kind, axes) = match &r.prim {
+        Primitive::ReduceSum { axes } => (Reduction::Sum, axes),
+        Primitive::ReduceMax { axes } => (Reduction::Max, axes),
+        Primitive::ReduceMin { axes } => (Reduction::Min, axes),
+        _ => return None,
+    };
+    let [arg @ StepArg::Slot(slot)] = r.args.as_slice() else {
+        return None;
+    };
+    let x = aval_of(arg);
+    let operand = run.iter().position(|s| s.out == *slot)?;
+    (x.ndim() > 0 && axes.len() == x.ndim()).then_some((kind, operand))
 }
 
 /// A group in a plan: the group, where its inputs come from and where its kept values go.
@@ -66,7 +106,7 @@ pub(crate) struct Group {
 pub(crate) struct FusedItem {
     pub group: Group,
     pub inputs: Vec<StepArg>,
-    /// Slots of the kept steps' values, in step order.
+    /// Slots of the kept steps' values, in step order, then the reduction's.
     pub outs: Vec<usize>,
     /// Primitives of the fused steps (for evaluation counts and profiles).
     pub prims: Vec<Primitive>,
@@ -103,11 +143,13 @@ pub(crate) fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> A
     end
 }
 
-/// The fused item of a run of steps whose last one has index `last_index` in the plan.
+/// The fused item of a run of steps, with reductions of its values taken in (`reduce`, each
+/// as [`reduction_of`] gives it); `read_after(slot)` says whether a step outside the group
+/// (or the output) reads a value, which is then written out.
 pub(crate) fn group(
     run: &[Step],
-    last_index: usize,
-    last_use: &HashMap<usize, usize>,
+    reduce: &[((Reduction, usize), &Step)],
+    read_after: impl Fn(usize) -> bool,
     aval_of: &impl Fn(&StepArg) -> Aval,
 ) -> FusedItem {
     let produced: HashMap<usize, usize> = run.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
@@ -127,19 +169,26 @@ pub(crate) fn group(
                 .collect(),
         })
         .collect();
-    // a value is written out when a step after the group (or the output) reads it
-    let keep: Vec<bool> = run
-        .iter()
-        .map(|s| last_use.get(&s.out).is_some_and(|&u| u > last_index))
-        .collect();
-    let outs = run
+    let keep: Vec<bool> = run.iter().map(|s| read_after(s.out)).collect();
+    let mut outs: Vec<usize> = run
         .iter()
         .zip(&keep)
         .filter(|(_, &kept)| kept)
         .map(|(s, _)| s.out)
         .collect();
-    let last = run
+    let mut prims: Vec<Primitive> = run.iter().map(|s| s.prim.clone()).collect();
+    let mut shapes: Vec<Vec<usize>> = run.iter().map(|s| s.out_aval.shape.clone()).collect();
+    let all = || run.iter().chain(reduce.iter().map(|(_, r)| *r));
+    let reduce = reduce
         .iter()
+        .map(|&(kind_and_operand, r)| {
+            outs.push(r.out);
+            prims.push(r.prim.clone());
+            shapes.push(r.out_aval.shape.clone());
+            kind_and_operand
+        })
+        .collect();
+    let last = all()
         .flat_map(|s| s.last.iter().copied())
         .filter(|slot| !produced.contains_key(slot))
         .collect();
@@ -150,11 +199,12 @@ pub(crate) fn group(
             keep,
             size: first.size(),
             dtype: first.dtype,
-            shapes: run.iter().map(|s| s.out_aval.shape.clone()).collect(),
+            shapes,
+            reduce,
         },
         inputs,
         outs,
-        prims: run.iter().map(|s| s.prim.clone()).collect(),
+        prims,
         last,
     }
 }
@@ -254,12 +304,16 @@ impl Group {
             })
             .collect::<Result<_>>()?;
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
-        // the outputs are written chunk by chunk below, every element once, so they are
-        // not zeroed first (a pass over memory the loop below makes anyway)
-        let mut outs: Vec<Vec<T>> = kept
+        // Every element of an output is written below, so none is zeroed first: a recycled
+        // buffer (initialized, `true`) is written straight by the kernels; a fresh one is
+        // filled by a copy from scratch, chunk by chunk.
+        let mut outs: Vec<(Vec<T>, bool)> = kept
             .iter()
             .map(|&k| {
-                buffers::with_capacity::<T>(self.size).map_err(|_| {
+                if let Some(v) = buffers::recycled_initialized::<T>(self.size) {
+                    return Ok((v, true));
+                }
+                let fresh = buffers::with_capacity::<T>(self.size).map_err(|_| {
                     Error::exhausted(
                         "fused elementwise group",
                         format!(
@@ -268,17 +322,26 @@ impl Group {
                             Aval::new(self.shapes[k].clone(), self.dtype)
                         ),
                     )
-                })
+                });
+                fresh.map(|v| (v, false))
             })
             .collect::<Result<_>>()?;
         let n_chunks = self.size.div_ceil(CHUNK);
+        // each chunk's part of each reduction, (extremum, sum), a row of `width` per chunk
+        let width = self.reduce.len().max(1);
+        let mut partials: Vec<(T, f64)> = vec![(T::default(), 0.0); n_chunks * width];
         // Split every output into chunk slices so chunks can be written in parallel.
-        let mut per_chunk: Vec<Vec<&mut [MaybeUninit<T>]>> =
-            (0..n_chunks).map(|_| Vec::new()).collect();
-        for o in outs.iter_mut() {
-            let spare = &mut o.spare_capacity_mut()[..self.size];
-            for (c, part) in spare.chunks_mut(CHUNK).enumerate() {
-                per_chunk[c].push(part);
+        let mut per_chunk: Vec<Vec<Target<'_, T>>> = (0..n_chunks).map(|_| Vec::new()).collect();
+        for (o, initialized) in outs.iter_mut() {
+            if *initialized {
+                for (c, part) in o.chunks_mut(CHUNK).enumerate() {
+                    per_chunk[c].push(Target::Direct(part));
+                }
+            } else {
+                let spare = &mut o.spare_capacity_mut()[..self.size];
+                for (c, part) in spare.chunks_mut(CHUNK).enumerate() {
+                    per_chunk[c].push(Target::Copy(part));
+                }
             }
         }
         let scalars: Vec<Option<(usize, usize)>> = self
@@ -286,8 +349,17 @@ impl Group {
             .iter()
             .map(|st| scalar_operand(&self.steps, st))
             .collect();
-        let needed = needed_steps(&self.steps, &self.keep, &scalars);
+        let mut needed = needed_steps(&self.steps, &self.keep, &scalars);
+        if !self.reduce.is_empty() {
+            let mut reduced = self.keep.clone();
+            for &(_, k) in &self.reduce {
+                reduced[k] = true;
+            }
+            needed = needed_steps(&self.steps, &reduced, &scalars);
+        }
         type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
+        // a chunk's index, its slice of every kept output, and its part of the reduction
+        type Chunk<'a, T> = (usize, (Vec<Target<'a, T>>, &'a mut [(T, f64)]));
         let new_scratch = || -> Scratch<T> {
             (
                 vec![vec![T::default(); CHUNK]; self.steps.len()],
@@ -295,10 +367,33 @@ impl Group {
             )
         };
         // scratch buffers are made once per worker, not per chunk
-        let work = |bufs: &mut Scratch<T>, (c, targets): (usize, Vec<&mut [MaybeUninit<T>]>)| {
+        let work = |bufs: &mut Scratch<T>, (c, (targets, partial)): Chunk<'_, T>| {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
             let (scratch, tiles) = bufs;
+            // where each step's chunk lives: its output's chunk when kept in a recycled
+            // buffer, else scratch (copied into a fresh output's chunk at the end)
+            let mut targets = targets.into_iter();
+            let mut copies = vec![];
+            let mut values: Vec<&mut [T]> = scratch
+                .iter_mut()
+                .zip(&self.keep)
+                .enumerate()
+                .map(|(k, (s, &kept))| {
+                    let own = &mut s[..len];
+                    if !kept {
+                        return own;
+                    }
+                    match targets.next() {
+                        Some(Target::Direct(t)) => t,
+                        Some(Target::Copy(t)) => {
+                            copies.push((k, t));
+                            own
+                        }
+                        None => own,
+                    }
+                })
+                .collect();
             for (k, st) in self.steps.iter().enumerate() {
                 if !needed[k] {
                     continue;
@@ -309,37 +404,9 @@ impl Group {
                     if scalar.is_some_and(|(at, _)| at == slot) {
                         continue;
                     }
-                    if let Src::Repeated(i, run) = s {
-                        // element i is input[i / run]: fill whole runs
-                        let src = ins[*i];
-                        let (mut j, mut off, mut filled) = (start / run, start % run, 0);
-                        while filled < len {
-                            let n = (run - off).min(len - filled);
-                            tiles[slot][filled..filled + n].fill(src[j]);
-                            filled += n;
-                            j += 1;
-                            off = 0;
-                        }
-                        continue;
-                    }
-                    if let Src::Tiled(i, period) = s {
-                        // a scalar is a fill; otherwise copy whole runs of the period (no
-                        // division per element)
-                        let src = ins[*i];
-                        if *period == 1 {
-                            tiles[slot][..len].fill(src[0]);
-                            continue;
-                        }
-                        let (mut pos, mut filled) = (start % period, 0);
-                        while filled < len {
-                            let run = (period - pos).min(len - filled);
-                            tiles[slot][filled..filled + run].copy_from_slice(&src[pos..pos + run]);
-                            filled += run;
-                            pos = 0;
-                        }
-                    }
+                    fill_tile(s, &ins, start, len, &mut tiles[slot]);
                 }
-                let (done, rest) = scratch.split_at_mut(k);
+                let (done, rest) = values.split_at_mut(k);
                 let out = &mut rest[0][..len];
                 let operand = |slot: usize| -> &[T] {
                     match &st.srcs[slot] {
@@ -357,32 +424,98 @@ impl Group {
                     (GroupOp::Binary(b), None) => b.zip(operand(0), operand(1), out),
                 }
             }
-            for (t, &k) in targets.into_iter().zip(&kept) {
-                let src = &scratch[k][..len];
+            for (&(kind, k), part) in self.reduce.iter().zip(partial.iter_mut()) {
+                let v = &values[k][..len];
+                *part = match kind {
+                    Reduction::Sum => (T::default(), T::block_sum(v)),
+                    Reduction::Max => (T::extremum(v, true), 0.0),
+                    Reduction::Min => (T::extremum(v, false), 0.0),
+                };
+            }
+            for (k, t) in copies {
+                let src = &values[k][..len];
                 assert_eq!(t.len(), len, "a chunk of an output is the chunk's length");
                 // SAFETY: `t` and `src` are distinct buffers of `len` elements; a plain copy
-                // (memcpy's widest stores, where an element loop ran at the baseline width)
                 unsafe {
                     std::ptr::copy_nonoverlapping(src.as_ptr(), t.as_mut_ptr().cast::<T>(), len)
                 };
             }
         };
-        let chunks: Vec<(usize, Vec<&mut [MaybeUninit<T>]>)> =
-            per_chunk.into_iter().enumerate().collect();
+        let chunks: Vec<Chunk<'_, T>> = per_chunk
+            .into_iter()
+            .zip(partials.chunks_mut(width))
+            .enumerate()
+            .collect();
         if n_chunks > 8 && rayon::current_num_threads() > 1 {
             chunks.into_par_iter().for_each_init(new_scratch, work);
         } else {
             let mut bufs = new_scratch();
             chunks.into_iter().for_each(|item| work(&mut bufs, item));
         }
-        for o in outs.iter_mut() {
-            // SAFETY: the chunks cover 0..size, each written element by element above
-            // (`work` writes every target in full; a panic there unwinds past this point)
-            unsafe { o.set_len(self.size) };
-        }
-        kept.iter()
+        let mut results: Vec<Array> = kept
+            .iter()
             .zip(outs)
-            .map(|(&k, v)| Array::from_data(T::wrap(v), &self.shapes[k]))
-            .collect()
+            .map(|(&k, (mut v, initialized))| {
+                if !initialized {
+                    // SAFETY: the chunks cover 0..size and `work` copied every element of
+                    // each (a panic there unwinds past this point)
+                    unsafe { v.set_len(self.size) };
+                }
+                Array::from_data(T::wrap(v), &self.shapes[k])
+            })
+            .collect::<Result<_>>()?;
+        for (r, &(kind, _)) in self.reduce.iter().enumerate() {
+            // the chunks' results combined in chunk order: the unfused reduction's bits
+            let parts = || partials.iter().skip(r).step_by(width);
+            let first = partials[r].0;
+            let value = match kind {
+                Reduction::Sum => T::from_sum(parts().fold(0.0, |t, p| t + p.1)),
+                Reduction::Max => parts().skip(1).fold(first, |m, p| max_nan(m, p.0)),
+                Reduction::Min => parts().skip(1).fold(first, |m, p| min_nan(m, p.0)),
+            };
+            let shape = &self.shapes[self.steps.len() + r];
+            results.push(Array::from_data(T::wrap(vec![value]), shape)?);
+        }
+        Ok(results)
+    }
+}
+
+/// Where a chunk of a kept value goes: straight into a recycled, initialized buffer, or
+/// into a fresh one by a copy from scratch (zeroing it first would be a pass of its own).
+enum Target<'a, T> {
+    Direct(&'a mut [T]),
+    Copy(&'a mut [MaybeUninit<T>]),
+}
+
+/// Generates the chunk `start..start + len` of a broadcast operand `s` into `tile` (nothing
+/// for an operand read in place).
+fn fill_tile<T: Float>(s: &Src, ins: &[&[T]], start: usize, len: usize, tile: &mut [T]) {
+    match s {
+        Src::Repeated(i, run) => {
+            // element i is input[i / run]: fill whole runs
+            let src = ins[*i];
+            let (mut j, mut off, mut filled) = (start / run, start % run, 0);
+            while filled < len {
+                let n = (run - off).min(len - filled);
+                tile[filled..filled + n].fill(src[j]);
+                filled += n;
+                j += 1;
+                off = 0;
+            }
+        }
+        // a scalar is a fill; otherwise copy whole runs of the period (no division per
+        // element)
+        Src::Tiled(i, 1) => tile[..len].fill(ins[*i][0]),
+        Src::Tiled(i, period) => {
+            let src = ins[*i];
+            let (mut pos, mut filled) = (start % period, 0);
+            while filled < len {
+                let run = (period - pos).min(len - filled);
+                tile[filled..filled + run].copy_from_slice(&src[pos..pos + run]);
+                filled += run;
+                pos = 0;
+            }
+        }
+        Src::Input(_) | Src::Step(_) => {}
     }
 }

@@ -9,6 +9,7 @@
 pub(crate) mod buffers;
 pub(crate) mod control;
 pub(crate) mod dispatch;
+pub(crate) mod float;
 pub(crate) mod fuse;
 pub(crate) mod math;
 pub(crate) mod matmul;

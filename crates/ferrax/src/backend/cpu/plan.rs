@@ -226,8 +226,8 @@ impl Plan {
     }
 }
 
-/// Groups runs of fusible steps (same size and dtype, at least two) into fused items;
-/// control-flow items end a run. `prepared` has one item per equation, and `last_use`
+/// Groups runs of fusible steps (same size and dtype, at least two, or one followed by full
+/// reductions of its values) into fused items; control-flow items end a run. `prepared` has one item per equation, and `last_use`
 /// gives each slot's last reading equation.
 fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>) -> Vec<Item> {
     let aval_of = |a: &StepArg| match a {
@@ -236,21 +236,59 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
     };
     // `steps` are the equations `start..start + steps.len()`
     let flush = |items: &mut Vec<Item>, steps: &mut Vec<Step>, start: usize| {
+        // every reader of each slot in this block, in order
+        let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (j, s) in steps.iter().enumerate() {
+            for a in &s.args {
+                if let StepArg::Slot(slot) = a {
+                    readers.entry(*slot).or_default().push(j);
+                }
+            }
+        }
+        let block_end = start + steps.len();
+        let mut absorbed = vec![false; steps.len()];
         let mut k = 0;
         while k < steps.len() {
+            if absorbed[k] {
+                k += 1;
+                continue;
+            }
             let end = fuse::run_end(steps, k, &aval_of);
-            if end - k < 2 {
+            let run = &steps[k..end];
+            // Full sums, maxima or minima of the run's values later in the block join the
+            // group (they are pure: computing them early changes nothing), up to the first
+            // other reader of the value, which then frees it as before.
+            let mut reduce = vec![];
+            for s in run {
+                let after = readers
+                    .get(&s.out)
+                    .into_iter()
+                    .flatten()
+                    .filter(|&&j| j >= end);
+                for &j in after {
+                    let Some(kind) = fuse::reduction_of(&steps[j], run, &aval_of) else {
+                        break;
+                    };
+                    absorbed[j] = true;
+                    reduce.push((kind, &steps[j]));
+                }
+            }
+            if end - k < 2 && reduce.is_empty() {
                 items.push(Item::Step(steps[k].clone()));
                 k += 1;
-            } else {
-                items.push(Item::Fused(fuse::group(
-                    &steps[k..end],
-                    start + end - 1,
-                    last_use,
-                    &aval_of,
-                )));
-                k = end;
+                continue;
             }
+            // a value is written out when a step outside the group, or the output, reads it
+            let read_after = |slot: usize| {
+                last_use.get(&slot).is_some_and(|&u| u >= block_end)
+                    || readers
+                        .get(&slot)
+                        .into_iter()
+                        .flatten()
+                        .any(|&j| j >= end && !absorbed[j])
+            };
+            items.push(Item::Fused(fuse::group(run, &reduce, read_after, &aval_of)));
+            k = end;
         }
         steps.clear();
     };

@@ -226,13 +226,14 @@ pub(crate) fn jvp_rule(
                 t[1].as_ref().map(|b| e.mul(&x[0], b)),
             ],
         ),
-        Div => sum_terms(
-            e,
-            vec![
-                t[0].as_ref().map(|a| e.div(a, &x[1])),
-                t[1].as_ref().map(|b| e.mul(b, &e.neg(&e.div(out, &x[1])))),
-            ],
-        ),
+        // d(x/y) = (dx - (x/y) dy) / y: one division for both tangents (the form
+        // dx/y - (x/y) dy/y takes two, and a division costs several multiplications)
+        Div => match (&t[0], &t[1]) {
+            (Some(a), Some(b)) => Some(e.div(&e.sub(a, &e.mul(out, b)), &x[1])),
+            (Some(a), None) => Some(e.div(a, &x[1])),
+            (None, Some(b)) => Some(e.div(&e.neg(&e.mul(out, b)), &x[1])),
+            (None, None) => None,
+        },
         Pow => {
             let dx = t[0].as_ref().map(|a| {
                 let ym1 = e.sub(&x[1], &e.full(1.0, &aval(&x[1])));
