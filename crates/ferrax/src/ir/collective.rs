@@ -317,7 +317,7 @@ pub(crate) fn unbound(prim: &Primitive) -> Error {
         prim.name(),
         format!(
             "no map binds the axis name `{name}` here: a collective runs inside a map over \
-             that axis (`vmap_axes` with `VmapAxes::axis_name(\"{name}\")`, or `spmd`)"
+             that axis (`vmap_axes` with `VmapAxes::axis_name(\"{name}\")`, or `named_map`)"
         ),
     )
 }

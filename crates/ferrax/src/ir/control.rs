@@ -37,6 +37,35 @@ impl Primitive {
         }
     }
 
+    /// The sub-programs this primitive holds (none for most).
+    pub fn subprograms(&self) -> Vec<&Program> {
+        match self {
+            Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
+            Primitive::Scan { body, .. } => vec![body.program()],
+            Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
+            Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
+            Primitive::Checkpoint { body, .. } => vec![body.program()],
+            Primitive::CustomJvp { body, rule, .. } => vec![body.program(), rule.program()],
+            Primitive::CustomVjp {
+                body,
+                fwd,
+                bwd,
+                tangent,
+                ..
+            } => vec![
+                body.program(),
+                fwd.program(),
+                bwd.program(),
+                tangent.program(),
+            ],
+            Primitive::CustomLin {
+                forward, transpose, ..
+            } => vec![forward.program(), transpose.program()],
+            Primitive::NamedMap { body, .. } => vec![body.program()],
+            _ => vec![],
+        }
+    }
+
     /// The same primitive with each sub-program replaced by `f` of it (branches in order);
     /// `None` for a primitive without sub-programs.
     pub fn map_subprograms(

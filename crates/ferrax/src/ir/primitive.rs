@@ -25,7 +25,6 @@ use std::hash::Hash;
 use crate::ir::dtype::DType;
 use crate::ir::indexing::{IndexMode, ScatterCombine};
 use crate::ir::param::{Param, ParamReader, ParamValue};
-use crate::ir::program::Program;
 use crate::ir::remat::RematPolicy;
 
 /// How many operands a primitive takes.
@@ -553,35 +552,6 @@ impl Primitive {
     /// Whether this primitive holds sub-programs (and may have several outputs).
     pub fn is_control_flow(&self) -> bool {
         matches!(self, control_flow!())
-    }
-
-    /// The sub-programs this primitive holds (none for most).
-    pub fn subprograms(&self) -> Vec<&Program> {
-        match self {
-            Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
-            Primitive::Scan { body, .. } => vec![body.program()],
-            Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
-            Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
-            Primitive::Checkpoint { body, .. } => vec![body.program()],
-            Primitive::CustomJvp { body, rule, .. } => vec![body.program(), rule.program()],
-            Primitive::CustomVjp {
-                body,
-                fwd,
-                bwd,
-                tangent,
-                ..
-            } => vec![
-                body.program(),
-                fwd.program(),
-                bwd.program(),
-                tangent.program(),
-            ],
-            Primitive::CustomLin {
-                forward, transpose, ..
-            } => vec![forward.program(), transpose.program()],
-            Primitive::NamedMap { body, .. } => vec![body.program()],
-            _ => vec![],
-        }
     }
 }
 
