@@ -7,8 +7,9 @@
 //! then the errors.
 
 use ferrax::{
-    all_gather, all_to_all, axis_index, jit, jvp, make_jaxpr, named_map, pmax, pmean, pmin,
-    ppermute, psum, psum_scatter, vjp, vmap, vmap_axes, DType, Program, Tensor, VmapAxes,
+    all_gather, all_to_all, axis_index, checkpoint, fori_loop, jit, jvp, make_jaxpr, named_map,
+    pmax, pmean, pmin, ppermute, psum, psum_scatter, vjp, vmap, vmap_axes, DType, Program,
+    RematPolicy, Tensor, VmapAxes,
 };
 
 const N: usize = 4;
@@ -564,4 +565,75 @@ fn named_map_rejects_bad_inputs() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("dimension 0"), "{e}");
+}
+
+#[test]
+fn control_flow_that_does_not_vary_still_sees_the_mapped_axis() {
+    // a checkpoint and a loop whose operands are constants, using the axis inside: their
+    // collectives still combine the members (found by review: they were left unbatched)
+    let xs = members(24, &[2]);
+    let got = vmap_axes(
+        |x: Tensor| {
+            let zero = Tensor::zeros(&[2], DType::F64);
+            let c = checkpoint(
+                |c: Tensor| &c + axis_index("i").astype(DType::F64),
+                RematPolicy::Nothing,
+                &zero,
+            )
+            .unwrap();
+            // three steps of adding every member's index: 3 * (0 + 1 + 2 + 3)
+            let l = fori_loop(
+                0,
+                3,
+                |_, acc: Tensor| &acc + psum(&axis_index("i").astype(DType::F64), "i"),
+                &Tensor::scalar(0.0f64),
+            )
+            .unwrap();
+            &x * 0.0 + c + l
+        },
+        &xs,
+        &named("i"),
+    )
+    .unwrap();
+    let g = values(&got);
+    for i in 0..N {
+        assert_eq!(member(&g, i), &[i as f64 + 18.0; 2], "member {i}");
+    }
+}
+
+#[test]
+fn a_map_whose_collectives_count_other_members_is_an_error_not_a_crash() {
+    let p = Program::parse(
+        "{ lambda ; a:f64[2,3] . let
+    b:f64[2,3] = named_map[body={ lambda ; x:f64[3] . let
+        y:f64[3] = ppermute[axis_name=i axis_size=4 src=(3) dst=(0)] x
+      in (y) } axis_name=i axis_size=2] a
+  in (b) }",
+    );
+    let e = match p {
+        Err(e) => e.to_string(),
+        Ok(p) => p.check().unwrap_err().to_string(),
+    };
+    assert!(
+        e.contains("counts 4 members of `i`, but the map has 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_inner_map_over_the_same_name_hides_the_outer_one() {
+    // inside, `i` is the inner axis (of 2), as with nested vmaps of the same name
+    let xs = Tensor::random_uniform(25, &[N, 2, 3], -1.0, 1.0, DType::F64);
+    let inner = |x: Tensor| named_map(|y: Tensor| psum(&y, "i"), &x, "i").unwrap();
+    let want = values(
+        &vmap_axes(
+            |x: Tensor| vmap_axes(|y: Tensor| psum(&y, "i"), &x, &named("i")).unwrap(),
+            &xs,
+            &named("i"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(values(&named_map(inner, &xs, "i").unwrap()), want);
+    let f = jit(|x: Tensor| named_map(inner, &x, "i").unwrap());
+    assert_eq!(values(&f.call(&xs).unwrap()), want);
 }

@@ -18,7 +18,6 @@ use crate::ir::aval::Aval;
 use crate::ir::dtype::DType;
 use crate::ir::error::{Error, Result};
 use crate::ir::primitive::Primitive;
-use crate::ir::shape_rules::{require_float, require_numeric};
 
 impl Primitive {
     /// The named axis a collective runs over and its number of members (`None` for every
@@ -149,14 +148,8 @@ pub(crate) fn collective_aval(prim: &Primitive, args: &[&Aval]) -> Result<Aval> 
     };
     match prim {
         AxisIndex { .. } => Ok(Aval::new(vec![], DType::I32)),
-        Psum { .. } | Pmax { .. } | Pmin { .. } => {
-            require_numeric(op, args[0], "operand")?;
-            Ok(args[0].clone())
-        }
-        Pmean { .. } => {
-            require_float(op, args[0], "operand")?;
-            Ok(args[0].clone())
-        }
+        // their dtypes are checked by the caller (`shape_rules`)
+        Psum { .. } | Pmax { .. } | Pmin { .. } | Pmean { .. } => Ok(args[0].clone()),
         AllGather { axis, .. } => {
             let x = args[0];
             if *axis > x.ndim() {
@@ -171,7 +164,6 @@ pub(crate) fn collective_aval(prim: &Primitive, args: &[&Aval]) -> Result<Aval> 
         }
         PsumScatter { axis, .. } => {
             let x = args[0];
-            require_numeric(op, x, "operand")?;
             axis_in(*axis, x, "axis")?;
             if x.shape[*axis] != n {
                 return Err(Error::shape(

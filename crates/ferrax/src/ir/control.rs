@@ -351,6 +351,48 @@ pub(crate) fn checkpoint_avals(body: &Closed, args: &[&Aval]) -> Result<Vec<Aval
     Ok(body.program().out_avals())
 }
 
+/// Whether `p` applies a collective over the axis `name` that no `named_map` inside `p`
+/// rebinds.
+pub(crate) fn uses_axis(p: &Program, name: &str) -> bool {
+    p.eqns.iter().any(|e| {
+        e.prim.collective_axis().is_some_and(|(a, _)| a == name)
+            || subprograms_use_axis(&e.prim, name)
+    })
+}
+
+/// Whether the sub-programs of `prim` apply a collective over `name` (a `named_map` over
+/// `name` rebinds it: its own collectives are its own).
+pub(crate) fn subprograms_use_axis(prim: &Primitive, name: &str) -> bool {
+    if matches!(prim, Primitive::NamedMap { axis_name, .. } if axis_name == name) {
+        return false;
+    }
+    prim.subprograms().into_iter().any(|s| uses_axis(s, name))
+}
+
+/// Every collective over `name` in `p` (where no inner map rebinds it) must count the
+/// map's `n` members.
+fn check_axis_size(p: &Program, name: &str, n: usize) -> Result<()> {
+    for e in &p.eqns {
+        if let Some((a, size)) = e.prim.collective_axis() {
+            if a == name && size != n {
+                return Err(Error::shape(
+                    "named_map",
+                    format!(
+                        "`{}` in the body counts {size} members of `{name}`, but the map has {n}",
+                        e.prim.name()
+                    ),
+                ));
+            }
+        }
+        if !matches!(&e.prim, Primitive::NamedMap { axis_name, .. } if axis_name == name) {
+            for s in e.prim.subprograms() {
+                check_axis_size(s, name, n)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `named_map`: every operand has one index per member along dimension 0, and the body
 /// takes one member's slices; the outputs are the body's, stacked along a new dimension 0.
 pub(crate) fn named_map_avals(
@@ -379,6 +421,7 @@ pub(crate) fn named_map_avals(
         }
         slices.push(Aval::new(a.shape[1..].to_vec(), a.dtype));
     }
+    check_axis_size(body.program(), axis_name, n)?;
     let ins = body.program().in_avals();
     if ins != slices {
         return Err(Error::shape(

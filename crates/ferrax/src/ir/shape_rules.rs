@@ -114,7 +114,16 @@ impl Primitive {
             }
             // the identity, named for a checkpoint policy
             CheckpointName { .. } | StopGradient => Ok(args[0].clone()),
-            collectives!() => collective_aval(self, args),
+            collectives!() => {
+                match self {
+                    Psum { .. } | Pmax { .. } | Pmin { .. } | PsumScatter { .. } => {
+                        require_numeric(op, args[0], "operand")?
+                    }
+                    Pmean { .. } => require_float(op, args[0], "operand")?,
+                    _ => {}
+                }
+                collective_aval(self, args)
+            }
             Neg | Abs | Sign => {
                 require_numeric(op, args[0], "operand")?;
                 Ok(args[0].clone())
@@ -521,7 +530,7 @@ impl Primitive {
     }
 }
 
-pub(crate) fn require_float(op: &str, a: &Aval, what: &str) -> Result<()> {
+fn require_float(op: &str, a: &Aval, what: &str) -> Result<()> {
     if a.dtype.is_float() {
         Ok(())
     } else {
@@ -543,7 +552,7 @@ fn require_index_dtype(op: &str, d: DType) -> Result<()> {
     }
 }
 
-pub(crate) fn require_numeric(op: &str, a: &Aval, what: &str) -> Result<()> {
+fn require_numeric(op: &str, a: &Aval, what: &str) -> Result<()> {
     if a.dtype.is_numeric() {
         Ok(())
     } else {

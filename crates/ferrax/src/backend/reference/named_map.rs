@@ -15,7 +15,8 @@
 
 use crate::backend::reference::{eval_equation, eval_primitive};
 use crate::ir::collective::all_to_all_plan;
-use crate::ir::{Array, Aval, Closed, Env, Error, Primitive, Program, Result, Scalar};
+use crate::ir::control::subprograms_use_axis;
+use crate::ir::{Array, Aval, Closed, Env, Error, Primitive, Result, Scalar};
 
 /// Evaluates `named_map` (operands checked against its shape rule).
 pub(crate) fn eval_named_map(
@@ -49,7 +50,7 @@ pub(crate) fn eval_named_map(
         let outs: Vec<Vec<Array>> = if over_this_axis {
             collective(&e.prim, &ins, n).map_err(at)?
         } else {
-            if e.prim.subprograms().into_iter().any(|s| uses_axis(s, name)) {
+            if subprograms_use_axis(&e.prim, name) {
                 return Err(at(Error::input(
                     e.prim.name(),
                     format!(
@@ -89,14 +90,6 @@ pub(crate) fn eval_named_map(
             Array::stack(&rows, &out_avals[k], n)
         })
         .collect()
-}
-
-/// Whether a collective over `name` appears in `p` or its sub-programs.
-fn uses_axis(p: &Program, name: &str) -> bool {
-    p.eqns.iter().any(|e| {
-        e.prim.collective_axis().is_some_and(|(a, _)| a == name)
-            || e.prim.subprograms().into_iter().any(|s| uses_axis(s, name))
-    })
 }
 
 /// A collective over the map's axis: `ins[i]` are member `i`'s operands; gives each

@@ -18,6 +18,7 @@
 use std::cell::RefCell;
 
 use crate::ir::collective::all_to_all_plan;
+use crate::ir::control::subprograms_use_axis;
 use crate::ir::{Aval, DType, Error, Primitive, Result};
 use crate::passes::vmap::dims::{aval, front, to_front, Batched};
 use crate::trace::{Emit, Tensor};
@@ -42,6 +43,15 @@ pub(crate) fn batching<R>(name: Option<&str>, f: impl FnOnce() -> R) -> R {
     }
     let _pop = Pop;
     f()
+}
+
+/// Whether a sub-program of `prim` applies a collective over the axis being mapped now.
+pub(crate) fn subprograms_use_batching_axis(prim: &Primitive) -> bool {
+    BATCHING.with(|b| {
+        b.borrow()
+            .last()
+            .is_some_and(|name| subprograms_use_axis(prim, name))
+    })
 }
 
 /// Whether the batching interpreter is mapping the axis `name` now.

@@ -69,7 +69,9 @@ pub(crate) fn batch_call(
             // several outputs and sub-programs: the rules of `vmap::control`, which batch the
             // sub-programs with this interpreter (handed to them, so that file does not
             // import this one)
-            let outs = if unbatched {
+            // (a sub-program using the axis being mapped is batched even so: its
+            // collectives are operations across the members)
+            let outs = if unbatched && !collective::subprograms_use_batching_axis(&e.prim) {
                 let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
                 let outs = emit.multi(e.prim.clone(), &refs)?;
                 outs.into_iter().map(|t| (t, None)).collect()
