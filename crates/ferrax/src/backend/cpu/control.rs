@@ -22,11 +22,11 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 
 use crate::backend::cpu::buffers;
+use crate::backend::cpu::spmd;
 use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
+use crate::backend::eval_primitive;
 use crate::backend::reference::while_linear;
 use crate::backend::reference::{fixed_avals, too_many_steps};
-use crate::backend::cpu::spmd;
-use crate::backend::eval_primitive;
 use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
 
 /// What a control step needs of a sub-program's plan.

@@ -215,7 +215,9 @@ pub(crate) fn run_members<R: Send>(
                         });
                         let r = std::panic::catch_unwind(AssertUnwindSafe(|| run(rank)))
                             .unwrap_or_else(|_| {
-                                Err(Error::internal(format!("member {rank} of `{axis}` panicked")))
+                                Err(Error::internal(format!(
+                                    "member {rank} of `{axis}` panicked"
+                                )))
                             });
                         if let Err(e) = &r {
                             comm.fail(rank, e.clone());
