@@ -178,6 +178,26 @@ fn work(p: &Program) -> u128 {
     })
 }
 
+/// Whether `p` applies a collective over an axis that no enclosing `named_map` (whose axis
+/// names are `bound`) binds.
+fn free_collective(p: &Program, bound: &[&str]) -> bool {
+    p.eqns.iter().any(|e| {
+        if let Some((name, _)) = e.prim.collective_axis() {
+            if !bound.contains(&name) {
+                return true;
+            }
+        }
+        let mut inner = bound.to_vec();
+        if let ferrax::Primitive::NamedMap { axis_name, .. } = &e.prim {
+            inner.push(axis_name);
+        }
+        e.prim
+            .subprograms()
+            .into_iter()
+            .any(|s| free_collective(s, &inner))
+    })
+}
+
 /// Whether `p` or a program nested in it applies the primitive `name`.
 fn uses(p: &Program, name: &str) -> bool {
     p.eqns
@@ -456,7 +476,9 @@ impl Driver<'_> {
             None => return,
         }
         self.report.accepted = true;
-        self.complete = cost(&p) == Cost::Cheap;
+        // a collective outside a named_map binding its axis has no value: evaluating it is
+        // an error by design, not a refusal of a meaningful program
+        self.complete = cost(&p) == Cost::Cheap && !free_collective(&p, &[]);
         self.round_trip(&p, text, generated);
         let q = p.clone();
         if let Some(d) = self.stage("dce", move || Ok(q.dce())) {
@@ -565,9 +587,10 @@ impl Driver<'_> {
             eprintln!("@@PROGRAM {stage}\n{text}");
         }
         let (q, a) = (p.clone(), args.to_vec());
-        // a cheap program evaluates, unless it runs a while loop: one may run past its
-        // max_steps, an error by design (the only loops evaluated have that bound)
-        let expect = cost(p) == Cost::Cheap && !uses(p, "while");
+        // a cheap program evaluates, unless it runs a while loop (one may run past its
+        // max_steps) or a collective no named_map binds: errors by design (the only loops
+        // evaluated have that bound)
+        let expect = cost(p) == Cost::Cheap && !uses(p, "while") && !free_collective(p, &[]);
         let outs =
             self.stage_expect(stage, expect, move || q.eval(&a).map_err(|e| e.to_string()))?;
         let want = p.out_avals();

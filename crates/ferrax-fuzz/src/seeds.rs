@@ -300,6 +300,28 @@ pub const SEEDS: &[&str] = &[
         d:f64[2] = mul c a
       in (d) } n_nonlin=2] c a e
   in (f) }",
+    // a named_map over three members: member-local work around every collective
+    "{ lambda ; a:f64[3,6] . let
+    b:f64[3,6] c:f64[3,3,6] d:f64[3,6] = named_map[body={ lambda ; x:f64[6] . let
+        s:f64[6] = psum[axis_name=i axis_size=3] x
+        m:f64[6] = pmean[axis_name=i axis_size=3] x
+        h:f64[6] = pmax[axis_name=i axis_size=3] x
+        l:f64[6] = pmin[axis_name=i axis_size=3] x
+        g:f64[3,6] = all_gather[axis_name=i axis_size=3 axis=0] x
+        y:f64[3,6] = sin g
+        r:f64[6] = psum_scatter[axis_name=i axis_size=3 axis=0] y
+        p:f64[6] = ppermute[axis_name=i axis_size=3 src=(0,1,2) dst=(1,2,0)] r
+        t:f64[6] = all_to_all[axis_name=i axis_size=3 split_axis=0 concat_axis=0] p
+        k:i32[] = axis_index[axis_name=i axis_size=3]
+        f:f64[] = convert_element_type[new_dtype=f64] k
+        u:f64[6] = broadcast_in_dim[shape=(6,) broadcast_dimensions=()] f
+        v:f64[6] = mul t u
+        w:f64[6] = add s m
+        z:f64[6] = sub h l
+        q:f64[6] = mul w z
+        o:f64[6] = add q v
+      in (o, g, m) } axis_name=i axis_size=3] a
+  in (b, c, d) }",
     // a reverse scan without xs: two carries (one an integer counter), one ys
     "{ lambda ; a:f64[] . let
     b:f64[] c:i32[] d:f64[4] = scan[body={ lambda ; x:f64[] i:i32[] . let
@@ -395,12 +417,19 @@ mod tests {
 
     #[test]
     fn every_seed_parses_and_every_primitive_appears() {
+        // every equation, nested ones included (a collective lives in a named_map's body)
+        fn names(p: &ferrax::Program, seen: &mut std::collections::HashSet<&'static str>) {
+            for e in &p.eqns {
+                seen.insert(e.prim.name());
+                for s in e.prim.subprograms() {
+                    names(s, seen);
+                }
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for s in SEEDS {
             let p = ferrax::Program::parse(s).unwrap_or_else(|e| panic!("{e}\n{s}"));
-            for e in &p.eqns {
-                seen.insert(e.prim.name());
-            }
+            names(&p, &mut seen);
         }
         for name in ferrax::PRIMITIVE_NAMES {
             assert!(seen.contains(name), "no seed uses `{name}`");

@@ -52,8 +52,8 @@ pub use api::{
 pub use api::{
     gauss_newton, gauss_newton_with_loss, grad, grad_program, hessian, hvp, jacfwd, jacrev, jit,
     jit_linearize, jvp, linear_map, linear_transpose, linearize, linearize_program, make_jaxpr,
-    run_compiled, stage, value_and_grad, value_and_grad_with, vjp, vjp_program, vmap, vmap_axes,
-    GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
+    named_map, run_compiled, stage, value_and_grad, value_and_grad_with, vjp, vjp_program, vmap,
+    vmap_axes, GaussNewton, Jit, JitLinearize, LinearMap, VmapAxes,
 };
 pub use api::{
     grad_argnums, grad_fn, grad_with_aux, hessian_argnums, hessian_fn, hessian_tree,
@@ -85,6 +85,9 @@ pub use passes::optimize::optimize;
 pub use passes::partial_eval::{partial_eval, ResidualSource, Split};
 pub use passes::transpose::transpose_program;
 pub use passes::vmap::vmap_program;
+pub use surface::collective::{
+    all_gather, all_to_all, axis_index, pmax, pmean, pmin, ppermute, psum, psum_scatter,
+};
 pub use surface::random;
 pub use surface::{where_, At, Ellipsis, NewAxis, Operand, SliceItem};
 pub use trace::stack::is_tracing;

@@ -201,12 +201,12 @@ fn checker_rejects_a_wrong_declared_output() {
             wrong.shape.push(7);
             p.avals[out.index()] = wrong.clone();
             let err = p.check().unwrap_err();
+            // the row's equation (a collective's is the `named_map` holding it)
+            let name = program.eqns[0].prim.name();
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "ill-typed program: equation 0 (`{}`): output is declared {wrong} but the rule for `{}` gives {declared}",
-                    row.prim.name(),
-                    row.prim.name()
+                    "ill-typed program: equation 0 (`{name}`): output is declared {wrong} but the rule for `{name}` gives {declared}",
                 )
             );
         }

@@ -17,6 +17,7 @@ pub(crate) mod jacobian;
 pub(crate) mod jit;
 pub(crate) mod lax;
 pub(crate) mod linear_map;
+pub(crate) mod named_map;
 pub(crate) mod options;
 pub(crate) mod ravel;
 pub(crate) mod remat;
@@ -33,6 +34,7 @@ pub use self::jacobian::{hessian_tree, hvp_tree, jacfwd_tree, jacrev_tree, Jacob
 pub use self::jit::*;
 pub use self::lax::*;
 pub use self::linear_map::*;
+pub use self::named_map::named_map;
 pub use self::options::{
     grad_argnums, hessian_argnums, hessian_with_aux, hvp_argnums, hvp_with_aux, jacfwd_argnums,
     jacfwd_with_aux, jacrev_argnums, jacrev_with_aux, jvp_with_aux, linearize_with_aux,

@@ -4,8 +4,11 @@
 //! interpreter (`passes::vmap`) on the real, batched arguments: eagerly, or into an
 //! enclosing trace, so vmap composes with every other transformation in either order.
 
+use crate::ir::collective::{bad_axis_name, is_axis_name};
 use crate::ir::{Aval, Error, Result, SourceLoc};
+use crate::passes::vmap::collective::batching;
 use crate::passes::{batch_call, norm_axis, place_output};
+use crate::surface::collective::with_axis;
 use crate::trace::{flatten, leaf_avals, trace_tree, unflatten, Emit, Tree};
 
 /// The mapped axes of a vmap and its size, where they cannot be inferred.
@@ -20,6 +23,10 @@ pub struct VmapAxes {
     pub out_axes: Vec<Option<isize>>,
     /// The length of the mapped axis, needed when no input is mapped.
     pub axis_size: Option<usize>,
+    /// A name for the mapped axis: collectives over it (`psum(x, name)`, `all_gather`,
+    /// ...) inside the mapped function combine the values of all its members, as JAX's
+    /// `vmap(.., axis_name=...)`.
+    pub axis_name: Option<String>,
 }
 
 impl VmapAxes {
@@ -36,6 +43,10 @@ impl VmapAxes {
     }
     pub fn axis_size(mut self, n: usize) -> VmapAxes {
         self.axis_size = Some(n);
+        self
+    }
+    pub fn axis_name(mut self, name: &str) -> VmapAxes {
+        self.axis_name = Some(name.to_string());
         self
     }
 }
@@ -132,12 +143,21 @@ fn vmap_at<I: Tree, O: Tree>(
             "no input is mapped: give the axis size with VmapAxes::axis_size",
         ));
     };
-    let traced = trace_tree(f, &def, &example)?;
+    // the name is bound while `f` is traced (collectives read its size) and while the
+    // program is batched (collectives over it become operations across the members)
+    let name = axes.axis_name.as_deref();
+    if let Some(n) = name.filter(|n| !is_axis_name(n)) {
+        return Err(bad_axis_name(op, n));
+    }
+    let traced = match name {
+        Some(n) => with_axis(n, size, || trace_tree(f, &def, &example))?,
+        None => trace_tree(f, &def, &example)?,
+    };
     let n_captured = traced.captured.len();
     let mut args = leaves;
     args.extend(traced.captured);
     dims.extend(std::iter::repeat_n(None, n_captured));
-    let (outs, out_dims) = batch_call(&traced.program, &args, &dims, size)?;
+    let (outs, out_dims) = batching(name, || batch_call(&traced.program, &args, &dims, size))?;
     let out_axes = per_leaf(op, "out_axes", &axes.out_axes, outs.len())?;
     let e = Emit { loc: Some(loc) };
     let mut results = Vec::with_capacity(outs.len());

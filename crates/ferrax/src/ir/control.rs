@@ -37,6 +37,35 @@ impl Primitive {
         }
     }
 
+    /// The sub-programs this primitive holds (none for most).
+    pub fn subprograms(&self) -> Vec<&Program> {
+        match self {
+            Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
+            Primitive::Scan { body, .. } => vec![body.program()],
+            Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
+            Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
+            Primitive::Checkpoint { body, .. } => vec![body.program()],
+            Primitive::CustomJvp { body, rule, .. } => vec![body.program(), rule.program()],
+            Primitive::CustomVjp {
+                body,
+                fwd,
+                bwd,
+                tangent,
+                ..
+            } => vec![
+                body.program(),
+                fwd.program(),
+                bwd.program(),
+                tangent.program(),
+            ],
+            Primitive::CustomLin {
+                forward, transpose, ..
+            } => vec![forward.program(), transpose.program()],
+            Primitive::NamedMap { body, .. } => vec![body.program()],
+            _ => vec![],
+        }
+    }
+
     /// The same primitive with each sub-program replaced by `f` of it (branches in order);
     /// `None` for a primitive without sub-programs.
     pub fn map_subprograms(
@@ -68,6 +97,15 @@ impl Primitive {
             Primitive::Checkpoint { body, policy } => Some(Primitive::Checkpoint {
                 body: Closed::new(f(body.program())?),
                 policy: policy.clone(),
+            }),
+            Primitive::NamedMap {
+                body,
+                axis_name,
+                axis_size,
+            } => Some(Primitive::NamedMap {
+                body: Closed::new(f(body.program())?),
+                axis_name: axis_name.clone(),
+                axis_size: *axis_size,
             }),
             Primitive::CustomJvp { body, rule, n_args } => Some(Primitive::CustomJvp {
                 body: Closed::new(f(body.program())?),
@@ -311,6 +349,101 @@ pub(crate) fn checkpoint_avals(body: &Closed, args: &[&Aval]) -> Result<Vec<Aval
         ));
     }
     Ok(body.program().out_avals())
+}
+
+/// Whether `p` applies a collective over the axis `name` that no `named_map` inside `p`
+/// rebinds.
+pub(crate) fn uses_axis(p: &Program, name: &str) -> bool {
+    p.eqns.iter().any(|e| {
+        e.prim.collective_axis().is_some_and(|(a, _)| a == name)
+            || subprograms_use_axis(&e.prim, name)
+    })
+}
+
+/// Whether the sub-programs of `prim` apply a collective over `name` (a `named_map` over
+/// `name` rebinds it: its own collectives are its own).
+pub(crate) fn subprograms_use_axis(prim: &Primitive, name: &str) -> bool {
+    if matches!(prim, Primitive::NamedMap { axis_name, .. } if axis_name == name) {
+        return false;
+    }
+    prim.subprograms().into_iter().any(|s| uses_axis(s, name))
+}
+
+/// Every collective over `name` in `p` (where no inner map rebinds it) must count the
+/// map's `n` members.
+fn check_axis_size(p: &Program, name: &str, n: usize) -> Result<()> {
+    for e in &p.eqns {
+        if let Some((a, size)) = e.prim.collective_axis() {
+            if a == name && size != n {
+                return Err(Error::shape(
+                    "named_map",
+                    format!(
+                        "`{}` in the body counts {size} members of `{name}`, but the map has {n}",
+                        e.prim.name()
+                    ),
+                ));
+            }
+        }
+        if !matches!(&e.prim, Primitive::NamedMap { axis_name, .. } if axis_name == name) {
+            for s in e.prim.subprograms() {
+                check_axis_size(s, name, n)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `named_map`: every operand has one index per member along dimension 0, and the body
+/// takes one member's slices; the outputs are the body's, stacked along a new dimension 0.
+pub(crate) fn named_map_avals(
+    body: &Closed,
+    axis_name: &str,
+    n: usize,
+    args: &[&Aval],
+) -> Result<Vec<Aval>> {
+    let op = "named_map";
+    if !crate::ir::collective::is_axis_name(axis_name) {
+        return Err(crate::ir::collective::bad_axis_name(op, axis_name));
+    }
+    if n == 0 {
+        return Err(Error::shape(
+            op,
+            format!("the axis `{axis_name}` has no members"),
+        ));
+    }
+    let mut slices = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        if a.shape.first() != Some(&n) {
+            return Err(Error::shape(
+                op,
+                format!("operand {i} ({a}) must have the {n} members of `{axis_name}` along dimension 0"),
+            ));
+        }
+        slices.push(Aval::new(a.shape[1..].to_vec(), a.dtype));
+    }
+    check_axis_size(body.program(), axis_name, n)?;
+    let ins = body.program().in_avals();
+    if ins != slices {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the body takes ({}) but a member's operands are ({})",
+                list(&ins),
+                list(&slices)
+            ),
+        ));
+    }
+    body.program()
+        .out_avals()
+        .into_iter()
+        .map(|a| {
+            let mut shape = vec![n];
+            shape.extend(&a.shape);
+            let out = Aval::new(shape, a.dtype);
+            out.validate(op)?;
+            Ok(out)
+        })
+        .collect()
 }
 
 /// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then

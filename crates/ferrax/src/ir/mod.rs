@@ -4,12 +4,13 @@
 //! element types ([`dtype`]) and abstract values ([`aval`]), host arrays ([`array`]; seeded
 //! random ones in [`random`]), the closed set of primitives ([`primitive`]) and their shape
 //! rules ([`shape_rules`]; those of control flow in [`control`], of custom derivative rules
-//! in [`custom`]), typed SSA programs
+//! in [`custom`], of collectives over named axes in [`collective`]), typed SSA programs
 //! ([`program`]), the environment every interpreter keeps ([`env`]), their text form
 //! ([`print`], [`parse`]), and the one error type ([`error`]).
 
 pub(crate) mod array;
 pub(crate) mod aval;
+pub(crate) mod collective;
 pub(crate) mod control;
 pub(crate) mod custom;
 pub(crate) mod dtype;

@@ -25,7 +25,6 @@ use std::hash::Hash;
 use crate::ir::dtype::DType;
 use crate::ir::indexing::{IndexMode, ScatterCombine};
 use crate::ir::param::{Param, ParamReader, ParamValue};
-use crate::ir::program::Program;
 use crate::ir::remat::RematPolicy;
 
 /// How many operands a primitive takes.
@@ -326,6 +325,11 @@ primitives! {
     /// `n_nonlin` operands and one cotangent per output and gives one per linear operand.
     /// Transposition swaps the two.
     CustomLin { forward: Closed, transpose: Closed, n_nonlin: usize } = "custom_lin", any;
+    /// `named_map(operands...)`: `body` run by the `axis_size` members of the axis
+    /// `axis_name`, member `i` on index `i` along dimension 0 of every operand, its outputs
+    /// stacked along dimension 0; collectives over `axis_name` inside `body` combine the
+    /// members (an SPMD map, JAX's `shard_map`/`pmap` on one machine).
+    NamedMap { body: Closed, axis_name: String, axis_size: usize } = "named_map", any;
 
     // ---- linear algebra on the last two dimensions (`ir::linalg`), batched over the rest ----
     /// The lower Cholesky factor `L` (`L Lᵀ = A`) of the symmetric matrix whose lower
@@ -359,6 +363,34 @@ primitives! {
     SvdU = "svd_u", 1;
     /// The right singular vectors of the reduced SVD, transposed (`min(m, n) × n`).
     SvdVt = "svd_vt", 1;
+
+    // ---- collectives over a named axis (`ir::collective`) ----
+    // Each names the axis (`axis_name`) and its number of members (`axis_size`, fixed when
+    // traced): they mean something only inside a map that binds the name (`vmap` with an
+    // axis name), where every member runs the program and the collective combines the
+    // members' values; anywhere else evaluating one is an error.
+    /// `psum(x)`: the sum of the members' `x`, on every member. Numeric.
+    Psum { axis_name: String, axis_size: usize } = "psum", 1;
+    /// `pmean(x)`: the mean of the members' `x` (`psum(x) / axis_size`). Float only.
+    Pmean { axis_name: String, axis_size: usize } = "pmean", 1;
+    /// `pmax(x)`: the members' elementwise maximum (NaN-propagating, as `max`). Numeric.
+    Pmax { axis_name: String, axis_size: usize } = "pmax", 1;
+    /// `pmin(x)`: the members' elementwise minimum (NaN-propagating, as `min`). Numeric.
+    Pmin { axis_name: String, axis_size: usize } = "pmin", 1;
+    /// `all_gather(x)`: the members' `x` stacked in member order along a new dimension
+    /// `axis`, on every member.
+    AllGather { axis_name: String, axis_size: usize, axis: usize } = "all_gather", 1;
+    /// `psum_scatter(x)`: member `i` gets index `i` along dimension `axis` (of size
+    /// `axis_size`, removed) of the members' sum: `all_gather`'s transpose. Numeric.
+    PsumScatter { axis_name: String, axis_size: usize, axis: usize } = "psum_scatter", 1;
+    /// `ppermute(x)`: member `dst[k]` receives member `src[k]`'s `x`; a member that receives
+    /// nothing gets zeros. No member appears twice in `src`, nor in `dst`.
+    Ppermute { axis_name: String, axis_size: usize, src: Vec<usize>, dst: Vec<usize> } = "ppermute", 1;
+    /// `all_to_all(x)`: `x` split along `split_axis` into `axis_size` equal blocks; member
+    /// `j` gets block `j` of every member, joined in member order along `concat_axis`.
+    AllToAll { axis_name: String, axis_size: usize, split_axis: usize, concat_axis: usize } = "all_to_all", 1;
+    /// `axis_index()`: the member's index along the named axis, an i32 scalar.
+    AxisIndex { axis_name: String, axis_size: usize } = "axis_index", 0;
 
     // ---- random numbers ----
     /// `threefry2x32(key, counter)`: the Threefry-2x32 block cipher (20 rounds) of each
@@ -461,6 +493,22 @@ macro_rules! control_flow {
             | $crate::ir::Primitive::CustomJvp { .. }
             | $crate::ir::Primitive::CustomVjp { .. }
             | $crate::ir::Primitive::CustomLin { .. }
+            | $crate::ir::Primitive::NamedMap { .. }
+    };
+}
+
+/// Collectives over a named axis (`ir::collective`).
+macro_rules! collectives {
+    () => {
+        $crate::ir::Primitive::Psum { .. }
+            | $crate::ir::Primitive::Pmean { .. }
+            | $crate::ir::Primitive::Pmax { .. }
+            | $crate::ir::Primitive::Pmin { .. }
+            | $crate::ir::Primitive::AllGather { .. }
+            | $crate::ir::Primitive::PsumScatter { .. }
+            | $crate::ir::Primitive::Ppermute { .. }
+            | $crate::ir::Primitive::AllToAll { .. }
+            | $crate::ir::Primitive::AxisIndex { .. }
     };
 }
 
@@ -496,42 +544,14 @@ macro_rules! linalg_ops {
 }
 
 pub(crate) use {
-    arithmetic, comparison, control_flow, elementwise_nary, elementwise_unary, indexing_ops,
-    linalg_ops, rounding, smooth_unary,
+    arithmetic, collectives, comparison, control_flow, elementwise_nary, elementwise_unary,
+    indexing_ops, linalg_ops, rounding, smooth_unary,
 };
 
 impl Primitive {
     /// Whether this primitive holds sub-programs (and may have several outputs).
     pub fn is_control_flow(&self) -> bool {
         matches!(self, control_flow!())
-    }
-
-    /// The sub-programs this primitive holds (none for most).
-    pub fn subprograms(&self) -> Vec<&Program> {
-        match self {
-            Primitive::Cond { branches } => branches.iter().map(|c| c.program()).collect(),
-            Primitive::Scan { body, .. } => vec![body.program()],
-            Primitive::While { cond, body, .. } => vec![cond.program(), body.program()],
-            Primitive::WhileLinear { body, step, .. } => vec![body.program(), step.program()],
-            Primitive::Checkpoint { body, .. } => vec![body.program()],
-            Primitive::CustomJvp { body, rule, .. } => vec![body.program(), rule.program()],
-            Primitive::CustomVjp {
-                body,
-                fwd,
-                bwd,
-                tangent,
-                ..
-            } => vec![
-                body.program(),
-                fwd.program(),
-                bwd.program(),
-                tangent.program(),
-            ],
-            Primitive::CustomLin {
-                forward, transpose, ..
-            } => vec![forward.program(), transpose.program()],
-            _ => vec![],
-        }
     }
 }
 

@@ -7,8 +7,9 @@
 //! shape whose size overflows are refused here, before anything is allocated.
 
 use crate::ir::aval::Aval;
+use crate::ir::collective::collective_aval;
 use crate::ir::control::{
-    checkpoint_avals, cond_avals, scan_avals, while_avals, while_linear_avals,
+    checkpoint_avals, cond_avals, named_map_avals, scan_avals, while_avals, while_linear_avals,
 };
 use crate::ir::custom::{custom_jvp_avals, custom_lin_avals, custom_vjp_avals};
 use crate::ir::dtype::DType;
@@ -17,7 +18,7 @@ use crate::ir::indexing::{
     dynamic_slice_aval, dynamic_update_slice_aval, gather_aval, scatter_aval, ScatterCombine,
 };
 use crate::ir::primitive::{
-    arithmetic, control_flow, linalg_ops, rounding, smooth_unary, Arity, Primitive,
+    arithmetic, collectives, control_flow, linalg_ops, rounding, smooth_unary, Arity, Primitive,
 };
 
 impl Primitive {
@@ -43,6 +44,11 @@ impl Primitive {
                 ..
             } => while_avals(cond, body, *n_cond_consts, *n_body_consts, args),
             Primitive::Checkpoint { body, .. } => checkpoint_avals(body, args),
+            Primitive::NamedMap {
+                body,
+                axis_name,
+                axis_size,
+            } => named_map_avals(body, axis_name, *axis_size, args),
             Primitive::CustomJvp { body, rule, n_args } => {
                 custom_jvp_avals(body, rule, *n_args, args)
             }
@@ -108,6 +114,16 @@ impl Primitive {
             }
             // the identity, named for a checkpoint policy
             CheckpointName { .. } | StopGradient => Ok(args[0].clone()),
+            collectives!() => {
+                match self {
+                    Psum { .. } | Pmax { .. } | Pmin { .. } | PsumScatter { .. } => {
+                        require_numeric(op, args[0], "operand")?
+                    }
+                    Pmean { .. } => require_float(op, args[0], "operand")?,
+                    _ => {}
+                }
+                collective_aval(self, args)
+            }
             Neg | Abs | Sign => {
                 require_numeric(op, args[0], "operand")?;
                 Ok(args[0].clone())

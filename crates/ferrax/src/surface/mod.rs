@@ -9,6 +9,7 @@
 //! conveniences such as `mean`, `matmul`, `where_` and slicing. It depends on `trace` and
 //! `ir` only.
 
+pub(crate) mod collective;
 mod creation;
 mod decompositions;
 mod einsum;

@@ -104,7 +104,9 @@ impl Column {
             // by the recipes' control steps. Not `while_linear`: linearization makes it, and
             // random programs are linearized, which a program applying it cannot be with
             // respect to its residuals (reverse over reverse, not built). Nor the custom
-            // rules: the API builds them from closures (`custom_rules.rs` composes them).
+            // rules: the API builds them from closures (`custom_rules.rs` composes them). Nor
+            // `named_map`, built from a closure too, whose collectives need the map
+            // (`collectives.rs` composes it with every transformation).
             Column::RandomPrograms => {
                 !matches!(row.gen, Gen::Skip)
                     || matches!(row.prim, Primitive::Select)
@@ -115,6 +117,7 @@ impl Column {
                                 | Primitive::CustomJvp { .. }
                                 | Primitive::CustomVjp { .. }
                                 | Primitive::CustomLin { .. }
+                                | Primitive::NamedMap { .. }
                         ))
             }
         }

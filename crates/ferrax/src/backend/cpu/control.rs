@@ -23,9 +23,9 @@ use std::fmt::Debug;
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
-use crate::backend::eval_primitive;
 use crate::backend::reference::while_linear;
 use crate::backend::reference::{fixed_avals, too_many_steps};
+use crate::backend::{eval_equation, eval_primitive};
 use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
 
 /// What a control step needs of a sub-program's plan.
@@ -67,6 +67,12 @@ enum Kind<P> {
     /// recycled.
     Call {
         body: P,
+        outs: Vec<Option<usize>>,
+    },
+    /// A `named_map`: the reference evaluator's lockstep run of its members
+    /// (`reference::named_map`), every output written to its slot or dropped.
+    Reference {
+        prim: Primitive,
         outs: Vec<Option<usize>>,
     },
 }
@@ -160,6 +166,10 @@ pub(crate) fn prepare<P>(
             body: compile(e.prim.callee()?.program()),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         },
+        Primitive::NamedMap { .. } => Kind::Reference {
+            prim: e.prim.clone(),
+            outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+        },
         Primitive::WhileLinear { body, step, .. } => Kind::WhileLinear(Box::new(WhileLinearStep {
             body: compile(body.program()),
             step: compile(step.program()),
@@ -212,6 +222,7 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::While(w) => vec![&w.cond, &w.body],
             Kind::WhileLinear(w) => vec![&w.body, &w.step],
             Kind::Call { body, .. } => vec![body],
+            Kind::Reference { .. } => vec![],
         }
     }
 
@@ -234,6 +245,16 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::Scan(s) => s.run(operands, slots),
             Kind::While(w) => w.run(operands, slots),
             Kind::WhileLinear(w) => w.run(operands, slots),
+            Kind::Reference { prim, outs } => {
+                let refs: Vec<&Array> = operands.iter().collect();
+                let results = eval_equation(prim, &refs)?;
+                for (slot, r) in outs.iter().zip(results) {
+                    if let Some(k) = slot {
+                        slots.write(slot_var(*k), r);
+                    }
+                }
+                Ok(())
+            }
             Kind::Call { body, outs } => {
                 let mut args = operands;
                 let mut own = body.slots();

@@ -16,8 +16,8 @@ use crate::backend::cpu::math::{chunked, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
-    comparison, control_flow, indexing_ops, linalg_ops, rounding, same_shape, Array, Aval, DType,
-    Data, Error, Primitive, Result,
+    collectives, comparison, control_flow, indexing_ops, linalg_ops, rounding, same_shape, Array,
+    Aval, DType, Data, Error, Primitive, Result,
 };
 
 /// Float arithmetic on two operands of one shape with a CPU kernel.
@@ -182,6 +182,7 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
         | CheckpointName { .. }
         | StopGradient
         | Threefry2x32
+        | collectives!()
         | linalg_ops!()
         | indexing_ops!()
         | Cumsum { .. } => None,

@@ -47,6 +47,14 @@ pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Arr
             let operands: Vec<Array> = args.iter().map(|a| (*a).clone()).collect();
             body.program().eval_checked(&operands)
         }
+        Primitive::NamedMap {
+            body,
+            axis_name,
+            axis_size,
+        } => {
+            check("named_map", prim, args)?;
+            super::named_map::eval_named_map(body, axis_name, *axis_size, args)
+        }
         Primitive::WhileLinear { body, step, .. } => {
             check("while_linear", prim, args)?;
             let shape = while_linear::Shape::of(prim)

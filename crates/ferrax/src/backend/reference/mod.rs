@@ -16,6 +16,7 @@ mod indexing;
 mod kernels;
 mod linalg;
 pub(crate) mod matvec;
+mod named_map;
 #[cfg(test)]
 mod reduce_tests;
 mod sort;
@@ -29,9 +30,10 @@ pub(crate) use self::kernels::{max_nan, min_nan};
 use self::extremum::reduce_extremum;
 use self::kernels::*;
 use self::sort::{argsort, rem_int};
+use crate::ir::collective::unbound;
 use crate::ir::{
-    control_flow, ensure_allocatable, indexing_ops, linalg_ops, strides, Array, Aval, DType, Data,
-    Env, Error, Primitive, Program, Result,
+    collectives, control_flow, ensure_allocatable, indexing_ops, linalg_ops, strides, Array, Aval,
+    DType, Data, Env, Error, Primitive, Program, Result,
 };
 
 /// Applies one primitive to concrete arrays.
@@ -157,6 +159,8 @@ fn compute(prim: &Primitive, args: &[&Array], out: &Aval) -> Result<Data> {
                 prim.name()
             )))
         }
+        // combine the members of a map: only the map that binds the axis gives them a value
+        collectives!() => return Err(unbound(prim)),
         Neg => numeric!(x(), v => map(v, Num::neg)),
         Abs => numeric!(x(), v => map(v, Num::abs)),
         Sign => numeric!(x(), v => map(v, Num::sign)),

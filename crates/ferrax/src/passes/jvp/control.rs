@@ -48,7 +48,22 @@ pub(crate) fn jvp_control(
             t,
         ),
         Primitive::WhileLinear { .. } => jvp_while_linear(emit, prim, x, t),
-        Primitive::Checkpoint { body, policy } => jvp_checkpoint(emit, body, policy, x, t),
+        Primitive::Checkpoint { body, policy } => {
+            jvp_of_call(emit, body, x, t, |body| Primitive::Checkpoint {
+                body,
+                policy: policy.clone(),
+            })
+        }
+        // the map of the body's jvp: tangents are per member, as the operands
+        Primitive::NamedMap {
+            body,
+            axis_name,
+            axis_size,
+        } => jvp_of_call(emit, body, x, t, |body| Primitive::NamedMap {
+            body,
+            axis_name: axis_name.clone(),
+            axis_size: *axis_size,
+        }),
         Primitive::CustomJvp { .. } | Primitive::CustomVjp { .. } | Primitive::CustomLin { .. } => {
             jvp_custom(emit, prim, x, t)
         }
@@ -405,14 +420,16 @@ fn jvp_while(
     Ok((primals, touts))
 }
 
-/// The jvp of a checkpoint: a checkpoint of the body's jvp under the same policy, so the
-/// tangent computation is rematerialized as the primal is.
-fn jvp_checkpoint(
+/// The jvp of a primitive that calls its body on its operands (`make` rebuilds it around
+/// another body): the same primitive around the body's jvp, which takes the operands and
+/// their nonzero tangents. A checkpoint keeps its policy, so the tangent computation is
+/// rematerialized as the primal is; a `named_map` runs the jvp member by member.
+fn jvp_of_call(
     emit: &Emit,
     body: &Closed,
-    policy: &crate::ir::RematPolicy,
     x: &[Tensor],
     t: &[Option<Tensor>],
+    make: impl FnOnce(Closed) -> Primitive,
 ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
     let flags = tangent_flags(x, t);
     let (jb, nonzero) = jvp_sub(body, &flags, None)?;
@@ -423,13 +440,7 @@ fn jvp_checkpoint(
             .filter(|(_, f)| **f)
             .filter_map(|(t, _)| t.as_ref()),
     );
-    let outs = emit.multi(
-        Primitive::Checkpoint {
-            body: Closed::new(jb),
-            policy: policy.clone(),
-        },
-        &args,
-    )?;
+    let outs = emit.multi(make(Closed::new(jb)), &args)?;
     let n = nonzero.len();
     let mut it = outs.into_iter();
     let primals: Vec<Tensor> = it.by_ref().take(n).collect();

@@ -303,6 +303,33 @@ pub(crate) fn jvp_rule(
         | Rev { .. }
         | CheckpointName { .. }
         | Cumsum { .. } => same(),
+        // linear in their operand: the same collective of the tangents
+        Psum { .. }
+        | Pmean { .. }
+        | AllGather { .. }
+        | PsumScatter { .. }
+        | Ppermute { .. }
+        | AllToAll { .. } => same(),
+        Pmax {
+            axis_name,
+            axis_size,
+        }
+        | Pmin {
+            axis_name,
+            axis_size,
+        } => {
+            // the tangent of the members holding the extremum, averaged over ties (as
+            // `reduce_max` across the members)
+            let psum = Psum {
+                axis_name: axis_name.clone(),
+                axis_size: *axis_size,
+            };
+            let dt = aval(&x[0]).dtype;
+            let mask = e.convert(&e.op(Eq, &[&x[0], out]), dt);
+            let count = e.op1(psum.clone(), &mask);
+            t[0].as_ref()
+                .map(|t0| e.div(&e.op1(psum, &e.mul(t0, &mask)), &count))
+        }
         ReduceMax { axes } | ReduceMin { axes } => {
             // The tangent at the extremal elements, averaged over ties.
             let xa = aval(&x[0]);
@@ -327,6 +354,7 @@ pub(crate) fn jvp_rule(
         | Argsort { .. }
         | Iota { .. }
         | StopGradient
+        | AxisIndex { .. }
         | Threefry2x32 => None,
         Pad { .. } => {
             let v = t[1]

@@ -46,6 +46,12 @@ pub(crate) fn control_kinds(e: &Equation, ks: &[Kind]) -> Result<Vec<Kind>> {
                 ))
             }
         }
+        // each member's body: the kinds flow through it as through a call
+        Primitive::NamedMap { body, .. } => {
+            let p = body.program();
+            let kinds = classify_kinds(p, ks)?;
+            Ok(output_kinds(p, &kinds))
+        }
         // the kinds flow through the body (a custom rule changes derivatives, not values)
         Primitive::Checkpoint { .. }
         | Primitive::CustomJvp { .. }

@@ -86,6 +86,9 @@ macro_rules! nonlinear {
             | $crate::ir::Primitive::StopGradient
             | $crate::ir::Primitive::Rem
             | $crate::ir::Primitive::Threefry2x32
+            | $crate::ir::Primitive::Pmax { .. }
+            | $crate::ir::Primitive::Pmin { .. }
+            | $crate::ir::Primitive::AxisIndex { .. }
             | $crate::ir::Primitive::Cholesky
             | $crate::ir::Primitive::LogAbsDet
             | $crate::ir::Primitive::DetSign
@@ -124,7 +127,13 @@ impl Primitive {
             | Slice { .. }
             | Rev { .. }
             | CheckpointName { .. }
-            | Cumsum { .. } => Linearity::Structural,
+            | Cumsum { .. }
+            | Psum { .. }
+            | Pmean { .. }
+            | AllGather { .. }
+            | PsumScatter { .. }
+            | Ppermute { .. }
+            | AllToAll { .. } => Linearity::Structural,
             Add | Sub | Concatenate { .. } | Pad { .. } => Linearity::Joint,
             Mul | DotGeneral { .. } => Linearity::OneOperand,
             Gather { .. }

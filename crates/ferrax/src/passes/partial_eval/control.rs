@@ -67,7 +67,9 @@ pub(crate) fn split_control(p: &Program, unknown_in: &[bool]) -> Result<Program>
             Primitive::Scan { .. } => split_scan(&mut rw, e, &ins_uk)?,
             Primitive::Cond { .. } => split_cond(&mut rw, e, &ins_uk)?,
             Primitive::While { .. } => split_while(&mut rw, e, &ins_uk)?,
-            Primitive::Checkpoint { .. } => split_checkpoint(&mut rw, e, &ins_uk)?,
+            Primitive::Checkpoint { .. } | Primitive::NamedMap { .. } => {
+                split_checkpoint(&mut rw, e, &ins_uk)?
+            }
             Primitive::WhileLinear { .. } => {
                 linear_in_lin_operands(e, &ins_uk)?;
                 rw.eqns.push(e.clone());
@@ -185,7 +187,9 @@ fn unknown_outputs(prim: &Primitive, ins_uk: &[bool]) -> Result<Vec<bool>> {
             n_body_consts,
             ..
         } => while_carry_unknowns(body.program(), *n_cond_consts, *n_body_consts, ins_uk),
-        Primitive::Checkpoint { body, .. } => program_unknowns(body.program(), ins_uk),
+        Primitive::Checkpoint { body, .. } | Primitive::NamedMap { body, .. } => {
+            program_unknowns(body.program(), ins_uk)
+        }
         Primitive::WhileLinear { step, .. } => Ok(vec![
             ins_uk.iter().any(|u| *u);
             step.program().outputs.len()

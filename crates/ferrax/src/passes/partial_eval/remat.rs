@@ -24,16 +24,51 @@ use crate::passes::partial_eval::control::{program_unknowns, split_control};
 use crate::passes::partial_eval::split_core;
 use crate::trace::{trace_closed, Tensor};
 
-/// Splits a checkpoint with known and unknown operands; returns which outputs are unknown.
+/// Splits a checkpoint (or a `named_map`) with known and unknown operands; returns which
+/// outputs are unknown. A `named_map` splits as a checkpoint that saves everything, each
+/// side a map over the same axis: the residuals a member's linear part reads are the known
+/// map's outputs, stacked per member.
 pub(crate) fn split_checkpoint(
     rw: &mut Rewriter,
     e: &Equation,
     ins_uk: &[bool],
 ) -> Result<Vec<bool>> {
-    let Primitive::Checkpoint { body, policy } = &e.prim else {
-        return Err(crate::ir::Error::internal(
-            "split_checkpoint on another primitive",
-        ));
+    let everything = RematPolicy::Everything;
+    let (body, policy, members) = match &e.prim {
+        Primitive::Checkpoint { body, policy } => (body, policy, None),
+        Primitive::NamedMap {
+            body, axis_size, ..
+        } => (body, &everything, Some(*axis_size)),
+        _ => {
+            return Err(crate::ir::Error::internal(
+                "split_checkpoint on another primitive",
+            ))
+        }
+    };
+    // the same primitive around another body
+    let make = |body: Program| match &e.prim {
+        Primitive::NamedMap {
+            axis_name,
+            axis_size,
+            ..
+        } => Primitive::NamedMap {
+            body: Closed::new(body),
+            axis_name: axis_name.clone(),
+            axis_size: *axis_size,
+        },
+        _ => Primitive::Checkpoint {
+            body: Closed::new(body),
+            policy: policy.clone(),
+        },
+    };
+    // a value of the body as the equation holds it (stacked per member in a map)
+    let held = |a: &crate::ir::Aval| match members {
+        Some(n) => {
+            let mut shape = vec![n];
+            shape.extend(&a.shape);
+            crate::ir::Aval::new(shape, a.dtype)
+        }
+        None => a.clone(),
     };
     let out_uk = program_unknowns(body.program(), ins_uk)?;
     let b = split_control(body.program(), ins_uk)?;
@@ -50,15 +85,12 @@ pub(crate) fn split_checkpoint(
     known.outputs.truncate(n_known_out);
     known.outputs.extend(saved.iter().map(|v| Atom::Var(*v)));
     let known = known.dce();
-    let saved_vars: Vec<Var> = saved.iter().map(|r| rw.fresh(b.aval(*r).clone())).collect();
+    let saved_vars: Vec<Var> = saved.iter().map(|r| rw.fresh(held(b.aval(*r)))).collect();
     let mut known_outs = flagged(&e.outs, &known_ins_out(&out_uk));
     known_outs.extend(&saved_vars);
     if !known_outs.is_empty() {
         rw.eqns.push(Equation {
-            prim: Primitive::Checkpoint {
-                body: Closed::new(known),
-                policy: policy.clone(),
-            },
+            prim: make(known),
             inputs: flagged(&e.inputs, &known_ins),
             outs: known_outs,
             loc: e.loc,
@@ -121,10 +153,7 @@ pub(crate) fn split_checkpoint(
     ops.extend(saved_vars.iter().map(|v| Atom::Var(*v)));
     ops.extend(flagged(&e.inputs, ins_uk));
     rw.eqns.push(Equation {
-        prim: Primitive::Checkpoint {
-            body: Closed::new(u_body),
-            policy: policy.clone(),
-        },
+        prim: make(u_body),
         inputs: ops,
         outs: flagged(&e.outs, &out_uk),
         loc: e.loc,

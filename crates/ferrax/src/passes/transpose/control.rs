@@ -41,6 +41,24 @@ pub(crate) fn transpose_control(
         Primitive::Checkpoint { body, policy } => {
             transpose_checkpoint(e, body.program(), policy, x, ks, cts)
         }
+        // the map of the body's transpose: each member transposes its own part, the
+        // collectives inside by their own rules
+        Primitive::NamedMap {
+            body,
+            axis_name,
+            axis_size,
+        } => {
+            if cts.iter().all(Option::is_none) {
+                return Ok(vec![None; x.len()]);
+            }
+            let t = Transposer::new(x, cts)?.per_member();
+            let prim = Primitive::NamedMap {
+                body: t.transpose(body.program(), ks, "a transposed named_map")?,
+                axis_name: axis_name.clone(),
+                axis_size: *axis_size,
+            };
+            Ok(t.spread(e.multi(prim, &t.args(None))?))
+        }
         // a custom rule used in a linear program: the body is what is linear, transposed
         // as a checkpoint that stores everything (transposition is not differentiation)
         Primitive::CustomJvp { body, .. } | Primitive::CustomVjp { body, .. } => {
@@ -231,6 +249,19 @@ impl<'a> Transposer<'a> {
             avals,
             linear_avals,
         })
+    }
+
+    /// For a body that one member runs: every operand and cotangent without its leading
+    /// (members') dimension.
+    fn per_member(mut self) -> Self {
+        let strip = |a: &mut Aval| {
+            if !a.shape.is_empty() {
+                a.shape.remove(0);
+            }
+        };
+        self.avals.iter_mut().for_each(strip);
+        self.linear_avals.iter_mut().for_each(strip);
+        self
     }
 
     /// `p` (taking the operands) transposed, as a closed program.

@@ -227,6 +227,21 @@ pub(crate) fn transpose_rule(
         }
         Neg => only(0, e.neg(ct)),
         CheckpointName { .. } => only(0, ct.clone()),
+        // the collective of the transposed linear map on all members (`ir::collective`)
+        Psum { .. }
+        | Pmean { .. }
+        | AllGather { .. }
+        | PsumScatter { .. }
+        | Ppermute { .. }
+        | AllToAll { .. } => {
+            let Some(t) = prim.collective_transpose() else {
+                return Err(Error::internal(format!(
+                    "`{}` has no transpose",
+                    prim.name()
+                )));
+            };
+            only(0, e.op1(t, ct))
+        }
         Add => (0..2).map(|i| lin(i).then(|| ct.clone())).collect(),
         Sub => vec![lin(0).then(|| ct.clone()), lin(1).then(|| e.neg(ct))],
         Mul => {

@@ -25,6 +25,7 @@
 //!   on an unbatched index, "does any example take it", that skips it (zeros) otherwise.
 
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, ScanShape};
+use crate::passes::vmap::collective::{batching, is_batching};
 use crate::passes::vmap::custom::batch_custom;
 use crate::passes::vmap::dims::{align, move_axis, Batched};
 use crate::passes::vmap::while_linear::batch_while_linear;
@@ -80,6 +81,11 @@ pub(crate) fn batch_control(
                 .map(|(t, b)| (t, b.then_some(0)))
                 .collect())
         }
+        Primitive::NamedMap {
+            body,
+            axis_name,
+            axis_size,
+        } => batch_named_map(e, body, (axis_name, *axis_size), x, size, run),
         Primitive::While {
             cond,
             body,
@@ -103,6 +109,47 @@ pub(crate) fn batch_control(
             ))),
         },
     }
+}
+
+/// A `named_map` over a batch: the members' dimension stays first and the batch goes second,
+/// so each member's body runs on a batch at its dimension 0 (the body batched with the
+/// same interpreter); outputs that vary along the batch have it at dimension 1. Collectives
+/// over the map's own axis keep their meaning inside the body: if the batch is an outer
+/// map's axis of the same name, the inner binding hides it.
+fn batch_named_map(
+    e: &Emit,
+    body: &Closed,
+    (axis_name, axis_size): (&str, usize),
+    x: &[Batched],
+    size: usize,
+    run: BatchFn,
+) -> Result<Vec<Batched>> {
+    let in_dims: Vec<Option<usize>> = x.iter().map(|v| v.1.map(|_| 0)).collect();
+    let args: Vec<Tensor> = x
+        .iter()
+        .map(|(t, b)| match b {
+            Some(b) => move_axis(e, t, *b, 1),
+            None => t.clone(),
+        })
+        .collect();
+    let hidden = is_batching(axis_name).then_some("");
+    let (b, out_b) = batching(hidden, || {
+        batch_sub(e, body.program(), &in_dims, &[], size, run, "named_map")
+    })?;
+    let refs: Vec<&Tensor> = args.iter().collect();
+    let outs = e.multi(
+        Primitive::NamedMap {
+            body: Closed::new(b),
+            axis_name: axis_name.to_string(),
+            axis_size,
+        },
+        &refs,
+    )?;
+    Ok(outs
+        .into_iter()
+        .zip(out_b)
+        .map(|(t, b)| (t, b.then_some(1)))
+        .collect())
 }
 
 /// A sub-program batched by the interpreter: its inputs batched at `in_dims` (`None`: not

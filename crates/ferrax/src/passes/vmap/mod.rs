@@ -21,6 +21,7 @@
 //! interpreter on the real, batched arguments: eagerly, or into an enclosing trace, so vmap
 //! composes with every other transformation in either order.
 
+pub(crate) mod collective;
 pub(crate) mod control;
 mod custom;
 pub(crate) mod dims;
@@ -28,7 +29,7 @@ mod indexing;
 pub(crate) mod while_linear;
 pub(crate) mod while_loop;
 
-use crate::ir::{control_flow, elementwise_nary, elementwise_unary, indexing_ops};
+use crate::ir::{collectives, control_flow, elementwise_nary, elementwise_unary, indexing_ops};
 use crate::ir::{Aval, DType, Env, Error, Primitive, Program, Result};
 use crate::passes::vmap::control::batch_control;
 use crate::passes::vmap::dims::{align, aval, front, move_axis, shift, to_front, Batched};
@@ -68,7 +69,9 @@ pub(crate) fn batch_call(
             // several outputs and sub-programs: the rules of `vmap::control`, which batch the
             // sub-programs with this interpreter (handed to them, so that file does not
             // import this one)
-            let outs = if unbatched {
+            // (a sub-program using the axis being mapped is batched even so: its
+            // collectives are operations across the members)
+            let outs = if unbatched && !collective::subprograms_use_batching_axis(&e.prim) {
                 let refs: Vec<&Tensor> = ops.iter().map(|(t, _)| t).collect();
                 let outs = emit.multi(e.prim.clone(), &refs)?;
                 outs.into_iter().map(|t| (t, None)).collect()
@@ -87,6 +90,15 @@ pub(crate) fn batch_call(
                 env.write(*v, out);
             }
             continue;
+        }
+        // a collective over the axis being mapped: an operation across the members, whether
+        // its operand varies or not
+        if let Some((name, _)) = e.prim.collective_axis() {
+            if collective::is_batching(name) {
+                let (t, d) = collective::batch_named(&emit, &e.prim, &ops, size)?;
+                env.write(e.out(), (checked(t)?, d));
+                continue;
+            }
         }
         // a value that does not vary stays unbatched: the primitive runs as it is
         let out = if unbatched {
@@ -128,6 +140,8 @@ pub(crate) fn batch_rule(
             ))),
             0,
         ),
+        // over another axis than the one mapped (`vmap::collective`)
+        collectives!() => collective::batch_unnamed(e, prim, &x[0]),
         // Elementwise with one operand (and the identity that names a value for a
         // checkpoint policy): the batch dimension stays.
         elementwise_unary!() | CheckpointName { .. } | StopGradient => {

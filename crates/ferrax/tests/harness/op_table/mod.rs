@@ -6,6 +6,7 @@
 // out in full on purpose, even where they equal a named constant such as LN_2.
 #![allow(clippy::approx_constant)]
 
+mod collectives;
 mod contractions;
 mod control;
 mod custom;
@@ -35,6 +36,7 @@ pub fn op_table() -> Vec<OpRow> {
     rows.extend(numpy::rows());
     rows.extend(linalg::rows());
     rows.extend(custom::rows());
+    rows.extend(collectives::rows());
     // Common rejections for rows that take operands: a wrong count.
     for r in rows.iter_mut() {
         if r.rejects.is_empty() {
