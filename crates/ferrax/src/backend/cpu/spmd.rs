@@ -32,6 +32,8 @@ pub(crate) const WAIT: Duration = Duration::from_secs(60);
 /// The members of a named axis exchanging values: what a collective needs of the machinery
 /// running the members (threads here; processes, through MPI, next).
 pub(crate) trait Communicator: Send + Sync {
+    /// The number of members.
+    fn size(&self) -> usize;
     /// Every member's value in member order, once all have given theirs; an error if a
     /// member failed, or did not arrive within the wait bound. `what` names the collective.
     fn all_gather(&self, rank: usize, x: Array, what: &str) -> Result<Vec<Array>>;
@@ -92,6 +94,10 @@ fn other_failed(rank: usize, what: &str, err: &Error) -> Error {
 }
 
 impl Communicator for ThreadComm {
+    fn size(&self) -> usize {
+        self.n
+    }
+
     fn all_gather(&self, rank: usize, x: Array, what: &str) -> Result<Vec<Array>> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         if let Some(e) = &s.failed {
@@ -160,6 +166,11 @@ struct Member {
 
 thread_local! {
     static MEMBER: RefCell<Option<Member>> = const { RefCell::new(None) };
+}
+
+/// Whether this thread runs one member of a map of several (its kernels then run serially).
+pub(crate) fn one_of_several_members() -> bool {
+    MEMBER.with(|m| m.borrow().as_ref().is_some_and(|m| m.comm.size() > 1))
 }
 
 /// The result of a collective over the axis this thread's member belongs to (`None` for
