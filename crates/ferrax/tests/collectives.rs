@@ -8,8 +8,8 @@
 
 use ferrax::{
     all_gather, all_to_all, axis_index, checkpoint, fori_loop, jit, jvp, make_jaxpr, named_map,
-    pmax, pmean, pmin, ppermute, psum, psum_scatter, vjp, vmap, vmap_axes, DType, Program,
-    RematPolicy, Tensor, VmapAxes,
+    pmax, pmean, pmin, ppermute, psum, psum_scatter, vjp, vmap, vmap_axes, while_loop_with, DType,
+    Program, RematPolicy, Tensor, VmapAxes, WhileOptions,
 };
 
 const N: usize = 4;
@@ -636,4 +636,54 @@ fn an_inner_map_over_the_same_name_hides_the_outer_one() {
     assert_eq!(values(&named_map(inner, &xs, "i").unwrap()), want);
     let f = jit(|x: Tensor| named_map(inner, &x, "i").unwrap());
     assert_eq!(values(&f.call(&xs).unwrap()), want);
+}
+
+#[test]
+fn compiled_maps_run_members_on_threads_and_loops_may_use_the_axis() {
+    // jit runs each member on a thread of its own; a loop in the body calls psum over the
+    // map's axis every step (the lockstep evaluator refuses that; vmap is the oracle)
+    let xs = members(26, &[3]);
+    let body =
+        |x: Tensor| fori_loop(0, 4, |_, c: Tensor| (&c * 0.5 + psum(&c, "i")).tanh(), &x).unwrap();
+    let want = values(&vmap_axes(body, &xs, &named("i")).unwrap());
+    let f = jit(|x: Tensor| named_map(body, &x, "i").unwrap());
+    assert_eq!(values(&f.call(&xs).unwrap()), want);
+    let e = named_map(body, &xs, "i").unwrap_err().to_string();
+    assert!(e.contains("not evaluated yet"), "{e}");
+}
+
+#[test]
+fn a_failing_member_stops_every_member_with_its_error_not_a_hang() {
+    // member 2 counts up from -100 and runs past its loop's bound, while the others (from
+    // 1) finish and wait for it at the psum after the loop
+    let body = |x: Tensor| {
+        let counted = while_loop_with(
+            |c: Tensor| c.less(10.0),
+            |c: Tensor| c + 1.0,
+            &x,
+            WhileOptions {
+                max_steps: Some(12),
+                max_checkpoints: None,
+            },
+        );
+        match counted {
+            Ok(c) => psum(&c, "i"),
+            Err(e) => Tensor::from_error(e),
+        }
+    };
+    let f = jit(|x: Tensor| named_map(body, &x, "i").unwrap_or_else(Tensor::from_error));
+    let good = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[N]);
+    assert_eq!(values(&f.call(&good).unwrap()), vec![40.0; N]);
+    let started = std::time::Instant::now();
+    let bad = Tensor::from_vec(vec![1.0f64, 1.0, -100.0, 1.0], &[N]);
+    let e = f.call(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("member 2 failed") && e.contains("max_steps = 12"),
+        "{e}"
+    );
+    // released at once, not after the communicator's wait bound
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "it waited"
+    );
 }

@@ -22,14 +22,15 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 
 use crate::backend::cpu::buffers;
+use crate::backend::cpu::spmd;
 use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
+use crate::backend::eval_primitive;
 use crate::backend::reference::while_linear;
 use crate::backend::reference::{fixed_avals, too_many_steps};
-use crate::backend::{eval_equation, eval_primitive};
 use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
 
 /// What a control step needs of a sub-program's plan.
-pub(crate) trait SubPlan: Clone + Debug {
+pub(crate) trait SubPlan: Clone + Debug + Sync {
     /// An empty slot table for its runs (one serves every iteration of a loop).
     fn slots(&self) -> Slots;
     /// Runs on `args` (drained), which are known to have the sub-program's input avals
@@ -69,12 +70,20 @@ enum Kind<P> {
         body: P,
         outs: Vec<Option<usize>>,
     },
-    /// A `named_map`: the reference evaluator's lockstep run of its members
-    /// (`reference::named_map`), every output written to its slot or dropped.
-    Reference {
-        prim: Primitive,
-        outs: Vec<Option<usize>>,
-    },
+    /// A `named_map`: its body's plan run by every member on a thread of its own
+    /// (`spmd`), the members' outputs stacked into their slots (or dropped).
+    Spmd(Box<SpmdStep<P>>),
+}
+
+#[derive(Clone, Debug)]
+struct SpmdStep<P> {
+    body: P,
+    axis: String,
+    n: usize,
+    /// One member's output avals.
+    out_avals: Vec<Aval>,
+    /// The slot of each output (`None`: nobody reads it).
+    outs: Vec<Option<usize>>,
 }
 
 #[derive(Clone, Debug)]
@@ -166,10 +175,17 @@ pub(crate) fn prepare<P>(
             body: compile(e.prim.callee()?.program()),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
         },
-        Primitive::NamedMap { .. } => Kind::Reference {
-            prim: e.prim.clone(),
+        Primitive::NamedMap {
+            body,
+            axis_name,
+            axis_size,
+        } => Kind::Spmd(Box::new(SpmdStep {
+            body: compile(body.program()),
+            axis: axis_name.clone(),
+            n: *axis_size,
+            out_avals: body.program().out_avals(),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
-        },
+        })),
         Primitive::WhileLinear { body, step, .. } => Kind::WhileLinear(Box::new(WhileLinearStep {
             body: compile(body.program()),
             step: compile(step.program()),
@@ -222,7 +238,7 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::While(w) => vec![&w.cond, &w.body],
             Kind::WhileLinear(w) => vec![&w.body, &w.step],
             Kind::Call { body, .. } => vec![body],
-            Kind::Reference { .. } => vec![],
+            Kind::Spmd(s) => vec![&s.body],
         }
     }
 
@@ -245,16 +261,7 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::Scan(s) => s.run(operands, slots),
             Kind::While(w) => w.run(operands, slots),
             Kind::WhileLinear(w) => w.run(operands, slots),
-            Kind::Reference { prim, outs } => {
-                let refs: Vec<&Array> = operands.iter().collect();
-                let results = eval_equation(prim, &refs)?;
-                for (slot, r) in outs.iter().zip(results) {
-                    if let Some(k) = slot {
-                        slots.write(slot_var(*k), r);
-                    }
-                }
-                Ok(())
-            }
+            Kind::Spmd(s) => s.run(&operands, slots),
             Kind::Call { body, outs } => {
                 let mut args = operands;
                 let mut own = body.slots();
@@ -280,6 +287,29 @@ fn branch_index(index: &Array, n: usize) -> Result<usize> {
     } else {
         (i as usize).min(n.saturating_sub(1))
     })
+}
+
+impl<P: SubPlan> SpmdStep<P> {
+    /// Every member on its own thread, on its rows of the operands; the outputs stacked.
+    fn run(&self, operands: &[Array], slots: &mut Slots) -> Result<()> {
+        let per_member = spmd::run_members(self.n, &self.axis, |rank| {
+            let mut args = operands
+                .iter()
+                .map(|a| a.row(rank))
+                .collect::<Result<Vec<_>>>()?;
+            let mut outs = Vec::with_capacity(self.out_avals.len());
+            self.body
+                .run_nested(&mut args, &mut self.body.slots(), &mut outs)?;
+            Ok(outs)
+        })?;
+        for (k, (slot, aval)) in self.outs.iter().zip(&self.out_avals).enumerate() {
+            if let Some(slot) = slot {
+                let rows: Vec<Array> = per_member.iter().map(|m| m[k].clone()).collect();
+                slots.write(slot_var(*slot), Array::stack(&rows, aval, self.n)?);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<P: SubPlan> WhileStep<P> {

@@ -14,6 +14,7 @@ use crate::backend::cpu::buffers;
 pub(crate) use crate::backend::cpu::float::Float;
 use crate::backend::cpu::math::{chunked, Unary};
 use crate::backend::cpu::matmul::strided_matmul;
+use crate::backend::cpu::spmd;
 use crate::backend::{count, eval_primitive, max_nan, min_nan};
 use crate::ir::{
     collectives, comparison, control_flow, indexing_ops, linalg_ops, rounding, same_shape, Array,
@@ -350,6 +351,10 @@ pub(crate) fn execute(
 ) -> Result<Array> {
     let Some(k) = kernel else {
         let refs: Vec<&Array> = args.iter().collect();
+        // a collective, on a thread running a member of its map: the communicator's
+        if let Some(r) = spmd::collective(prim, &refs) {
+            return r;
+        }
         return eval_primitive(prim, &refs);
     };
     count(prim);

@@ -15,6 +15,7 @@ pub(crate) mod math;
 pub(crate) mod matmul;
 pub(crate) mod plan;
 pub(crate) mod profile;
+pub(crate) mod spmd;
 pub(crate) mod step;
 
 pub use self::plan::Plan;

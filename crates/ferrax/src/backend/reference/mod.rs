@@ -16,7 +16,7 @@ mod indexing;
 mod kernels;
 mod linalg;
 pub(crate) mod matvec;
-mod named_map;
+pub(crate) mod named_map;
 #[cfg(test)]
 mod reduce_tests;
 mod sort;

@@ -93,8 +93,13 @@ pub(crate) fn eval_named_map(
 }
 
 /// A collective over the map's axis: `ins[i]` are member `i`'s operands; gives each
-/// member's output.
-fn collective(prim: &Primitive, ins: &[Vec<Array>], n: usize) -> Result<Vec<Vec<Array>>> {
+/// member's output. Also what a compiled map's members compute once a communicator has
+/// given each of them every member's operand (`cpu::spmd`).
+pub(crate) fn collective(
+    prim: &Primitive,
+    ins: &[Vec<Array>],
+    n: usize,
+) -> Result<Vec<Vec<Array>>> {
     use Primitive::*;
     let op = |p: Primitive, args: &[&Array]| eval_primitive(&p, args);
     // the members' operand along a new leading dimension
