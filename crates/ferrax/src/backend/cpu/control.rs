@@ -188,7 +188,9 @@ pub(crate) fn prepare<P>(
             n: *axis_size,
             out_avals: body.program().out_avals(),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
-            pools: (0..*axis_size)
+            // (a pool for the first members only: a parsed map may name far more members
+            // than memory holds, and refuses them when it runs)
+            pools: (0..(*axis_size).min(spmd::MAX_THREADS))
                 .map(|_| buffers::BufferPool::default())
                 .collect(),
         })),

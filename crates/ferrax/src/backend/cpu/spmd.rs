@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use crate::backend::reference::named_map::collective as collective_of_members;
 use crate::ir::{Array, Error, Primitive, Result, Scalar};
 
+/// The most members a compiled map runs, one thread each.
+pub(crate) const MAX_THREADS: usize = 1024;
+
 /// How long a member waits for the others at one collective.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
@@ -207,6 +210,15 @@ pub(crate) fn run_members<R: Send>(
     axis: &str,
     run: impl Fn(usize) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
+    if n > MAX_THREADS {
+        return Err(Error::exhausted(
+            "named_map",
+            format!(
+                "{n} members of `{axis}` on threads: a compiled map runs at most {MAX_THREADS} \
+                 (one thread each)"
+            ),
+        ));
+    }
     let comm: Arc<dyn Communicator> = Arc::new(ThreadComm::new(n, WAIT));
     let results: Vec<Result<R>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
