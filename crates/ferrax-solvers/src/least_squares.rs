@@ -102,7 +102,16 @@ pub enum Termination {
     ZeroResidual,
     /// `max_iterations` were used up.
     MaxIterations,
+    /// No step was accepted in one iteration: [`MAX_TRIALS`] trial steps were rejected, or
+    /// the trust radius stopped being a positive finite number (a model that is not finite
+    /// near the current point). The result is the last accepted point.
+    NoProgress,
 }
+
+/// The most trial steps one Levenberg-Marquardt iteration takes before it stops with
+/// [`Termination::NoProgress`]: each rejection shrinks the trust radius at least tenfold,
+/// so a sound problem reaches the `xtol` test long before.
+pub const MAX_TRIALS: usize = 100;
 
 impl Termination {
     pub fn name(self) -> &'static str {
@@ -112,6 +121,7 @@ impl Termination {
             Termination::Gtol => "gtol",
             Termination::ZeroResidual => "zero-residual",
             Termination::MaxIterations => "max-iterations",
+            Termination::NoProgress => "no-progress",
         }
     }
 }
@@ -548,6 +558,13 @@ fn levenberg_marquardt(
                 Some(Termination::Ftol)
             } else if delta <= opts.xtol * xnorm {
                 Some(Termination::Xtol)
+            } else if (ratio.is_nan() || ratio < 1e-4)
+                && (trials >= MAX_TRIALS || !(delta.is_finite() && delta > 0.0))
+            {
+                // a rejected step (a NaN ratio is one) with nowhere left to go: found by
+                // the fuzzer, a data point at 1e308 made the predicted reduction NaN, and
+                // the trials never ended
+                Some(Termination::NoProgress)
             } else {
                 None
             };

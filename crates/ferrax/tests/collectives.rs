@@ -687,3 +687,37 @@ fn a_failing_member_stops_every_member_with_its_error_not_a_hang() {
         "it waited"
     );
 }
+
+#[test]
+fn maps_and_collectives_naming_enormous_axes_are_errors_not_aborts() {
+    // found by the fuzzer: a ppermute over an axis of 4e11 members allocated a flag per
+    // member in its shape rule
+    let e = Program::parse(
+        "{ lambda ; a:f64[3,6] . let
+    b:f64[3,6] = named_map[body={ lambda ; x:f64[6] . let
+        p:f64[6] = ppermute[axis_name=i axis_size=399999999999 src=(0,1,2) dst=(1,2,0)] x
+      in (p) } axis_name=i axis_size=3] a
+  in (b) }",
+    )
+    .and_then(|p| p.check())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("counts 399999999999 members"), "{e}");
+    // a map without operands over an axis far too large to hold its outputs
+    let p = Program::parse(
+        "{ lambda ; . let
+    b:i32[100000000000] = named_map[body={ lambda ; . let
+        k:i32[] = axis_index[axis_name=i axis_size=100000000000]
+      in (k) } axis_name=i axis_size=100000000000]
+  in (b) }",
+    )
+    .unwrap();
+    let e = p.eval(&[]).unwrap_err().to_string();
+    assert!(e.contains("named_map"), "{e}");
+    let e = ferrax::Plan::new(&p)
+        .unwrap()
+        .run(vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("named_map"), "{e}");
+}

@@ -16,9 +16,11 @@ use crate::trace::{bind_multi, flatten, leaf_avals, trace_tree, unflatten, Emit,
 
 /// `f` run by every member of the axis `axis_name`, member `i` on index `i` along
 /// dimension 0 of every leaf of `x`, the outputs stacked along dimension 0; collectives over
-/// `axis_name` inside `f` (`psum`, `all_gather`, ...) combine the members. The same values
-/// as `vmap_axes(f, x, &VmapAxes::new().axis_name(axis_name))`, bit for bit, kept as a map
-/// in the program.
+/// `axis_name` inside `f` (`psum`, `all_gather`, ...) combine the members. The values of
+/// `vmap_axes(f, x, &VmapAxes::new().axis_name(axis_name))`, kept as a map in the program:
+/// the collectives bit for bit (both combine the members in member order), the body's own
+/// arithmetic to rounding where batching changes it (a batched matrix product sums in
+/// another order). `jit` runs each member on a thread of its own.
 ///
 /// ```
 /// use ferrax::{named_map, psum, Tensor};

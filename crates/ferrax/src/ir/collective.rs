@@ -190,7 +190,8 @@ pub(crate) fn collective_aval(prim: &Primitive, args: &[&Aval]) -> Result<Aval> 
                 ));
             }
             for (what, members) in [("source", src), ("destination", dst)] {
-                let mut seen = vec![false; n];
+                // by the members named (an axis may be far larger than the list)
+                let mut seen = std::collections::HashSet::new();
                 for &m in members.iter() {
                     if m >= n {
                         return Err(Error::shape(
@@ -198,7 +199,7 @@ pub(crate) fn collective_aval(prim: &Primitive, args: &[&Aval]) -> Result<Aval> 
                             format!("{what} {m} is not a member of the axis `{name}` of size {n}"),
                         ));
                     }
-                    if std::mem::replace(&mut seen[m], true) {
+                    if !seen.insert(m) {
                         return Err(Error::shape(
                             op,
                             format!("member {m} appears twice as a {what}"),

@@ -84,6 +84,9 @@ struct SpmdStep<P> {
     out_avals: Vec<Aval>,
     /// The slot of each output (`None`: nobody reads it).
     outs: Vec<Option<usize>>,
+    /// One buffer pool per member, installed on its thread while it runs: what a member's
+    /// run frees, its next run reuses (a fresh thread has no pool of its own).
+    pools: Vec<buffers::BufferPool>,
 }
 
 #[derive(Clone, Debug)]
@@ -185,6 +188,11 @@ pub(crate) fn prepare<P>(
             n: *axis_size,
             out_avals: body.program().out_avals(),
             outs: outs.iter().map(|&k| used(k).then_some(k)).collect(),
+            // (a pool for the first members only: a parsed map may name far more members
+            // than memory holds, and refuses them when it runs)
+            pools: (0..(*axis_size).min(spmd::MAX_THREADS))
+                .map(|_| buffers::BufferPool::default())
+                .collect(),
         })),
         Primitive::WhileLinear { body, step, .. } => Kind::WhileLinear(Box::new(WhileLinearStep {
             body: compile(body.program()),
@@ -293,6 +301,7 @@ impl<P: SubPlan> SpmdStep<P> {
     /// Every member on its own thread, on its rows of the operands; the outputs stacked.
     fn run(&self, operands: &[Array], slots: &mut Slots) -> Result<()> {
         let per_member = spmd::run_members(self.n, &self.axis, |rank| {
+            let _pool = self.pools.get(rank).map(|p| p.install());
             let mut args = operands
                 .iter()
                 .map(|a| a.row(rank))

@@ -19,6 +19,7 @@ use std::mem::MaybeUninit;
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
 use crate::backend::cpu::float::SUM_BLOCK;
+
 use crate::backend::cpu::math::Unary;
 use crate::backend::cpu::step::{Step, StepArg};
 use crate::backend::{max_nan, min_nan};
@@ -446,7 +447,7 @@ impl Group {
             .zip(partials.chunks_mut(width))
             .enumerate()
             .collect();
-        if n_chunks > 8 && rayon::current_num_threads() > 1 {
+        if n_chunks > 8 && crate::backend::cpu::math::threads() > 1 {
             chunks.into_par_iter().for_each_init(new_scratch, work);
         } else {
             let mut bufs = new_scratch();

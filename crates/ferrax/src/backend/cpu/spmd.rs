@@ -26,12 +26,17 @@ use std::time::{Duration, Instant};
 use crate::backend::reference::named_map::collective as collective_of_members;
 use crate::ir::{Array, Error, Primitive, Result, Scalar};
 
+/// The most members a compiled map runs, one thread each.
+pub(crate) const MAX_THREADS: usize = 1024;
+
 /// How long a member waits for the others at one collective.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// The members of a named axis exchanging values: what a collective needs of the machinery
 /// running the members (threads here; processes, through MPI, next).
 pub(crate) trait Communicator: Send + Sync {
+    /// The number of members.
+    fn size(&self) -> usize;
     /// Every member's value in member order, once all have given theirs; an error if a
     /// member failed, or did not arrive within the wait bound. `what` names the collective.
     fn all_gather(&self, rank: usize, x: Array, what: &str) -> Result<Vec<Array>>;
@@ -92,6 +97,10 @@ fn other_failed(rank: usize, what: &str, err: &Error) -> Error {
 }
 
 impl Communicator for ThreadComm {
+    fn size(&self) -> usize {
+        self.n
+    }
+
     fn all_gather(&self, rank: usize, x: Array, what: &str) -> Result<Vec<Array>> {
         let mut s = self.state.lock().map_err(|_| poisoned())?;
         if let Some(e) = &s.failed {
@@ -162,6 +171,11 @@ thread_local! {
     static MEMBER: RefCell<Option<Member>> = const { RefCell::new(None) };
 }
 
+/// Whether this thread runs one member of a map of several (its kernels then run serially).
+pub(crate) fn one_of_several_members() -> bool {
+    MEMBER.with(|m| m.borrow().as_ref().is_some_and(|m| m.comm.size() > 1))
+}
+
 /// The result of a collective over the axis this thread's member belongs to (`None` for
 /// any other primitive, or outside such a member: the reference evaluator decides).
 pub(crate) fn collective(prim: &Primitive, args: &[&Array]) -> Option<Result<Array>> {
@@ -196,6 +210,15 @@ pub(crate) fn run_members<R: Send>(
     axis: &str,
     run: impl Fn(usize) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
+    if n > MAX_THREADS {
+        return Err(Error::exhausted(
+            "named_map",
+            format!(
+                "{n} members of `{axis}` on threads: a compiled map runs at most {MAX_THREADS} \
+                 (one thread each)"
+            ),
+        ));
+    }
     let comm: Arc<dyn Communicator> = Arc::new(ThreadComm::new(n, WAIT));
     let results: Vec<Result<R>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)

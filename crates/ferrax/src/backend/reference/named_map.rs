@@ -16,7 +16,9 @@
 use crate::backend::reference::{eval_equation, eval_primitive};
 use crate::ir::collective::all_to_all_plan;
 use crate::ir::control::subprograms_use_axis;
-use crate::ir::{Array, Aval, Closed, Env, Error, Primitive, Result, Scalar};
+use crate::ir::{
+    ensure_allocatable, Array, Aval, Closed, Env, Error, Primitive, Program, Result, Scalar,
+};
 
 /// Evaluates `named_map` (operands checked against its shape rule).
 pub(crate) fn eval_named_map(
@@ -26,6 +28,9 @@ pub(crate) fn eval_named_map(
     args: &[&Array],
 ) -> Result<Vec<Array>> {
     let p = body.program();
+    // the stacked outputs, and one environment per member, must fit before anything runs
+    // (a parsed map may name far more members than memory holds)
+    members_fit(p, n)?;
     let mut members: Vec<Env<Array>> = (0..n)
         .map(|i| {
             let slices = args.iter().map(|a| a.row(i)).collect::<Result<Vec<_>>>()?;
@@ -90,6 +95,23 @@ pub(crate) fn eval_named_map(
             Array::stack(&rows, &out_avals[k], n)
         })
         .collect()
+}
+
+/// Refuses a map whose members' stacked outputs, or whose per-member bookkeeping, cannot
+/// be allocated.
+pub(crate) fn members_fit(p: &Program, n: usize) -> Result<()> {
+    let per_member = std::mem::size_of::<Env<Array>>().saturating_add(
+        p.avals
+            .len()
+            .saturating_mul(std::mem::size_of::<Option<Array>>()),
+    );
+    let scalar = Aval::new(vec![], crate::ir::DType::F64);
+    ensure_allocatable("named_map", &scalar, per_member.saturating_mul(n))?;
+    for a in p.out_avals() {
+        let row = a.bytes().saturating_add(std::mem::size_of::<Array>());
+        ensure_allocatable("named_map", &a, row.saturating_mul(n))?;
+    }
+    Ok(())
 }
 
 /// A collective over the map's axis: `ins[i]` are member `i`'s operands; gives each

@@ -22,8 +22,15 @@ pub(crate) enum Unary {
 /// Elements above which kernels split work across threads.
 const PARALLEL_THRESHOLD: usize = 1 << 16;
 
+/// The threads a kernel may split its work across: rayon's, except on a thread running one
+/// of several members of a `named_map` (the members are the parallelism there; kernels
+/// splitting again would only contend for the same cores).
 pub(crate) fn threads() -> usize {
-    rayon::current_num_threads()
+    if crate::backend::cpu::spmd::one_of_several_members() {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
 }
 
 /// Calls `f(offset, chunk)` over `out`, in parallel chunks when it is large.
