@@ -40,6 +40,17 @@ fn member_step(params: &Params, x: &Tensor, y: &Tensor) -> Params {
     )
 }
 
+/// The step on every member: the parameters (the same for all) and the members' shards;
+/// every member's averaged gradient, stacked.
+fn data_parallel_step((p, xs, ys): (Params, Tensor, Tensor)) -> Params {
+    named_map(
+        |(x, y): (Tensor, Tensor)| member_step(&p, &x, &y),
+        &(xs, ys),
+        "dp",
+    )
+    .expect("the step maps")
+}
+
 /// The batch split into `n` shards along a new leading (members') dimension.
 fn shards(x: &Tensor, y: &Tensor, n: usize) -> (Tensor, Tensor) {
     let per = (BATCH / n) as isize;
@@ -104,14 +115,7 @@ fn main() -> ferrax::Result<()> {
     );
     for n in [1usize, 2, 4] {
         let (xs, ys) = shards(&x, &y, n);
-        let step = jit(|(p, xs, ys): (Params, Tensor, Tensor)| {
-            named_map(
-                |(x, y): (Tensor, Tensor)| member_step(&p, &x, &y),
-                &(xs, ys),
-                "dp",
-            )
-            .expect("the step maps")
-        });
+        let step = jit(data_parallel_step);
         let args = (params.clone(), xs.clone(), ys.clone());
         let g = step.call(&args)?;
         // every member holds the same averaged gradient
@@ -159,14 +163,7 @@ fn main() -> ferrax::Result<()> {
 
     // a few steps of gradient descent on two members
     let (xs, ys) = shards(&x, &y, 2);
-    let step = jit(|(p, xs, ys): (Params, Tensor, Tensor)| {
-        named_map(
-            |(x, y): (Tensor, Tensor)| member_step(&p, &x, &y),
-            &(xs, ys),
-            "dp",
-        )
-        .expect("the step maps")
-    });
+    let step = jit(data_parallel_step);
     let mut p = params;
     let before = loss(p.clone(), &x, &y).to_vec::<f64>()?[0];
     for _ in 0..200 {
