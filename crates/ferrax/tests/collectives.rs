@@ -721,3 +721,23 @@ fn maps_and_collectives_naming_enormous_axes_are_errors_not_aborts() {
         .to_string();
     assert!(e.contains("named_map"), "{e}");
 }
+
+#[test]
+fn pmax_and_pmin_split_the_tangent_evenly_between_tied_members() {
+    // members 1 and 2 tie for the maximum; members 0 and 3 for the minimum
+    let xs = Tensor::from_vec(vec![0.0f64, 3.0, 3.0, 0.0], &[N]);
+    let ts = Tensor::from_vec(vec![10.0f64, 20.0, 40.0, 80.0], &[N]);
+    for (f, want) in [
+        (pmax as fn(&Tensor, &str) -> Tensor, 30.0),
+        (pmin as fn(&Tensor, &str) -> Tensor, 45.0),
+    ] {
+        // the jvp taken inside the map, so the collective's own rule runs
+        let (_, dy): (Tensor, Tensor) = vmap_axes(
+            |(x, t): (Tensor, Tensor)| jvp(|x: Tensor| f(&x, "i"), &x, &t).unwrap(),
+            &(xs.clone(), ts.clone()),
+            &named("i"),
+        )
+        .unwrap();
+        assert_eq!(values(&dy), vec![want; N]);
+    }
+}
