@@ -225,6 +225,12 @@ fn checks(axis: &MpiAxis) {
         bits(&row(&in_process, rank)),
         "gradient, process {rank}"
     );
+    // compiled once, the same bits at every call
+    let compiled = axis.jit(step(&w));
+    for _ in 0..3 {
+        assert_eq!(bits(&compiled.call(&shard).expect("runs")), bits(&g));
+    }
+    assert_eq!(compiled.cache_size(), 1);
     let whole = grad(|w: Tensor| loss(w, &x, &y), &w).expect("the whole batch differentiates");
     let (a, b) = (g.to_vec::<f64>().unwrap(), whole.to_vec::<f64>().unwrap());
     for (p, q) in a.iter().zip(&b) {

@@ -37,7 +37,7 @@ pub use self::jit::*;
 pub use self::lax::*;
 pub use self::linear_map::*;
 #[cfg(feature = "mpi")]
-pub use self::mpi::{MpiAxis, MpiTraffic};
+pub use self::mpi::{MpiAxis, MpiJit, MpiTraffic};
 pub use self::named_map::named_map;
 pub use self::options::{
     grad_argnums, hessian_argnums, hessian_with_aux, hvp_argnums, hvp_with_aux, jacfwd_argnums,

@@ -15,6 +15,9 @@
 //! an error on every process; a process that never reaches a collective is waited for at
 //! most [`MpiAxis::with_wait`]'s bound (60 s unless set).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -29,9 +32,9 @@ use crate::backend::cpu::mpi::{MpiComm, Traffic};
 use crate::backend::cpu::spmd::{as_member, WAIT};
 use crate::backend::Plan;
 use crate::ir::collective::{bad_axis_name, is_axis_name};
-use crate::ir::{Error, Result, SourceLoc};
+use crate::ir::{Aval, Error, Result, SourceLoc};
 use crate::surface::collective::with_axis;
-use crate::trace::{flatten, is_tracing, leaf_avals, trace_tree, unflatten, Tensor, Tree};
+use crate::trace::{flatten, is_tracing, leaf_avals, trace_tree, unflatten, Tensor, Tree, TreeDef};
 
 /// This process's place among the processes of an MPI job, as a member of the named axis
 /// `axis_name`. Made once per process ([`MpiAxis::init`] initializes MPI; dropping the axis
@@ -145,10 +148,40 @@ impl MpiAxis {
     /// and run with the collectives over the axis exchanged between the processes. Every
     /// process must call it with the same function and shapes (the collectives check the
     /// shapes they exchange). Called outside any transformation, on the thread that made
-    /// the axis.
+    /// the axis. [`MpiAxis::jit`] keeps the compiled program for the next call.
     #[track_caller]
     pub fn spmd<I: Tree, O: Tree>(&self, f: impl FnOnce(I) -> O, x: &I) -> Result<O> {
         let loc = SourceLoc::caller();
+        self.run(loc, x, |def, avals| {
+            let traced = with_axis(&self.name, self.size, || trace_tree(f, def, avals))?;
+            Ok(Arc::new(Compiled {
+                plan: Plan::from_checked(&traced.program),
+                out_def: traced.out_def,
+            }))
+        })
+    }
+
+    /// `f` compiled once per input signature for runs on this axis, as [`spmd`] runs it:
+    /// a training loop traces its step once, not at every call.
+    ///
+    /// [`spmd`]: MpiAxis::spmd
+    pub fn jit<I: Tree, O: Tree, F: Fn(I) -> O>(&self, f: F) -> MpiJit<'_, I, O, F> {
+        MpiJit {
+            axis: self,
+            f,
+            cache: RefCell::new(HashMap::new()),
+            _types: PhantomData,
+        }
+    }
+
+    /// Checks where it is called, compiles through `compile` (inside the run, so a failure
+    /// to trace reaches the other processes), and runs as this process's member.
+    fn run<I: Tree, O: Tree>(
+        &self,
+        loc: SourceLoc,
+        x: &I,
+        compile: impl FnOnce(&TreeDef, &[Aval]) -> Result<Arc<Compiled>>,
+    ) -> Result<O> {
         let op = "MpiAxis::spmd";
         if is_tracing() {
             return Err(Error::input(
@@ -176,14 +209,16 @@ impl MpiAxis {
         let run = || {
             let (leaves, def) = flatten(x);
             let avals = leaf_avals(&leaves)?;
-            let traced = with_axis(&self.name, self.size, || trace_tree(f, &def, &avals))?;
-            let plan = Plan::from_checked(&traced.program);
+            let compiled = compile(&def, &avals)?;
             let arrays = leaves
                 .iter()
                 .map(|t| t.array())
                 .collect::<Result<Vec<_>>>()?;
-            let outs = plan.run(arrays)?;
-            unflatten(&traced.out_def, outs.into_iter().map(Tensor::new).collect())
+            let outs = compiled.plan.run(arrays)?;
+            unflatten(
+                &compiled.out_def,
+                outs.into_iter().map(Tensor::new).collect(),
+            )
         };
         as_member(comm, self.rank, &self.name, run).map_err(|e| e.with_loc(loc))
     }
@@ -203,5 +238,47 @@ impl MpiAxis {
     /// when a run failed and it cannot go on.
     pub fn abort(&self, code: i32) -> ! {
         self.comm.abort(code)
+    }
+}
+
+/// A traced program and the tree of its outputs.
+struct Compiled {
+    plan: Plan,
+    out_def: TreeDef,
+}
+
+/// A function compiled for runs on an MPI axis. See [`MpiAxis::jit`].
+pub struct MpiJit<'a, I, O, F> {
+    axis: &'a MpiAxis,
+    f: F,
+    cache: RefCell<HashMap<(TreeDef, Vec<Aval>), Arc<Compiled>>>,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I: Tree, O: Tree, F: Fn(I) -> O> MpiJit<'_, I, O, F> {
+    /// Runs `f` on this process's `x` as [`MpiAxis::spmd`] does, compiling it first if
+    /// `x`'s signature (tree, shapes, dtypes) is new.
+    #[track_caller]
+    pub fn call(&self, x: &I) -> Result<O> {
+        let loc = SourceLoc::caller();
+        let axis = self.axis;
+        axis.run(loc, x, |def, avals| {
+            let key = (def.clone(), avals.to_vec());
+            if let Some(c) = self.cache.borrow().get(&key) {
+                return Ok(c.clone());
+            }
+            let traced = with_axis(&axis.name, axis.size, || trace_tree(&self.f, def, avals))?;
+            let c = Arc::new(Compiled {
+                plan: Plan::from_checked(&traced.program),
+                out_def: traced.out_def,
+            });
+            self.cache.borrow_mut().insert(key, c.clone());
+            Ok(c)
+        })
+    }
+
+    /// How many signatures have been compiled.
+    pub fn cache_size(&self) -> usize {
+        self.cache.borrow().len()
     }
 }
