@@ -40,8 +40,8 @@ use crate::trace::{flatten, is_tracing, leaf_avals, trace_tree, unflatten, Tenso
 /// `axis_name`. Made once per process ([`MpiAxis::init`] initializes MPI; dropping the axis
 /// finalizes it).
 ///
-/// ```no_run
-/// # // needs `mpirun`: see examples/mpi_data_parallel.rs
+/// ```
+/// // one process here (MPI's singleton start); under `mpirun -np 4`, four
 /// use ferrax::{psum, MpiAxis, Tensor};
 /// let axis = MpiAxis::init("dp").unwrap();
 /// // each process holds its own rows; the sum is over every process's rows
@@ -241,6 +241,9 @@ impl MpiAxis {
     }
 }
 
+/// An input signature: tree structure, shapes and dtypes.
+type Signature = (TreeDef, Vec<Aval>);
+
 /// A traced program and the tree of its outputs.
 struct Compiled {
     plan: Plan,
@@ -251,7 +254,7 @@ struct Compiled {
 pub struct MpiJit<'a, I, O, F> {
     axis: &'a MpiAxis,
     f: F,
-    cache: RefCell<HashMap<(TreeDef, Vec<Aval>), Arc<Compiled>>>,
+    cache: RefCell<HashMap<Signature, Arc<Compiled>>>,
     _types: PhantomData<fn(I) -> O>,
 }
 

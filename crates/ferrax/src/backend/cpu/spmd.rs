@@ -33,7 +33,7 @@ pub(crate) const MAX_THREADS: usize = 1024;
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// The members of a named axis exchanging values: what a collective needs of the machinery
-/// running the members (threads here; processes, through MPI, next).
+/// running the members (threads here, `ThreadComm`; processes, `mpi::MpiComm`).
 pub(crate) trait Communicator: Send + Sync {
     /// The number of members.
     fn size(&self) -> usize;
