@@ -62,6 +62,8 @@ pub use api::{
     jvp_with_aux, linearize_with_aux, ravel_tree, value_and_grad_argnums, value_and_grad_fn,
     value_and_grad_with_aux, vjp_argnums, vjp_with_aux, vmap_axes_fn, vmap_fn, Jacobian, Unravel,
 };
+#[cfg(feature = "mpi")]
+pub use api::{MpiAxis, MpiJit, MpiTraffic};
 pub use backend::cpu::{profile_start, profile_stop, Plan};
 pub use backend::reference::while_linear::{
     reset_while_linear_stats, while_linear_stats, WhileLinearStats,

@@ -441,6 +441,50 @@ fn leading_broadcasts_fuse_and_run_fast_paths_correctly() {
 }
 
 #[test]
+fn size_one_broadcasts_and_outer_products_run_fast_paths_bit_for_bit() {
+    // `[n, 1] -> [n, k]` repeats each element, `[1, k] -> [n, k]` tiles a row, and the outer
+    // product of two vectors (a matrix product's cotangent) is one multiply per element:
+    // all three run kernels of their own and give the reference evaluator's bits
+    let p = Program::parse(
+        "{ lambda ; a:f64[300,1] b:f64[1,7] u:f64[300] v:f64[7] . let
+    c:f64[300,7] = broadcast_in_dim[shape=(300,7) broadcast_dimensions=(0,1)] a
+    d:f64[300,7] = broadcast_in_dim[shape=(300,7) broadcast_dimensions=(0,1)] b
+    e:f64[300,7] = sub c d
+    f:f64[2,300,7] = broadcast_in_dim[shape=(2,300,7) broadcast_dimensions=(1,2)] b
+    o:f64[300,7] = dot_general[lhs_contracting=() rhs_contracting=() lhs_batch=() rhs_batch=()] u v
+    q:f64[7,300] = dot_general[lhs_contracting=() rhs_contracting=() lhs_batch=() rhs_batch=()] v u
+  in (c, d, e, f, o, q) }",
+    )
+    .unwrap();
+    let arg = |seed, shape: &[usize]| {
+        random_array(
+            seed,
+            &ferrax::Aval::new(shape.to_vec(), DType::F64),
+            harness::Domain::Real,
+        )
+    };
+    let args = vec![
+        arg(1, &[300, 1]),
+        arg(2, &[1, 7]),
+        arg(3, &[300]),
+        arg(4, &[7]),
+    ];
+    let want = p.eval(&args).unwrap();
+    let plan = Plan::new(&p).unwrap();
+    let got = plan.run(args).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        let bits = |a: &Array| {
+            a.to_f64_vec()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(g.shape(), w.shape());
+        assert_eq!(bits(g), bits(w));
+    }
+}
+
+#[test]
 fn recycled_buffers_never_leak_old_values() {
     // Large intermediates (above the pool's size floor) die inside the plan: a matrix
     // product's operands, fused runs, a leading-axis sum, broadcasts. The plan keeps their

@@ -17,6 +17,8 @@ pub(crate) mod jacobian;
 pub(crate) mod jit;
 pub(crate) mod lax;
 pub(crate) mod linear_map;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 pub(crate) mod named_map;
 pub(crate) mod options;
 pub(crate) mod ravel;
@@ -34,6 +36,8 @@ pub use self::jacobian::{hessian_tree, hvp_tree, jacfwd_tree, jacrev_tree, Jacob
 pub use self::jit::*;
 pub use self::lax::*;
 pub use self::linear_map::*;
+#[cfg(feature = "mpi")]
+pub use self::mpi::{MpiAxis, MpiJit, MpiTraffic};
 pub use self::named_map::named_map;
 pub use self::options::{
     grad_argnums, hessian_argnums, hessian_with_aux, hvp_argnums, hvp_with_aux, jacfwd_argnums,

@@ -66,7 +66,6 @@ pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<Broadca
     else {
         return None;
     };
-    let r = operand.ndim();
     if operand.size() == 0 {
         // nothing to tile or repeat: the reference evaluator makes the empty result
         return None;
@@ -75,17 +74,25 @@ pub(crate) fn broadcast_kind(prim: &Primitive, operand: &Aval) -> Option<Broadca
         return Some(BroadcastKind::Tile(1));
     }
     let out = Aval::new(shape.clone(), operand.dtype).size();
-    let trailing = same_shape(&operand.shape, &shape[shape.len() - r..])
-        && bd
-            .iter()
+    // an operand dimension of size 1 is repeated whatever the output's dimension: without
+    // them, `[n, 1] -> [n, k]` repeats each element and `[1, k] -> [n, k]` tiles the row
+    let kept: Vec<(usize, usize)> = operand
+        .shape
+        .iter()
+        .zip(bd)
+        .filter(|(&size, _)| size != 1)
+        .map(|(&size, &d)| (size, d))
+        .collect();
+    let r = kept.len();
+    let fills = |first: usize| {
+        kept.iter()
             .enumerate()
-            .all(|(i, &d)| d == shape.len() - r + i);
-    if trailing {
+            .all(|(i, &(size, d))| d == first + i && shape.get(d) == Some(&size))
+    };
+    if r <= shape.len() && fills(shape.len() - r) {
         return Some(BroadcastKind::Tile(operand.size()));
     }
-    let leading =
-        same_shape(&operand.shape, &shape[..r]) && bd.iter().enumerate().all(|(i, &d)| d == i);
-    if leading {
+    if fills(0) {
         return Some(BroadcastKind::Repeat(out / operand.size()));
     }
     None
@@ -125,13 +132,17 @@ pub(crate) fn kernel(prim: &Primitive, out: &Aval, ins: &[Aval]) -> Option<Kerne
             rhs_batch,
         } => {
             let matrix = |a: &Aval| (1..=2).contains(&a.ndim());
-            (lhs_batch.is_empty()
-                && rhs_batch.is_empty()
-                && lhs_contracting.len() == 1
+            let product = lhs_contracting.len() == 1
                 && rhs_contracting.len() == 1
                 && matrix(&ins[0])
-                && matrix(&ins[1]))
-            .then_some(Kernel::Matmul)
+                && matrix(&ins[1]);
+            // the outer product of two vectors (a matrix product's cotangent)
+            let outer = lhs_contracting.is_empty()
+                && rhs_contracting.is_empty()
+                && ins[0].ndim() == 1
+                && ins[1].ndim() == 1;
+            (lhs_batch.is_empty() && rhs_batch.is_empty() && (product || outer))
+                .then_some(Kernel::Matmul)
         }
         ReduceSum { axes } => {
             let rank = ins[0].ndim();

@@ -7,8 +7,9 @@ use crate::backend::cpu::math::threads;
 use crate::backend::reference::matvec::{applies, matvec, Strided};
 use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
 
-/// The `dot_general` of 1-d/2-d operands with one contracted dimension each (the layouts
-/// `dispatch::kernel` gives `Kernel::Matmul`), through `gemm` with the operands' own strides.
+/// The `dot_general` of 1-d/2-d operands with one contracted dimension each, or the outer
+/// product of two vectors (the layouts `dispatch::kernel` gives `Kernel::Matmul`), through
+/// `gemm` with the operands' own strides.
 pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval) -> Result<Array> {
     let layout = || {
         Error::internal(format!(
@@ -25,20 +26,28 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
     else {
         return Err(layout());
     };
-    let (&[lc], &[rc]) = (&lhs_contracting[..], &rhs_contracting[..]) else {
-        return Err(layout());
-    };
     // lhs as m×k with (row stride, col stride), rhs as k×n
-    let (m, k, lrs, lcs) = match (l.ndim(), lc) {
-        (1, 0) => (1, l.shape()[0], 0isize, 1isize),
-        (2, 1) => (l.shape()[0], l.shape()[1], l.shape()[1] as isize, 1),
-        (2, 0) => (l.shape()[1], l.shape()[0], 1, l.shape()[1] as isize),
-        _ => return Err(layout()),
-    };
-    let (n, rrs, rcs) = match (r.ndim(), rc) {
-        (1, 0) => (1, 1isize, 0isize),
-        (2, 0) => (r.shape()[1], r.shape()[1] as isize, 1),
-        (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
+    let ((m, k, lrs, lcs), (n, rrs, rcs)) = match (&lhs_contracting[..], &rhs_contracting[..]) {
+        // the outer product of two vectors: k = 1, each element one product, as the
+        // reference evaluator's
+        ([], []) if l.ndim() == 1 && r.ndim() == 1 => (
+            (l.shape()[0], 1, 1isize, 0isize),
+            (r.shape()[0], 0isize, 1isize),
+        ),
+        (&[lc], &[rc]) => (
+            match (l.ndim(), lc) {
+                (1, 0) => (1, l.shape()[0], 0isize, 1isize),
+                (2, 1) => (l.shape()[0], l.shape()[1], l.shape()[1] as isize, 1),
+                (2, 0) => (l.shape()[1], l.shape()[0], 1, l.shape()[1] as isize),
+                _ => return Err(layout()),
+            },
+            match (r.ndim(), rc) {
+                (1, 0) => (1, 1isize, 0isize),
+                (2, 0) => (r.shape()[1], r.shape()[1] as isize, 1),
+                (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
+                _ => return Err(layout()),
+            },
+        ),
         _ => return Err(layout()),
     };
     let flops = m.saturating_mul(n).saturating_mul(k);

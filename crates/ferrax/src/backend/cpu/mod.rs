@@ -13,6 +13,8 @@ pub(crate) mod float;
 pub(crate) mod fuse;
 pub(crate) mod math;
 pub(crate) mod matmul;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 pub(crate) mod plan;
 pub(crate) mod profile;
 pub(crate) mod spmd;

@@ -33,7 +33,7 @@ pub(crate) const MAX_THREADS: usize = 1024;
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// The members of a named axis exchanging values: what a collective needs of the machinery
-/// running the members (threads here; processes, through MPI, next).
+/// running the members (threads here, `ThreadComm`; processes, `mpi::MpiComm`).
 pub(crate) trait Communicator: Send + Sync {
     /// The number of members.
     fn size(&self) -> usize;
@@ -45,6 +45,13 @@ pub(crate) trait Communicator: Send + Sync {
     fn fail(&self, rank: usize, err: Error);
     /// The first failure, if any: the error the run reports.
     fn failure(&self) -> Option<Error>;
+    /// The member's run ended well. Members that are processes confirm it to each other
+    /// here, so that a member that failed after the others' last collective still reaches
+    /// them (its `fail` meets their `finish`): every member then returns the error. Threads
+    /// share the failure directly and need nothing.
+    fn finish(&self, _rank: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A communicator between threads of one process: a round of `all_gather` completes when
@@ -183,6 +190,15 @@ pub(crate) fn collective(prim: &Primitive, args: &[&Array]) -> Option<Result<Arr
     MEMBER.with(|m| {
         let m = m.borrow();
         let m = m.as_ref().filter(|m| m.axis == name)?;
+        if n != m.comm.size() {
+            return Some(Err(Error::shape(
+                prim.name(),
+                format!(
+                    "the program was traced for {n} members of `{name}`, and runs on {}",
+                    m.comm.size()
+                ),
+            )));
+        }
         if matches!(prim, Primitive::AxisIndex { .. }) {
             return Some(Ok(Array::from_scalar(Scalar::I32(m.rank as i32))));
         }
@@ -200,6 +216,46 @@ pub(crate) fn collective(prim: &Primitive, args: &[&Array]) -> Option<Result<Arr
             Ok(outs.swap_remove(m.rank).swap_remove(0))
         })())
     })
+}
+
+/// Runs `run` on this thread as member `rank` of the axis `axis`: the collectives over
+/// `axis` it reaches go through `comm`. A failure (an error or a panic) is handed to the
+/// communicator, so that the other members stop instead of waiting; a run that ends well
+/// is confirmed with [`Communicator::finish`]. The member this thread ran before (a map
+/// over another axis) is back in place afterwards.
+pub(crate) fn as_member<R>(
+    comm: Arc<dyn Communicator>,
+    rank: usize,
+    axis: &str,
+    run: impl FnOnce() -> Result<R>,
+) -> Result<R> {
+    struct Restore(Option<Member>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            MEMBER.with(|m| *m.borrow_mut() = before);
+        }
+    }
+    let before = MEMBER.with(|m| {
+        m.borrow_mut().replace(Member {
+            comm: comm.clone(),
+            rank,
+            axis: axis.to_string(),
+        })
+    });
+    let _restore = Restore(before);
+    let r = std::panic::catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        Err(Error::internal(format!(
+            "member {rank} of `{axis}` panicked"
+        )))
+    });
+    match r {
+        Ok(v) => comm.finish(rank).map(|()| v),
+        Err(e) => {
+            comm.fail(rank, e.clone());
+            Err(e)
+        }
+    }
 }
 
 /// Runs `run(rank)` for every member of the axis `axis` on a thread of its own, the member
@@ -223,30 +279,11 @@ pub(crate) fn run_members<R: Send>(
     let results: Vec<Result<R>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|rank| {
-                let (comm, mine) = (comm.clone(), comm.clone());
+                let mine = comm.clone();
                 let run = &run;
                 let spawned = std::thread::Builder::new()
                     .name(format!("ferrax-{axis}-{rank}"))
-                    .spawn_scoped(scope, move || {
-                        let comm = mine;
-                        MEMBER.with(|m| {
-                            *m.borrow_mut() = Some(Member {
-                                comm: comm.clone(),
-                                rank,
-                                axis: axis.to_string(),
-                            })
-                        });
-                        let r = std::panic::catch_unwind(AssertUnwindSafe(|| run(rank)))
-                            .unwrap_or_else(|_| {
-                                Err(Error::internal(format!(
-                                    "member {rank} of `{axis}` panicked"
-                                )))
-                            });
-                        if let Err(e) = &r {
-                            comm.fail(rank, e.clone());
-                        }
-                        r
-                    });
+                    .spawn_scoped(scope, move || as_member(mine, rank, axis, || run(rank)));
                 spawned.map_err(|e| {
                     let err = Error::exhausted(
                         "named_map",
