@@ -115,10 +115,15 @@ fn driver() {
     let start = Instant::now();
     let (status, text) = mpirun(2, "crash", Duration::from_secs(60));
     let took = start.elapsed();
-    assert!(status.is_some(), "a job whose process exits early must end:\n{text}");
+    assert!(
+        status.is_some(),
+        "a job whose process exits early must end:\n{text}"
+    );
     assert_ne!(status, Some(0), "and end with an error status:\n{text}");
     assert!(!text.contains("CHECKS PASSED"), "{text}");
-    println!("mpirun -np 2 (a process that exits before a collective): the job ended after {took:?}");
+    println!(
+        "mpirun -np 2 (a process that exits before a collective): the job ended after {took:?}"
+    );
 }
 
 // ---------------------------------------------------------------- worker
