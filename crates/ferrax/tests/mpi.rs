@@ -14,6 +14,8 @@
 //!   unknown axis name.
 //! * `stall`: process 1 never reaches the collective; process 0 must return an error within
 //!   its wait bound (2 s), print it, and end the job with `abort`.
+//! * `crash`: process 1 exits (without finalizing MPI) before the collective; the job must
+//!   end, with an error status, within the timeout.
 //!
 //! No libtest harness: MPI is initialized once per process and its collectives must run
 //! in the same order on every process, so the checks run in sequence.
@@ -109,6 +111,19 @@ fn driver() {
         "process 0 reports the collective process 1 never reached:\n{text}"
     );
     println!("mpirun -np 2 (a process that never arrives): error and abort after {took:?}");
+
+    let start = Instant::now();
+    let (status, text) = mpirun(2, "crash", Duration::from_secs(60));
+    let took = start.elapsed();
+    assert!(
+        status.is_some(),
+        "a job whose process exits early must end:\n{text}"
+    );
+    assert_ne!(status, Some(0), "and end with an error status:\n{text}");
+    assert!(!text.contains("CHECKS PASSED"), "{text}");
+    println!(
+        "mpirun -np 2 (a process that exits before a collective): the job ended after {took:?}"
+    );
 }
 
 // ---------------------------------------------------------------- worker
@@ -116,10 +131,11 @@ fn driver() {
 fn worker(case: &str) {
     let axis = MpiAxis::init("dp")
         .expect("MPI starts")
-        .with_wait(Duration::from_secs(if case == "stall" { 2 } else { 60 }));
+        .with_wait(Duration::from_secs(if case == "checks" { 60 } else { 2 }));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match case {
         "checks" => checks(&axis),
         "stall" => stall(&axis),
+        "crash" => crash(&axis),
         other => panic!("unknown case {other}"),
     }));
     if r.is_err() {
@@ -141,6 +157,18 @@ fn stall(axis: &MpiAxis) {
         .expect_err("a process that never arrives is an error");
     println!("STALL ERROR on process {}: {err}", axis.rank());
     axis.abort(3);
+}
+
+fn crash(axis: &MpiAxis) {
+    if axis.rank() == 1 {
+        // exits without finalizing MPI, before the collective the others wait in
+        std::process::exit(5);
+    }
+    let r = axis.spmd(|x: Tensor| psum(&x, "dp"), &Tensor::scalar(1.0f64));
+    // Open MPI ends the job when a process exits early; should this process see an error
+    // first (its wait bound), it ends the job itself
+    println!("CRASH ERROR on process {}: {r:?}", axis.rank());
+    axis.abort(4);
 }
 
 /// Deterministic values, the same on every process.
