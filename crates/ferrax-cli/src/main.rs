@@ -8,6 +8,8 @@
 //!   N inputs are residuals.
 //! * `ferrax transform vmap FILE --in-axes 0,none,... --axis-size N`: the batched program.
 //! * `ferrax nist [NAME...|--all] [--json] [--progress]`: fit the NIST StRD problems.
+//! * `ferrax fit MODEL DATA --start a=1,b=2 [--plot fit.png] [--json fit.json]`: fit a
+//!   formula to a table of data (see `fit.rs`).
 //!
 //! Errors go to standard error as `FILE:LINE:COLUMN: message` (for text errors) and the exit
 //! status is 1; usage errors exit with 2.
@@ -17,7 +19,9 @@
 //! a broken pipe means the reader has all it wanted, so the command stops quietly with
 //! status 0; any other write error is reported on one line and the status is 1.
 
+mod fit;
 mod json;
+mod plot;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -81,6 +85,37 @@ enum Command {
         #[arg(long)]
         data: Option<String>,
     },
+    /// Fit a model to data: `ferrax fit 'y ~ a * exp(-b * x)' data.csv --start a=1,b=0.1`.
+    /// Prints the estimates with standard errors and confidence intervals, the residuals'
+    /// statistics and how the solve ended.
+    Fit {
+        /// The formula (`y ~ a * exp(-b * x)`; the response defaults to the column `y`,
+        /// else the last), or a file holding it.
+        model: String,
+        /// The data: CSV or whitespace-separated columns, optionally with a header row of
+        /// names (else `x`, `y` or `x1`, ..., `y`).
+        data: String,
+        /// Starting values of the parameters: `a=1,b=0.5`. Every name that is not a data
+        /// column is a parameter, and each must have a start.
+        #[arg(long, allow_hyphen_values = true)]
+        start: String,
+        /// `lm` (Levenberg-Marquardt, dense Jacobian) or `gn-cg` (Gauss-Newton with CG,
+        /// matrix-free: for many parameters or residuals).
+        #[arg(long, value_enum, default_value_t = FitMethod::Lm)]
+        method: FitMethod,
+        /// The most outer iterations.
+        #[arg(long, default_value_t = 500)]
+        max_iterations: usize,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<String>,
+        /// Draw the data, the fitted curve and the residuals into this .png or .svg file.
+        #[arg(long)]
+        plot: Option<String>,
+        /// No progress on standard error (shown only when it is a terminal).
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
         file: String,
@@ -91,6 +126,12 @@ enum Command {
         #[arg(long)]
         inputs_file: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FitMethod {
+    Lm,
+    GnCg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -419,6 +460,28 @@ fn run(cli: Cli) -> Result<Output, String> {
             start,
             data,
         } => nist(names, all, json, progress, start, data)?,
+        Command::Fit {
+            model,
+            data,
+            start,
+            method,
+            max_iterations,
+            json,
+            plot,
+            quiet,
+        } => fit::fit(fit::FitArgs {
+            model,
+            data,
+            start,
+            method: match method {
+                FitMethod::Lm => ferrax_solvers::Method::LevenbergMarquardt,
+                FitMethod::GnCg => ferrax_solvers::Method::GaussNewtonCg,
+            },
+            max_iterations,
+            json,
+            plot,
+            quiet,
+        })?,
         Command::Check { file } => {
             let p = read_program(&file)?;
             p.check().map_err(|e| format!("{file}: {e}"))?;

@@ -13,6 +13,15 @@ pub enum SolverError {
         line: usize,
         msg: String,
     },
+    /// Malformed text of a small language (`what`: the model of `ferrax fit`): where, and
+    /// what was wrong (line and column 1-based).
+    #[error("{what}:{line}:{column}: {msg}")]
+    Syntax {
+        what: String,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
     /// A function returned NaN or infinity where a solver cannot continue.
     #[error("non-finite value: {0}")]
     NonFinite(String),

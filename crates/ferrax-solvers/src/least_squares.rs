@@ -20,6 +20,8 @@
 //! Jacobian evaluations (and linearizations), how the run ended, and the parameters'
 //! standard errors from the final Jacobian.
 
+use std::sync::Arc;
+
 use faer::Mat;
 use ferrax::{jacfwd, jacrev, make_jaxpr, Array, DType, Program, Tensor};
 
@@ -68,6 +70,44 @@ pub struct LsqOptions {
     pub polish_steps: usize,
     /// For Gauss-Newton-CG: the inner CG's tolerance and iteration limit.
     pub cg: CgOptions,
+    /// Called after every outer iteration with its report (progress bars, logs).
+    pub on_iteration: OnIteration,
+    /// For Gauss-Newton-CG: compute the covariance and standard errors at the solution
+    /// when there are at most this many parameters (each costs one CG solve with `JᵀJ`,
+    /// matrix-free; 0 turns it off).
+    pub covariance_up_to: usize,
+}
+
+/// A function called after each outer iteration of a solve with that iteration's
+/// [`IterationInfo`]: `LsqOptions { on_iteration: OnIteration::new(|i| ...), .. }`.
+#[derive(Clone, Default)]
+pub struct OnIteration(Option<Arc<IterationCallback>>);
+
+/// What [`OnIteration`] holds.
+pub type IterationCallback = dyn Fn(&IterationInfo) + Send + Sync;
+
+impl OnIteration {
+    pub fn new(f: impl Fn(&IterationInfo) + Send + Sync + 'static) -> OnIteration {
+        OnIteration(Some(Arc::new(f)))
+    }
+}
+
+impl std::fmt::Debug for OnIteration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OnIteration(a callback)"
+        } else {
+            "OnIteration(none)"
+        })
+    }
+}
+
+/// Keeps an iteration's report and hands it to the callback.
+fn record(history: &mut Vec<IterationInfo>, opts: &LsqOptions, info: IterationInfo) {
+    if let Some(f) = &opts.on_iteration.0 {
+        f(&info);
+    }
+    history.push(info);
 }
 
 impl Default for LsqOptions {
@@ -85,6 +125,8 @@ impl Default for LsqOptions {
                 tol: 1e-6,
                 max_iterations: 200,
             },
+            on_iteration: OnIteration::default(),
+            covariance_up_to: 100,
         }
     }
 }
@@ -138,6 +180,8 @@ pub struct IterationInfo {
     pub lambda: f64,
     /// Steps tried (rejected ones included).
     pub trials: usize,
+    /// The length of the last step tried, in the parameters' units.
+    pub step_norm: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -151,14 +195,19 @@ pub struct LsqResult {
     pub residual_evaluations: usize,
     /// Dense Jacobian evaluations (dense method).
     pub jacobian_evaluations: usize,
-    /// Linearizations of the residual function (Gauss-Newton-CG: one per outer iteration).
+    /// Linearizations of the residual function (Gauss-Newton-CG: one per outer iteration,
+    /// and one at the solution for the covariance when it is computed).
     pub linearizations: usize,
-    /// Gauss-Newton products `Jᵀ J v` (Gauss-Newton-CG).
+    /// Gauss-Newton products `Jᵀ J v` (Gauss-Newton-CG; the covariance's solves included).
     pub products: usize,
     pub termination: Termination,
     /// `sqrt(diag((JᵀJ)⁻¹) · rss / (m − n))` at the solution (dense method, m > n);
     /// infinite for a parameter the Jacobian does not determine.
     pub standard_errors: Option<Vec<f64>>,
+    /// `(JᵀJ)⁻¹ · rss / (m − n)`, `n × n` row-major, when `standard_errors` is given
+    /// (Gauss-Newton-CG: matrix-free, one CG solve per column; infinite entries in the
+    /// row and column of a parameter the solves cannot determine).
+    pub covariance: Option<Vec<f64>>,
     pub history: Vec<IterationInfo>,
 }
 
@@ -505,10 +554,12 @@ fn levenberg_marquardt(
         }
         let mut trials = 0;
         let mut lambda;
+        let mut step_norm;
         loop {
             trials += 1;
             let (p, par) = lm_step(&j, m, n, &r, &d, delta)?;
             lambda = par;
+            step_norm = norm(&p);
             let dp: Vec<f64> = p.iter().zip(&d).map(|(a, b)| a * b).collect();
             let pnorm = norm(&dp);
             if first {
@@ -569,13 +620,18 @@ fn levenberg_marquardt(
                 None
             };
             if let Some(t) = stop {
-                history.push(IterationInfo {
-                    iteration: it,
-                    rss: fnorm * fnorm,
-                    radius: delta,
-                    lambda,
-                    trials,
-                });
+                record(
+                    &mut history,
+                    opts,
+                    IterationInfo {
+                        iteration: it,
+                        rss: fnorm * fnorm,
+                        radius: delta,
+                        lambda,
+                        trials,
+                        step_norm,
+                    },
+                );
                 termination = t;
                 break 'outer;
             }
@@ -583,13 +639,18 @@ fn levenberg_marquardt(
                 break;
             }
         }
-        history.push(IterationInfo {
-            iteration: it,
-            rss: fnorm * fnorm,
-            radius: delta,
-            lambda,
-            trials,
-        });
+        record(
+            &mut history,
+            opts,
+            IterationInfo {
+                iteration: it,
+                rss: fnorm * fnorm,
+                radius: delta,
+                lambda,
+                trials,
+                step_norm,
+            },
+        );
     }
     // Polish: undamped Gauss-Newton steps while they do not increase the sum of squares.
     for _ in 0..opts.polish_steps {
@@ -612,11 +673,14 @@ fn levenberg_marquardt(
     }
     let j = pr.jacobian(&x)?;
     let rss = fnorm * fnorm;
-    let standard_errors = if m > n {
-        Some(standard_errors(&j, m, n, rss)?)
+    let covariance = if m > n {
+        Some(covariance(&j, m, n, rss)?)
     } else {
         None
     };
+    let standard_errors = covariance
+        .as_ref()
+        .map(|c| (0..n).map(|k| c[k * n + k].sqrt()).collect());
     Ok(LsqResult {
         params: x,
         rss,
@@ -628,17 +692,27 @@ fn levenberg_marquardt(
         products: 0,
         termination,
         standard_errors,
+        covariance,
         history,
     })
 }
 
-/// `sqrt(diag((JᵀJ)⁻¹) · rss/(m − n))`, through the SVD of the column-scaled Jacobian.
+/// `sqrt(diag((JᵀJ)⁻¹) · rss/(m − n))`: the square roots of [`covariance`]'s diagonal;
+/// infinite for a parameter the Jacobian does not determine.
 pub fn standard_errors(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f64>> {
+    let cov = covariance(j, m, n, rss)?;
+    Ok((0..n).map(|c| cov[c * n + c].sqrt()).collect())
+}
+
+/// `(JᵀJ)⁻¹ · rss/(m − n)` (`n × n`, row-major), through the SVD of the column-scaled
+/// Jacobian; the row and column of a parameter the Jacobian does not determine (a part of
+/// it along a singular direction) are infinite.
+pub fn covariance(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f64>> {
     // m·n is checked: m and n are the caller's, and a product that wraps could match
     // `j.len()` by accident.
     if m.checked_mul(n) != Some(j.len()) || m <= n {
         return Err(input(
-            "standard_errors",
+            "covariance",
             format!(
                 "need an m×n Jacobian with m > n, got {} values for {m}×{n}",
                 j.len()
@@ -647,7 +721,7 @@ pub fn standard_errors(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f6
     }
     if !(rss.is_finite() && rss >= 0.0) {
         return Err(input(
-            "standard_errors",
+            "covariance",
             format!("the residual sum of squares must be finite and >= 0, got {rss}"),
         ));
     }
@@ -657,23 +731,84 @@ pub fn standard_errors(j: &[f64], m: usize, n: usize, rss: f64) -> Result<Vec<f6
     let svd = scaled_svd(j, m, n, &d)?;
     let smax = svd.s.iter().cloned().fold(0.0, f64::max);
     let sigma2 = rss / (m - n) as f64;
-    Ok((0..n)
-        .map(|c| {
-            let mut var = 0.0;
-            for i in 0..svd.k {
-                let s = svd.s[i];
-                let vi = svd.v[c * svd.k + i];
-                if s <= smax * f64::EPSILON * m as f64 {
-                    if vi.abs() > 1e-12 {
-                        return f64::INFINITY;
-                    }
-                    continue;
+    let tiny = smax * f64::EPSILON * m as f64;
+    let undetermined: Vec<bool> = (0..n)
+        .map(|c| (0..svd.k).any(|i| svd.s[i] <= tiny && svd.v[c * svd.k + i].abs() > 1e-12))
+        .collect();
+    let mut cov = vec![0.0; n * n];
+    for a in 0..n {
+        for b in 0..n {
+            cov[a * n + b] = if undetermined[a] || undetermined[b] {
+                f64::INFINITY
+            } else {
+                let mut acc = 0.0;
+                for i in (0..svd.k).filter(|&i| svd.s[i] > tiny) {
+                    acc += svd.v[a * svd.k + i] * svd.v[b * svd.k + i] / (svd.s[i] * svd.s[i]);
                 }
-                var += (vi / s).powi(2);
-            }
-            (var * sigma2).sqrt() / d[c]
-        })
-        .collect())
+                acc * sigma2 / (d[a] * d[b])
+            };
+        }
+    }
+    Ok(cov)
+}
+
+/// [`covariance`] without forming the Jacobian: column `k` of `(JᵀJ)⁻¹` by CG on the
+/// Gauss-Newton operator of one linearization at `x` (one CG solve per parameter, each
+/// product `JᵀJ v` linear work only), scaled by `rss/(m − n)`. A column whose solve does
+/// not converge (`JᵀJ` singular or too ill-conditioned for CG) makes that parameter's row
+/// and column infinite. Returns the covariance and the products used.
+pub fn covariance_matrix_free(
+    f: &dyn Fn(Tensor) -> Tensor,
+    x: &[f64],
+    rss: f64,
+    m: usize,
+) -> Result<(Vec<f64>, usize)> {
+    let n = x.len();
+    if m <= n {
+        return Err(input(
+            "covariance",
+            format!("need more residuals than parameters, got {m} for {n}"),
+        ));
+    }
+    let gn = ferrax::gauss_newton(f, &tensor(x)?)?;
+    let op = TensorOperator::new(&[n], |v: &Tensor| gn.apply(v));
+    let opts = crate::cg::CgOptions {
+        tol: 1e-12,
+        max_iterations: 20 * n + 100,
+    };
+    let sigma2 = rss / (m - n) as f64;
+    let mut cov = vec![0.0; n * n];
+    let mut undetermined = vec![false; n];
+    let mut products = 0;
+    for k in 0..n {
+        let mut e = vec![0.0; n];
+        e[k] = 1.0;
+        let sol = crate::cg::conjugate_gradient(&op, &e, None, None, &opts)?;
+        products += sol.products;
+        if sol.termination != crate::cg::CgTermination::Converged {
+            undetermined[k] = true;
+        }
+        for (a, v) in sol.x.iter().enumerate() {
+            cov[a * n + k] = v * sigma2;
+        }
+    }
+    // symmetric by definition: average the two solves' rounding
+    for a in 0..n {
+        for b in 0..a {
+            let v = 0.5 * (cov[a * n + b] + cov[b * n + a]);
+            let v = if undetermined[a] || undetermined[b] {
+                f64::INFINITY
+            } else {
+                v
+            };
+            cov[a * n + b] = v;
+            cov[b * n + a] = v;
+        }
+        if undetermined[a] {
+            cov[a * n + a] = f64::INFINITY;
+        }
+    }
+    Ok((cov, products))
 }
 
 fn gauss_newton_cg(
@@ -745,13 +880,18 @@ fn gauss_newton_cg(
                 let done = actual <= opts.ftol * 0.5 * rss;
                 rss = rss1;
                 residuals = rn;
-                history.push(IterationInfo {
-                    iteration: it,
-                    rss,
-                    radius: delta,
-                    lambda: 0.0,
-                    trials,
-                });
+                record(
+                    &mut history,
+                    opts,
+                    IterationInfo {
+                        iteration: it,
+                        rss,
+                        radius: delta,
+                        lambda: 0.0,
+                        trials,
+                        step_norm: pnorm,
+                    },
+                );
                 if done {
                     termination = Termination::Ftol;
                     break 'outer;
@@ -764,6 +904,17 @@ fn gauss_newton_cg(
             }
         }
     }
+    // covariance at the solution, matrix-free: one more linearization, n CG solves
+    let m = residuals.len();
+    let (covariance, standard_errors) = if m > n && n <= opts.covariance_up_to && rss.is_finite() {
+        let (cov, used) = covariance_matrix_free(f, &x, rss, m)?;
+        linearizations += 1;
+        products += used;
+        let se = (0..n).map(|k| cov[k * n + k].sqrt()).collect();
+        (Some(cov), Some(se))
+    } else {
+        (None, None)
+    };
     Ok(LsqResult {
         params: x,
         rss,
@@ -774,7 +925,8 @@ fn gauss_newton_cg(
         linearizations,
         products,
         termination,
-        standard_errors: None,
+        standard_errors,
+        covariance,
         history,
     })
 }

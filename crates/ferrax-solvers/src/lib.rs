@@ -13,25 +13,34 @@
 //!   the report table; [`mgh`]: twelve Moré-Garbow-Hillstrom problems.
 //! * [`tree`]: the least-squares and minimization solvers on any tree of parameters (a
 //!   struct of layers, a tuple), raveled for the vector algorithms.
+//! * [`model`], [`table`], [`fit`](mod@fit): a formula language (`y ~ a * exp(-b * x)`),
+//!   tables of data from CSV or whitespace-separated text, and the fit of one to the other
+//!   with standard errors, confidence intervals and residual statistics (`ferrax fit`).
 //! * [`ode`]: RK4 integration as one `scan`, and a damped oscillator whose parameters are
 //!   fitted through it.
 
 pub mod cg;
 pub mod error;
+pub mod fit;
 pub mod least_squares;
 pub mod mgh;
 pub mod minimize;
 pub mod mlp;
+pub mod model;
 pub mod nist;
 pub mod ode;
 pub mod operator;
+pub mod table;
 pub mod tree;
 
 pub use cg::{conjugate_gradient, steihaug, CgOptions, CgResult, CgTermination, SteihaugResult};
 pub use error::{Result, SolverError};
+pub use fit::{fit_model, Estimate, ModelFit};
 pub use least_squares::{
     least_squares, IterationInfo, JacobianMode, LsqOptions, LsqResult, Method, Termination,
 };
 pub use minimize::{minimize, MinMethod, MinOptions, MinResult, MinTermination};
+pub use model::{BoundModel, Model};
 pub use operator::{FnOperator, LinearOperator, TensorOperator};
+pub use table::{parse_table, read_table, Table};
 pub use tree::{least_squares_tree, minimize_tree};

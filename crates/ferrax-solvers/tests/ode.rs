@@ -89,7 +89,11 @@ fn gauss_newton_cg_through_the_scan_recovers_the_parameters() {
         ..LsqOptions::default()
     };
     let fit = least_squares(problem.residual(), &[1.7, 0.3, 0.8], &opts).unwrap();
-    assert_eq!(fit.linearizations, fit.iterations);
+    // one linearization per outer step, and one at the solution for the covariance
+    assert_eq!(fit.linearizations, fit.iterations + 1);
+    assert!(fit
+        .standard_errors
+        .is_some_and(|s| s.iter().all(|v| v.is_finite() && *v > 0.0)));
     assert!(fit.products > 0);
     for (p, t) in fit.params.iter().zip(truth) {
         assert!(

@@ -531,6 +531,8 @@ fn gauss_newton_cg_makes_exactly_one_linearization_per_outer_step() {
             tol: 1e-4,
             max_iterations: 50,
         },
+        // no covariance at the end (its linearization is counted apart, tested below)
+        covariance_up_to: 0,
         ..LsqOptions::default()
     };
     reset_eval_counts();
@@ -551,6 +553,46 @@ fn gauss_newton_cg_makes_exactly_one_linearization_per_outer_step() {
     assert!(fit.rss < 0.2 * rss0, "rss {} from {}", fit.rss, rss0);
     assert_eq!(size.num_params().unwrap(), 6 * 10 + 2 * 10 + 1);
     assert_eq!(MlpSize::BENCHMARK.num_params().unwrap(), 10_201);
+}
+
+#[test]
+fn matrix_free_covariance_equals_the_dense_one() {
+    // Gauss-Newton-CG's covariance (one CG solve with JᵀJ per parameter, no Jacobian
+    // formed) against Levenberg-Marquardt's (the SVD of the dense Jacobian), on a NIST
+    // problem with certified standard deviations; the iteration callback sees every step
+    use std::sync::{Arc, Mutex};
+    let p = load("Misra1a");
+    let seen = Arc::new(Mutex::new(vec![]));
+    let log = seen.clone();
+    let opts = LsqOptions {
+        on_iteration: ferrax_solvers::least_squares::OnIteration::new(move |i| {
+            log.lock().unwrap().push(i.clone())
+        }),
+        ..LsqOptions::default()
+    };
+    let lm = least_squares(nist::residual_fn(&p).unwrap(), &p.start2, &opts).unwrap();
+    assert_eq!(*seen.lock().unwrap(), lm.history);
+    assert!(lm.history.iter().all(|i| i.step_norm.is_finite()));
+    let gn = least_squares(
+        nist::residual_fn(&p).unwrap(),
+        &p.start2,
+        &LsqOptions {
+            method: Method::GaussNewtonCg,
+            ..LsqOptions::default()
+        },
+    )
+    .unwrap();
+    let (a, b) = (lm.covariance.unwrap(), gn.covariance.unwrap());
+    assert_eq!(a.len(), 4);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6 * x.abs(), "{a:?} vs {b:?}");
+    }
+    assert_eq!(a[1], a[2], "symmetric");
+    for (s, cov) in [(&lm.standard_errors, &a), (&gn.standard_errors, &b)] {
+        let s = s.as_ref().unwrap();
+        assert_eq!(s[0], cov[0].sqrt());
+        assert!((s[1] - p.certified_sd[1]).abs() <= 1e-6 * p.certified_sd[1]);
+    }
 }
 
 // ---- bad input ----

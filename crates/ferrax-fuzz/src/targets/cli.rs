@@ -3,7 +3,7 @@
 //! An [`Invocation`] is an argument list, the files and folders it refers to (written into a
 //! scratch folder that is the child's working directory) and where its standard output goes
 //! (a pipe, a pipe closed at once, or `/dev/full`). Arguments come from every subcommand
-//! (`check`, `print`, `eval`, `transform ...`, `nist`) with files that are valid, mutated,
+//! (`check`, `print`, `eval`, `transform ...`, `nist`, `fit`) with files that are valid, mutated,
 //! missing, directories, empty, garbage, not UTF-8 or full of huge numbers, and with bad
 //! `--inputs` JSON, `--in-axes`, `--axis-size`, `--residuals`, `--start`, `--data` and
 //! unknown flags. The child runs under the same address-space limit as the workers.
@@ -621,7 +621,8 @@ impl<R: Rng> Maker<'_, R> {
                 }
                 a
             }
-            80..=91 => {
+            88..=95 => self.fit(),
+            80..=87 => {
                 let mut a = vec!["nist".to_string()];
                 for _ in 0..self.rng.gen_range(0..3) {
                     let n = self.pick(&[
@@ -669,6 +670,7 @@ impl<R: Rng> Maker<'_, R> {
                     "-h",
                     "--",
                     "nist",
+                    "fit",
                 ])];
                 if self.rng.gen_bool(0.5) {
                     a.push(self.pick(&["a", "b", "--frob", "-x", "transform", "--inputs"]));
@@ -713,6 +715,85 @@ impl<R: Rng> Maker<'_, R> {
     }
 
     /// A `--data` folder: mutated copies of real files, or something that is not a folder.
+    /// `fit` with models, data files, starts and outputs, each valid or mutated.
+    fn fit(&mut self) -> Vec<String> {
+        const MODELS: &[&str] = &[
+            "y ~ b1 * (1 - exp(-b2 * x))",
+            "rate ~ Vm * conc / (K + conc)",
+            "y ~ a * x^2 + b * x + c",
+            "y ~ a * sin(b * x) + c # a comment",
+            "y ~ pow(a, x) - log(b) / sqrt(abs(x) + 1)",
+            "y ~ a * exp(-((x - m) / s)^2) + atan2(x, c) + max(x, c) - tanh(a) ** -2",
+        ];
+        const DATA: &[&str] = &[
+            "x,y\n1,2.1\n2,3.9\n3,6.2\n4,7.8\n5,10.1\n",
+            "conc,rate\n0.02,76\n0.06,97\n0.11,123\n0.22,159\n0.56,191\n1.10,207\n",
+            "# whitespace\n77.6 10.07\n114.9 14.73\n141.1 17.94\n190.8 23.93\n",
+            "x y\n1 1e308\n2 -1e308\n3 0\n",
+        ];
+        let others: Vec<String> = MODELS.iter().chain(DATA).map(|s| s.to_string()).collect();
+        let mut model = self.pick(MODELS);
+        if self.rng.gen_bool(0.5) {
+            model = mutate::mutate(&model, &others, self.rng).0;
+        }
+        let mut data = self.pick(DATA);
+        if self.rng.gen_bool(0.4) {
+            data = mutate::mutate(&data, &others, self.rng).0;
+        }
+        // an argument cannot hold a NUL byte: such a model goes through a file
+        let model_arg = if self.rng.gen_bool(0.3) || model.contains('\0') {
+            self.files.push(("m.model".into(), model.into_bytes()));
+            "m.model".to_string()
+        } else {
+            model
+        };
+        self.files.push(("d.csv".into(), data.into_bytes()));
+        let mut a = vec![
+            "fit".to_string(),
+            model_arg,
+            self.pick(&["d.csv", "d.csv", "d.csv", "missing.csv", "adir"]),
+        ];
+        self.dirs.push("adir".into());
+        if self.rng.gen_bool(0.95) {
+            a.push("--start".into());
+            a.push(self.pick(&[
+                "b1=500,b2=1e-4",
+                "Vm=200,K=0.1",
+                "a=1,b=1,c=0",
+                "a=1,b=1,c=1,m=2,s=1",
+                "a=1;b=2",
+                "a",
+                "a=",
+                "a=nan",
+                "a=1,a=2",
+                "=1",
+                "a=1e999",
+                "",
+                "-a=1",
+            ]));
+        }
+        if self.rng.gen_bool(0.3) {
+            a.push("--method".into());
+            a.push(self.pick(&["lm", "gn-cg", "newton", ""]));
+        }
+        if self.rng.gen_bool(0.3) {
+            a.push("--max-iterations".into());
+            a.push(self.pick(&["0", "1", "3", "-1", "18446744073709551616"]));
+        }
+        if self.rng.gen_bool(0.4) {
+            a.push("--plot".into());
+            a.push(self.pick(&["p.png", "p.svg", "p.gif", "adir", "no/such/p.png", "", "p"]));
+        }
+        if self.rng.gen_bool(0.3) {
+            a.push("--json".into());
+            a.push(self.pick(&["f.json", "adir", "no/such/f.json", ""]));
+        }
+        if self.rng.gen_bool(0.2) {
+            a.push("--quiet".into());
+        }
+        a
+    }
+
     fn nist_data_dir(&mut self) -> String {
         match self.rng.gen_range(0..4) {
             0 => "missing-dir".into(),

@@ -1,0 +1,296 @@
+//! `ferrax fit MODEL DATA --start a=1,b=2`: fits a model of the formula language
+//! (`ferrax_solvers::model`) to a table of data, prints the parameter table, and writes
+//! JSON and a plot on request.
+//!
+//! Nothing is written half-way: the fit, the plot and the JSON are made first, into
+//! temporary files beside their destinations, and renamed into place only when all of them
+//! succeeded; on any error the temporary files are removed and the destinations are not
+//! touched. Progress (iteration, sum of squares, step length, trust radius) goes to
+//! standard error while the solve runs, only when standard error is a terminal.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferrax_solvers::least_squares::OnIteration;
+use ferrax_solvers::{
+    fit_model, read_table, LsqOptions, Method, Model, ModelFit, SolverError, Termination,
+};
+use serde_json::json;
+
+use crate::plot;
+
+/// What `fit` was asked to do.
+pub struct FitArgs {
+    pub model: String,
+    pub data: String,
+    pub start: String,
+    pub method: Method,
+    pub max_iterations: usize,
+    pub json: Option<String>,
+    pub plot: Option<String>,
+    pub quiet: bool,
+}
+
+/// Parses `a=1,b=0.5` (also `;` or spaces between entries).
+pub fn parse_start(text: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut out: Vec<(String, f64)> = vec![];
+    for item in text
+        .split([',', ';', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(format!(
+                "--start: `{item}` is not NAME=VALUE (e.g. --start a=1,b=0.5)"
+            ));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let v: f64 = value
+            .parse()
+            .map_err(|_| format!("--start: the value of `{name}`, `{value}`, is not a number"))?;
+        if !v.is_finite() {
+            return Err(format!("--start: the value of `{name}` is {v}, not finite"));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(format!("--start: `{name}` is given twice"));
+        }
+        out.push((name.to_string(), v));
+    }
+    if out.is_empty() {
+        return Err("--start: no parameters (e.g. --start a=1,b=0.5)".into());
+    }
+    Ok(out)
+}
+
+/// The model's text and the name its errors carry: a file's contents when `model` names a
+/// file, else `model` itself.
+fn model_text(model: &str) -> Result<(String, String), String> {
+    let path = Path::new(model);
+    if path.is_file() {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{model}: cannot read: {e}"))?;
+        Ok((text, model.to_string()))
+    } else {
+        Ok((model.to_string(), "model".to_string()))
+    }
+}
+
+/// The model as one line, comments removed: for the report, the plot's title and JSON.
+fn one_line(model: &str) -> String {
+    model
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A solver error, with a model's syntax errors naming the model's file.
+fn describe(e: SolverError, model_name: &str) -> String {
+    match e {
+        SolverError::Syntax {
+            line, column, msg, ..
+        } => format!("{model_name}:{line}:{column}: {msg}"),
+        other => other.to_string(),
+    }
+}
+
+fn termination_text(t: Termination) -> &'static str {
+    match t {
+        Termination::Ftol => "converged: the sum of squares stopped decreasing (ftol)",
+        Termination::Xtol => "converged: the steps became negligible (xtol)",
+        Termination::Gtol => "converged: the gradient vanished (gtol)",
+        Termination::ZeroResidual => "converged: the model fits the data exactly",
+        Termination::MaxIterations => "NOT converged: the iteration limit was reached",
+        Termination::NoProgress => "NOT converged: no step could lower the sum of squares",
+    }
+}
+
+/// A temporary path beside `dest` with the same extension (the plot's format follows it).
+fn temporary(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let ext = dest
+        .extension()
+        .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    dest.with_file_name(format!(".{name}.tmp-{}{ext}", std::process::id()))
+}
+
+/// Files written to temporary names, renamed into place on `commit`, removed otherwise.
+struct Pending(Vec<(PathBuf, PathBuf)>);
+
+impl Pending {
+    fn commit(mut self) -> Result<(), String> {
+        for (tmp, dest) in std::mem::take(&mut self.0) {
+            std::fs::rename(&tmp, &dest)
+                .map_err(|e| format!("{}: cannot write: {e}", dest.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.0 {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Runs `ferrax fit`; the report for standard output.
+pub fn fit(args: FitArgs) -> Result<String, String> {
+    let (text, model_name) = model_text(&args.model)?;
+    let model = Model::parse(&text).map_err(|e| describe(e, &model_name))?;
+    let start = parse_start(&args.start)?;
+    let table = read_table(Path::new(&args.data)).map_err(|e| e.to_string())?;
+    // the destinations must be writable places before any work is done
+    for dest in args.json.iter().chain(&args.plot) {
+        let parent = Path::new(dest)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(format!(
+                "{dest}: the folder {} does not exist",
+                parent.display()
+            ));
+        }
+    }
+    if let Some(p) = &args.plot {
+        plot::check_format(p)?;
+    }
+
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("fitting");
+        Arc::new(bar)
+    });
+    let on_iteration = match &progress {
+        Some(bar) => {
+            let bar = bar.clone();
+            OnIteration::new(move |i| {
+                bar.set_message(format!(
+                    "iteration {:4}  sum of squares {:.6e}  step {:.3e}  trust radius {:.3e}",
+                    i.iteration + 1,
+                    i.rss,
+                    i.step_norm,
+                    i.radius
+                ));
+                bar.tick();
+            })
+        }
+        None => OnIteration::default(),
+    };
+    let opts = LsqOptions {
+        method: args.method,
+        max_iterations: args.max_iterations,
+        on_iteration,
+        ..LsqOptions::default()
+    };
+    let fitted = fit_model(&model, &table, &start, &opts);
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let fitted = fitted.map_err(|e| describe(e, &model_name))?;
+
+    let mut pending = Pending(vec![]);
+    if let Some(dest) = &args.plot {
+        let tmp = temporary(Path::new(dest));
+        pending.0.push((tmp.clone(), PathBuf::from(dest)));
+        plot::draw(&fitted, &table, &one_line(&text), &tmp).map_err(|e| format!("{dest}: {e}"))?;
+    }
+    if let Some(dest) = &args.json {
+        let tmp = temporary(Path::new(dest));
+        pending.0.push((tmp.clone(), PathBuf::from(dest)));
+        let body = serde_json::to_string_pretty(&to_json(&fitted, &args, &one_line(&text)))
+            .map_err(|e| format!("{dest}: {e}"))?;
+        std::fs::write(&tmp, body + "\n").map_err(|e| format!("{dest}: cannot write: {e}"))?;
+    }
+    pending.commit()?;
+    Ok(report(&fitted, &args, &one_line(&text), table.rows()))
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::LevenbergMarquardt => "Levenberg-Marquardt",
+        Method::GaussNewtonCg => "Gauss-Newton-CG",
+    }
+}
+
+fn to_json(f: &ModelFit, args: &FitArgs, model: &str) -> serde_json::Value {
+    let params: Vec<_> = f
+        .estimates
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "estimate": e.value,
+                "std_error": e.std_error,
+                "ci_low": e.interval.map(|i| i.0),
+                "ci_high": e.interval.map(|i| i.1),
+            })
+        })
+        .collect();
+    json!({
+        "model": model,
+        "data": args.data,
+        "method": method_name(args.method),
+        "termination": f.solve.termination.name(),
+        "converged": !matches!(f.solve.termination, Termination::MaxIterations | Termination::NoProgress),
+        "iterations": f.solve.iterations,
+        "rows": f.rows,
+        "dof": f.dof,
+        "confidence": f.confidence,
+        "parameters": params,
+        "rss": f.rss,
+        "residual_standard_error": f.sigma,
+        "rms": f.rms,
+        "r_squared": f.r_squared,
+        "max_abs_residual": f.max_abs_residual,
+    })
+}
+
+fn report(f: &ModelFit, args: &FitArgs, model: &str, rows: usize) -> String {
+    let mut s = format!(
+        "model: {}\ndata:  {} ({rows} rows)\nfit:   {}, {} iteration(s); {}\n\n",
+        model,
+        args.data,
+        method_name(args.method),
+        f.solve.iterations,
+        termination_text(f.solve.termination)
+    );
+    let level = format!("{:.0}% confidence interval", 100.0 * f.confidence);
+    let width = f
+        .estimates
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(9);
+    s += &format!(
+        "{:width$}  {:>17}  {:>17}  {level}\n",
+        "parameter", "estimate", "std. error"
+    );
+    for e in &f.estimates {
+        let se = e.std_error.map_or("-".into(), |v| format!("{v:.10e}"));
+        let ci = e
+            .interval
+            .map_or("-".into(), |(a, b)| format!("[{a:.6e}, {b:.6e}]"));
+        s += &format!("{:width$}  {:>17.10e}  {se:>17}  {ci}\n", e.name, e.value);
+    }
+    s += &format!("\nresidual sum of squares   {:.10e}\n", f.rss);
+    if let Some(sigma) = f.sigma {
+        s += &format!(
+            "residual standard error   {sigma:.10e} on {} degrees of freedom\n",
+            f.dof
+        );
+    }
+    s += &format!("root mean square residual {:.6e}\n", f.rms);
+    s += &format!("largest |residual|        {:.6e}\n", f.max_abs_residual);
+    if let Some(r2) = f.r_squared {
+        s += &format!("R²                        {r2:.8}\n");
+    }
+    s.trim_end().to_string()
+}
