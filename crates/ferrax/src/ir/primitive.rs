@@ -56,7 +56,8 @@ macro_rules! primitives {
         /// `docs/primitives.md` for the semantics of each.
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub enum Primitive {
-            $( $(#[$doc])* $variant $({ $($field: $fty),* })?, )*
+            $( $(#[$doc])* $variant $({ $(#[doc = concat!("Static parameter `",
+                stringify!($field), "` (see the variant).")] $field: $fty),* })?, )*
         }
 
         /// The names of every primitive, in table order (`PRIMITIVE_NAMES[p.ordinal()]` is
