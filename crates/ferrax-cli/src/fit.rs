@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use ferrax_solvers::least_squares::OnIteration;
 use ferrax_solvers::{
-    fit_model, read_table, LsqOptions, Method, Model, ModelFit, SolverError, Termination,
+    fit_model, read_table, Bound, Loss, LsqOptions, Method, Model, ModelFit, SolverError,
+    Termination,
 };
 use serde_json::json;
 
@@ -30,6 +31,74 @@ pub struct FitArgs {
     pub json: Option<String>,
     pub plot: Option<String>,
     pub quiet: bool,
+    /// `huber:1.5` (a loss and its scale, 1 if left out).
+    pub loss: Option<String>,
+    /// `a=0:10,b=0:` (either side left out: unbounded).
+    pub bounds: Option<String>,
+}
+
+/// Parses `--loss NAME[:SCALE]`.
+pub fn parse_loss(text: &str) -> Result<Loss, String> {
+    let (name, scale) = match text.split_once(':') {
+        Some((n, s)) => (
+            n.trim(),
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("--loss: the scale `{s}` is not a number"))?,
+        ),
+        None => (text.trim(), 1.0),
+    };
+    Loss::from_name(name, scale).map_err(|e| format!("--loss: {e}"))
+}
+
+/// Parses `--bounds a=LO:HI,...` against the parameters (one bound each, unbounded where
+/// not given).
+pub fn parse_bounds(text: &str, params: &[(String, f64)]) -> Result<Vec<Bound>, String> {
+    let mut bounds = vec![
+        Bound {
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY
+        };
+        params.len()
+    ];
+    let mut seen: Vec<&str> = vec![];
+    for item in text
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let parsed = item.split_once('=').and_then(|(n, r)| {
+            r.split_once(':')
+                .map(|(lo, hi)| (n.trim(), lo.trim(), hi.trim()))
+        });
+        let Some((name, lo, hi)) = parsed else {
+            return Err(format!(
+                "--bounds: `{item}` is not NAME=LO:HI (e.g. a=0:10, b=0:)"
+            ));
+        };
+        let Some(k) = params.iter().position(|(n, _)| n == name) else {
+            return Err(format!(
+                "--bounds: `{name}` is not a parameter given in --start"
+            ));
+        };
+        if seen.contains(&name) {
+            return Err(format!("--bounds: `{name}` is bounded twice"));
+        }
+        seen.push(name);
+        let side = |s: &str, empty: f64| -> Result<f64, String> {
+            if s.is_empty() {
+                Ok(empty)
+            } else {
+                s.parse()
+                    .map_err(|_| format!("--bounds: `{s}` (for `{name}`) is not a number"))
+            }
+        };
+        bounds[k] = Bound {
+            lo: side(lo, f64::NEG_INFINITY)?,
+            hi: side(hi, f64::INFINITY)?,
+        };
+    }
+    Ok(bounds)
 }
 
 /// Parses `a=1,b=0.5` (also `;` or spaces between entries).
@@ -144,6 +213,17 @@ pub fn fit(args: FitArgs) -> Result<String, String> {
     let (text, model_name) = model_text(&args.model)?;
     let model = Model::parse(&text).map_err(|e| describe(e, &model_name))?;
     let start = parse_start(&args.start)?;
+    let loss = args
+        .loss
+        .as_deref()
+        .map(parse_loss)
+        .transpose()?
+        .unwrap_or_default();
+    let bounds = args
+        .bounds
+        .as_deref()
+        .map(|b| parse_bounds(b, &start))
+        .transpose()?;
     let table = read_table(Path::new(&args.data)).map_err(|e| e.to_string())?;
     // the destinations must be writable places before any work is done
     for dest in args.json.iter().chain(&args.plot) {
@@ -187,6 +267,8 @@ pub fn fit(args: FitArgs) -> Result<String, String> {
         method: args.method,
         max_iterations: args.max_iterations,
         on_iteration,
+        loss,
+        bounds,
         ..LsqOptions::default()
     };
     let fitted = fit_model(&model, &table, &start, &opts);
@@ -240,6 +322,9 @@ fn to_json(f: &ModelFit, args: &FitArgs, model: &str) -> serde_json::Value {
         "termination": f.solve.termination.name(),
         "converged": !matches!(f.solve.termination, Termination::MaxIterations | Termination::NoProgress),
         "iterations": f.solve.iterations,
+        "loss": args.loss.as_deref().unwrap_or("linear"),
+        "bounds": args.bounds,
+        "cost": f.solve.cost,
         "rows": f.rows,
         "dof": f.dof,
         "confidence": f.confidence,
@@ -254,13 +339,23 @@ fn to_json(f: &ModelFit, args: &FitArgs, model: &str) -> serde_json::Value {
 
 fn report(f: &ModelFit, args: &FitArgs, model: &str, rows: usize) -> String {
     let mut s = format!(
-        "model: {}\ndata:  {} ({rows} rows)\nfit:   {}, {} iteration(s); {}\n\n",
+        "model: {}\ndata:  {} ({rows} rows)\nfit:   {}, {} iteration(s); {}\n",
         model,
         args.data,
         method_name(args.method),
         f.solve.iterations,
         termination_text(f.solve.termination)
     );
+    if let Some(loss) = &args.loss {
+        s += &format!(
+            "loss:  {loss}: the objective ½ Σ C² ρ((r/C)²) is {:.10e}\n",
+            f.solve.cost
+        );
+    }
+    if let Some(b) = &args.bounds {
+        s += &format!("bounds: {b}\n");
+    }
+    s += "\n";
     let level = format!("{:.0}% confidence interval", 100.0 * f.confidence);
     let width = f
         .estimates

@@ -115,6 +115,13 @@ enum Command {
         /// No progress on standard error (shown only when it is a terminal).
         #[arg(long)]
         quiet: bool,
+        /// A robust loss and its scale: `soft_l1`, `huber`, `cauchy` or `arctan`, e.g.
+        /// `huber:0.5` (scale 1 if left out); least squares by default.
+        #[arg(long)]
+        loss: Option<String>,
+        /// Bounds on parameters: `a=0:10,b=0:` (a side left out is unbounded).
+        #[arg(long, allow_hyphen_values = true)]
+        bounds: Option<String>,
     },
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
@@ -436,10 +443,15 @@ fn nist(
     if json {
         return Ok(out.trim_end().to_string());
     }
-    let (median, min, good, total) = nist::summary(&runs);
+    let s = nist::summary(&runs);
     Ok(format!(
-        "{}\n{total} runs: LRE >= 6 in {good}, median LRE {median:.1}, smallest {min:.1}",
-        nist::markdown(&runs).trim_end()
+        "{}\n{} runs: LRE >= 6 in {}, median LRE {:.1}, average {:.1}, smallest {:.1}",
+        nist::markdown(&runs).trim_end(),
+        s.total,
+        s.good,
+        s.median,
+        s.mean,
+        s.min
     ))
 }
 
@@ -469,6 +481,8 @@ fn run(cli: Cli) -> Result<Output, String> {
             json,
             plot,
             quiet,
+            loss,
+            bounds,
         } => fit::fit(fit::FitArgs {
             model,
             data,
@@ -481,6 +495,8 @@ fn run(cli: Cli) -> Result<Output, String> {
             json,
             plot,
             quiet,
+            loss,
+            bounds,
         })?,
         Command::Check { file } => {
             let p = read_program(&file)?;

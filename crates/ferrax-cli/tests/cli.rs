@@ -334,7 +334,7 @@ fn nist_json_table_and_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("| Misra1a | Lower | 2 |"), "{out}");
     assert!(
-        out.ends_with("1 runs: LRE >= 6 in 1, median LRE 10.1, smallest 10.1\n")
+        out.ends_with("1 runs: LRE >= 6 in 1, median LRE 10.1, average 10.1, smallest 10.1\n")
             || out.contains("1 runs: LRE >= 6 in 1"),
         "{out}"
     );

@@ -139,6 +139,88 @@ fn puromycin_to_its_published_estimates() {
 }
 
 #[test]
+fn robust_losses_and_bounds_from_the_command_line() {
+    let dir = folder("robust");
+    // a line with three outliers; SciPy's least_squares(loss='cauchy', f_scale=1) gives
+    // a = 1.005845783826826, b = 0.4987562690195116
+    let mut text = String::from("x,y\n");
+    for i in 0..20 {
+        let x = f64::from(i);
+        let mut y = 1.0 + 0.5 * x + 0.1 * (3.0 * x).sin();
+        y += match i {
+            3 => 8.0,
+            11 => -10.0,
+            17 => 15.0,
+            _ => 0.0,
+        };
+        text += &format!("{x},{y:?}\n");
+    }
+    let csv = dir.join("line.csv");
+    std::fs::write(&csv, text).unwrap();
+    let out_json = dir.join("fit.json");
+    let (code, out, err) = run(&[
+        "y ~ a + b * x",
+        csv.to_str().unwrap(),
+        "--start",
+        "a=0,b=0",
+        "--loss",
+        "cauchy",
+        "--json",
+        out_json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("loss:  cauchy"), "{out}");
+    let j = json(&out_json);
+    assert_eq!(j["loss"], "cauchy");
+    let a = j["parameters"][0]["estimate"].as_f64().unwrap();
+    let b = j["parameters"][1]["estimate"].as_f64().unwrap();
+    assert!((a - 1.005845783826826).abs() < 1e-7 && (b - 0.4987562690195116).abs() < 1e-7);
+    assert!((j["cost"].as_f64().unwrap() - 7.150450673822825).abs() < 1e-8);
+    // a bound that holds: b1 ≤ 200 on Misra1a (SciPy's TRF: b1 = 200, b2 = 6.7905937e-4)
+    let (code, out, err) = run(&[
+        &data("misra1a.model"),
+        &data("misra1a.csv"),
+        "--start",
+        "b1=150,b2=1e-3",
+        "--bounds",
+        "b1=0:200,b2=0:",
+        "--json",
+        out_json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("bounds: b1=0:200,b2=0:"), "{out}");
+    let p = &json(&out_json)["parameters"];
+    let b1 = p[0]["estimate"].as_f64().unwrap();
+    assert!(b1 <= 200.0 && b1 > 200.0 - 1e-6, "{b1}");
+    assert!((p[1]["estimate"].as_f64().unwrap() - 6.790593673641461e-4).abs() < 1e-10);
+    // and their bad input
+    for (flag, value, want) in [
+        ("--loss", "l3", "unknown loss `l3`"),
+        ("--loss", "huber:0", "scale must be a finite number > 0"),
+        ("--loss", "huber:x", "the scale `x` is not a number"),
+        (
+            "--bounds",
+            "c=0:1",
+            "`c` is not a parameter given in --start",
+        ),
+        ("--bounds", "b1=5:1", "hold no number"),
+        ("--bounds", "b1=600:700", "outside its bounds"),
+        ("--bounds", "b1=0", "is not NAME=LO:HI"),
+        ("--bounds", "b1=0:1,b1=0:2", "bounded twice"),
+    ] {
+        let (code, _, err) = run(&[
+            &data("misra1a.model"),
+            &data("misra1a.csv"),
+            "--start",
+            "b1=500,b2=1e-4",
+            flag,
+            value,
+        ]);
+        assert!(code == 1 && err.contains(want), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
 fn bad_input_is_a_clear_error_and_nothing_is_written() {
     let dir = folder("bad");
     let csv = |name: &str, text: &str| {

@@ -247,7 +247,7 @@ fn fit(
                 sum,
                 lambda,
             };
-            let solve = conjugate_gradient(&op, &b, None, None, &opts)?;
+            let solve = conjugate_gradient(&op, &b, &opts)?;
             products += solve.products;
             let trial: Vec<f64> = p.iter().zip(&solve.x).map(|(a, d)| a + d).collect();
             let ct = cost(&trial)?;

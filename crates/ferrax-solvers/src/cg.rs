@@ -81,18 +81,81 @@ pub struct CgResult {
     pub products: usize,
 }
 
-/// Solves `A x = b` for a symmetric positive definite `A` by conjugate gradients, from
-/// `x0` (zero when `None`), with an optional preconditioner `M ≈ A⁻¹` (symmetric positive
-/// definite). Reports negative curvature instead of pressing on.
+/// Solves `A x = b` for a symmetric positive definite `A` by conjugate gradients from zero.
+/// Reports negative curvature instead of pressing on. For a starting point or a
+/// preconditioner, see [`ConjugateGradient`].
 ///
 /// ```
 /// use ferrax_solvers::{conjugate_gradient, CgOptions, CgTermination, FnOperator};
 /// let a = FnOperator { dim: 2, f: |v: &[f64]| vec![4.0 * v[0] + v[1], v[0] + 3.0 * v[1]] };
-/// let r = conjugate_gradient(&a, &[1.0, 2.0], None, None, &CgOptions::default()).unwrap();
+/// let r = conjugate_gradient(&a, &[1.0, 2.0], &CgOptions::default()).unwrap();
 /// assert_eq!(r.termination, CgTermination::Converged);
 /// assert!((r.x[0] - 1.0 / 11.0).abs() < 1e-12 && (r.x[1] - 7.0 / 11.0).abs() < 1e-12);
 /// ```
-pub fn conjugate_gradient(
+pub fn conjugate_gradient(a: &dyn LinearOperator, b: &[f64], opts: &CgOptions) -> Result<CgResult> {
+    ConjugateGradient::new(a).options(opts).solve(b)
+}
+
+/// Conjugate gradients with everything optional said by name: a starting point, a
+/// preconditioner `M ≈ A⁻¹` (symmetric positive definite), the options.
+///
+/// ```
+/// use ferrax_solvers::{CgOptions, ConjugateGradient, FnOperator};
+/// let a = FnOperator { dim: 2, f: |v: &[f64]| vec![4.0 * v[0], 9.0 * v[1]] };
+/// // Jacobi: the inverse of the diagonal, exact here, so one iteration solves it
+/// let m = FnOperator { dim: 2, f: |v: &[f64]| vec![v[0] / 4.0, v[1] / 9.0] };
+/// let r = ConjugateGradient::new(&a)
+///     .preconditioner(&m)
+///     .start(&[1.0, 1.0])
+///     .options(&CgOptions { tol: 1e-12, max_iterations: 10 })
+///     .solve(&[2.0, 3.0])
+///     .unwrap();
+/// assert_eq!(r.iterations, 1);
+/// assert!((r.x[0] - 0.5).abs() < 1e-15 && (r.x[1] - 1.0 / 3.0).abs() < 1e-15);
+/// ```
+pub struct ConjugateGradient<'a> {
+    a: &'a dyn LinearOperator,
+    x0: Option<&'a [f64]>,
+    preconditioner: Option<&'a dyn LinearOperator>,
+    opts: CgOptions,
+}
+
+impl<'a> ConjugateGradient<'a> {
+    /// Conjugate gradients on `A`, from zero, unpreconditioned, default options.
+    pub fn new(a: &'a dyn LinearOperator) -> Self {
+        ConjugateGradient {
+            a,
+            x0: None,
+            preconditioner: None,
+            opts: CgOptions::default(),
+        }
+    }
+
+    /// Starts from `x0` instead of zero.
+    pub fn start(mut self, x0: &'a [f64]) -> Self {
+        self.x0 = Some(x0);
+        self
+    }
+
+    /// Preconditions with `m ≈ A⁻¹`.
+    pub fn preconditioner(mut self, m: &'a dyn LinearOperator) -> Self {
+        self.preconditioner = Some(m);
+        self
+    }
+
+    /// The tolerance and iteration limit.
+    pub fn options(mut self, opts: &CgOptions) -> Self {
+        self.opts = opts.clone();
+        self
+    }
+
+    /// Solves `A x = b`.
+    pub fn solve(&self, b: &[f64]) -> Result<CgResult> {
+        solve(self.a, b, self.x0, self.preconditioner, &self.opts)
+    }
+}
+
+fn solve(
     a: &dyn LinearOperator,
     b: &[f64],
     x0: Option<&[f64]>,

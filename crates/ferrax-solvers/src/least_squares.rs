@@ -28,6 +28,7 @@ use ferrax::{jacfwd, jacrev, make_jaxpr, Array, DType, Program, Tensor};
 use crate::cg::{steihaug, CgOptions};
 use crate::error::{input, Result, SolverError};
 use crate::operator::{axpy, check_finite, dot, norm, TensorOperator};
+use crate::robust::{check_bounds, external, to_external, to_internal, Bound, Loss};
 
 /// Which algorithm `least_squares` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +77,11 @@ pub struct LsqOptions {
     /// when there are at most this many parameters (each costs one CG solve with `JᵀJ`,
     /// matrix-free; 0 turns it off).
     pub covariance_up_to: usize,
+    /// The loss of the residuals (least squares by default; see [`Loss`]).
+    pub loss: Loss,
+    /// Bounds on the parameters, one pair per parameter (`f64::INFINITY` for none on a
+    /// side), by a change of variables (see [`crate::robust`]).
+    pub bounds: Option<Vec<Bound>>,
 }
 
 /// A function called after each outer iteration of a solve with that iteration's
@@ -127,6 +133,8 @@ impl Default for LsqOptions {
             },
             on_iteration: OnIteration::default(),
             covariance_up_to: 100,
+            loss: Loss::Linear,
+            bounds: None,
         }
     }
 }
@@ -189,6 +197,8 @@ pub struct LsqResult {
     pub params: Vec<f64>,
     /// Residual sum of squares `‖r‖²` (NIST's RSS; the cost `½‖r‖²` is half of it).
     pub rss: f64,
+    /// The objective minimized: `½‖r‖²`, or `½ Σ C² ρ((r/C)²)` with a robust loss.
+    pub cost: f64,
     pub residuals: Vec<f64>,
     /// Outer iterations.
     pub iterations: usize,
@@ -233,10 +243,64 @@ pub fn least_squares(
     }
     check_finite("x0", x0)?;
     check_options(opts)?;
-    match opts.method {
-        Method::LevenbergMarquardt => levenberg_marquardt(&residual_fn, x0, opts),
-        Method::GaussNewtonCg => gauss_newton_cg(&residual_fn, x0, opts),
+    opts.loss.check()?;
+    if let Some(b) = &opts.bounds {
+        check_bounds(b, x0)?;
     }
+    let solve = |f: &dyn Fn(Tensor) -> Tensor, x0: &[f64]| match opts.method {
+        Method::LevenbergMarquardt => levenberg_marquardt(f, x0, opts),
+        Method::GaussNewtonCg => gauss_newton_cg(f, x0, opts),
+    };
+    if opts.loss == Loss::Linear && opts.bounds.is_none() {
+        return solve(&residual_fn, x0);
+    }
+    // the rewritten problem (see `robust`): over internal parameters, of rescaled residuals
+    let loss = opts.loss;
+    let bounds = opts.bounds.as_deref();
+    let to_x = |u: Tensor| match bounds {
+        Some(b) => external(b, &u),
+        None => u,
+    };
+    let inner = |u: Tensor| loss.rescale(&residual_fn(to_x(u)));
+    let u0: Vec<f64> = match bounds {
+        Some(b) => b.iter().zip(x0).map(|(&b, &x)| to_internal(b, x)).collect(),
+        None => x0.to_vec(),
+    };
+    let mut fit = solve(&inner, &u0)?;
+    if let Some(b) = bounds {
+        fit.params = b
+            .iter()
+            .zip(&fit.params)
+            .map(|(&b, &u)| to_external(b, u))
+            .collect();
+    }
+    // the residuals, their sum of squares and the objective at the solution, as given
+    let x = tensor(&fit.params)?;
+    fit.residuals = residual_fn(x.clone()).to_vec::<f64>()?;
+    fit.rss = dot(&fit.residuals, &fit.residuals);
+    fit.cost = loss.cost(&fit.residuals);
+    // standard errors of x, not of the internal parameters: the Jacobian of the rescaled
+    // residuals with respect to x at the solution
+    let (m, n) = (fit.residuals.len(), fit.params.len());
+    let outer = |x: Tensor| loss.rescale(&residual_fn(x));
+    let rescaled = outer(x.clone()).to_vec::<f64>()?;
+    let rss_scaled = dot(&rescaled, &rescaled);
+    fit.covariance = match opts.method {
+        _ if m <= n => None,
+        Method::LevenbergMarquardt => {
+            let j = jacfwd(outer, &x)?.to_vec::<f64>()?;
+            Some(covariance(&j, m, n, rss_scaled)?)
+        }
+        Method::GaussNewtonCg if n <= opts.covariance_up_to => {
+            Some(covariance_matrix_free(&outer, &fit.params, rss_scaled, m)?.0)
+        }
+        Method::GaussNewtonCg => None,
+    };
+    fit.standard_errors = fit
+        .covariance
+        .as_ref()
+        .map(|c| (0..n).map(|k| c[k * n + k].sqrt()).collect());
+    Ok(fit)
 }
 
 /// Refuses options that would make a run meaningless rather than fail: a NaN or negative
@@ -684,6 +748,7 @@ fn levenberg_marquardt(
     Ok(LsqResult {
         params: x,
         rss,
+        cost: 0.5 * rss,
         residuals: r,
         iterations,
         residual_evaluations: pr.residual_evaluations,
@@ -783,7 +848,7 @@ pub fn covariance_matrix_free(
     for k in 0..n {
         let mut e = vec![0.0; n];
         e[k] = 1.0;
-        let sol = crate::cg::conjugate_gradient(&op, &e, None, None, &opts)?;
+        let sol = crate::cg::conjugate_gradient(&op, &e, &opts)?;
         products += sol.products;
         if sol.termination != crate::cg::CgTermination::Converged {
             undetermined[k] = true;
@@ -918,6 +983,7 @@ fn gauss_newton_cg(
     Ok(LsqResult {
         params: x,
         rss,
+        cost: 0.5 * rss,
         residuals,
         iterations,
         residual_evaluations,

@@ -30,10 +30,14 @@ pub mod model;
 pub mod nist;
 pub mod ode;
 pub mod operator;
+pub mod robust;
 pub mod table;
 pub mod tree;
 
-pub use cg::{conjugate_gradient, steihaug, CgOptions, CgResult, CgTermination, SteihaugResult};
+pub use cg::{
+    conjugate_gradient, steihaug, CgOptions, CgResult, CgTermination, ConjugateGradient,
+    SteihaugResult,
+};
 pub use error::{Result, SolverError};
 pub use fit::{fit_model, Estimate, ModelFit};
 pub use least_squares::{
@@ -42,5 +46,6 @@ pub use least_squares::{
 pub use minimize::{minimize, MinMethod, MinOptions, MinResult, MinTermination};
 pub use model::{BoundModel, Model};
 pub use operator::{FnOperator, LinearOperator, TensorOperator};
+pub use robust::{Bound, Loss};
 pub use table::{parse_table, read_table, Table};
 pub use tree::{least_squares_tree, minimize_tree};

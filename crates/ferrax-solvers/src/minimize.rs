@@ -185,8 +185,6 @@ fn newton_cg(obj: &mut Objective, x0: &[f64], opts: &MinOptions) -> Result<MinRe
         let cg = conjugate_gradient(
             &h,
             &minus_g,
-            None,
-            None,
             &CgOptions {
                 tol: forcing,
                 max_iterations: opts.cg_max_iterations,

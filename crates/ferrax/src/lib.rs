@@ -38,6 +38,8 @@
 //! assert_eq!(out[0].item().unwrap().to_f64(), y);
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod backend;
 mod ir;

@@ -791,6 +791,38 @@ impl<R: Rng> Maker<'_, R> {
         if self.rng.gen_bool(0.2) {
             a.push("--quiet".into());
         }
+        if self.rng.gen_bool(0.25) {
+            a.push("--loss".into());
+            a.push(self.pick(&[
+                "huber",
+                "cauchy:0.5",
+                "soft_l1:2",
+                "arctan",
+                "linear",
+                "huber:0",
+                "l3",
+                "cauchy:nan",
+                "huber:",
+                ":1",
+            ]));
+        }
+        if self.rng.gen_bool(0.25) {
+            a.push("--bounds".into());
+            a.push(self.pick(&[
+                "b1=0:200",
+                "b1=0:,b2=:1",
+                "a=-1:1",
+                "Vm=0:1000,K=0:1",
+                "a=5:1",
+                "a=nan:1",
+                "z=0:1",
+                "a=0",
+                "a=1:1",
+                "b1=600:700",
+                "a=0:1,a=0:2",
+                "a=-inf:inf",
+            ]));
+        }
         a
     }
 

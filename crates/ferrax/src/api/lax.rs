@@ -25,17 +25,21 @@ pub struct ScanOptions {
 }
 
 impl ScanOptions {
+    /// The default options: length from the xs, forward, no unrolling.
     pub fn new() -> ScanOptions {
         ScanOptions::default()
     }
+    /// Sets the number of iterations.
     pub fn length(mut self, n: usize) -> ScanOptions {
         self.length = Some(n);
         self
     }
+    /// Runs the scan from the last slice of the xs to the first.
     pub fn reverse(mut self, reverse: bool) -> ScanOptions {
         self.reverse = reverse;
         self
     }
+    /// Repeats the body `k` times inside one step of the loop.
     pub fn unroll(mut self, k: usize) -> ScanOptions {
         self.unroll = k;
         self

@@ -30,21 +30,26 @@ pub struct VmapAxes {
 }
 
 impl VmapAxes {
+    /// The default: axis 0 of every input and output leaf, size inferred, no axis name.
     pub fn new() -> VmapAxes {
         VmapAxes::default()
     }
+    /// Sets the mapped axis of each input leaf (one entry per leaf, or one for all).
     pub fn in_axes(mut self, axes: &[Option<isize>]) -> VmapAxes {
         self.in_axes = axes.to_vec();
         self
     }
+    /// Sets where the mapped axis goes in each output leaf (one entry per leaf, or one for all).
     pub fn out_axes(mut self, axes: &[Option<isize>]) -> VmapAxes {
         self.out_axes = axes.to_vec();
         self
     }
+    /// Sets the length of the mapped axis.
     pub fn axis_size(mut self, n: usize) -> VmapAxes {
         self.axis_size = Some(n);
         self
     }
+    /// Names the mapped axis, for collectives over it inside the mapped function.
     pub fn axis_name(mut self, name: &str) -> VmapAxes {
         self.axis_name = Some(name.to_string());
         self

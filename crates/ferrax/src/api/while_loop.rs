@@ -28,13 +28,16 @@ pub struct WhileOptions {
 }
 
 impl WhileOptions {
+    /// The default options: no bound on the steps, every carry kept in reverse mode.
     pub fn new() -> WhileOptions {
         WhileOptions::default()
     }
+    /// Sets the most steps the loop may run before it ends with an error.
     pub fn max_steps(mut self, n: usize) -> WhileOptions {
         self.max_steps = Some(n);
         self
     }
+    /// Sets the most primal carries reverse mode keeps at once (at least 1).
     pub fn max_checkpoints(mut self, c: usize) -> WhileOptions {
         self.max_checkpoints = Some(c);
         self

@@ -15,14 +15,20 @@ use crate::ir::error::{Error, Result};
 /// The typed storage of an array, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
+    /// 32-bit floats.
     F32(Vec<f32>),
+    /// 64-bit floats.
     F64(Vec<f64>),
+    /// 32-bit signed integers.
     I32(Vec<i32>),
+    /// 64-bit signed integers.
     I64(Vec<i64>),
+    /// Booleans.
     Bool(Vec<bool>),
 }
 
 impl Data {
+    /// The number of elements.
     pub fn len(&self) -> usize {
         match self {
             Data::F32(v) => v.len(),
@@ -33,10 +39,12 @@ impl Data {
         }
     }
 
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The dtype of the elements.
     pub fn dtype(&self) -> DType {
         match self {
             Data::F32(_) => DType::F32,
@@ -101,8 +109,7 @@ impl Data {
         })
     }
 
-    /// Sets element `i` (which the caller guarantees is in range) to a scalar, converted to
-    /// the buffer's dtype.
+    /// Sets element `i` (the caller guarantees it is in range) to `s` cast to the buffer's dtype.
     pub(crate) fn set(&mut self, i: usize, s: Scalar) {
         let d = self.dtype();
         match (self, s.cast(d)) {
@@ -115,8 +122,7 @@ impl Data {
         }
     }
 
-    /// `n` copies of a scalar, allocated fallibly (`op` and `aval` name the request in the
-    /// error).
+    /// `n` copies of a scalar, allocated fallibly (`op` and `aval` name the request in the error).
     pub(crate) fn try_filled(s: Scalar, n: usize, op: &str, aval: &Aval) -> Result<Data> {
         fn fill<T: Copy>(x: T, n: usize, op: &str, aval: &Aval) -> Result<Vec<T>> {
             let mut v = try_vec(op, aval, n)?;
@@ -171,9 +177,13 @@ pub(crate) fn try_vec<T>(op: &str, aval: &Aval, n: usize) -> Result<Vec<T>> {
 
 /// Rust element types that can live in an [`Array`].
 pub trait Element: Copy + fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The dtype of an array of this element type.
     const DTYPE: DType;
+    /// Wraps a buffer of this element type as [`Data`].
     fn into_data(v: Vec<Self>) -> Data;
+    /// The buffer of `d` as a slice, or `None` when `d` holds another element type.
     fn slice_of(d: &Data) -> Option<&[Self]>;
+    /// This value as a [`Scalar`].
     fn into_scalar(self) -> Scalar;
 }
 
@@ -303,10 +313,12 @@ impl Array {
         })
     }
 
+    /// An array of zeros (`false` for bool); an error when the shape is too large to allocate.
     pub fn zeros(shape: &[usize], dtype: DType) -> Result<Array> {
         Array::full(shape, 0.0, dtype)
     }
 
+    /// An array of ones (`true` for bool); an error when the shape is too large to allocate.
     pub fn ones(shape: &[usize], dtype: DType) -> Result<Array> {
         Array::full(shape, 1.0, dtype)
     }
@@ -366,18 +378,22 @@ impl Array {
         })
     }
 
+    /// The dimensions, outermost first.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// The dtype of the elements.
     pub fn dtype(&self) -> DType {
         self.data.dtype()
     }
 
+    /// The abstract value: shape and dtype.
     pub fn aval(&self) -> Aval {
         Aval::new(self.shape.clone(), self.dtype())
     }
 
+    /// The rank: the number of dimensions.
     pub fn ndim(&self) -> usize {
         self.shape.len()
     }
@@ -392,6 +408,7 @@ impl Array {
         self.size() * self.dtype().size_bytes()
     }
 
+    /// The typed, row-major buffer.
     pub fn data(&self) -> &Data {
         &self.data
     }
@@ -512,8 +529,7 @@ impl Array {
         Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
     }
 
-    /// The identity of the buffer (equal for arrays that share one), for counting memory
-    /// once per buffer.
+    /// The buffer's identity (equal for arrays sharing one), for counting memory once per buffer.
     pub(crate) fn buffer_id(&self) -> usize {
         Arc::as_ptr(&self.data) as *const () as usize
     }

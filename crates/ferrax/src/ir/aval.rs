@@ -14,7 +14,9 @@ use crate::ir::error::{Error, Result};
 #[allow(clippy::derived_hash_with_manual_eq)]
 #[derive(Clone, Debug, Eq, Hash)]
 pub struct Aval {
+    /// The dimensions, outermost first; empty for a scalar.
     pub shape: Vec<usize>,
+    /// The element type.
     pub dtype: DType,
 }
 
@@ -45,6 +47,7 @@ pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
 }
 
 impl Aval {
+    /// An aval of this shape and dtype (not validated: see [`Aval::validate`]).
     pub fn new(shape: impl Into<Vec<usize>>, dtype: DType) -> Self {
         Aval {
             shape: shape.into(),
@@ -60,6 +63,7 @@ impl Aval {
         }
     }
 
+    /// The rank: the number of dimensions.
     pub fn ndim(&self) -> usize {
         self.shape.len()
     }

@@ -19,9 +19,13 @@ use crate::ir::program::Program;
 /// [`Primitive::as_scan`] and put one together with [`Primitive::scan`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanShape {
+    /// How many leading inputs are consts, the same at every iteration.
     pub n_consts: usize,
+    /// How many inputs after the consts are the carry, passed from one iteration to the next.
     pub n_carry: usize,
+    /// The number of iterations: the leading dimension of every xs and ys.
     pub length: usize,
+    /// Whether the iterations run from the last slice of the xs to the first.
     pub reverse: bool,
 }
 
@@ -179,8 +183,7 @@ impl Primitive {
     }
 }
 
-/// `cond`: an i32 scalar index, then operands every branch takes; every branch gives the
-/// same outputs.
+/// `cond`: an i32 scalar index, then the operands each branch takes; each gives the same outputs.
 pub(crate) fn cond_avals(branches: &[Closed], args: &[&Aval]) -> Result<Vec<Aval>> {
     let op = "cond";
     let Some((index, operands)) = args.split_first() else {
@@ -224,12 +227,11 @@ pub(crate) fn cond_avals(branches: &[Closed], args: &[&Aval]) -> Result<Vec<Aval
     Ok(out)
 }
 
-/// `scan`: consts, carry, then xs with a leading axis of `length`; the body takes the
-/// consts, the carry and one slice of each xs, and gives the carry back (same avals) and
-/// one slice of each ys.
-/// `while`: the cond's consts, the body's consts, then the carry; the cond takes its consts
-/// and the carry and gives a bool scalar; the body takes its consts and the carry and gives
-/// the carry back (same avals). Outputs: the carry's avals.
+/// `scan`: consts, carry, then xs with a leading axis of `length`; the body takes the consts, the
+/// carry and one slice of each xs, and gives the carry back (same avals) and one slice of each ys.
+/// `while`: the cond's consts, the body's consts, then the carry; the cond takes its consts and the
+/// carry and gives a bool scalar; the body takes its consts and the carry and gives the carry back
+/// (same avals). Outputs: the carry's avals.
 pub(crate) fn while_avals(
     cond: &Closed,
     body: &Closed,
@@ -351,8 +353,7 @@ pub(crate) fn checkpoint_avals(body: &Closed, args: &[&Aval]) -> Result<Vec<Aval
     Ok(body.program().out_avals())
 }
 
-/// Whether `p` applies a collective over the axis `name` that no `named_map` inside `p`
-/// rebinds.
+/// Whether `p` applies a collective over the axis `name` that no `named_map` inside `p` rebinds.
 pub(crate) fn uses_axis(p: &Program, name: &str) -> bool {
     p.eqns.iter().any(|e| {
         e.prim.collective_axis().is_some_and(|(a, _)| a == name)
@@ -446,13 +447,12 @@ pub(crate) fn named_map_avals(
         .collect()
 }
 
-/// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then
-/// the linear operands. The body takes the consts and the carry and gives the carry back.
-/// Forward, the linear operands are `n_lin_consts` fixed tangents and the tangent carry, the
-/// step takes (consts, carry, fixed tangents, tangent carry) and gives the tangent carry
-/// back, and so do the outputs. Transposed, the linear operand is the tangent carry's
-/// cotangent, the step takes (consts, carry, cotangent) and gives the fixed tangents'
-/// cotangents then the carry's, and so do the outputs.
+/// `while_linear`: consts, the trip count (an i64 scalar), the initial primal carry, then the
+/// linear operands. The body takes the consts and the carry and gives the carry back. Forward, the
+/// linear operands are `n_lin_consts` fixed tangents and the tangent carry, the step takes (consts,
+/// carry, fixed tangents, tangent carry) and gives the tangent carry back, and so do the outputs.
+/// Transposed, the linear operand is the tangent carry's cotangent, the step takes (consts, carry,
+/// cotangent) and gives the fixed tangents' cotangents then the carry's, and so do the outputs.
 pub(crate) fn while_linear_avals(
     body: &Closed,
     step: &Closed,

@@ -12,10 +12,15 @@ use crate::ir::error::{Error, Result};
 /// The element types ferrax computes with. f64 is first-class (no opt-in flag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
+    /// 32-bit IEEE float.
     F32,
+    /// 64-bit IEEE float.
     F64,
+    /// 32-bit signed integer.
     I32,
+    /// 64-bit signed integer.
     I64,
+    /// Boolean.
     Bool,
 }
 
@@ -39,10 +44,12 @@ impl DType {
         DType::ALL.into_iter().find(|d| d.name() == s)
     }
 
+    /// Whether this is a float dtype (f32 or f64).
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
     }
 
+    /// Whether this is an integer dtype (i32 or i64).
     pub fn is_int(self) -> bool {
         matches!(self, DType::I32 | DType::I64)
     }
@@ -71,10 +78,15 @@ impl fmt::Display for DType {
 /// One element of some dtype: the literals of program text and the result of element access.
 #[derive(Clone, Copy, Debug)]
 pub enum Scalar {
+    /// An f32 element.
     F32(f32),
+    /// An f64 element.
     F64(f64),
+    /// An i32 element.
     I32(i32),
+    /// An i64 element.
     I64(i64),
+    /// A bool element.
     Bool(bool),
 }
 
@@ -109,6 +121,7 @@ impl std::hash::Hash for Scalar {
 }
 
 impl Scalar {
+    /// The dtype of this element.
     pub fn dtype(self) -> DType {
         match self {
             Scalar::F32(_) => DType::F32,

@@ -11,8 +11,11 @@ use std::fmt;
 /// A position in the user's Rust source, captured with `#[track_caller]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SourceLoc {
+    /// The source file, as `file!()` gives it.
     pub file: &'static str,
+    /// The line, from 1.
     pub line: u32,
+    /// The column, from 1.
     pub col: u32,
 }
 
@@ -50,68 +53,98 @@ pub enum Error {
     /// Operand shapes that an operation does not accept, or parameters inconsistent with them.
     #[error("shape error in `{op}`: {msg}{}", at(.loc))]
     Shape {
+        /// The operation that failed.
         op: String,
+        /// What was wrong with the shapes.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// Operand dtypes that an operation does not accept.
     #[error("dtype error in `{op}`: {msg}{}", at(.loc))]
     DType {
+        /// The operation that failed.
         op: String,
+        /// What was wrong with the dtypes.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// An axis or permutation out of range, repeated, or otherwise malformed.
     #[error("axis error in `{op}`: {msg}{}", at(.loc))]
     Axis {
+        /// The operation that failed.
         op: String,
+        /// What was wrong with the axes.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// Asking for the contents of a traced tensor (its value is not known while tracing).
     #[error("cannot read the value of a traced tensor {aval} in `{op}`{}: its value is not known while tracing; control flow on traced values must go through `select`", at(.loc))]
     TracedValue {
+        /// The operation that asked for the value.
         op: String,
+        /// The aval of the traced tensor, as text.
         aval: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// A traced tensor used after the trace that made it has ended.
     #[error("a traced tensor {aval} escaped the transformation that traced it and was used in `{op}`{}", at(.loc))]
     EscapedTracer {
+        /// The operation that used the tensor.
         op: String,
+        /// The aval of the escaped tensor, as text.
         aval: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// Malformed program text.
     #[error("parse error at line {line}, column {col}: {msg}")]
     Parse {
+        /// The line of the text, from 1.
         line: usize,
+        /// The column, from 1.
         col: usize,
+        /// What was malformed.
         msg: String,
     },
     /// A program that is not well typed.
     #[error("ill-typed program: {msg}")]
-    Check { msg: String },
+    Check {
+        /// Why the program is ill-typed.
+        msg: String,
+    },
     /// Arguments that do not fit what a function or program expects (count, shape, dtype).
     #[error("bad input to `{op}`: {msg}{}", at(.loc))]
     Input {
+        /// The operation that failed.
         op: String,
+        /// What was wrong with the arguments.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// A program or function that was required to be linear is not: a nonlinear primitive
     /// applied to a linear value, a product of two linear values, or an affine constant.
     #[error("not linear: `{op}` {msg}{}", at(.loc))]
     NotLinear {
+        /// The operation that failed.
         op: String,
+        /// Why the operation is not linear.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// Trees whose structure does not match.
     #[error("tree structure mismatch in `{op}`: {msg}{}", at(.loc))]
     Tree {
+        /// The operation that failed.
         op: String,
+        /// How the trees differ.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// A value too large to allocate: the element count or byte size of a shape does not
@@ -119,14 +152,20 @@ pub enum Error {
     /// RESOURCE_EXHAUSTED).
     #[error("out of memory in `{op}`: {msg}{}", at(.loc))]
     ResourceExhausted {
+        /// The operation that failed.
         op: String,
+        /// What was too large to allocate.
         msg: String,
+        /// The user's source location, when known.
         loc: Option<SourceLoc>,
     },
     /// A broken invariant inside ferrax (a bug, not a user mistake): reported instead of a
     /// panic so that the caller's process survives it.
     #[error("internal error in ferrax (please report it): {msg}")]
-    Internal { msg: String },
+    Internal {
+        /// The invariant that broke.
+        msg: String,
+    },
 }
 
 impl Error {

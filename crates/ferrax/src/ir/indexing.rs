@@ -44,6 +44,7 @@ impl IndexMode {
         }
     }
 
+    /// The name used in program text (`clip`, `fill`).
     pub fn name(self) -> &'static str {
         match self {
             IndexMode::Clip => "clip",
@@ -67,6 +68,7 @@ pub enum ScatterCombine {
 }
 
 impl ScatterCombine {
+    /// The name used in program text (`set`, `mul`, `min`, `max`).
     pub fn name(self) -> &'static str {
         match self {
             ScatterCombine::Set => "set",

@@ -14,9 +14,13 @@ use crate::ir::remat::{is_checkpoint_name, RematPolicy};
 /// A parameter value, as it appears in program text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Param {
+    /// An integer: `3`, `-1`.
     Int(i64),
+    /// A boolean: `true`, `false`.
     Bool(bool),
+    /// A dtype: `f32`.
     DType(DType),
+    /// A tuple of sizes or axes: `(0,1)`.
     Ints(Vec<usize>),
     /// A nested program: `{ lambda ... }`.
     Program(Closed),

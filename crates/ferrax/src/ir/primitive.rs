@@ -30,6 +30,7 @@ use crate::ir::remat::RematPolicy;
 /// How many operands a primitive takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arity {
+    /// Exactly this many.
     Fixed(usize),
     /// One or more.
     Variadic,
@@ -55,7 +56,8 @@ macro_rules! primitives {
         /// `docs/primitives.md` for the semantics of each.
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub enum Primitive {
-            $( $(#[$doc])* $variant $({ $($field: $fty),* })?, )*
+            $( $(#[$doc])* $variant $({ $(#[doc = concat!("Static parameter `",
+                stringify!($field), "` (see the variant).")] $field: $fty),* })?, )*
         }
 
         /// The names of every primitive, in table order (`PRIMITIVE_NAMES[p.ordinal()]` is
@@ -174,8 +176,11 @@ primitives! {
     IntegerPow { y: i32 } = "integer_pow", 1;
 
     // ---- binary elementwise (equal avals) ----
+    /// `x + y`. Numeric.
     Add = "add", 2;
+    /// `x - y`. Numeric.
     Sub = "sub", 2;
+    /// `x * y`. Numeric.
     Mul = "mul", 2;
     /// Integer division truncates; division by zero gives -1 (as XLA does), never a trap.
     Div = "div", 2;
@@ -192,11 +197,17 @@ primitives! {
     Rem = "rem", 2;
 
     // ---- comparisons (equal avals, bool output) ----
+    /// `x == y`, any dtype.
     Eq = "eq", 2;
+    /// `x != y`, any dtype.
     Ne = "ne", 2;
+    /// `x < y`. Numeric.
     Lt = "lt", 2;
+    /// `x <= y`. Numeric.
     Le = "le", 2;
+    /// `x > y`. Numeric.
     Gt = "gt", 2;
+    /// `x >= y`. Numeric.
     Ge = "ge", 2;
 
     /// `select(pred, on_true, on_false)`: elementwise choice; `pred` is bool of the same shape.
@@ -263,8 +274,7 @@ primitives! {
     /// `scatter_add(x, idx, updates)`: `x` with `updates` (shaped as `gather`'s output) added
     /// at the indexed places, repeats summed. `gather`'s transpose.
     ScatterAdd { axis: usize, batch: usize, mode: IndexMode } = "scatter_add", 3;
-    /// `scatter(x, idx, updates)`: as `scatter_add`, combining by `combine` (set, mul, min,
-    /// max).
+    /// `scatter(x, idx, updates)`: as `scatter_add`, combining by `combine` (set, mul, min, max).
     Scatter { axis: usize, batch: usize, mode: IndexMode, combine: ScatterCombine } = "scatter", 3;
     /// `dynamic_slice(x, starts...)`: the window of `sizes` at the integer scalar starts,
     /// each clamped so the window fits.
@@ -350,8 +360,7 @@ primitives! {
     QrQ = "qr_q", 1;
     /// The `R` of the reduced QR factorization (`min(m, n) × n`, upper triangular).
     QrR = "qr_r", 1;
-    /// The eigenvalues, ascending, of the symmetric matrix whose lower triangle the operand
-    /// holds.
+    /// The eigenvalues, ascending, of the symmetric matrix whose lower triangle the operand holds.
     EighValues = "eigh_values", 1;
     /// The eigenvectors (columns, in `eigh_values`' order) of that matrix, each signed so
     /// that its largest-magnitude entry is positive.

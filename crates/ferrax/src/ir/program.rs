@@ -24,6 +24,7 @@ use crate::ir::primitive::{Arity, Primitive};
 pub struct Var(pub u32);
 
 impl Var {
+    /// The position of this variable in its program's table of avals.
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -32,7 +33,9 @@ impl Var {
 /// An operand: a variable or an inline scalar literal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Atom {
+    /// A variable of the program.
     Var(Var),
+    /// An inline scalar literal.
     Lit(Scalar),
 }
 
@@ -41,8 +44,11 @@ pub enum Atom {
 /// per output of their sub-programs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Equation {
+    /// The primitive applied, with its static parameters.
     pub prim: Primitive,
+    /// The operands, in the primitive's order.
     pub inputs: Vec<Atom>,
+    /// The variables this equation defines, one per output of the primitive.
     pub outs: Vec<Var>,
     /// The user's source line that produced this equation (not part of the text form).
     pub loc: Option<SourceLoc>,
@@ -55,8 +61,11 @@ pub struct Program {
     pub avals: Vec<Aval>,
     /// Constant inputs with their values (arrays captured while tracing).
     pub consts: Vec<(Var, Array)>,
+    /// The ordinary inputs, in the order the program takes its arguments.
     pub inputs: Vec<Var>,
+    /// The equations, each using only variables defined before it.
     pub eqns: Vec<Equation>,
+    /// The outputs: variables or scalar literals.
     pub outputs: Vec<Atom>,
 }
 
@@ -346,9 +355,11 @@ impl Program {
 pub struct Closed(pub Arc<Program>);
 
 impl Closed {
+    /// Wraps `p`, shared behind an `Arc`.
     pub fn new(p: Program) -> Closed {
         Closed(Arc::new(p))
     }
+    /// The program inside.
     pub fn program(&self) -> &Program {
         &self.0
     }

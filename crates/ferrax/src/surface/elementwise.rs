@@ -36,15 +36,41 @@ impl Tensor {
 
     unary_methods! {
         /// `-x`.
-        neg => Neg, sin => Sin, cos => Cos, tan => Tan, exp => Exp,
+        neg => Neg,
+        /// Sine (floats).
+        sin => Sin,
+        /// Cosine (floats).
+        cos => Cos,
+        /// Tangent (floats).
+        tan => Tan,
+        /// `e^x` (floats).
+        exp => Exp,
         /// Natural logarithm.
-        log => Log, log1p => Log1p, expm1 => Expm1, tanh => Tanh,
+        log => Log,
+        /// `log(1 + x)`, accurate near 0 (floats).
+        log1p => Log1p,
+        /// `exp(x) - 1`, accurate near 0 (floats).
+        expm1 => Expm1,
+        /// Hyperbolic tangent (floats).
+        tanh => Tanh,
         /// `1 / (1 + exp(-x))`.
-        logistic => Logistic, sqrt => Sqrt,
+        logistic => Logistic,
+        /// Square root (floats).
+        sqrt => Sqrt,
         /// `1 / sqrt(x)`.
-        rsqrt => Rsqrt, abs => Abs, sign => Sign, floor => Floor, ceil => Ceil,
+        rsqrt => Rsqrt,
+        /// Absolute value.
+        abs => Abs,
+        /// -1, 0 or 1 by the sign of `x` (NaN for NaN).
+        sign => Sign,
+        /// Rounds down to an integer value (floats).
+        floor => Floor,
+        /// Rounds up to an integer value (floats).
+        ceil => Ceil,
         /// Rounds half away from zero.
-        round => Round, erf => Erf,
+        round => Round,
+        /// The error function (floats).
+        erf => Erf,
         /// Inverse sine (`jnp.arcsin`).
         asin => Asin,
         /// Inverse cosine (`jnp.arccos`).

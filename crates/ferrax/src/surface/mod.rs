@@ -35,7 +35,9 @@ use crate::trace::{bind, try_t, Tensor};
 /// operand's dtype.
 #[derive(Clone, Debug)]
 pub enum Operand {
+    /// A tensor.
     Tensor(Tensor),
+    /// A Rust number, which takes the dtype of the other operand.
     Weak(WeakScalar),
 }
 

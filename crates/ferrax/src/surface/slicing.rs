@@ -19,8 +19,13 @@ use crate::trace::{bind, try_t, Tensor};
 pub enum SliceItem {
     /// `start:stop:step` (Python's rules for open and negative bounds).
     Range {
+        /// The first position, negative counting from the end (`None`: the first in the step's
+        /// direction).
         start: Option<isize>,
+        /// The position where the range stops, excluded (`None`: run to the end in the step's
+        /// direction).
         stop: Option<isize>,
+        /// The stride between positions; negative walks backwards, and 0 is a shape error.
         step: isize,
     },
     /// One position: the dimension is removed.

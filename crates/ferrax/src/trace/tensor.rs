@@ -173,6 +173,7 @@ impl Tensor {
         }
     }
 
+    /// The rank: the number of dimensions (0 for a failed tensor).
     pub fn ndim(&self) -> usize {
         self.shape().len()
     }

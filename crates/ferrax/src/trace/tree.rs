@@ -24,17 +24,24 @@ use crate::trace::tensor::Tensor;
 /// The structure of a tree, without its leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TreeDef {
+    /// A leaf: one tensor.
     Leaf,
     /// A tuple, `Vec`, array, `Option` or user type (`kind`) with its children's structures.
     Node {
+        /// The node's kind: `"tuple"`, `"vec"`, `"array"`, `"some"`, `"none"`, or a user
+        /// type's name (`"Type"`, `"Type::Variant"`).
         kind: &'static str,
+        /// The structures of the children, in order.
         children: Vec<TreeDef>,
     },
     /// A node that also carries static data to rebuild it: a map's keys, a struct's static
     /// fields.
     Static {
+        /// The node's kind: `"btree_map"`, `"hash_map"`, or a user type's name.
         kind: &'static str,
+        /// The data needed to rebuild the node.
         data: StaticData,
+        /// The structures of the children, in order.
         children: Vec<TreeDef>,
     },
 }
@@ -85,6 +92,7 @@ pub struct StaticData {
 }
 
 impl StaticData {
+    /// Static data holding `value`, compared and hashed by its `Debug` text.
     pub fn new<T: Any + Send + Sync + fmt::Debug>(value: T) -> StaticData {
         StaticData {
             text: format!("{value:?}"),

@@ -65,8 +65,11 @@ impl Shape {
 /// carries held at once by one sweep (its checkpoints, `x0` included).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WhileLinearStats {
+    /// Evaluations of the primal body, recomputations included.
     pub body_evals: u64,
+    /// Evaluations of the linear step (tangent or cotangent), one per loop step of a sweep.
     pub linear_steps: u64,
+    /// The most primal carries one sweep held at once.
     pub peak_carries: u64,
 }
 
