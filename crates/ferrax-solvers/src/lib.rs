@@ -19,6 +19,8 @@
 //! * [`ode`]: RK4 integration as one `scan`, and a damped oscillator whose parameters are
 //!   fitted through it.
 
+#![warn(missing_docs)]
+
 pub mod cg;
 pub mod error;
 pub mod fit;
