@@ -297,6 +297,19 @@ pub struct SteihaugResult {
 /// inside `‖p‖ ≤ Δ`, stopping at the boundary, at negative curvature (following it to the
 /// boundary), or when the residual `‖H p + g‖ ≤ tol ‖g‖`. The radius `Δ` must be finite
 /// and positive.
+///
+/// ```
+/// use ferrax_solvers::{steihaug, CgOptions, CgTermination, FnOperator};
+/// let h = FnOperator { dim: 2, f: |v: &[f64]| vec![2.0 * v[0], 2.0 * v[1]] };
+/// // the unconstrained minimizer −H⁻¹g = (−1, −1) lies inside a radius of 2: found
+/// let inside = steihaug(&h, &[2.0, 2.0], 2.0, &CgOptions::default()).unwrap();
+/// assert_eq!(inside.termination, CgTermination::Converged);
+/// assert!((inside.p[0] + 1.0).abs() < 1e-12);
+/// // within a radius of 1 the step stops on the boundary
+/// let held = steihaug(&h, &[2.0, 2.0], 1.0, &CgOptions::default()).unwrap();
+/// assert_eq!(held.termination, CgTermination::Boundary);
+/// assert!((held.p[0].hypot(held.p[1]) - 1.0).abs() < 1e-12);
+/// ```
 pub fn steihaug(
     h: &dyn LinearOperator,
     g: &[f64],
