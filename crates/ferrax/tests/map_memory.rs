@@ -97,7 +97,10 @@ fn a_printed_map_labels_its_residual_and_tangent_inputs() {
     )
     .unwrap();
     let text = j.to_string();
-    assert!(text.contains("# inputs: residuals a b; tangents c\n"), "{text}");
+    assert!(
+        text.contains("# inputs: residuals a b; tangents c\n"),
+        "{text}"
+    );
     let t = j.transpose().unwrap().to_string();
     assert!(t.contains("# inputs: residuals a b; cotangents c\n"), "{t}");
     // the comment lines are skipped when the text is read back
