@@ -54,10 +54,14 @@ pub enum CgTermination {
     Boundary,
 }
 
+/// Options of conjugate gradients ([`conjugate_gradient`], [`ConjugateGradient`]) and of
+/// Steihaug's truncated variant ([`steihaug`]).
 #[derive(Clone, Debug)]
 pub struct CgOptions {
     /// Relative tolerance on the residual: stop when `‖b − A x‖ ≤ tol · ‖b‖`.
     pub tol: f64,
+    /// The most CG iterations (one operator product each) before stopping with
+    /// [`CgTermination::IterationLimit`].
     pub max_iterations: usize,
 }
 
@@ -70,12 +74,16 @@ impl Default for CgOptions {
     }
 }
 
+/// The result of conjugate gradients on `A x = b`.
 #[derive(Clone, Debug)]
 pub struct CgResult {
+    /// The last iterate: the approximate solution.
     pub x: Vec<f64>,
+    /// CG steps taken (updates of `x`).
     pub iterations: usize,
     /// `‖b − A x‖` as tracked by the iteration.
     pub residual_norm: f64,
+    /// Why the iteration stopped.
     pub termination: CgTermination,
     /// Operator applications.
     pub products: usize,
@@ -274,10 +282,14 @@ fn solve(
 /// `m(p) = gᵀ p + ½ pᵀ H p`, `‖p‖ ≤ Δ`.
 #[derive(Clone, Debug)]
 pub struct SteihaugResult {
+    /// The step, within the trust region `‖p‖ ≤ Δ`.
     pub p: Vec<f64>,
     /// `m(p)`: the model's change (negative for a descent step).
     pub model_change: f64,
+    /// Why the iteration stopped ([`CgTermination::Boundary`] when the step reached
+    /// `‖p‖ = Δ`).
     pub termination: CgTermination,
+    /// Applications of `H`.
     pub products: usize,
 }
 
@@ -285,6 +297,19 @@ pub struct SteihaugResult {
 /// inside `‖p‖ ≤ Δ`, stopping at the boundary, at negative curvature (following it to the
 /// boundary), or when the residual `‖H p + g‖ ≤ tol ‖g‖`. The radius `Δ` must be finite
 /// and positive.
+///
+/// ```
+/// use ferrax_solvers::{steihaug, CgOptions, CgTermination, FnOperator};
+/// let h = FnOperator { dim: 2, f: |v: &[f64]| vec![2.0 * v[0], 2.0 * v[1]] };
+/// // the unconstrained minimizer −H⁻¹g = (−1, −1) lies inside a radius of 2: found
+/// let inside = steihaug(&h, &[2.0, 2.0], 2.0, &CgOptions::default()).unwrap();
+/// assert_eq!(inside.termination, CgTermination::Converged);
+/// assert!((inside.p[0] + 1.0).abs() < 1e-12);
+/// // within a radius of 1 the step stops on the boundary
+/// let held = steihaug(&h, &[2.0, 2.0], 1.0, &CgOptions::default()).unwrap();
+/// assert_eq!(held.termination, CgTermination::Boundary);
+/// assert!((held.p[0].hypot(held.p[1]) - 1.0).abs() < 1e-12);
+/// ```
 pub fn steihaug(
     h: &dyn LinearOperator,
     g: &[f64],

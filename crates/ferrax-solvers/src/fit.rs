@@ -20,7 +20,9 @@ use crate::table::Table;
 /// One fitted parameter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
+    /// The parameter's name, as given with its starting value.
     pub name: String,
+    /// The fitted value.
     pub value: f64,
     /// Infinite when the data do not determine it; `None` when there are no more rows than
     /// parameters.
@@ -32,7 +34,9 @@ pub struct Estimate {
 /// A fitted model, its data and its statistics.
 #[derive(Clone, Debug)]
 pub struct ModelFit {
+    /// The model bound to the table's columns and to the parameters.
     pub model: BoundModel,
+    /// One per parameter, in the order of the starting values.
     pub estimates: Vec<Estimate>,
     /// The level of the intervals (0.95).
     pub confidence: f64,
@@ -48,6 +52,7 @@ pub struct ModelFit {
     pub rms: f64,
     /// `1 − RSS / Σ (y − ȳ)²` (`None` for a constant response).
     pub r_squared: Option<f64>,
+    /// The largest absolute residual.
     pub max_abs_residual: f64,
     /// The model at the estimates, row by row.
     pub fitted: Vec<f64>,

@@ -44,13 +44,19 @@ pub enum Method {
 pub enum JacobianMode {
     /// Forward mode when parameters ≤ residuals, reverse mode otherwise.
     Auto,
+    /// Forward mode (`jacfwd`).
     Forward,
+    /// Reverse mode (`jacrev`).
     Reverse,
 }
 
+/// Options of [`least_squares`]: the method, its stopping tests and limits, the loss and the
+/// bounds. `LsqOptions::default()` is Levenberg-Marquardt with tolerances of `1e-15`.
 #[derive(Clone, Debug)]
 pub struct LsqOptions {
+    /// The algorithm.
     pub method: Method,
+    /// How the dense method makes its Jacobian.
     pub jacobian: JacobianMode,
     /// Stop when both the actual and the predicted relative reduction of the sum of squares
     /// are at most `ftol`.
@@ -93,6 +99,7 @@ pub struct OnIteration(Option<Arc<IterationCallback>>);
 pub type IterationCallback = dyn Fn(&IterationInfo) + Send + Sync;
 
 impl OnIteration {
+    /// A callback that calls `f` with each iteration's report.
     pub fn new(f: impl Fn(&IterationInfo) + Send + Sync + 'static) -> OnIteration {
         OnIteration(Some(Arc::new(f)))
     }
@@ -164,6 +171,8 @@ pub enum Termination {
 pub const MAX_TRIALS: usize = 100;
 
 impl Termination {
+    /// A short name for reports: `ftol`, `xtol`, `gtol`, `zero-residual`, `max-iterations`
+    /// or `no-progress`.
     pub fn name(self) -> &'static str {
         match self {
             Termination::Ftol => "ftol",
@@ -179,8 +188,10 @@ impl Termination {
 /// One outer iteration, for progress reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IterationInfo {
+    /// The outer iteration's index, from 0.
     pub iteration: usize,
-    /// Residual sum of squares at the start of the iteration.
+    /// Residual sum of squares at the end of the iteration (after its accepted step, if
+    /// any; with a robust loss, of the rescaled residuals).
     pub rss: f64,
     /// Trust radius after the iteration.
     pub radius: f64,
@@ -192,16 +203,22 @@ pub struct IterationInfo {
     pub step_norm: f64,
 }
 
+/// The result of [`least_squares`]: the solution, its residuals and their statistics, what
+/// the run cost and how it ended.
 #[derive(Clone, Debug)]
 pub struct LsqResult {
+    /// The parameters found.
     pub params: Vec<f64>,
     /// Residual sum of squares `‖r‖²` (NIST's RSS; the cost `½‖r‖²` is half of it).
     pub rss: f64,
     /// The objective minimized: `½‖r‖²`, or `½ Σ C² ρ((r/C)²)` with a robust loss.
     pub cost: f64,
+    /// The residuals at `params` (of the residual function as given, not rescaled by a
+    /// loss).
     pub residuals: Vec<f64>,
     /// Outer iterations.
     pub iterations: usize,
+    /// Evaluations of the residual function (Jacobian evaluations not included).
     pub residual_evaluations: usize,
     /// Dense Jacobian evaluations (dense method).
     pub jacobian_evaluations: usize,
@@ -210,6 +227,7 @@ pub struct LsqResult {
     pub linearizations: usize,
     /// Gauss-Newton products `Jᵀ J v` (Gauss-Newton-CG; the covariance's solves included).
     pub products: usize,
+    /// How the run ended.
     pub termination: Termination,
     /// `sqrt(diag((JᵀJ)⁻¹) · rss / (m − n))` at the solution (dense method, m > n);
     /// infinite for a parameter the Jacobian does not determine.
@@ -218,6 +236,8 @@ pub struct LsqResult {
     /// (Gauss-Newton-CG: matrix-free, one CG solve per column; infinite entries in the
     /// row and column of a parameter the solves cannot determine).
     pub covariance: Option<Vec<f64>>,
+    /// The iterations' reports, in order: what [`LsqOptions::on_iteration`] was called
+    /// with.
     pub history: Vec<IterationInfo>,
 }
 

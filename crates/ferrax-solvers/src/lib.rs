@@ -19,6 +19,8 @@
 //! * [`ode`]: RK4 integration as one `scan`, and a damped oscillator whose parameters are
 //!   fitted through it.
 
+#![warn(missing_docs)]
+
 pub mod cg;
 pub mod error;
 pub mod fit;
@@ -49,3 +51,9 @@ pub use operator::{FnOperator, LinearOperator, TensorOperator};
 pub use robust::{Bound, Loss};
 pub use table::{parse_table, read_table, Table};
 pub use tree::{least_squares_tree, minimize_tree};
+
+/// The guide `docs/guide.md` (from `linearize` to a Gauss-Newton fit): included here so
+/// that its code blocks run as this crate's doctests and cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+pub struct Guide;

@@ -10,13 +10,16 @@ use ferrax::Tensor;
 pub struct MghProblem {
     /// MGH's problem number.
     pub number: u32,
+    /// The problem's name, as MGH give it.
     pub name: &'static str,
+    /// The standard starting point.
     pub x0: Vec<f64>,
     /// The minimum of `F` expected from the standard start (a documented local minimum
     /// where the problem has one that Levenberg-Marquardt reaches from there).
     pub f_min: f64,
     /// Where that minimum is, when it is a point (not at infinity).
     pub x_min: Option<Vec<f64>>,
+    /// The residuals `f_i(x)` as one vector, for a parameter vector `x`.
     pub residual: fn(Tensor) -> Tensor,
 }
 

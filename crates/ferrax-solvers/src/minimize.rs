@@ -17,17 +17,27 @@ use crate::cg::{conjugate_gradient, CgOptions, CgTermination};
 use crate::error::{input, Result, SolverError};
 use crate::operator::{axpy, check_finite, dot, norm, TensorOperator};
 
+/// Which algorithm `minimize` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MinMethod {
+    /// Inexact Newton: CG on Hessian-vector products, then Armijo backtracking.
     NewtonCg,
-    Lbfgs { memory: usize },
+    /// L-BFGS with a strong Wolfe line search.
+    Lbfgs {
+        /// How many of the latest step and gradient-change pairs `(s, y)` the two-loop
+        /// recursion uses (`minimize` refuses 0).
+        memory: usize,
+    },
 }
 
+/// Options of [`minimize`]. `MinOptions::default()` is L-BFGS with a memory of 10.
 #[derive(Clone, Debug)]
 pub struct MinOptions {
+    /// The algorithm.
     pub method: MinMethod,
     /// Stop when `‖∇f‖∞ ≤ gtol · max(1, |f|)`.
     pub gtol: f64,
+    /// The most iterations before stopping with [`MinTermination::MaxIterations`].
     pub max_iterations: usize,
     /// CG limits for Newton-CG (its tolerance is set per iteration by the forcing term).
     pub cg_max_iterations: usize,
@@ -44,26 +54,40 @@ impl Default for MinOptions {
     }
 }
 
+/// How a minimization ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MinTermination {
+    /// The gradient test held: `‖∇f‖∞ ≤ gtol · max(1, |f|)`.
     Gtol,
+    /// `max_iterations` were used up.
     MaxIterations,
     /// The line search found no acceptable step (often: the iterate is already as good as
     /// rounding allows).
     LineSearchFailed,
 }
 
+/// The result of [`minimize`].
 #[derive(Clone, Debug)]
 pub struct MinResult {
+    /// The last iterate.
     pub x: Vec<f64>,
+    /// The objective at `x`.
     pub f: f64,
+    /// `‖∇f‖∞` of the last gradient computed: at `x` for L-BFGS; for Newton-CG at the start
+    /// of the last iteration, so before its step when the run ends by the iteration limit.
     pub grad_norm: f64,
+    /// Iterations begun, counting the one in which the run stopped.
     pub iterations: usize,
+    /// Evaluations of the objective alone (Newton-CG's start and line search; L-BFGS
+    /// evaluates the value with the gradient and counts them in `gradient_evaluations`).
     pub function_evaluations: usize,
+    /// Evaluations of the gradient, with the value (Newton-CG: one per linearization).
     pub gradient_evaluations: usize,
     /// Newton-CG: linearizations of the gradient (one per iteration) and Hessian products.
     pub linearizations: usize,
+    /// Newton-CG: Hessian-vector products, over all the CG solves.
     pub hessian_products: usize,
+    /// How the run ended.
     pub termination: MinTermination,
 }
 

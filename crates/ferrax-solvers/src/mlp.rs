@@ -12,8 +12,11 @@ use crate::error::{input, Result};
 /// The sizes of an MLP residual problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MlpSize {
+    /// Data rows: one residual each.
     pub samples: usize,
+    /// Inputs per sample (the columns of `x`).
     pub inputs: usize,
+    /// Hidden tanh units.
     pub hidden: usize,
 }
 

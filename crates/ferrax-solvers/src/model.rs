@@ -37,7 +37,9 @@ const MAX_DEPTH: usize = 200;
 /// A position in the model's text (1-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pos {
+    /// The line, from 1.
     pub line: usize,
+    /// The column, from 1, counted in characters.
     pub column: usize,
 }
 

@@ -36,17 +36,25 @@ pub const ALL: [&str; 27] = [
 /// One problem as its `.dat` file states it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NistProblem {
+    /// The `Dataset Name:` (in its canonical spelling when it is one of the 27).
     pub name: String,
     /// "Lower", "Average" or "Higher".
     pub difficulty: String,
+    /// The parameters' names as the file writes them (`b1`, `b2`, ...).
     pub param_names: Vec<String>,
+    /// NIST's first starting point.
     pub start1: Vec<f64>,
+    /// NIST's second starting point (closer to the solution).
     pub start2: Vec<f64>,
+    /// The certified values of the parameters.
     pub certified: Vec<f64>,
+    /// The certified standard deviations of the parameters' estimates.
     pub certified_sd: Vec<f64>,
     /// Significant digits of each certified value as printed.
     pub certified_digits: Vec<u32>,
+    /// The certified residual sum of squares.
     pub rss: f64,
+    /// The certified residual standard deviation.
     pub residual_sd: f64,
     /// `m − n`.
     pub dof: usize,
@@ -626,12 +634,17 @@ pub fn lre(x: f64, c: f64, digits: u32) -> f64 {
 /// One run of a problem from one of its starts.
 #[derive(Clone, Debug)]
 pub struct NistRun {
+    /// The problem's name.
     pub problem: String,
+    /// The problem's difficulty: "Lower", "Average" or "Higher".
     pub difficulty: String,
+    /// Which start: 1 or 2.
     pub start: usize,
+    /// The solver's result.
     pub fit: LsqResult,
     /// The smallest LRE over the parameters.
     pub lre: f64,
+    /// The LRE of the final RSS against the certified one, capped at 11 digits.
     pub lre_rss: f64,
     /// The smallest LRE of the standard errors against the certified standard deviations.
     pub lre_sd: f64,
@@ -706,12 +719,15 @@ pub fn markdown(runs: &[NistRun]) -> String {
 /// The runs' LRE (correct digits of the parameters) in summary.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NistSummary {
+    /// The median over the runs, NaN for no runs.
     pub median: f64,
     /// The average over the runs (Ceres reports 9.4 on the 54 runs), NaN for no runs.
     pub mean: f64,
+    /// The smallest, NaN for no runs.
     pub min: f64,
     /// Runs with LRE ≥ 6.
     pub good: usize,
+    /// Runs in all.
     pub total: usize,
 }
 

@@ -61,7 +61,9 @@ pub fn rk4(
 /// integration; the parameters are `θ = [ω, ζ, x0]`.
 #[derive(Clone, Debug)]
 pub struct DampedOscillator {
+    /// The RK4 time step, also the time between samples.
     pub dt: f64,
+    /// The number of RK4 steps, and of samples.
     pub steps: usize,
     /// The observed displacement after each step.
     pub observed: Vec<f64>,

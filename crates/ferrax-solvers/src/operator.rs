@@ -10,13 +10,19 @@ use crate::error::{input, Result, SolverError};
 
 /// A square linear operator `v ↦ A v` on vectors of length `dim`.
 pub trait LinearOperator {
+    /// The length `n` of the vectors it maps (`A` is `n × n`).
     fn dim(&self) -> usize;
+    /// The product `A v`; an error when it cannot be computed (a vector of the wrong length
+    /// for a [`TensorOperator`], a failed evaluation).
     fn apply(&self, v: &[f64]) -> Result<Vec<f64>>;
 }
 
 /// A closure on slices as an operator.
 pub struct FnOperator<F: Fn(&[f64]) -> Vec<f64>> {
+    /// The length of the vectors it maps.
     pub dim: usize,
+    /// The product `v ↦ A v`. The length of what it returns is not checked here (the
+    /// conjugate-gradient solvers check it).
     pub f: F,
 }
 
@@ -39,6 +45,8 @@ pub struct TensorOperator<F: Fn(&Tensor) -> ferrax::Result<Tensor>> {
 }
 
 impl<F: Fn(&Tensor) -> ferrax::Result<Tensor>> TensorOperator<F> {
+    /// The operator that applies `f` to f64 tensors of shape `shape`; its dimension is the
+    /// shape's element count.
     pub fn new(shape: &[usize], f: F) -> Self {
         TensorOperator {
             shape: shape.to_vec(),

@@ -132,7 +132,9 @@ impl Loss {
 /// Bounds of one parameter (either side may be infinite).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bound {
+    /// The lower bound (`f64::NEG_INFINITY` for none).
     pub lo: f64,
+    /// The upper bound (`f64::INFINITY` for none); `least_squares` requires `lo < hi`.
     pub hi: f64,
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Result, SolverError};
 /// Columns of `f64` values with names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
+    /// The columns' names, in the file's order.
     pub names: Vec<String>,
     /// `columns[c][i]`: row `i` of column `c`.
     pub columns: Vec<Vec<f64>>,

@@ -88,3 +88,22 @@ fn the_printed_map_reports_its_memory_and_parses_back() {
     let p = Program::parse(&text).unwrap();
     assert_eq!(p.to_string(), lin.program().to_string());
 }
+
+#[test]
+fn a_printed_map_labels_its_residual_and_tangent_inputs() {
+    let (_, j) = ferrax::linearize(
+        |x: Tensor| 3.0 * x.sin() + (&x / 2.0).cos(),
+        &Tensor::scalar(2.0f64),
+    )
+    .unwrap();
+    let text = j.to_string();
+    assert!(
+        text.contains("# inputs: residuals a b; tangents c\n"),
+        "{text}"
+    );
+    let t = j.transpose().unwrap().to_string();
+    assert!(t.contains("# inputs: residuals a b; cotangents c\n"), "{t}");
+    // the comment lines are skipped when the text is read back
+    let p = ferrax::Program::parse(&text).unwrap();
+    assert_eq!(p.inputs.len(), 3);
+}

@@ -48,6 +48,18 @@ pub fn gauss_newton<I: Tree>(r: impl FnOnce(I) -> Tensor, x: &I) -> Result<Gauss
 
 /// The generalized Gauss-Newton operator `v ↦ Jᵀ H_L J v` for a loss `L` of the residuals
 /// (`H_L` its Hessian at `r(x)`), from one linearization of `r` and one of `∇L`.
+///
+/// ```
+/// use ferrax::{gauss_newton_with_loss, Tensor};
+/// // r(x) = x (J = I) and L(r) = Σ r⁴/4, whose Hessian is diag(3 r²)
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]);
+/// let loss = |r: Tensor| (&r * &r * &r * &r).sum_all() * 0.25;
+/// let gn = gauss_newton_with_loss(|x: Tensor| x, loss, &x).unwrap();
+/// let v: Tensor = gn.apply(&Tensor::from_vec(vec![1.0f64, 1.0], &[2])).unwrap();
+/// assert_eq!(v.to_vec::<f64>().unwrap(), vec![3.0, 12.0]);
+/// let g: Tensor = gn.gradient().unwrap(); // Jᵀ ∇L = r³
+/// assert_eq!(g.to_vec::<f64>().unwrap(), vec![1.0, 8.0]);
+/// ```
 #[track_caller]
 pub fn gauss_newton_with_loss<I: Tree>(
     r: impl FnOnce(I) -> Tensor,

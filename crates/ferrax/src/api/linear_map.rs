@@ -419,7 +419,8 @@ fn all_consts(p: &Program) -> Vec<&crate::ir::Array> {
 }
 
 impl fmt::Display for LinearMap {
-    /// A comment line with the map's memory (program text skips it), then its program.
+    /// Comment lines (program text skips them) with the map's memory and which inputs are
+    /// residuals and which tangents (cotangents, transposed), then its program.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
@@ -430,7 +431,37 @@ impl fmt::Display for LinearMap {
             self.kept_bytes(),
             self.added_bytes()
         )?;
-        write!(f, "{}", self.program())
+        let text = self.program().to_string();
+        // the inputs' names as printed: `{ lambda ; a:f64[] b:f64[] . let`
+        let names: Vec<&str> = text
+            .split_once(';')
+            .and_then(|(_, rest)| rest.split_once(" ."))
+            .map(|(ins, _)| {
+                ins.split_whitespace()
+                    .filter_map(|v| v.split(':').next())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let k = self.num_residuals().min(names.len());
+        let list = |v: &[&str]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
+        writeln!(
+            f,
+            "# inputs: residuals {}; {} {}",
+            list(&names[..k]),
+            if self.transposed {
+                "cotangents"
+            } else {
+                "tangents"
+            },
+            list(&names[k..])
+        )?;
+        write!(f, "{text}")
     }
 }
 
@@ -513,6 +544,16 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
 /// trace become the map's residuals. An error names the primitive and source line if the
 /// function is not linear: a product of inputs (`x * x`), a nonlinear function of an input,
 /// or an added constant (`x + 1`, which is affine; JAX would silently drop the constant).
+///
+/// ```
+/// use ferrax::{linear_map, Tensor};
+/// let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]);
+/// let m = linear_map(|x: Tensor| a.matmul(&x) * 2.0, &Tensor::zeros(&[2], ferrax::DType::F64)).unwrap();
+/// let y: Tensor = m.apply(&Tensor::from_vec(vec![1.0f64, 1.0], &[2])).unwrap();
+/// assert_eq!(y.to_vec::<f64>().unwrap(), vec![6.0, 14.0]);
+/// // affine is not linear: an error, not a silently dropped constant
+/// assert!(linear_map(|x: Tensor| x + 1.0, &Tensor::scalar(0.0f64)).is_err());
+/// ```
 #[track_caller]
 pub fn linear_map<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, example: &I) -> Result<LinearMap> {
     let (leaves, in_def) = flatten(example);

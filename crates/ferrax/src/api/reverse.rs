@@ -82,7 +82,18 @@ pub fn value_and_grad<I: Tree>(f: impl FnOnce(I) -> Tensor, x: &I) -> Result<(Te
     Ok((y, g))
 }
 
-/// The gradient of a float-scalar function (see [`value_and_grad`]).
+/// The gradient of a float-scalar function (see [`value_and_grad`]), over any tree of
+/// inputs; the gradient has the inputs' structure.
+///
+/// ```
+/// use ferrax::{grad, Tensor};
+/// // f(w, b) = Σ (w x + b)², at w = 2, b = 1, x = [1, 2]
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]);
+/// let f = |(w, b): (Tensor, Tensor)| { let y = &w * &x + &b; (&y * &y).sum_all() };
+/// let (dw, db) = grad(f, &(Tensor::scalar(2.0f64), Tensor::scalar(1.0f64))).unwrap();
+/// // df/dw = Σ 2 (w x + b) x = 2·3·1 + 2·5·2 = 26; df/db = 2·3 + 2·5 = 16
+/// assert_eq!((dw.item().unwrap(), db.item().unwrap()), (26.0, 16.0));
+/// ```
 #[track_caller]
 pub fn grad<I: Tree>(f: impl FnOnce(I) -> Tensor, x: &I) -> Result<I> {
     Ok(value_and_grad(f, x)?.1)

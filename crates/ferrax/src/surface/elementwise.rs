@@ -272,6 +272,16 @@ impl ops::Neg for &Tensor {
 }
 
 /// `where_(cond, on_true, on_false)`: see [`Tensor::where_`].
+///
+/// ```
+/// use ferrax::{grad, where_, Tensor};
+/// let x = Tensor::from_vec(vec![-2.0f64, 3.0], &[2]);
+/// let relu = |x: Tensor| where_(&x.greater(Tensor::scalar(0.0f64)), &x, 0.0);
+/// assert_eq!(relu(x.clone()).to_vec::<f64>().unwrap(), vec![0.0, 3.0]);
+/// // the gradient flows through the branch taken
+/// let g = grad(|x: Tensor| relu(x).sum_all(), &x).unwrap();
+/// assert_eq!(g.to_vec::<f64>().unwrap(), vec![0.0, 1.0]);
+/// ```
 #[track_caller]
 pub fn where_(cond: &Tensor, on_true: impl Into<Operand>, on_false: impl Into<Operand>) -> Tensor {
     Tensor::where_(cond, on_true, on_false)

@@ -130,6 +130,15 @@ pub trait Tree: Sized {
 }
 
 /// Leaves and structure of a tree.
+///
+/// ```
+/// use ferrax::{flatten, unflatten, Tensor};
+/// let t = (Tensor::scalar(1.0f64), vec![Tensor::scalar(2.0f64), Tensor::scalar(3.0f64)]);
+/// let (leaves, def) = flatten(&t);
+/// assert_eq!(leaves.len(), 3);
+/// let back: (Tensor, Vec<Tensor>) = unflatten(&def, leaves).unwrap();
+/// assert_eq!(back.1[1].item().unwrap(), 3.0);
+/// ```
 pub fn flatten<T: Tree>(t: &T) -> (Vec<Tensor>, TreeDef) {
     let mut leaves = Vec::new();
     let def = t.flatten_into(&mut leaves);
