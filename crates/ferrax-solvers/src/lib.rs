@@ -10,7 +10,8 @@
 //! * [`minimize`](mod@minimize): Newton-CG on Hessian-vector products and L-BFGS, with line
 //!   searches.
 //! * [`nist`]: the NIST StRD nonlinear regression problems: parser, the 27 models, runs and
-//!   the report table; [`mgh`]: twelve Moré-Garbow-Hillstrom problems.
+//!   the report table; [`mgh`]: twelve Moré-Garbow-Hillstrom problems; [`minpack2`]: the
+//!   MINPACK-2 data-fitting problems of SciPy's benchmark suite.
 //! * [`tree`]: the least-squares and minimization solvers on any tree of parameters (a
 //!   struct of layers, a tuple), raveled for the vector algorithms.
 //! * [`model`], [`table`], [`fit`](mod@fit): a formula language (`y ~ a * exp(-b * x)`),
@@ -27,6 +28,7 @@ pub mod fit;
 pub mod least_squares;
 pub mod mgh;
 pub mod minimize;
+pub mod minpack2;
 pub mod mlp;
 pub mod model;
 pub mod nist;
