@@ -69,34 +69,31 @@ impl Stream {
     }
 }
 
-/// Projects `points` (each `[3]` row of `x`) through `cams` (each `[9]` row), row by row:
-/// the `[n, 2]` image positions. Traced: every operation is a ferrax primitive.
-fn project(cams: &Tensor, pts: &Tensor) -> Tensor {
-    let col = |t: &Tensor, k: usize| t.slice_axis(1, k, k + 1);
-    let (w0, w1, w2) = (col(cams, 0), col(cams, 1), col(cams, 2));
-    let (x0, x1, x2) = (col(pts, 0), col(pts, 1), col(pts, 2));
+/// Projects points through cameras, observation by observation: `cam[k]` is parameter `k`
+/// of each observation's camera and `pt[k]` coordinate `k` of its point (vectors over the
+/// observations); the `[n, 2]` image positions. Traced: every operation is a ferrax
+/// primitive.
+fn project(cam: &[Tensor], pt: &[Tensor]) -> Tensor {
+    let (w0, w1, w2) = (&cam[0], &cam[1], &cam[2]);
+    let (x0, x1, x2) = (&pt[0], &pt[1], &pt[2]);
     // Rodrigues: R X = X cos θ + (ω × X) sin θ / θ + ω (ω·X) (1 − cos θ) / θ²; θ² has a
     // tiny floor so that neither θ nor its derivative is NaN at ω = 0
-    let theta2 = &w0 * &w0 + &w1 * &w1 + &w2 * &w2 + 1e-30;
+    let theta2 = w0 * w0 + w1 * w1 + w2 * w2 + 1e-30;
     let theta = theta2.sqrt();
     let (c, s) = (theta.cos(), theta.sin());
     let a = &s / &theta;
     let b = (1.0 - &c) / &theta2;
-    let wx = &w0 * &x0 + &w1 * &x1 + &w2 * &x2;
-    let cross = [
-        &w1 * &x2 - &w2 * &x1,
-        &w2 * &x0 - &w0 * &x2,
-        &w0 * &x1 - &w1 * &x0,
-    ];
+    let wx = w0 * x0 + w1 * x1 + w2 * x2;
+    let cross = [w1 * x2 - w2 * x1, w2 * x0 - w0 * x2, w0 * x1 - w1 * x0];
     let p = [
-        &x0 * &c + &cross[0] * &a + &w0 * &wx * &b + col(cams, 3),
-        &x1 * &c + &cross[1] * &a + &w1 * &wx * &b + col(cams, 4),
-        &x2 * &c + &cross[2] * &a + &w2 * &wx * &b + col(cams, 5),
+        x0 * &c + &cross[0] * &a + w0 * &wx * &b + &cam[3],
+        x1 * &c + &cross[1] * &a + w1 * &wx * &b + &cam[4],
+        x2 * &c + &cross[2] * &a + w2 * &wx * &b + &cam[5],
     ];
     let (u, v) = (&p[0] / &p[2], &p[1] / &p[2]);
     let r2 = &u * &u + &v * &v;
-    let scale = col(cams, 6) * (1.0 + col(cams, 7) * &r2 + col(cams, 8) * &r2 * &r2);
-    Tensor::concatenate(&[&u * &scale, &v * &scale], 1)
+    let scale = &cam[6] * (1.0 + &cam[7] * &r2 + &cam[8] * &r2 * &r2);
+    Tensor::stack(&[&u * &scale, &v * &scale], 1)
 }
 
 impl Bundle {
@@ -198,7 +195,15 @@ impl Bundle {
             .reshape(&[self.points as isize, POINT as isize]);
         let ci = Tensor::from_vec(self.camera_of.clone(), &[n]);
         let pi = Tensor::from_vec(self.point_of.clone(), &[n]);
-        project(&cams.take(&ci, 0), &pts.take(&pi, 0)).reshape(&[-1])
+        // one column of the (small) camera or point table, then gathered: the transpose
+        // scatters into that column and pads it to the table, work in the cameras and
+        // points, where slicing columns of a gathered [n, 9] would pad each to [n, 9]
+        let column = |table: &Tensor, k: usize, idx: &Tensor| {
+            table.slice_axis(1, k, k + 1).reshape(&[-1]).take(idx, 0)
+        };
+        let cam: Vec<Tensor> = (0..CAMERA).map(|k| column(&cams, k, &ci)).collect();
+        let pt: Vec<Tensor> = (0..POINT).map(|k| column(&pts, k, &pi)).collect();
+        project(&cam, &pt).reshape(&[-1])
     }
 
     /// The residuals (predicted − observed image positions) at parameters `x`.
