@@ -59,12 +59,22 @@ fn main() -> ferrax_solvers::Result<()> {
         fit.products,
         t0.elapsed().as_secs_f64()
     );
+    // one linearization per outer step, and one at the solution for the covariance
+    // (matrix-free: a CG solve with JᵀJ per parameter)
     assert_eq!(
-        fit.linearizations, fit.iterations,
+        fit.linearizations,
+        fit.iterations + 1,
         "one linearization per outer step"
     );
-    for (p, t) in fit.params.iter().zip(truth) {
+    let se = fit.standard_errors.clone().unwrap_or_default();
+    println!(
+        "standard errors [ω, ζ, x0] = [{:.2e}, {:.2e}, {:.2e}]",
+        se[0], se[1], se[2]
+    );
+    for ((p, t), s) in fit.params.iter().zip(truth).zip(&se) {
         assert!((p - t).abs() < 0.05 * t.abs(), "fitted {p}, true {t}");
+        // the truth within four standard errors of the estimate
+        assert!((p - t).abs() < 4.0 * s, "fitted {p} ± {s}, true {t}");
     }
     Ok(())
 }
