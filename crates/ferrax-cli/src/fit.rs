@@ -21,20 +21,60 @@ use serde_json::json;
 
 use crate::plot;
 
-/// What `fit` was asked to do.
+/// What `fit` was asked to do: the command's arguments.
+#[derive(clap::Args)]
 pub struct FitArgs {
+    /// The formula (`y ~ a * exp(-b * x)`; the response defaults to the column `y`, else
+    /// the last), or a file holding it.
     pub model: String,
+    /// The data: CSV or whitespace-separated columns, optionally with a header row of
+    /// names (else `x`, `y` or `x1`, ..., `y`).
     pub data: String,
+    /// Starting values of the parameters: `a=1,b=0.5`. Every name that is not a data
+    /// column is a parameter, and each must have a start.
+    #[arg(long, allow_hyphen_values = true)]
     pub start: String,
-    pub method: Method,
+    /// `lm` (Levenberg-Marquardt, dense Jacobian) or `gn-cg` (Gauss-Newton with CG,
+    /// matrix-free: for many parameters or residuals).
+    #[arg(long, value_enum, default_value_t = FitMethod::Lm)]
+    pub method: FitMethod,
+    /// The most outer iterations.
+    #[arg(long, default_value_t = 500)]
     pub max_iterations: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
     pub json: Option<String>,
+    /// Draw the data, the fitted curve and the residuals into this .png or .svg file.
+    #[arg(long)]
     pub plot: Option<String>,
+    /// No progress on standard error (shown only when it is a terminal).
+    #[arg(long)]
     pub quiet: bool,
-    /// `huber:1.5` (a loss and its scale, 1 if left out).
+    /// A robust loss and its scale: `soft_l1`, `huber`, `cauchy` or `arctan`, e.g.
+    /// `huber:0.5` (scale 1 if left out); least squares by default.
+    #[arg(long)]
     pub loss: Option<String>,
-    /// `a=0:10,b=0:` (either side left out: unbounded).
+    /// Bounds on parameters: `a=0:10,b=0:` (a side left out is unbounded).
+    #[arg(long, allow_hyphen_values = true)]
     pub bounds: Option<String>,
+}
+
+/// The solver `--method` names.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FitMethod {
+    /// Levenberg-Marquardt.
+    Lm,
+    /// Gauss-Newton-CG.
+    GnCg,
+}
+
+impl FitMethod {
+    fn method(self) -> Method {
+        match self {
+            FitMethod::Lm => Method::LevenbergMarquardt,
+            FitMethod::GnCg => Method::GaussNewtonCg,
+        }
+    }
 }
 
 /// Parses `--loss NAME[:SCALE]`.
@@ -264,7 +304,7 @@ pub fn fit(args: FitArgs) -> Result<String, String> {
         None => OnIteration::default(),
     };
     let opts = LsqOptions {
-        method: args.method,
+        method: args.method.method(),
         max_iterations: args.max_iterations,
         on_iteration,
         loss,
@@ -318,7 +358,7 @@ fn to_json(f: &ModelFit, args: &FitArgs, model: &str) -> serde_json::Value {
     json!({
         "model": model,
         "data": args.data,
-        "method": method_name(args.method),
+        "method": method_name(args.method.method()),
         "termination": f.solve.termination.name(),
         "converged": !matches!(f.solve.termination, Termination::MaxIterations | Termination::NoProgress),
         "iterations": f.solve.iterations,
@@ -342,7 +382,7 @@ fn report(f: &ModelFit, args: &FitArgs, model: &str, rows: usize) -> String {
         "model: {}\ndata:  {} ({rows} rows)\nfit:   {}, {} iteration(s); {}\n",
         model,
         args.data,
-        method_name(args.method),
+        method_name(args.method.method()),
         f.solve.iterations,
         termination_text(f.solve.termination)
     );

@@ -88,41 +88,7 @@ enum Command {
     /// Fit a model to data: `ferrax fit 'y ~ a * exp(-b * x)' data.csv --start a=1,b=0.1`.
     /// Prints the estimates with standard errors and confidence intervals, the residuals'
     /// statistics and how the solve ended.
-    Fit {
-        /// The formula (`y ~ a * exp(-b * x)`; the response defaults to the column `y`,
-        /// else the last), or a file holding it.
-        model: String,
-        /// The data: CSV or whitespace-separated columns, optionally with a header row of
-        /// names (else `x`, `y` or `x1`, ..., `y`).
-        data: String,
-        /// Starting values of the parameters: `a=1,b=0.5`. Every name that is not a data
-        /// column is a parameter, and each must have a start.
-        #[arg(long, allow_hyphen_values = true)]
-        start: String,
-        /// `lm` (Levenberg-Marquardt, dense Jacobian) or `gn-cg` (Gauss-Newton with CG,
-        /// matrix-free: for many parameters or residuals).
-        #[arg(long, value_enum, default_value_t = FitMethod::Lm)]
-        method: FitMethod,
-        /// The most outer iterations.
-        #[arg(long, default_value_t = 500)]
-        max_iterations: usize,
-        /// Also write the results as JSON to this file.
-        #[arg(long)]
-        json: Option<String>,
-        /// Draw the data, the fitted curve and the residuals into this .png or .svg file.
-        #[arg(long)]
-        plot: Option<String>,
-        /// No progress on standard error (shown only when it is a terminal).
-        #[arg(long)]
-        quiet: bool,
-        /// A robust loss and its scale: `soft_l1`, `huber`, `cauchy` or `arctan`, e.g.
-        /// `huber:0.5` (scale 1 if left out); least squares by default.
-        #[arg(long)]
-        loss: Option<String>,
-        /// Bounds on parameters: `a=0:10,b=0:` (a side left out is unbounded).
-        #[arg(long, allow_hyphen_values = true)]
-        bounds: Option<String>,
-    },
+    Fit(fit::FitArgs),
     /// Evaluate a program on inputs given as JSON (a list with one entry per input).
     Eval {
         file: String,
@@ -133,12 +99,6 @@ enum Command {
         #[arg(long)]
         inputs_file: Option<String>,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum FitMethod {
-    Lm,
-    GnCg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -472,32 +432,7 @@ fn run(cli: Cli) -> Result<Output, String> {
             start,
             data,
         } => nist(names, all, json, progress, start, data)?,
-        Command::Fit {
-            model,
-            data,
-            start,
-            method,
-            max_iterations,
-            json,
-            plot,
-            quiet,
-            loss,
-            bounds,
-        } => fit::fit(fit::FitArgs {
-            model,
-            data,
-            start,
-            method: match method {
-                FitMethod::Lm => ferrax_solvers::Method::LevenbergMarquardt,
-                FitMethod::GnCg => ferrax_solvers::Method::GaussNewtonCg,
-            },
-            max_iterations,
-            json,
-            plot,
-            quiet,
-            loss,
-            bounds,
-        })?,
+        Command::Fit(args) => fit::fit(args)?,
         Command::Check { file } => {
             let p = read_program(&file)?;
             p.check().map_err(|e| format!("{file}: {e}"))?;

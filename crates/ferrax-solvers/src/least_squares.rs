@@ -588,6 +588,25 @@ fn lm_step(
     Ok((unscale(p), lam))
 }
 
+/// One Levenberg-Marquardt iteration's report.
+fn lm_info(
+    iteration: usize,
+    fnorm: f64,
+    radius: f64,
+    lambda: f64,
+    trials: usize,
+    step_norm: f64,
+) -> IterationInfo {
+    IterationInfo {
+        iteration,
+        rss: fnorm * fnorm,
+        radius,
+        lambda,
+        trials,
+        step_norm,
+    }
+}
+
 fn levenberg_marquardt(
     f: &dyn Fn(Tensor) -> Tensor,
     x0: &[f64],
@@ -707,14 +726,7 @@ fn levenberg_marquardt(
                 record(
                     &mut history,
                     opts,
-                    IterationInfo {
-                        iteration: it,
-                        rss: fnorm * fnorm,
-                        radius: delta,
-                        lambda,
-                        trials,
-                        step_norm,
-                    },
+                    lm_info(it, fnorm, delta, lambda, trials, step_norm),
                 );
                 termination = t;
                 break 'outer;
@@ -726,14 +738,7 @@ fn levenberg_marquardt(
         record(
             &mut history,
             opts,
-            IterationInfo {
-                iteration: it,
-                rss: fnorm * fnorm,
-                radius: delta,
-                lambda,
-                trials,
-                step_norm,
-            },
+            lm_info(it, fnorm, delta, lambda, trials, step_norm),
         );
     }
     // Polish: undamped Gauss-Newton steps while they do not increase the sum of squares.

@@ -17,11 +17,14 @@
 //! * [`model`], [`table`], [`fit`](mod@fit): a formula language (`y ~ a * exp(-b * x)`),
 //!   tables of data from CSV or whitespace-separated text, and the fit of one to the other
 //!   with standard errors, confidence intervals and residual statistics (`ferrax fit`).
+//! * [`bundle`]: a synthetic bundle-adjustment problem solved by Gauss-Newton-CG with a
+//!   block-Jacobi preconditioner, the Jacobian never formed.
 //! * [`ode`]: RK4 integration as one `scan`, and a damped oscillator whose parameters are
 //!   fitted through it.
 
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod cg;
 pub mod error;
 pub mod fit;
