@@ -231,10 +231,13 @@ fn temporary(dest: &Path) -> PathBuf {
 struct Pending(Vec<(PathBuf, PathBuf)>);
 
 impl Pending {
+    /// Renames each file into place; on a failure the files not yet renamed stay in the
+    /// list, so that dropping it removes them.
     fn commit(mut self) -> Result<(), String> {
-        for (tmp, dest) in std::mem::take(&mut self.0) {
+        while let Some((tmp, dest)) = self.0.first().cloned() {
             std::fs::rename(&tmp, &dest)
                 .map_err(|e| format!("{}: cannot write: {e}", dest.display()))?;
+            self.0.remove(0);
         }
         Ok(())
     }
@@ -277,6 +280,14 @@ pub fn fit(args: FitArgs) -> Result<String, String> {
                 parent.display()
             ));
         }
+        // found in review: a folder as destination failed only at the rename, after the
+        // other output had replaced its file
+        if Path::new(dest).is_dir() {
+            return Err(format!("{dest}: is a folder, not a file to write"));
+        }
+    }
+    if args.json.is_some() && args.json == args.plot {
+        return Err("--json and --plot name the same file".into());
     }
     if let Some(p) = &args.plot {
         plot::check_format(p)?;

@@ -232,6 +232,17 @@ impl Bundle {
         let rows: Tensor = j.apply_batch(&Tensor::from_vec(tangents, &[CAMERA + POINT, dim]))?;
         let rows = rows.to_vec::<f64>()?;
         let m = 2 * self.observations();
+        if rows.len() != (CAMERA + POINT) * m {
+            return Err(input(
+                "Bundle::jtj_blocks",
+                format!(
+                    "the linear map gives {} values for {} tangents: not this problem's \
+                     ({m} residuals)",
+                    rows.len(),
+                    CAMERA + POINT
+                ),
+            ));
+        }
         let mut cam = vec![0.0; self.cameras * CAMERA * CAMERA];
         let mut pt = vec![0.0; self.points * POINT * POINT];
         for (o, (&c, &p)) in self.camera_of.iter().zip(&self.point_of).enumerate() {

@@ -286,7 +286,15 @@ pub fn least_squares(
         Some(b) => b.iter().zip(x0).map(|(&b, &x)| to_internal(b, x)).collect(),
         None => x0.to_vec(),
     };
-    let mut fit = solve(&inner, &u0)?;
+    // the inner solve's covariance would be over u, not x: it is computed below, once
+    let inner_opts = LsqOptions {
+        covariance_up_to: 0,
+        ..opts.clone()
+    };
+    let mut fit = match opts.method {
+        Method::LevenbergMarquardt => levenberg_marquardt(&inner, &u0, &inner_opts),
+        Method::GaussNewtonCg => gauss_newton_cg(&inner, &u0, &inner_opts),
+    }?;
     if let Some(b) = bounds {
         fit.params = b
             .iter()
@@ -309,10 +317,14 @@ pub fn least_squares(
         _ if m <= n => None,
         Method::LevenbergMarquardt => {
             let j = jacfwd(outer, &x)?.to_vec::<f64>()?;
+            fit.jacobian_evaluations += 1;
             Some(covariance(&j, m, n, rss_scaled)?)
         }
         Method::GaussNewtonCg if n <= opts.covariance_up_to => {
-            Some(covariance_matrix_free(&outer, &fit.params, rss_scaled, m)?.0)
+            let (cov, products) = covariance_matrix_free(&outer, &fit.params, rss_scaled, m)?;
+            fit.linearizations += 1;
+            fit.products += products;
+            Some(cov)
         }
         Method::GaussNewtonCg => None,
     };

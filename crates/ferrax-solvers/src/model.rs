@@ -34,6 +34,10 @@ use crate::error::{Result, SolverError};
 /// on the parser's recursion for text that is not one.
 const MAX_DEPTH: usize = 200;
 
+/// How many operations and calls a model may hold: far beyond any formula, and a bound on
+/// the depth of the left-leaning trees a long sum builds (walked recursively).
+const MAX_NODES: usize = 2000;
+
 /// A position in the model's text (1-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pos {
@@ -179,6 +183,7 @@ struct Parser {
     tokens: Vec<(Token, Pos)>,
     at: usize,
     depth: usize,
+    nodes: usize,
 }
 
 impl Parser {
@@ -223,9 +228,19 @@ impl Parser {
         r
     }
 
+    /// Counts one more operation or call against [`MAX_NODES`].
+    fn count(&mut self, at: Pos) -> Result<()> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(error(at, format!("more than {MAX_NODES} operations")));
+        }
+        Ok(())
+    }
+
     fn expr(&mut self) -> Result<Node> {
         let mut lhs = self.term()?;
         loop {
+            let at = self.peek().1;
             let op = if self.eat("+") {
                 "+"
             } else if self.eat("-") {
@@ -233,6 +248,7 @@ impl Parser {
             } else {
                 return Ok(lhs);
             };
+            self.count(at)?;
             let rhs = self.term()?;
             lhs = Node::Bin(op, Box::new(lhs), Box::new(rhs));
         }
@@ -241,6 +257,7 @@ impl Parser {
     fn term(&mut self) -> Result<Node> {
         let mut lhs = self.unary()?;
         loop {
+            let at = self.peek().1;
             let op = if self.eat("*") {
                 "*"
             } else if self.eat("/") {
@@ -248,6 +265,7 @@ impl Parser {
             } else {
                 return Ok(lhs);
             };
+            self.count(at)?;
             let rhs = self.unary()?;
             lhs = Node::Bin(op, Box::new(lhs), Box::new(rhs));
         }
@@ -353,6 +371,7 @@ impl Model {
             tokens,
             at: 0,
             depth: 0,
+            nodes: 0,
         };
         let response = match (&p.tokens[0], p.tokens.get(1)) {
             ((Token::Name(n), at), Some((Token::Op("~"), _))) => {

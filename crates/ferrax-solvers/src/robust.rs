@@ -82,7 +82,8 @@ impl Loss {
     pub fn rho(self, z: f64) -> f64 {
         match self {
             Loss::Linear => z,
-            Loss::SoftL1(_) => 2.0 * ((1.0 + z).sqrt() - 1.0),
+            // 2(√(1+z) − 1) without the cancellation for small z
+            Loss::SoftL1(_) => 2.0 * z / ((1.0 + z).sqrt() + 1.0),
             Loss::Huber(_) => {
                 if z <= 1.0 {
                     z
@@ -115,7 +116,7 @@ impl Loss {
         let small = z.less(Tensor::scalar(tiny));
         let zs = where_(&small, 1.0, &z);
         let rho = match self {
-            Loss::SoftL1(_) => ((&zs + 1.0).sqrt() - 1.0) * 2.0,
+            Loss::SoftL1(_) => &zs * 2.0 / ((&zs + 1.0).sqrt() + 1.0),
             Loss::Huber(_) => where_(
                 &zs.less_equal(Tensor::scalar(1.0)),
                 &zs,
@@ -168,6 +169,17 @@ pub(crate) fn check_bounds(bounds: &[Bound], x0: &[f64]) -> Result<()> {
                 OP,
                 format!(
                     "parameter {k}: the start {x} is outside its bounds [{}, {}]",
+                    b.lo, b.hi
+                ),
+            ));
+        }
+        // on a bound, the change of variables has a zero derivative: the parameter could
+        // never move (found in review), so the start must be strictly inside
+        if *x == b.lo || *x == b.hi {
+            return Err(input(
+                OP,
+                format!(
+                    "parameter {k}: the start {x} is on its bound; start strictly inside [{}, {}]",
                     b.lo, b.hi
                 ),
             ));

@@ -82,3 +82,14 @@ fn malformed_tables_are_errors_at_their_line_and_column() {
     assert!(err("x,y\n").contains("no rows"));
     assert!(err("1,2\n1,1e999").contains("not a finite number"));
 }
+
+#[test]
+fn a_model_too_long_to_walk_is_an_error_not_a_stack_overflow() {
+    // found in review: a sum of many terms builds a left-leaning tree that every walk
+    // recurses through; past 2000 operations the parser refuses it
+    let long = format!("y ~ {}", vec!["x"; 100_000].join(" + "));
+    let e = Model::parse(&long).unwrap_err().to_string();
+    assert!(e.contains("more than 2000 operations"), "{e}");
+    let fine = format!("y ~ {}", vec!["a * x"; 500].join(" + "));
+    assert!(Model::parse(&fine).is_ok());
+}

@@ -179,6 +179,7 @@ fn bad_bounds_and_losses_are_errors() {
     assert!(with(vec![b(1.0, 1.0), b(0.0, 1.0)], [1.0, 0.5]).contains("hold no number"));
     assert!(with(vec![b(f64::NAN, 1.0), b(0.0, 1.0)], [1.0, 0.5]).contains("hold no number"));
     assert!(with(vec![b(0.0, 10.0), b(0.0, 1.0)], [11.0, 0.5]).contains("outside its bounds"));
+    assert!(with(vec![b(0.0, 10.0), b(0.0, 1.0)], [10.0, 0.5]).contains("on its bound"));
     for loss in [Loss::Huber(0.0), Loss::Cauchy(f64::NAN), Loss::SoftL1(-1.0)] {
         let opts = LsqOptions {
             loss,

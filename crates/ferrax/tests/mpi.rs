@@ -107,7 +107,9 @@ fn driver() {
         "an aborted job ends with an error status:\n{text}"
     );
     assert!(
-        text.contains("STALL ERROR") && text.contains("never reached it"),
+        text.contains("STALL ERROR")
+            && text.contains("never reached it")
+            && text.contains("STALL REFUSED"),
         "process 0 reports the collective process 1 never reached:\n{text}"
     );
     println!("mpirun -np 2 (a process that never arrives): error and abort after {took:?}");
@@ -156,6 +158,12 @@ fn stall(axis: &MpiAxis) {
         .spmd(|x: Tensor| psum(&x, "dp"), &x)
         .expect_err("a process that never arrives is an error");
     println!("STALL ERROR on process {}: {err}", axis.rank());
+    // the axis refuses to run again (a late process could answer the abandoned round)
+    let again = axis
+        .spmd(|x: Tensor| psum(&x, "dp"), &x)
+        .expect_err("a broken axis");
+    assert!(again.to_string().contains("cannot run again"), "{again}");
+    println!("STALL REFUSED on process {}", axis.rank());
     axis.abort(3);
 }
 

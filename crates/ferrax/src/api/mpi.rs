@@ -199,6 +199,16 @@ impl MpiAxis {
             )
             .with_loc(loc));
         }
+        if let Some(e) = self.traffic.broken.lock().ok().and_then(|b| b.clone()) {
+            return Err(Error::input(
+                op,
+                format!(
+                    "a collective on this axis timed out earlier ({e}); a late process could \
+                     still answer it, so the axis cannot run again: end the job (`abort`)"
+                ),
+            )
+            .with_loc(loc));
+        }
         let comm = Arc::new(MpiComm::new(
             self.comm.as_raw(),
             self.size,

@@ -62,6 +62,9 @@ pub(crate) struct Traffic {
     pub(crate) rounds: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
+    /// Set when a round was abandoned at its deadline: its requests may still be matched by
+    /// a late process, so no later round on this communicator could be trusted.
+    pub(crate) broken: Mutex<Option<Error>>,
 }
 
 /// The members of a named axis as the processes of an MPI communicator.
@@ -121,7 +124,8 @@ impl MpiComm {
 
     /// Waits for `request` until the deadline; `Ok(false)` if it did not complete.
     fn wait_for(&self, mut request: ffi::MPI_Request, what: &str) -> Result<bool> {
-        let deadline = Instant::now() + self.wait;
+        // a bound too long to add to the clock is no bound
+        let deadline = Instant::now().checked_add(self.wait);
         let mut polls = 0u32;
         loop {
             let mut done: c_int = 0;
@@ -133,7 +137,7 @@ impl MpiComm {
             if done != 0 {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(false);
             }
             // spin briefly (a collective among busy members completes in microseconds),
@@ -159,16 +163,19 @@ impl MpiComm {
             ),
         );
         self.set_failed(&e);
+        if let Ok(mut b) = self.traffic.broken.lock() {
+            b.get_or_insert_with(|| e.clone());
+        }
         e
     }
 
     /// Every member's bytes, gathered into one buffer (`counts[i]` bytes from member `i`,
     /// in member order). `Ok(None)` if the round did not complete in time; its buffers are
     /// then leaked, since MPI may still write into them.
-    fn gather(&self, send: Vec<u8>, counts: &[c_int], what: &str) -> Result<Option<Vec<u8>>> {
+    fn gather(&self, send: Vec<u8>, counts: Vec<c_int>, what: &str) -> Result<Option<Vec<u8>>> {
         let mut displs = Vec::with_capacity(counts.len());
         let mut total: c_int = 0;
-        for &c in counts {
+        for &c in &counts {
             displs.push(total);
             total = total.checked_add(c).ok_or_else(|| {
                 Error::exhausted(
@@ -206,21 +213,24 @@ impl MpiComm {
                 format!("MPI_Iallgatherv failed (code {rc})"),
             ));
         }
-        if self.wait_for(request, what)? {
-            self.traffic.rounds.fetch_add(1, Relaxed);
-            self.traffic
-                .bytes_sent
-                .fetch_add(send.len() as u64, Relaxed);
-            self.traffic
-                .bytes_received
-                .fetch_add(recv.len() as u64, Relaxed);
-            Ok(Some(recv))
-        } else {
+        let waited = self.wait_for(request, what);
+        if !matches!(waited, Ok(true)) {
+            // the request may still be live: MPI may read `send`, `counts` and `displs` and
+            // write `recv` later, so none of them may be freed
             std::mem::forget(send);
             std::mem::forget(recv);
             std::mem::forget(displs);
-            Ok(None)
+            std::mem::forget(counts);
+            return waited.map(|_| None);
         }
+        self.traffic.rounds.fetch_add(1, Relaxed);
+        self.traffic
+            .bytes_sent
+            .fetch_add(send.len() as u64, Relaxed);
+        self.traffic
+            .bytes_received
+            .fetch_add(recv.len() as u64, Relaxed);
+        Ok(Some(recv))
     }
 
     /// One round: every member's kind and bytes, in member order.
@@ -247,7 +257,7 @@ impl MpiComm {
         let mut header = Vec::with_capacity(16);
         header.extend((kind as u64).to_le_bytes());
         header.extend((len as u64).to_le_bytes());
-        let Some(headers) = self.gather(header, &vec![16; self.size], what)? else {
+        let Some(headers) = self.gather(header, vec![16; self.size], what)? else {
             return Err(self.timed_out(rank, what));
         };
         let mut kinds = Vec::with_capacity(self.size);
@@ -261,7 +271,7 @@ impl MpiComm {
                 Error::internal(format!("an MPI header announcing {} bytes", word(8)))
             })?);
         }
-        let Some(bytes) = self.gather(payload, &counts, what)? else {
+        let Some(bytes) = self.gather(payload, counts.clone(), what)? else {
             return Err(self.timed_out(rank, what));
         };
         let mut out = Vec::with_capacity(self.size);
