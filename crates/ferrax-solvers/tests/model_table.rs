@@ -107,7 +107,7 @@ fn a_bound_model_evaluated_on_the_wrong_columns_or_parameters_is_an_error() {
         .unwrap();
     assert_eq!(ok, vec![3.0, 6.0]);
     let e = b
-        .eval(&p, &[x.clone()], 2)
+        .eval(&p, std::slice::from_ref(&x), 2)
         .to_vec::<f64>()
         .unwrap_err()
         .to_string();
