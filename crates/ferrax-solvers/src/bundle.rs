@@ -22,7 +22,7 @@ use std::time::Instant;
 use ferrax::{gauss_newton, Tensor};
 
 use crate::cg::{CgOptions, ConjugateGradient};
-use crate::error::{input, Result};
+use crate::error::{input, Result, SolverError};
 use crate::operator::{dot, FnOperator};
 
 /// Parameters per camera (BAL's layout) and per point.
@@ -112,6 +112,30 @@ impl Bundle {
                 "Bundle::synthetic",
                 format!("need cameras, points and 1 ≤ views ≤ cameras, got {cameras}, {points}, {views}"),
             ));
+        }
+        // every size the scene allocates, checked before any allocation (found on a second
+        // read: `Bundle::synthetic(usize::MAX, ..)` overflowed a capacity)
+        const MOST: usize = 1 << 28;
+        let sizes = [
+            CAMERA.checked_mul(cameras),
+            POINT.checked_mul(points),
+            points
+                .checked_mul(views)
+                .and_then(|o| o.checked_mul(2 * (CAMERA + POINT))),
+            (CAMERA.checked_mul(cameras))
+                .zip(POINT.checked_mul(points))
+                .and_then(|(c, p)| c.checked_add(p))
+                .and_then(|d| d.checked_mul(CAMERA + POINT)),
+        ];
+        if sizes.iter().any(|s| s.is_none_or(|s| s > MOST)) {
+            return Err(SolverError::Ferrax(ferrax::Error::ResourceExhausted {
+                op: "Bundle::synthetic".into(),
+                msg: format!(
+                    "{cameras} cameras, {points} points seen {views} times: a scene this size \
+                     (or its preconditioner's tangents) holds more than {MOST} values"
+                ),
+                loc: None,
+            }));
         }
         let mut rng = Stream(seed);
         let mut truth = Vec::with_capacity(CAMERA * cameras + POINT * points);

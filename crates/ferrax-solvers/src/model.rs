@@ -531,7 +531,33 @@ impl BoundModel {
     /// The formula at parameters `p` (a vector, in [`params`](Self::params) order) on the
     /// table's columns (`columns[c]` a vector of `m` values; the response is not read):
     /// `m` predictions.
+    /// Fewer or more columns than the table has, or a parameter vector of another length,
+    /// give a tensor holding the error (found on a second read: the columns were indexed
+    /// unchecked).
     pub fn eval(&self, p: &Tensor, columns: &[Tensor], m: usize) -> Tensor {
+        let wrong = |msg: String| {
+            Tensor::from_error(ferrax::Error::Shape {
+                op: "model".into(),
+                msg,
+                loc: None,
+            })
+        };
+        if columns.len() != self.columns.len() {
+            return wrong(format!(
+                "{} columns given, the model is bound to {} ({})",
+                columns.len(),
+                self.columns.len(),
+                self.columns.join(", ")
+            ));
+        }
+        if p.shape() != [self.params.len()] {
+            return wrong(format!(
+                "parameters of shape {:?}, the model has {} ({})",
+                p.shape(),
+                self.params.len(),
+                self.params.join(", ")
+            ));
+        }
         let y = self.node(&self.formula, p, columns);
         y.broadcast_to(&[m])
     }

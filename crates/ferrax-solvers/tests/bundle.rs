@@ -54,4 +54,15 @@ fn a_small_scene_is_solved_down_to_the_noise() {
     );
     assert_eq!(r.linearizations, r.steps);
     assert!(Bundle::synthetic(2, 5, 3, 0.5, 1).is_err());
+    // sizes that overflow or could not be allocated are errors before any allocation
+    for (c, p, v) in [(usize::MAX, 10, 1), (10, usize::MAX, 1), (100, 1 << 40, 4)] {
+        let e = Bundle::synthetic(c, p, v, 0.5, 1).err().expect("too large");
+        assert!(e.to_string().contains("more than"), "{e}");
+    }
+    // a linear map of another problem is refused, not indexed out of range
+    let other = Bundle::synthetic(3, 10, 2, 0.5, 1).unwrap();
+    let x = Tensor::from_vec(other.start.clone(), &[other.start.len()]);
+    let (_, lin) = ferrax::linearize(|p: Tensor| other.residual(p), &x).unwrap();
+    let small = Bundle::synthetic(3, 10, 3, 0.5, 1).unwrap();
+    assert!(small.jtj_blocks(&lin).is_err());
 }

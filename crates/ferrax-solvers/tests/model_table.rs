@@ -93,3 +93,33 @@ fn a_model_too_long_to_walk_is_an_error_not_a_stack_overflow() {
     let fine = format!("y ~ {}", vec!["a * x"; 500].join(" + "));
     assert!(Model::parse(&fine).is_ok());
 }
+
+#[test]
+fn a_bound_model_evaluated_on_the_wrong_columns_or_parameters_is_an_error() {
+    // found on a second read: `eval` indexed the columns unchecked
+    let m = Model::parse("y ~ a * x").unwrap();
+    let b = m.bind(&["x".into(), "y".into()], &["a".into()]).unwrap();
+    let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]);
+    let p = Tensor::from_vec(vec![3.0f64], &[1]);
+    let ok = b
+        .eval(&p, &[x.clone(), x.clone()], 2)
+        .to_vec::<f64>()
+        .unwrap();
+    assert_eq!(ok, vec![3.0, 6.0]);
+    let e = b
+        .eval(&p, std::slice::from_ref(&x), 2)
+        .to_vec::<f64>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1 columns given, the model is bound to 2 (x, y)"),
+        "{e}"
+    );
+    let two = Tensor::from_vec(vec![3.0f64, 4.0], &[2]);
+    let e = b
+        .eval(&two, &[x.clone(), x], 2)
+        .to_vec::<f64>()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the model has 1 (a)"), "{e}");
+}

@@ -83,6 +83,9 @@ fn mpirun(n: usize, case: &str, timeout: Duration) -> (Option<i32>, String) {
 }
 
 fn driver() {
+    // a bad axis name is refused before MPI starts
+    let e = MpiAxis::init("1 bad").err().expect("not an identifier");
+    assert!(e.to_string().contains("1 bad"), "{e}");
     for n in [1, 2, 4] {
         let (status, text) = mpirun(n, "checks", Duration::from_secs(240));
         assert_eq!(
