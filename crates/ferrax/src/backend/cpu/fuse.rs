@@ -15,8 +15,10 @@
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 use crate::backend::cpu::buffers;
+use crate::backend::cpu::codegen::{self, Compiled};
 use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
 use crate::backend::cpu::float::SUM_BLOCK;
 
@@ -70,6 +72,8 @@ pub(crate) struct Group {
     pub shapes: Vec<Vec<usize>>,
     /// Reductions of every element of a step's values (`.1`): the group's last outputs.
     pub reduce: Vec<(Reduction, usize)>,
+    /// The group's machine code, when it has some (`codegen`).
+    pub code: Option<Arc<Compiled>>,
 }
 
 /// A reduction a group can end with.
@@ -194,15 +198,18 @@ pub(crate) fn group(
         .filter(|slot| !produced.contains_key(slot))
         .collect();
     let first = &run[0].out_aval;
+    let mut group = Group {
+        steps,
+        keep,
+        size: first.size(),
+        dtype: first.dtype,
+        shapes,
+        reduce,
+        code: None,
+    };
+    group.code = codegen::compile(&group, inputs.len());
     FusedItem {
-        group: Group {
-            steps,
-            keep,
-            size: first.size(),
-            dtype: first.dtype,
-            shapes,
-            reduce,
-        },
+        group,
         inputs,
         outs,
         prims,
@@ -368,9 +375,15 @@ impl Group {
             )
         };
         // scratch buffers are made once per worker, not per chunk
-        let work = |bufs: &mut Scratch<T>, (c, (targets, partial)): Chunk<'_, T>| {
+        let code = self.code.as_deref().filter(|_| codegen::enabled());
+        let work = |bufs: &mut Scratch<T>, (c, (mut targets, partial)): Chunk<'_, T>| {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
+            if let Some(code) = code {
+                if self.run_code(code, &ins, start, len, &mut targets, &mut *partial) {
+                    return;
+                }
+            }
             let (scratch, tiles) = bufs;
             // where each step's chunk lives: its output's chunk when kept in a recycled
             // buffer, else scratch (copied into a fresh output's chunk at the end)
@@ -478,6 +491,79 @@ impl Group {
             results.push(Array::from_data(T::wrap(vec![value]), shape)?);
         }
         Ok(results)
+    }
+}
+
+impl Group {
+    /// Runs the group's machine code over the chunk `start..start + len`, writing the kept
+    /// values into `targets` and the reductions' parts into `partial`; `false` (nothing to
+    /// use) when the interpreter must run the chunk: a length that is not a whole number of
+    /// vectors, or an extremum that needs the serial fold (a NaN, or a zero).
+    fn run_code<T: Float>(
+        &self,
+        code: &Compiled,
+        ins: &[&[T]],
+        start: usize,
+        len: usize,
+        targets: &mut [Target<'_, T>],
+        partial: &mut [(T, f64)],
+    ) -> bool {
+        if len == 0 || len % code.lanes != 0 || code.scalar_input.len() != ins.len() {
+            return false;
+        }
+        let mut inputs = Vec::with_capacity(ins.len());
+        for (x, &scalar) in ins.iter().zip(&code.scalar_input) {
+            let from = if scalar { 0 } else { start };
+            let need = if scalar { 1 } else { len };
+            if x.len() < from + need {
+                return false;
+            }
+            inputs.push(x[from..].as_ptr().cast::<u8>());
+        }
+        let outputs: Vec<*mut u8> = targets
+            .iter_mut()
+            .map(|t| match t {
+                Target::Direct(s) if s.len() == len => s.as_mut_ptr().cast::<u8>(),
+                Target::Copy(s) if s.len() == len => s.as_mut_ptr().cast::<u8>(),
+                _ => std::ptr::null_mut(),
+            })
+            .collect();
+        if outputs.iter().any(|p| p.is_null()) {
+            return false;
+        }
+        let mut acc = vec![0u8; 64 * self.reduce.len()];
+        let mut nan = vec![0u32; self.reduce.len()];
+        // SAFETY: one pointer per input, `len` elements from `start` (checked above; one for
+        // a scalar), one per kept value onto its chunk of `len`; the buffers sized as `call`
+        // asks; the code reads and writes nothing else
+        unsafe { code.call(&inputs, &outputs, len, &mut acc, &mut nan) };
+        let size = std::mem::size_of::<T>();
+        for (r, (&(kind, _), part)) in self.reduce.iter().zip(partial.iter_mut()).enumerate() {
+            let lanes: Vec<T> = acc[64 * r..64 * (r + 1)]
+                .chunks_exact(size)
+                // SAFETY: `size` bytes the code stored from a vector of `T`
+                .map(|b| unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
+                .collect();
+            *part = match kind {
+                Reduction::Sum => (T::default(), T::lanes_sum(&lanes)),
+                Reduction::Max | Reduction::Min => {
+                    let max = kind == Reduction::Max;
+                    let init = T::extremum(&lanes[..1], max);
+                    let m = lanes[1..].iter().fold(init, |m, &v| {
+                        if max {
+                            max_nan(m, v)
+                        } else {
+                            min_nan(m, v)
+                        }
+                    });
+                    if nan[r] != 0 || m == T::default() {
+                        return false;
+                    }
+                    (m, 0.0)
+                }
+            };
+        }
+        true
     }
 }
 
