@@ -154,7 +154,7 @@ impl Plan {
     /// the interpreter); nested plans not counted (a diagnostic).
     pub fn fused_groups(&self) -> (usize, usize) {
         let groups = self.items.iter().filter_map(|item| match item {
-            Item::Fused(f) => Some(f.group.code.is_some()),
+            Item::Fused(f) => Some(f.code.is_some()),
             _ => None,
         });
         groups.fold((0, 0), |(n, c), code| (n + 1, c + usize::from(code)))
@@ -284,21 +284,42 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
                     reduce.push((kind, &steps[j]));
                 }
             }
+            // a value is written out when a step outside the group (one that ends at
+            // `end`), or the output, reads it
+            let read_after = |end: usize| {
+                let absorbed = &absorbed;
+                let (readers, last_use) = (&readers, &last_use);
+                move |slot: usize| {
+                    last_use.get(&slot).is_some_and(|&u| u >= block_end)
+                        || readers
+                            .get(&slot)
+                            .into_iter()
+                            .flatten()
+                            .any(|&j| j >= end && !absorbed[j])
+                }
+            };
             if end - k < 2 && reduce.is_empty() {
+                let small = fuse::small_run_end(steps, k, &aval_of);
+                if small - k >= 2 {
+                    let item = fuse::group(&steps[k..small], &[], read_after(small), &aval_of);
+                    if item.code.is_some() {
+                        items.push(Item::Fused(item));
+                    } else {
+                        items.extend(steps[k..small].iter().cloned().map(Item::Step));
+                    }
+                    k = small;
+                    continue;
+                }
                 items.push(Item::Step(steps[k].clone()));
                 k += 1;
                 continue;
             }
-            // a value is written out when a step outside the group, or the output, reads it
-            let read_after = |slot: usize| {
-                last_use.get(&slot).is_some_and(|&u| u >= block_end)
-                    || readers
-                        .get(&slot)
-                        .into_iter()
-                        .flatten()
-                        .any(|&j| j >= end && !absorbed[j])
-            };
-            items.push(Item::Fused(fuse::group(run, &reduce, read_after, &aval_of)));
+            items.push(Item::Fused(fuse::group(
+                run,
+                &reduce,
+                read_after(end),
+                &aval_of,
+            )));
             k = end;
         }
         steps.clear();
@@ -359,7 +380,7 @@ fn run_fused(f: &FusedItem, slots: &mut Slots) -> Result<()> {
         .iter()
         .map(|a| read(slots, a))
         .collect::<Result<Vec<_>>>()?;
-    let outs = f.group.run(&ins)?;
+    let outs = f.group.run(&ins, f.code.as_deref())?;
     for p in &f.prims {
         count(p);
     }
