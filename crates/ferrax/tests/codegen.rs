@@ -1,7 +1,7 @@
 //! Generated machine code for fused elementwise groups gives the interpreter's bits.
 //!
-//! Random programs of the operations the code generator compiles (`+ - * /`, negation,
-//! absolute value, square root and its reciprocal, scalars on either side, sums, maxima and
+//! Random programs of the operations the code generator compiles (`+ - * /`, `max`, `min`,
+//! negation, absolute value, square root and its reciprocal, scalars on either side, sums, maxima and
 //! minima of all elements), over values that include NaN, infinities, signed zeros and
 //! subnormals, at sizes whose last chunk is or is not a whole number of vectors, in f32 and
 //! f64: each plan runs once with its generated code and once through the interpreter
@@ -49,7 +49,7 @@ fn expr(rng: &mut Rng, vars: &[Tensor], depth: usize) -> Tensor {
         return vars[rng.below(vars.len())].clone();
     }
     let a = expr(rng, vars, depth - 1);
-    match rng.below(11) {
+    match rng.below(13) {
         0 => &a + &expr(rng, vars, depth - 1),
         1 => &a - &expr(rng, vars, depth - 1),
         2 => &a * &expr(rng, vars, depth - 1),
@@ -60,6 +60,8 @@ fn expr(rng: &mut Rng, vars: &[Tensor], depth: usize) -> Tensor {
         7 => a.rsqrt(),
         8 => &a * 1.5,
         9 => 2.0 - &a,
+        10 => a.maximum(expr(rng, vars, depth - 1)),
+        11 => a.minimum(expr(rng, vars, depth - 1)),
         _ => &a / 3.0,
     }
 }
@@ -214,6 +216,53 @@ fn bias_broadcasts_along_either_end_get_code() {
         for (k, (g, w)) in with.iter().zip(&without).enumerate() {
             same_bits(g, w, &format!("{dtype} output {k}"));
         }
+    }
+}
+
+#[test]
+fn small_groups_form_only_when_their_code_runs_them_whole() {
+    // under a chunk (2048 elements), a group forms when it is a whole number of vectors
+    // (16 f32, 8 f64) and gets code; otherwise its steps run one by one, as before
+    let mut rng = Rng(5);
+    for (n, dtype) in [
+        (16, DType::F32),
+        (128, DType::F32),
+        (8, DType::F64),
+        (100, DType::F32),
+    ] {
+        let vars: Vec<Tensor> = (0..3).map(|_| input(&mut rng, n, dtype)).collect();
+        let f = |(x, y, z): (Tensor, Tensor, Tensor)| {
+            let h = (&x + &y) * &z - 2.0;
+            let act = if dtype == DType::F32 {
+                h.tanh()
+            } else {
+                h.sqrt()
+            };
+            (act.maximum(&x), h)
+        };
+        let args = (vars[0].clone(), vars[1].clone(), vars[2].clone());
+        let p = make_jaxpr(f, &args).unwrap();
+        let plan = Plan::new(&p).unwrap();
+        let lanes = if dtype == DType::F32 { 16 } else { 8 };
+        let want = if avx512() && n % lanes == 0 {
+            (1, 1)
+        } else {
+            (0, 0)
+        };
+        assert_eq!(plan.fused_groups(), want, "n = {n} {dtype}\n{p}");
+        let arrays: Vec<Array> = vars.iter().map(|t| t.array().unwrap()).collect();
+        let with = plan.run(arrays.clone()).unwrap();
+        let without = without_codegen(|| plan.run(arrays.clone())).unwrap();
+        let reference = p.eval(&arrays).unwrap();
+        for (k, (g, w)) in with.iter().zip(&without).enumerate() {
+            same_bits(g, w, &format!("n = {n} {dtype} output {k}"));
+        }
+        // `h` is exact arithmetic: the reference's bits too
+        same_bits(
+            &with[1],
+            &reference[1],
+            &format!("n = {n} {dtype} against eval"),
+        );
     }
 }
 

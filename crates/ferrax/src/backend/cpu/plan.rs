@@ -302,7 +302,12 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
                 let small = fuse::small_run_end(steps, k, &aval_of);
                 if small - k >= 2 {
                     let item = fuse::group(&steps[k..small], &[], read_after(small), &aval_of);
-                    if item.code.is_some() {
+                    let size = item.group.size;
+                    if item
+                        .code
+                        .as_ref()
+                        .is_some_and(|c| c.runs_whole(size, fuse::CHUNK))
+                    {
                         items.push(Item::Fused(item));
                     } else {
                         items.extend(steps[k..small].iter().cloned().map(Item::Step));

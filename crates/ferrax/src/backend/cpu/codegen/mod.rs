@@ -10,11 +10,14 @@
 //! loop's time on `while_newton`'s Newton step). A group gets code only when every step it
 //! needs is one the loop computes with the interpreter's bits: `+ - * /`, negation,
 //! absolute value, square root and its reciprocal (one IEEE operation each, operands in the
-//! same order), f32 `tanh` (the interpreter's polynomial and exponential, operation by
+//! same order), `max`/`min` with their NaN rule (a compare-select, then the NaNs blended
+//! back), f32 `tanh` (the interpreter's polynomial and exponential, operation by
 //! operation), broadcasts (a scalar stays in a register; a bias tiled along trailing axes
 //! or repeated along leading ones is generated per chunk, as the interpreter does, and
 //! streamed), and sums, maxima and minima of all elements (the accumulators are the
-//! interpreter's sixteen f32 or eight f64 lanes). Anything else, a CPU without AVX-512F,
+//! interpreter's sixteen f32 or eight f64 lanes). Which NaN comes out of an operation on two
+//! NaNs is not specified, as in Rust (LLVM may swap the operands of `+` and `*`, and does in
+//! the interpreter's scalar loops): every other bit is. Anything else, a CPU without AVX-512F,
 //! or another architecture: no code, and the interpreter runs the group. A chunk whose
 //! length is not a whole number of vectors, or whose extremum needs the serial fold (a NaN,
 //! or a zero whose sign depends on the order), is run by the interpreter too, with the same
@@ -22,7 +25,6 @@
 
 use std::sync::Arc;
 
-use crate::backend::cpu::dispatch::Binary;
 use crate::backend::cpu::fuse::group::{Group, GroupOp, Src};
 use crate::backend::cpu::math::Unary;
 use crate::ir::DType;
@@ -77,17 +79,22 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// Whether plans may run generated code: on unless the environment says
-/// `FERRAX_CODEGEN=0` (or `off`), read once, or this thread is inside [`with_interpreter`].
-pub(crate) fn enabled() -> bool {
+/// Whether the environment lets plans make and run generated code: unless it says
+/// `FERRAX_CODEGEN=0` (or `off`), read once.
+fn allowed() -> bool {
     static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let env = *ENV.get_or_init(|| {
+    *ENV.get_or_init(|| {
         !matches!(
             std::env::var("FERRAX_CODEGEN").as_deref(),
             Ok("0") | Ok("off")
         )
-    });
-    env && !INTERPRET.with(|c| c.get())
+    })
+}
+
+/// Whether plans may run generated code now: [`allowed`], and this thread is not inside
+/// [`with_interpreter`].
+pub(crate) fn enabled() -> bool {
+    allowed() && !INTERPRET.with(|c| c.get())
 }
 
 thread_local! {
@@ -98,13 +105,29 @@ thread_local! {
 /// thread) execute their fused groups through the interpreter. The oracle the generated
 /// code is tested against, and a way to measure what it gains.
 pub fn with_interpreter<R>(f: impl FnOnce() -> R) -> R {
-    let before = INTERPRET.with(|c| c.replace(true));
-    let out = f();
-    INTERPRET.with(|c| c.set(before));
-    out
+    /// Puts the thread's setting back, even when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INTERPRET.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(INTERPRET.with(|c| c.replace(true)));
+    f()
 }
 
 impl Compiled {
+    /// Whether the code runs a group of `size` elements whole, in one call with no chunk
+    /// bookkeeping: at most one chunk (`chunk`), a whole number of vectors, no generated
+    /// broadcast to fill first. A group of values smaller than a chunk is worth forming
+    /// only then.
+    pub fn runs_whole(&self, size: usize, chunk: usize) -> bool {
+        size > 0
+            && size <= chunk
+            && size % self.lanes == 0
+            && !self.streams.iter().any(|s| matches!(s, Stream::Tile(_)))
+    }
+
     /// Runs the code over one chunk of `n` elements (a positive multiple of `lanes`).
     ///
     /// # Safety
@@ -143,7 +166,7 @@ type Emitted = (Vec<u8>, Vec<u64>, Vec<Stream>, Vec<usize>);
 pub(crate) fn compile(group: &Group) -> Option<Arc<Compiled>> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !allowed() || !std::arch::is_x86_feature_detected!("avx512f") {
             return None;
         }
         let f64s = match group.dtype {
@@ -196,7 +219,7 @@ fn needed(group: &Group) -> Vec<bool> {
 /// Whether the loop computes a step of this kind with the interpreter's bits.
 fn supported(op: &GroupOp, srcs: &[Src], f64s: bool) -> bool {
     match op {
-        GroupOp::Binary(b) => matches!(b, Binary::Add | Binary::Sub | Binary::Mul | Binary::Div),
+        GroupOp::Binary(_) => true,
         GroupOp::Unary(Unary::Tanh) => !f64s,
         GroupOp::Unary(u) => matches!(u, Unary::Neg | Unary::Abs | Unary::Sqrt | Unary::Rsqrt),
         GroupOp::Broadcast => matches!(srcs, [Src::Tiled(..) | Src::Repeated(..)]),

@@ -451,7 +451,25 @@ fn binary(e: &mut Emitter, b: Binary, d: usize, x: usize, y: usize) -> Asm<Optio
         (Binary::Mul, true) => e.a.vmulpd(d, x, y)?,
         (Binary::Div, false) => e.a.vdivps(d, x, y)?,
         (Binary::Div, true) => e.a.vdivpd(d, x, y)?,
-        _ => return Ok(None),
+        (Binary::Max | Binary::Min, _) => {
+            // `max_nan(x, y)`: x if x is NaN, else y if y is NaN or y > x, else x. `vmaxps
+            // d, y, x` is `y > x ? y : x` (x when unordered), then the NaNs put back, x's
+            // last so that it wins (and `min` alike with `<`)
+            match (b, e.f64s) {
+                (Binary::Max, false) => e.a.vmaxps(d, y, x)?,
+                (Binary::Max, true) => e.a.vmaxpd(d, y, x)?,
+                (_, false) => e.a.vminps(d, y, x)?,
+                (_, true) => e.a.vminpd(d, y, x)?,
+            }
+            for nan in [y, x] {
+                unordered(e, nan, nan)?;
+                if e.f64s {
+                    e.a.vblendmpd(d.k1(), d, nan)?;
+                } else {
+                    e.a.vblendmps(d.k1(), d, nan)?;
+                }
+            }
+        }
     }
     Ok(Some(()))
 }

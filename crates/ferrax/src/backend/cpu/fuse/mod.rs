@@ -29,7 +29,7 @@ pub(crate) use group::{Group, GroupOp, GroupStep, Reduction, Src};
 
 /// Elements per chunk, and the least size of a value worth fusing: a compiled sum's block,
 /// so a fused sum adds the same partial sums in the same order as an unfused one.
-const CHUNK: usize = SUM_BLOCK;
+pub(crate) const CHUNK: usize = SUM_BLOCK;
 
 /// The reduction `r` computes, and the step of `run` whose values it reduces, when it is one
 /// a group of `run` can end with: a sum, maximum or minimum over every axis of a value one

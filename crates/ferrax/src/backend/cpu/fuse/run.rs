@@ -76,6 +76,12 @@ impl Group {
                     .ok_or_else(|| Error::internal("a fused group's input has another dtype"))
             })
             .collect::<Result<_>>()?;
+        let code = code.filter(|_| codegen::enabled());
+        if let Some(code) = code {
+            if let Some(done) = self.run_small(code, &ins) {
+                return done;
+            }
+        }
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
         // Every element of an output is written below, so none is zeroed first: a recycled
         // buffer (initialized, `true`) is written straight by the kernels; a fresh one is
@@ -145,7 +151,6 @@ impl Group {
         };
         // scratch buffers are made once per worker, not per chunk, and only when used:
         // generated code needs none unless it streams generated broadcasts
-        let code = code.filter(|_| codegen::enabled());
         let work = |bufs: &mut Option<Scratch<T>>, (c, (mut targets, partial)): Chunk<'_, T>| {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
@@ -269,6 +274,55 @@ impl Group {
 }
 
 impl Group {
+    /// A group of one chunk that is a whole number of vectors and streams no generated
+    /// broadcast, run by its code with no chunk bookkeeping (a small group, such as an RNN
+    /// step's, costs little more than the call); `None` when it is not such a group (or it
+    /// reduces).
+    fn run_small<T: Float>(&self, code: &Compiled, ins: &[&[T]]) -> Option<Result<Vec<Array>>> {
+        let n = self.size;
+        // a reduction may need the interpreter's fold, so it goes the chunked way
+        if !code.runs_whole(n, CHUNK) || !self.reduce.is_empty() {
+            return None;
+        }
+        let mut pointers = Vec::with_capacity(code.streams.len() + code.scalars.len());
+        for s in &code.streams {
+            let Stream::Input(i) = s else { return None };
+            match ins.get(*i) {
+                Some(x) if x.len() >= n => pointers.push(x.as_ptr().cast::<u8>()),
+                _ => return None,
+            }
+        }
+        for &i in &code.scalars {
+            match ins.get(i) {
+                Some(x) if !x.is_empty() => pointers.push(x.as_ptr().cast::<u8>()),
+                _ => return None,
+            }
+        }
+        let kept = (0..self.steps.len()).filter(|&k| self.keep[k]);
+        let mut outs: Vec<(usize, Vec<T>)> = vec![];
+        for k in kept {
+            match buffers::with_capacity::<T>(n) {
+                Ok(v) => outs.push((k, v)),
+                Err(_) => return None,
+            }
+        }
+        let outputs: Vec<*mut u8> = outs
+            .iter_mut()
+            .map(|(_, v)| v.spare_capacity_mut().as_mut_ptr().cast::<u8>())
+            .collect();
+        // SAFETY: one pointer per stream onto `n` elements and one per scalar onto its
+        // element (checked above), one per kept value onto `n` elements of spare capacity;
+        // no reduction
+        unsafe { code.call(&pointers, &outputs, n, &mut [], &mut []) };
+        let mut results = Vec::with_capacity(outs.len());
+        for (k, mut v) in outs {
+            // SAFETY: the code wrote all `n` elements
+            unsafe { v.set_len(n) };
+            results.push(Array::from_data(T::wrap(v), &self.shapes[k]));
+        }
+        Some(results.into_iter().collect())
+    }
+
     /// Runs the group's machine code over the chunk `start..start + len`, writing the kept
     /// values into `targets` and the reductions' parts into `partial`; `false` (nothing to
     /// use) when the interpreter must run the chunk: a length that is not a whole number of
@@ -328,34 +382,40 @@ impl Group {
         // kept value onto its chunk of `len`; the buffers sized as `call` asks; the code
         // reads and writes nothing else
         unsafe { code.call(&pointers, &outputs, len, &mut acc, &mut nan) };
-        let size = std::mem::size_of::<T>();
         for (r, (&(kind, _), part)) in self.reduce.iter().zip(partial.iter_mut()).enumerate() {
-            let lanes: Vec<T> = acc[64 * r..64 * (r + 1)]
-                .chunks_exact(size)
-                // SAFETY: `size` bytes the code stored from a vector of `T`
-                .map(|b| unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
-                .collect();
-            *part = match kind {
-                Reduction::Sum => (T::default(), T::lanes_sum(&lanes)),
-                Reduction::Max | Reduction::Min => {
-                    let max = kind == Reduction::Max;
-                    let init = T::extremum(&lanes[..1], max);
-                    let m = lanes[1..].iter().fold(init, |m, &v| {
-                        if max {
-                            max_nan(m, v)
-                        } else {
-                            min_nan(m, v)
-                        }
-                    });
-                    if nan[r] != 0 || m == T::default() {
-                        return false;
-                    }
-                    (m, 0.0)
-                }
-            };
+            match finish(kind, &acc[64 * r..64 * (r + 1)], nan[r]) {
+                Some(p) => *part = p,
+                None => return false,
+            }
         }
         true
     }
+}
+
+/// A reduction's part from the code's accumulator lanes (`acc`, 64 bytes) and NaN flag:
+/// `(extremum, sum)` as the interpreter makes it for a chunk, or `None` when the chunk's
+/// extremum needs the interpreter's serial fold (a NaN, or a zero).
+fn finish<T: Float>(kind: Reduction, acc: &[u8], nan: u32) -> Option<(T, f64)> {
+    let lanes: Vec<T> = acc
+        .chunks_exact(std::mem::size_of::<T>())
+        // SAFETY: bytes the code stored from a vector of `T`
+        .map(|b| unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
+        .collect();
+    if kind == Reduction::Sum {
+        return Some((T::default(), T::lanes_sum(&lanes)));
+    }
+    let max = kind == Reduction::Max;
+    let m = lanes[1..].iter().fold(
+        lanes[0],
+        |m, &v| {
+            if max {
+                max_nan(m, v)
+            } else {
+                min_nan(m, v)
+            }
+        },
+    );
+    (nan == 0 && m != T::default()).then_some((m, 0.0))
 }
 
 /// Where a chunk of a kept value goes: straight into a recycled, initialized buffer, or
