@@ -284,47 +284,21 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
                     reduce.push((kind, &steps[j]));
                 }
             }
-            // a value is written out when a step outside the group (one that ends at
-            // `end`), or the output, reads it
-            let read_after = |end: usize| {
-                let absorbed = &absorbed;
-                let (readers, last_use) = (&readers, &last_use);
-                move |slot: usize| {
-                    last_use.get(&slot).is_some_and(|&u| u >= block_end)
-                        || readers
-                            .get(&slot)
-                            .into_iter()
-                            .flatten()
-                            .any(|&j| j >= end && !absorbed[j])
-                }
-            };
             if end - k < 2 && reduce.is_empty() {
-                let small = fuse::small_run_end(steps, k, &aval_of);
-                if small - k >= 2 {
-                    let item = fuse::group(&steps[k..small], &[], read_after(small), &aval_of);
-                    let size = item.group.size;
-                    if item
-                        .code
-                        .as_ref()
-                        .is_some_and(|c| c.runs_whole(size, fuse::CHUNK))
-                    {
-                        items.push(Item::Fused(item));
-                    } else {
-                        items.extend(steps[k..small].iter().cloned().map(Item::Step));
-                    }
-                    k = small;
-                    continue;
-                }
                 items.push(Item::Step(steps[k].clone()));
                 k += 1;
                 continue;
             }
-            items.push(Item::Fused(fuse::group(
-                run,
-                &reduce,
-                read_after(end),
-                &aval_of,
-            )));
+            // a value is written out when a step outside the group, or the output, reads it
+            let read_after = |slot: usize| {
+                last_use.get(&slot).is_some_and(|&u| u >= block_end)
+                    || readers
+                        .get(&slot)
+                        .into_iter()
+                        .flatten()
+                        .any(|&j| j >= end && !absorbed[j])
+            };
+            items.push(Item::Fused(fuse::group(run, &reduce, read_after, &aval_of)));
             k = end;
         }
         steps.clear();

@@ -119,8 +119,7 @@ pub fn with_interpreter<R>(f: impl FnOnce() -> R) -> R {
 impl Compiled {
     /// Whether the code runs a group of `size` elements whole, in one call with no chunk
     /// bookkeeping: at most one chunk (`chunk`), a whole number of vectors, no generated
-    /// broadcast to fill first. A group of values smaller than a chunk is worth forming
-    /// only then.
+    /// broadcast to fill first.
     pub fn runs_whole(&self, size: usize, chunk: usize) -> bool {
         size > 0
             && size <= chunk

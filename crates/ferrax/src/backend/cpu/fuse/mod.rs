@@ -29,7 +29,7 @@ pub(crate) use group::{Group, GroupOp, GroupStep, Reduction, Src};
 
 /// Elements per chunk, and the least size of a value worth fusing: a compiled sum's block,
 /// so a fused sum adds the same partial sums in the same order as an unfused one.
-pub(crate) const CHUNK: usize = SUM_BLOCK;
+const CHUNK: usize = SUM_BLOCK;
 
 /// The reduction `r` computes, and the step of `run` whose values it reduces, when it is one
 /// a group of `run` can end with: a sum, maximum or minimum over every axis of a value one
@@ -69,10 +69,10 @@ pub(crate) struct FusedItem {
 }
 
 /// Whether a step may join a group: an elementwise kernel whose operands have its output's
-/// size, or a broadcast the group can generate, on `sizes` elements.
-fn fusible(s: &Step, sizes: &std::ops::Range<usize>, aval_of: &impl Fn(&StepArg) -> Aval) -> bool {
+/// size, or a broadcast the group can generate, on at least one chunk's worth of elements.
+fn fusible(s: &Step, aval_of: &impl Fn(&StepArg) -> Aval) -> bool {
     let n = s.out_aval.size();
-    sizes.contains(&n)
+    n >= CHUNK
         && match s.kernel {
             Some(Kernel::Unary(_) | Kernel::Binary(_)) => {
                 s.args.iter().all(|a| aval_of(a).size() == n)
@@ -83,32 +83,12 @@ fn fusible(s: &Step, sizes: &std::ops::Range<usize>, aval_of: &impl Fn(&StepArg)
 }
 
 /// The end of the run of fusible steps of one size and dtype that starts at `k` (`k` itself
-/// when the step there is not fusible), on values of at least one chunk.
+/// when the step there is not fusible).
 pub(crate) fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> Aval) -> usize {
-    run_end_in(steps, k, &(CHUNK..usize::MAX), aval_of)
-}
-
-/// [`run_end`] for values smaller than a chunk: such a run is worth a group only when the
-/// group gets machine code (through the interpreter, its scratch and bookkeeping cost more
-/// than the steps alone).
-pub(crate) fn small_run_end(
-    steps: &[Step],
-    k: usize,
-    aval_of: &impl Fn(&StepArg) -> Aval,
-) -> usize {
-    run_end_in(steps, k, &(1..CHUNK), aval_of)
-}
-
-fn run_end_in(
-    steps: &[Step],
-    k: usize,
-    sizes: &std::ops::Range<usize>,
-    aval_of: &impl Fn(&StepArg) -> Aval,
-) -> usize {
     let first = &steps[k].out_aval;
     let mut end = k;
     while end < steps.len()
-        && fusible(&steps[end], sizes, aval_of)
+        && fusible(&steps[end], aval_of)
         && steps[end].out_aval.size() == first.size()
         && steps[end].out_aval.dtype == first.dtype
     {

@@ -275,9 +275,8 @@ impl Group {
 
 impl Group {
     /// A group of one chunk that is a whole number of vectors and streams no generated
-    /// broadcast, run by its code with no chunk bookkeeping (a small group, such as an RNN
-    /// step's, costs little more than the call); `None` when it is not such a group (or it
-    /// reduces).
+    /// broadcast, run by its code with no chunk bookkeeping; `None` when it is not such a
+    /// group (or it reduces).
     fn run_small<T: Float>(&self, code: &Compiled, ins: &[&[T]]) -> Option<Result<Vec<Array>>> {
         let n = self.size;
         // a reduction may need the interpreter's fold, so it goes the chunked way
