@@ -8,6 +8,9 @@
 //! (`without_codegen`), and every output must have the same bits (a NaN matches any NaN).
 //! On a CPU with AVX-512F the plans must have code; elsewhere none.
 
+mod common;
+
+use common::same_bits;
 use ferrax::{make_jaxpr, without_codegen, Array, DType, Plan, Tensor};
 
 /// SplitMix64: a small deterministic generator for the programs and their inputs.
@@ -63,17 +66,6 @@ fn expr(rng: &mut Rng, vars: &[Tensor], depth: usize) -> Tensor {
         10 => a.maximum(expr(rng, vars, depth - 1)),
         11 => a.minimum(expr(rng, vars, depth - 1)),
         _ => &a / 3.0,
-    }
-}
-
-fn same_bits(got: &Array, want: &Array, what: &str) {
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    assert_eq!(g.len(), w.len(), "{what}");
-    for (k, (a, b)) in g.iter().zip(&w).enumerate() {
-        assert!(
-            (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
-            "{what}: element {k} is {a:e} with code, {b:e} without"
-        );
     }
 }
 
