@@ -6,11 +6,12 @@
 //! Every benchmark jits a function of one operation (or one fused run) on fixed random
 //! inputs and times `Jit::call` on the plain release build: elementwise unary kernels (the
 //! polynomials and libm routes, f32 and f64), a binary kernel, a fused elementwise run with
-//! a bias broadcast, a reduction, a transpose, the matrix-vector product (both layouts) and
+//! a bias broadcast, one fused group with and without its generated code, a reduction, a
+//! transpose, the matrix-vector product (both layouts) and
 //! matrix products at the peer suite's shapes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ferrax::{jit, DType, Tensor};
+use ferrax::{jit, without_codegen, DType, Tensor};
 
 /// A kernel under test: one operation (or a fused run) on a tensor.
 type Op = fn(&Tensor) -> Tensor;
@@ -71,6 +72,30 @@ fn binary_and_fused(c: &mut Criterion) {
     bench_jit(c, "fused", "sin_cos_exp_sum_f32", N as u64, x, |x| {
         (x.sin() * x.cos() + (-(x * x)).exp()).sum_all()
     });
+}
+
+/// One fused group through its generated machine code and through the interpreter
+/// (`without_codegen`): a Newton step for sqrt and its convergence test, 2^16 f32.
+fn codegen(c: &mut Criterion) {
+    const N: usize = 1 << 16;
+    let a = randn(5, &[N], DType::F32).abs() + 0.5;
+    let g = jit(|a: Tensor| {
+        let x = &a * 0.75;
+        let x = (&x + &a / &x) * 0.5;
+        let test = (&x * &x - &a).abs().max(&[0]);
+        (x, test)
+    });
+    g.call(&a).expect("the step runs");
+    let mut grp = c.benchmark_group("codegen");
+    grp.throughput(Throughput::Elements(N as u64));
+    grp.bench_function(BenchmarkId::from_parameter("newton_step_code"), |b| {
+        b.iter(|| g.call(&a).expect("runs"))
+    });
+    grp.bench_function(
+        BenchmarkId::from_parameter("newton_step_interpreter"),
+        |b| b.iter(|| without_codegen(|| g.call(&a)).expect("runs")),
+    );
+    grp.finish();
 }
 
 fn reductions_and_layout(c: &mut Criterion) {
@@ -145,6 +170,6 @@ fn products(c: &mut Criterion) {
 criterion_group! {
     name = kernels;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
-    targets = unary, binary_and_fused, reductions_and_layout, products
+    targets = unary, binary_and_fused, codegen, reductions_and_layout, products
 }
 criterion_main!(kernels);

@@ -666,9 +666,26 @@ fn main() {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {
             continue;
         }
+        // FERRAX_BENCH_PROFILE=1: the time of every plan step (fused groups by their
+        // operations) over the whole case, on stderr, largest first
+        let profiled = std::env::var_os("FERRAX_BENCH_PROFILE").is_some();
+        if profiled {
+            ferrax::profile_start();
+        }
         if let Err(e) = run() {
             eprintln!("error in case {name}: {e}");
             failed = true;
+        }
+        if profiled {
+            let mut steps = ferrax::profile_stop();
+            steps.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let total: f64 = steps.iter().map(|s| s.1).sum();
+            for (step, secs, calls) in steps.iter().take(25) {
+                eprintln!(
+                    "{:6.2}% {secs:9.4} s {calls:8} calls  {step}",
+                    100.0 * secs / total
+                );
+            }
         }
     }
     if failed {

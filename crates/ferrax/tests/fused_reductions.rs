@@ -4,6 +4,9 @@
 //! compiled sum's for sums), NaN and signed zeros included, whatever the number of threads;
 //! and the reduced value is not written out unless something else reads it.
 
+mod common;
+
+use common::same_bits;
 use ferrax::{make_jaxpr, profile_start, profile_stop, Array, DType, Plan, Tensor};
 
 /// 3 × 5000 values: the last of the 2048-element chunks is partial.
@@ -11,18 +14,6 @@ const SHAPE: [usize; 2] = [3, 5000];
 
 fn input(seed: u64, dtype: DType) -> Tensor {
     Tensor::random_uniform(seed, &SHAPE, -2.0, 2.0, dtype)
-}
-
-/// The same bits, except that a NaN matches any NaN (Rust does not fix a NaN's payload).
-fn same_bits(got: &Array, want: &Array, what: &str) {
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    assert_eq!(g.len(), w.len(), "{what}");
-    for (k, (a, b)) in g.iter().zip(&w).enumerate() {
-        assert!(
-            (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
-            "{what}: element {k} is {a:e}, want {b:e}"
-        );
-    }
 }
 
 fn run(plan: &Plan, args: &[Tensor]) -> Vec<Array> {

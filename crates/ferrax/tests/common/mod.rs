@@ -1,6 +1,6 @@
 //! Helpers the array-surface and API tests share: an f64 tensor from a slice and a shape,
-//! a tensor's values as f64, and comparison to a relative tolerance (at least absolute near
-//! zero).
+//! a tensor's values as f64, comparison to a relative tolerance (at least absolute near
+//! zero), and bit-for-bit comparison of arrays.
 
 // each test binary uses some of them
 #![allow(dead_code)]
@@ -24,4 +24,17 @@ pub fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
         && a.iter()
             .zip(b)
             .all(|(x, y)| (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0))
+}
+
+/// The same bits element by element, except that a NaN matches any NaN (which NaN an
+/// operation on two NaNs returns is not specified in Rust); `what` names the comparison.
+pub fn same_bits(got: &Array, want: &Array, what: &str) {
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    assert_eq!(g.len(), w.len(), "{what}");
+    for (k, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!(
+            (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
+            "{what}: element {k} is {a:e}, want {b:e}"
+        );
+    }
 }

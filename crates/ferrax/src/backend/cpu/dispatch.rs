@@ -238,7 +238,8 @@ impl Binary {
 
     /// `out[i] = op(a[i], s)`, or `op(s, a[i])` when `scalar_left`: one operand a broadcast
     /// scalar, read from a register instead of a filled buffer; the widest vectors, as
-    /// [`Binary::zip`], and the operands in the reference's order (NaN payloads included).
+    /// [`Binary::zip`], and the operands in the reference's order (which NaN survives an
+    /// operation on two is not specified: the compiler may swap the operands of `+`, `*`).
     pub(crate) fn zip_scalar<T: Float>(self, a: &[T], s: T, scalar_left: bool, out: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         {

@@ -37,6 +37,10 @@ pub(crate) trait Float:
     /// The sum of one block of at most [`SUM_BLOCK`] values, in lanes (vectorized, at the
     /// machine's widest), rounded to `f64`.
     fn block_sum(v: &[Self]) -> f64;
+    /// The end of [`Float::block_sum`] for a block of whole lanes: the lanes' partial sums
+    /// (sixteen for f32, eight for f64) rounded to `f64` and added in order. Generated code
+    /// that accumulates the same lanes finishes its sums here, for the same bits.
+    fn lanes_sum(acc: &[Self]) -> f64;
     /// A sum accumulated in `f64`, rounded to this type.
     fn from_sum(total: f64) -> Self;
     /// The maximum (`max`) or minimum of a non-empty slice: `reduce_max`/`reduce_min`'s
@@ -96,8 +100,13 @@ fn block_sum_f32(v: &[f32]) -> f64 {
             acc[i] += c[i];
         }
     }
+    lanes_then_rest_f32(&acc, it.remainder())
+}
+
+#[inline(always)]
+fn lanes_then_rest_f32(acc: &[f32], rest: &[f32]) -> f64 {
     let s: f64 = acc.iter().map(|&a| a as f64).sum();
-    s + it.remainder().iter().map(|&a| a as f64).sum::<f64>()
+    s + rest.iter().map(|&a| a as f64).sum::<f64>()
 }
 
 #[inline(always)]
@@ -109,7 +118,12 @@ fn block_sum_f64(v: &[f64]) -> f64 {
             acc[i] += c[i];
         }
     }
-    acc.iter().sum::<f64>() + it.remainder().iter().sum::<f64>()
+    lanes_then_rest_f64(&acc, it.remainder())
+}
+
+#[inline(always)]
+fn lanes_then_rest_f64(acc: &[f64], rest: &[f64]) -> f64 {
+    acc.iter().sum::<f64>() + rest.iter().sum::<f64>()
 }
 
 impl Float for f32 {
@@ -139,6 +153,9 @@ impl Float for f32 {
     }
     fn block_sum(v: &[f32]) -> f64 {
         widest!(v: &[f32] => f64 = block_sum_f32(v))
+    }
+    fn lanes_sum(acc: &[f32]) -> f64 {
+        lanes_then_rest_f32(acc, &[])
     }
     fn from_sum(total: f64) -> f32 {
         total as f32
@@ -175,6 +192,9 @@ impl Float for f64 {
     }
     fn block_sum(v: &[f64]) -> f64 {
         widest!(v: &[f64] => f64 = block_sum_f64(v))
+    }
+    fn lanes_sum(acc: &[f64]) -> f64 {
+        lanes_then_rest_f64(acc, &[])
     }
     fn from_sum(total: f64) -> f64 {
         total

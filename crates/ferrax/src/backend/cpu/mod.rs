@@ -7,6 +7,7 @@
 //! functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
 
 pub(crate) mod buffers;
+pub(crate) mod codegen;
 pub(crate) mod control;
 pub(crate) mod dispatch;
 pub(crate) mod float;
@@ -20,5 +21,6 @@ pub(crate) mod profile;
 pub(crate) mod spmd;
 pub(crate) mod step;
 
+pub use self::codegen::with_interpreter as without_codegen;
 pub use self::plan::Plan;
 pub use self::profile::{profile_start, profile_stop};

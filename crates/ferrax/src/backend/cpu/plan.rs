@@ -149,6 +149,17 @@ impl Plan {
         self.pool.kept()
     }
 
+    /// How many fused elementwise groups the plan has, and how many of them run generated
+    /// machine code (the others, and every group on a CPU without AVX-512F, run through
+    /// the interpreter); nested plans not counted (a diagnostic).
+    pub fn fused_groups(&self) -> (usize, usize) {
+        let groups = self.items.iter().filter_map(|item| match item {
+            Item::Fused(f) => Some(f.code.is_some()),
+            _ => None,
+        });
+        groups.fold((0, 0), |(n, c), code| (n + 1, c + usize::from(code)))
+    }
+
     /// The plans of the sub-programs of its control-flow steps, in program order (a
     /// `cond`'s branches in order, a `scan`'s body): made once, with this plan, whatever the
     /// number of iterations (a diagnostic).
@@ -348,7 +359,7 @@ fn run_fused(f: &FusedItem, slots: &mut Slots) -> Result<()> {
         .iter()
         .map(|a| read(slots, a))
         .collect::<Result<Vec<_>>>()?;
-    let outs = f.group.run(&ins)?;
+    let outs = f.group.run(&ins, f.code.as_deref())?;
     for p in &f.prims {
         count(p);
     }

@@ -282,9 +282,6 @@ pub fn tanh_f64(x: f64) -> f64 {
 /// ln 2 split for f32, Taylor polynomial of degree 7, exponent built from bits.
 #[inline(always)]
 fn exp_f32_small(x: f32) -> f32 {
-    const SHIFT32: f32 = 12582912.0; // 1.5 · 2^23
-    const LN2_HI32: f32 = f32::from_bits(0x3f31_7200); // ln 2 to 16 bits: n · LN2_HI32 is exact
-    const LN2_LO32: f32 = 1.428_606_8e-6;
     let t = x * std::f32::consts::LOG2_E + SHIFT32;
     let n = t - SHIFT32;
     let ni = (t.to_bits() as i32).wrapping_sub(SHIFT32.to_bits() as i32);
@@ -298,6 +295,26 @@ fn exp_f32_small(x: f32) -> f32 {
     p * f32::from_bits(((ni + 127) as u32) << 23)
 }
 
+/// [`exp_f32_small`]'s constants: 1.5 · 2^23 (adding it rounds to an integer), and ln 2 split
+/// in two (to 16 bits, so that `n · LN2_HI32` is exact, and the rest).
+pub(crate) const SHIFT32: f32 = 12582912.0;
+pub(crate) const LN2_HI32: f32 = f32::from_bits(0x3f31_7200);
+pub(crate) const LN2_LO32: f32 = 1.428_606_8e-6;
+
+/// The odd Taylor coefficients of [`tanh_f32`]'s polynomial (generated code for fused groups
+/// evaluates the same polynomial with the same constants).
+pub(crate) const TANH_F32_TAYLOR: [f32; 9] = [
+    -1.0 / 3.0,
+    2.0 / 15.0,
+    -17.0 / 315.0,
+    62.0 / 2835.0,
+    -1382.0 / 155925.0,
+    21844.0 / 6081075.0,
+    -929569.0 / 638512875.0,
+    6404582.0 / 10854718875.0,
+    -443861162.0 / 1856156927625.0,
+];
+
 /// tanh(x) in f32 arithmetic (twice the vector lanes of the f64 route): an odd Taylor
 /// polynomial below |x| = 0.625, `1 − 2/(e^{2|x|} + 1)` above. The argument is clamped at
 /// 9.5, where that formula already rounds to exactly 1 (tanh rounds to 1 in f32 beyond
@@ -306,18 +323,7 @@ fn exp_f32_small(x: f32) -> f32 {
 pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs().min(9.5);
     let z = a * a;
-    const C: [f32; 9] = [
-        -1.0 / 3.0,
-        2.0 / 15.0,
-        -17.0 / 315.0,
-        62.0 / 2835.0,
-        -1382.0 / 155925.0,
-        21844.0 / 6081075.0,
-        -929569.0 / 638512875.0,
-        6404582.0 / 10854718875.0,
-        -443861162.0 / 1856156927625.0,
-    ];
-    let p = horner(&C, z);
+    let p = horner(&TANH_F32_TAYLOR, z);
     let small = a + a * z * p;
     let e = exp_f32_small(2.0 * a);
     let large = 1.0 - 2.0 / (e + 1.0);

@@ -1,244 +1,15 @@
-//! Elementwise fusion: grouping runs of plan steps, and running a group chunk by chunk.
-//!
-//! A run of consecutive elementwise steps over arrays of the same size becomes one *group*,
-//! executed chunk by chunk (2048 elements at a time, chunks spread over threads): every step
-//! of the group computes its chunk into a small scratch buffer that stays in cache, and only
-//! the values needed after the group are written to memory. Broadcasts of a scalar, or of
-//! an array along leading dimensions (a bias), are generated per chunk instead of being
-//! materialized. A group may end with sums, maxima or minima of every element of its
-//! values: each chunk is reduced while it is in cache and the chunks' results are combined
-//! in order, so a value only reduced is never written out (a convergence test's
-//! `max(abs(x*x - a))`, a loss's sum of squares). Kept values are computed straight into
-//! their output buffers. What a group computes is exactly what its steps compute one by one
-//! (the same kernels from `dispatch`, the same operation order per element, sums in the
-//! same blocks as `float::Float::sum`).
+//! Running a fused group chunk by chunk: its machine code where it has some (`codegen`),
+//! else the interpreter, which runs each step over the chunk with the plan kernels.
 
-use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
+use super::group::{Group, GroupOp, GroupStep, Reduction, Src};
+use super::CHUNK;
 use crate::backend::cpu::buffers;
-use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
-use crate::backend::cpu::float::SUM_BLOCK;
-
-use crate::backend::cpu::math::Unary;
-use crate::backend::cpu::step::{Step, StepArg};
+use crate::backend::cpu::codegen::{self, Compiled, Stream};
+use crate::backend::cpu::dispatch::Float;
 use crate::backend::{max_nan, min_nan};
-use crate::ir::{Array, Aval, DType, Error, Primitive, Result};
-
-/// Elements per chunk, and the least size of a value worth fusing: a compiled sum's block,
-/// so a fused sum adds the same partial sums in the same order as an unfused one.
-const CHUNK: usize = SUM_BLOCK;
-
-/// What one step of a group computes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum GroupOp {
-    Unary(Unary),
-    Binary(Binary),
-    /// A broadcast whose operand the group generates per chunk (`Src::Tiled`/`Repeated`).
-    Broadcast,
-}
-
-/// Where a group step reads an operand from.
-#[derive(Clone, Debug)]
-pub(crate) enum Src {
-    /// An array given to the group (index into its inputs), the group's full size.
-    Input(usize),
-    /// An earlier step of the same group.
-    Step(usize),
-    /// An input repeated along leading dimensions: element i is `input[i % period]`.
-    Tiled(usize, usize),
-    /// An input whose elements are each repeated along trailing dimensions: element i is
-    /// `input[i / run]`.
-    Repeated(usize, usize),
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct GroupStep {
-    pub op: GroupOp,
-    pub srcs: Vec<Src>,
-}
-
-/// A fused run of elementwise steps.
-#[derive(Clone, Debug)]
-pub(crate) struct Group {
-    pub steps: Vec<GroupStep>,
-    /// For every step: whether its value is needed after the group (then written out).
-    pub keep: Vec<bool>,
-    pub size: usize,
-    pub dtype: DType,
-    /// The shape of every step's output.
-    pub shapes: Vec<Vec<usize>>,
-    /// Reductions of every element of a step's values (`.1`): the group's last outputs.
-    pub reduce: Vec<(Reduction, usize)>,
-}
-
-/// A reduction a group can end with.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Reduction {
-    Sum,
-    Max,
-    Min,
-}
-
-/// The reduction `r` computes, and the step of `run` whose values it reduces, when it is one
-/// a group of `run` can end with: a sum, maximum or minimum over every axis of a value one
-/// of `run`'s steps makes.
-pub(crate) fn reduction_of(
-    r: &Step,
-    run: &[Step],
-    aval_of: &impl Fn(&StepArg) -> Aval,
-) -> Option<(Reduction, usize)> {
-    let (kind, axes) = match &r.prim {
-        Primitive::ReduceSum { axes } => (Reduction::Sum, axes),
-        Primitive::ReduceMax { axes } => (Reduction::Max, axes),
-        Primitive::ReduceMin { axes } => (Reduction::Min, axes),
-        _ => return None,
-    };
-    let [arg @ StepArg::Slot(slot)] = r.args.as_slice() else {
-        return None;
-    };
-    let x = aval_of(arg);
-    let operand = run.iter().position(|s| s.out == *slot)?;
-    (x.ndim() > 0 && axes.len() == x.ndim()).then_some((kind, operand))
-}
-
-/// A group in a plan: the group, where its inputs come from and where its kept values go.
-#[derive(Clone, Debug)]
-pub(crate) struct FusedItem {
-    pub group: Group,
-    pub inputs: Vec<StepArg>,
-    /// Slots of the kept steps' values, in step order, then the reduction's.
-    pub outs: Vec<usize>,
-    /// Primitives of the fused steps (for evaluation counts and profiles).
-    pub prims: Vec<Primitive>,
-    /// Slots whose last use is inside the group.
-    pub last: Vec<usize>,
-}
-
-/// Whether a step may join a group: an elementwise kernel whose operands have its output's
-/// size, or a broadcast the group can generate, on at least one chunk's worth of elements.
-fn fusible(s: &Step, aval_of: &impl Fn(&StepArg) -> Aval) -> bool {
-    let n = s.out_aval.size();
-    n >= CHUNK
-        && match s.kernel {
-            Some(Kernel::Unary(_) | Kernel::Binary(_)) => {
-                s.args.iter().all(|a| aval_of(a).size() == n)
-            }
-            Some(Kernel::BroadcastTile | Kernel::BroadcastRepeat) => true,
-            _ => false,
-        }
-}
-
-/// The end of the run of fusible steps of one size and dtype that starts at `k` (`k` itself
-/// when the step there is not fusible).
-pub(crate) fn run_end(steps: &[Step], k: usize, aval_of: &impl Fn(&StepArg) -> Aval) -> usize {
-    let first = &steps[k].out_aval;
-    let mut end = k;
-    while end < steps.len()
-        && fusible(&steps[end], aval_of)
-        && steps[end].out_aval.size() == first.size()
-        && steps[end].out_aval.dtype == first.dtype
-    {
-        end += 1;
-    }
-    end
-}
-
-/// The fused item of a run of steps, with reductions of its values taken in (`reduce`, each
-/// as [`reduction_of`] gives it); `read_after(slot)` says whether a step outside the group
-/// (or the output) reads a value, which is then written out.
-pub(crate) fn group(
-    run: &[Step],
-    reduce: &[((Reduction, usize), &Step)],
-    read_after: impl Fn(usize) -> bool,
-    aval_of: &impl Fn(&StepArg) -> Aval,
-) -> FusedItem {
-    let produced: HashMap<usize, usize> = run.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
-    let mut inputs: Vec<StepArg> = vec![];
-    let steps = run
-        .iter()
-        .map(|s| GroupStep {
-            op: match s.kernel {
-                Some(Kernel::Unary(u)) => GroupOp::Unary(u),
-                Some(Kernel::Binary(b)) => GroupOp::Binary(b),
-                _ => GroupOp::Broadcast,
-            },
-            srcs: s
-                .args
-                .iter()
-                .map(|a| source(s, a, &produced, &mut inputs, aval_of))
-                .collect(),
-        })
-        .collect();
-    let keep: Vec<bool> = run.iter().map(|s| read_after(s.out)).collect();
-    let mut outs: Vec<usize> = run
-        .iter()
-        .zip(&keep)
-        .filter(|(_, &kept)| kept)
-        .map(|(s, _)| s.out)
-        .collect();
-    let mut prims: Vec<Primitive> = run.iter().map(|s| s.prim.clone()).collect();
-    let mut shapes: Vec<Vec<usize>> = run.iter().map(|s| s.out_aval.shape.clone()).collect();
-    let all = || run.iter().chain(reduce.iter().map(|(_, r)| *r));
-    let reduce = reduce
-        .iter()
-        .map(|&(kind_and_operand, r)| {
-            outs.push(r.out);
-            prims.push(r.prim.clone());
-            shapes.push(r.out_aval.shape.clone());
-            kind_and_operand
-        })
-        .collect();
-    let last = all()
-        .flat_map(|s| s.last.iter().copied())
-        .filter(|slot| !produced.contains_key(slot))
-        .collect();
-    let first = &run[0].out_aval;
-    FusedItem {
-        group: Group {
-            steps,
-            keep,
-            size: first.size(),
-            dtype: first.dtype,
-            shapes,
-            reduce,
-        },
-        inputs,
-        outs,
-        prims,
-        last,
-    }
-}
-
-/// Where step `s` of a group reads its operand `a`: an earlier step of the group, or one of
-/// the group's inputs (added once), generated per chunk when `s` is a broadcast.
-fn source(
-    s: &Step,
-    a: &StepArg,
-    produced: &HashMap<usize, usize>,
-    inputs: &mut Vec<StepArg>,
-    aval_of: &impl Fn(&StepArg) -> Aval,
-) -> Src {
-    if let StepArg::Slot(slot) = a {
-        if let Some(&i) = produced.get(slot) {
-            return Src::Step(i);
-        }
-    }
-    let same_slot = |x: &StepArg| matches!((x, a), (StepArg::Slot(p), StepArg::Slot(q)) if p == q);
-    let i = match inputs.iter().position(same_slot) {
-        Some(i) => i,
-        None => {
-            inputs.push(a.clone());
-            inputs.len() - 1
-        }
-    };
-    let operand = aval_of(a).size();
-    match s.kernel {
-        Some(Kernel::BroadcastTile) => Src::Tiled(i, operand),
-        Some(Kernel::BroadcastRepeat) => Src::Repeated(i, s.out_aval.size() / operand.max(1)),
-        _ => Src::Input(i),
-    }
-}
+use crate::ir::{Array, Aval, DType, Error, Result};
 
 /// For a binary step with exactly one operand a broadcast scalar (an input tiled with
 /// period 1, or an earlier step broadcasting one): that operand's position and the input
@@ -286,16 +57,17 @@ fn needed_steps(
 }
 
 impl Group {
-    /// Runs the group on its inputs; returns one array per kept step, in step order.
-    pub fn run(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+    /// Runs the group on its inputs, through `code` where it has some; returns one array per
+    /// kept step, in step order, then one per reduction.
+    pub fn run(&self, inputs: &[Array], code: Option<&Compiled>) -> Result<Vec<Array>> {
         match self.dtype {
-            DType::F32 => self.run_typed::<f32>(inputs),
-            DType::F64 => self.run_typed::<f64>(inputs),
+            DType::F32 => self.run_typed::<f32>(inputs, code),
+            DType::F64 => self.run_typed::<f64>(inputs, code),
             d => Err(Error::internal(format!("a fused group of dtype {d}"))),
         }
     }
 
-    fn run_typed<T: Float>(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+    fn run_typed<T: Float>(&self, inputs: &[Array], code: Option<&Compiled>) -> Result<Vec<Array>> {
         use rayon::prelude::*;
         let ins: Vec<&[T]> = inputs
             .iter()
@@ -304,6 +76,12 @@ impl Group {
                     .ok_or_else(|| Error::internal("a fused group's input has another dtype"))
             })
             .collect::<Result<_>>()?;
+        let code = code.filter(|_| codegen::enabled());
+        if let Some(code) = code {
+            if let Some(done) = self.run_small(code, &ins) {
+                return done;
+            }
+        }
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
         // Every element of an output is written below, so none is zeroed first: a recycled
         // buffer (initialized, `true`) is written straight by the kernels; a fresh one is
@@ -361,17 +139,31 @@ impl Group {
         type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
         // a chunk's index, its slice of every kept output, and its part of the reduction
         type Chunk<'a, T> = (usize, (Vec<Target<'a, T>>, &'a mut [(T, f64)]));
+        let scratch_len = CHUNK.min(self.size);
         let new_scratch = || -> Scratch<T> {
             (
-                vec![vec![T::default(); CHUNK]; self.steps.len()],
-                [vec![T::default(); CHUNK], vec![T::default(); CHUNK]],
+                vec![vec![T::default(); scratch_len]; self.steps.len()],
+                [
+                    vec![T::default(); scratch_len],
+                    vec![T::default(); scratch_len],
+                ],
             )
         };
-        // scratch buffers are made once per worker, not per chunk
-        let work = |bufs: &mut Scratch<T>, (c, (targets, partial)): Chunk<'_, T>| {
+        // scratch buffers are made once per worker, not per chunk, and only when used:
+        // generated code needs none unless it streams generated broadcasts
+        let work = |bufs: &mut Option<Scratch<T>>, (c, (mut targets, partial)): Chunk<'_, T>| {
             let start = c * CHUNK;
             let len = CHUNK.min(self.size - start);
-            let (scratch, tiles) = bufs;
+            if let Some(code) = code {
+                let tiles = match code.streams.iter().any(|s| matches!(s, Stream::Tile(_))) {
+                    true => &mut bufs.get_or_insert_with(new_scratch).0[..],
+                    false => &mut [][..],
+                };
+                if self.run_code(code, &ins, (start, len), &mut targets, tiles, &mut *partial) {
+                    return;
+                }
+            }
+            let (scratch, tiles) = bufs.get_or_insert_with(new_scratch);
             // where each step's chunk lives: its output's chunk when kept in a recycled
             // buffer, else scratch (copied into a fresh output's chunk at the end)
             let mut targets = targets.into_iter();
@@ -448,9 +240,9 @@ impl Group {
             .enumerate()
             .collect();
         if n_chunks > 8 && crate::backend::cpu::math::threads() > 1 {
-            chunks.into_par_iter().for_each_init(new_scratch, work);
+            chunks.into_par_iter().for_each_init(|| None, work);
         } else {
-            let mut bufs = new_scratch();
+            let mut bufs = None;
             chunks.into_iter().for_each(|item| work(&mut bufs, item));
         }
         let mut results: Vec<Array> = kept
@@ -479,6 +271,150 @@ impl Group {
         }
         Ok(results)
     }
+}
+
+impl Group {
+    /// A group of one chunk that is a whole number of vectors and streams no generated
+    /// broadcast, run by its code with no chunk bookkeeping; `None` when it is not such a
+    /// group (or it reduces).
+    fn run_small<T: Float>(&self, code: &Compiled, ins: &[&[T]]) -> Option<Result<Vec<Array>>> {
+        let n = self.size;
+        // a reduction may need the interpreter's fold, so it goes the chunked way
+        if !code.runs_whole(n, CHUNK) || !self.reduce.is_empty() {
+            return None;
+        }
+        let mut pointers = Vec::with_capacity(code.streams.len() + code.scalars.len());
+        for s in &code.streams {
+            let Stream::Input(i) = s else { return None };
+            match ins.get(*i) {
+                Some(x) if x.len() >= n => pointers.push(x.as_ptr().cast::<u8>()),
+                _ => return None,
+            }
+        }
+        for &i in &code.scalars {
+            match ins.get(i) {
+                Some(x) if !x.is_empty() => pointers.push(x.as_ptr().cast::<u8>()),
+                _ => return None,
+            }
+        }
+        let kept = (0..self.steps.len()).filter(|&k| self.keep[k]);
+        let mut outs: Vec<(usize, Vec<T>)> = vec![];
+        for k in kept {
+            match buffers::with_capacity::<T>(n) {
+                Ok(v) => outs.push((k, v)),
+                Err(_) => return None,
+            }
+        }
+        let outputs: Vec<*mut u8> = outs
+            .iter_mut()
+            .map(|(_, v)| v.spare_capacity_mut().as_mut_ptr().cast::<u8>())
+            .collect();
+        // SAFETY: one pointer per stream onto `n` elements and one per scalar onto its
+        // element (checked above), one per kept value onto `n` elements of spare capacity;
+        // no reduction
+        unsafe { code.call(&pointers, &outputs, n, &mut [], &mut []) };
+        let mut results = Vec::with_capacity(outs.len());
+        for (k, mut v) in outs {
+            // SAFETY: the code wrote all `n` elements
+            unsafe { v.set_len(n) };
+            results.push(Array::from_data(T::wrap(v), &self.shapes[k]));
+        }
+        Some(results.into_iter().collect())
+    }
+
+    /// Runs the group's machine code over the chunk `start..start + len`, writing the kept
+    /// values into `targets` and the reductions' parts into `partial`; `false` (nothing to
+    /// use) when the interpreter must run the chunk: a length that is not a whole number of
+    /// vectors, or an extremum that needs the serial fold (a NaN, or a zero).
+    fn run_code<T: Float>(
+        &self,
+        code: &Compiled,
+        ins: &[&[T]],
+        (start, len): (usize, usize),
+        targets: &mut [Target<'_, T>],
+        tiles: &mut [Vec<T>],
+        partial: &mut [(T, f64)],
+    ) -> bool {
+        if len == 0 || len % code.lanes != 0 {
+            return false;
+        }
+        let mut pointers = Vec::with_capacity(code.streams.len() + code.scalars.len());
+        let mut tiles = tiles.iter_mut();
+        for s in &code.streams {
+            match s {
+                Stream::Input(i) => match ins.get(*i) {
+                    Some(x) if x.len() >= start + len => pointers.push(x[start..].as_ptr()),
+                    _ => return false,
+                },
+                Stream::Tile(src) => match tiles.next() {
+                    // generated for the chunk, as the interpreter does
+                    Some(t) if t.len() >= len => {
+                        fill_tile(src, ins, start, len, t);
+                        pointers.push(t.as_ptr());
+                    }
+                    _ => return false,
+                },
+            }
+        }
+        for &i in &code.scalars {
+            match ins.get(i) {
+                Some(x) if !x.is_empty() => pointers.push(x.as_ptr()),
+                _ => return false,
+            }
+        }
+        let pointers: Vec<*const u8> = pointers.into_iter().map(|p| p.cast::<u8>()).collect();
+        let outputs: Vec<*mut u8> = targets
+            .iter_mut()
+            .map(|t| match t {
+                Target::Direct(s) if s.len() == len => s.as_mut_ptr().cast::<u8>(),
+                Target::Copy(s) if s.len() == len => s.as_mut_ptr().cast::<u8>(),
+                _ => std::ptr::null_mut(),
+            })
+            .collect();
+        if outputs.iter().any(|p| p.is_null()) {
+            return false;
+        }
+        let mut acc = vec![0u8; 64 * self.reduce.len()];
+        let mut nan = vec![0u32; self.reduce.len()];
+        // SAFETY: one pointer per stream onto `len` elements (checked above: an input from
+        // `start`, a tile filled for the chunk), one per scalar onto its element, one per
+        // kept value onto its chunk of `len`; the buffers sized as `call` asks; the code
+        // reads and writes nothing else
+        unsafe { code.call(&pointers, &outputs, len, &mut acc, &mut nan) };
+        for (r, (&(kind, _), part)) in self.reduce.iter().zip(partial.iter_mut()).enumerate() {
+            match finish(kind, &acc[64 * r..64 * (r + 1)], nan[r]) {
+                Some(p) => *part = p,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// A reduction's part from the code's accumulator lanes (`acc`, 64 bytes) and NaN flag:
+/// `(extremum, sum)` as the interpreter makes it for a chunk, or `None` when the chunk's
+/// extremum needs the interpreter's serial fold (a NaN, or a zero).
+fn finish<T: Float>(kind: Reduction, acc: &[u8], nan: u32) -> Option<(T, f64)> {
+    let lanes: Vec<T> = acc
+        .chunks_exact(std::mem::size_of::<T>())
+        // SAFETY: bytes the code stored from a vector of `T`
+        .map(|b| unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
+        .collect();
+    if kind == Reduction::Sum {
+        return Some((T::default(), T::lanes_sum(&lanes)));
+    }
+    let max = kind == Reduction::Max;
+    let m = lanes[1..].iter().fold(
+        lanes[0],
+        |m, &v| {
+            if max {
+                max_nan(m, v)
+            } else {
+                min_nan(m, v)
+            }
+        },
+    );
+    (nan == 0 && m != T::default()).then_some((m, 0.0))
 }
 
 /// Where a chunk of a kept value goes: straight into a recycled, initialized buffer, or
