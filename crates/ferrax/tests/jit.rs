@@ -137,6 +137,36 @@ fn cse_constant_folding_and_identities() {
     ));
 }
 
+#[test]
+fn pads_and_slices_that_keep_the_shape_are_removed() {
+    // what a matrix product's transpose leaves around an [n, 1] value; a pad with interior
+    // width in a dimension of one element keeps the shape too
+    let p = Program::parse(
+        "{ lambda ; a:f64[4,1] . let
+    b:f64[4,1] = pad[low=(0,0) high=(0,0) interior=(0,0)] a 0.0:f64
+    c:f64[4,1] = slice[start=(0,0) limit=(4,1) strides=(1,1)] b
+    d:f64[4,1] = pad[low=(0,0) high=(0,0) interior=(0,3)] c 0.0:f64
+    e:f64[4,1] = neg d
+    f:f64[2,1] = slice[start=(0,0) limit=(4,1) strides=(2,1)] e
+  in (e, f) }",
+    )
+    .unwrap();
+    let o = optimize(&p).unwrap();
+    assert_eq!(
+        o.to_string(),
+        "{ lambda ; a:f64[4,1] . let
+    b:f64[4,1] = neg a
+    c:f64[2,1] = slice[start=(0,0) limit=(4,1) strides=(2,1)] b
+  in (b, c) }"
+    );
+    let x = Array::from_vec(vec![1.0f64, -2.0, 3.5, 0.25], &[4, 1]).unwrap();
+    let want = p.eval(std::slice::from_ref(&x)).unwrap();
+    let got = o.eval(&[x]).unwrap();
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w.to_f64_vec(), g.to_f64_vec());
+    }
+}
+
 // ---- jit ----
 
 #[test]

@@ -1,7 +1,7 @@
 //! Optimization: program-to-program simplification before compilation.
 //!
 //! What transformations leave behind is simplified away (adding zeros, multiplying by ones,
-//! identity reshapes/transposes/conversions, double negation, `select` between equal cases),
+//! identity reshapes/transposes/conversions/pads/slices, double negation, `select` between equal cases),
 //! small constant subcomputations are folded, common subexpressions merged, 2-d transposes
 //! folded into matrix products, and dead code dropped, repeated until nothing changes; loops
 //! and branches are optimized inside, and lose the carries and outputs nothing reads
@@ -104,10 +104,15 @@ fn simplify(p: &mut Program) -> bool {
             | Squeeze { .. }
             | ExpandDims { .. }
             | BroadcastInDim { .. }
+            | Pad { .. }
+            | Slice { .. }
                 if same(&ins[0]) =>
             {
                 // same shape and dtype: the identity (broadcast_in_dim of equal shapes has
-                // strictly increasing dimensions, so it is the identity too)
+                // strictly increasing dimensions; a pad that keeps the shape has no widths,
+                // or interior ones in a dimension of one element; a slice that keeps it
+                // starts at 0 and steps over nothing: the identity too). A matrix product's
+                // transpose leaves such pads and slices around `[n, 1]` values.
                 Some(ins[0].clone())
             }
             Transpose { permutation } if permutation.iter().enumerate().all(|(i, &q)| i == q) => {
