@@ -282,6 +282,50 @@ fn groups_with_more_addresses_than_registers_get_code() {
 }
 
 #[test]
+fn groups_past_the_registers_or_the_reduction_slots_run_through_the_interpreter() {
+    // forty values alive at once (more than the 32 vector registers), then seven
+    // reductions of one group (more than its six flag registers): no code, no panic, the
+    // interpreter's results, which are the reference's for this exact arithmetic
+    let mut rng = Rng(17);
+    let xs: Vec<Tensor> = (0..40).map(|_| input(&mut rng, 4096, DType::F32)).collect();
+    // finite operands for the reductions, so that their values say something
+    let ab: Vec<Tensor> = (0..2)
+        .map(|k| Tensor::random_uniform(30 + k, &[4096], 0.5, 2.0, DType::F32))
+        .collect();
+    let wide = |xs: Vec<Tensor>| {
+        let ys: Vec<Tensor> = xs.iter().map(|x| x * 2.0).collect();
+        ys.iter().skip(1).fold(ys[0].clone(), |s, y| &s + y)
+    };
+    let seven = |xs: Vec<Tensor>| {
+        let (a, b) = (&xs[0], &xs[1]);
+        let vals = [a + b, a - b, a * b, a / b, -a, b.abs(), a * 3.0];
+        let mut outs: Vec<Tensor> = vals.iter().map(|v| v.max(&[0])).collect();
+        outs.push(vals[0].sum_all());
+        outs
+    };
+    for (what, p) in [
+        ("forty live values", make_jaxpr(wide, &xs).unwrap()),
+        ("seven reductions", make_jaxpr(seven, &ab).unwrap()),
+    ] {
+        let plan = Plan::new(&p).unwrap();
+        assert_eq!(plan.fused_groups(), (1, 0), "{what}\n{p}");
+        let args = if what == "seven reductions" { &ab } else { &xs };
+        let arrays: Vec<Array> = args.iter().map(|t| t.array().unwrap()).collect();
+        let got = plan.run(arrays.clone()).unwrap();
+        let want = p.eval(&arrays).unwrap();
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            if what == "seven reductions" && k == 7 {
+                // a compiled sum adds in blocks, the reference serially: to rounding
+                let (g, w) = (g.to_f64_vec()[0], w.to_f64_vec()[0]);
+                assert!((g - w).abs() <= 1e-5 * w.abs(), "sum {g} against {w}");
+            } else {
+                same_bits(g, w, &format!("{what} output {k}"));
+            }
+        }
+    }
+}
+
+#[test]
 fn groups_with_other_operations_run_through_the_interpreter() {
     // `exp` is not compiled: no code, the interpreter's results
     let x = Tensor::random_uniform(3, &[64, 256], -1.0, 1.0, DType::F32);
