@@ -332,38 +332,20 @@ fn bad_input_is_a_clear_error_and_nothing_is_written() {
         err.contains(&format!("{}:3:1: expected a value", model.display())),
         "{err}"
     );
-    // a folder as an output, and the same file for both outputs
-    let (code, _, err) = run(&[
-        "y ~ a * x",
-        &good,
-        "--start",
-        "a=1",
-        "--json",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(code == 1 && err.contains("is a folder"), "{err}");
-    let (code, _, err) = run(&[
-        "y ~ a * x",
-        &good,
-        "--start",
-        "a=1",
-        "--json",
-        "o.png",
-        "--plot",
-        "o.png",
-    ]);
-    assert!(code == 1 && err.contains("the same file"), "{err}");
-    // a plot format it cannot write, and a folder that does not exist
-    let (code, _, err) = run(&["y ~ a * x", &good, "--start", "a=1", "--plot", "p.gif"]);
-    assert!(code == 1 && err.contains("writes .png or .svg"), "{err}");
+    // a folder as an output, the same file for both outputs, a plot format it cannot
+    // write, and a folder that does not exist
     let far = dir.join("no/such/folder/p.png");
-    let (code, _, err) = run(&[
-        "y ~ a * x",
-        &good,
-        "--start",
-        "a=1",
-        "--plot",
-        far.to_str().unwrap(),
-    ]);
-    assert!(code == 1 && err.contains("does not exist"), "{err}");
+    let (folder, far) = (dir.to_str().unwrap(), far.to_str().unwrap());
+    let cases: [(&[&str], &str); 4] = [
+        (&["--json", folder], "is a folder"),
+        (&["--json", "o.png", "--plot", "o.png"], "the same file"),
+        (&["--plot", "p.gif"], "writes .png or .svg"),
+        (&["--plot", far], "does not exist"),
+    ];
+    for (outputs, want) in cases {
+        let mut args = vec!["y ~ a * x", &good, "--start", "a=1"];
+        args.extend_from_slice(outputs);
+        let (code, _, err) = run(&args);
+        assert!(code == 1 && err.contains(want), "{outputs:?}: {err}");
+    }
 }
