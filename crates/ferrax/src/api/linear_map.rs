@@ -13,8 +13,9 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use crate::api::while_tape::loops_as_scans;
 use crate::backend::Plan;
-use crate::ir::{Aval, Error, Program, Result, SourceLoc};
+use crate::ir::{Array, Aval, Error, Program, Result, SourceLoc};
 use crate::passes::{
     check_linear, jvp_program, jvp_program_checked, partial_eval, transpose_program,
     ResidualSource, Split,
@@ -503,14 +504,27 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
     let (leaves, in_def) = flatten(primals);
     let in_avals = leaf_avals(&leaves)?;
     let traced = trace_tree(f, &in_def, &in_avals)?;
-    let p = &traced.program;
     let n_explicit = leaves.len();
+    let mut primal_args = leaves;
+    primal_args.extend(traced.captured);
+    // on arrays, a while loop's trip count is found first and the loop linearized as a scan
+    // of that many steps: a tape of residuals rather than a recomputation (`while_tape.rs`)
+    let arrays: Option<Vec<Array>> = match is_tracing() {
+        true => None,
+        false => primal_args
+            .iter()
+            .map(|t| t.concrete_array().cloned())
+            .collect(),
+    };
+    let counted = match arrays {
+        Some(a) => loops_as_scans(&traced.program, &a)?,
+        None => None,
+    };
+    let p = counted.as_ref().unwrap_or(&traced.program);
     // Tangents for the function's own inputs; captured values are constants (zero tangent).
     let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n_explicit).collect();
     let j = jvp_program_checked(p, &with_tangent)?;
     let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
-    let mut primal_args = leaves;
-    primal_args.extend(traced.captured);
     let primal_outs = split.primal.call(&primal_args)?;
     let mut forwarded = 0;
     let residuals = split
@@ -534,7 +548,14 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
     let outs: O = unflatten(&traced.out_def, outs)?;
     // the temporaries go first, so that the map counts as added only what it alone holds
     let linear = split.linear;
-    drop((split.primal, j, traced.program, primal_args, primal_outs));
+    drop((
+        split.primal,
+        j,
+        traced.program,
+        counted,
+        primal_args,
+        primal_outs,
+    ));
     let map = LinearMap::new(linear, residuals, forwarded, defs);
     Ok((outs, map))
 }
