@@ -1,7 +1,8 @@
 //! Linearization: `linearize` and the first-class [`LinearMap`].
 //!
 //! The centre of ferrax (JAX issue #526). `linearize(f, x)` traces `f`, runs the jvp pass,
-//! splits the result by partial evaluation (`partial_eval`), runs the primal half once, and
+//! splits the result by partial evaluation (`partial_eval`), runs the primal half once (a
+//! `while` loop's live prefix twice: its steps are counted first, `while_tape.rs`), and
 //! returns `f(x)` with a [`LinearMap`]: the linear half plus the residuals it reads. Applying
 //! the map to a tangent runs only the linear program, never a nonlinear primitive, and
 //! reuses the stored residuals; the map can be applied as often as tangents arrive, printed,
@@ -489,7 +490,9 @@ pub fn linearize_program(p: &Program) -> Result<Split> {
 }
 
 /// `f(primals)` and the linear map of `f` at `primals` (the pushforward), computed with one
-/// pass of primal work; applying the map later does no primal work at all.
+/// pass of primal work (two up to the last top-level `while` loop, whose steps are counted
+/// first); applying the map later does no primal work at all (except through a loop with
+/// `max_checkpoints`, which recomputes its carries).
 ///
 /// ```
 /// use ferrax::{linearize, Tensor};
@@ -517,7 +520,7 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
             .collect(),
     };
     let counted = match arrays {
-        Some(a) => loops_as_scans(&traced.program, &a)?,
+        Some(a) => loops_as_scans(&traced.program, &a, SourceLoc::caller())?,
         None => None,
     };
     let p = counted.as_ref().unwrap_or(&traced.program);

@@ -90,7 +90,10 @@ pub fn while_loop<C: Tree>(
 
 /// [`while_loop`] with options: a bound on the steps, and on the carries reverse mode keeps.
 ///
-/// Linearizing the loop records its trip count and initial carry only; the linear map (and
+/// Without `max_checkpoints`, `linearize` on arrays stores each step's residuals (a tape as
+/// long as the trip count; applying the map or its transpose does no primal work). With it,
+/// or inside a trace (`jit`, `vmap`, `jvp`, `jit_linearize`), or in other control flow,
+/// linearizing the loop records its trip count and initial carry only; the linear map (and
 /// its transpose) recomputes the primal carries from there, so applying it costs primal
 /// work: `n - 1` body evaluations forward, and up to `r · n` backwards with
 /// `max_checkpoints = c` (see [`WhileOptions::max_checkpoints`]).

@@ -17,25 +17,37 @@
 //! Only loops that keep every carry (no `max_checkpoints`) become scans: a bound asks for
 //! memory that does not grow with the steps, which the recomputing sweep gives. A loop inside
 //! other control flow (a scan's body, a cond's branch, a checkpoint) may take a different
-//! count each time it runs and stays a loop. The program before the last such loop runs twice
-//! (once here to count, once as the primal part of the split).
+//! count each time it runs and stays a loop. The live part of the program before the last
+//! such loop runs twice (once here to count, once as the primal part of the split). The tape
+//! is stored whether the map is then transposed or applied forward (`jacfwd`), as every
+//! other residual is.
 
 use crate::backend::reference::{eval_equation, eval_while};
-use crate::ir::{Array, Env, Equation, Primitive, Program, Result, ScanShape};
+use crate::ir::{Array, Env, Equation, Primitive, Program, Result, ScanShape, SourceLoc};
 
 /// Whether `e` is a loop that linearizes to a tape when its trip count is known.
 fn taped(e: &Equation) -> bool {
     matches!(e.prim, Primitive::While { checkpoints: 0, .. })
 }
 
-/// `p` with each top-level `while` that keeps every carry replaced by a `scan` of the steps
-/// it takes on `args` (`None` when `p` has no such loop). Errors are those of running `p`
-/// (a loop past its `max_steps`, say), at the equation's location.
-pub(crate) fn loops_as_scans(p: &Program, args: &[Array]) -> Result<Option<Program>> {
+/// `p`, without the equations its outputs do not need, with each top-level `while` that
+/// keeps every carry replaced by a `scan` of the steps it takes on `args` (`None` when `p`
+/// has no such loop). Errors are those of running `p` (a loop past its `max_steps`, say), at
+/// the equation's location or else `loc` (the call of `linearize`).
+pub(crate) fn loops_as_scans(
+    p: &Program,
+    args: &[Array],
+    loc: SourceLoc,
+) -> Result<Option<Program>> {
+    if !p.eqns.iter().any(taped) {
+        return Ok(None);
+    }
+    p.check()?;
+    // only what the outputs need runs (a dead loop may never end, or pass its max_steps)
+    let p = &p.dce();
     let Some(last) = p.eqns.iter().rposition(taped) else {
         return Ok(None);
     };
-    p.check()?;
     let avals: Vec<_> = args.iter().map(Array::aval).collect();
     p.check_args("linearize", &avals)?;
     let mut env = Env::bind(p, args.iter().cloned(), Array::clone);
@@ -46,10 +58,7 @@ pub(crate) fn loops_as_scans(p: &Program, args: &[Array]) -> Result<Option<Progr
             .iter()
             .map(|a| env.read(a, Array::from_scalar))
             .collect::<Result<Vec<_>>>()?;
-        let at = |err: crate::ir::Error| match e.loc {
-            Some(l) => err.with_loc(l),
-            None => err,
-        };
+        let at = |err: crate::ir::Error| err.with_loc(e.loc.unwrap_or(loc));
         let outs = match &e.prim {
             Primitive::While {
                 cond,
