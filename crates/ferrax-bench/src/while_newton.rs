@@ -5,9 +5,9 @@
 //! Metrics with the peer's names: `forward` (the jitted loop) and `jvp` (the jitted jvp
 //! through the loop, with a tangent of ones; JAX differentiates `while_loop` in forward mode
 //! only). The loop's trip count is known only when it runs. One metric JAX cannot produce:
-//! `grad`, the jitted gradient of the sum of the roots through the loop (reverse mode:
-//! a counting primal loop, then the transposed `while_linear`, which recomputes the
-//! carries it needs), reported beside JAX's `forward`.
+//! `grad`, the jitted gradient of the sum of the roots through the loop (reverse mode
+//! inside a trace: a counting primal loop, then the transposed `while_linear`, which
+//! recomputes the carries it needs), reported beside JAX's `forward`.
 
 use ferrax::{grad, jit, jvp, where_, while_loop, DType, Error, Result, Tensor};
 

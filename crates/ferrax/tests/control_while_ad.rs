@@ -6,9 +6,9 @@
 //! options' errors.
 
 use ferrax::{
-    gauss_newton, grad, hessian, hvp, jacfwd, jacrev, jit, jvp, linearize,
-    reset_while_linear_stats, vmap, while_linear_stats, while_loop, while_loop_with, Array, Error,
-    Tensor, WhileOptions,
+    eval_counts, gauss_newton, grad, hessian, hvp, jacfwd, jacrev, jit, jvp, linearize,
+    reset_eval_counts, reset_while_linear_stats, vmap, while_linear_stats, while_loop,
+    while_loop_with, Array, Error, Tensor, WhileLinearStats, WhileOptions,
 };
 
 /// Newton's iteration for √a from x0 = a until the step is at most 1e-13 (at most 200 steps).
@@ -258,7 +258,8 @@ fn checkpointed_reverse_sweep_keeps_its_memory_and_recomputation_bounds() {
             y.sum_all()
         }
     };
-    // what linearize stores: the initial carry and the trip count, whatever the length
+    // what linearize stores with a bound: the initial carry and the trip count, whatever
+    // the length
     let (_, lin) = linearize(run(Some(100)), &x).unwrap();
     let carry_bytes = 64 * 8 + 4;
     assert!(
@@ -273,13 +274,69 @@ fn checkpointed_reverse_sweep_keeps_its_memory_and_recomputation_bounds() {
     assert!(s.peak_carries <= 100, "{s:?}");
     assert!(s.body_evals <= 3 * n as u64, "{s:?}");
     assert_eq!(s.linear_steps, n as u64, "{s:?}");
+    // with no bound, a gradient taken inside a trace records every carry on one forward
+    // run of the body...
+    let traced = jit(move |x: Tensor| grad(run(None), &x).unwrap_or_else(Tensor::from_error));
     reset_while_linear_stats();
-    let g_all = grad(run(None), &x).unwrap();
+    let g_all = traced.call(&x).unwrap();
     let s = while_linear_stats();
     assert_eq!(s.body_evals, n as u64 - 1, "{s:?}");
     assert_eq!(s.peak_carries, n as u64, "{s:?}");
-    // recomputation changes the schedule, not the arithmetic
+    // ...and one taken on arrays reads the tape linearize stored: no recomputation at all
+    reset_while_linear_stats();
+    let g_tape = grad(run(None), &x).unwrap();
+    assert_eq!(while_linear_stats(), WhileLinearStats::default());
+    // recomputation and the tape change the schedule, not the arithmetic
     assert!(g100.array().unwrap().same_values(&g_all.array().unwrap()));
+    assert!(g100.array().unwrap().same_values(&g_tape.array().unwrap()));
+}
+
+/// `linearize` on arrays counts the loop's steps first and stores each step's residuals (a
+/// tape as long as the trip count): the map and its transpose then do no primal work.
+#[test]
+fn linearizing_on_arrays_stores_a_tape_and_applies_without_primal_work() {
+    let x =
+        Tensor::new(Array::from_vec((0..64).map(|i| 0.01 * i as f64).collect(), &[64]).unwrap());
+    let ones = Tensor::new(Array::from_vec(vec![1.0f64; 64], &[64]).unwrap());
+    for n in [0, 1, 7, 1000] {
+        let f = move |x: Tensor| {
+            let (y, _): (Tensor, Tensor) = while_loop(
+                |(_, k): (Tensor, Tensor)| k.less(n),
+                |(y, k): (Tensor, Tensor)| ((&y * 0.999).sin() + &y * 0.001, k + 1),
+                &(x, Tensor::scalar(0i32)),
+            )
+            .unwrap();
+            y.sum_all()
+        };
+        let (_, lin) = linearize(f, &x).unwrap();
+        let text = lin.to_string();
+        assert!(text.contains("scan[") || n == 0, "n {n}: {text}");
+        assert!(!text.contains("while_linear"), "n {n}: {text}");
+        assert_eq!(lin.program().count_prim("while"), 0, "n {n}: {text}");
+        // one 64-float value per step: the cosine of the scaled carry
+        if n > 0 {
+            assert_eq!(lin.residual_bytes(), n as usize * 64 * 8, "n {n}: {text}");
+        }
+        reset_eval_counts();
+        reset_while_linear_stats();
+        let t: Tensor = lin.apply(&ones).unwrap();
+        let ct: Tensor = lin
+            .transpose()
+            .unwrap()
+            .apply(&Tensor::scalar(1.0f64))
+            .unwrap();
+        let counts = eval_counts();
+        for primal in ["sin", "cos", "lt"] {
+            assert!(!counts.contains_key(primal), "n {n}: {counts:?}");
+        }
+        assert_eq!(while_linear_stats(), WhileLinearStats::default());
+        // linearize = jvp (to rounding: the compiled map sums in another order than eager
+        // jvp), and the adjoint identity with the all-ones tangent
+        let (_, jt) = jvp(f, &x, &ones).unwrap();
+        assert!(close(scalar(&t), scalar(&jt), 1e-14), "n {n}");
+        let dot = (&ct * &ones).sum_all();
+        assert!(close(scalar(&dot), scalar(&t), 1e-14), "n {n}");
+    }
 }
 
 #[test]
@@ -304,6 +361,63 @@ fn one_checkpoint_recomputes_quadratically_and_agrees() {
     assert_eq!(s.body_evals, 40 * 39 / 2, "{s:?}");
     let g5 = scalar(&grad(f(5), &x).unwrap());
     assert_eq!(g1.to_bits(), g5.to_bits());
+}
+
+/// The tape route with a cond and a body that read values of the input (cond and body
+/// consts), against the recomputing route (`jit` of `grad`) and the loop differentiated by
+/// hand; and a loop past its `max_steps` while `grad` counts its steps.
+#[test]
+fn a_tape_of_a_loop_whose_cond_and_body_read_the_input() {
+    // y ← y / 2 + lim / 10 while y > 2 lim, from y = x: the trip count depends on x and lim
+    let f = |(x, lim): (Tensor, Tensor)| {
+        let bound = &lim * 2.0;
+        let y: Tensor = while_loop(
+            |y: Tensor| y.greater(&bound),
+            |y: Tensor| y * 0.5 + &lim * 0.1,
+            &x,
+        )
+        .unwrap();
+        &y * &y
+    };
+    let by_hand = |x: f64, lim: f64| {
+        let (mut y, mut dx, mut dl) = (x, 1.0, 0.0);
+        while y > 2.0 * lim {
+            (y, dx, dl) = (y * 0.5 + lim * 0.1, dx * 0.5, dl * 0.5 + 0.1);
+        }
+        (2.0 * y * dx, 2.0 * y * dl)
+    };
+    let traced = jit(move |xl: (Tensor, Tensor)| {
+        grad(f, &xl).unwrap_or_else(|e| (Tensor::from_error(e.clone()), Tensor::from_error(e)))
+    });
+    for (x, lim) in [(40.0f64, 0.3), (3.0, 1.0), (1.0, 0.7), (1e3, 0.01)] {
+        let xl = (Tensor::scalar(x), Tensor::scalar(lim));
+        reset_while_linear_stats();
+        let (gx, gl) = grad(f, &xl).unwrap();
+        assert_eq!(while_linear_stats(), WhileLinearStats::default());
+        let (tx, tl) = traced.call(&xl).unwrap();
+        assert!(while_linear_stats().linear_steps > 0 || x <= 2.0 * lim);
+        let (wx, wl) = by_hand(x, lim);
+        for (got, recomputed, want) in [(&gx, &tx, wx), (&gl, &tl, wl)] {
+            assert!(
+                close(scalar(got), want, 1e-14),
+                "{x} {lim}: {} vs {want}",
+                scalar(got)
+            );
+            assert!(close(scalar(got), scalar(recomputed), 1e-15), "{x} {lim}");
+        }
+    }
+    // the count runs the loop, so a loop past its max_steps fails there, at the loop's line
+    let e = grad(
+        |x: Tensor| {
+            let opts = WhileOptions::new().max_steps(9);
+            while_loop_with(|y: Tensor| y.greater(0.0), |y: Tensor| y + 1.0, &x, opts)
+                .unwrap_or_else(Tensor::from_error)
+        },
+        &Tensor::scalar(1.0f64),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("max_steps = 9"), "{e}");
+    assert!(e.to_string().contains("control_while_ad.rs"), "{e}");
 }
 
 #[test]

@@ -560,3 +560,83 @@ fn linear_maps_of_user_functions_capture_outer_values_as_residuals() {
         .unwrap();
     assert_eq!(out[0].item().unwrap().to_f64(), 15.0);
 }
+
+/// `linearize` on arrays turns a top-level loop that keeps every carry into a scan of its
+/// counted steps (a tape): on random programs with such loops, its map and its transpose
+/// equal the recomputing `while_linear` map `linearize_program` makes, to rounding.
+#[test]
+fn a_loop_linearized_on_arrays_as_a_tape_equals_the_recomputing_map() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strat = arb_smooth_program(10);
+    let taped =
+        |e: &ferrax::Equation| matches!(e.prim, ferrax::Primitive::While { checkpoints: 0, .. });
+    // loops with a bound or inside other control flow keep the recomputing map: left out
+    fn other_loops(p: &Program, top: bool) -> bool {
+        p.eqns.iter().any(|e| {
+            let here = match e.prim {
+                ferrax::Primitive::While { checkpoints, .. } => !top || checkpoints > 0,
+                _ => false,
+            };
+            here || e
+                .prim
+                .subprograms()
+                .into_iter()
+                .any(|s| other_loops(s, false))
+        })
+    }
+    let mut checked = 0;
+    for seed in 0..1500u64 {
+        let p = strat.new_tree(&mut runner).unwrap().current();
+        if !p.eqns.iter().any(taped)
+            || other_loops(&p, true)
+            || p.in_avals().iter().any(|a| !a.dtype.is_float())
+        {
+            continue;
+        }
+        let s = linearize_program(&p).unwrap();
+        let nres = s.residuals.len();
+        let t_prog = transpose_program(&s.linear, nres).unwrap();
+        let res = residual_values(&s, &random_args(&p.in_avals(), seed, Domain::Real));
+        let (ts, cs) = (
+            random_args(&p.in_avals(), seed + 50, Domain::Real),
+            random_args(&p.out_avals(), seed + 90, Domain::Real),
+        );
+        let with = |xs: &[Array]| [res.clone(), xs.to_vec()].concat();
+        let (jt, jtc) = (
+            s.linear.eval(&with(&ts)).unwrap(),
+            t_prog.eval(&with(&cs)).unwrap(),
+        );
+        let finite = |xs: &[Array]| {
+            xs.iter()
+                .all(|a| a.to_f64_vec().iter().all(|v| v.is_finite()))
+        };
+        if !finite(&res) || !finite(&jt) || !finite(&jtc) {
+            continue;
+        }
+        let (jt_mag, jtc_mag) = (
+            magnitude_run(&s.linear, &with(&ts)),
+            magnitude_run(&t_prog, &with(&cs)),
+        );
+        let prog = &p;
+        let tensors =
+            |xs: &[Array]| -> Vec<Tensor> { xs.iter().cloned().map(Tensor::new).collect() };
+        let x = tensors(&random_args(&p.in_avals(), seed, Domain::Real));
+        let (_, lin) = linearize(|xs: Vec<Tensor>| prog.call(&xs).unwrap(), &x).unwrap();
+        assert!(!lin.program().to_string().contains("while_linear"), "{p}");
+        let got: Vec<Tensor> = lin.apply(&tensors(&ts)).unwrap();
+        let got_t: Vec<Tensor> = lin.transpose().unwrap().apply(&tensors(&cs)).unwrap();
+        for (got, want, mag) in [(got, &jt, &jt_mag), (got_t, &jtc, &jtc_mag)] {
+            assert_eq!(got.len(), want.len());
+            for ((g, w), m) in got.iter().zip(want).zip(mag) {
+                let g = g.array().unwrap();
+                assert!(
+                    harness::close_at_scale(&g, w, m, 1e-10),
+                    "{g:?} vs {w:?}\n{p}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} programs with a loop checked");
+}

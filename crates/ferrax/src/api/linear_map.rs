@@ -1,7 +1,8 @@
 //! Linearization: `linearize` and the first-class [`LinearMap`].
 //!
 //! The centre of ferrax (JAX issue #526). `linearize(f, x)` traces `f`, runs the jvp pass,
-//! splits the result by partial evaluation (`partial_eval`), runs the primal half once, and
+//! splits the result by partial evaluation (`partial_eval`), runs the primal half once (a
+//! `while` loop's live prefix twice: its steps are counted first, `while_tape.rs`), and
 //! returns `f(x)` with a [`LinearMap`]: the linear half plus the residuals it reads. Applying
 //! the map to a tangent runs only the linear program, never a nonlinear primitive, and
 //! reuses the stored residuals; the map can be applied as often as tangents arrive, printed,
@@ -13,8 +14,9 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use crate::api::while_tape::loops_as_scans;
 use crate::backend::Plan;
-use crate::ir::{Aval, Error, Program, Result, SourceLoc};
+use crate::ir::{Array, Aval, Error, Program, Result, SourceLoc};
 use crate::passes::{
     check_linear, jvp_program, jvp_program_checked, partial_eval, transpose_program,
     ResidualSource, Split,
@@ -488,7 +490,9 @@ pub fn linearize_program(p: &Program) -> Result<Split> {
 }
 
 /// `f(primals)` and the linear map of `f` at `primals` (the pushforward), computed with one
-/// pass of primal work; applying the map later does no primal work at all.
+/// pass of primal work (two up to the last top-level `while` loop, whose steps are counted
+/// first); applying the map later does no primal work at all (except through a loop with
+/// `max_checkpoints`, which recomputes its carries).
 ///
 /// ```
 /// use ferrax::{linearize, Tensor};
@@ -503,14 +507,27 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
     let (leaves, in_def) = flatten(primals);
     let in_avals = leaf_avals(&leaves)?;
     let traced = trace_tree(f, &in_def, &in_avals)?;
-    let p = &traced.program;
     let n_explicit = leaves.len();
+    let mut primal_args = leaves;
+    primal_args.extend(traced.captured);
+    // on arrays, a while loop's trip count is found first and the loop linearized as a scan
+    // of that many steps: a tape of residuals rather than a recomputation (`while_tape.rs`)
+    let arrays: Option<Vec<Array>> = match is_tracing() {
+        true => None,
+        false => primal_args
+            .iter()
+            .map(|t| t.concrete_array().cloned())
+            .collect(),
+    };
+    let counted = match arrays {
+        Some(a) => loops_as_scans(&traced.program, &a, SourceLoc::caller())?,
+        None => None,
+    };
+    let p = counted.as_ref().unwrap_or(&traced.program);
     // Tangents for the function's own inputs; captured values are constants (zero tangent).
     let with_tangent: Vec<bool> = (0..p.inputs.len()).map(|i| i < n_explicit).collect();
     let j = jvp_program_checked(p, &with_tangent)?;
     let split = partial_eval(&j, p.inputs.len(), p.outputs.len())?;
-    let mut primal_args = leaves;
-    primal_args.extend(traced.captured);
     let primal_outs = split.primal.call(&primal_args)?;
     let mut forwarded = 0;
     let residuals = split
@@ -534,7 +551,14 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(I) -> O, primals: &I) -> Resul
     let outs: O = unflatten(&traced.out_def, outs)?;
     // the temporaries go first, so that the map counts as added only what it alone holds
     let linear = split.linear;
-    drop((split.primal, j, traced.program, primal_args, primal_outs));
+    drop((
+        split.primal,
+        j,
+        traced.program,
+        counted,
+        primal_args,
+        primal_outs,
+    ));
     let map = LinearMap::new(linear, residuals, forwarded, defs);
     Ok((outs, map))
 }

@@ -27,6 +27,7 @@ pub(crate) mod reverse;
 pub(crate) mod staging;
 pub(crate) mod vmap;
 pub(crate) mod while_loop;
+pub(crate) mod while_tape;
 
 pub use self::custom::{custom_jvp, custom_vjp, custom_vjp_linear};
 pub use self::forward::*;

@@ -3,10 +3,12 @@
 //!
 //! Beside `lax.rs` (the other control flow): the closures are traced once into a cond and
 //! a body and one `while` primitive is bound. Forward mode pushes tangents through the loop;
-//! reverse mode (beyond JAX, which refuses it) linearizes it into a counting loop and a
-//! `while_linear` that recomputes the primal carries it needs, at most
-//! [`WhileOptions::max_checkpoints`] of them at once (`backend/while_linear.rs` has the
-//! schedule and its bound).
+//! reverse mode (beyond JAX, which refuses it) has two forms. `linearize` on arrays counts the
+//! steps first and linearizes the loop as a scan of that many steps, storing each step's
+//! residuals (`while_tape.rs`). With [`WhileOptions::max_checkpoints`], or inside a trace,
+//! it becomes a counting loop and a `while_linear` that recomputes the primal carries it
+//! needs, at most `max_checkpoints` of them at once (`backend/reference/while_linear.rs` has
+//! the schedule and its bound).
 
 use crate::api::lax::{avals_text, shape_err};
 use crate::ir::{Aval, Closed, DType, Error, Primitive, Program, Result, SourceLoc};
@@ -22,8 +24,10 @@ pub struct WhileOptions {
     /// the loop backwards; the others are recomputed from the nearest one kept, on a
     /// binomial schedule: with `c` carries for `n` steps, each carry is recomputed at most
     /// `r` times, `r` the least with `C(c - 1 + r, r) ≥ n` (3 for 10,000 steps in 100
-    /// carries). `None` keeps every carry (each computed once more, `n` carries at the
-    /// peak). Must be at least 1.
+    /// carries). Must be at least 1. `None` keeps everything: `linearize` on arrays stores
+    /// each step's residuals (a tape as long as the trip count; the map then does no primal
+    /// work), and inside a trace the map records every carry on one forward run (each
+    /// computed once more, `n` carries at the peak).
     pub max_checkpoints: Option<usize>,
 }
 
@@ -86,7 +90,10 @@ pub fn while_loop<C: Tree>(
 
 /// [`while_loop`] with options: a bound on the steps, and on the carries reverse mode keeps.
 ///
-/// Linearizing the loop records its trip count and initial carry only; the linear map (and
+/// Without `max_checkpoints`, `linearize` on arrays stores each step's residuals (a tape as
+/// long as the trip count; applying the map or its transpose does no primal work). With it,
+/// or inside a trace (`jit`, `vmap`, `jvp`, `jit_linearize`), or in other control flow,
+/// linearizing the loop records its trip count and initial carry only; the linear map (and
 /// its transpose) recomputes the primal carries from there, so applying it costs primal
 /// work: `n - 1` body evaluations forward, and up to `r · n` backwards with
 /// `max_checkpoints = c` (see [`WhileOptions::max_checkpoints`]).

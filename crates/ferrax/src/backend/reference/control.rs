@@ -34,6 +34,7 @@ pub(crate) fn eval_equation(prim: &Primitive, args: &[&Array]) -> Result<Vec<Arr
                 carry,
                 *max_steps,
             )
+            .map(|(carry, _)| carry)
         }
         // checkpoint, custom_jvp, custom_vjp (their body), custom_lin (its forward map)
         Primitive::Checkpoint { .. }
@@ -100,21 +101,21 @@ pub(crate) fn branch_index(index: &Array, n: usize) -> Result<usize> {
 /// Runs a while loop: the body on its consts and the carry, as long as the cond (on its
 /// consts and the carry) gives true. A loop that never ends runs forever, as a Rust `loop`
 /// would, unless `max_steps` (0: none) bounds it: a loop whose cond still holds after that
-/// many steps is an error.
+/// many steps is an error. Returns the final carry and the steps taken.
 pub(crate) fn eval_while(
     (cond, body): (&crate::ir::Program, &crate::ir::Program),
     cond_consts: &[Array],
     body_consts: &[Array],
     mut carry: Vec<Array>,
     max_steps: usize,
-) -> Result<Vec<Array>> {
+) -> Result<(Vec<Array>, usize)> {
     let mut steps = 0usize;
     loop {
         let mut ins = cond_consts.to_vec();
         ins.extend(carry.iter().cloned());
         let go = cond.eval_checked(&ins)?;
         if go[0].item()?.to_f64() == 0.0 {
-            return Ok(carry);
+            return Ok((carry, steps));
         }
         too_many_steps(steps, max_steps)?;
         steps += 1;

@@ -23,7 +23,7 @@ mod sort;
 mod threefry;
 pub(crate) mod while_linear;
 
-pub(crate) use self::control::{eval_equation, fixed_avals, too_many_steps};
+pub(crate) use self::control::{eval_equation, eval_while, fixed_avals, too_many_steps};
 
 pub(crate) use self::kernels::{max_nan, min_nan};
 

@@ -14,10 +14,14 @@
 //!   the unknown carries; both from the body split like any program, so a loop inside the
 //!   body is split too and the step never carries a primal value beside a tangent).
 //!
-//! So linearizing a while loop stores one carry whatever its trip count, and the linear map
-//! redoes primal work each time it is applied (`backend/while_linear.rs` bounds it; the
-//! transposed sweep keeps at most the loop's `checkpoints` carries at once). The decision
-//! and its alternatives are in ARCHITECTURE.md.
+//! So linearizing a while loop here stores one carry whatever its trip count, and the linear
+//! map redoes primal work each time it is applied (`backend/reference/while_linear.rs`
+//! bounds it; the transposed sweep keeps at most the loop's `checkpoints` carries at once).
+//! A loop that reaches this rule is one inside a trace (or `jit_linearize`, or
+//! `linearize_program`), one with a `checkpoints` bound, or one inside other control flow:
+//! `linearize` on arrays first turns a top-level loop that
+//! keeps every carry into a scan of its counted steps, whose linearization is a tape
+//! (`api/while_tape.rs`). The decision and its alternatives are in ARCHITECTURE.md.
 
 use crate::ir::{flagged, Atom, Aval, Closed, DType, Equation, Error, Primitive, Result, Scalar};
 use crate::passes::hoist::Rewriter;
