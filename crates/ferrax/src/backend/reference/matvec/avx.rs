@@ -192,9 +192,11 @@ unsafe fn block<T: Lanes, const N: usize>(
     }
 }
 
-/// The row form of one matrix by two vectors, each row read once for both: every output is
-/// computed with exactly the operations `rows` performs for it (a product by the same
-/// matrix in a linearized or differentiated program, where XLA merges the two dots).
+/// The row form of one matrix by two vectors: each block of rows (eight for f32, 16 KiB of
+/// 512-float rows) is multiplied by the first vector and then, while it is in the L1 cache,
+/// by the second, so the matrix streams from memory once. Every output is computed by the
+/// very code `rows` runs for it (a product by the same matrix in a jvp or a linearized
+/// program, where XLA merges the two dots).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn rows2<T: Lanes>(
     data: &[T],
@@ -210,52 +212,23 @@ pub(super) unsafe fn rows2<T: Lanes>(
     assert!(m <= out[0].len() && m <= out[1].len());
     let [o0, o1] = out;
     let mut i = 0;
-    // four rows at a time for f32 (eight chains of fused multiply-adds, as `rows` has), two
-    // for f64 (whose partial sums take two registers each)
-    let n = if T::BLOCK == 8 { 4 } else { 2 };
-    while i + n <= m {
-        if n == 4 {
-            block2::<T, 4>(data, rs, i, k, v, [&mut *o0, &mut *o1]);
-        } else {
-            block2::<T, 2>(data, rs, i, k, v, [&mut *o0, &mut *o1]);
+    if T::BLOCK == 8 {
+        while i + 8 <= m {
+            block::<T, 8>(data, rs, i, k, v[0], o0);
+            block::<T, 8>(data, rs, i, k, v[1], o1);
+            i += 8;
         }
-        i += n;
     }
-    while i < m {
-        block2::<T, 1>(data, rs, i, k, v, [&mut *o0, &mut *o1]);
-        i += 1;
+    while i + 4 <= m {
+        block::<T, 4>(data, rs, i, k, v[0], o0);
+        block::<T, 4>(data, rs, i, k, v[1], o1);
+        i += 4;
     }
-}
-
-/// Outputs `i..i + N` of the row form for both vectors (the caller checked the bounds).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block2<T: Lanes, const N: usize>(
-    data: &[T],
-    rs: usize,
-    i: usize,
-    k: usize,
-    v: [&[T]; 2],
-    out: [&mut [T]; 2],
-) {
-    let k8 = k - k % 8;
-    let (d, v0, v1) = (data.as_ptr(), v[0].as_ptr(), v[1].as_ptr());
-    let (mut p, mut q) = ([T::zero(); N], [T::zero(); N]);
-    let mut c = 0;
-    while c < k8 {
-        let (x0, x1) = (T::load(v0.add(c)), T::load(v1.add(c)));
-        for r in 0..N {
-            let a = T::load(d.add((i + r) * rs + c));
-            p[r] = T::fmadd(a, x0, p[r]);
-            q[r] = T::fmadd(a, x1, q[r]);
-        }
-        c += 8;
-    }
-    let [o0, o1] = out;
-    for r in 0..N {
-        let row = &data[(i + r) * rs..(i + r) * rs + k];
-        o0[i + r] = finish(p[r], row, v[0], k8);
-        o1[i + r] = finish(q[r], row, v[1], k8);
+    if i < m {
+        // the last rows, one at a time as `rows` takes them
+        let rest = &data[i * rs..];
+        rows(rest, rs, m - i, k, v[0], &mut o0[i..]);
+        rows(rest, rs, m - i, k, v[1], &mut o1[i..]);
     }
 }
 

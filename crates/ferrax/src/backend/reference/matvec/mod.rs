@@ -123,8 +123,9 @@ pub(crate) fn matvec<T: MvFloat>(a: Strided<'_, T>, v: &[T], v_stride: usize, ou
 }
 
 /// [`matvec`] of one matrix by two vectors (of the same stride), the same bits as two calls;
-/// where the matrix's rows are contiguous and the CPU has AVX2 and FMA, each row is read once
-/// for both (a matrix too large for the cache then streams from memory once, not twice).
+/// where the matrix's rows are contiguous and the CPU has AVX2 and FMA, each block of rows is
+/// multiplied by the second vector right after the first, while it is in the L1 cache (a
+/// matrix too large for the cache then streams from memory once, not twice).
 pub(crate) fn matvec2<T: MvFloat>(
     a: Strided<'_, T>,
     v: [&[T]; 2],
