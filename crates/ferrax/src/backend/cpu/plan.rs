@@ -164,8 +164,9 @@ impl Plan {
         groups.fold((0, 0), |(n, c), code| (n + 1, c + usize::from(code)))
     }
 
-    /// How many pairs of matrix-vector products by one matrix the plan runs together,
-    /// reading the matrix once (nested plans not counted; a diagnostic).
+    /// How many pairs of matrix-vector products by one matrix the plan made to run together
+    /// (each reads the matrix once from memory where the layout and the CPU allow it, see
+    /// `strided_matvec_pair`; nested plans not counted; a diagnostic).
     pub fn paired_products(&self) -> usize {
         self.items
             .iter()
@@ -300,7 +301,7 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
             }
             if end - k < 2 && reduce.is_empty() {
                 match steps.get(k + 1) {
-                    Some(next) if !absorbed[k + 1] && paired(&steps[k], next) => {
+                    Some(next) if !absorbed[k + 1] && paired(&steps[k], next, &aval_of) => {
                         items.push(Item::Pair(Box::new([steps[k].clone(), next.clone()])));
                         k += 2;
                     }
@@ -348,7 +349,7 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
 /// not reading the first's result. The products a jvp makes with a weight matrix (`W x` and
 /// `W t`) are adjacent; reading a matrix too large for the cache once instead of twice
 /// halves their memory traffic, as XLA's merging of dots that share an operand does.
-fn paired(a: &Step, b: &Step) -> bool {
+fn paired(a: &Step, b: &Step, aval_of: &dyn Fn(&StepArg) -> Aval) -> bool {
     let same = |x: &StepArg, y: &StepArg| match (x, y) {
         (StepArg::Slot(i), StepArg::Slot(j)) => i == j,
         (StepArg::Value(u), StepArg::Value(v)) => u.shares_buffer(v),
@@ -362,6 +363,10 @@ fn paired(a: &Step, b: &Step) -> bool {
         && a.args.len() == 2
         && b.args.len() == 2
         && same(&a.args[0], &b.args[0])
+        // a matrix times a vector each, the vectors alike (`strided_matvec_pair`'s case)
+        && aval_of(&a.args[0]).ndim() == 2
+        && aval_of(&a.args[1]).ndim() == 1
+        && aval_of(&a.args[1]) == aval_of(&b.args[1])
         && !matches!(b.args[1], StepArg::Slot(s) if s == a.out)
 }
 
@@ -420,7 +425,7 @@ fn run_pair(pair: &[Step; 2], slots: &mut Slots, args: &mut Vec<Array>) -> Resul
             [x, y]
         }
     };
-    profile::stop(t0, || format!("{} (two vectors)", a.prim));
+    profile::stop(t0, || format!("{} (two products)", a.prim));
     args.drain(..).for_each(buffers::recycle);
     free_dead(&a.last, slots);
     free_dead(&b.last, slots);

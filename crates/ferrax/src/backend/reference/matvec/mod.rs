@@ -132,9 +132,9 @@ pub(crate) fn matvec2<T: MvFloat>(
     v_stride: usize,
     out: [&mut [T]; 2],
 ) {
-    let (m, k) = (a.rows, a.cols);
     #[cfg(target_arch = "x86_64")]
-    if fused_available() && a.col_stride == 1 && v_stride == 1 && m > 0 {
+    if fused_available() && a.col_stride == 1 && v_stride == 1 && a.rows > 0 {
+        let k = a.cols;
         // SAFETY: the CPU has AVX2 and FMA (checked just above); the rows are contiguous;
         // `rows2` checks that the vectors and outputs hold `k` and `m` elements.
         unsafe { T::matvec2_fma(a, [&v[0][..k], &v[1][..k]], out) };
