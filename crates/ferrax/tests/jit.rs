@@ -292,6 +292,39 @@ fn strided_matrix_products_equal_the_reference_for_every_layout() {
     }
 }
 
+/// Matrix transposes run tile by tile (`Kernel::Transpose2`): the reference's values, on
+/// shapes smaller than, equal to and larger than a tile, empty ones, and a 3-d permutation
+/// (the reference's index loop in both).
+#[test]
+fn transposes_equal_the_reference_bit_for_bit() {
+    let cases: [(&[usize], &[usize]); 7] = [
+        (&[0, 3], &[1, 0]),
+        (&[1, 5], &[1, 0]),
+        (&[32, 32], &[1, 0]),
+        (&[33, 65], &[1, 0]),
+        (&[256, 128], &[1, 0]),
+        (&[7, 300], &[1, 0]),
+        (&[3, 4, 5], &[2, 0, 1]),
+    ];
+    for d in [DType::F64, DType::F32] {
+        for (shape, perm) in cases {
+            let x = random_array(
+                3,
+                &ferrax::Aval::new(shape.to_vec(), d),
+                harness::Domain::Real,
+            );
+            let prim = ferrax::Primitive::Transpose {
+                permutation: perm.to_vec(),
+            };
+            let p = single_eqn_program(&prim, &[x.aval()]).unwrap();
+            let want = p.eval(std::slice::from_ref(&x)).unwrap();
+            let got = Plan::new(&p).unwrap().run(vec![x]).unwrap();
+            assert!(got[0].same_values(&want[0]), "{shape:?} {perm:?} {d}");
+            assert_eq!(got[0].shape(), want[0].shape());
+        }
+    }
+}
+
 #[test]
 fn plan_input_errors() {
     let p = Program::parse("{ lambda ; a:f64[2] . let b:f64[2] = sin a in (b) }").unwrap();

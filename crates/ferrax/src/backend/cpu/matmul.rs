@@ -4,52 +4,14 @@
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::math::threads;
-use crate::backend::reference::matvec::{applies, matvec, Strided};
+use crate::backend::reference::matvec::{applies, matvec, matvec2, Strided};
 use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
 
 /// The `dot_general` of 1-d/2-d operands with one contracted dimension each, or the outer
 /// product of two vectors (the layouts `dispatch::kernel` gives `Kernel::Matmul`), through
 /// `gemm` with the operands' own strides.
 pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval) -> Result<Array> {
-    let layout = || {
-        Error::internal(format!(
-            "`{prim}` of {} and {} is not a matrix product layout",
-            l.aval(),
-            r.aval()
-        ))
-    };
-    let Primitive::DotGeneral {
-        lhs_contracting,
-        rhs_contracting,
-        ..
-    } = prim
-    else {
-        return Err(layout());
-    };
-    // lhs as m×k with (row stride, col stride), rhs as k×n
-    let ((m, k, lrs, lcs), (n, rrs, rcs)) = match (&lhs_contracting[..], &rhs_contracting[..]) {
-        // the outer product of two vectors: k = 1, each element one product, as the
-        // reference evaluator's
-        ([], []) if l.ndim() == 1 && r.ndim() == 1 => (
-            (l.shape()[0], 1, 1isize, 0isize),
-            (r.shape()[0], 0isize, 1isize),
-        ),
-        (&[lc], &[rc]) => (
-            match (l.ndim(), lc) {
-                (1, 0) => (1, l.shape()[0], 0isize, 1isize),
-                (2, 1) => (l.shape()[0], l.shape()[1], l.shape()[1] as isize, 1),
-                (2, 0) => (l.shape()[1], l.shape()[0], 1, l.shape()[1] as isize),
-                _ => return Err(layout()),
-            },
-            match (r.ndim(), rc) {
-                (1, 0) => (1, 1isize, 0isize),
-                (2, 0) => (r.shape()[1], r.shape()[1] as isize, 1),
-                (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
-                _ => return Err(layout()),
-            },
-        ),
-        _ => return Err(layout()),
-    };
+    let ((m, k, lrs, lcs), (n, rrs, rcs)) = matrix_layout(l, r, prim)?;
     let flops = m.saturating_mul(n).saturating_mul(k);
     let par = if flops >= (1 << 18) && threads() > 1 {
         gemm::Parallelism::Rayon(threads())
@@ -122,9 +84,115 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
     let data = match out.dtype {
         DType::F32 => go!(f32, F32),
         DType::F64 => go!(f64, F64),
-        _ => return Err(layout()),
+        _ => {
+            return Err(Error::internal(format!(
+                "`{prim}` of {} and {} is not a float matrix product",
+                l.aval(),
+                r.aval()
+            )))
+        }
     };
     Array::from_data(data, &out.shape)
+}
+
+/// The operands of a `dot_general` as an m×k and a k×n matrix: (m, k, row stride, column
+/// stride) of the left and (n, row stride, column stride) of the right.
+type Layout = ((usize, usize, isize, isize), (usize, isize, isize));
+
+fn matrix_layout(l: &Array, r: &Array, prim: &Primitive) -> Result<Layout> {
+    let layout = || {
+        Error::internal(format!(
+            "`{prim}` of {} and {} is not a matrix product layout",
+            l.aval(),
+            r.aval()
+        ))
+    };
+    let Primitive::DotGeneral {
+        lhs_contracting,
+        rhs_contracting,
+        ..
+    } = prim
+    else {
+        return Err(layout());
+    };
+    // lhs as m×k with (row stride, col stride), rhs as k×n
+    Ok(match (&lhs_contracting[..], &rhs_contracting[..]) {
+        // the outer product of two vectors: k = 1, each element one product, as the
+        // reference evaluator's
+        ([], []) if l.ndim() == 1 && r.ndim() == 1 => (
+            (l.shape()[0], 1, 1isize, 0isize),
+            (r.shape()[0], 0isize, 1isize),
+        ),
+        (&[lc], &[rc]) => (
+            match (l.ndim(), lc) {
+                (1, 0) => (1, l.shape()[0], 0isize, 1isize),
+                (2, 1) => (l.shape()[0], l.shape()[1], l.shape()[1] as isize, 1),
+                (2, 0) => (l.shape()[1], l.shape()[0], 1, l.shape()[1] as isize),
+                _ => return Err(layout()),
+            },
+            match (r.ndim(), rc) {
+                (1, 0) => (1, 1isize, 0isize),
+                (2, 0) => (r.shape()[1], r.shape()[1] as isize, 1),
+                (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
+                _ => return Err(layout()),
+            },
+        ),
+        _ => return Err(layout()),
+    })
+}
+
+/// Two products of one matrix by a vector each (`l · r0` and `l · r1`, both of `prim`, the
+/// products a jvp or a linearized program makes with one weight matrix), each row of the
+/// matrix read once for both: the bits of two [`strided_matmul`] calls. `None` when the
+/// layout is not a matrix times a vector in `matvec`'s range (the caller runs them apart).
+pub(crate) fn strided_matvec_pair(
+    l: &Array,
+    r: [&Array; 2],
+    prim: &Primitive,
+    out: &Aval,
+) -> Result<Option<[Array; 2]>> {
+    let ((m, k, lrs, lcs), (n, rrs, _)) = matrix_layout(l, r[0], prim)?;
+    if n != 1 || !applies(m, n, k) || r[1].aval() != r[0].aval() {
+        return Ok(None);
+    }
+    macro_rules! go {
+        ($t:ty, $variant:ident) => {{
+            let (a, v0, v1) = (
+                l.as_slice::<$t>()?,
+                r[0].as_slice::<$t>()?,
+                r[1].as_slice::<$t>()?,
+            );
+            let a = Strided {
+                data: a,
+                rows: m,
+                cols: k,
+                row_stride: lrs as usize,
+                col_stride: lcs as usize,
+            };
+            let alloc = || {
+                let mut v = buffers::with_capacity::<$t>(m).map_err(|_| {
+                    Error::exhausted(
+                        prim.name(),
+                        format!("cannot allocate {} bytes for a value of {out}", out.bytes()),
+                    )
+                })?;
+                v.resize(m, 0 as $t);
+                Ok::<_, Error>(v)
+            };
+            let (mut d0, mut d1) = (alloc()?, alloc()?);
+            matvec2(a, [v0, v1], rrs as usize, [&mut d0, &mut d1]);
+            [Data::$variant(d0), Data::$variant(d1)]
+        }};
+    }
+    let [d0, d1] = match out.dtype {
+        DType::F32 => go!(f32, F32),
+        DType::F64 => go!(f64, F64),
+        _ => return Ok(None),
+    };
+    Ok(Some([
+        Array::from_data(d0, &out.shape)?,
+        Array::from_data(d1, &out.shape)?,
+    ]))
 }
 
 /// Whether a `rows`×`cols` matrix with the given (non-negative) element strides lies

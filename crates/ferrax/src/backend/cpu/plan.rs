@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use crate::backend::count;
 use crate::backend::cpu::buffers::{self, BufferPool};
 use crate::backend::cpu::control::{self, ControlStep, SubPlan};
-use crate::backend::cpu::dispatch::{execute, kernel};
+use crate::backend::cpu::dispatch::{execute, kernel, Kernel};
 use crate::backend::cpu::fuse::{self, FusedItem};
+use crate::backend::cpu::matmul::strided_matvec_pair;
 use crate::backend::cpu::profile;
 use crate::backend::cpu::step::{
     free_dead, read, slot_var, take_operands_into, Slots, Step, StepArg,
@@ -31,6 +32,9 @@ pub(crate) enum Item {
     Fused(FusedItem),
     /// A `cond` or `scan` with the plans of its sub-programs (see `control`).
     Control(ControlStep<Plan>),
+    /// Two adjacent products of one matrix by a vector each, run reading the matrix once
+    /// (`paired`).
+    Pair(Box<[Step; 2]>),
 }
 
 /// An optimized program ready to run on arrays.
@@ -160,6 +164,16 @@ impl Plan {
         groups.fold((0, 0), |(n, c), code| (n + 1, c + usize::from(code)))
     }
 
+    /// How many pairs of matrix-vector products by one matrix the plan made to run together
+    /// (each reads the matrix once from memory where the layout and the CPU allow it, see
+    /// `strided_matvec_pair`; nested plans not counted; a diagnostic).
+    pub fn paired_products(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|item| matches!(item, Item::Pair(_)))
+            .count()
+    }
+
     /// The plans of the sub-programs of its control-flow steps, in program order (a
     /// `cond`'s branches in order, a `scan`'s body): made once, with this plan, whatever the
     /// number of iterations (a diagnostic).
@@ -168,7 +182,7 @@ impl Plan {
             .iter()
             .flat_map(|item| match item {
                 Item::Control(c) => c.plans(),
-                Item::Step(_) | Item::Fused(_) => vec![],
+                Item::Step(_) | Item::Fused(_) | Item::Pair(_) => vec![],
             })
             .collect()
     }
@@ -218,6 +232,7 @@ impl Plan {
                 Item::Step(s) => run_step(s, slots, &mut operands)?,
                 Item::Fused(f) => run_fused(f, slots)?,
                 Item::Control(c) => c.run(slots)?,
+                Item::Pair(p) => run_pair(p, slots, &mut operands)?,
             }
         }
         // Every other slot was emptied at its last use: taking the outputs (moved at their
@@ -285,8 +300,16 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
                 }
             }
             if end - k < 2 && reduce.is_empty() {
-                items.push(Item::Step(steps[k].clone()));
-                k += 1;
+                match steps.get(k + 1) {
+                    Some(next) if !absorbed[k + 1] && paired(&steps[k], next, &aval_of) => {
+                        items.push(Item::Pair(Box::new([steps[k].clone(), next.clone()])));
+                        k += 2;
+                    }
+                    _ => {
+                        items.push(Item::Step(steps[k].clone()));
+                        k += 1;
+                    }
+                }
                 continue;
             }
             // a value is written out when a step outside the group, or the output, reads it
@@ -321,6 +344,32 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
     items
 }
 
+/// Whether two adjacent steps are products of one matrix by a vector each that can run
+/// together (`Item::Pair`): the same `dot_general` on the same matrix operand, the second
+/// not reading the first's result. The products a jvp makes with a weight matrix (`W x` and
+/// `W t`) are adjacent; reading a matrix too large for the cache once instead of twice
+/// halves their memory traffic, as XLA's merging of dots that share an operand does.
+fn paired(a: &Step, b: &Step, aval_of: &dyn Fn(&StepArg) -> Aval) -> bool {
+    let same = |x: &StepArg, y: &StepArg| match (x, y) {
+        (StepArg::Slot(i), StepArg::Slot(j)) => i == j,
+        (StepArg::Value(u), StepArg::Value(v)) => u.shares_buffer(v),
+        _ => false,
+    };
+    a.kernel == Some(Kernel::Matmul)
+        && b.kernel == a.kernel
+        && a.prim == b.prim
+        && a.out_aval == b.out_aval
+        && a.out_aval.shape.len() == 1
+        && a.args.len() == 2
+        && b.args.len() == 2
+        && same(&a.args[0], &b.args[0])
+        // a matrix times a vector each, the vectors alike (`strided_matvec_pair`'s case)
+        && aval_of(&a.args[0]).ndim() == 2
+        && aval_of(&a.args[1]).ndim() == 1
+        && aval_of(&a.args[1]) == aval_of(&b.args[1])
+        && !matches!(b.args[1], StepArg::Slot(s) if s == a.out)
+}
+
 /// The last step that reads each slot; outputs are read "after" every step.
 fn last_uses(program: &Program) -> HashMap<usize, usize> {
     let mut last_use = HashMap::new();
@@ -349,6 +398,40 @@ fn run_step(s: &Step, slots: &mut Slots, args: &mut Vec<Array>) -> Result<()> {
     args.drain(..).for_each(buffers::recycle);
     free_dead(&s.last, slots);
     slots.write(slot_var(s.out), out);
+    Ok(())
+}
+
+/// Runs a pair of products of one matrix (`paired`): both steps' operands are taken first
+/// (the first's last uses are not read by the second, or they would not be its last), the
+/// matrix is read once for both where the layout allows (`strided_matvec_pair`), otherwise
+/// each runs as its own step would.
+fn run_pair(pair: &[Step; 2], slots: &mut Slots, args: &mut Vec<Array>) -> Result<()> {
+    let [a, b] = pair;
+    args.clear();
+    take_operands_into(&a.args, &a.last, slots, args)?;
+    take_operands_into(&b.args, &b.last, slots, args)?;
+    let t0 = profile::start();
+    let outs = match strided_matvec_pair(&args[0], [&args[1], &args[3]], &a.prim, &a.out_aval)? {
+        Some(outs) => {
+            count(&a.prim);
+            count(&b.prim);
+            outs
+        }
+        None => {
+            let mut second = args.split_off(2);
+            let x = execute(a.kernel, &a.prim, args, &a.out_aval)?;
+            let y = execute(b.kernel, &b.prim, &mut second, &b.out_aval)?;
+            args.append(&mut second);
+            [x, y]
+        }
+    };
+    profile::stop(t0, || format!("{} (two products)", a.prim));
+    args.drain(..).for_each(buffers::recycle);
+    free_dead(&a.last, slots);
+    free_dead(&b.last, slots);
+    let [x, y] = outs;
+    slots.write(slot_var(a.out), x);
+    slots.write(slot_var(b.out), y);
     Ok(())
 }
 

@@ -192,6 +192,46 @@ unsafe fn block<T: Lanes, const N: usize>(
     }
 }
 
+/// The row form of one matrix by two vectors: each block of rows (eight for f32, 16 KiB of
+/// 512-float rows) is multiplied by the first vector and then, while it is in the L1 cache,
+/// by the second, so the matrix streams from memory once. Every output is computed by the
+/// very code `rows` runs for it (a product by the same matrix in a jvp or a linearized
+/// program, where XLA merges the two dots).
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn rows2<T: Lanes>(
+    data: &[T],
+    rs: usize,
+    (m, k): (usize, usize),
+    v: [&[T]; 2],
+    out: [&mut [T]; 2],
+) {
+    if m == 0 {
+        return;
+    }
+    assert!((m - 1) * rs + k <= data.len() && k <= v[0].len() && k <= v[1].len());
+    assert!(m <= out[0].len() && m <= out[1].len());
+    let [o0, o1] = out;
+    let mut i = 0;
+    if T::BLOCK == 8 {
+        while i + 8 <= m {
+            block::<T, 8>(data, rs, i, k, v[0], o0);
+            block::<T, 8>(data, rs, i, k, v[1], o1);
+            i += 8;
+        }
+    }
+    while i + 4 <= m {
+        block::<T, 4>(data, rs, i, k, v[0], o0);
+        block::<T, 4>(data, rs, i, k, v[1], o1);
+        i += 4;
+    }
+    if i < m {
+        // the last rows, one at a time as `rows` takes them
+        let rest = &data[i * rs..];
+        rows(rest, rs, m - i, k, v[0], &mut o0[i..]);
+        rows(rest, rs, m - i, k, v[1], &mut o1[i..]);
+    }
+}
+
 /// The column form: element `(i, j)` is `data[i + j * cs]`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn columns<T: Lanes>(data: &[T], cs: usize, m: usize, k: usize, v: &[T], out: &mut [T]) {

@@ -36,6 +36,12 @@ pub(crate) trait MvFloat: Copy + Default + Add<Output = Self> + Mul<Output = Sel
     /// The CPU must have AVX2 and FMA; `v` has `a.cols` elements, `out` `a.rows`.
     #[cfg(target_arch = "x86_64")]
     unsafe fn matvec_fma(a: Strided<'_, Self>, v: &[Self], out: &mut [Self]);
+    /// Two row-form products by one matrix (rows contiguous) with AVX2 and FMA vectors.
+    ///
+    /// # Safety
+    /// As [`MvFloat::matvec_fma`], for both vectors and outputs; `a.col_stride` is 1.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn matvec2_fma(a: Strided<'_, Self>, v: [&[Self]; 2], out: [&mut [Self]; 2]);
 }
 
 impl MvFloat for f32 {
@@ -47,6 +53,10 @@ impl MvFloat for f32 {
     unsafe fn matvec_fma(a: Strided<'_, f32>, v: &[f32], out: &mut [f32]) {
         avx::layout(a, v, out)
     }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn matvec2_fma(a: Strided<'_, f32>, v: [&[f32]; 2], out: [&mut [f32]; 2]) {
+        avx::rows2(a.data, a.row_stride, (a.rows, a.cols), v, out)
+    }
 }
 
 impl MvFloat for f64 {
@@ -57,6 +67,10 @@ impl MvFloat for f64 {
     #[cfg(target_arch = "x86_64")]
     unsafe fn matvec_fma(a: Strided<'_, f64>, v: &[f64], out: &mut [f64]) {
         avx::layout(a, v, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn matvec2_fma(a: Strided<'_, f64>, v: [&[f64]; 2], out: [&mut [f64]; 2]) {
+        avx::rows2(a.data, a.row_stride, (a.rows, a.cols), v, out)
     }
 }
 
@@ -106,6 +120,29 @@ pub(crate) fn matvec<T: MvFloat>(a: Strided<'_, T>, v: &[T], v_stride: usize, ou
         return;
     }
     layout::<T, false>(a, v, out);
+}
+
+/// [`matvec`] of one matrix by two vectors (of the same stride), the same bits as two calls;
+/// where the matrix's rows are contiguous and the CPU has AVX2 and FMA, each block of rows is
+/// multiplied by the second vector right after the first, while it is in the L1 cache (a
+/// matrix too large for the cache then streams from memory once, not twice).
+pub(crate) fn matvec2<T: MvFloat>(
+    a: Strided<'_, T>,
+    v: [&[T]; 2],
+    v_stride: usize,
+    out: [&mut [T]; 2],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fused_available() && a.col_stride == 1 && v_stride == 1 && a.rows > 0 {
+        let k = a.cols;
+        // SAFETY: the CPU has AVX2 and FMA (checked just above); the rows are contiguous;
+        // `rows2` checks that the vectors and outputs hold `k` and `m` elements.
+        unsafe { T::matvec2_fma(a, [&v[0][..k], &v[1][..k]], out) };
+        return;
+    }
+    let [o0, o1] = out;
+    matvec(a, v[0], v_stride, o0);
+    matvec(a, v[1], v_stride, o1);
 }
 
 #[inline(always)]
