@@ -8,9 +8,9 @@ mod common;
 
 use common::{close, t, vals};
 use ferrax::{
-    custom_jvp, custom_vjp, custom_vjp_linear, grad, grad_fn, hessian, hessian_fn, jacfwd, jacrev,
-    jacrev_fn, jit, jvp, linearize, make_jaxpr, vjp, vmap, vmap_fn, while_loop, Array, Program,
-    Tensor,
+    custom_jvp, custom_vjp, custom_vjp_linear, fori_loop, grad, grad_fn, hessian, hessian_fn,
+    jacfwd, jacrev, jacrev_fn, jit, jvp, linearize, make_jaxpr, vjp, vmap, vmap_fn, while_loop,
+    Array, Program, Tensor,
 };
 
 /// log(1 + eˣ) with the stable derivative, the logistic function.
@@ -383,6 +383,42 @@ fn a_rule_whose_output_disagrees_is_an_error_naming_the_function_avals_and_line(
         e.contains("the rule's output has the avals (f32[1]) where the function's are (f64[1])"),
         "{e}"
     );
+    // a primal output that reads the tangent (the fuzzer's find, as program text too)
+    let reads_tangent = custom_jvp(
+        |x: Tensor| x.sin(),
+        |x: Tensor, t: Tensor| (x.sin() + &t, t),
+    );
+    let e = jvp(&reads_tangent, &t(&[1.0], &[1]), &t(&[1.0], &[1])).unwrap_err();
+    assert!(e.to_string().contains("custom_jvp"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the rule's primal output 0 depends on a tangent"),
+        "{e}"
+    );
+    let text = "{ lambda ; a:f64[2] . let
+    b:f64[2] = custom_jvp[body={ lambda ; a:f64[2] . let b:f64[2] = sin a in (b) }
+      rule={ lambda ; a:f64[2] b:f64[2] . let c:f64[2] = add a b in (c, c) } n_args=1] a
+  in (b) }";
+    let e = Program::parse(text).unwrap_err().to_string();
+    assert!(e.contains("depends on a tangent input"), "{e}");
+    // ...while a rule computing both in one loop is fine: the value's carry never reads the
+    // tangent's
+    let looped = custom_jvp(
+        |x: Tensor| x.sin(),
+        |x: Tensor, t: Tensor| {
+            let init = (x.sin(), &t * x.cos());
+            fori_loop(
+                0,
+                2,
+                |_, (y, dy): (Tensor, Tensor)| (y * 1.0, dy * 1.0),
+                &init,
+            )
+            .unwrap()
+        },
+    );
+    let (y, dy) = jvp(&looped, &t(&[0.5], &[1]), &t(&[2.0], &[1])).unwrap();
+    assert_eq!(vals(&y), vec![0.5f64.sin()]);
+    assert_eq!(vals(&dy), vec![2.0 * 0.5f64.cos()]);
     // custom_vjp: fwd's output and bwd's cotangent
     let bad_fwd = custom_vjp(
         |x: Tensor| x.sin(),

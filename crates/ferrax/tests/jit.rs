@@ -75,10 +75,13 @@ proptest! {
         prop_assert_eq!(Program::parse(&opt.to_string()).unwrap().to_string(), opt.to_string());
         let got = Plan::new(&p).unwrap().run(args.clone()).unwrap();
         // to rounding relative to the terms a result is made of: the plan's kernels differ
-        // from the reference's in the last bit, which cancellation (x - tanh x) magnifies
+        // from the reference's in the last bits (f64 exp and expm1 by up to 3 ulp,
+        // `math/accuracy.rs`), which cancellation (x - tanh x) magnifies, and so does a
+        // function that multiplies relative errors: `expm1(x²)` by 2x², up to about 1400
+        // before it overflows (the regressions file's case: 3 ulp become 1.0e-12)
         let scale = magnitude_run(&p, &args);
         for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
-            prop_assert!(close_at_scale(g, w, s, 1e-12), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
+            prop_assert!(close_at_scale(g, w, s, 1e-10), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
         }
     }
 }

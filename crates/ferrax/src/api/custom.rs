@@ -37,7 +37,8 @@ use crate::trace::{
 /// no tangent space), and their output tangents are ignored. Values `f` or `rule` capture
 /// from an enclosing computation are constants: capturing one that is being differentiated
 /// is an error (pass it as an argument). A rule whose outputs disagree with `f`'s (tree,
-/// shapes, dtypes), or that is not linear in the tangents, is an error naming the function,
+/// shapes, dtypes), whose primal outputs read the tangents, or that is not linear in the
+/// tangents, is an error naming the function,
 /// the avals and the line where `custom_jvp` was called; errors travel inside the result as
 /// in the other function values (`grad_fn`).
 ///

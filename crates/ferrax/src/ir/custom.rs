@@ -25,6 +25,7 @@
 
 use crate::ir::aval::Aval;
 use crate::ir::control::list;
+use crate::ir::dependence::dependent_outputs;
 use crate::ir::error::{Error, Result};
 use crate::ir::primitive::{Closed, Primitive};
 
@@ -111,6 +112,19 @@ pub(crate) fn custom_jvp_avals(
         "the body's outputs and the float outputs' tangents",
         &cat(&[&outs, &floats(&outs)]),
     )?;
+    // the rule gives the function's outputs from the primals alone: a primal output that
+    // reads a tangent is no jvp (and no linear map could be split from it)
+    let mut tangents = vec![false; operands.len()];
+    tangents.resize(operands.len() + t_args.len(), true);
+    if let Some(k) = dependent_outputs(r, &tangents)?[..outs.len()]
+        .iter()
+        .position(|d| *d)
+    {
+        return Err(Error::shape(
+            op,
+            format!("the rule's primal output {k} depends on a tangent input"),
+        ));
+    }
     Ok(outs)
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod aval;
 pub(crate) mod collective;
 pub(crate) mod control;
 pub(crate) mod custom;
+pub(crate) mod dependence;
 pub(crate) mod dtype;
 pub(crate) mod env;
 pub(crate) mod error;

@@ -27,13 +27,15 @@
 
 use std::collections::HashMap;
 
+pub(super) use crate::ir::dependence::dependent_outputs as program_unknowns;
+use crate::ir::dependence::{dependent_eqn_outputs as unknown_outputs, scan_fixpoint};
 use crate::ir::{
     flagged, Atom, Aval, Closed, Equation, Error, Primitive, Program, Result, Scalar, ScanShape,
     Var,
 };
 use crate::passes::hoist::Rewriter;
 use crate::passes::partial_eval::remat::split_checkpoint;
-use crate::passes::partial_eval::while_loop::{split_while, while_carry_unknowns};
+use crate::passes::partial_eval::while_loop::split_while;
 use crate::passes::partial_eval::{split_core, var_of};
 
 /// `p` with every control-flow equation that reads both known and unknown values (given
@@ -124,104 +126,6 @@ fn linear_in_lin_operands(e: &Equation, ins_uk: &[bool]) -> Result<()> {
 fn mark(unknown: &mut [bool], outs: &[Var], flags: &[bool]) {
     for (v, u) in outs.iter().zip(flags) {
         unknown[v.index()] = *u;
-    }
-}
-
-/// Which outputs of a program are unknown, given which inputs are.
-pub(super) fn program_unknowns(p: &Program, unknown_in: &[bool]) -> Result<Vec<bool>> {
-    let mut unknown = vec![false; p.avals.len()];
-    for (v, u) in p.inputs.iter().zip(unknown_in) {
-        unknown[v.index()] = *u;
-    }
-    for e in &p.eqns {
-        let ins_uk: Vec<bool> = e
-            .inputs
-            .iter()
-            .map(|a| var_of(a).is_some_and(|v| unknown[v.index()]))
-            .collect();
-        let outs_uk = match e.prim.is_control_flow() {
-            true => unknown_outputs(&e.prim, &ins_uk)?,
-            false => vec![ins_uk.iter().any(|u| *u); e.outs.len()],
-        };
-        mark(&mut unknown, &e.outs, &outs_uk);
-    }
-    Ok(p.outputs
-        .iter()
-        .map(|a| var_of(a).is_some_and(|v| unknown[v.index()]))
-        .collect())
-}
-
-/// Which outputs of a control-flow equation are unknown given which operands are.
-fn unknown_outputs(prim: &Primitive, ins_uk: &[bool]) -> Result<Vec<bool>> {
-    match prim {
-        Primitive::Cond { branches } => {
-            if ins_uk[0] {
-                // an unknown index makes every output unknown
-                let n = branches.first().map_or(0, |b| b.program().outputs.len());
-                return Ok(vec![true; n]);
-            }
-            let mut union: Vec<bool> = vec![];
-            for b in branches {
-                let outs = program_unknowns(b.program(), &ins_uk[1..])?;
-                union.resize(outs.len(), false);
-                for (u, o) in union.iter_mut().zip(outs) {
-                    *u |= o;
-                }
-            }
-            Ok(union)
-        }
-        Primitive::Scan {
-            body,
-            n_consts,
-            n_carry,
-            ..
-        } => {
-            let (carry_uk, outs) = scan_fixpoint(body.program(), *n_consts, *n_carry, ins_uk)?;
-            let mut result = carry_uk;
-            result.extend_from_slice(&outs[*n_carry..]);
-            Ok(result)
-        }
-        Primitive::While {
-            body,
-            n_cond_consts,
-            n_body_consts,
-            ..
-        } => while_carry_unknowns(body.program(), *n_cond_consts, *n_body_consts, ins_uk),
-        Primitive::Checkpoint { body, .. } | Primitive::NamedMap { body, .. } => {
-            program_unknowns(body.program(), ins_uk)
-        }
-        Primitive::WhileLinear { step, .. } => Ok(vec![
-            ins_uk.iter().any(|u| *u);
-            step.program().outputs.len()
-        ]),
-        Primitive::CustomJvp { .. } | Primitive::CustomVjp { .. } | Primitive::CustomLin { .. } => {
-            let n = prim.callee().map_or(0, |b| b.program().outputs.len());
-            Ok(vec![ins_uk.iter().any(|u| *u); n])
-        }
-        _ => Ok(vec![ins_uk.iter().any(|u| *u)]),
-    }
-}
-
-/// The carries' unknown flags at the fixpoint, and the body's output flags there.
-fn scan_fixpoint(
-    body: &Program,
-    nc: usize,
-    ncar: usize,
-    ins_uk: &[bool],
-) -> Result<(Vec<bool>, Vec<bool>)> {
-    let mut in_uk = ins_uk.to_vec();
-    loop {
-        let outs = program_unknowns(body, &in_uk)?;
-        let mut grew = false;
-        for i in 0..ncar {
-            if outs[i] && !in_uk[nc + i] {
-                in_uk[nc + i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            return Ok((in_uk[nc..nc + ncar].to_vec(), outs));
-        }
     }
 }
 

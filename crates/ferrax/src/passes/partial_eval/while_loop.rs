@@ -23,36 +23,12 @@
 //! keeps every carry into a scan of its counted steps, whose linearization is a tape
 //! (`api/while_tape.rs`). The decision and its alternatives are in ARCHITECTURE.md.
 
+use crate::ir::dependence::while_carry_dependence;
 use crate::ir::{flagged, Atom, Aval, Closed, DType, Equation, Error, Primitive, Result, Scalar};
 use crate::passes::hoist::Rewriter;
 use crate::passes::partial_eval::control::{program_unknowns, split_control};
 use crate::passes::partial_eval::split_core;
 use crate::trace::{trace_closed, Tensor};
-
-/// Which carries of a while loop are unknown (a fixpoint through the body: a carry is
-/// unknown when its initial value is, or when the body makes it so), given which operands
-/// are (cond consts, body consts, carry).
-pub(crate) fn while_carry_unknowns(
-    body: &crate::ir::Program,
-    ncc: usize,
-    nbc: usize,
-    ins_uk: &[bool],
-) -> Result<Vec<bool>> {
-    let mut flags = ins_uk[ncc..].to_vec();
-    loop {
-        let outs = program_unknowns(body, &flags)?;
-        let mut grew = false;
-        for (i, o) in outs.iter().enumerate() {
-            if *o && !flags[nbc + i] {
-                flags[nbc + i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            return Ok(flags[nbc..].to_vec());
-        }
-    }
-}
 
 /// Splits a while loop with known and unknown operands; returns which outputs are unknown.
 pub(crate) fn split_while(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> Result<Vec<bool>> {
@@ -68,7 +44,7 @@ pub(crate) fn split_while(rw: &mut Rewriter, e: &Equation, ins_uk: &[bool]) -> R
         return Err(Error::internal("split_while on another primitive"));
     };
     let (ncc, nbc) = (*ncc, *nbc);
-    let carry_uk = while_carry_unknowns(body.program(), ncc, nbc, ins_uk)?;
+    let carry_uk = while_carry_dependence(body.program(), ncc, nbc, ins_uk)?;
     let mut cond_uk = ins_uk[..ncc].to_vec();
     cond_uk.extend_from_slice(&carry_uk);
     if program_unknowns(cond.program(), &cond_uk)?[0] {
