@@ -88,6 +88,44 @@ proptest! {
 
 // ---- optimization ----
 
+/// `(A·B + C·Dᵀ)ᵀ` becomes `Bᵀ·Aᵀ + D·Cᵀ` with no transpose left (the products write the
+/// transposed layout themselves), and the plan's values stay the reference's to rounding;
+/// a sum whose term is read twice keeps its transpose.
+#[test]
+fn a_transposed_sum_of_products_becomes_a_sum_of_swapped_products() {
+    let m = |seed, shape: &[usize]| Tensor::random_uniform(seed, shape, -1.0, 1.0, DType::F64);
+    let args = (m(1, &[3, 5]), m(2, &[5, 4]), m(3, &[3, 6]), m(4, &[4, 6]));
+    let f = |(a, b, c, d): (Tensor, Tensor, Tensor, Tensor)| {
+        (a.matmul(&b) + c.matmul(&d.transpose(&[1, 0]))).transpose(&[1, 0])
+    };
+    let p = make_jaxpr(f, &args).unwrap();
+    assert_eq!(p.count_prim("transpose"), 2, "{p}");
+    let o = optimize(&p).unwrap();
+    o.check().unwrap();
+    assert_eq!(o.count_prim("transpose"), 0, "{o}");
+    let arrays = [&args.0, &args.1, &args.2, &args.3]
+        .map(|t| t.array().unwrap())
+        .to_vec();
+    let want = p.eval(&arrays).unwrap();
+    assert_eq!(want[0].shape(), &[4, 3]);
+    let got = Plan::new(&p).unwrap().run(arrays.clone()).unwrap();
+    assert!(
+        close(&got[0], &want[0], 1e-14),
+        "{:?} vs {:?}",
+        got[0],
+        want[0]
+    );
+    assert!(close(&o.eval(&arrays).unwrap()[0], &want[0], 1e-14));
+    // a term read twice: the transpose stays (rewriting it would change the other reader)
+    let g = |(a, b, c, d): (Tensor, Tensor, Tensor, Tensor)| {
+        let ab = a.matmul(&b);
+        let s = &ab + c.matmul(&d.transpose(&[1, 0]));
+        vec![s.transpose(&[1, 0]), ab]
+    };
+    let o = optimize(&make_jaxpr(g, &args).unwrap()).unwrap();
+    assert_eq!(o.count_prim("transpose"), 1, "{o}");
+}
+
 #[test]
 fn transformations_leftovers_are_simplified_away() {
     // the vjp of x ↦ sum(sin x) seeds the cotangent with a broadcast 1.0 and multiplies by it

@@ -145,7 +145,9 @@ fn simplify(p: &mut Program) -> bool {
 /// Folds 2-d transposes into matrix products: `dot_general(transpose(x), y)` contracts `x`
 /// directly (the transposed operand's single free dimension keeps the output layout), and a
 /// transposed 2-d product whose only user is the transpose becomes the swapped product
-/// (`(A·B)ᵀ = Bᵀ·Aᵀ`). Returns whether anything changed.
+/// (`(A·B)ᵀ = Bᵀ·Aᵀ`), as does a transposed sum of two such products (`(A·B + C·D)ᵀ =
+/// Bᵀ·Aᵀ + Dᵀ·Cᵀ`: a matrix cotangent of a jvp of a gradient, the MLP's hvp had three), the
+/// transpose left as an identity that `simplify` removes. Returns whether anything changed.
 fn fold_transposes(p: &mut Program) -> bool {
     use Primitive::*;
     let defs = single_output_defs(p);
@@ -227,6 +229,51 @@ fn fold_transposes(p: &mut Program) -> bool {
                         new_eqns[k].inputs = vec![de.inputs[1].clone(), de.inputs[0].clone()];
                         changed = true;
                     }
+                } else if let Add = &de.prim {
+                    // the sum's two terms: 2-d products read by the sum alone
+                    let swappable = |a: &Atom| -> Option<usize> {
+                        let Atom::Var(t) = a else { return None };
+                        let d = *defs.get(t)?;
+                        let te = &new_eqns[d];
+                        let DotGeneral {
+                            lhs_batch,
+                            rhs_batch,
+                            ..
+                        } = &te.prim
+                        else {
+                            return None;
+                        };
+                        let two_d = p.atom_aval(&te.inputs[0]).ndim() == 2
+                            && p.atom_aval(&te.inputs[1]).ndim() == 2;
+                        (uses.get(t) == Some(&1)
+                            && lhs_batch.is_empty()
+                            && rhs_batch.is_empty()
+                            && two_d)
+                            .then_some(d)
+                    };
+                    let (Some(d1), Some(d2)) = (swappable(&de.inputs[0]), swappable(&de.inputs[1]))
+                    else {
+                        continue;
+                    };
+                    for d in [d1, d2] {
+                        let te = &mut new_eqns[d];
+                        if let DotGeneral {
+                            lhs_contracting,
+                            rhs_contracting,
+                            ..
+                        } = &mut te.prim
+                        {
+                            std::mem::swap(lhs_contracting, rhs_contracting);
+                        }
+                        te.inputs.swap(0, 1);
+                        let out = te.out().index();
+                        p.avals[out].shape.reverse();
+                    }
+                    p.avals[v.index()].shape.reverse();
+                    new_eqns[k].prim = Transpose {
+                        permutation: vec![0, 1],
+                    };
+                    changed = true;
                 }
             }
             _ => {}
