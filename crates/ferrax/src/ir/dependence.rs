@@ -85,6 +85,30 @@ pub(crate) fn dependent_eqn_outputs(prim: &Primitive, ins: &[bool]) -> Result<Ve
     }
 }
 
+/// The fixpoint every loop rule needs (which carries have tangents, depend on a tangent, or
+/// are live): runs `step` on `flags` until a round adds nothing, each round setting
+/// `flags[at + i]` where `step`'s result has `found[from + i]`, for `i < n`. Flags only
+/// grow, so it ends within `n + 1` rounds. Returns the last round's result.
+pub(crate) fn grow_until_fixed(
+    flags: &mut [bool],
+    (at, from, n): (usize, usize, usize),
+    mut step: impl FnMut(&[bool]) -> Result<Vec<bool>>,
+) -> Result<Vec<bool>> {
+    loop {
+        let found = step(flags)?;
+        let mut grew = false;
+        for i in 0..n {
+            if found[from + i] && !flags[at + i] {
+                flags[at + i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            return Ok(found);
+        }
+    }
+}
+
 /// A scan's carries' flags at the fixpoint (a carry depends on the flagged operands when its
 /// initial value does, or when the body makes it so), and the body's output flags there.
 pub(crate) fn scan_fixpoint(
@@ -94,19 +118,8 @@ pub(crate) fn scan_fixpoint(
     ins: &[bool],
 ) -> Result<(Vec<bool>, Vec<bool>)> {
     let mut in_flags = ins.to_vec();
-    loop {
-        let outs = dependent_outputs(body, &in_flags)?;
-        let mut grew = false;
-        for i in 0..ncar {
-            if outs[i] && !in_flags[nc + i] {
-                in_flags[nc + i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            return Ok((in_flags[nc..nc + ncar].to_vec(), outs));
-        }
-    }
+    let outs = grow_until_fixed(&mut in_flags, (nc, 0, ncar), |f| dependent_outputs(body, f))?;
+    Ok((in_flags[nc..nc + ncar].to_vec(), outs))
 }
 
 /// Which carries of a while loop depend on the flagged operands (cond consts, body consts,
@@ -118,17 +131,7 @@ pub(crate) fn while_carry_dependence(
     ins: &[bool],
 ) -> Result<Vec<bool>> {
     let mut flags = ins[ncc..].to_vec();
-    loop {
-        let outs = dependent_outputs(body, &flags)?;
-        let mut grew = false;
-        for (i, o) in outs.iter().enumerate() {
-            if *o && !flags[nbc + i] {
-                flags[nbc + i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            return Ok(flags[nbc..].to_vec());
-        }
-    }
+    let ncar = flags.len() - nbc;
+    grow_until_fixed(&mut flags, (nbc, 0, ncar), |f| dependent_outputs(body, f))?;
+    Ok(flags[nbc..].to_vec())
 }

@@ -17,6 +17,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
+use crate::ir::dependence::grow_until_fixed;
 use crate::ir::{Closed, Error, Primitive, Program, Result, ScanShape};
 use crate::passes::jvp::custom::jvp_custom;
 use crate::passes::jvp::jvp_call;
@@ -248,19 +249,7 @@ fn jvp_scan(
     let n = x.len();
     let mut in_t = tangent_flags(x, t);
     // the carries' tangents: a fixpoint, the flags only grow
-    let nonzero = loop {
-        let (_, nonzero) = jvp_sub(body, &in_t, None)?;
-        let mut grew = false;
-        for i in 0..ncar {
-            if nonzero[i] && !in_t[nc + i] {
-                in_t[nc + i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            break nonzero;
-        }
-    };
+    let nonzero = grow_until_fixed(&mut in_t, (nc, 0, ncar), |f| Ok(jvp_sub(body, f, None)?.1))?;
     // a carry with a tangent slot gives one back, zero or not
     let mut out_t: Vec<bool> = in_t[nc..nc + ncar].to_vec();
     out_t.extend_from_slice(&nonzero[ncar..]);
@@ -354,19 +343,7 @@ fn jvp_while(
     // the body's inputs: its consts, then the carry
     let mut in_t = flags[ncc..].to_vec();
     let ncar = x.len() - ncc - nbc;
-    loop {
-        let (_, nonzero) = jvp_sub(body, &in_t, None)?;
-        let mut grew = false;
-        for i in 0..ncar {
-            if nonzero[i] && !in_t[nbc + i] {
-                in_t[nbc + i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            break;
-        }
-    }
+    grow_until_fixed(&mut in_t, (nbc, 0, ncar), |f| Ok(jvp_sub(body, f, None)?.1))?;
     let carry_t: Vec<bool> = in_t[nbc..].to_vec();
     let (mut jb, _) = jvp_sub(body, &in_t, Some(&carry_t))?;
     // jb takes (consts, carry, tangents of the flagged consts, of the flagged carries);

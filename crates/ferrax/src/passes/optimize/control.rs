@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 
+use crate::ir::dependence::grow_until_fixed;
 use crate::ir::{flagged, Atom, Closed, Equation, Primitive, Program, ScanShape, Var};
 use crate::passes::hoist::hoist_program;
 use crate::passes::optimize::optimize_checked;
@@ -94,19 +95,7 @@ fn prune_scan(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
     let body = body.program();
     let mut live: Vec<bool> = e.outs.iter().map(|v| used.contains(v)).collect();
     // a carry the body reads to compute something live stays live
-    let needed = loop {
-        let needed = needed_inputs(body, &live);
-        let mut grew = false;
-        for i in 0..ncar {
-            if needed[nc + i] && !live[i] {
-                live[i] = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            break needed;
-        }
-    };
+    let needed = grow_until_fixed(&mut live, (0, nc, ncar), |l| Ok(needed_inputs(body, l))).ok()?;
     let mut keep_in = needed;
     keep_in[nc..nc + ncar].copy_from_slice(&live[..ncar]);
     if keep_in.iter().all(|k| *k) && live.iter().all(|l| *l) {
@@ -148,19 +137,8 @@ fn prune_while(e: &Equation, used: &HashSet<Var>) -> Option<Equation> {
     for (l, n) in live.iter_mut().zip(&cond_needs[ncc..]) {
         *l |= *n;
     }
-    let needed = loop {
-        let needed = needed_inputs(b, &live);
-        let mut grew = false;
-        for (l, n) in live.iter_mut().zip(&needed[nbc..]) {
-            if *n && !*l {
-                *l = true;
-                grew = true;
-            }
-        }
-        if !grew {
-            break needed;
-        }
-    };
+    let n_live = live.len();
+    let needed = grow_until_fixed(&mut live, (0, nbc, n_live), |l| Ok(needed_inputs(b, l))).ok()?;
     let keep_cc = cond_needs[..ncc].to_vec();
     let keep_bc = needed[..nbc].to_vec();
     if keep_cc.iter().chain(&keep_bc).chain(&live).all(|k| *k) {
