@@ -11,7 +11,7 @@
 //! matrix products at the peer suite's shapes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ferrax::{jit, without_codegen, DType, Tensor};
+use ferrax::{jit, with_avx2_codegen, without_codegen, DType, Tensor};
 
 /// A kernel under test: one operation (or a fused run) on a tensor.
 type Op = fn(&Tensor) -> Tensor;
@@ -74,27 +74,52 @@ fn binary_and_fused(c: &mut Criterion) {
     });
 }
 
-/// One fused group through its generated machine code and through the interpreter
-/// (`without_codegen`): a Newton step for sqrt and its convergence test, 2^16 f32.
+/// Fused groups through their generated machine code (the CPU's widest, and AVX2's where
+/// the CPU has AVX-512 too: `with_avx2_codegen`) and through the interpreter
+/// (`without_codegen`): a Newton step for sqrt and its convergence test, 2^16 f32, and a
+/// layer's bias + tanh, 512 × 512 f32.
 fn codegen(c: &mut Criterion) {
     const N: usize = 1 << 16;
     let a = randn(5, &[N], DType::F32).abs() + 0.5;
-    let g = jit(|a: Tensor| {
+    let newton = |a: Tensor| {
         let x = &a * 0.75;
         let x = (&x + &a / &x) * 0.5;
         let test = (&x * &x - &a).abs().max(&[0]);
         (x, test)
-    });
-    g.call(&a).expect("the step runs");
+    };
+    let x = randn(6, &[512, 512], DType::F32);
+    let b = randn(7, &[512], DType::F32);
+    let layer = |(x, b): (Tensor, Tensor)| (&x + &b).tanh();
+    let xb = (x, b);
     let mut grp = c.benchmark_group("codegen");
     grp.throughput(Throughput::Elements(N as u64));
+    let (g, g2) = (jit(newton), jit(newton));
+    g.call(&a).expect("the step runs");
+    // the AVX2 plan is made (on the first call) with AVX2 code asked for
+    with_avx2_codegen(|| g2.call(&a)).expect("the step runs");
     grp.bench_function(BenchmarkId::from_parameter("newton_step_code"), |b| {
         b.iter(|| g.call(&a).expect("runs"))
+    });
+    grp.bench_function(BenchmarkId::from_parameter("newton_step_avx2_code"), |b| {
+        b.iter(|| g2.call(&a).expect("runs"))
     });
     grp.bench_function(
         BenchmarkId::from_parameter("newton_step_interpreter"),
         |b| b.iter(|| without_codegen(|| g.call(&a)).expect("runs")),
     );
+    grp.throughput(Throughput::Elements(512 * 512));
+    let (l, l2) = (jit(layer), jit(layer));
+    l.call(&xb).expect("the layer runs");
+    with_avx2_codegen(|| l2.call(&xb)).expect("the layer runs");
+    grp.bench_function(BenchmarkId::from_parameter("bias_tanh_code"), |b| {
+        b.iter(|| l.call(&xb).expect("runs"))
+    });
+    grp.bench_function(BenchmarkId::from_parameter("bias_tanh_avx2_code"), |b| {
+        b.iter(|| l2.call(&xb).expect("runs"))
+    });
+    grp.bench_function(BenchmarkId::from_parameter("bias_tanh_interpreter"), |b| {
+        b.iter(|| without_codegen(|| l.call(&xb)).expect("runs"))
+    });
     grp.finish();
 }
 

@@ -21,6 +21,6 @@ pub(crate) mod profile;
 pub(crate) mod spmd;
 pub(crate) mod step;
 
-pub use self::codegen::with_interpreter as without_codegen;
+pub use self::codegen::{with_avx2_codegen, with_interpreter as without_codegen};
 pub use self::plan::Plan;
 pub use self::profile::{profile_start, profile_stop};

@@ -2,7 +2,8 @@
 //! intermediates in vector registers.
 //!
 //! Sits under `fuse`: when a plan makes a [`Group`], [`compile`] tries to emit an x86-64
-//! AVX-512 loop for it (`x86`, assembled with `iced-x86`, placed in executable memory with
+//! loop for it at the widest width the CPU has, AVX-512 or AVX2 (`x86` schedules the steps,
+//! `isa` encodes them; assembled with `iced-x86`, placed in executable memory with
 //! `memmap2`). The loop reads each input once per vector, runs every step in registers,
 //! stores only the kept values and folds the reductions into accumulators, where the
 //! interpreter in `fuse` runs each step over a 2048-element chunk and stores it (on this
@@ -17,7 +18,7 @@
 //! streamed), and sums, maxima and minima of all elements (the accumulators are the
 //! interpreter's sixteen f32 or eight f64 lanes). Which NaN comes out of an operation on two
 //! NaNs is not specified, as in Rust (LLVM may swap the operands of `+` and `*`, and does in
-//! the interpreter's scalar loops): every other bit is. Anything else, a CPU without AVX-512F,
+//! the interpreter's scalar loops): every other bit is. Anything else, a CPU without AVX2,
 //! or another architecture: no code, and the interpreter runs the group. A chunk whose
 //! length is not a whole number of vectors, or whose extremum needs the serial fold (a NaN,
 //! or a zero whose sign depends on the order), is run by the interpreter too, with the same
@@ -29,6 +30,8 @@ use crate::backend::cpu::fuse::group::{Group, GroupOp, Src};
 use crate::backend::cpu::math::Unary;
 use crate::ir::DType;
 
+#[cfg(target_arch = "x86_64")]
+mod isa;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -101,6 +104,38 @@ thread_local! {
     static INTERPRET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// The widest vectors the CPU offers the generated loops: AVX-512F, else AVX2 (also what
+/// [`with_avx2_codegen`] asks for), else none.
+#[cfg(target_arch = "x86_64")]
+fn width() -> Option<isa::Width> {
+    if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.with(|c| c.get()) {
+        Some(isa::Width::Zmm)
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        Some(isa::Width::Ymm)
+    } else {
+        None
+    }
+}
+
+thread_local! {
+    static AVX2_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the plans it makes (on this thread) generating AVX2 code where the CPU has
+/// AVX-512 too: the route a CPU without AVX-512 takes, so that it can be tested and measured
+/// on any machine that has AVX2. Where the CPU lacks AVX2, plans get no code either way.
+pub fn with_avx2_codegen<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the thread's setting back, even when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            AVX2_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(AVX2_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
 /// Runs `f` with generated code turned off on this thread: plans run from `f` (on this
 /// thread) execute their fused groups through the interpreter. The oracle the generated
 /// code is tested against, and a way to measure what it gains.
@@ -165,21 +200,23 @@ type Emitted = (Vec<u8>, Vec<u64>, Vec<Stream>, Vec<usize>);
 pub(crate) fn compile(group: &Group) -> Option<Arc<Compiled>> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !allowed() || !std::arch::is_x86_feature_detected!("avx512f") {
+        if !allowed() {
             return None;
         }
+        let width = width()?;
         let f64s = match group.dtype {
             DType::F32 => false,
             DType::F64 => true,
             _ => return None,
         };
-        let (bytes, consts, streams, scalars) = x86::emit(group, f64s)?;
+        let (bytes, consts, streams, scalars) = x86::emit(group, f64s, width)?;
         let mut map = memmap2::MmapMut::map_anon(bytes.len()).ok()?;
         map.copy_from_slice(&bytes);
         let code = map.make_exec().ok()?;
         // SAFETY: `code` holds a function assembled for the `Entry` signature (System V
-        // arguments, callee-saved registers restored, AVX-512F only, checked above); it
-        // stays mapped as long as the `Compiled` that holds it
+        // arguments, callee-saved registers restored, only instructions of `width`, which
+        // `width()` found the CPU has); it stays mapped as long as the `Compiled` that holds
+        // it
         let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code.as_ptr()) };
         Some(Arc::new(Compiled {
             _code: code,
