@@ -19,7 +19,7 @@ use super::isa::{Asm, Emitter, Flags, Op, Opnd, Width, MASKS};
 use super::{needed, supported, Emitted, Stream};
 use crate::backend::cpu::dispatch::Binary;
 use crate::backend::cpu::fuse::group::{Group, GroupOp, Reduction, Src};
-use crate::backend::cpu::math::{Unary, LN2_HI32, LN2_LO32, SHIFT32, TANH_F32_TAYLOR};
+use crate::backend::cpu::math::{Unary, EXP_F32_TANH, LN2_HI32, LN2_LO32, SHIFT32, TANH_F32_SMALL};
 
 const POINTERS: [AsmRegister64; 9] = [
     asm::rcx,
@@ -425,8 +425,8 @@ fn tanh_f32(e: &mut Emitter, d: usize, x: usize) -> Asm<Option<()>> {
     e.op(Op::And, a, x, Opnd::K(u64::from(!(1u32 << 31))))?;
     e.op(Op::Min, a, a, c(9.5))?;
     e.op(Op::Mul, z, a, Opnd::R(a))?;
-    // p = Horner's rule over the Taylor coefficients, highest first
-    let (&last, rest) = TANH_F32_TAYLOR.split_last().expect("coefficients");
+    // p = Horner's rule over the polynomial's coefficients, highest first
+    let (&last, rest) = TANH_F32_SMALL.split_last().expect("coefficients");
     e.fill(p, bits(last))?;
     for &coef in rest.iter().rev() {
         e.op(Op::Mul, p, p, Opnd::R(z))?;
@@ -446,9 +446,10 @@ fn tanh_f32(e: &mut Emitter, d: usize, x: usize) -> Asm<Option<()>> {
     e.op(Op::Sub, r, z, Opnd::R(r))?;
     e.op(Op::Mul, z, h, c(LN2_LO32))?;
     e.op(Op::Sub, r, r, Opnd::R(z))?;
-    // q = 1 + r (1 + r (1/2 + r (1/6 + r (1/24 + r (1/120 + r (1/720 + r / 5040))))))
-    e.op(Op::Mul, h, r, c(1.0 / 5040.0))?;
-    for coef in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0] {
+    // q = 1 + r (c1 + r (c2 + r (c3 + r (c4 + r (c5 + r c6)))))
+    let (&top, rest) = EXP_F32_TANH.split_last().expect("coefficients");
+    e.op(Op::Mul, h, r, c(top))?;
+    for &coef in rest.iter().rev() {
         e.op(Op::Add, h, h, c(coef))?;
         e.op(Op::Mul, h, r, Opnd::R(h))?;
     }
