@@ -125,14 +125,22 @@ thread_local! {
 /// AVX-512 too: the route a CPU without AVX-512 takes, so that it can be tested and measured
 /// on any machine that has AVX2. Where the CPU lacks AVX2, plans get no code either way.
 pub fn with_avx2_codegen<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the thread's setting back, even when `f` panics.
-    struct Restore(bool);
+    with_flag(&AVX2_ONLY, f)
+}
+
+/// Runs `f` with the thread's `flag` set, then puts it back as it was, even when `f`
+/// panics.
+fn with_flag<R>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            AVX2_ONLY.with(|c| c.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _restore = Restore(AVX2_ONLY.with(|c| c.replace(true)));
+    let _restore = Restore(flag, flag.with(|c| c.replace(true)));
     f()
 }
 
@@ -140,15 +148,7 @@ pub fn with_avx2_codegen<R>(f: impl FnOnce() -> R) -> R {
 /// thread) execute their fused groups through the interpreter. The oracle the generated
 /// code is tested against, and a way to measure what it gains.
 pub fn with_interpreter<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the thread's setting back, even when `f` panics.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            INTERPRET.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(INTERPRET.with(|c| c.replace(true)));
-    f()
+    with_flag(&INTERPRET, f)
 }
 
 impl Compiled {
