@@ -92,6 +92,66 @@ fn each_width(check: impl Fn()) {
     }
 }
 
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[test]
+fn plans_get_the_widest_code_the_cpu_has_and_avx2_code_when_asked() {
+    let mut rng = Rng(3);
+    let x = input(&mut rng, 4096, DType::F32);
+    let p = make_jaxpr(|x: Tensor| ((&x * 2.0 + 1.0).tanh(), x.sum_all()), &x).unwrap();
+    let native = Plan::new(&p).unwrap();
+    let avx2 = with_avx2_codegen(|| Plan::new(&p)).unwrap();
+    let widest = match (has_code(), avx512()) {
+        (false, _) => None,
+        (true, true) => Some(512),
+        (true, false) => Some(256),
+    };
+    assert_eq!(native.code_bits(), widest);
+    assert_eq!(avx2.code_bits(), has_code().then_some(256));
+    let arrays = vec![x.array().unwrap()];
+    let without = without_codegen(|| native.run(arrays.clone())).unwrap();
+    for plan in [&native, &avx2] {
+        let with = plan.run(arrays.clone()).unwrap();
+        same_bits(&with[0], &without[0], "tanh");
+        same_bits(&with[1], &without[1], "sum");
+    }
+}
+
+#[test]
+fn twenty_live_values_fit_avx512s_registers_not_avx2s() {
+    // twenty values alive at once: within AVX-512's 32 vector registers, past AVX2's 16;
+    // either way the reference's bits (exact arithmetic)
+    let mut rng = Rng(19);
+    let xs: Vec<Tensor> = (0..20).map(|_| input(&mut rng, 4096, DType::F32)).collect();
+    let wide = |xs: Vec<Tensor>| {
+        let ys: Vec<Tensor> = xs.iter().map(|x| x * 2.0).collect();
+        ys.iter().skip(1).fold(ys[0].clone(), |s, y| &s + y)
+    };
+    let p = make_jaxpr(wide, &xs).unwrap();
+    let native = Plan::new(&p).unwrap();
+    let avx2 = with_avx2_codegen(|| Plan::new(&p)).unwrap();
+    assert_eq!(native.fused_groups(), (1, usize::from(avx512())), "{p}");
+    assert_eq!(avx2.fused_groups(), (1, 0), "{p}");
+    let arrays: Vec<Array> = xs.iter().map(|t| t.array().unwrap()).collect();
+    let want = p.eval(&arrays).unwrap();
+    for plan in [&native, &avx2] {
+        same_bits(
+            &plan.run(arrays.clone()).unwrap()[0],
+            &want[0],
+            "twenty live values",
+        );
+    }
+}
+
 #[test]
 fn generated_code_gives_the_interpreters_bits_on_random_programs() {
     each_width(|| {

@@ -154,14 +154,24 @@ impl Plan {
     }
 
     /// How many fused elementwise groups the plan has, and how many of them run generated
-    /// machine code (the others, and every group on a CPU without AVX-512F, run through
-    /// the interpreter); nested plans not counted (a diagnostic).
+    /// machine code (the others, and every group on a CPU without AVX2, run through the
+    /// interpreter); nested plans not counted (a diagnostic).
     pub fn fused_groups(&self) -> (usize, usize) {
         let groups = self.items.iter().filter_map(|item| match item {
             Item::Fused(f) => Some(f.code.is_some()),
             _ => None,
         });
         groups.fold((0, 0), |(n, c), code| (n + 1, c + usize::from(code)))
+    }
+
+    /// The vector width in bits of the plan's generated code: 512 (AVX-512) or 256 (AVX2,
+    /// also under [`with_avx2_codegen`](crate::with_avx2_codegen)); `None` when no group
+    /// has code (a diagnostic).
+    pub fn code_bits(&self) -> Option<u32> {
+        self.items.iter().find_map(|item| match item {
+            Item::Fused(f) => f.code.as_ref().map(|c| c.bits),
+            _ => None,
+        })
     }
 
     /// How many pairs of matrix-vector products by one matrix the plan made to run together

@@ -51,6 +51,8 @@ pub(crate) struct Compiled {
     /// The inputs the code reads one element of (broadcast scalars), pointers after the
     /// streams'.
     pub scalars: Vec<usize>,
+    /// The vector registers' width in bits: 512 (AVX-512) or 256 (AVX2).
+    pub bits: u32,
 }
 
 /// A sequence of elements the code reads vector by vector.
@@ -78,7 +80,11 @@ type Entry = unsafe extern "sysv64" fn(
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Compiled({} lanes, {:?})", self.lanes, self.streams)
+        write!(
+            f,
+            "Compiled({} lanes, {}-bit, {:?})",
+            self.lanes, self.bits, self.streams
+        )
     }
 }
 
@@ -225,6 +231,7 @@ pub(crate) fn compile(group: &Group) -> Option<Arc<Compiled>> {
             lanes: if f64s { 8 } else { 16 },
             streams,
             scalars,
+            bits: 8 * width.bytes() as u32,
         }))
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -138,11 +138,11 @@ struct Layout<'a> {
 }
 
 /// The registers that live through the whole loop: broadcast scalars, and each
-/// reduction's accumulators (one per half) and NaN flags.
+/// reduction's accumulators (one per half) and NaN flags (extrema only).
 struct Fixed {
     scalar_reg: Vec<usize>,
     accs: Vec<Vec<usize>>,
-    flags: Vec<Flags>,
+    flags: Vec<Option<Flags>>,
 }
 
 fn assemble(e: &mut Emitter, group: &Group, l: &Layout<'_>) -> Asm<Option<Vec<u8>>> {
@@ -180,8 +180,16 @@ fn assemble(e: &mut Emitter, group: &Group, l: &Layout<'_>) -> Asm<Option<Vec<u8
             regs.push(reg);
         }
         fixed.accs.push(regs);
-        let Some(flags) = e.new_flags(r)? else {
-            return Ok(None);
+        // a sum needs no NaN flags (its lanes are added up whatever they hold), and on AVX2
+        // a flag register is one of only sixteen
+        let flags = match kind {
+            Reduction::Sum => None,
+            Reduction::Max | Reduction::Min => {
+                let Some(flags) = e.new_flags(r)? else {
+                    return Ok(None);
+                };
+                Some(flags)
+            }
         };
         fixed.flags.push(flags);
     }
@@ -223,7 +231,10 @@ fn assemble(e: &mut Emitter, group: &Group, l: &Layout<'_>) -> Asm<Option<Vec<u8
             let off = 64 * r as i32 + e.width.bytes() * half as i32;
             e.store_at(asm::rcx, off, acc)?;
         }
-        e.flags_to_eax(fixed.flags[r])?;
+        match fixed.flags[r] {
+            Some(flags) => e.flags_to_eax(flags)?,
+            None => e.a.xor(asm::eax, asm::eax)?,
+        }
         e.a.mov(dword_ptr(asm::r8 + 4 * r as i32), asm::eax)?;
     }
     e.a.vzeroupper()?;
@@ -327,8 +338,10 @@ fn body(
                 Reduction::Max => e.op(Op::Max, acc, v, Opnd::R(acc))?,
                 Reduction::Min => e.op(Op::Min, acc, v, Opnd::R(acc))?,
             }
-            if kind != Reduction::Sum && e.flag_nans(fixed.flags[r], v)?.is_none() {
-                return Ok(None);
+            if let Some(flags) = fixed.flags[r] {
+                if e.flag_nans(flags, v)?.is_none() {
+                    return Ok(None);
+                }
             }
         }
         // give back what is read for the last time here
