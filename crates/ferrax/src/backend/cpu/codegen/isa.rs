@@ -325,6 +325,22 @@ impl Emitter {
             Op::SubI32 => three!(self, vpsubd, d, x, y),
         }
     }
+    /// `d = d · x + y`, one rounding (`vfmadd213`).
+    pub(super) fn mul_add(&mut self, d: usize, x: usize, y: Opnd) -> Asm<()> {
+        if self.f64s {
+            three!(self, vfmadd213pd, d, x, y)
+        } else {
+            three!(self, vfmadd213ps, d, x, y)
+        }
+    }
+    /// `d = x · y + d`, one rounding (`vfmadd231`).
+    pub(super) fn mul_acc(&mut self, d: usize, x: usize, y: Opnd) -> Asm<()> {
+        if self.f64s {
+            three!(self, vfmadd231pd, d, x, y)
+        } else {
+            three!(self, vfmadd231ps, d, x, y)
+        }
+    }
     /// `d = sqrt(x)`.
     pub(super) fn sqrt(&mut self, d: usize, x: usize) -> Asm<()> {
         match (self.width, self.f64s) {

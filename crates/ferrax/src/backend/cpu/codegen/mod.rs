@@ -116,7 +116,7 @@ thread_local! {
 fn width() -> Option<isa::Width> {
     if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.with(|c| c.get()) {
         Some(isa::Width::Zmm)
-    } else if std::arch::is_x86_feature_detected!("avx2") {
+    } else if crate::backend::cpu::math::has_avx2() {
         Some(isa::Width::Ymm)
     } else {
         None

@@ -19,7 +19,7 @@ use super::isa::{Asm, Emitter, Flags, Op, Opnd, Width, MASKS};
 use super::{needed, supported, Emitted, Stream};
 use crate::backend::cpu::dispatch::Binary;
 use crate::backend::cpu::fuse::group::{Group, GroupOp, Reduction, Src};
-use crate::backend::cpu::math::{Unary, EXP_F32_TANH, LN2_HI32, LN2_LO32, SHIFT32, TANH_F32_SMALL};
+use crate::backend::cpu::math::{Unary, LN2_HI32, LN2_LO32, SHIFT32, TANH_F32_EXPM1};
 
 const POINTERS: [AsmRegister64; 9] = [
     asm::rcx,
@@ -420,76 +420,55 @@ fn unary(e: &mut Emitter, u: Unary, d: usize, x: usize) -> Asm<Option<()>> {
     Ok(Some(()))
 }
 
-/// `d = tanh(x)` in f32, operation for operation `math::tanh_f32` (and the
-/// `exp_f32_small` it calls): the same IEEE operations on the same operands, so the same
+/// `d = tanh(x)` in f32, operation for operation `math::tanh_f32`: the same IEEE
+/// operations (fused multiply-adds where it has them) on the same operands, so the same
 /// bits.
 fn tanh_f32(e: &mut Emitter, d: usize, x: usize) -> Asm<Option<()>> {
-    let mut t = [0usize; 6];
+    let mut t = [0usize; 5];
     for slot in t.iter_mut() {
         match e.take() {
             Some(r) => *slot = r,
             None => return Ok(None),
         }
     }
-    let [a, z, p, s, r, h] = t;
+    let [a, n, k, z, p] = t;
     let c = |v: f32| Opnd::K(u64::from(v.to_bits()));
-    let bits = |v: f32| u64::from(v.to_bits());
+    let sign = 1u64 << 31;
     // a = min(|x|, 9.5): `vminps` gives its second operand for a NaN, as f32::min does
-    e.op(Op::And, a, x, Opnd::K(u64::from(!(1u32 << 31))))?;
+    e.op(Op::And, a, x, Opnd::K(!sign & 0xffff_ffff))?;
     e.op(Op::Min, a, a, c(9.5))?;
+    // k = a · 2 log2(e) + SHIFT: n = round(2a / ln 2) as a float, and k its integer bits
+    e.fill(k, u64::from(SHIFT32.to_bits()))?;
+    e.mul_acc(k, a, c(2.0 * std::f32::consts::LOG2_E))?;
+    e.op(Op::Sub, n, k, c(SHIFT32))?;
+    e.op(Op::SubI32, k, k, c(SHIFT32))?;
+    // r = a − n · ln 2 / 2, in a
+    e.mul_acc(a, n, c(-0.5 * LN2_HI32))?;
+    e.mul_acc(a, n, c(-0.5 * LN2_LO32))?;
+    // q = r² P(r) + 2r, in n (P by Horner's rule, highest coefficient first)
     e.op(Op::Mul, z, a, Opnd::R(a))?;
-    // p = Horner's rule over the polynomial's coefficients, highest first
-    let (&last, rest) = TANH_F32_SMALL.split_last().expect("coefficients");
-    e.fill(p, bits(last))?;
+    let (&last, rest) = TANH_F32_EXPM1.split_last().expect("coefficients");
+    e.fill(p, u64::from(last.to_bits()))?;
     for &coef in rest.iter().rev() {
-        e.op(Op::Mul, p, p, Opnd::R(z))?;
-        e.op(Op::Add, p, p, c(coef))?;
+        e.mul_add(p, a, c(coef))?;
     }
-    // small = a + a * z * p
-    e.op(Op::Mul, s, a, Opnd::R(z))?;
-    e.op(Op::Mul, s, s, Opnd::R(p))?;
-    e.op(Op::Add, s, a, Opnd::R(s))?;
-    // e = exp(2a): y = 2a, t = y log2(e) + SHIFT, n = t - SHIFT, r = (y - n hi) - n lo
-    e.op(Op::Mul, z, a, c(2.0))?; // y (z is free now)
-    e.op(Op::Mul, p, z, c(std::f32::consts::LOG2_E))?; // t (p is free now)
-    e.op(Op::Add, p, p, c(SHIFT32))?;
-    e.op(Op::Sub, h, p, c(SHIFT32))?; // n
-    e.op(Op::SubI32, p, p, c(SHIFT32))?; // ni, the integer bits' difference
-    e.op(Op::Mul, r, h, c(LN2_HI32))?;
-    e.op(Op::Sub, r, z, Opnd::R(r))?;
-    e.op(Op::Mul, z, h, c(LN2_LO32))?;
-    e.op(Op::Sub, r, r, Opnd::R(z))?;
-    // q = 1 + r (c1 + r (c2 + r (c3 + r (c4 + r (c5 + r c6)))))
-    let (&top, rest) = EXP_F32_TANH.split_last().expect("coefficients");
-    e.op(Op::Mul, h, r, c(top))?;
-    for &coef in rest.iter().rev() {
-        e.op(Op::Add, h, h, c(coef))?;
-        e.op(Op::Mul, h, r, Opnd::R(h))?;
-    }
-    e.op(Op::Add, h, h, c(1.0))?;
-    // e = q · 2^ni, the exponent built from the bits
-    e.op(Op::AddI32, p, p, Opnd::K(127))?;
-    e.shift_left_i32(p, p, 23)?;
-    e.op(Op::Mul, h, h, Opnd::R(p))?;
-    // large = 1 - 2 / (e + 1)
-    e.op(Op::Add, h, h, c(1.0))?;
-    e.fill(z, bits(2.0))?;
-    e.op(Op::Div, h, z, Opnd::R(h))?;
-    e.fill(z, bits(1.0))?;
-    e.op(Op::Sub, h, z, Opnd::R(h))?;
-    // t = a < 0.625 ? small : large (predicate 1: less than, ordered)
-    let Some(mask) = e.compare(a, c(0.625), 1)? else {
-        return Ok(None);
-    };
-    e.blend(d, h, s, mask)?;
-    // copysign(t, x), then x itself where x is NaN
-    e.op(Op::And, d, d, Opnd::K(u64::from(!(1u32 << 31))))?;
-    e.op(Op::And, z, x, Opnd::K(1 << 31))?;
-    e.op(Op::Or, d, d, Opnd::R(z))?;
+    e.op(Op::Add, n, a, Opnd::R(a))?;
+    e.mul_acc(n, z, Opnd::R(p))?;
+    // k = 2^n from the bits; z = expm1(2a) = k · q + (k − 1)
+    e.op(Op::AddI32, k, k, Opnd::K(127))?;
+    e.shift_left_i32(k, k, 23)?;
+    e.op(Op::Sub, z, k, c(1.0))?;
+    e.mul_acc(z, k, Opnd::R(n))?;
+    // p = z / (z + 2), which is ≥ 0: copysign(p, x) sets x's sign bit
+    e.op(Op::Add, p, z, c(2.0))?;
+    e.op(Op::Div, p, z, Opnd::R(p))?;
+    e.op(Op::And, a, x, Opnd::K(sign))?;
+    e.op(Op::Or, p, p, Opnd::R(a))?;
+    // x itself where x is NaN (predicate 3: unordered)
     let Some(mask) = e.compare(x, Opnd::R(x), 3)? else {
         return Ok(None);
     };
-    e.blend(d, d, x, mask)?;
+    e.blend(d, p, x, mask)?;
     for r in t {
         e.give(r);
     }

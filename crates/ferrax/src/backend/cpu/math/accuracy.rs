@@ -169,25 +169,62 @@ fn special_inputs_match_libm() {
     }
 }
 
-#[test]
-fn f32_tanh_is_within_one_ulp_on_every_251st_float_up_to_the_clamp() {
-    // both branches (the polynomial below 0.625, the exponential above) and the region
-    // where the result rounds to 1: every 251st bit pattern of [0, 9.5] and both signs;
-    // the fitted polynomials' constants were checked this way on every pattern
+/// How many of every `step`-th f32 bit pattern in [0, 9.5] (and its negation) ferrax's f32
+/// tanh gets 0, 1, 2 and 3 or more ulp from f64 tanh rounded to f32, and the first input
+/// at the worst distance. [0, 9.5] holds every path of the reduction and the region where
+/// the result rounds to 1; beyond the clamp every input gives ±1.
+fn tanh_f32_histogram(step: usize) -> ([u64; 4], f32) {
+    use rayon::prelude::*;
     let (f32s, _) = fast_unary("tanh").expect("ferrax's tanh");
-    let xs: Vec<f32> = (0..=0x4118_0000u32)
-        .step_by(251)
-        .map(f32::from_bits)
-        .flat_map(|x| [x, -x])
-        .collect();
-    let mut ys = vec![0f32; xs.len()];
-    f32s(&xs, &mut ys);
-    let (mut worst, mut at) = (0, 0f32);
-    for (&x, &y) in xs.iter().zip(&ys) {
-        let e = ulps32(y, (x as f64).tanh() as f32);
-        if e > worst {
-            (worst, at) = (e, x);
-        }
-    }
-    assert!(worst <= 1, "{worst} ulp at {at}");
+    let patterns: Vec<u32> = (0..=0x4118_0000u32).step_by(step).collect();
+    let (hist, (_, at)) = patterns
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            let xs: Vec<f32> = chunk
+                .iter()
+                .map(|&b| f32::from_bits(b))
+                .flat_map(|x| [x, -x])
+                .collect();
+            let mut ys = vec![0f32; xs.len()];
+            f32s(&xs, &mut ys);
+            let (mut hist, mut worst) = ([0u64; 4], (0, 0f32));
+            for (&x, &y) in xs.iter().zip(&ys) {
+                let e = ulps32(y, (x as f64).tanh() as f32);
+                hist[e.min(3) as usize] += 1;
+                if e > worst.0 {
+                    worst = (e, x);
+                }
+            }
+            (hist, worst)
+        })
+        .reduce(
+            || ([0; 4], (0, 0.0)),
+            |(h, w), (g, v)| {
+                let hist = [h[0] + g[0], h[1] + g[1], h[2] + g[2], h[3] + g[3]];
+                (hist, if v.0 > w.0 { v } else { w })
+            },
+        );
+    (hist, at)
+}
+
+#[test]
+fn f32_tanh_is_within_two_ulp_on_every_251st_float_up_to_the_clamp() {
+    let (hist, at) = tanh_f32_histogram(251);
+    println!("tanh f32 at 0, 1, 2, 3+ ulp: {hist:?}");
+    assert_eq!(hist[3], 0, "3 ulp or more at {at}");
+    // the 2-ulp results are rare (0.06% over every value): a change that made them
+    // common would be a worse kernel even within the bound
+    let total: u64 = hist.iter().sum();
+    assert!(hist[2] * 500 < total, "{hist:?}");
+}
+
+/// Every f32 up to the clamp: `cargo test --release -p ferrax --lib -- --ignored
+/// tanh_f32_every_value --nocapture` (~30 s on two cores; far longer unoptimised, hence
+/// ignored in the suite, which checks every 251st value).
+#[test]
+#[ignore]
+fn tanh_f32_every_value() {
+    let (hist, at) = tanh_f32_histogram(1);
+    println!("tanh f32 at 0, 1, 2, 3+ ulp over every value: {hist:?}");
+    assert_eq!(hist[3], 0, "3 ulp or more at {at}");
 }

@@ -87,7 +87,7 @@ macro_rules! widest_or_baseline {
         $vis fn $name(xs: &[$t], out: &mut [$t]) {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f")]
+                #[target_feature(enable = "avx512f,fma")]
                 unsafe fn w512(xs: &[$t], out: &mut [$t]) {
                     $any(xs, out)
                 }
@@ -206,8 +206,9 @@ pub mod libm {
 widest_or_baseline! {
     /// tanh on f32 slices in f32 arithmetic ([`tanh_f32`]), with AVX-512 or AVX2 vectors
     /// where the CPU has them (detected at run time, so a build without `target-cpu` flags
-    /// gets them too). Every route performs the same IEEE operations element by element (no
-    /// contraction into fused multiply-adds), so they agree bit for bit.
+    /// gets them too). Every route performs the same IEEE operations element by element,
+    /// the same fused multiply-adds where [`tanh_f32`] asks for them (`mul_add`; Rust never
+    /// contracts others), so they agree bit for bit.
     pub fn tanh_f32s(f32) = tanh_f32s_portable
 }
 
