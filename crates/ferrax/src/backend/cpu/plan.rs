@@ -154,7 +154,7 @@ impl Plan {
     }
 
     /// How many fused elementwise groups the plan has, and how many of them run generated
-    /// machine code (the others, and every group on a CPU without AVX2, run through the
+    /// machine code (the others, and every group on a CPU without AVX2 and FMA, run through the
     /// interpreter); nested plans not counted (a diagnostic).
     pub fn fused_groups(&self) -> (usize, usize) {
         let groups = self.items.iter().filter_map(|item| match item {

@@ -12,14 +12,14 @@
 //! needs is one the loop computes with the interpreter's bits: `+ - * /`, negation,
 //! absolute value, square root and its reciprocal (one IEEE operation each, operands in the
 //! same order), `max`/`min` with their NaN rule (a compare-select, then the NaNs blended
-//! back), f32 `tanh` (the interpreter's polynomial and exponential, operation by
-//! operation), broadcasts (a scalar stays in a register; a bias tiled along trailing axes
+//! back), f32 `tanh` (the interpreter's `e / (e + 2)` with its fused multiply-adds, operation
+//! by operation), broadcasts (a scalar stays in a register; a bias tiled along trailing axes
 //! or repeated along leading ones is generated per chunk, as the interpreter does, and
 //! streamed), and sums, maxima and minima of all elements (the accumulators are the
 //! interpreter's sixteen f32 or eight f64 lanes). Which NaN comes out of an operation on two
 //! NaNs is not specified, as in Rust (LLVM may swap the operands of `+` and `*`, and does in
-//! the interpreter's scalar loops): every other bit is. Anything else, a CPU without AVX2,
-//! or another architecture: no code, and the interpreter runs the group. A chunk whose
+//! the interpreter's scalar loops): every other bit is. Anything else, a CPU without AVX2
+//! and FMA, or another architecture: no code, and the interpreter runs the group. A chunk whose
 //! length is not a whole number of vectors, or whose extremum needs the serial fold (a NaN,
 //! or a zero whose sign depends on the order), is run by the interpreter too, with the same
 //! results.
@@ -110,8 +110,9 @@ thread_local! {
     static INTERPRET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The widest vectors the CPU offers the generated loops: AVX-512F, else AVX2 (also what
-/// [`with_avx2_codegen`] asks for), else none.
+/// The widest vectors the CPU offers the generated loops: AVX-512F, else AVX2 with FMA
+/// (also what [`with_avx2_codegen`] asks for; the f32 tanh's loop fuses multiply-adds as
+/// the interpreter does), else none.
 #[cfg(target_arch = "x86_64")]
 fn width() -> Option<isa::Width> {
     if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.with(|c| c.get()) {
@@ -129,7 +130,8 @@ thread_local! {
 
 /// Runs `f` with the plans it makes (on this thread) generating AVX2 code where the CPU has
 /// AVX-512 too: the route a CPU without AVX-512 takes, so that it can be tested and measured
-/// on any machine that has AVX2. Where the CPU lacks AVX2, plans get no code either way.
+/// on any machine that has AVX2. Where the CPU lacks AVX2 or FMA, plans get no code either
+/// way.
 pub fn with_avx2_codegen<R>(f: impl FnOnce() -> R) -> R {
     with_flag(&AVX2_ONLY, f)
 }

@@ -316,9 +316,11 @@ fn horner_fused(c: &[f32], x: f32) -> f32 {
 /// the earlier polynomial-below-0.625 and `1 − 2/(e^{2|x|} + 1)`-above pair). `a = |x|`
 /// is clamped at 9.5, where the quotient already rounds to exactly 1 (tanh rounds to 1 in
 /// f32 beyond |x| ≈ 9.01); `2a = n ln 2 + 2r` with |r| ≤ ln 2 / 4; `e = 2^n (1 + q) − 1 =
-/// 2^n q + (2^n − 1)`, the last term exact, with `q = expm1(2r)` from
+/// 2^n q + (2^n − 1)`, the last term exact up to n = 24 (beyond, near the clamp, it rounds
+/// to 2^n, where the quotient is 1 within a rounding anyway), with `q = expm1(2r)` from
 /// [`TANH_F32_EXPM1`]. Fused multiply-adds throughout (`mul_add`: one rounding each, the
-/// same on every route; a CPU without FMA, which none with AVX2 is, gets them from libm).
+/// same on every route); plans use this kernel where the CPU has AVX2 and FMA
+/// (`slices::fast`), since elsewhere each `mul_add` is a call into libm.
 ///
 /// Accuracy, every f32 in [0, 9.5] against f64 tanh rounded to f32 (the `#[ignore]`d test
 /// `math::accuracy::tanh_f32_every_value`, ~30 s in a release build): at most 2 ulp
@@ -455,6 +457,8 @@ mod tests {
         assert_eq!(tanh_f64(100.0), 1.0);
         assert_eq!(tanh_f64(-100.0), -1.0);
         assert!(tanh_f64(-0.0).is_sign_negative());
+        assert!(tanh_f32(-0.0) == 0.0 && tanh_f32(-0.0).is_sign_negative());
+        assert!(tanh_f32(f32::NAN).is_nan());
         assert_eq!(logistic_f64(-1000.0), 0.0);
         assert_eq!(logistic_f64(1000.0), 1.0);
         // f32 tanh reaches exactly ±1 where tanh rounds to it, and at ±inf; just below that
@@ -478,8 +482,8 @@ mod tests {
 
     #[test]
     fn tanh_f32s_vector_route_agrees_with_the_portable_one_bit_for_bit() {
-        // every 997th f32 bit pattern (both signs, NaNs, infinities, subnormals), plus the
-        // region around the polynomial/exponential switch and the clamp
+        // every 997th f32 bit pattern (both signs, NaNs, infinities, subnormals), plus
+        // [-10, 10] finely (small arguments, where n = 0, and the clamp)
         let mut xs: Vec<f32> = (0..=u32::MAX / 997)
             .map(|i| f32::from_bits(i * 997))
             .collect();

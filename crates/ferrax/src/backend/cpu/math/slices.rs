@@ -199,6 +199,7 @@ pub mod libm {
         exp: f32::exp, f64::exp;
         log: f32::ln, f64::ln;
         expm1: f32::exp_m1, f64::exp_m1;
+        tanh: f32::tanh, f64::tanh;
         logistic: |x: f32| 1.0 / (1.0 + (-x).exp()), |x: f64| 1.0 / (1.0 + (-x).exp());
     }
 }
@@ -307,9 +308,11 @@ simple_kernels! {
 }
 
 /// The kernels plans use for a unary float function: whichever measured faster (see
-/// `BENCHMARKS.md`). f32 sin, cos and tanh run in f32 arithmetic and beat libm everywhere
+/// `BENCHMARKS.md`). f32 sin and cos run in f32 arithmetic and beat libm everywhere
 /// (5× for sin with AVX2: glibc's `sinf` mispredicts branches on normally distributed
-/// inputs); on a CPU with AVX2 (detected at run time) the f64-route polynomials also win for
+/// inputs); on a CPU with AVX2 and FMA f32 tanh too (elsewhere its fused multiply-adds
+/// would be library calls, so libm's tanh runs there, in f64 as well, as for exp and log),
+/// and on a CPU with AVX2 (detected at run time) the f64-route polynomials also win for
 /// exp, log, logistic, at AVX-512 width where the CPU has it; f64 sin/cos use libm (the f64
 /// reduction measured 1.2× slower than glibc even at AVX-512 width).
 pub(crate) fn fast(u: Unary) -> (SliceFn32, SliceFn64) {
@@ -319,7 +322,8 @@ pub(crate) fn fast(u: Unary) -> (SliceFn32, SliceFn64) {
         Unary::Abs => (abs::f32s, abs::f64s),
         Unary::Sqrt => (sqrt::f32s, sqrt::f64s),
         Unary::Rsqrt => (rsqrt::f32s, rsqrt::f64s),
-        Unary::Tanh => (tanh_f32s, tanh::f64s),
+        Unary::Tanh if simd => (tanh_f32s, tanh::f64s),
+        Unary::Tanh => (libm::tanh::f32s, libm::tanh::f64s),
         Unary::Exp | Unary::Log | Unary::Logistic | Unary::Expm1 if simd => {
             vectorized(u).expect("ferrax has polynomials for these")
         }
