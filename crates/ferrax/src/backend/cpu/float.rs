@@ -8,6 +8,7 @@
 
 use crate::backend::cpu::buffers::Pooled;
 use crate::backend::cpu::math::{self, SliceFn32, SliceFn64, Unary};
+use crate::backend::reference::matvec::{matvec, MvFloat, Strided};
 use crate::backend::{max_nan, min_nan};
 use crate::ir::Data;
 
@@ -43,6 +44,9 @@ pub(crate) trait Float:
     fn lanes_sum(acc: &[Self]) -> f64;
     /// A sum accumulated in `f64`, rounded to this type.
     fn from_sum(total: f64) -> Self;
+    /// `out[i] = Σ_j a[i * cols + j] v[j]` for the rows of `a`: `matvec`'s products, in its
+    /// summation order (so a product fused into a group gives the unfused product's bits).
+    fn matvec_rows(a: &[Self], cols: usize, v: &[Self], out: &mut [Self]);
     /// The maximum (`max`) or minimum of a non-empty slice: `reduce_max`/`reduce_min`'s
     /// bits (the reference evaluator's fold, compiled for the machine's widest vectors).
     fn extremum(v: &[Self], max: bool) -> Self;
@@ -56,6 +60,19 @@ pub(crate) trait Float:
                 .fold(0.0, |t, b| t + b),
         )
     }
+}
+
+/// [`Float::matvec_rows`] for both types.
+fn rows_by_vector<T: MvFloat>(a: &[T], cols: usize, v: &[T], out: &mut [T]) {
+    let rows = a.len().checked_div(cols).unwrap_or(0);
+    let a = Strided {
+        data: a,
+        rows,
+        cols,
+        row_stride: cols,
+        col_stride: 1,
+    };
+    matvec(a, v, 1, out);
 }
 
 /// The values per block of a compiled sum (and per chunk of a fused group, `fuse::CHUNK`).
@@ -127,6 +144,9 @@ fn lanes_then_rest_f64(acc: &[f64], rest: &[f64]) -> f64 {
 }
 
 impl Float for f32 {
+    fn matvec_rows(a: &[f32], cols: usize, v: &[f32], out: &mut [f32]) {
+        rows_by_vector(a, cols, v, out)
+    }
     fn slice(d: &Data) -> Option<&[f32]> {
         match d {
             Data::F32(v) => Some(v),
@@ -166,6 +186,9 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
+    fn matvec_rows(a: &[f64], cols: usize, v: &[f64], out: &mut [f64]) {
+        rows_by_vector(a, cols, v, out)
+    }
     fn slice(d: &Data) -> Option<&[f64]> {
         match d {
             Data::F64(v) => Some(v),

@@ -174,6 +174,16 @@ impl Plan {
         })
     }
 
+    /// How many fused groups compute a matrix-vector product of one of their values chunk
+    /// by chunk of rows, never writing that value out (nested plans not counted; a
+    /// diagnostic).
+    pub fn fused_products(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|item| matches!(item, Item::Fused(f) if f.group.rows.is_some()))
+            .count()
+    }
+
     /// How many pairs of matrix-vector products by one matrix the plan made to run together
     /// (each reads the matrix once from memory where the layout and the CPU allow it, see
     /// `strided_matvec_pair`; nested plans not counted; a diagnostic).
@@ -263,8 +273,9 @@ impl Plan {
 }
 
 /// Groups runs of fusible steps (same size and dtype, at least two, or one followed by full
-/// reductions of its values) into fused items; control-flow items end a run. `prepared` has one item per equation, and `last_use`
-/// gives each slot's last reading equation.
+/// reductions of its values) into fused items, a matrix-vector product of a group's value
+/// joining its group; control-flow items end a run. `prepared` has one item per equation,
+/// and `last_use` gives each slot's last reading equation.
 fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>) -> Vec<Item> {
     let aval_of = |a: &StepArg| match a {
         StepArg::Value(v) => v.aval(),
@@ -351,7 +362,19 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
     }
     let start = n_eqns - steps.len();
     flush(&mut items, &mut steps, start);
-    items
+    // a matrix-vector product right after the group that makes its matrix, the matrix
+    // read by nothing else, joins the group (`fuse::with_row_product`)
+    let mut joined: Vec<Item> = Vec::with_capacity(items.len());
+    for item in items {
+        if let (Item::Step(s), Some(Item::Fused(f))) = (&item, joined.last_mut()) {
+            if let Some(g) = fuse::with_row_product(f, s, &aval_of) {
+                *f = g;
+                continue;
+            }
+        }
+        joined.push(item);
+    }
+    joined
 }
 
 /// Whether two adjacent steps are products of one matrix by a vector each that can run

@@ -49,6 +49,21 @@ pub(crate) struct Group {
     pub shapes: Vec<Vec<usize>>,
     /// Reductions of every element of a step's values (`.1`): the group's last outputs.
     pub reduce: Vec<(Reduction, usize)>,
+    /// A matrix-vector product of one of its values, taken into the group: its last output.
+    pub rows: Option<RowProduct>,
+}
+
+/// The product of a group's value, a matrix of `cols` columns with its rows contiguous, by a
+/// vector (an input of the group), computed chunk by chunk of whole rows while the chunk is
+/// in cache: the value itself, read by nothing else, is never written out (an activation
+/// `tanh(x W + b)` times the next layer's weight vector).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowProduct {
+    /// The step whose values are the matrix.
+    pub value: usize,
+    pub cols: usize,
+    /// The input that is the vector.
+    pub vector: usize,
 }
 
 /// A reduction a group can end with.

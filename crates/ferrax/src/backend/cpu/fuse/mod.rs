@@ -1,17 +1,20 @@
 //! Elementwise fusion: grouping runs of plan steps, and running a group chunk by chunk.
 //!
 //! A run of consecutive elementwise steps over arrays of the same size becomes one *group*,
-//! executed chunk by chunk (2048 elements at a time, chunks spread over threads): every step
-//! of the group computes its chunk into a small scratch buffer that stays in cache, and only
-//! the values needed after the group are written to memory. Broadcasts of a scalar, or of
-//! an array along leading dimensions (a bias), are generated per chunk instead of being
-//! materialized. A group may end with sums, maxima or minima of every element of its
-//! values: each chunk is reduced while it is in cache and the chunks' results are combined
-//! in order, so a value only reduced is never written out (a convergence test's
-//! `max(abs(x*x - a))`, a loss's sum of squares). Kept values are computed straight into
-//! their output buffers. What a group computes is exactly what its steps compute one by one
-//! (the same kernels from `dispatch`, the same operation order per element, sums in the
-//! same blocks as `float::Float::sum`).
+//! executed chunk by chunk (2048 elements at a time, chunks spread over threads): every
+//! step of the group computes its chunk into a small scratch buffer that stays in cache,
+//! and only the values needed after the group are written to memory. Broadcasts of a
+//! scalar, or of an array along leading dimensions (a bias), are generated per chunk
+//! instead of being materialized. A group may end with sums, maxima or minima of every
+//! element of its values: each chunk is reduced while it is in cache and the chunks'
+//! results are combined in order, so a value only reduced is never written out (a
+//! convergence test's `max(abs(x*x - a))`, a loss's sum of squares). Or a group may end
+//! with a matrix-vector product of one of its 2-d values ([`with_row_product`]): the chunks
+//! are then whole rows, each multiplied by the vector from the worker's scratch, and the
+//! value is never written out. Kept values are computed straight into their output buffers.
+//! What a group computes is exactly what its steps compute one by one (the same kernels
+//! from `dispatch`, the same operation order per element, sums in the same blocks as
+//! `float::Float::sum`, products in `matvec`'s order per row).
 
 pub(crate) mod group;
 mod run;
@@ -23,9 +26,10 @@ use crate::backend::cpu::codegen::{self, Compiled};
 use crate::backend::cpu::dispatch::Kernel;
 use crate::backend::cpu::float::SUM_BLOCK;
 use crate::backend::cpu::step::{Step, StepArg};
+use crate::backend::reference::matvec::applies;
 use crate::ir::{Aval, Primitive};
 
-pub(crate) use group::{Group, GroupOp, GroupStep, Reduction, Src};
+pub(crate) use group::{Group, GroupOp, GroupStep, Reduction, RowProduct, Src};
 
 /// Elements per chunk, and the least size of a value worth fusing: a compiled sum's block,
 /// so a fused sum adds the same partial sums in the same order as an unfused one.
@@ -66,6 +70,78 @@ pub(crate) struct FusedItem {
     pub last: Vec<usize>,
     /// The group's machine code, when it has some (`codegen`).
     pub code: Option<Arc<Compiled>>,
+}
+
+/// `f` with the product `s` taken in, when `s` is a matrix-vector product whose matrix is a
+/// value of `f`'s group that nothing after `s` reads (so it need not be written out): a
+/// 2-d value of at most one chunk per row times a vector (`[k]` or `[k, 1]`) that the group
+/// does not make, on the `matvec` route (the unfused product's, so the bits are the same).
+/// Groups that reduce keep their chunks of `CHUNK` elements and take no product.
+pub(crate) fn with_row_product(
+    f: &FusedItem,
+    s: &Step,
+    aval_of: &impl Fn(&StepArg) -> Aval,
+) -> Option<FusedItem> {
+    let Primitive::DotGeneral {
+        lhs_contracting,
+        rhs_contracting,
+        lhs_batch,
+        rhs_batch,
+    } = &s.prim
+    else {
+        return None;
+    };
+    let plain = lhs_contracting[..] == [1]
+        && rhs_contracting[..] == [0]
+        && lhs_batch.is_empty()
+        && rhs_batch.is_empty();
+    if !plain || s.kernel != Some(Kernel::Matmul) || !f.group.reduce.is_empty() {
+        return None;
+    }
+    if f.group.rows.is_some() || s.out_aval.dtype != f.group.dtype {
+        return None;
+    }
+    let [StepArg::Slot(x), vector] = s.args.as_slice() else {
+        return None;
+    };
+    // the matrix: a kept value of the group, last read here
+    let at = f.outs.iter().position(|o| o == x)?;
+    let value = (0..f.group.steps.len())
+        .filter(|&k| f.group.keep[k])
+        .nth(at)?;
+    let [m, k] = f.group.shapes[value][..] else {
+        return None;
+    };
+    let v = aval_of(vector);
+    let is_vector = v.shape[..] == [k] || v.shape[..] == [k, 1];
+    let made_here = matches!(vector, StepArg::Slot(y) if f.outs.contains(y));
+    if !is_vector || made_here || !s.last.contains(x) || m < 2 || k > CHUNK || !applies(m, 1, k) {
+        return None;
+    }
+    let mut g = f.clone();
+    let same = |a: &StepArg| matches!((a, vector), (StepArg::Slot(p), StepArg::Slot(q)) if p == q);
+    let vector_input = match g.inputs.iter().position(same) {
+        Some(i) => i,
+        None => {
+            g.inputs.push(vector.clone());
+            g.inputs.len() - 1
+        }
+    };
+    g.group.rows = Some(RowProduct {
+        value,
+        cols: k,
+        vector: vector_input,
+    });
+    g.group.shapes.push(s.out_aval.shape.clone());
+    g.outs.remove(at);
+    g.outs.push(s.out);
+    g.prims.push(s.prim.clone());
+    for &slot in &s.last {
+        if slot != *x && !g.last.contains(&slot) {
+            g.last.push(slot);
+        }
+    }
+    Some(g)
 }
 
 /// Whether a step may join a group: an elementwise kernel whose operands have its output's
@@ -154,6 +230,7 @@ pub(crate) fn group(
         dtype: first.dtype,
         shapes,
         reduce,
+        rows: None,
     };
     let code = codegen::compile(&group);
     FusedItem {

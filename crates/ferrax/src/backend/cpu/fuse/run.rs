@@ -82,11 +82,20 @@ impl Group {
                 return done;
             }
         }
+        let chunk = self.chunk_len();
+        // the matrix of a product taken in is kept (its code writes it) but only into a
+        // chunk of scratch, the product's rows computed from there
+        let matrix = self.rows.map(|r| r.value);
         let kept: Vec<usize> = (0..self.steps.len()).filter(|&k| self.keep[k]).collect();
+        let written: Vec<usize> = kept
+            .iter()
+            .copied()
+            .filter(|&k| Some(k) != matrix)
+            .collect();
         // Every element of an output is written below, so none is zeroed first: a recycled
         // buffer (initialized, `true`) is written straight by the kernels; a fresh one is
         // filled by a copy from scratch, chunk by chunk.
-        let mut outs: Vec<(Vec<T>, bool)> = kept
+        let mut outs: Vec<(Vec<T>, bool)> = written
             .iter()
             .map(|&k| {
                 if let Some(v) = buffers::recycled_initialized::<T>(self.size) {
@@ -105,7 +114,7 @@ impl Group {
                 fresh.map(|v| (v, false))
             })
             .collect::<Result<_>>()?;
-        let n_chunks = self.size.div_ceil(CHUNK);
+        let n_chunks = self.size.div_ceil(chunk);
         // each chunk's part of each reduction, (extremum, sum), a row of `width` per chunk
         let width = self.reduce.len().max(1);
         let mut partials: Vec<(T, f64)> = vec![(T::default(), 0.0); n_chunks * width];
@@ -113,14 +122,26 @@ impl Group {
         let mut per_chunk: Vec<Vec<Target<'_, T>>> = (0..n_chunks).map(|_| Vec::new()).collect();
         for (o, initialized) in outs.iter_mut() {
             if *initialized {
-                for (c, part) in o.chunks_mut(CHUNK).enumerate() {
+                for (c, part) in o.chunks_mut(chunk).enumerate() {
                     per_chunk[c].push(Target::Direct(part));
                 }
             } else {
                 let spare = &mut o.spare_capacity_mut()[..self.size];
-                for (c, part) in spare.chunks_mut(CHUNK).enumerate() {
+                for (c, part) in spare.chunks_mut(chunk).enumerate() {
                     per_chunk[c].push(Target::Copy(part));
                 }
+            }
+        }
+        // the product's rows, chunk by chunk (whole rows per chunk), and the matrix's place
+        // among the targets
+        let mut product = vec![T::default(); self.rows.map_or(0, |r| self.size / r.cols)];
+        let mut product_parts: Vec<&mut [T]> = match self.rows {
+            Some(r) => product.chunks_mut(chunk / r.cols).collect(),
+            None => vec![],
+        };
+        if let Some(at) = matrix.and_then(|m| kept.iter().position(|&k| k == m)) {
+            for targets in per_chunk.iter_mut() {
+                targets.insert(at, Target::Scratch);
             }
         }
         let scalars: Vec<Option<(usize, usize)>> = self
@@ -136,116 +157,64 @@ impl Group {
             }
             needed = needed_steps(&self.steps, &reduced, &scalars);
         }
-        type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
-        // a chunk's index, its slice of every kept output, and its part of the reduction
-        type Chunk<'a, T> = (usize, (Vec<Target<'a, T>>, &'a mut [(T, f64)]));
-        let scratch_len = CHUNK.min(self.size);
-        let new_scratch = || -> Scratch<T> {
-            (
-                vec![vec![T::default(); scratch_len]; self.steps.len()],
-                [
-                    vec![T::default(); scratch_len],
-                    vec![T::default(); scratch_len],
-                ],
-            )
+        // a chunk's index, its slice of every kept output, its part of the reduction and its
+        // rows of the product
+        type Chunk<'a, T> = (
+            usize,
+            ((Vec<Target<'a, T>>, &'a mut [(T, f64)]), &'a mut [T]),
+        );
+        let shared = Shared {
+            code,
+            ins: &ins,
+            scalars,
+            needed,
+            scratch_len: chunk.min(self.size),
         };
         // scratch buffers are made once per worker, not per chunk, and only when used:
-        // generated code needs none unless it streams generated broadcasts
-        let work = |bufs: &mut Option<Scratch<T>>, (c, (mut targets, partial)): Chunk<'_, T>| {
-            let start = c * CHUNK;
-            let len = CHUNK.min(self.size - start);
-            if let Some(code) = code {
-                let tiles = match code.streams.iter().any(|s| matches!(s, Stream::Tile(_))) {
-                    true => &mut bufs.get_or_insert_with(new_scratch).0[..],
-                    false => &mut [][..],
-                };
-                if self.run_code(code, &ins, (start, len), &mut targets, tiles, &mut *partial) {
-                    return;
-                }
+        // generated code needs none unless it streams generated broadcasts (or a product's
+        // matrix)
+        type Worker<T> = (Option<Scratch<T>>, Vec<T>);
+        let work = |(bufs, matrix_chunk): &mut Worker<T>,
+                    (c, ((targets, partial), rows)): Chunk<'_, T>| {
+            let start = c * chunk;
+            let len = chunk.min(self.size - start);
+            if self.rows.is_some() && matrix_chunk.len() < len {
+                matrix_chunk.resize(len, T::default());
             }
-            let (scratch, tiles) = bufs.get_or_insert_with(new_scratch);
-            // where each step's chunk lives: its output's chunk when kept in a recycled
-            // buffer, else scratch (copied into a fresh output's chunk at the end)
-            let mut targets = targets.into_iter();
-            let mut copies = vec![];
-            let mut values: Vec<&mut [T]> = scratch
-                .iter_mut()
-                .zip(&self.keep)
-                .enumerate()
-                .map(|(k, (s, &kept))| {
-                    let own = &mut s[..len];
-                    if !kept {
-                        return own;
-                    }
-                    match targets.next() {
-                        Some(Target::Direct(t)) => t,
-                        Some(Target::Copy(t)) => {
-                            copies.push((k, t));
-                            own
-                        }
-                        None => own,
-                    }
+            // the matrix's chunk goes to this worker's scratch
+            let held = len.min(matrix_chunk.len());
+            let mut scratch_target = Some(&mut matrix_chunk[..held]);
+            let mut targets: Vec<Target<'_, T>> = targets
+                .into_iter()
+                .map(|t| match t {
+                    Target::Scratch => Target::Direct(scratch_target.take().unwrap_or_default()),
+                    t => t,
                 })
                 .collect();
-            for (k, st) in self.steps.iter().enumerate() {
-                if !needed[k] {
-                    continue;
-                }
-                // a binary step with one broadcast scalar reads it from a register
-                let scalar = scalars[k];
-                for (slot, s) in st.srcs.iter().enumerate() {
-                    if scalar.is_some_and(|(at, _)| at == slot) {
-                        continue;
-                    }
-                    fill_tile(s, &ins, start, len, &mut tiles[slot]);
-                }
-                let (done, rest) = values.split_at_mut(k);
-                let out = &mut rest[0][..len];
-                let operand = |slot: usize| -> &[T] {
-                    match &st.srcs[slot] {
-                        Src::Input(i) => &ins[*i][start..start + len],
-                        Src::Step(j) => &done[*j][..len],
-                        Src::Tiled(..) | Src::Repeated(..) => &tiles[slot][..len],
-                    }
-                };
-                match (st.op, scalar) {
-                    (GroupOp::Binary(b), Some((at, i))) => {
-                        b.zip_scalar(operand(1 - at), ins[i][0], at == 0, out)
-                    }
-                    (GroupOp::Broadcast, _) => out.copy_from_slice(operand(0)),
-                    (GroupOp::Unary(u), _) => T::unary(u)(operand(0), out),
-                    (GroupOp::Binary(b), None) => b.zip(operand(0), operand(1), out),
-                }
-            }
-            for (&(kind, k), part) in self.reduce.iter().zip(partial.iter_mut()) {
-                let v = &values[k][..len];
-                *part = match kind {
-                    Reduction::Sum => (T::default(), T::block_sum(v)),
-                    Reduction::Max => (T::extremum(v, true), 0.0),
-                    Reduction::Min => (T::extremum(v, false), 0.0),
-                };
-            }
-            for (k, t) in copies {
-                let src = &values[k][..len];
-                assert_eq!(t.len(), len, "a chunk of an output is the chunk's length");
-                // SAFETY: `t` and `src` are distinct buffers of `len` elements; a plain copy
-                unsafe {
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), t.as_mut_ptr().cast::<T>(), len)
-                };
+            self.run_chunk(&shared, (start, len), &mut targets, bufs, partial);
+            drop(targets);
+            if let Some(r) = self.rows {
+                T::matvec_rows(&matrix_chunk[..len], r.cols, &ins[r.vector][..r.cols], rows);
             }
         };
         let chunks: Vec<Chunk<'_, T>> = per_chunk
             .into_iter()
             .zip(partials.chunks_mut(width))
+            .zip(
+                product_parts
+                    .drain(..)
+                    .chain(std::iter::repeat_with(Default::default)),
+            )
             .enumerate()
             .collect();
         if n_chunks > 8 && crate::backend::cpu::math::threads() > 1 {
-            chunks.into_par_iter().for_each_init(|| None, work);
+            chunks.into_par_iter().for_each_init(Worker::default, work);
         } else {
-            let mut bufs = None;
-            chunks.into_iter().for_each(|item| work(&mut bufs, item));
+            let mut worker = Worker::default();
+            chunks.into_iter().for_each(|item| work(&mut worker, item));
         }
-        let mut results: Vec<Array> = kept
+        drop(product_parts);
+        let mut results: Vec<Array> = written
             .iter()
             .zip(outs)
             .map(|(&k, (mut v, initialized))| {
@@ -257,6 +226,10 @@ impl Group {
                 Array::from_data(T::wrap(v), &self.shapes[k])
             })
             .collect::<Result<_>>()?;
+        if self.rows.is_some() {
+            let shape = &self.shapes[self.steps.len()];
+            results.push(Array::from_data(T::wrap(product), shape)?);
+        }
         for (r, &(kind, _)) in self.reduce.iter().enumerate() {
             // the chunks' results combined in chunk order: the unfused reduction's bits
             let parts = || partials.iter().skip(r).step_by(width);
@@ -271,9 +244,126 @@ impl Group {
         }
         Ok(results)
     }
+
+    /// Computes the chunk `start..start + len` of the group into its targets (and its parts
+    /// of the reductions): by the code where it can, else by the interpreter over this
+    /// worker's scratch (`bufs`, made on first use).
+    fn run_chunk<T: Float>(
+        &self,
+        shared: &Shared<'_, T>,
+        (start, len): (usize, usize),
+        targets: &mut Vec<Target<'_, T>>,
+        bufs: &mut Option<Scratch<T>>,
+        partial: &mut [(T, f64)],
+    ) {
+        let Shared {
+            code,
+            ins,
+            ref scalars,
+            ref needed,
+            scratch_len,
+        } = *shared;
+        let new_scratch = || -> Scratch<T> {
+            (
+                vec![vec![T::default(); scratch_len]; self.steps.len()],
+                [
+                    vec![T::default(); scratch_len],
+                    vec![T::default(); scratch_len],
+                ],
+            )
+        };
+        if let Some(code) = code {
+            let tiles = match code.streams.iter().any(|s| matches!(s, Stream::Tile(_))) {
+                true => &mut bufs.get_or_insert_with(new_scratch).0[..],
+                false => &mut [][..],
+            };
+            if self.run_code(code, ins, (start, len), targets, tiles, &mut *partial) {
+                return;
+            }
+        }
+        let (scratch, tiles) = bufs.get_or_insert_with(new_scratch);
+        // where each step's chunk lives: its output's chunk when kept in a recycled
+        // buffer, else scratch (copied into a fresh output's chunk at the end)
+        let mut targets = targets.drain(..);
+        let mut copies = vec![];
+        let mut values: Vec<&mut [T]> = scratch
+            .iter_mut()
+            .zip(&self.keep)
+            .enumerate()
+            .map(|(k, (s, &kept))| {
+                let own = &mut s[..len];
+                if !kept {
+                    return own;
+                }
+                match targets.next() {
+                    Some(Target::Direct(t)) => t,
+                    Some(Target::Copy(t)) => {
+                        copies.push((k, t));
+                        own
+                    }
+                    Some(Target::Scratch) | None => own,
+                }
+            })
+            .collect();
+        for (k, st) in self.steps.iter().enumerate() {
+            if !needed[k] {
+                continue;
+            }
+            // a binary step with one broadcast scalar reads it from a register
+            let scalar = scalars[k];
+            for (slot, s) in st.srcs.iter().enumerate() {
+                if scalar.is_some_and(|(at, _)| at == slot) {
+                    continue;
+                }
+                fill_tile(s, ins, start, len, &mut tiles[slot]);
+            }
+            let (done, rest) = values.split_at_mut(k);
+            let out = &mut rest[0][..len];
+            let operand = |slot: usize| -> &[T] {
+                match &st.srcs[slot] {
+                    Src::Input(i) => &ins[*i][start..start + len],
+                    Src::Step(j) => &done[*j][..len],
+                    Src::Tiled(..) | Src::Repeated(..) => &tiles[slot][..len],
+                }
+            };
+            match (st.op, scalar) {
+                (GroupOp::Binary(b), Some((at, i))) => {
+                    b.zip_scalar(operand(1 - at), ins[i][0], at == 0, out)
+                }
+                (GroupOp::Broadcast, _) => out.copy_from_slice(operand(0)),
+                (GroupOp::Unary(u), _) => T::unary(u)(operand(0), out),
+                (GroupOp::Binary(b), None) => b.zip(operand(0), operand(1), out),
+            }
+        }
+        for (&(kind, k), part) in self.reduce.iter().zip(partial.iter_mut()) {
+            let v = &values[k][..len];
+            *part = match kind {
+                Reduction::Sum => (T::default(), T::block_sum(v)),
+                Reduction::Max => (T::extremum(v, true), 0.0),
+                Reduction::Min => (T::extremum(v, false), 0.0),
+            };
+        }
+        for (k, t) in copies {
+            let src = &values[k][..len];
+            assert_eq!(t.len(), len, "a chunk of an output is the chunk's length");
+            // SAFETY: `t` and `src` are distinct buffers of `len` elements; a plain copy
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), t.as_mut_ptr().cast::<T>(), len) };
+        }
+    }
 }
 
 impl Group {
+    /// Elements per chunk: [`CHUNK`], or for a group with a product whole rows of its
+    /// matrix, about a chunk's worth, in a multiple of sixteen elements where the rows allow
+    /// it (so the code, of up to sixteen lanes, runs every chunk).
+    fn chunk_len(&self) -> usize {
+        let Some(r) = self.rows else { return CHUNK };
+        let cols = r.cols.max(1);
+        let step = 16 / gcd(cols, 16);
+        let rows = CHUNK.div_ceil(cols).next_multiple_of(step);
+        rows * cols
+    }
+
     /// A group of one chunk that is a whole number of vectors and streams no generated
     /// broadcast, run by its code with no chunk bookkeeping; `None` when it is not such a
     /// group (or it reduces).
@@ -417,11 +507,29 @@ fn finish<T: Float>(kind: Reduction, acc: &[u8], nan: u32) -> Option<(T, f64)> {
     (nan == 0 && m != T::default()).then_some((m, 0.0))
 }
 
+/// A worker's scratch for the interpreter: a chunk of every step's values, and two tiles of
+/// generated broadcast operands.
+type Scratch<T> = (Vec<Vec<T>>, [Vec<T>; 2]);
+
+/// What the chunks of one run of a group share.
+struct Shared<'a, T> {
+    code: Option<&'a Compiled>,
+    ins: &'a [&'a [T]],
+    /// For each step, the operand it takes as a broadcast scalar (`scalar_operand`).
+    scalars: Vec<Option<(usize, usize)>>,
+    /// Which steps must run (`needed_steps`).
+    needed: Vec<bool>,
+    /// Elements of each scratch buffer.
+    scratch_len: usize,
+}
+
 /// Where a chunk of a kept value goes: straight into a recycled, initialized buffer, or
 /// into a fresh one by a copy from scratch (zeroing it first would be a pass of its own).
 enum Target<'a, T> {
     Direct(&'a mut [T]),
     Copy(&'a mut [MaybeUninit<T>]),
+    /// The chunk of a product's matrix: the worker's scratch (a `Direct` once it runs).
+    Scratch,
 }
 
 /// Generates the chunk `start..start + len` of a broadcast operand `s` into `tile` (nothing
@@ -454,5 +562,13 @@ fn fill_tile<T: Float>(s: &Src, ins: &[&[T]], start: usize, len: usize, tile: &m
             }
         }
         Src::Input(_) | Src::Step(_) => {}
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
