@@ -6,29 +6,12 @@
 
 mod common;
 
-use common::same_bits;
-use ferrax::{
-    make_jaxpr, profile_start, profile_stop, without_codegen, Array, DType, Plan, Tensor,
-};
-
-fn run(plan: &Plan, args: &[Tensor]) -> Vec<Array> {
-    plan.run(args.iter().map(|t| t.array().unwrap()).collect())
-        .unwrap()
-}
+use common::{run, same_bits, steps_of};
+use ferrax::{make_jaxpr, without_codegen, Array, DType, Plan, Tensor};
 
 fn reference(p: &ferrax::Program, args: &[Tensor]) -> Vec<Array> {
     p.eval(&args.iter().map(|t| t.array().unwrap()).collect::<Vec<_>>())
         .unwrap()
-}
-
-/// The names of the steps a run of `plan` took (fused groups as `fused[a+b+...]`).
-fn steps_of(plan: &Plan, args: &[Tensor]) -> Vec<String> {
-    profile_start();
-    run(plan, args);
-    profile_stop()
-        .into_iter()
-        .map(|(name, _, _)| name)
-        .collect()
 }
 
 /// `x` of `m × k`, a bias of `k`, and a vector of `k` (or `k × 1` when `column`).

@@ -6,29 +6,14 @@
 
 mod common;
 
-use common::same_bits;
-use ferrax::{make_jaxpr, profile_start, profile_stop, Array, DType, Plan, Tensor};
+use common::{run, same_bits, steps_of};
+use ferrax::{make_jaxpr, DType, Plan, Tensor};
 
 /// 3 × 5000 values: the last of the 2048-element chunks is partial.
 const SHAPE: [usize; 2] = [3, 5000];
 
 fn input(seed: u64, dtype: DType) -> Tensor {
     Tensor::random_uniform(seed, &SHAPE, -2.0, 2.0, dtype)
-}
-
-fn run(plan: &Plan, args: &[Tensor]) -> Vec<Array> {
-    plan.run(args.iter().map(|t| t.array().unwrap()).collect())
-        .unwrap()
-}
-
-/// The names of the steps a run of `plan` took (fused groups as `fused[a+b+...]`).
-fn steps_of(plan: &Plan, args: &[Tensor]) -> Vec<String> {
-    profile_start();
-    run(plan, args);
-    profile_stop()
-        .into_iter()
-        .map(|(name, _, _)| name)
-        .collect()
 }
 
 #[test]

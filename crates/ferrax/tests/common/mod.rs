@@ -1,11 +1,12 @@
 //! Helpers the array-surface and API tests share: an f64 tensor from a slice and a shape,
 //! a tensor's values as f64, comparison to a relative tolerance (at least absolute near
-//! zero), and bit-for-bit comparison of arrays.
+//! zero), bit-for-bit comparison of arrays, and running a plan (with the names of the
+//! steps it took).
 
 // each test binary uses some of them
 #![allow(dead_code)]
 
-use ferrax::{Array, DType, Tensor};
+use ferrax::{profile_start, profile_stop, Array, DType, Plan, Tensor};
 
 /// An f64 tensor of `shape` from row-major values.
 pub fn t(v: &[f64], shape: &[usize]) -> Tensor {
@@ -37,4 +38,20 @@ pub fn same_bits(got: &Array, want: &Array, what: &str) {
             "{what}: element {k} is {a:e}, want {b:e}"
         );
     }
+}
+
+/// The outputs of a run of `plan` on `args`.
+pub fn run(plan: &Plan, args: &[Tensor]) -> Vec<Array> {
+    plan.run(args.iter().map(|t| t.array().unwrap()).collect())
+        .unwrap()
+}
+
+/// The names of the steps a run of `plan` took (fused groups as `fused[a+b+...]`).
+pub fn steps_of(plan: &Plan, args: &[Tensor]) -> Vec<String> {
+    profile_start();
+    run(plan, args);
+    profile_stop()
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect()
 }
