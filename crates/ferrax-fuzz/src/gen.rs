@@ -711,7 +711,7 @@ impl<R: Rng> Gen<'_, R> {
                 } else {
                     let mut m = n;
                     while m > 1 && shape.len() < 3 {
-                        let divs: Vec<usize> = (2..=m).filter(|d| m % d == 0).collect();
+                        let divs: Vec<usize> = (2..=m).filter(|&d| m.is_multiple_of(d)).collect();
                         let d = *divs.choose(self.rng).expect("m itself");
                         shape.push(d);
                         m /= d;

@@ -365,7 +365,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if BATCH % axis.size() != 0 {
+    if !BATCH.is_multiple_of(axis.size()) {
         eprintln!("run with a number of processes that divides {BATCH} (1, 2, 4, ...)");
         axis.abort(2);
     }

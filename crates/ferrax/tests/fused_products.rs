@@ -97,27 +97,74 @@ fn a_product_fused_into_its_group_gives_the_unfused_bits() {
 }
 
 #[test]
-fn products_too_short_for_the_matvec_route_or_of_a_group_value_stay_apart() {
-    // two terms per row: the product is not a `matvec` one, and stays a product of its own
-    let a = args(64, 2, false, DType::F64);
+fn products_that_must_stay_apart_do() {
+    // eight terms per row: not a `matvec` product (too few terms), so it stays a product of
+    // its own
+    let a = args(1024, 8, false, DType::F64);
     let p = make_jaxpr(layer, &a).unwrap();
     let plan = Plan::new(&p).unwrap();
     assert_eq!(plan.fused_products(), 0);
-    same_bits(&run(&plan, &a)[0], &unfused(&a), "k = 2");
-    // the vector is the group's own value (one row): not taken in
-    let x = Tensor::random_uniform(4, &[1, 300], -1.0, 1.0, DType::F64);
-    let f = |x: Tensor| {
-        let h = (&x * 2.0).tanh();
-        h.matmul(&h.reshape(&[300]))
-    };
-    let p = make_jaxpr(f, &x).unwrap();
-    let plan = Plan::new(&p).unwrap();
-    assert_eq!(plan.fused_products(), 0);
-    same_bits(
-        &run(&plan, std::slice::from_ref(&x))[0],
-        &reference(&p, std::slice::from_ref(&x))[0],
-        "own vector",
-    );
+    same_bits(&run(&plan, &a)[0], &unfused(&a), "k = 8");
+    // the matrix is read again after the product
+    for dtype in [DType::F32, DType::F64] {
+        let a = args(64, 300, false, dtype);
+        let f = |a: Vec<Tensor>| {
+            let h = (&a[0] + &a[1]).tanh();
+            (h.matmul(&a[2]), &h * 3.0)
+        };
+        let p = make_jaxpr(f, &a).unwrap();
+        let plan = Plan::new(&p).unwrap();
+        assert_eq!(plan.fused_products(), 0, "{dtype}");
+        let want = without_codegen(|| run(&plan, &a));
+        let (got, unfused_product) = (run(&plan, &a), without_codegen(|| unfused(&a)));
+        same_bits(&want[0], &unfused_product, &format!("{dtype} product"));
+        same_bits(&got[1], &want[1], &format!("{dtype} read again"));
+    }
+}
+
+#[test]
+fn a_group_of_exactly_one_chunk_and_other_kept_values_keep_their_places() {
+    for dtype in [DType::F32, DType::F64] {
+        // 16 × 128: one chunk of 2048 elements with no bias broadcast (the shape a group
+        // without a product runs in one call of its code); and a value kept beside the
+        // matrix, an output before the product
+        let x = Tensor::random_uniform(5, &[16, 128], -2.0, 2.0, dtype);
+        let y = Tensor::random_uniform(6, &[16, 128], -2.0, 2.0, dtype);
+        let w = Tensor::random_uniform(7, &[128], -1.0, 1.0, dtype);
+        let f = |(x, y, w): (Tensor, Tensor, Tensor)| {
+            let s = &x * &y;
+            let h = (&s - 0.5).tanh();
+            (s, h.matmul(&w))
+        };
+        let g = |(x, y, w): (Tensor, Tensor, Tensor)| {
+            let s = &x * &y;
+            let h = (&s - 0.5).tanh();
+            (s, h.matmul(&w), h)
+        };
+        let args = (x.clone(), y.clone(), w.clone());
+        let flat = [x, y, w];
+        let p = make_jaxpr(f, &args).unwrap();
+        let plan = Plan::new(&p).unwrap();
+        assert_eq!(plan.fused_products(), 1, "{dtype}");
+        let q = make_jaxpr(g, &args).unwrap();
+        let apart = Plan::new(&q).unwrap();
+        assert_eq!(apart.fused_products(), 0, "{dtype}");
+        for coded in [true, false] {
+            let (got, want) = if coded {
+                (run(&plan, &flat), run(&apart, &flat))
+            } else {
+                without_codegen(|| (run(&plan, &flat), run(&apart, &flat)))
+            };
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[1].shape(), &[16], "{dtype}: the product's shape");
+            same_bits(
+                &got[0],
+                &want[0],
+                &format!("{dtype} kept value, code {coded}"),
+            );
+            same_bits(&got[1], &want[1], &format!("{dtype} product, code {coded}"));
+        }
+    }
 }
 
 #[test]

@@ -217,7 +217,7 @@ pub(crate) fn collective_aval(prim: &Primitive, args: &[&Aval]) -> Result<Aval> 
             let x = args[0];
             axis_in(*split_axis, x, "split_axis")?;
             axis_in(*concat_axis, x, "concat_axis")?;
-            if x.shape[*split_axis] % n != 0 {
+            if !x.shape[*split_axis].is_multiple_of(n) {
                 return Err(Error::shape(
                     op,
                     format!(

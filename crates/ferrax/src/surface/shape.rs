@@ -220,7 +220,7 @@ fn infer_shape(shape: &[isize], from: &[usize]) -> Result<Vec<usize>> {
         })?;
     let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(&i) = unknown.first() {
-        if known == 0 || n % known != 0 {
+        if known == 0 || !n.is_multiple_of(known) {
             return Err(Error::shape(
                 op,
                 format!("cannot reshape {from:?} ({n} elements) to {shape:?}"),

@@ -166,7 +166,7 @@ impl Compiled {
     pub fn runs_whole(&self, size: usize, chunk: usize) -> bool {
         size > 0
             && size <= chunk
-            && size % self.lanes == 0
+            && size.is_multiple_of(self.lanes)
             && !self.streams.iter().any(|s| matches!(s, Stream::Tile(_)))
     }
 
@@ -185,7 +185,7 @@ impl Compiled {
         acc: &mut [u8],
         nan: &mut [u32],
     ) {
-        debug_assert!(n > 0 && n % self.lanes == 0);
+        debug_assert!(n > 0 && n.is_multiple_of(self.lanes));
         debug_assert_eq!(pointers.len(), self.streams.len() + self.scalars.len());
         // SAFETY: the caller's contract; the code reads and writes only through these
         unsafe {

@@ -62,7 +62,8 @@ pub(crate) fn reduction_of(
 pub(crate) struct FusedItem {
     pub group: Group,
     pub inputs: Vec<StepArg>,
-    /// Slots of the kept steps' values, in step order, then the reduction's.
+    /// Slots of the kept steps' values, in step order (but a product's matrix), then the
+    /// product's or the reductions'.
     pub outs: Vec<usize>,
     /// Primitives of the fused steps (for evaluation counts and profiles).
     pub prims: Vec<Primitive>,
@@ -114,6 +115,7 @@ pub(crate) fn with_row_product(
     };
     let v = aval_of(vector);
     let is_vector = v.shape[..] == [k] || v.shape[..] == [k, 1];
+    // (a group's values have m·k elements and the vector k, so with m ≥ 2 this is a guard)
     let made_here = matches!(vector, StepArg::Slot(y) if f.outs.contains(y));
     if !is_vector || made_here || !s.last.contains(x) || m < 2 || k > CHUNK || !applies(m, 1, k) {
         return None;

@@ -58,7 +58,8 @@ fn needed_steps(
 
 impl Group {
     /// Runs the group on its inputs, through `code` where it has some; returns one array per
-    /// kept step, in step order, then one per reduction.
+    /// kept step, in step order (but a product's matrix), then the product, or one per
+    /// reduction.
     pub fn run(&self, inputs: &[Array], code: Option<&Compiled>) -> Result<Vec<Array>> {
         match self.dtype {
             DType::F32 => self.run_typed::<f32>(inputs, code),
@@ -354,8 +355,9 @@ impl Group {
 
 impl Group {
     /// Elements per chunk: [`CHUNK`], or for a group with a product whole rows of its
-    /// matrix, about a chunk's worth, in a multiple of sixteen elements where the rows allow
-    /// it (so the code, of up to sixteen lanes, runs every chunk).
+    /// matrix, at least a chunk's worth and a multiple of sixteen elements (so the code, of
+    /// up to sixteen lanes, runs every chunk but a short last one): at most sixteen rows of
+    /// up to [`CHUNK`] elements.
     fn chunk_len(&self) -> usize {
         let Some(r) = self.rows else { return CHUNK };
         let cols = r.cols.max(1);
@@ -366,11 +368,12 @@ impl Group {
 
     /// A group of one chunk that is a whole number of vectors and streams no generated
     /// broadcast, run by its code with no chunk bookkeeping; `None` when it is not such a
-    /// group (or it reduces).
+    /// group (or it reduces, or takes a product).
     fn run_small<T: Float>(&self, code: &Compiled, ins: &[&[T]]) -> Option<Result<Vec<Array>>> {
         let n = self.size;
-        // a reduction may need the interpreter's fold, so it goes the chunked way
-        if !code.runs_whole(n, CHUNK) || !self.reduce.is_empty() {
+        // a reduction may need the interpreter's fold, and a product needs its rows: both go
+        // the chunked way
+        if !code.runs_whole(n, CHUNK) || !self.reduce.is_empty() || self.rows.is_some() {
             return None;
         }
         let mut pointers = Vec::with_capacity(code.streams.len() + code.scalars.len());
