@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run, same_bits, steps_of};
+use common::{assert_joined, run, same_bits, steps_of};
 use ferrax::{make_jaxpr, without_codegen, Array, DType, Plan, Tensor};
 
 fn reference(p: &ferrax::Program, args: &[Tensor]) -> Vec<Array> {
@@ -26,6 +26,14 @@ fn args(m: usize, k: usize, column: bool, dtype: DType) -> Vec<Tensor> {
 
 fn layer(a: Vec<Tensor>) -> Tensor {
     (&a[0] + &a[1]).tanh().matmul(&a[2])
+}
+
+/// The layer's plan for `a`, checked to have taken `fused` products into groups.
+fn layer_plan(a: &[Tensor], fused: usize) -> Plan {
+    let p = make_jaxpr(layer, &a.to_vec()).unwrap();
+    let plan = Plan::new(&p).unwrap();
+    assert_eq!(plan.fused_products(), fused, "{:?}", a[0].shape());
+    plan
 }
 
 /// The layer's product as a plan gives it unfused (its activation is also an output, so it
@@ -69,10 +77,8 @@ fn a_product_fused_into_its_group_gives_the_unfused_bits() {
         for (m, k) in shapes {
             for column in [false, true] {
                 let a = args(m, k, column, dtype);
-                let p = make_jaxpr(layer, &a).unwrap();
-                let plan = Plan::new(&p).unwrap();
+                let plan = layer_plan(&a, 1);
                 let what = format!("{dtype} {m}x{k} column {column}");
-                assert_eq!(plan.fused_products(), 1, "{what}: not fused");
                 let want = unfused(&a);
                 same_bits(&run(&plan, &a)[0], &want, &what);
                 let interpreted = without_codegen(|| run(&plan, &a));
@@ -83,14 +89,7 @@ fn a_product_fused_into_its_group_gives_the_unfused_bits() {
                     &format!("{what}, interpreted"),
                 );
                 let steps = steps_of(&plan, &a);
-                assert!(
-                    steps.iter().any(|s| s.ends_with("+tanh+dot_general]")),
-                    "{what}: {steps:?}"
-                );
-                assert!(
-                    !steps.iter().any(|s| s.starts_with("dot_general")),
-                    "{what}: the product ran on its own: {steps:?}"
-                );
+                assert_joined(&steps, &["+tanh+dot_general]"], "dot_general", &what);
             }
         }
     }
@@ -101,9 +100,7 @@ fn products_that_must_stay_apart_do() {
     // eight terms per row: not a `matvec` product (too few terms), so it stays a product of
     // its own
     let a = args(1024, 8, false, DType::F64);
-    let p = make_jaxpr(layer, &a).unwrap();
-    let plan = Plan::new(&p).unwrap();
-    assert_eq!(plan.fused_products(), 0);
+    let plan = layer_plan(&a, 0);
     same_bits(&run(&plan, &a)[0], &unfused(&a), "k = 8");
     // the matrix is read again after the product
     for dtype in [DType::F32, DType::F64] {
@@ -171,9 +168,7 @@ fn a_group_of_exactly_one_chunk_and_other_kept_values_keep_their_places() {
 fn a_fused_product_gives_the_same_bits_on_one_thread_and_two() {
     // 4096 rows of 300: hundreds of chunks, split between the threads
     let a = args(4096, 300, true, DType::F32);
-    let p = make_jaxpr(layer, &a).unwrap();
-    let plan = Plan::new(&p).unwrap();
-    assert_eq!(plan.fused_products(), 1);
+    let plan = layer_plan(&a, 1);
     let on = |threads: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

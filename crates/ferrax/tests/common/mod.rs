@@ -55,3 +55,20 @@ pub fn steps_of(plan: &Plan, args: &[Tensor]) -> Vec<String> {
         .map(|(name, _, _)| name)
         .collect()
 }
+
+/// Asserts that `steps` (as [`steps_of`] names them) include a fused group that ends with
+/// each of `ends` (`"+reduce_max]"`) and no step named `alone…` run on its own.
+pub fn assert_joined(steps: &[String], ends: &[&str], alone: &str, what: &str) {
+    for end in ends {
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with("fused[") && s.ends_with(end)),
+            "{what}: no fused group ends with {end} in {steps:?}"
+        );
+    }
+    assert!(
+        !steps.iter().any(|s| s.starts_with(alone)),
+        "{what}: a {alone} step ran on its own: {steps:?}"
+    );
+}

@@ -102,17 +102,8 @@ impl Group {
                 if let Some(v) = buffers::recycled_initialized::<T>(self.size) {
                     return Ok((v, true));
                 }
-                let fresh = buffers::with_capacity::<T>(self.size).map_err(|_| {
-                    Error::exhausted(
-                        "fused elementwise group",
-                        format!(
-                            "cannot allocate {} bytes for a value of {}",
-                            self.size.saturating_mul(std::mem::size_of::<T>()),
-                            Aval::new(self.shapes[k].clone(), self.dtype)
-                        ),
-                    )
-                });
-                fresh.map(|v| (v, false))
+                self.fresh::<T>(self.size, &self.shapes[k])
+                    .map(|v| (v, false))
             })
             .collect::<Result<_>>()?;
         let n_chunks = self.size.div_ceil(chunk);
@@ -135,7 +126,15 @@ impl Group {
         }
         // the product's rows, chunk by chunk (whole rows per chunk), and the matrix's place
         // among the targets
-        let mut product = vec![T::default(); self.rows.map_or(0, |r| self.size / r.cols)];
+        let mut product = match self.rows {
+            Some(r) => {
+                let m = self.size / r.cols;
+                let mut v = self.fresh::<T>(m, &self.shapes[self.steps.len()])?;
+                v.resize(m, T::default());
+                v
+            }
+            None => vec![],
+        };
         let mut product_parts: Vec<&mut [T]> = match self.rows {
             Some(r) => product.chunks_mut(chunk / r.cols).collect(),
             None => vec![],
@@ -354,6 +353,21 @@ impl Group {
 }
 
 impl Group {
+    /// A fresh buffer with room for `n` elements of a value of `shape`, or the error that
+    /// says it does not fit in memory.
+    fn fresh<T: Float>(&self, n: usize, shape: &[usize]) -> Result<Vec<T>> {
+        buffers::with_capacity::<T>(n).map_err(|_| {
+            Error::exhausted(
+                "fused elementwise group",
+                format!(
+                    "cannot allocate {} bytes for a value of {}",
+                    n.saturating_mul(std::mem::size_of::<T>()),
+                    Aval::new(shape.to_vec(), self.dtype)
+                ),
+            )
+        })
+    }
+
     /// Elements per chunk: [`CHUNK`], or for a group with a product whole rows of its
     /// matrix, at least a chunk's worth and a multiple of sixteen elements (so the code, of
     /// up to sixteen lanes, runs every chunk but a short last one): at most sixteen rows of
