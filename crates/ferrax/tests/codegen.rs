@@ -70,14 +70,14 @@ fn expr(rng: &mut Rng, vars: &[Tensor], depth: usize) -> Tensor {
     }
 }
 
-/// Whether plans get code on this CPU: AVX2 with FMA (AVX-512 loops where it has
-/// AVX-512F, which has both), as `codegen::width` decides.
+/// Whether plans get code on this CPU: FMA with AVX2 or AVX-512F (AVX-512 loops where it
+/// has AVX-512F), as `codegen::width` decides.
 fn has_code() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
-            || (std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma"))
+        (std::arch::is_x86_feature_detected!("avx512f")
+            || std::arch::is_x86_feature_detected!("avx2"))
+            && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

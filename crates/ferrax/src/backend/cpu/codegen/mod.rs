@@ -110,12 +110,15 @@ thread_local! {
     static INTERPRET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The widest vectors the CPU offers the generated loops: AVX-512F, else AVX2 with FMA
+/// The widest vectors the CPU offers the generated loops: AVX-512F, else AVX2, with FMA
 /// (also what [`with_avx2_codegen`] asks for; the f32 tanh's loop fuses multiply-adds as
 /// the interpreter does), else none.
 #[cfg(target_arch = "x86_64")]
 fn width() -> Option<isa::Width> {
-    if std::arch::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.with(|c| c.get()) {
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("fma")
+        && !AVX2_ONLY.with(|c| c.get())
+    {
         Some(isa::Width::Zmm)
     } else if crate::backend::cpu::math::has_avx2() {
         Some(isa::Width::Ymm)

@@ -91,8 +91,11 @@ macro_rules! widest_or_baseline {
                 unsafe fn w512(xs: &[$t], out: &mut [$t]) {
                     $any(xs, out)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F, checked just above
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX-512F and FMA, checked just above (every
+                    // AVX-512 CPU has FMA, but a hypervisor may hide features one by one)
                     return unsafe { w512(xs, out) };
                 }
             }
