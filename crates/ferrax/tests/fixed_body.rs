@@ -1,10 +1,13 @@
 //! Scan bodies run on buffers fixed for the whole loop (`Plan::fixed_bodies`): an RNN
 //! cell's body of products with a vector, elementwise arithmetic and tanh gives, bit for
 //! bit, what its own compiled step gives when a Rust loop calls it once per row (the general
-//! route's kernels), in every form the route takes: f32 and f64, a matrix times the carry
-//! and the carry times a matrix, carries that swap places, ys, reverse scans, zero length,
+//! route's kernels), in every form the route takes: f32 and f64, each product layout (a
+//! matrix times the carry, its transpose times the carry, the carry times a matrix, two
+//! products of one matrix paired), each binary operation, carries that swap places, ys
+//! (among them a const and a value given twice), reverse scans, zero length, empty values,
 //! literals and weights captured from outside; it counts what that loop counts; and bodies
-//! the route does not take keep the general one, with the same results.
+//! the route does not take (a `gemm` product, a reduction, an integer carry, a computed
+//! value over the size limit) keep the general one, with the same results.
 
 use ferrax::{
     eval_counts, jit, make_jaxpr, reset_eval_counts, scan, scan_with, Array, DType, Plan,
@@ -129,6 +132,96 @@ fn swapping_carries_vector_times_matrix_reverse_and_literals() {
     }
 }
 
+/// The final carry and stacked ys of `body` scanned over `xs` from `h0` by a plan that runs
+/// `fixed` scans on the route, checked bit for bit against the compiled step called once per
+/// row.
+fn route(
+    what: &str,
+    body: &dyn Fn(Tensor, Tensor) -> (Tensor, (Tensor, Tensor)),
+    (h0, xs): (&Tensor, &Tensor),
+    fixed: usize,
+) {
+    let f = |(h0, xs): (Tensor, Tensor)| scan(body, &h0, &xs).unwrap();
+    let got = plan(f, &(h0.clone(), xs.clone()), fixed)
+        .run(arrays(&[h0, xs]))
+        .unwrap();
+    let step = jit(|(h, x): (Tensor, Tensor)| body(h, x));
+    let (mut h, mut y0, mut y1) = (h0.clone(), vec![], vec![]);
+    for i in 0..xs.shape()[0] {
+        let (h2, (a, b)) = step.call(&(h, xs.index_axis(0, i))).unwrap();
+        y0.push(a);
+        y1.push(b);
+        h = h2;
+    }
+    same_bits(&got[0], &h.array().unwrap(), what);
+    for (k, ys) in [y0, y1].iter().enumerate() {
+        let want = Tensor::stack(ys, 0).array().unwrap();
+        same_bits(&got[1 + k], &want, &format!("{what}: ys {k}"));
+    }
+}
+
+#[test]
+fn every_product_layout_binary_operation_and_output_kind() {
+    for dtype in [DType::F32, DType::F64] {
+        let n = 20;
+        let (w, b) = (random(1, &[n, n], dtype) * 0.3, random(2, &[n], dtype));
+        let (h0, xs) = (random(3, &[n], dtype), random(4, &[9, n], dtype));
+        // the transposed matrix times the carry (columns contiguous), the carry times the
+        // matrix, max, min, sub, div, exp; a const and a value output twice among the ys
+        let body = |h: Tensor, x: Tensor| {
+            let a = w.transpose(&[1, 0]).matmul(&h);
+            let c = h.matmul(&w);
+            let d = a.maximum(&c) - a.minimum(&x);
+            let h2 = (d / (c.abs() + 1.0)).exp().tanh();
+            (h2.clone(), (h2, b.clone()))
+        };
+        route("layouts", &body, (&h0, &xs), 1);
+        // two adjacent products of one matrix by values of the carry (a product by the xs
+        // alone would be taken out of the loop as one matrix product): the plan pairs them,
+        // and so does the body
+        let paired = |h: Tensor, x: Tensor| {
+            let hx = &h * &x;
+            let h2 = (w.matmul(&h) + w.matmul(&hx) + &b).tanh();
+            (h2.clone(), (h2, x))
+        };
+        route("paired products", &paired, (&h0, &xs), 1);
+        let f = |(h0, xs): (Tensor, Tensor)| scan(paired, &h0, &xs).unwrap();
+        let p = plan(f, &(h0.clone(), xs.clone()), 1);
+        assert_eq!(p.nested()[0].paired_products(), 1);
+        reset_eval_counts();
+        p.run(arrays(&[&h0, &xs])).unwrap();
+        assert_eq!(eval_counts().get("dot_general"), Some(&18));
+    }
+}
+
+#[test]
+fn the_size_limit_is_on_computed_values_and_zero_sizes_run() {
+    // one step (nothing to fuse): the route below the limit, the general one above it
+    let body = |h: Tensor, x: Tensor| {
+        let h2 = &h + &x;
+        (h2.clone(), (h2.clone(), h2))
+    };
+    for (n, fixed) in [(1 << 10, 1), (1 << 15, 0)] {
+        let (h0, xs) = (random(5, &[n], DType::F32), random(6, &[3, n], DType::F32));
+        let f = |(h0, xs): (Tensor, Tensor)| scan(body, &h0, &xs).unwrap();
+        let got = plan(f, &(h0.clone(), xs.clone()), fixed)
+            .run(arrays(&[&h0, &xs]))
+            .unwrap();
+        let want = &h0 + xs.sum(&[0]);
+        let (g, w) = (
+            got[0].to_vec::<f32>().unwrap(),
+            want.to_vec::<f32>().unwrap(),
+        );
+        assert!(g.iter().zip(&w).all(|(a, b)| (a - b).abs() <= 1e-5), "{n}");
+    }
+    // empty values
+    let (h0, xs) = (
+        Tensor::zeros(&[0], DType::F64),
+        Tensor::zeros(&[4, 0], DType::F64),
+    );
+    route("empty values", &body, (&h0, &xs), 1);
+}
+
 #[test]
 fn a_zero_length_scan_gives_its_carry_and_no_rows() {
     let (w, b) = (
@@ -170,24 +263,18 @@ fn a_fixed_body_counts_what_its_steps_count() {
     }
 }
 
-/// The final carry of `body` scanned over `xs` from `h0`: the plan's, checked not to take
-/// the route, against the compiled step called once per row.
+/// [`route`] for a body of one y, checked not to take the route.
 fn general_route(
     what: &str,
     body: &dyn Fn(Tensor, Tensor) -> (Tensor, Tensor),
     h0: &Tensor,
     xs: &Tensor,
 ) {
-    let f = |(h0, xs): (Tensor, Tensor)| scan(body, &h0, &xs).unwrap();
-    let got = plan(f, &(h0.clone(), xs.clone()), 0)
-        .run(arrays(&[h0, xs]))
-        .unwrap();
-    let step = jit(|(h, x): (Tensor, Tensor)| body(h, x));
-    let mut h = h0.clone();
-    for i in 0..xs.shape()[0] {
-        h = step.call(&(h, xs.index_axis(0, i))).unwrap().0;
-    }
-    same_bits(&got[0], &h.array().unwrap(), what);
+    let twice = |h: Tensor, x: Tensor| {
+        let (c, y) = body(h, x);
+        (c, (y.clone(), y))
+    };
+    route(what, &twice, (h0, xs), 0);
 }
 
 #[test]
@@ -208,17 +295,6 @@ fn bodies_the_route_does_not_take_keep_the_general_one() {
         (h2.clone(), h2)
     };
     general_route("reduction", &reduction, &h0, &xs);
-    // a carry over the size limit
-    let big = 1 << 15;
-    let large = |h: Tensor, x: Tensor| {
-        let h2 = &h * 0.5 + &x;
-        (h2.clone(), h2)
-    };
-    let (h0_big, xs_big) = (
-        random(5, &[big], DType::F32),
-        random(6, &[3, big], DType::F32),
-    );
-    general_route("large carry", &large, &h0_big, &xs_big);
     // an integer carry beside a float one
     let f = |(h0, xs): (Tensor, Tensor)| {
         let k0 = Tensor::scalar(0i32);

@@ -6,28 +6,32 @@
 //! dropped, the rows of the xs copied out. For a body over small values (an RNN cell: a
 //! matrix-vector product, two adds and a tanh on 128 floats) those costs were a third of
 //! the iteration. Here the body's plan, once made, is read into a list of operations on
-//! numbered buffers ([`FixedBody::of`]); a run allocates each buffer once, reads the consts
-//! and the rows of the xs where they lie, and each iteration calls the very slice kernels
-//! the plan's steps call (`Binary::zip`, the unary slice kernels in the same blocks,
-//! `vector_product`), so it gives the nested plan's bits. A body with anything else (a fused
-//! group, a product through `gemm`, a reduction, control flow, another dtype, a value of
-//! more than [`MAX_ELEMENTS`], where the kernels themselves cost more than the
-//! interpretation) keeps the general route.
+//! numbered buffers ([`FixedBody::of`]); a run allocates each buffer once, reads the consts,
+//! literals and rows of the xs where they lie, and each iteration computes every value as
+//! its step would: a binary operation by `Binary::zip` into the value's buffer (the step
+//! updates an operand in place with `Binary::assign`: the same IEEE operation on the same
+//! operands in the same order), a unary one by its slice kernel in the step's 256-element
+//! blocks, a product by `matmul::vector_product` (`matvec`, as the step), a pair of
+//! products of one matrix by `vector_product_pair` (as the plan's pair). So it gives the
+//! nested plan's bits. A body with anything else (a fused group, a product through `gemm`,
+//! a reduction, control flow, another dtype, a computed value or carry of more than
+//! [`MAX_ELEMENTS`], where the kernels themselves cost more than the interpretation) keeps
+//! the general route; consts and xs of any size are read in place.
 
 use crate::backend::count;
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::dispatch::{Binary, Float, Kernel};
 use crate::backend::cpu::math::Unary;
-use crate::backend::cpu::matmul::{layout_of, vector_product, Layout};
+use crate::backend::cpu::matmul::{layout_of, vector_product, vector_product_pair, Layout};
 use crate::backend::cpu::profile;
 use crate::backend::cpu::stack::Stack;
 use crate::backend::cpu::step::{Step, StepArg};
 use crate::backend::reference::matvec::{applies, MvFloat};
 use crate::ir::{Array, Aval, DType, Error, Primitive, Result};
 
-/// The largest value (in elements) a fixed body computes or carries: under the size from
-/// which the general kernels split their work across threads, so a unary kernel here sees
-/// the blocks it sees there.
+/// The largest value (in elements) a fixed body computes or carries (its consts and xs may
+/// be any size): under the size from which the general kernels split their work across
+/// threads, so a unary kernel here sees the blocks it sees there.
 pub(crate) const MAX_ELEMENTS: usize = 1 << 14;
 
 /// The block in which the general route runs a unary slice kernel (`dispatch`'s in-place
@@ -35,7 +39,7 @@ pub(crate) const MAX_ELEMENTS: usize = 1 << 14;
 const UNARY_BLOCK: usize = 256;
 
 /// Where an operation reads an operand.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Src {
     /// The body's input `i` (consts, then carry, then the row of each xs).
     Input(usize),
@@ -51,6 +55,12 @@ enum Op {
     Binary(Binary),
     /// A product with a vector operand, of this layout (`matmul::vector_product`).
     Product(Layout),
+    /// A matrix times a vector, and the next operation's product of the same matrix by the
+    /// vector read from `Src`, reading the matrix once (`matmul::vector_product_pair`: the
+    /// plan paired the two steps).
+    Pair(Layout, Src),
+    /// The second product of a pair, computed with the first.
+    Paired,
 }
 
 #[derive(Clone, Debug)]
@@ -78,13 +88,13 @@ pub(crate) struct FixedBody {
 }
 
 impl FixedBody {
-    /// The body whose plan has input slots `inputs` (of `in_avals`), runs `steps` in order
-    /// and gives `outputs`, when every step is one this route runs (module doc); `None`
-    /// otherwise.
+    /// The body whose plan has input slots `inputs` (of `in_avals`), runs `items` in order
+    /// (each a step, or two products the plan paired) and gives `outputs`, when every step is
+    /// one this route runs (module doc); `None` otherwise.
     pub(crate) fn of(
         inputs: &[usize],
         in_avals: &[Aval],
-        steps: &[&Step],
+        items: &[&[Step]],
         outputs: &[StepArg],
         (n_consts, n_carry): (usize, usize),
     ) -> Option<FixedBody> {
@@ -118,12 +128,20 @@ impl FixedBody {
                 .find(|(slot, ..)| slot == k)
                 .map(|(_, s, aval)| (*s, aval.clone())),
             StepArg::Value(v) if v.dtype() == dtype => {
-                body.values.push(v.clone());
-                Some((Src::Value(body.values.len() - 1), v.aval()))
+                // one index per buffer, so that two products of one constant matrix pair
+                let same = |u: &Array| u.shares_buffer(v) && u.shape() == v.shape();
+                let k = match body.values.iter().position(same) {
+                    Some(k) => k,
+                    None => {
+                        body.values.push(v.clone());
+                        body.values.len() - 1
+                    }
+                };
+                Some((Src::Value(k), v.aval()))
             }
             StepArg::Value(_) => None,
         };
-        for s in steps {
+        for s in items.iter().flat_map(|item| item.iter()) {
             let out = &s.out_aval;
             if out.dtype != dtype || out.size() > MAX_ELEMENTS {
                 return None;
@@ -154,11 +172,32 @@ impl FixedBody {
             });
             known.push((s.out, Src::Buffer(body.ops.len() - 1), out.clone()));
         }
+        body.pair(items);
         for o in outputs {
             let (from, _) = src(&mut body, &known, o)?;
             body.outputs.push(from);
         }
         Some(body)
+    }
+
+    /// Marks the products the plan paired (`items` of two steps) as pairs where both are a
+    /// matrix times a vector of one layout on the same matrix; otherwise they stay two
+    /// products (the same bits, reading the matrix twice).
+    fn pair(&mut self, items: &[&[Step]]) {
+        let mut j = 0;
+        for item in items {
+            if item.len() == 2 {
+                let (a, b) = (&self.ops[j], &self.ops[j + 1]);
+                if let (Op::Product(la), Op::Product(lb)) = (a.op, b.op) {
+                    let matrix_times_vector = (la.1).0 == 1;
+                    if la == lb && matrix_times_vector && a.args[0] == b.args[0] {
+                        self.ops[j].op = Op::Pair(la, b.args[1]);
+                        self.ops[j + 1].op = Op::Paired;
+                    }
+                }
+            }
+            j += item.len();
+        }
     }
 
     /// Runs the scan: `length` iterations (from the last row when `reverse`) on `consts`,
@@ -241,12 +280,24 @@ impl FixedBody {
                 values: &values,
             };
             for (j, o) in self.ops.iter().enumerate() {
-                // no operation reads its own output: its buffer is set aside while it runs
+                count(&o.prim);
+                if let Op::Paired = o.op {
+                    continue;
+                }
+                // no operation reads its own output (nor a pair its second): the buffers
+                // written are set aside while it runs
                 let mut out = std::mem::take(&mut bufs[j]);
                 let t0 = profile::start();
-                run(o.op, &o.args, (&from, &bufs), &mut out);
+                if let Op::Pair(layout, second) = o.op {
+                    let mut out2 = std::mem::take(&mut bufs[j + 1]);
+                    let (a, v) = (from.get(o.args[0], &bufs), from.get(o.args[1], &bufs));
+                    let v2 = from.get(second, &bufs);
+                    vector_product_pair(layout, a, [v, v2], [&mut out, &mut out2]);
+                    bufs[j + 1] = out2;
+                } else {
+                    run(o.op, &o.args, (&from, &bufs), &mut out);
+                }
                 profile::stop(t0, || o.prim.to_string());
-                count(&o.prim);
                 bufs[j] = out;
             }
             for (n, &s) in next.iter_mut().zip(&self.outputs[..nk]) {
@@ -302,5 +353,7 @@ fn run<T: Float + MvFloat>(
         }
         Op::Binary(b) => b.zip(arg(0), arg(1), out),
         Op::Product(layout) => vector_product(layout, arg(0), arg(1), out),
+        // run by the iteration's loop, which has both outputs
+        Op::Pair(..) | Op::Paired => {}
     }
 }

@@ -109,6 +109,19 @@ pub(crate) fn vector_product<T: MvFloat>(layout: Layout, a: &[T], b: &[T], out: 
     }
 }
 
+/// Two products of one matrix (the left operand) by a vector each, of a layout where
+/// [`applies`] holds with one column (`n = 1`), by [`matvec2`]: the bits of two
+/// [`vector_product`]s, reading the matrix once where its rows are contiguous.
+pub(crate) fn vector_product_pair<T: MvFloat>(
+    layout: Layout,
+    a: &[T],
+    v: [&[T]; 2],
+    out: [&mut [T]; 2],
+) {
+    let (left, (_, rrs, _)) = layout;
+    matvec2(left_matrix(a, left), v, rrs as usize, out);
+}
+
 /// The left operand of a product of this layout as a strided matrix.
 fn left_matrix<T>(data: &[T], (m, k, lrs, lcs): (usize, usize, isize, isize)) -> Strided<'_, T> {
     Strided {
@@ -191,7 +204,6 @@ pub(crate) fn strided_matvec_pair(
                 r[0].as_slice::<$t>()?,
                 r[1].as_slice::<$t>()?,
             );
-            let a = left_matrix(a, (m, k, lrs, lcs));
             let alloc = || {
                 let mut v = buffers::with_capacity::<$t>(m).map_err(|_| {
                     Error::exhausted(
@@ -203,7 +215,12 @@ pub(crate) fn strided_matvec_pair(
                 Ok::<_, Error>(v)
             };
             let (mut d0, mut d1) = (alloc()?, alloc()?);
-            matvec2(a, [v0, v1], rrs as usize, [&mut d0, &mut d1]);
+            vector_product_pair(
+                ((m, k, lrs, lcs), (n, rrs, 0)),
+                a,
+                [v0, v1],
+                [&mut d0, &mut d1],
+            );
             [Data::$variant(d0), Data::$variant(d1)]
         }};
     }

@@ -68,17 +68,16 @@ impl SubPlan for Plan {
     }
 
     fn fixed_body(&self, n_consts: usize, n_carry: usize) -> Option<FixedBody> {
-        let mut steps = vec![];
+        let mut items: Vec<&[Step]> = vec![];
         for item in &self.items {
             match item {
-                Item::Step(s) => steps.push(s),
-                // the pair's products, one after the other (`matvec2` gives their bits)
-                Item::Pair(p) => steps.extend(p.iter()),
+                Item::Step(s) => items.push(std::slice::from_ref(s)),
+                Item::Pair(p) => items.push(&p[..]),
                 Item::Fused(_) | Item::Control(_) => return None,
             }
         }
         let counts = (n_consts, n_carry);
-        FixedBody::of(&self.inputs, &self.in_avals, &steps, &self.outputs, counts)
+        FixedBody::of(&self.inputs, &self.in_avals, &items, &self.outputs, counts)
     }
 }
 

@@ -148,7 +148,7 @@ unsafe fn rows<T: Lanes>(data: &[T], rs: usize, m: usize, k: usize, v: &[T], out
             block::<T, 4>(data, rs, j * 4, k, v, out)
         }
     };
-    if blocks > 1 && backwards() {
+    if blocks > 1 && backwards(data.as_ptr().cast()) {
         (0..blocks).rev().for_each(whole);
     } else {
         (0..blocks).for_each(whole);
@@ -172,15 +172,25 @@ unsafe fn rows<T: Lanes>(data: &[T], rs: usize, m: usize, k: usize, v: &[T], out
     }
 }
 
-/// Whether this call of the row form visits its blocks from the last one: successive calls
-/// on a thread alternate. A matrix somewhat larger than the L1 cache multiplied again and
-/// again (an RNN's 128×128 f32 weights, once per step of a scan) then finds the rows the last
-/// call read last still in L1, instead of every row evicted before it is read again (10% off
-/// such a scan's step measured). The outputs are the same either way: each block computes
-/// its own rows alone, in the order of the module doc.
-fn backwards() -> bool {
-    thread_local!(static BACKWARDS: Cell<bool> = const { Cell::new(false) });
-    BACKWARDS.with(|b| b.replace(!b.get()))
+/// Whether this call of the row form on the matrix at `data` visits its blocks from the
+/// last one: successive calls on a thread with one matrix alternate. A matrix somewhat
+/// larger than the L1 cache multiplied again and again (an RNN's 128×128 f32 weights, once
+/// per step of a scan) then finds the rows the last call read last still in L1, instead of
+/// every row evicted before it is read again (10% off such a scan's step measured). The
+/// directions are kept per matrix (four per thread, by address) so that a loop multiplying
+/// two matrices alternates on each. The outputs are the same either way: each block
+/// computes its own rows alone, in the order of the module doc.
+fn backwards(data: *const u8) -> bool {
+    thread_local!(static LAST: Cell<[(usize, bool); 4]> = const { Cell::new([(0, false); 4]) });
+    let key = data as usize;
+    LAST.with(|last| {
+        let mut seen = last.get();
+        let slot = (key >> 6) % seen.len();
+        let back = seen[slot].0 == key && !seen[slot].1;
+        seen[slot] = (key, back);
+        last.set(seen);
+        back
+    })
 }
 
 /// Outputs `i..i + N` of the row form (the caller checked the bounds).
