@@ -22,12 +22,14 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 
 use crate::backend::cpu::buffers;
+use crate::backend::cpu::fixed_body::FixedBody;
 use crate::backend::cpu::spmd;
+use crate::backend::cpu::stack::Stack;
 use crate::backend::cpu::step::{free_dead, slot_var, take_operands, Slots, StepArg};
 use crate::backend::eval_primitive;
 use crate::backend::reference::while_linear;
 use crate::backend::reference::{fixed_avals, too_many_steps};
-use crate::ir::{try_vec, Array, Aval, DType, Data, Equation, Error, Primitive, Program, Result};
+use crate::ir::{Array, Aval, Equation, Primitive, Program, Result};
 
 /// What a control step needs of a sub-program's plan.
 pub(crate) trait SubPlan: Clone + Debug + Sync {
@@ -42,6 +44,9 @@ pub(crate) trait SubPlan: Clone + Debug + Sync {
         slots: &mut Slots,
         outs: &mut Vec<Array>,
     ) -> Result<()>;
+    /// The program as operations on buffers, when it is a scan body (`n_consts` consts and
+    /// `n_carry` carried values first among its inputs) that qualifies (`fixed_body`).
+    fn fixed_body(&self, n_consts: usize, n_carry: usize) -> Option<FixedBody>;
 }
 
 /// A control-flow equation, prepared: its operands and the slots of its outputs, and a plan
@@ -124,6 +129,8 @@ struct ScanStep<P> {
     carry: Vec<Option<usize>>,
     /// The slot and stacked aval of each used ys.
     ys: Vec<(usize, Aval)>,
+    /// The body as operations on buffers, where it qualifies (`fixed_body`).
+    fixed: Option<FixedBody>,
 }
 
 /// `p` giving only the outputs `keep` marks, without the code that only served the others.
@@ -145,7 +152,7 @@ fn only_outputs<'a>(p: &'a Program, keep: &[bool]) -> Cow<'a, Program> {
 /// Prepares the equation `e` if it is control flow (`None` otherwise): `args` are its
 /// operands, `last` the slots it is the last user of, `used(slot)` whether a later step or
 /// the output reads a slot, and `compile` makes the plan of a sub-program.
-pub(crate) fn prepare<P>(
+pub(crate) fn prepare<P: SubPlan>(
     e: &Equation,
     program: &Program,
     args: &[StepArg],
@@ -215,8 +222,10 @@ pub(crate) fn prepare<P>(
             // the body gives the carry back whether or not it is read afterwards
             let mut body_keep = vec![true; s.n_carry];
             body_keep.extend(ys.iter().map(|&k| used(k)));
+            let body = compile(&only_outputs(body.program(), &body_keep));
             Kind::Scan(Box::new(ScanStep {
-                body: compile(&only_outputs(body.program(), &body_keep)),
+                fixed: body.fixed_body(s.n_consts, s.n_carry),
+                body,
                 n_consts: s.n_consts,
                 n_carry: s.n_carry,
                 length: s.length,
@@ -248,6 +257,11 @@ impl<P: SubPlan> ControlStep<P> {
             Kind::Call { body, .. } => vec![body],
             Kind::Spmd(s) => vec![&s.body],
         }
+    }
+
+    /// Whether it is a scan whose body runs on fixed buffers (`fixed_body`).
+    pub(crate) fn has_fixed_body(&self) -> bool {
+        matches!(&self.kind, Kind::Scan(s) if s.fixed.is_some())
     }
 
     /// Runs the step on the run's slots.
@@ -387,10 +401,9 @@ impl<P: SubPlan> WhileLinearStep<P> {
 
 impl<P: SubPlan> ScanStep<P> {
     fn run(&self, operands: Vec<Array>, slots: &mut Slots) -> Result<()> {
-        let n_in = operands.len();
         let mut operands = operands.into_iter();
         let consts: Vec<Array> = operands.by_ref().take(self.n_consts).collect();
-        let mut carry: Vec<Array> = operands.by_ref().take(self.n_carry).collect();
+        let carry: Vec<Array> = operands.by_ref().take(self.n_carry).collect();
         let xs: Vec<Array> = operands.collect();
         // the stacked ys are allocated before the loop runs (the length is the user's)
         let mut stacks = self
@@ -398,6 +411,36 @@ impl<P: SubPlan> ScanStep<P> {
             .iter()
             .map(|(_, aval)| Stack::new(aval))
             .collect::<Result<Vec<_>>>()?;
+        let carry = match &self.fixed {
+            Some(f) => f.scan(
+                (&consts, carry, &xs),
+                self.length,
+                self.reverse,
+                &mut stacks,
+            )?,
+            None => self.run_body(consts, carry, xs, &mut stacks)?,
+        };
+        for (slot, c) in self.carry.iter().zip(carry) {
+            match slot {
+                Some(k) => slots.write(slot_var(*k), c),
+                None => buffers::recycle(c),
+            }
+        }
+        for ((slot, _), stack) in self.ys.iter().zip(stacks) {
+            slots.write(slot_var(*slot), stack.finish(self.reverse)?);
+        }
+        Ok(())
+    }
+
+    /// The iterations through the body's plan; gives the final carry.
+    fn run_body(
+        &self,
+        consts: Vec<Array>,
+        mut carry: Vec<Array>,
+        xs: Vec<Array>,
+        stacks: &mut [Stack],
+    ) -> Result<Vec<Array>> {
+        let n_in = consts.len() + carry.len() + xs.len();
         // one slot table, argument list and result list serve every iteration
         let mut body_slots = self.body.slots();
         let mut args = Vec::with_capacity(n_in);
@@ -423,101 +466,6 @@ impl<P: SubPlan> ScanStep<P> {
                 stack.push(&y)?;
             }
         }
-        for (slot, c) in self.carry.iter().zip(carry) {
-            match slot {
-                Some(k) => slots.write(slot_var(*k), c),
-                None => buffers::recycle(c),
-            }
-        }
-        for ((slot, _), stack) in self.ys.iter().zip(stacks) {
-            slots.write(slot_var(*slot), stack.finish(self.reverse)?);
-        }
-        Ok(())
-    }
-}
-
-/// The stacked ys of a scan, filled row by row in iteration order into a buffer allocated
-/// once (fallibly) for all the rows.
-struct Stack {
-    data: Data,
-    shape: Vec<usize>,
-    /// Elements per row.
-    row: usize,
-}
-
-impl Stack {
-    fn new(aval: &Aval) -> Result<Stack> {
-        let n = aval.size();
-        let refused = |_| {
-            Error::exhausted(
-                "scan",
-                format!(
-                    "cannot allocate {} bytes for a value of {aval}",
-                    aval.bytes()
-                ),
-            )
-        };
-        let data = match aval.dtype {
-            DType::F32 => Data::F32(buffers::with_capacity(n).map_err(refused)?),
-            DType::F64 => Data::F64(buffers::with_capacity(n).map_err(refused)?),
-            DType::I32 => Data::I32(try_vec("scan", aval, n)?),
-            DType::I64 => Data::I64(try_vec("scan", aval, n)?),
-            DType::Bool => Data::Bool(try_vec("scan", aval, n)?),
-        };
-        Ok(Stack {
-            data,
-            shape: aval.shape.clone(),
-            row: aval.shape[1..].iter().product(),
-        })
-    }
-
-    /// Appends one row. The buffer has room for every row, so this never reallocates.
-    fn push(&mut self, y: &Array) -> Result<()> {
-        fn append<T: Copy>(v: &mut Vec<T>, row: &[T], n: usize) -> Result<()> {
-            if v.len() + row.len() > n || v.capacity() < n {
-                return Err(Error::internal("a scan's ys outgrew their stacked buffer"));
-            }
-            v.extend_from_slice(row);
-            Ok(())
-        }
-        let n = self.row * self.shape[0];
-        if y.size() != self.row {
-            return Err(Error::internal(format!(
-                "a scan body gave a y of {} elements for rows of {}",
-                y.size(),
-                self.row
-            )));
-        }
-        match (&mut self.data, y.data()) {
-            (Data::F32(v), Data::F32(r)) => append(v, r, n),
-            (Data::F64(v), Data::F64(r)) => append(v, r, n),
-            (Data::I32(v), Data::I32(r)) => append(v, r, n),
-            (Data::I64(v), Data::I64(r)) => append(v, r, n),
-            (Data::Bool(v), Data::Bool(r)) => append(v, r, n),
-            _ => Err(Error::internal("a scan body gave a y of another dtype")),
-        }
-    }
-
-    /// The stacked array; a reverse scan filled its rows from the last one, so they are put
-    /// back in the order of the xs.
-    fn finish(mut self, reverse: bool) -> Result<Array> {
-        fn reverse_rows<T>(v: &mut [T], row: usize) {
-            let n = v.len().checked_div(row).unwrap_or(0);
-            for r in 0..n / 2 {
-                let (head, tail) = v.split_at_mut((n - 1 - r) * row);
-                head[r * row..(r + 1) * row].swap_with_slice(&mut tail[..row]);
-            }
-        }
-        if reverse {
-            let row = self.row;
-            match &mut self.data {
-                Data::F32(v) => reverse_rows(v, row),
-                Data::F64(v) => reverse_rows(v, row),
-                Data::I32(v) => reverse_rows(v, row),
-                Data::I64(v) => reverse_rows(v, row),
-                Data::Bool(v) => reverse_rows(v, row),
-            }
-        }
-        Array::from_data(self.data, &self.shape)
+        Ok(carry)
     }
 }

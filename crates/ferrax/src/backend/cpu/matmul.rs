@@ -4,7 +4,7 @@
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::math::threads;
-use crate::backend::reference::matvec::{applies, matvec, matvec2, Strided};
+use crate::backend::reference::matvec::{applies, matvec, matvec2, MvFloat, Strided};
 use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
 
 /// The `dot_general` of 1-d/2-d operands with one contracted dimension each, or the outer
@@ -40,14 +40,8 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
             if applies(m, n, k) || k == 0 {
                 dst.resize(m * n, 0 as $t);
             }
-            if applies(m, n, k) && n == 1 {
-                // a matrix (or a row) times a vector: `matvec`, as the reference evaluator
-                let a = Strided { data: a, rows: m, cols: k, row_stride: lrs as usize, col_stride: lcs as usize };
-                matvec(a, b, rrs as usize, &mut dst);
-            } else if applies(m, n, k) {
-                // a vector times a matrix: the transpose of the matrix times the vector
-                let t = Strided { data: b, rows: n, cols: k, row_stride: rcs as usize, col_stride: rrs as usize };
-                matvec(t, a, lcs as usize, &mut dst);
+            if applies(m, n, k) {
+                vector_product(((m, k, lrs, lcs), (n, rrs, rcs)), a, b, &mut dst);
             } else if k > 0 {
                 // SAFETY: a is m×k with strides (lrs, lcs), b is k×n with (rrs, rcs), both
                 // checked above to lie within their buffers; dst has capacity for a contiguous
@@ -95,49 +89,97 @@ pub(crate) fn strided_matmul(l: &Array, r: &Array, prim: &Primitive, out: &Aval)
     Array::from_data(data, &out.shape)
 }
 
+/// A product with a vector operand (the layouts where [`applies`] holds) into `out`, by
+/// [`matvec`] as the reference evaluator computes it: a matrix (or a row) times a vector, or
+/// a vector times a matrix taken as the matrix's transpose times the vector.
+pub(crate) fn vector_product<T: MvFloat>(layout: Layout, a: &[T], b: &[T], out: &mut [T]) {
+    let (left, (n, rrs, rcs)) = layout;
+    let (k, lcs) = (left.1, left.3);
+    if n == 1 {
+        matvec(left_matrix(a, left), b, rrs as usize, out);
+    } else {
+        let t = Strided {
+            data: b,
+            rows: n,
+            cols: k,
+            row_stride: rcs as usize,
+            col_stride: rrs as usize,
+        };
+        matvec(t, a, lcs as usize, out);
+    }
+}
+
+/// Two products of one matrix (the left operand) by a vector each, of a layout where
+/// [`applies`] holds with one column (`n = 1`), by [`matvec2`]: the bits of two
+/// [`vector_product`]s, reading the matrix once where its rows are contiguous.
+pub(crate) fn vector_product_pair<T: MvFloat>(
+    layout: Layout,
+    a: &[T],
+    v: [&[T]; 2],
+    out: [&mut [T]; 2],
+) {
+    let (left, (_, rrs, _)) = layout;
+    matvec2(left_matrix(a, left), v, rrs as usize, out);
+}
+
+/// The left operand of a product of this layout as a strided matrix.
+fn left_matrix<T>(data: &[T], (m, k, lrs, lcs): (usize, usize, isize, isize)) -> Strided<'_, T> {
+    Strided {
+        data,
+        rows: m,
+        cols: k,
+        row_stride: lrs as usize,
+        col_stride: lcs as usize,
+    }
+}
+
 /// The operands of a `dot_general` as an m×k and a k×n matrix: (m, k, row stride, column
 /// stride) of the left and (n, row stride, column stride) of the right.
-type Layout = ((usize, usize, isize, isize), (usize, isize, isize));
+pub(crate) type Layout = ((usize, usize, isize, isize), (usize, isize, isize));
 
 fn matrix_layout(l: &Array, r: &Array, prim: &Primitive) -> Result<Layout> {
-    let layout = || {
+    layout_of(l.shape(), r.shape(), prim).ok_or_else(|| {
         Error::internal(format!(
             "`{prim}` of {} and {} is not a matrix product layout",
             l.aval(),
             r.aval()
         ))
-    };
+    })
+}
+
+/// [`matrix_layout`] from the operands' shapes (known when a plan is made); `None` for a
+/// product of another layout.
+pub(crate) fn layout_of(l: &[usize], r: &[usize], prim: &Primitive) -> Option<Layout> {
     let Primitive::DotGeneral {
         lhs_contracting,
         rhs_contracting,
         ..
     } = prim
     else {
-        return Err(layout());
+        return None;
     };
     // lhs as m×k with (row stride, col stride), rhs as k×n
-    Ok(match (&lhs_contracting[..], &rhs_contracting[..]) {
+    Some(match (&lhs_contracting[..], &rhs_contracting[..]) {
         // the outer product of two vectors: k = 1, each element one product, as the
         // reference evaluator's
-        ([], []) if l.ndim() == 1 && r.ndim() == 1 => (
-            (l.shape()[0], 1, 1isize, 0isize),
-            (r.shape()[0], 0isize, 1isize),
-        ),
+        ([], []) if l.len() == 1 && r.len() == 1 => {
+            ((l[0], 1, 1isize, 0isize), (r[0], 0isize, 1isize))
+        }
         (&[lc], &[rc]) => (
-            match (l.ndim(), lc) {
-                (1, 0) => (1, l.shape()[0], 0isize, 1isize),
-                (2, 1) => (l.shape()[0], l.shape()[1], l.shape()[1] as isize, 1),
-                (2, 0) => (l.shape()[1], l.shape()[0], 1, l.shape()[1] as isize),
-                _ => return Err(layout()),
+            match (l.len(), lc) {
+                (1, 0) => (1, l[0], 0isize, 1isize),
+                (2, 1) => (l[0], l[1], l[1] as isize, 1),
+                (2, 0) => (l[1], l[0], 1, l[1] as isize),
+                _ => return None,
             },
-            match (r.ndim(), rc) {
+            match (r.len(), rc) {
                 (1, 0) => (1, 1isize, 0isize),
-                (2, 0) => (r.shape()[1], r.shape()[1] as isize, 1),
-                (2, 1) => (r.shape()[0], 1, r.shape()[1] as isize),
-                _ => return Err(layout()),
+                (2, 0) => (r[1], r[1] as isize, 1),
+                (2, 1) => (r[0], 1, r[1] as isize),
+                _ => return None,
             },
         ),
-        _ => return Err(layout()),
+        _ => return None,
     })
 }
 
@@ -162,13 +204,6 @@ pub(crate) fn strided_matvec_pair(
                 r[0].as_slice::<$t>()?,
                 r[1].as_slice::<$t>()?,
             );
-            let a = Strided {
-                data: a,
-                rows: m,
-                cols: k,
-                row_stride: lrs as usize,
-                col_stride: lcs as usize,
-            };
             let alloc = || {
                 let mut v = buffers::with_capacity::<$t>(m).map_err(|_| {
                     Error::exhausted(
@@ -180,7 +215,12 @@ pub(crate) fn strided_matvec_pair(
                 Ok::<_, Error>(v)
             };
             let (mut d0, mut d1) = (alloc()?, alloc()?);
-            matvec2(a, [v0, v1], rrs as usize, [&mut d0, &mut d1]);
+            vector_product_pair(
+                ((m, k, lrs, lcs), (n, rrs, 0)),
+                a,
+                [v0, v1],
+                [&mut d0, &mut d1],
+            );
             [Data::$variant(d0), Data::$variant(d1)]
         }};
     }

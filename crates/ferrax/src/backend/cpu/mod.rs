@@ -10,6 +10,7 @@ pub(crate) mod buffers;
 pub(crate) mod codegen;
 pub(crate) mod control;
 pub(crate) mod dispatch;
+pub(crate) mod fixed_body;
 pub(crate) mod float;
 pub(crate) mod fuse;
 pub(crate) mod math;
@@ -19,6 +20,7 @@ pub(crate) mod mpi;
 pub(crate) mod plan;
 pub(crate) mod profile;
 pub(crate) mod spmd;
+pub(crate) mod stack;
 pub(crate) mod step;
 
 pub use self::codegen::{with_avx2_codegen, with_interpreter as without_codegen};

@@ -17,6 +17,7 @@ use crate::backend::count;
 use crate::backend::cpu::buffers::{self, BufferPool};
 use crate::backend::cpu::control::{self, ControlStep, SubPlan};
 use crate::backend::cpu::dispatch::{execute, kernel, Kernel};
+use crate::backend::cpu::fixed_body::FixedBody;
 use crate::backend::cpu::fuse::{self, FusedItem};
 use crate::backend::cpu::matmul::strided_matvec_pair;
 use crate::backend::cpu::profile;
@@ -64,6 +65,19 @@ impl SubPlan for Plan {
         outs: &mut Vec<Array>,
     ) -> Result<()> {
         self.run_installed(args, slots, outs)
+    }
+
+    fn fixed_body(&self, n_consts: usize, n_carry: usize) -> Option<FixedBody> {
+        let mut items: Vec<&[Step]> = vec![];
+        for item in &self.items {
+            match item {
+                Item::Step(s) => items.push(std::slice::from_ref(s)),
+                Item::Pair(p) => items.push(&p[..]),
+                Item::Fused(_) | Item::Control(_) => return None,
+            }
+        }
+        let counts = (n_consts, n_carry);
+        FixedBody::of(&self.inputs, &self.in_avals, &items, &self.outputs, counts)
     }
 }
 
@@ -191,6 +205,16 @@ impl Plan {
         self.items
             .iter()
             .filter(|item| matches!(item, Item::Pair(_)))
+            .count()
+    }
+
+    /// How many of its scans run their body on buffers fixed for the whole loop (a body of
+    /// elementwise float kernels and products with a vector, over small values: see
+    /// ARCHITECTURE.md; nested plans not counted; a diagnostic).
+    pub fn fixed_bodies(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|item| matches!(item, Item::Control(c) if c.has_fixed_body()))
             .count()
     }
 
