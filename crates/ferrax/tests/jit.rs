@@ -12,8 +12,8 @@ use ferrax::{
     vmap, Array, DType, Plan, Program, Tensor,
 };
 use harness::{
-    arb_program, close, close_at_scale, magnitude_run, random_args, random_array, random_inputs,
-    single_eqn_program, Column, Tally,
+    arb_program, close, close_or_in_band, magnitude_run, random_args, random_array, random_inputs,
+    reference_band, single_eqn_program, Column, Tally,
 };
 use proptest::prelude::*;
 
@@ -78,10 +78,16 @@ proptest! {
         // from the reference's in the last bits (f64 exp and expm1 by up to 3 ulp,
         // `math/accuracy.rs`), which cancellation (x - tanh x) magnifies, and so does a
         // function that multiplies relative errors: `expm1(x²)` by 2x², up to about 1400
-        // before it overflows (the regressions file's case: 3 ulp become 1.0e-12)
+        // before it overflows (the regressions file's case: 3 ulp become 1.0e-12); or the
+        // plan's value lies between the reference's with those kernels' results moved up and
+        // down by more than they differ (`reference_band`): for programs that amplify the
+        // difference beyond the size of their terms (the file's third case iterates
+        // `h ← log(k h)` near h = 0.05, and 3 ulp become 1.6e-10 of 0.05) or jump (its
+        // fourth: `tan` of an iterated `exp`, 1e6 or more)
         let scale = magnitude_run(&p, &args);
-        for ((g, w), s) in got.iter().zip(&want).zip(&scale) {
-            prop_assert!(close_at_scale(g, w, s, 1e-10), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
+        let band = reference_band(&p, &args);
+        for (k, ((g, w), s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+            prop_assert!(close_or_in_band(g, w, s, band.get(k), 1e-10), "plan {:?}\nreference {:?}\n{}\noptimized\n{}", g, w, p, opt);
         }
     }
 }

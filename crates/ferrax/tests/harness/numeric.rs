@@ -175,6 +175,130 @@ pub fn magnitude_program(p: &ferrax::Program) -> ferrax::Program {
     q
 }
 
+/// The primitives whose plan kernels are not the reference evaluator's function (ferrax's
+/// polynomials and vectorized loops against libm), so that a plan's values of them differ
+/// from the reference's in the last bits (`math/accuracy.rs` bounds them to a few ulp).
+fn kernel_differs(prim: &ferrax::Primitive) -> bool {
+    use ferrax::Primitive as P;
+    matches!(
+        prim,
+        P::Exp | P::Expm1 | P::Log | P::Logistic | P::Tanh | P::Sin | P::Cos
+    )
+}
+
+/// `p` with the result of every primitive whose plan kernel differs from the reference's
+/// ([`kernel_differs`]) multiplied by `1 + sign · 2^-48` (f64; `2^-20` for f32): 16 (f64)
+/// or 8 (f32) ulp, more than those kernels differ by; inside sub-programs too.
+pub fn nudged_program(p: &ferrax::Program, sign: f64) -> ferrax::Program {
+    use ferrax::{Atom, Equation, Primitive as P, Scalar, Var};
+    let mut q = p.clone();
+    q.eqns.clear();
+    for e in &p.eqns {
+        let mut e = e.clone();
+        if let Ok(Some(prim)) = e.prim.map_subprograms(|b| Ok(nudged_program(b, sign))) {
+            e.prim = prim;
+        }
+        let out = e.outs.first().copied();
+        let aval = out.map(|v| p.avals[v.index()].clone());
+        let Some((out, aval)) = out.zip(aval).filter(|(_, a)| a.dtype.is_float()) else {
+            q.eqns.push(e);
+            continue;
+        };
+        if !kernel_differs(&e.prim) {
+            q.eqns.push(e);
+            continue;
+        }
+        let mut fresh = |a: ferrax::Aval| {
+            q.avals.push(a);
+            Var(q.avals.len() as u32 - 1)
+        };
+        let (exact, factor) = (fresh(aval.clone()), fresh(aval.clone()));
+        let lit = match aval.dtype {
+            DType::F32 => Scalar::F32(1.0 + sign as f32 * (-20f32).exp2()),
+            _ => Scalar::F64(1.0 + sign * (-48f64).exp2()),
+        };
+        e.outs = vec![exact];
+        q.eqns.push(e);
+        q.eqns.push(Equation {
+            prim: P::BroadcastInDim {
+                shape: aval.shape.clone(),
+                broadcast_dimensions: vec![],
+            },
+            inputs: vec![Atom::Lit(lit)],
+            outs: vec![factor],
+            loc: None,
+        });
+        q.eqns.push(Equation {
+            prim: P::Mul,
+            inputs: vec![Atom::Var(exact), Atom::Var(factor)],
+            outs: vec![out],
+            loc: None,
+        });
+    }
+    q
+}
+
+/// The reference's outputs of `p` at `args`, and of `p` with the results of the primitives
+/// whose plan kernels differ from the reference's moved up, and down, by more than they
+/// differ ([`nudged_program`]): per output, per element, the least and greatest value of the
+/// three (non-finite ones left out). Where a program amplifies those last-bit differences
+/// itself (a loop iterating `h ← log(k h)` near h = 0.05, 20 times per step) or jumps
+/// (`floor` or `tan` of an iterated `exp`), a plan's value lies in this band; elsewhere the
+/// band is a few dozen ulp wide, narrower than the tolerance it is used beside.
+pub fn reference_band(p: &ferrax::Program, args: &[Array]) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let up = nudged_program(p, 1.0);
+    let down = nudged_program(p, -1.0);
+    let runs: Vec<Vec<Array>> = [p, &up, &down]
+        .iter()
+        .filter_map(|q| q.eval(args).ok())
+        .collect();
+    let Some(first) = runs.first() else {
+        return vec![];
+    };
+    (0..first.len())
+        .map(|k| {
+            let vals: Vec<Vec<f64>> = runs.iter().map(|r| r[k].to_f64_vec()).collect();
+            (0..vals[0].len())
+                .map(|i| {
+                    let finite = vals.iter().map(|v| v[i]).filter(|x| x.is_finite());
+                    finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                        (lo.min(x), hi.max(x))
+                    })
+                })
+                .unzip()
+        })
+        .collect()
+}
+
+/// [`close_at_scale`], each element also accepted where it lies in its `band`
+/// ([`reference_band`]'s) widened by the same tolerance, or where the band is wider than
+/// 2^-20 of its values: the program amplifies last-bit differences there by more than 2^28
+/// (`tan` of an iterated `exp` near 1e17, where one ulp is 32), so no value is more right
+/// than another and nothing is compared.
+pub fn close_or_in_band(
+    a: &Array,
+    b: &Array,
+    scale: &Array,
+    band: Option<&(Vec<f64>, Vec<f64>)>,
+    tol: f64,
+) -> bool {
+    if close_at_scale(a, b, scale, tol) {
+        return true;
+    }
+    let Some((lo, hi)) = band.filter(|(lo, _)| lo.len() == a.size()) else {
+        return false;
+    };
+    let one = |x: f64| Array::from_vec(vec![x], &[]).unwrap();
+    let (x, y, s) = (a.to_f64_vec(), b.to_f64_vec(), scale.to_f64_vec());
+    (0..x.len()).all(|i| {
+        let slack = tol * x[i].abs().max(s[i].abs()).max(f64::MIN_POSITIVE);
+        let chaotic = hi[i] - lo[i] > (-20f64).exp2() * lo[i].abs().max(hi[i].abs());
+        chaotic
+            || (lo[i] - slack <= x[i] && x[i] <= hi[i] + slack)
+            || close_at_scale(&one(x[i]), &one(y[i]), &one(s[i]), tol)
+    })
+}
+
 /// `close` with the tolerance relative to a magnitude as well (`magnitude_run`'s): for
 /// results that cancel far below the terms they are made of.
 pub fn close_at_scale(a: &Array, b: &Array, scale: &Array, tol: f64) -> bool {
