@@ -102,8 +102,10 @@ impl FixedBody {
         if !matches!(dtype, DType::F32 | DType::F64) || in_avals.iter().any(|a| a.dtype != dtype) {
             return None;
         }
-        let carried = &in_avals[n_consts..n_consts + n_carry];
-        if carried.iter().any(|a| a.size() > MAX_ELEMENTS) {
+        // a checked body has its consts and carry among its inputs and gives the carry first;
+        // anything else is not taken (never indexed past)
+        let carried = in_avals.get(n_consts..n_consts.checked_add(n_carry)?)?;
+        if outputs.len() < n_carry || carried.iter().any(|a| a.size() > MAX_ELEMENTS) {
             return None;
         }
         let mut body = FixedBody {
@@ -160,7 +162,8 @@ impl FixedBody {
                 (Kernel::Matmul, 2) => {
                     let layout = layout_of(&shapes[0].shape, &shapes[1].shape, &s.prim)?;
                     let ((m, k, ..), (n, ..)) = layout;
-                    (applies(m, n, k) && m * n == out.size()).then_some(Op::Product(layout))?
+                    let fits = m.checked_mul(n) == Some(out.size());
+                    (applies(m, n, k) && fits).then_some(Op::Product(layout))?
                 }
                 _ => return None,
             };
@@ -236,7 +239,7 @@ impl FixedBody {
             .map(|(a, aval)| slice::<T>(a, aval.size()))
             .collect::<Result<Vec<_>>>()?;
         let xs = (xs.iter().zip(&avals[nc + nk..]))
-            .map(|(a, aval)| slice::<T>(a, aval.size() * length))
+            .map(|(a, aval)| slice::<T>(a, aval.size().checked_mul(length).ok_or_else(wrong)?))
             .collect::<Result<Vec<_>>>()?;
         let values = (self.values.iter())
             .map(|a| slice::<T>(a, a.size()))
@@ -355,5 +358,23 @@ fn run<T: Float + MvFloat>(
         Op::Product(layout) => vector_product(layout, arg(0), arg(1), out),
         // run by the iteration's loop, which has both outputs
         Op::Pair(..) | Op::Paired => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts that do not fit the body's inputs or outputs (never made by a checked scan)
+    /// are refused, not indexed past.
+    #[test]
+    fn counts_beyond_the_inputs_or_outputs_are_refused() {
+        let aval = Aval::new(vec![4], DType::F64);
+        let (ins, avals) = ([0usize, 1], [aval.clone(), aval]);
+        let out = [StepArg::Slot(1)];
+        assert!(FixedBody::of(&ins, &avals, &[], &out, (1, 1)).is_some());
+        assert!(FixedBody::of(&ins, &avals, &[], &out, (1, 2)).is_none());
+        assert!(FixedBody::of(&ins, &avals, &[], &out, (usize::MAX, 1)).is_none());
+        assert!(FixedBody::of(&ins, &avals, &[], &[], (1, 1)).is_none());
     }
 }
