@@ -21,6 +21,7 @@ use crate::backend::cpu::fixed_body::FixedBody;
 use crate::backend::cpu::fuse::{self, FusedItem};
 use crate::backend::cpu::matmul::strided_matvec_pair;
 use crate::backend::cpu::profile;
+use crate::backend::cpu::row_panels::vector_and_matrix_product;
 use crate::backend::cpu::step::{
     free_dead, read, slot_var, take_operands_into, Slots, Step, StepArg,
 };
@@ -33,8 +34,8 @@ pub(crate) enum Item {
     Fused(FusedItem),
     /// A `cond` or `scan` with the plans of its sub-programs (see `control`).
     Control(ControlStep<Plan>),
-    /// Two adjacent products of one matrix by a vector each, run reading the matrix once
-    /// (`paired`).
+    /// Two adjacent products of one matrix, by a vector each or by a vector then by a
+    /// matrix, run reading the matrix once (`paired`).
     Pair(Box<[Step; 2]>),
 }
 
@@ -198,9 +199,10 @@ impl Plan {
             .count()
     }
 
-    /// How many pairs of matrix-vector products by one matrix the plan made to run together
-    /// (each reads the matrix once from memory where the layout and the CPU allow it, see
-    /// `strided_matvec_pair`; nested plans not counted; a diagnostic).
+    /// How many pairs of products by one matrix (by two vectors, or by a vector and a
+    /// matrix) the plan made to run together (each reads the matrix once from memory where
+    /// the layout, the dtype and the CPU allow it, see `strided_matvec_pair` and
+    /// `row_panels`; nested plans not counted; a diagnostic).
     pub fn paired_products(&self) -> usize {
         self.items
             .iter()
@@ -401,11 +403,13 @@ fn fuse(program: &Program, prepared: Vec<Item>, last_use: &HashMap<usize, usize>
     joined
 }
 
-/// Whether two adjacent steps are products of one matrix by a vector each that can run
-/// together (`Item::Pair`): the same `dot_general` on the same matrix operand, the second
-/// not reading the first's result. The products a jvp makes with a weight matrix (`W x` and
-/// `W t`) are adjacent; reading a matrix too large for the cache once instead of twice
-/// halves their memory traffic, as XLA's merging of dots that share an operand does.
+/// Whether two adjacent steps are products of one matrix that can run together
+/// (`Item::Pair`): the same `dot_general` on the same matrix operand, the first by a vector,
+/// the second by a vector alike or by a matrix, and not reading the first's result. The
+/// products a jvp makes with a weight matrix (`W x` and `W t`) are adjacent, and so are
+/// those of a `vmap` of a jvp (`W x` and `W T`, the tangents' batch); reading a matrix too
+/// large for the cache once instead of twice halves their memory traffic, as XLA's merging
+/// of dots that share an operand does.
 fn paired(a: &Step, b: &Step, aval_of: &dyn Fn(&StepArg) -> Aval) -> bool {
     let same = |x: &StepArg, y: &StepArg| match (x, y) {
         (StepArg::Slot(i), StepArg::Slot(j)) => i == j,
@@ -415,15 +419,14 @@ fn paired(a: &Step, b: &Step, aval_of: &dyn Fn(&StepArg) -> Aval) -> bool {
     a.kernel == Some(Kernel::Matmul)
         && b.kernel == a.kernel
         && a.prim == b.prim
-        && a.out_aval == b.out_aval
         && a.out_aval.shape.len() == 1
         && a.args.len() == 2
         && b.args.len() == 2
         && same(&a.args[0], &b.args[0])
-        // a matrix times a vector each, the vectors alike (`strided_matvec_pair`'s case)
         && aval_of(&a.args[0]).ndim() == 2
         && aval_of(&a.args[1]).ndim() == 1
-        && aval_of(&a.args[1]) == aval_of(&b.args[1])
+        // a vector alike (`strided_matvec_pair`'s case) or a matrix (`row_panels`')
+        && (aval_of(&a.args[1]) == aval_of(&b.args[1]) || aval_of(&b.args[1]).ndim() == 2)
         && !matches!(b.args[1], StepArg::Slot(s) if s == a.out)
 }
 
@@ -460,15 +463,21 @@ fn run_step(s: &Step, slots: &mut Slots, args: &mut Vec<Array>) -> Result<()> {
 
 /// Runs a pair of products of one matrix (`paired`): both steps' operands are taken first
 /// (the first's last uses are not read by the second, or they would not be its last), the
-/// matrix is read once for both where the layout allows (`strided_matvec_pair`), otherwise
-/// each runs as its own step would.
+/// matrix is read once for both where the layout allows (`strided_matvec_pair`, or
+/// `row_panels` when the second is by a matrix), otherwise each runs as its own step would.
 fn run_pair(pair: &[Step; 2], slots: &mut Slots, args: &mut Vec<Array>) -> Result<()> {
     let [a, b] = pair;
     args.clear();
     take_operands_into(&a.args, &a.last, slots, args)?;
     take_operands_into(&b.args, &b.last, slots, args)?;
     let t0 = profile::start();
-    let outs = match strided_matvec_pair(&args[0], [&args[1], &args[3]], &a.prim, &a.out_aval)? {
+    let fused = if args[3].ndim() == 2 {
+        let (w, x, t) = (&args[0], &args[1], &args[3]);
+        vector_and_matrix_product(w, x, t, &a.prim, &a.out_aval, &b.out_aval)?
+    } else {
+        strided_matvec_pair(&args[0], [&args[1], &args[3]], &a.prim, &a.out_aval)?
+    };
+    let outs = match fused {
         Some(outs) => {
             count(&a.prim);
             count(&b.prim);

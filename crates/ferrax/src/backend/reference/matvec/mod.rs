@@ -156,7 +156,7 @@ fn madd<T: MvFloat, const FMA: bool>(a: T, b: T, c: T) -> T {
 
 /// The combination of the eight partial sums.
 #[inline(always)]
-fn tree<T: MvFloat>(p: &[T; 8]) -> T {
+pub(crate) fn tree<T: MvFloat>(p: &[T; 8]) -> T {
     ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]))
 }
 
