@@ -7,8 +7,8 @@
 //! inputs and times `Jit::call` on the plain release build: elementwise unary kernels (the
 //! polynomials and libm routes, f32 and f64), a binary kernel, a fused elementwise run with
 //! a bias broadcast, one fused group with and without its generated code, a reduction, a
-//! transpose, the matrix-vector product (both layouts) and
-//! matrix products at the peer suite's shapes.
+//! transpose, the matrix-vector product (both layouts), a vector and a matrix product by one
+//! matrix in one pass, and matrix products at the peer suite's shapes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrax::{jit, with_avx2_codegen, without_codegen, DType, Tensor};
@@ -155,6 +155,21 @@ fn products(c: &mut Criterion) {
     bench_jit(c, "matvec", "512x512_columns_f32", 512 * 512, a, |a| {
         a.t().matmul(&Tensor::random_normal(7, &[512], DType::F32))
     });
+    // a vmap of a jvp's pair: `W x` and `W T` by one matrix, in one pass (`row_panels`; the
+    // sum of `W T`'s rows only makes one output of the two)
+    let w = randn(15, &[512, 512], DType::F32);
+    bench_jit(
+        c,
+        "pair",
+        "matvec_and_matmul_512x512_by_32_f32",
+        512 * 512 * 33,
+        w,
+        |w| {
+            let y = w.matmul(&Tensor::random_normal(16, &[512], DType::F32));
+            let z = w.matmul(&Tensor::random_normal(17, &[512, 32], DType::F32));
+            z.sum(&[1]) + y
+        },
+    );
     // matrix products at the peer suite's shapes (elements = multiply-adds)
     let sq = randn(8, &[1024, 1024], DType::F32);
     bench_jit(c, "matmul", "1024x1024x1024_f32", 1 << 30, sq, |a| {
