@@ -4,7 +4,10 @@
 //! defines (increasing `j`, fused multiply-adds from zero) bit for bit where the route runs
 //! (f32 on a CPU with AVX-512F), close to the reference everywhere. Shapes cover panels of
 //! six rows and fewer, 32 columns and fewer (masked), more columns than one pass, a tail of
-//! terms past a multiple of eight, and products large enough to be split between threads.
+//! terms past a multiple of eight, more terms than `gemm` sums in one block (there `gemm`'s
+//! bits differ from the definition, so the check shows the route ran), products large
+//! enough to be split between threads, and a matrix of one row (not taken: its product by
+//! `T` is `matvec`'s, the reference's bits).
 
 mod harness;
 
@@ -74,6 +77,10 @@ fn a_vector_and_a_matrix_product_of_one_matrix_run_in_one_pass() {
         // large enough (≥ 2^18 multiply-adds) to be split between threads
         (203, 64, 33),
         (96, 131, 70),
+        // more terms than `gemm` sums in one block
+        (12, 1100, 40),
+        // one row: `W T` is then a product by a vector (`matvec`'s), and the route refuses
+        (1, 40, 8),
     ];
     for dtype in [DType::F32, DType::F64] {
         for (m, k, n) in shapes {
@@ -98,7 +105,9 @@ fn a_vector_and_a_matrix_product_of_one_matrix_run_in_one_pass() {
                 got[1],
                 want[1]
             );
-            if dtype == DType::F32 && route_runs() {
+            if m == 1 {
+                assert!(got[1].same_values(&want[1]), "{what}: a row times T");
+            } else if dtype == DType::F32 && route_runs() {
                 let (wv, tv) = (
                     args[0].to_vec::<f32>().unwrap(),
                     args[2].to_vec::<f32>().unwrap(),

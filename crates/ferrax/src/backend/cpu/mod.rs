@@ -3,8 +3,8 @@
 //! `plan` turns an optimized program into steps (`step`) with slots and last uses and runs
 //! them; `control` runs `cond` and `scan` through nested plans of their sub-programs; `fuse`
 //! groups runs of elementwise steps; `dispatch` decides which kernel runs each step;
-//! `matmul`, `row_panels` and `math` are the kernels (strided `gemm`, a vector and a matrix
-//! product by one matrix in one pass, vectorized transcendental functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
+//! `matmul`, `row_panels` and `math` are the kernels (strided `gemm`, a vector and a
+//! matrix product by one matrix in one pass, vectorized transcendental functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
 
 pub(crate) mod buffers;
 pub(crate) mod codegen;

@@ -14,8 +14,12 @@
 //! `Σ_j W[i, j] T[j, c]` accumulated in increasing `j` with fused multiply-adds from zero,
 //! the same function of the operands wherever the panels fall and however many threads run.
 //!
-//! The route runs f32 on x86-64 with AVX-512F, with `W` and `T` of contiguous rows; any other
-//! case returns `None` and the plan runs the two products apart.
+//! The route runs f32 on x86-64 with AVX-512F and VL (and the FMA `matvec` uses), with `W`
+//! and `T` of contiguous rows, `W` of two rows or more, `T` of two columns or more, and at
+//! least `matvec::MIN_TERMS` terms; any other case returns `None` and the plan runs the two
+//! products apart (`W T` then through `gemm`, whose sums of many terms, in blocks, may differ
+//! from this definition in the last bits: pairing can change `W T`'s rounding, as any
+//! choice between product kernels can).
 
 use crate::backend::cpu::buffers;
 use crate::backend::cpu::math::threads;
@@ -50,8 +54,10 @@ pub(crate) fn vector_and_matrix_product(
     };
     let ((m, k, w_rs, w_cs), (one, x_rs, _)) = lx;
     let ((m2, k2, ..), (n, t_rs, t_cs)) = lt;
-    // W's rows and T's rows contiguous, x contiguous, W x a product `matvec` defines
-    let shaped = one == 1 && m2 == m && k2 == k && n >= 2 && applies(m, 1, k);
+    // W's rows and T's rows contiguous, x contiguous, W x a product `matvec` defines; W T
+    // of two rows or more (with one row, W T is a product by a vector, which `matvec`
+    // defines too: the route would change its bits)
+    let shaped = one == 1 && m2 == m && k2 == k && m >= 2 && n >= 2 && applies(m, 1, k);
     if !shaped || w_cs != 1 || t_cs != 1 || x_rs != 1 || (w_rs as usize) < k || (t_rs as usize) < n
     {
         return Ok(None);
@@ -190,8 +196,10 @@ mod avx512 {
     /// `matvec`'s order, `pt[r, c] = Σ_j W[r, j] T[j, c]` in increasing `j`.
     ///
     /// # Safety
-    /// AVX-512F, AVX2 and FMA; `w` points at `R` rows of `o.k` elements, `o.w_rs` apart;
-    /// `px` holds `R` elements and `pt` `R × o.n`.
+    /// AVX-512F and VL, AVX2 and FMA; `w` points at `R` rows of `o.k` elements, `o.w_rs`
+    /// apart; `px` holds `R` elements and `pt` `R × o.n`. Lanes past a row's last column are
+    /// masked off (masked lanes are neither read nor written; their addresses are formed
+    /// with `wrapping_add`), and the next panel's prefetch never faults.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) unsafe fn panel<const R: usize>(
         o: &Operands<'_>,
@@ -226,7 +234,8 @@ mod avx512 {
                 let tj = t.add(j * o.t_rs + c0);
                 let (t0, t1) = (
                     _mm512_maskz_loadu_ps(m0, tj),
-                    _mm512_maskz_loadu_ps(m1, tj.add(16)),
+                    // past the row's end when masked off entirely: never dereferenced
+                    _mm512_maskz_loadu_ps(m1, tj.wrapping_add(16)),
                 );
                 for (r, a) in acc.iter_mut().enumerate() {
                     let b = _mm512_set1_ps(*row(r).add(j));
@@ -262,7 +271,7 @@ mod avx512 {
             for (r, a) in acc.iter().enumerate() {
                 let out = pt.as_mut_ptr().add(r * n + c0);
                 _mm512_mask_storeu_ps(out, m0, a[0]);
-                _mm512_mask_storeu_ps(out.add(16), m1, a[1]);
+                _mm512_mask_storeu_ps(out.wrapping_add(16), m1, a[1]);
             }
             if with_x {
                 for (r, pr) in p.iter().enumerate() {
