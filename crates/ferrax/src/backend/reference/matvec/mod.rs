@@ -15,9 +15,11 @@
 //! operands' own strides, so the two agree bit for bit on every layout: rows of `a`
 //! contiguous (the row form: four rows at a time, a vector of eight partial sums per row) or
 //! columns contiguous (the column form: sixteen, then eight outputs at a time, their eight
-//! partial sums kept in registers while the columns stream past); any other layout gathers
-//! each row first. Both forms perform, for every output, exactly the operations of the
-//! definition, in its order (they differ only in which outputs share a vector register).
+//! partial sums kept in registers while the columns stream past; or, for a large matrix of
+//! at most a few hundred outputs, the matrix's rows streamed once with every output's
+//! partial sums in a buffer in L1); any other layout gathers each row first. Every form
+//! performs, for every output, exactly the operations of the definition, in its order (they
+//! differ only in which outputs share a vector register and where partial sums wait).
 
 use std::ops::{Add, Mul};
 
@@ -404,6 +406,9 @@ mod tests {
             (33, 20),
             (40, 3),
             (48, 131),
+            // the column form streams the rows (`avx::columns_streamed`): outputs past a
+            // multiple of eight, terms past a multiple of eight
+            (161, 1003),
         ];
         let same = |x: &[T], y: &[T]| x.iter().zip(y).all(|(&p, &q)| bits(p) == bits(q));
         for (m, k) in shapes {
