@@ -2,7 +2,7 @@
 //! and `W T` in a `vmap` of a jvp), run in one pass over the matrix (`row_panels`): `W x`
 //! keeps the reference evaluator's bits, and each element of `W T` is the sum its module
 //! defines (increasing `j`, fused multiply-adds from zero) bit for bit where the route runs
-//! (f32 on a CPU with AVX-512F), close to the reference everywhere. Shapes cover panels of
+//! (f32 and f64 on a CPU with AVX-512F), close to the reference everywhere. Shapes cover panels of
 //! six rows and fewer, 32 columns and fewer (masked), more columns than one pass, a tail of
 //! terms past a multiple of eight, more terms than `gemm` sums in one block (there `gemm`'s
 //! bits differ from the definition, so the check shows the route ran), products large
@@ -28,16 +28,23 @@ fn route_runs() -> bool {
     }
 }
 
-/// `Σ_j w[i, j] t[j, c]` in increasing `j`, each step one fused multiply-add, from zero.
-fn defined(w: &[f32], t: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
-    let mut out = vec![0f32; m * n];
+/// `Σ_j w[i, j] t[j, c]` in increasing `j`, each step one fused multiply-add in the
+/// operands' precision (`fma`), from zero; as bits.
+fn defined<T: Copy + Default>(
+    w: &[T],
+    t: &[T],
+    (m, k, n): (usize, usize, usize),
+    fma: fn(T, T, T) -> T,
+    bits: fn(T) -> u64,
+) -> Vec<u64> {
+    let mut out = vec![0; m * n];
     for i in 0..m {
         for c in 0..n {
-            let mut s = 0f32;
+            let mut s = T::default();
             for j in 0..k {
-                s = w[i * k + j].mul_add(t[j * n + c], s);
+                s = fma(w[i * k + j], t[j * n + c], s);
             }
-            out[i * n + c] = s;
+            out[i * n + c] = bits(s);
         }
     }
     out
@@ -107,18 +114,25 @@ fn a_vector_and_a_matrix_product_of_one_matrix_run_in_one_pass() {
             );
             if m == 1 {
                 assert!(got[1].same_values(&want[1]), "{what}: a row times T");
-            } else if dtype == DType::F32 && route_runs() {
-                let (wv, tv) = (
-                    args[0].to_vec::<f32>().unwrap(),
-                    args[2].to_vec::<f32>().unwrap(),
-                );
-                let def = defined(&wv, &tv, (m, k, n));
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&got[1].to_vec::<f32>().unwrap()),
-                    bits(&def),
-                    "{what}: W T is not the defined sum"
-                );
+            } else if route_runs() {
+                let shape = (m, k, n);
+                let (got, def) = if dtype == DType::F32 {
+                    let [w, t, g] =
+                        [&args[0], &args[2], &got[1]].map(|a| a.to_vec::<f32>().unwrap());
+                    let bits = |x: f32| x.to_bits() as u64;
+                    (
+                        g.into_iter().map(bits).collect::<Vec<_>>(),
+                        defined(&w, &t, shape, f32::mul_add, bits),
+                    )
+                } else {
+                    let [w, t, g] =
+                        [&args[0], &args[2], &got[1]].map(|a| a.to_vec::<f64>().unwrap());
+                    (
+                        g.into_iter().map(f64::to_bits).collect(),
+                        defined(&w, &t, shape, f64::mul_add, f64::to_bits),
+                    )
+                };
+                assert_eq!(got, def, "{what}: W T is not the defined sum");
             }
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! Run apart, each product reads `W` from memory: `matvec` is bound by that read, and the
 //! matrix product, bound by its multiply-adds, reads it again. Here each panel of six rows
-//! of `W` is read once: a micro-kernel keeps the panel's 6×32 block of `W T` in registers
+//! of `W` is read once: a micro-kernel keeps the panel's block of `W T` (6×32 in f32, 6×16
+//! in f64: two vectors per row) in registers
 //! while the rows stream past, and multiplies the same loads by `x` on the way, so the
 //! stream from memory hides under the multiply-adds.
 //!
@@ -14,24 +15,22 @@
 //! `Σ_j W[i, j] T[j, c]` accumulated in increasing `j` with fused multiply-adds from zero,
 //! the same function of the operands wherever the panels fall and however many threads run.
 //!
-//! The route runs f32 on x86-64 with AVX-512F and VL (and the FMA `matvec` uses), with `W`
+//! The route runs f32 and f64 on x86-64 with AVX-512F and VL (and the FMA `matvec` uses), with `W`
 //! and `T` of contiguous rows, `W` of two rows or more, `T` of two columns or more, and at
 //! least `matvec::MIN_TERMS` terms; any other case returns `None` and the plan runs the two
 //! products apart (`W T` then through `gemm`, whose sums of many terms, in blocks, may differ
 //! from this definition in the last bits: pairing can change `W T`'s rounding, as any
 //! choice between product kernels can).
 
-use crate::backend::cpu::buffers;
+use crate::backend::cpu::buffers::{self, Pooled};
 use crate::backend::cpu::math::threads;
-use crate::backend::reference::matvec::{applies, tree};
+use crate::backend::reference::matvec::{applies, tree, MvFloat};
 use crate::ir::{Array, Aval, DType, Data, Error, Primitive, Result};
 
 use super::matmul::layout_of;
 
 /// Rows of `W` per micro-kernel panel.
 const ROWS: usize = 6;
-/// Columns of `T` per micro-kernel pass (two vectors of sixteen f32).
-const COLS: usize = 32;
 
 /// `W x` and `W T` (`x` a vector, `T` a matrix, both products by `prim`) in one pass over
 /// `W`; `None` where this route does not run (see the module doc).
@@ -43,7 +42,7 @@ pub(crate) fn vector_and_matrix_product(
     out_x: &Aval,
     out_t: &Aval,
 ) -> Result<Option<[Array; 2]>> {
-    if !available() || out_x.dtype != DType::F32 || out_t.dtype != DType::F32 {
+    if !available() || out_x.dtype != out_t.dtype {
         return Ok(None);
     }
     let (Some(lx), Some(lt)) = (
@@ -62,12 +61,70 @@ pub(crate) fn vector_and_matrix_product(
     {
         return Ok(None);
     }
-    let (a, v, b) = (
-        w.as_slice::<f32>()?,
-        x.as_slice::<f32>()?,
-        t.as_slice::<f32>()?,
-    );
-    let (w_rs, t_rs) = (w_rs as usize, t_rs as usize);
+    let shape = Shape {
+        m,
+        k,
+        n,
+        w_rs: w_rs as usize,
+        t_rs: t_rs as usize,
+    };
+    let alloc_error = || {
+        Error::exhausted(
+            prim.name(),
+            format!(
+                "cannot allocate {} bytes for a value of {out_t}",
+                out_t.bytes()
+            ),
+        )
+    };
+    let [dx, dt] = match out_t.dtype {
+        DType::F32 => {
+            let operands = (
+                w.as_slice::<f32>()?,
+                x.as_slice::<f32>()?,
+                t.as_slice::<f32>()?,
+            );
+            let Some([dx, dt]) = run(operands, shape, alloc_error)? else {
+                return Ok(None);
+            };
+            [Data::F32(dx), Data::F32(dt)]
+        }
+        DType::F64 => {
+            let operands = (
+                w.as_slice::<f64>()?,
+                x.as_slice::<f64>()?,
+                t.as_slice::<f64>()?,
+            );
+            let Some([dx, dt]) = run(operands, shape, alloc_error)? else {
+                return Ok(None);
+            };
+            [Data::F64(dx), Data::F64(dt)]
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some([
+        Array::from_data(dx, &out_x.shape)?,
+        Array::from_data(dt, &out_t.shape)?,
+    ]))
+}
+
+/// The products' sizes: `W` is m×k with row stride `w_rs`, `T` k×n with row stride `t_rs`.
+#[derive(Clone, Copy)]
+struct Shape {
+    m: usize,
+    k: usize,
+    n: usize,
+    w_rs: usize,
+    t_rs: usize,
+}
+
+/// Both products on slices, panel by panel (threads splitting the rows by whole panels);
+/// `None` when a slice does not hold its matrix (never for a checked program's values).
+fn run<T: Panel>(
+    (w, x, t): (&[T], &[T], &[T]),
+    s: Shape,
+    alloc_error: impl Fn() -> Error,
+) -> Result<Option<[Vec<T>; 2]>> {
     // the last element each product reads lies within its buffer (the kernel reads raw)
     let fits = |len: usize, rows: usize, rs: usize, cols: usize| {
         (rows - 1)
@@ -75,59 +132,40 @@ pub(crate) fn vector_and_matrix_product(
             .and_then(|e| e.checked_add(cols))
             .is_some_and(|end| end <= len)
     };
-    if !fits(a.len(), m, w_rs, k) || !fits(b.len(), k, t_rs, n) || v.len() < k {
+    if !fits(w.len(), s.m, s.w_rs, s.k) || !fits(t.len(), s.k, s.t_rs, s.n) || x.len() < s.k {
         return Ok(None);
     }
-    let size = m
-        .checked_mul(n)
-        .ok_or_else(|| Error::internal("product size overflows"))?;
-    let alloc = |len: usize, aval: &Aval| {
-        let mut d = buffers::with_capacity::<f32>(len).map_err(|_| {
-            Error::exhausted(
-                prim.name(),
-                format!(
-                    "cannot allocate {} bytes for a value of {aval}",
-                    aval.bytes()
-                ),
-            )
-        })?;
-        d.resize(len, 0.0);
+    let size =
+        s.m.checked_mul(s.n)
+            .ok_or_else(|| Error::internal("product size overflows"))?;
+    let alloc = |len: usize| {
+        let mut d = buffers::with_capacity::<T>(len).map_err(|_| alloc_error())?;
+        d.resize(len, T::default());
         Ok::<_, Error>(d)
     };
-    let (mut dx, mut dt) = (alloc(m, out_x)?, alloc(size, out_t)?);
-    let operands = Operands {
-        w: a,
-        w_rs,
-        k,
-        x: v,
-        t: b,
-        t_rs,
-        n,
-    };
-    let flops = size.saturating_mul(k);
+    let (mut dx, mut dt) = (alloc(s.m)?, alloc(size)?);
+    let operands = Operands { w, x, t, s };
+    let flops = size.saturating_mul(s.k);
     let parts = if flops >= (1 << 18) {
-        threads().min(m.div_ceil(ROWS))
+        threads().min(s.m.div_ceil(ROWS))
     } else {
         1
     };
     if parts > 1 {
         use rayon::prelude::*;
         // whole panels per part, so each part's rows are the same panels as one thread's
-        let per = m.div_ceil(ROWS).div_ceil(parts) * ROWS;
+        let per = s.m.div_ceil(ROWS).div_ceil(parts) * ROWS;
         dx.par_chunks_mut(per)
-            .zip(dt.par_chunks_mut(per * n))
+            .zip(dt.par_chunks_mut(per * s.n))
             .enumerate()
             .for_each(|(i, (ox, ot))| operands.rows(i * per, ox, ot));
     } else {
         operands.rows(0, &mut dx, &mut dt);
     }
-    Ok(Some([
-        Array::from_data(Data::F32(dx), &out_x.shape)?,
-        Array::from_data(Data::F32(dt), &out_t.shape)?,
-    ]))
+    Ok(Some([dx, dt]))
 }
 
-/// Whether the CPU runs the micro-kernel (AVX-512F, and the FMA that `matvec` uses).
+/// Whether the CPU runs the micro-kernel (AVX-512F and VL, and the FMA that `matvec` uses).
 fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -142,45 +180,52 @@ fn available() -> bool {
     }
 }
 
-/// The operands, checked to hold their matrices: `W` is m×k with row stride `w_rs`, `T`
-/// k×n with row stride `t_rs`.
-struct Operands<'a> {
-    w: &'a [f32],
-    w_rs: usize,
-    k: usize,
-    x: &'a [f32],
-    t: &'a [f32],
-    t_rs: usize,
-    n: usize,
+/// The float types the micro-kernel is written for (f32 and f64).
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::Panel;
+/// The float types the micro-kernel is written for (none off x86-64: the route never runs).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) trait Panel: MvFloat + Pooled + Send + Sync {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Panel for f32 {}
+#[cfg(not(target_arch = "x86_64"))]
+impl Panel for f64 {}
+
+/// The operands, checked to hold their matrices.
+struct Operands<'a, T> {
+    w: &'a [T],
+    x: &'a [T],
+    t: &'a [T],
+    s: Shape,
 }
 
-impl Operands<'_> {
+impl<T: Panel> Operands<'_, T> {
     /// Rows `first..first + ox.len()` of both products, panel by panel.
-    fn rows(&self, first: usize, ox: &mut [f32], ot: &mut [f32]) {
+    fn rows(&self, first: usize, ox: &mut [T], ot: &mut [T]) {
+        let n = self.s.n;
         let mut r = 0;
         while r < ox.len() {
             let rows = ROWS.min(ox.len() - r);
-            let (px, pt) = (
-                &mut ox[r..r + rows],
-                &mut ot[r * self.n..(r + rows) * self.n],
-            );
+            let (px, pt) = (&mut ox[r..r + rows], &mut ot[r * n..(r + rows) * n]);
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `available()` held for the route to be taken; the panel's rows lie
-                // within W (checked by the caller for all m rows), T holds k rows of n, and
-                // the outputs hold `rows` and `rows × n` elements.
+                // within W (checked by `run` for all m rows), T holds k rows of n, and the
+                // outputs hold `rows` and `rows × n` elements.
                 unsafe {
-                    let w = self.w.as_ptr().add((first + r) * self.w_rs);
+                    let w = self.w.as_ptr().add((first + r) * self.s.w_rs);
                     match rows {
-                        6 => avx512::panel::<6>(self, w, px, pt),
-                        5 => avx512::panel::<5>(self, w, px, pt),
-                        4 => avx512::panel::<4>(self, w, px, pt),
-                        3 => avx512::panel::<3>(self, w, px, pt),
-                        2 => avx512::panel::<2>(self, w, px, pt),
-                        _ => avx512::panel::<1>(self, w, px, pt),
+                        6 => avx512::panel::<T, 6>(self, w, px, pt),
+                        5 => avx512::panel::<T, 5>(self, w, px, pt),
+                        4 => avx512::panel::<T, 4>(self, w, px, pt),
+                        3 => avx512::panel::<T, 3>(self, w, px, pt),
+                        2 => avx512::panel::<T, 2>(self, w, px, pt),
+                        _ => avx512::panel::<T, 1>(self, w, px, pt),
                     }
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (first, px, pt);
             r += rows;
         }
     }
@@ -190,74 +235,196 @@ impl Operands<'_> {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{tree, Operands, COLS};
+    use super::{tree, MvFloat, Operands, Pooled};
+
+    /// A float type's vectors: `V` of `LANES` elements (one AVX-512 register), and `P`, the
+    /// eight partial sums of `matvec`'s definition.
+    pub(crate) trait Panel: MvFloat + Pooled + Send + Sync {
+        type V: Copy;
+        type P: Copy;
+        const LANES: usize;
+        /// The first `valid` (at most `LANES`) elements from `p`, zeros after; lanes past
+        /// `valid` are not read.
+        unsafe fn load(valid: usize, p: *const Self) -> Self::V;
+        /// The first `valid` elements of `v` to `p`; lanes past `valid` are not written.
+        unsafe fn store(valid: usize, p: *mut Self, v: Self::V);
+        unsafe fn splat(x: Self) -> Self::V;
+        unsafe fn zero() -> Self::V;
+        /// `a * b + c`, rounded once per lane.
+        unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        unsafe fn zero8() -> Self::P;
+        /// Eight elements from `p`.
+        unsafe fn load8(p: *const Self) -> Self::P;
+        unsafe fn fmadd8(a: Self::P, b: Self::P, c: Self::P) -> Self::P;
+        unsafe fn store8(p: *mut Self, v: Self::P);
+    }
+
+    /// The mask of the first `valid` of `lanes` lanes.
+    fn mask(valid: usize, lanes: usize) -> u16 {
+        if valid >= lanes {
+            (((1u32 << lanes) - 1) & 0xffff) as u16
+        } else {
+            ((1u32 << valid) - 1) as u16
+        }
+    }
+
+    impl Panel for f32 {
+        type V = __m512;
+        type P = __m256;
+        const LANES: usize = 16;
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn load(valid: usize, p: *const f32) -> __m512 {
+            _mm512_maskz_loadu_ps(mask(valid, 16), p)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn store(valid: usize, p: *mut f32, v: __m512) {
+            _mm512_mask_storeu_ps(p, mask(valid, 16), v)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn splat(x: f32) -> __m512 {
+            _mm512_set1_ps(x)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn zero8() -> __m256 {
+            _mm256_setzero_ps()
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn load8(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn fmadd8(a: __m256, b: __m256, c: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, c)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn store8(p: *mut f32, v: __m256) {
+            _mm256_storeu_ps(p, v)
+        }
+    }
+
+    impl Panel for f64 {
+        type V = __m512d;
+        type P = __m512d;
+        const LANES: usize = 8;
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn load(valid: usize, p: *const f64) -> __m512d {
+            _mm512_maskz_loadu_pd(mask(valid, 8) as u8, p)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn store(valid: usize, p: *mut f64, v: __m512d) {
+            _mm512_mask_storeu_pd(p, mask(valid, 8) as u8, v)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn splat(x: f64) -> __m512d {
+            _mm512_set1_pd(x)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn zero() -> __m512d {
+            _mm512_setzero_pd()
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn fmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+            _mm512_fmadd_pd(a, b, c)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn zero8() -> __m512d {
+            _mm512_setzero_pd()
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn load8(p: *const f64) -> __m512d {
+            _mm512_loadu_pd(p)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn fmadd8(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+            _mm512_fmadd_pd(a, b, c)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn store8(p: *mut f64, v: __m512d) {
+            _mm512_storeu_pd(p, v)
+        }
+    }
 
     /// `R` rows of both products from the panel of `W` at `w`: `px[r] = Σ_j W[r, j] x[j]` in
-    /// `matvec`'s order, `pt[r, c] = Σ_j W[r, j] T[j, c]` in increasing `j`.
+    /// `matvec`'s order, `pt[r, c] = Σ_j W[r, j] T[j, c]` in increasing `j`, two vectors of
+    /// columns per pass.
     ///
     /// # Safety
-    /// AVX-512F and VL, AVX2 and FMA; `w` points at `R` rows of `o.k` elements, `o.w_rs`
-    /// apart; `px` holds `R` elements and `pt` `R × o.n`. Lanes past a row's last column are
-    /// masked off (masked lanes are neither read nor written; their addresses are formed
+    /// AVX-512F and VL, AVX2 and FMA; `w` points at `R` rows of `o.s.k` elements, `o.s.w_rs`
+    /// apart; `px` holds `R` elements and `pt` `R × o.s.n`. Lanes past a row's last column
+    /// are masked off (masked lanes are neither read nor written; their addresses are formed
     /// with `wrapping_add`), and the next panel's prefetch never faults.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) unsafe fn panel<const R: usize>(
-        o: &Operands<'_>,
-        w: *const f32,
-        px: &mut [f32],
-        pt: &mut [f32],
+    pub(super) unsafe fn panel<T: Panel, const R: usize>(
+        o: &Operands<'_, T>,
+        w: *const T,
+        px: &mut [T],
+        pt: &mut [T],
     ) {
-        let (k, n) = (o.k, o.n);
+        let (k, n, lanes) = (o.s.k, o.s.n, T::LANES);
         let k8 = k - k % 8;
         let (x, t) = (o.x.as_ptr(), o.t.as_ptr());
-        let row = |r: usize| w.add(r * o.w_rs);
+        let row = |r: usize| w.add(r * o.s.w_rs);
+        // one cache line of each row of the next panel fetched per this many columns
+        let line = 64 / std::mem::size_of::<T>();
         let mut c0 = 0;
         while c0 < n {
-            let width = COLS.min(n - c0);
-            let m0: __mmask16 = if width >= 16 {
-                !0
-            } else {
-                (1u32 << width) as u16 - 1
-            };
-            let m1: __mmask16 = if width >= 32 {
-                !0
-            } else if width > 16 {
-                (1u32 << (width - 16)) as u16 - 1
-            } else {
-                0
-            };
-            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            let width = (2 * lanes).min(n - c0);
+            let (v0, v1) = (width.min(lanes), width.saturating_sub(lanes));
+            let mut acc = [[T::zero(); 2]; R];
             // the first pass over the columns also forms `W x`
             let with_x = c0 == 0;
-            let mut p = [_mm256_setzero_ps(); R];
-            let step = |acc: &mut [[__m512; 2]; R], j: usize| {
-                let tj = t.add(j * o.t_rs + c0);
-                let (t0, t1) = (
-                    _mm512_maskz_loadu_ps(m0, tj),
-                    // past the row's end when masked off entirely: never dereferenced
-                    _mm512_maskz_loadu_ps(m1, tj.wrapping_add(16)),
-                );
+            let mut p = [T::zero8(); R];
+            let step = |acc: &mut [[T::V; 2]; R], j: usize| {
+                let tj = t.add(j * o.s.t_rs + c0);
+                // past the row's end when masked off entirely: never dereferenced
+                let (t0, t1) = (T::load(v0, tj), T::load(v1, tj.wrapping_add(lanes)));
                 for (r, a) in acc.iter_mut().enumerate() {
-                    let b = _mm512_set1_ps(*row(r).add(j));
-                    a[0] = _mm512_fmadd_ps(b, t0, a[0]);
-                    a[1] = _mm512_fmadd_ps(b, t1, a[1]);
+                    let b = T::splat(*row(r).add(j));
+                    a[0] = T::fmadd(b, t0, a[0]);
+                    a[1] = T::fmadd(b, t1, a[1]);
                 }
             };
+            // the next panel's rows, fetched while this one computes, so that its first pass
+            // does not wait on memory
+            let next = w.wrapping_add(R * o.s.w_rs);
             let mut j = 0;
-            // the next panel's rows, fetched while this one computes (one line of each row
-            // per sixteen columns), so that its first pass does not wait on memory
-            let next = w.wrapping_add(R * o.w_rs);
             while j < k8 {
                 if with_x {
-                    if j % 16 == 0 {
+                    if j % line == 0 {
                         for r in 0..R {
-                            let line = next.wrapping_add(r * o.w_rs + j);
-                            _mm_prefetch::<_MM_HINT_T0>(line.cast());
+                            let at = next.wrapping_add(r * o.s.w_rs + j);
+                            _mm_prefetch::<_MM_HINT_T0>(at.cast());
                         }
                     }
-                    let xv = _mm256_loadu_ps(x.add(j));
+                    let xv = T::load8(x.add(j));
                     for (r, pr) in p.iter_mut().enumerate() {
-                        *pr = _mm256_fmadd_ps(_mm256_loadu_ps(row(r).add(j)), xv, *pr);
+                        *pr = T::fmadd8(T::load8(row(r).add(j)), xv, *pr);
                     }
                 }
                 for jj in j..j + 8 {
@@ -270,21 +437,21 @@ mod avx512 {
             }
             for (r, a) in acc.iter().enumerate() {
                 let out = pt.as_mut_ptr().add(r * n + c0);
-                _mm512_mask_storeu_ps(out, m0, a[0]);
-                _mm512_mask_storeu_ps(out.wrapping_add(16), m1, a[1]);
+                T::store(v0, out, a[0]);
+                T::store(v1, out.wrapping_add(lanes), a[1]);
             }
             if with_x {
                 for (r, pr) in p.iter().enumerate() {
-                    let mut lanes = [0f32; 8];
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), *pr);
-                    let mut s = tree(&lanes);
+                    let mut sums = [T::default(); 8];
+                    T::store8(sums.as_mut_ptr(), *pr);
+                    let mut s = tree(&sums);
                     for jj in k8..k {
-                        s = (*row(r).add(jj)).mul_add(*x.add(jj), s);
+                        s = T::fused(*row(r).add(jj), *x.add(jj), s);
                     }
                     px[r] = s;
                 }
             }
-            c0 += COLS;
+            c0 += 2 * lanes;
         }
     }
 }
