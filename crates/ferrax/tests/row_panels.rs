@@ -2,12 +2,12 @@
 //! and `W T` in a `vmap` of a jvp), run in one pass over the matrix (`row_panels`): `W x`
 //! keeps the reference evaluator's bits, and each element of `W T` is the sum its module
 //! defines (increasing `j`, fused multiply-adds from zero) bit for bit where the route runs
-//! (f32 and f64 on a CPU with AVX-512F), close to the reference everywhere. Shapes cover panels of
-//! six rows and fewer, 32 columns and fewer (masked), more columns than one pass, a tail of
-//! terms past a multiple of eight, more terms than `gemm` sums in one block (there `gemm`'s
-//! bits differ from the definition, so the check shows the route ran), products large
-//! enough to be split between threads, and a matrix of one row (not taken: its product by
-//! `T` is `matvec`'s, the reference's bits).
+//! (f32 and f64 on a CPU with AVX-512F), close to the reference everywhere. Shapes cover
+//! panels of six rows and fewer, partial passes of columns (masked: a pass is 32 f32 or 16
+//! f64 columns), more columns than one pass, a tail of terms past a multiple of eight, more
+//! terms than `gemm` sums in one block (there `gemm`'s bits differ from the definition, so
+//! the check shows the route ran), products large enough to be split between threads, and
+//! a matrix of one row (not taken: its product by `T` is `matvec`'s, the reference's bits).
 
 mod harness;
 
@@ -81,6 +81,8 @@ fn a_vector_and_a_matrix_product_of_one_matrix_run_in_one_pass() {
         (37, 40, 17),
         (64, 64, 32),
         (11, 33, 48),
+        // a partial second vector in both dtypes (25 = 16 + 9 columns in f64's pass)
+        (7, 20, 25),
         // large enough (≥ 2^18 multiply-adds) to be split between threads
         (203, 64, 33),
         (96, 131, 70),
