@@ -4,7 +4,8 @@
 //! them; `control` runs `cond` and `scan` through nested plans of their sub-programs; `fuse`
 //! groups runs of elementwise steps; `dispatch` decides which kernel runs each step;
 //! `matmul`, `row_panels` and `math` are the kernels (strided `gemm`, a vector and a
-//! matrix product by one matrix in one pass, vectorized transcendental functions); `buffers` is the pool plans reuse intermediates from; `profile` times steps.
+//! matrix product by one matrix in one pass, vectorized transcendental functions);
+//! `buffers` is the pool plans reuse intermediates from; `profile` times steps.
 
 pub(crate) mod buffers;
 pub(crate) mod codegen;

@@ -68,12 +68,14 @@ pub(crate) fn vector_and_matrix_product(
         w_rs: w_rs as usize,
         t_rs: t_rs as usize,
     };
-    let alloc_error = || {
+    // the value each buffer holds, for the error that names it
+    let alloc_error = |of_t: bool| {
+        let aval = if of_t { out_t } else { out_x };
         Error::exhausted(
             prim.name(),
             format!(
-                "cannot allocate {} bytes for a value of {out_t}",
-                out_t.bytes()
+                "cannot allocate {} bytes for a value of {aval}",
+                aval.bytes()
             ),
         )
     };
@@ -123,7 +125,7 @@ struct Shape {
 fn run<T: Panel>(
     (w, x, t): (&[T], &[T], &[T]),
     s: Shape,
-    alloc_error: impl Fn() -> Error,
+    alloc_error: impl Fn(bool) -> Error,
 ) -> Result<Option<[Vec<T>; 2]>> {
     // the last element each product reads lies within its buffer (the kernel reads raw)
     let fits = |len: usize, rows: usize, rs: usize, cols: usize| {
@@ -138,12 +140,12 @@ fn run<T: Panel>(
     let size =
         s.m.checked_mul(s.n)
             .ok_or_else(|| Error::internal("product size overflows"))?;
-    let alloc = |len: usize| {
-        let mut d = buffers::with_capacity::<T>(len).map_err(|_| alloc_error())?;
+    let alloc = |len: usize, of_t: bool| {
+        let mut d = buffers::with_capacity::<T>(len).map_err(|_| alloc_error(of_t))?;
         d.resize(len, T::default());
         Ok::<_, Error>(d)
     };
-    let (mut dx, mut dt) = (alloc(s.m)?, alloc(size)?);
+    let (mut dx, mut dt) = (alloc(s.m, false)?, alloc(size, true)?);
     let operands = Operands { w, x, t, s };
     let flops = size.saturating_mul(s.k);
     let parts = if flops >= (1 << 18) {
@@ -156,7 +158,8 @@ fn run<T: Panel>(
         // whole panels per part, so each part's rows are the same panels as one thread's
         let per = s.m.div_ceil(ROWS).div_ceil(parts) * ROWS;
         dx.par_chunks_mut(per)
-            .zip(dt.par_chunks_mut(per * s.n))
+            // at most `size` rounded up to whole panels: `m × n` was checked above
+            .zip(dt.par_chunks_mut(per.saturating_mul(s.n)))
             .enumerate()
             .for_each(|(i, (ox, ot))| operands.rows(i * per, ox, ot));
     } else {

@@ -263,13 +263,24 @@ pub(super) unsafe fn rows2<T: Lanes>(
     }
 }
 
+/// Whether `data.len()` elements hold the column form's `m` outputs by `k` terms at column
+/// stride `cs` (the last element read is `m - 1 + (k - 1) * cs`); the product is checked, so
+/// no stride can wrap past the check.
+fn columns_fit(len: usize, cs: usize, m: usize, k: usize) -> bool {
+    k == 0
+        || (k - 1)
+            .checked_mul(cs)
+            .and_then(|e| e.checked_add(m))
+            .is_some_and(|end| end <= len)
+}
+
 /// The column form: element `(i, j)` is `data[i + j * cs]`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn columns<T: Lanes>(data: &[T], cs: usize, m: usize, k: usize, v: &[T], out: &mut [T]) {
     if m == 0 {
         return;
     }
-    assert!((k == 0 || m + (k - 1) * cs <= data.len()) && k <= v.len() && m <= out.len());
+    assert!(columns_fit(data.len(), cs, m, k) && k <= v.len() && m <= out.len());
     let k8 = k - k % 8;
     let d = data.as_ptr();
     let mut i0 = 0;
@@ -363,7 +374,7 @@ unsafe fn columns_streamed<T: Lanes>(
     v: &[T],
     out: &mut [T],
 ) {
-    assert!((k == 0 || m + (k - 1) * cs <= data.len()) && k <= v.len() && m <= out.len());
+    assert!(columns_fit(data.len(), cs, m, k) && k <= v.len() && m <= out.len());
     let k8 = k - k % 8;
     let m8 = m - m % 8;
     // partial sum l of output i at p[l * m + i]
@@ -391,5 +402,22 @@ unsafe fn columns_streamed<T: Lanes>(
             s = T::fused(data[i + j * cs], x, s);
         }
         *o = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns_fit;
+
+    /// The column form's bounds check counts the last element read, and a stride whose
+    /// product would wrap around does not pass it.
+    #[test]
+    fn the_column_bounds_check_is_exact_and_never_wraps() {
+        // 4 outputs, 3 terms, stride 3: the last element read is 3 + 2 * 3 = 9
+        assert!(columns_fit(10, 3, 4, 3));
+        assert!(!columns_fit(9, 3, 4, 3));
+        assert!(columns_fit(0, 5, 4, 0));
+        // 2 * (usize::MAX / 2 + 1) wraps to 0: unchecked, 4 <= len would pass
+        assert!(!columns_fit(usize::MAX, usize::MAX / 2 + 1, 4, 3));
     }
 }
