@@ -66,7 +66,9 @@ pub use api::{
 };
 #[cfg(feature = "mpi")]
 pub use api::{MpiAxis, MpiJit, MpiTraffic};
-pub use backend::cpu::{profile_start, profile_stop, with_avx2_codegen, without_codegen, Plan};
+pub use backend::cpu::{
+    profile_start, profile_stop, with_avx2_codegen, without_codegen, without_row_blocks, Plan,
+};
 pub use backend::reference::while_linear::{
     reset_while_linear_stats, while_linear_stats, WhileLinearStats,
 };

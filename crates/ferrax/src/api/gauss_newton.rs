@@ -7,10 +7,16 @@
 //! product `Jᵀ H_L J v` uses `H_L`, itself a linear map (the linearization of `∇L` at
 //! `r(x)`), so it too costs linear work only.
 
-use crate::api::linear_map::{linearize, LinearMap};
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+use crate::api::linear_map::{linear_map, linearize, LinearMap};
 use crate::api::reverse::grad;
 use crate::ir::{Error, Result};
-use crate::trace::{fail, Tensor, Tree};
+use crate::trace::{fail, is_tracing, Tensor, Tree};
+
+/// The bytes the maps must keep alive for a product to run them composed into one map.
+const COMPOSE_BYTES: usize = 1 << 20;
 
 /// The Gauss-Newton operator of a residual function at a point.
 #[derive(Clone)]
@@ -20,6 +26,12 @@ pub struct GaussNewton {
     jt: LinearMap,
     /// The loss gradient and Hessian at the residual, for the generalized operator.
     loss: Option<(Tensor, LinearMap)>,
+    /// The whole product `v ↦ Jᵀ J v` (or `Jᵀ H_L J v`) as one linear map, made on the first
+    /// concrete product (`None` if it could not be: products then run map by map). Shared
+    /// by clones.
+    normal: Arc<OnceLock<Option<LinearMap>>>,
+    /// Whether concrete products run composed (`J` keeps at least `COMPOSE_BYTES` alive).
+    compose: bool,
 }
 
 /// The Gauss-Newton operator `v ↦ Jᵀ J v` of the residual function `r` at `x` (the
@@ -40,9 +52,11 @@ pub fn gauss_newton<I: Tree>(r: impl FnOnce(I) -> Tensor, x: &I) -> Result<Gauss
     let jt = j.transpose()?;
     Ok(GaussNewton {
         residual,
+        compose: j.kept_bytes() >= COMPOSE_BYTES,
         j,
         jt,
         loss: None,
+        normal: Arc::default(),
     })
 }
 
@@ -107,8 +121,55 @@ impl GaussNewton {
     }
 
     /// `Jᵀ J v`, or `Jᵀ H_L J v` for the generalized operator. Linear work only.
+    ///
+    /// When the maps keep at least 1 MiB alive, concrete products run their composition as
+    /// one linear map, made on the first product: one compiled program, so the residuals
+    /// `J` and `Jᵀ` share are read once per product, block of rows by block of rows where
+    /// the program allows (ARCHITECTURE.md). Smaller operators, products inside a trace,
+    /// and arguments the composed map does not take run the maps one after the other (for
+    /// a few kilobytes, making the composition would cost more than it saves).
     #[track_caller]
     pub fn apply<I: Tree>(&self, v: &I) -> Result<I> {
+        if !is_tracing() && self.compose {
+            let normal = self.normal.get_or_init(|| self.composed(v).ok());
+            if let Some(Ok(w)) = normal.as_ref().map(|m| m.apply(v)) {
+                return Ok(w);
+            }
+        }
+        self.map_by_map(v)
+    }
+
+    /// Whether concrete products run the maps composed into one linear map (made by the
+    /// first product of an operator whose maps keep at least 1 MiB alive; see
+    /// [`GaussNewton::apply`]). A diagnostic.
+    pub fn runs_composed(&self) -> bool {
+        self.normal.get().is_some_and(Option::is_some)
+    }
+
+    /// The product as one linear map, traced from [`GaussNewton::map_by_map`] at `v`'s
+    /// structure.
+    fn composed<I: Tree>(&self, v: &I) -> Result<LinearMap> {
+        let failure = RefCell::new(None);
+        let m = linear_map(
+            |v: I| match self.map_by_map(&v) {
+                Ok(w) => w,
+                Err(e) => {
+                    // the closure must return a tree; the error is returned below
+                    *failure.borrow_mut() = Some(e);
+                    v
+                }
+            },
+            v,
+        )?;
+        match failure.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(m),
+        }
+    }
+
+    /// The product applying `J`, then `H_L`, then `Jᵀ`, each map's own program in turn.
+    #[track_caller]
+    fn map_by_map<I: Tree>(&self, v: &I) -> Result<I> {
         let jv: Tensor = self.j.apply(v)?;
         let w = match &self.loss {
             Some((_, h)) => h.apply(&jv)?,

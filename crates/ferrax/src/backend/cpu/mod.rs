@@ -1,7 +1,8 @@
 //! The CPU backend: compiled execution plans and their fast kernels.
 //!
 //! `plan` turns an optimized program into steps (`step`) with slots and last uses and runs
-//! them; `control` runs `cond` and `scan` through nested plans of their sub-programs; `fuse`
+//! them, or (`row_blocks`) runs a program that works row by row block of rows by block of
+//! rows; `control` runs `cond` and `scan` through nested plans of their sub-programs; `fuse`
 //! groups runs of elementwise steps; `dispatch` decides which kernel runs each step;
 //! `matmul`, `row_panels` and `math` are the kernels (strided `gemm`, a vector and a
 //! matrix product by one matrix in one pass, vectorized transcendental functions);
@@ -20,6 +21,7 @@ pub(crate) mod matmul;
 pub(crate) mod mpi;
 pub(crate) mod plan;
 pub(crate) mod profile;
+pub(crate) mod row_blocks;
 pub(crate) mod row_panels;
 pub(crate) mod spmd;
 pub(crate) mod stack;
@@ -28,3 +30,4 @@ pub(crate) mod step;
 pub use self::codegen::{with_avx2_codegen, with_interpreter as without_codegen};
 pub use self::plan::Plan;
 pub use self::profile::{profile_start, profile_stop};
+pub use self::row_blocks::without_row_blocks;

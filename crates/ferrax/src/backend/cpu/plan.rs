@@ -21,6 +21,7 @@ use crate::backend::cpu::fixed_body::FixedBody;
 use crate::backend::cpu::fuse::{self, FusedItem};
 use crate::backend::cpu::matmul::strided_matvec_pair;
 use crate::backend::cpu::profile;
+use crate::backend::cpu::row_blocks::{self, BlockPlan, RowBlocks};
 use crate::backend::cpu::row_panels::vector_and_matrix_product;
 use crate::backend::cpu::step::{
     free_dead, read, slot_var, take_operands_into, Slots, Step, StepArg,
@@ -52,6 +53,9 @@ pub struct Plan {
     n_slots: usize,
     /// Buffers freed by the last run, reused by the next (see `buffers`).
     pool: BufferPool,
+    /// The program run block of rows by block of rows, when it works row by row over
+    /// large values (`row_blocks`); [`Plan::run`] then runs it that way.
+    blocks: Option<Box<RowBlocks<Plan>>>,
 }
 
 impl SubPlan for Plan {
@@ -82,6 +86,12 @@ impl SubPlan for Plan {
     }
 }
 
+impl BlockPlan for Plan {
+    fn run_block(&self, args: Vec<Array>) -> Result<Vec<Array>> {
+        self.run(args)
+    }
+}
+
 impl Plan {
     /// Optimizes a program and prepares it to run. A program that does not type-check
     /// ([`Program::check`]) is an error.
@@ -92,6 +102,14 @@ impl Plan {
 
     /// [`Plan::new`] for a program known to type-check (made by the library's own passes).
     pub(crate) fn from_checked(p: &Program) -> Plan {
+        let mut plan = Plan::whole(p);
+        plan.blocks = RowBlocks::of(&plan.program, Plan::whole).map(Box::new);
+        plan
+    }
+
+    /// The plan of a program that always runs whole: a nested plan of control flow (run
+    /// through `run_nested`), or a block program of `row_blocks`.
+    fn whole(p: &Program) -> Plan {
         let program = optimize_checked(p);
         let consts: HashMap<Var, Array> = program.consts.iter().cloned().collect();
         let arg = |a: &Atom| match a {
@@ -121,9 +139,7 @@ impl Plan {
                 // Control flow is routed here, before any kernel is chosen: it runs nested
                 // plans (`control`), never a kernel of `dispatch`.
                 let used = |slot: usize| last_use.contains_key(&slot);
-                if let Some(c) =
-                    control::prepare(e, &program, &args, &last, used, Plan::from_checked)
-                {
+                if let Some(c) = control::prepare(e, &program, &args, &last, used, Plan::whole) {
                     return Item::Control(c);
                 }
                 let in_avals: Vec<Aval> = e.inputs.iter().map(|a| program.atom_aval(a)).collect();
@@ -154,6 +170,7 @@ impl Plan {
             pool: BufferPool::default(),
             items,
             program,
+            blocks: None,
         }
     }
 
@@ -197,6 +214,13 @@ impl Plan {
             .iter()
             .filter(|item| matches!(item, Item::Fused(f) if f.group.rows.is_some()))
             .count()
+    }
+
+    /// The number of rows and of rows per block when the plan runs its program block of rows
+    /// by block of rows (`row_blocks`: a program that works row by row over large values);
+    /// `None` when it runs it whole (a diagnostic).
+    pub fn row_blocks(&self) -> Option<(usize, usize)> {
+        self.blocks.as_ref().map(|b| b.shape())
     }
 
     /// How many pairs of products by one matrix (by two vectors, or by a vector and a
@@ -252,6 +276,9 @@ impl Plan {
                     format!("input {i} must be {want}, got {}", a.aval()),
                 ));
             }
+        }
+        if let Some(blocks) = self.blocks.as_ref().filter(|_| !row_blocks::off()) {
+            return blocks.run(&args);
         }
         let _installed = self.pool.install();
         let mut outs = Vec::with_capacity(self.outputs.len());

@@ -16,7 +16,7 @@ pub(crate) mod ys_after;
 use std::collections::HashMap;
 
 use crate::backend::eval_primitive;
-use crate::ir::{Array, Atom, Primitive, Program, Result, Scalar, Var};
+use crate::ir::{Array, Atom, Data, Primitive, Program, Result, Scalar, Var};
 use crate::passes::optimize::control::{optimize_subprograms, prune_control};
 use crate::passes::optimize::loops::restructure_loops;
 
@@ -284,10 +284,25 @@ fn fold_transposes(p: &mut Program) -> bool {
 }
 
 /// Common-subexpression elimination; returns whether anything changed. An equation equal to
-/// an earlier one stands for it output by output (control flow has several, or none).
+/// an earlier one stands for it output by output (control flow has several, or none), and a
+/// constant that is the same array as an earlier one (one buffer, one shape: a value
+/// captured twice, as a composition of two linear maps captures their shared residuals)
+/// stands for it.
 fn cse(p: &mut Program) -> bool {
     let mut seen: HashMap<(Primitive, Vec<Atom>), Vec<Var>> = HashMap::new();
     let mut subst: HashMap<Var, Atom> = HashMap::new();
+    let mut first_const: HashMap<(*const Data, Vec<usize>), Var> = HashMap::new();
+    for (v, a) in &p.consts {
+        let key = (std::ptr::from_ref(a.data()), a.shape().to_vec());
+        match first_const.get(&key) {
+            Some(w) => {
+                subst.insert(*v, Atom::Var(*w));
+            }
+            None => {
+                first_const.insert(key, *v);
+            }
+        }
+    }
     let resolve = |subst: &HashMap<Var, Atom>, a: &Atom| match a {
         Atom::Var(v) => subst.get(v).cloned().unwrap_or_else(|| a.clone()),
         _ => a.clone(),
