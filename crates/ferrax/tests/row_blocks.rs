@@ -8,8 +8,8 @@ mod common;
 
 use common::{close, same_bits};
 use ferrax::{
-    gauss_newton, jit_linearize, linear_map, make_jaxpr, without_row_blocks, Array, DType,
-    LinearMap, Plan, Program, Result, Tensor,
+    gauss_newton, gauss_newton_with_loss, jit_linearize, linear_map, make_jaxpr,
+    without_row_blocks, Array, DType, LinearMap, Plan, Program, Result, Tensor,
 };
 
 /// The Gauss-Newton benchmark's residual: a tanh layer over `n` points of `d` inputs (its
@@ -125,16 +125,37 @@ fn a_gauss_newton_product_runs_by_blocks_of_rows() -> Result<()> {
             let m = want[k].array()?;
             assert_close(b, &m, tol, &format!("Jᵀ J v output {k} against map by map"));
         }
-        // the public operator composes the same way (its maps keep megabytes alive)
+        // the public operator composes the same way (its maps keep megabytes alive); a bad
+        // first argument is an error and does not keep it from composing later
         let gn = gauss_newton(&r, &theta)?;
+        let mut bad = v.clone();
+        bad[1] = Tensor::zeros(&[hidden + 1], dtype);
+        assert!(gn.apply(&bad).is_err());
         assert!(!gn.runs_composed(), "composed on the first product");
         let got: Vec<Tensor> = gn.apply(&v)?;
         assert!(gn.runs_composed());
+        assert!(gn.clone().runs_composed(), "clones share the composed map");
         let again: Vec<Tensor> = without_row_blocks(|| gn.apply(&v))?;
         for (k, ((a, b), w)) in got.iter().zip(&again).zip(&want).enumerate() {
             let what = format!("gauss_newton's product, output {k}");
             assert_close(&a.array()?, &w.array()?, tol, &what);
             assert_close(&b.array()?, &w.array()?, tol, &what);
+        }
+        // with a loss: `Jᵀ H_L J` composed, against its maps one after the other
+        let loss = |r: Tensor| (&r * &r * &r * &r).sum_all() * 0.25;
+        let gl = gauss_newton_with_loss(&r, loss, &theta)?;
+        let got: Vec<Tensor> = gl.apply(&v)?;
+        assert!(gl.runs_composed());
+        let jv: Tensor = j.apply(&v)?;
+        let (_, h) = ferrax::linearize(
+            |r: Tensor| ferrax::grad(loss, &r).unwrap(),
+            &r(theta.clone()),
+        )?;
+        let hjv: Tensor = h.apply(&jv)?;
+        let want: Vec<Tensor> = jt.apply(&hjv)?;
+        for (k, (a, w)) in got.iter().zip(&want).enumerate() {
+            let what = format!("gauss_newton_with_loss's product, output {k}");
+            assert_close(&a.array()?, &w.array()?, 100.0 * tol, &what);
         }
     }
     Ok(())
@@ -214,31 +235,75 @@ fn programs_that_do_not_work_row_by_row_or_are_small_run_whole() -> Result<()> {
     let x = Tensor::random_normal(1, &[4096, 300], DType::F32);
     let w = Tensor::random_normal(2, &[300, 300], DType::F32);
     let whole = |p: Program| Plan::new(&p).map(|plan| plan.row_blocks());
-    // a sum over the rows used by a later equation (centering)
-    let centered = make_jaxpr(|x: Tensor| &x - x.mean(&[0]), &x)?;
+    // each program also has a sum over the rows as an output and narrow row-indexed ones, so
+    // that only the rule named keeps it whole
+    let col = |x: &Tensor| x.sum(&[0]);
+    // a sum over the rows used by a later equation: broadcast back over the rows, and
+    // divided (a mean)
+    let centered = make_jaxpr(|x: Tensor| ((&x - x.sum(&[0])).sum(&[1]), col(&x)), &x)?;
     assert_eq!(whole(centered)?, None, "a sum read after it is made");
+    let mean = make_jaxpr(|x: Tensor| ((&x - x.mean(&[0])).sum(&[1]), col(&x)), &x)?;
+    assert_eq!(whole(mean)?, None, "a mean read after it is made");
     // the row-indexed value as the right operand of a product (rows mixed)
-    let mixed = make_jaxpr(|x: Tensor| w.matmul(&x.t()), &x)?;
+    let mixed = make_jaxpr(|x: Tensor| (w.matmul(&x.t()).sum(&[0]), col(&x)), &x)?;
     assert_eq!(whole(mixed)?, None, "rows are contracted against a weight");
     // a transpose that moves the rows
-    let moved = make_jaxpr(|x: Tensor| x.t() * 2.0, &x)?;
+    let moved = make_jaxpr(|x: Tensor| ((x.t() * 2.0).sum(&[0]), col(&x)), &x)?;
     assert_eq!(whole(moved)?, None, "the rows are moved");
     // small: its largest value stays in cache whole
     let small = Tensor::random_normal(3, &[512, 300], DType::F32);
-    let fits = make_jaxpr(|x: Tensor| (x.clone() * x).sum(&[1]), &small)?;
+    let fits = make_jaxpr(|x: Tensor| ((x.clone() * &x).sum(&[1]), col(&x)), &small)?;
     assert_eq!(whole(fits)?, None, "a 600 KiB program");
-    // the same program on 4096 rows has no sum over the rows: it runs whole
+    // no sum over the rows
     let rows_only = make_jaxpr(|x: Tensor| (x.clone() * x).sum(&[1]), &x)?;
     assert_eq!(whole(rows_only)?, None, "no sum over the rows");
     // outputs as wide as the widest value (a linearization's primal half)
-    let wide = make_jaxpr(|x: Tensor| (x.tanh(), x.sum(&[0])), &x)?;
+    let wide = make_jaxpr(|x: Tensor| (x.tanh(), col(&x)), &x)?;
     assert_eq!(
         whole(wide)?,
         None,
         "row-indexed outputs as wide as the values"
     );
-    // with a sum over the rows too, it is blocked
-    let both = make_jaxpr(|x: Tensor| ((x.clone() * &x).sum(&[1]), x.sum(&[0])), &x)?;
+    // the same shapes with a sum over the rows and narrow outputs are blocked
+    let both = make_jaxpr(|x: Tensor| ((x.clone() * &x).sum(&[1]), col(&x)), &x)?;
     assert!(whole(both)?.is_some());
+    Ok(())
+}
+
+#[test]
+fn the_remainder_rows_join_the_last_block() -> Result<()> {
+    // 1297 rows of 300 f32: blocks of 432 rows, 432 + 432 + 433
+    let f = |(x, w): (Tensor, Tensor)| {
+        let h = x.matmul(&w).tanh();
+        (h.sum(&[1]), h.sum(&[0]))
+    };
+    for n in [1297, 1296] {
+        let args = (
+            Tensor::random_normal(1, &[n, 300], DType::F32),
+            Tensor::random_normal(2, &[300, 300], DType::F32) * 0.05,
+        );
+        let program = make_jaxpr(f, &args)?;
+        let a = arrays(&[args.0.clone(), args.1.clone()]);
+        let (blocked, whole, reference) = blocked_and_whole(&program, &a, n);
+        assert_close(&blocked[0], &whole[0], 1e-5, "row sums");
+        assert_close(
+            &blocked[0],
+            &reference[0],
+            1e-4,
+            "row sums against the reference",
+        );
+        assert_close(&blocked[1], &whole[1], 1e-4, "column sums");
+    }
+    assert_eq!(
+        Plan::new(&make_jaxpr(
+            f,
+            &(
+                Tensor::zeros(&[1297, 300], DType::F32),
+                Tensor::zeros(&[300, 300], DType::F32)
+            )
+        )?)?
+        .row_blocks(),
+        Some((1297, 432))
+    );
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use crate::api::linear_map::{linear_map, linearize, LinearMap};
 use crate::api::reverse::grad;
 use crate::ir::{Error, Result};
-use crate::trace::{fail, is_tracing, Tensor, Tree};
+use crate::trace::{fail, flatten, is_tracing, leaf_avals, Tensor, Tree};
 
 /// The bytes the maps must keep alive for a product to run them composed into one map.
 const COMPOSE_BYTES: usize = 1 << 20;
@@ -130,7 +130,9 @@ impl GaussNewton {
     /// a few kilobytes, making the composition would cost more than it saves).
     #[track_caller]
     pub fn apply<I: Tree>(&self, v: &I) -> Result<I> {
-        if !is_tracing() && self.compose {
+        if !is_tracing() && self.compose && self.takes(v) {
+            // made from an argument `J` takes, so a failure says the maps cannot be
+            // composed (then they never are), not that this argument was bad
             let normal = self.normal.get_or_init(|| self.composed(v).ok());
             if let Some(Ok(w)) = normal.as_ref().map(|m| m.apply(v)) {
                 return Ok(w);
@@ -144,6 +146,12 @@ impl GaussNewton {
     /// [`GaussNewton::apply`]). A diagnostic.
     pub fn runs_composed(&self) -> bool {
         self.normal.get().is_some_and(Option::is_some)
+    }
+
+    /// Whether `v`'s leaves are concrete and have the avals `J` takes.
+    fn takes<I: Tree>(&self, v: &I) -> bool {
+        let (leaves, _) = flatten(v);
+        leaf_avals(&leaves).is_ok_and(|a| a == self.j.in_avals())
     }
 
     /// The product as one linear map, traced from [`GaussNewton::map_by_map`] at `v`'s

@@ -491,10 +491,15 @@ fn run<T: Float>(k: Kernel, prim: &Primitive, args: &mut Vec<Array>, out: &Aval)
         Kernel::SumLeading => {
             let inner = out.size();
             let mut acc = buffers::zeroed::<T>(inner).map_err(refused)?;
-            // row by row in order, each a vector `+=` at the CPU's widest width (the same
-            // additions in the same order as element by element)
+            // row by row in order; rows of a vector's worth or more as a vector `+=` at the
+            // CPU's widest width (the same additions in the same order as element by
+            // element), narrower ones inline (a call per row would cost more)
             for row in slice::<T>(&args[0])?.chunks_exact(inner.max(1)) {
-                Binary::Add.assign(&mut acc, row, false);
+                if inner >= 16 {
+                    Binary::Add.assign(&mut acc, row, false);
+                } else {
+                    acc.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                }
             }
             acc
         }

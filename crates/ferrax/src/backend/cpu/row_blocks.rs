@@ -37,13 +37,17 @@
 //! are a quarter as wide as its widest value or more (a linearization's primal half, whose
 //! outputs are its residuals: their copies cost what the cache saves).
 //!
-//! Row-local results are bit for bit the whole program's: each row gets the same operations
-//! (`gemm`'s and `matvec`'s results for a row do not depend on how many rows there are). A
-//! sum over the rows is the sum of its blocks' sums: it is reassociated, as a threaded or
-//! blocked sum is, and agrees with the whole program's to rounding.
+//! Row-local results are the whole program's: each row gets the same operations, so
+//! elementwise steps and `matvec`'s products keep their bits; a `gemm` product of a block
+//! may group many terms differently from the whole program's (`gemm` picks its blocking
+//! from the sizes, as a change of kernel can), and agrees to rounding. Every block has at
+//! least `block` rows (the remainder joins the last one), so no block's product takes a
+//! one-row kernel. A sum over the rows is the sum of its blocks' sums: it is reassociated,
+//! as a threaded or blocked sum is, and agrees with the whole program's to rounding.
 
 use std::cell::Cell;
 
+use crate::backend::cpu::codegen::with_flag;
 use crate::ir::{Array, Atom, Aval, Data, Equation, Error, Primitive, Program, Result};
 
 /// A plan of a block program, as `plan` makes it (a trait, so this module need not import
@@ -72,10 +76,7 @@ thread_local! {
 /// thread) run their whole program at once. The oracle the blocked runs are tested against,
 /// and a way to measure what blocking gains.
 pub fn without_row_blocks<R>(f: impl FnOnce() -> R) -> R {
-    let before = OFF.with(|c| c.replace(true));
-    let r = f();
-    OFF.with(|c| c.set(before));
-    r
+    with_flag(&OFF, f)
 }
 
 /// Whether blocking by rows is turned off on this thread ([`without_row_blocks`]).
@@ -110,6 +111,8 @@ pub(crate) struct RowBlocks<P> {
     rows: usize,
     block: usize,
     full: P,
+    /// The last block's plan when the rows are not a whole number of blocks: `block` rows
+    /// plus the remainder.
     tail: Option<P>,
     /// For each input of the program: whether it is row-indexed (a block's rows are given).
     row_inputs: Vec<bool>,
@@ -141,10 +144,12 @@ impl<P: BlockPlan> RowBlocks<P> {
         if rows < 2 * block {
             return None;
         }
+        // the remainder joins the last block (of `block` to `2 block - 1` rows), so that no
+        // block is a sliver of a few rows (a one-row product would take another kernel)
         let full = block_program(program, &analysis, rows, block)?;
         let tail = match rows % block {
             0 => None,
-            t => Some(build(&block_program(program, &analysis, rows, t)?)),
+            t => Some(build(&block_program(program, &analysis, rows, block + t)?)),
         };
         Some(RowBlocks {
             rows,
@@ -167,7 +172,11 @@ impl<P: BlockPlan> RowBlocks<P> {
         let mut outs: Vec<Option<Gathered>> = vec![None; self.outputs.len()];
         let mut start = 0;
         while start < self.rows {
-            let end = (start + self.block).min(self.rows);
+            // the last block takes the remainder too
+            let end = match self.rows - start < 2 * self.block {
+                true => self.rows,
+                false => start + self.block,
+            };
             let plan = match (end - start == self.block, &self.tail) {
                 (false, Some(t)) => t,
                 _ => &self.full,
@@ -346,7 +355,7 @@ fn analyse(program: &Program, rows: usize) -> Option<Analysis> {
     }
     for e in &program.eqns {
         let [out] = e.outs[..] else { return None };
-        let kind = equation_kind(e, &kinds, program)?;
+        let kind = equation_kind(e, &kinds)?;
         // a row-indexed result has the rows leading, whatever its rule
         if kind == Kind::Row && !is_rows(&program.avals[out.index()]) {
             return None;
@@ -405,7 +414,7 @@ fn analyse(program: &Program, rows: usize) -> Option<Analysis> {
 }
 
 /// The kind of `e`'s result, or `None` when `e` does not work row by row.
-fn equation_kind(e: &Equation, kinds: &[Option<Kind>], program: &Program) -> Option<Kind> {
+fn equation_kind(e: &Equation, kinds: &[Option<Kind>]) -> Option<Kind> {
     let kind = |a: &Atom| match a {
         Atom::Lit(_) => Some(Kind::Whole),
         Atom::Var(v) => kinds[v.index()],
@@ -415,7 +424,6 @@ fn equation_kind(e: &Equation, kinds: &[Option<Kind>], program: &Program) -> Opt
     if operands.contains(&Kind::Sum) {
         return None;
     }
-    let ndim = |a: &Atom| program.atom_aval(a).ndim();
     use Primitive as P;
     match &e.prim {
         P::BroadcastInDim {
@@ -446,8 +454,7 @@ fn equation_kind(e: &Equation, kinds: &[Option<Kind>], program: &Program) -> Opt
         } if lhs_batch.is_empty() && rhs_batch.is_empty() => match (operands[0], operands[1]) {
             (Kind::Row, Kind::Whole) => (!lhs_contracting.contains(&0)).then_some(Kind::Row),
             (Kind::Row, Kind::Row) => {
-                let rows_only = lhs_contracting == &[0] && rhs_contracting == &[0];
-                (rows_only && ndim(&e.inputs[0]) >= 1).then_some(Kind::Sum)
+                (lhs_contracting == &[0] && rhs_contracting == &[0]).then_some(Kind::Sum)
             }
             _ => None,
         },

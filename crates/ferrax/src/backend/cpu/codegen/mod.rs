@@ -140,8 +140,8 @@ pub fn with_avx2_codegen<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f` with the thread's `flag` set, then puts it back as it was, even when `f`
-/// panics.
-fn with_flag<R>(
+/// panics (also `row_blocks`' switch).
+pub(crate) fn with_flag<R>(
     flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
     f: impl FnOnce() -> R,
 ) -> R {
