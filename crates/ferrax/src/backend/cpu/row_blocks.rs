@@ -5,7 +5,8 @@
 //! row along one leading dimension of `R` rows and sums over those rows (a Gauss-Newton
 //! product `Jᵀ J v` over `R` data points, a reverse-mode product `Jᵀ u`), `RowBlocks::of`
 //! makes a second program of the same equations for a block of `P` rows, and `Plan::run`
-//! runs it on each block in turn instead of running the whole program once. A block's
+//! runs it on each block (in turn on one thread, spread over the threads on more) instead
+//! of running the whole program once. A block's
 //! values (a `4096 × 300` activation becomes `P × 300`, about 512 KiB) are read back from
 //! the cache, and each block's rows of the inputs are read from memory once for every step
 //! that uses them, where the whole program's values and inputs would each travel through
@@ -47,12 +48,15 @@
 
 use std::cell::Cell;
 
+use rayon::prelude::*;
+
 use crate::backend::cpu::codegen::with_flag;
+use crate::backend::cpu::math::threads;
 use crate::ir::{Array, Atom, Aval, Data, Equation, Error, Primitive, Program, Result};
 
 /// A plan of a block program, as `plan` makes it (a trait, so this module need not import
 /// `plan`, which imports it).
-pub(crate) trait BlockPlan: Clone + std::fmt::Debug {
+pub(crate) trait BlockPlan: Clone + std::fmt::Debug + Sync {
     /// Runs the plan on arrays that match its inputs.
     fn run_block(&self, args: Vec<Array>) -> Result<Vec<Array>>;
 }
@@ -167,43 +171,40 @@ impl<P: BlockPlan> RowBlocks<P> {
         (self.rows, self.block)
     }
 
-    /// Runs the program on `args` (known to match its inputs) block by block.
+    /// Runs the program on `args` (known to match its inputs) block by block: one after the
+    /// other on one thread, spread over the threads otherwise, the outputs put together in
+    /// block order either way (the same sums in the same order).
     pub(crate) fn run(&self, args: &[Array]) -> Result<Vec<Array>> {
-        let mut outs: Vec<Option<Gathered>> = vec![None; self.outputs.len()];
+        // the blocks' row ranges: the last one takes the remainder too
+        let mut ranges = vec![];
         let mut start = 0;
         while start < self.rows {
-            // the last block takes the remainder too
             let end = match self.rows - start < 2 * self.block {
                 true => self.rows,
                 false => start + self.block,
             };
-            let plan = match (end - start == self.block, &self.tail) {
-                (false, Some(t)) => t,
-                _ => &self.full,
-            };
-            // the block program takes the inputs in order, a block's rows of the
-            // row-indexed ones, then the row-indexed constants' rows
-            let block_args = args
+            ranges.push((start, end));
+            start = end;
+        }
+        let results: Vec<Result<Vec<Array>>> = if threads() > 1 {
+            ranges
+                .par_iter()
+                .map(|&range| self.run_block(args, range))
+                .collect()
+        } else {
+            ranges
                 .iter()
-                .zip(&self.row_inputs)
-                .map(|(a, &row)| match row {
-                    true => rows_of(a, self.rows, start, end),
-                    false => Ok(a.clone()),
-                })
-                .chain(
-                    self.row_consts
-                        .iter()
-                        .map(|c| rows_of(c, self.rows, start, end)),
-                )
-                .collect::<Result<Vec<Array>>>()?;
-            let block_outs = plan.run_block(block_args)?;
-            for ((acc, value), &kind) in outs.iter_mut().zip(block_outs).zip(&self.outputs) {
+                .map(|&range| self.run_block(args, range))
+                .collect()
+        };
+        let mut outs: Vec<Option<Gathered>> = vec![None; self.outputs.len()];
+        for block_outs in results {
+            for ((acc, value), &kind) in outs.iter_mut().zip(block_outs?).zip(&self.outputs) {
                 match acc {
                     None => *acc = Some(Gathered::first(value, kind, self.rows)?),
                     Some(g) => g.add(&value)?,
                 }
             }
-            start = end;
         }
         outs.into_iter()
             .map(|g| match g {
@@ -211,6 +212,30 @@ impl<P: BlockPlan> RowBlocks<P> {
                 None => Err(Error::check("a blocked program ran no block")),
             })
             .collect()
+    }
+
+    /// Runs the block of rows `start..end` (a full block, or the last one).
+    fn run_block(&self, args: &[Array], (start, end): (usize, usize)) -> Result<Vec<Array>> {
+        let plan = match (end - start == self.block, &self.tail) {
+            (false, Some(t)) => t,
+            _ => &self.full,
+        };
+        // the block program takes the inputs in order, a block's rows of the row-indexed
+        // ones, then the row-indexed constants' rows
+        let block_args = args
+            .iter()
+            .zip(&self.row_inputs)
+            .map(|(a, &row)| match row {
+                true => rows_of(a, self.rows, start, end),
+                false => Ok(a.clone()),
+            })
+            .chain(
+                self.row_consts
+                    .iter()
+                    .map(|c| rows_of(c, self.rows, start, end)),
+            )
+            .collect::<Result<Vec<Array>>>()?;
+        plan.run_block(block_args)
     }
 }
 
