@@ -31,12 +31,13 @@
 //! either row-indexed (the blocks' rows are copied into it in order) or a sum over the
 //! rows. Anything else (another primitive, a row-indexed value used as a weight, a sum used
 //! by a later equation, a value computed from non-row-indexed values alone) leaves the
-//! program to the ordinary whole-program plan. So do, by measurement: a program whose
-//! largest row-indexed value stays in cache whole (under 1 MiB); one with no sum over the
-//! rows (each of its values streams through memory about once whole too, and the blocks'
-//! fixed costs made a residual's forward pass slower); and one whose row-indexed outputs
-//! are a quarter as wide as its widest value or more (a linearization's primal half, whose
-//! outputs are its residuals: their copies cost what the cache saves).
+//! program to the ordinary whole-program plan. So does a program whose rows are wider than
+//! 64 KiB (eight of them fill a block, and each block's copies would be large), and, by
+//! measurement: one whose largest row-indexed value stays in cache whole (under 1 MiB); one
+//! with no sum over the rows (each of its values streams through memory about once whole
+//! too, and the blocks' fixed costs made a residual's forward pass slower); and one whose
+//! row-indexed outputs are a quarter as wide as its widest value or more (a linearization's
+//! primal half, whose outputs are its residuals: their copies cost what the cache saves).
 //!
 //! Row-local results are the whole program's: each row gets the same operations, so
 //! elementwise steps and `matvec`'s products keep their bits; a `gemm` product of a block
@@ -143,9 +144,10 @@ impl<P: BlockPlan> RowBlocks<P> {
         if analysis.output_row_bytes.saturating_mul(4) > widest {
             return None;
         }
-        // whole multiples of eight rows, at least eight
-        let block = ((BLOCK_BYTES / widest.max(1)) / 8 * 8).max(8);
-        if rows < 2 * block {
+        // whole multiples of eight rows; rows wider than an eighth of a block (64 KiB) gain
+        // nothing from blocks and would make each block's copies large
+        let block = (BLOCK_BYTES / widest.max(1)) / 8 * 8;
+        if block < 8 || rows < 2 * block {
             return None;
         }
         // the remainder joins the last block (of `block` to `2 block - 1` rows), so that no
@@ -197,18 +199,18 @@ impl<P: BlockPlan> RowBlocks<P> {
                 .map(|&range| self.run_block(args, range))
                 .collect()
         };
-        let mut outs: Vec<Option<Gathered>> = vec![None; self.outputs.len()];
+        let mut outs: Vec<Option<Gathered>> = self.outputs.iter().map(|_| None).collect();
         for block_outs in results {
             for ((acc, value), &kind) in outs.iter_mut().zip(block_outs?).zip(&self.outputs) {
                 match acc {
-                    None => *acc = Some(Gathered::first(value, kind, self.rows)?),
-                    Some(g) => g.add(&value)?,
+                    None => *acc = Some(Gathered::first(value, kind)),
+                    Some(g) => g.add(value)?,
                 }
             }
         }
         outs.into_iter()
             .map(|g| match g {
-                Some(g) => g.finish(),
+                Some(g) => g.finish(self.rows),
                 None => Err(Error::check("a blocked program ran no block")),
             })
             .collect()
@@ -239,50 +241,34 @@ impl<P: BlockPlan> RowBlocks<P> {
     }
 }
 
-/// Rows `start..end` of `a`, whose leading dimension is `rows`.
+/// Rows `start..end` of `a`, whose leading dimension is `rows` (a copy: arrays are whole
+/// buffers; at most `2 block - 1` rows of at most `BLOCK_BYTES / 8` bytes each).
 fn rows_of(a: &Array, rows: usize, start: usize, end: usize) -> Result<Array> {
     let per_row = a.size() / rows.max(1);
-    let range = start * per_row..end * per_row;
-    let data = match a.data() {
-        Data::F32(v) => Data::F32(v[range].to_vec()),
-        Data::F64(v) => Data::F64(v[range].to_vec()),
-        Data::I32(v) => Data::I32(v[range].to_vec()),
-        Data::I64(v) => Data::I64(v[range].to_vec()),
-        Data::Bool(v) => Data::Bool(v[range].to_vec()),
-    };
     let mut shape = a.shape().to_vec();
     shape[0] = end - start;
-    Array::from_data(data, &shape)
+    Array::from_data(a.data().range(start * per_row, end * per_row), &shape)
 }
 
 /// An output being put together from its blocks.
-#[derive(Clone)]
 enum Gathered {
-    /// Rows so far, and the output's shape.
-    Rows(Data, Vec<usize>),
+    /// Each block's rows, joined when the last has come.
+    Rows(Vec<Array>),
     /// The sum so far.
     Sum(Array),
 }
 
 impl Gathered {
-    fn first(value: Array, kind: Out, rows: usize) -> Result<Gathered> {
-        Ok(match kind {
+    fn first(value: Array, kind: Out) -> Gathered {
+        match kind {
             Out::Sum => Gathered::Sum(value),
-            Out::Rows => {
-                let mut shape = value.shape().to_vec();
-                let per_row = value.size() / shape[0].max(1);
-                shape[0] = rows;
-                let n = per_row.saturating_mul(rows);
-                let mut data = empty_like(value.data(), n)?;
-                append(&mut data, value.data());
-                Gathered::Rows(data, shape)
-            }
-        })
+            Out::Rows => Gathered::Rows(vec![value]),
+        }
     }
 
-    fn add(&mut self, value: &Array) -> Result<()> {
+    fn add(&mut self, value: Array) -> Result<()> {
         match self {
-            Gathered::Rows(data, _) => append(data, value.data()),
+            Gathered::Rows(blocks) => blocks.push(value),
             Gathered::Sum(acc) => {
                 let data = match (acc.data(), value.data()) {
                     (Data::F32(a), Data::F32(b)) => {
@@ -299,45 +285,23 @@ impl Gathered {
         Ok(())
     }
 
-    fn finish(self) -> Result<Array> {
+    /// The output of `rows` rows: the blocks' rows joined in order (into a buffer allocated
+    /// fallibly), or the sum.
+    fn finish(self, rows: usize) -> Result<Array> {
         match self {
-            Gathered::Rows(data, shape) => Array::from_data(data, &shape),
             Gathered::Sum(acc) => Ok(acc),
+            Gathered::Rows(blocks) => {
+                let first = blocks
+                    .first()
+                    .ok_or_else(|| Error::check("a blocked output of no block"))?;
+                let mut shape = first.shape().to_vec();
+                shape[0] = rows;
+                let aval = Aval::new(shape, first.dtype());
+                let parts: Vec<&Data> = blocks.iter().map(Array::data).collect();
+                let data = Data::concat(aval.dtype, &parts, aval.size(), "blocked plan", &aval)?;
+                Array::from_data(data, &aval.shape)
+            }
         }
-    }
-}
-
-/// An empty buffer of `like`'s dtype with room for `n` elements, or the error that says it
-/// does not fit in memory.
-fn empty_like(like: &Data, n: usize) -> Result<Data> {
-    fn room<T>(n: usize) -> Result<Vec<T>> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| {
-            Error::exhausted(
-                "blocked plan",
-                format!("cannot allocate an output of {n} elements"),
-            )
-        })?;
-        Ok(v)
-    }
-    Ok(match like {
-        Data::F32(_) => Data::F32(room(n)?),
-        Data::F64(_) => Data::F64(room(n)?),
-        Data::I32(_) => Data::I32(room(n)?),
-        Data::I64(_) => Data::I64(room(n)?),
-        Data::Bool(_) => Data::Bool(room(n)?),
-    })
-}
-
-fn append(data: &mut Data, more: &Data) {
-    match (data, more) {
-        (Data::F32(a), Data::F32(b)) => a.extend_from_slice(b),
-        (Data::F64(a), Data::F64(b)) => a.extend_from_slice(b),
-        (Data::I32(a), Data::I32(b)) => a.extend_from_slice(b),
-        (Data::I64(a), Data::I64(b)) => a.extend_from_slice(b),
-        (Data::Bool(a), Data::Bool(b)) => a.extend_from_slice(b),
-        // a plan's output has its program's dtype, the same for every block
-        _ => {}
     }
 }
 
